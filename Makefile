@@ -1,0 +1,28 @@
+# posgw: `make demo` runs the end-to-end demo, `make test` runs every check.
+.PHONY: bootstrap demo test lint typecheck pytest bench clean
+
+VENV := .venv/bin
+
+bootstrap:
+	@bash .ci/bootstrap
+
+demo: bootstrap
+	$(VENV)/posgw-sim demo
+
+lint: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+typecheck: bootstrap
+	$(VENV)/mypy
+
+pytest: bootstrap
+	$(VENV)/pytest
+
+test: lint typecheck pytest
+
+bench: bootstrap
+	$(VENV)/python -m bench
+
+clean:
+	rm -rf .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results

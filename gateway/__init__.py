@@ -1,0 +1,1 @@
+"""The posgw daemon: wiring, lifecycle, local API, membership, pricing, sync."""

@@ -1,0 +1,175 @@
+"""Routes of the local API. All of ``/v1`` needs the bearer token."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from gateway.api.problems import Handler, problem_middleware
+from gateway.api.views import basket_view, sale_view
+from gateway.errors import BadRequestError, UnauthorizedError
+from gateway.services import Services
+from protocols.records import Tender
+from protocols.schema import Fields, Problems
+
+SERVICES = web.AppKey("services", Services)
+KEY_PATTERN = r"[A-Za-z0-9_.:-]{8,128}"
+
+
+def _auth_middleware(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/"):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise UnauthorizedError("missing or wrong bearer token")
+        return await handler(request)
+
+    return auth
+
+
+async def _body(request: web.Request, what: str) -> Fields:
+    raw = await request.read()
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequestError(f"the {what} body is not valid JSON: {err}") from err
+    return Fields(data, Problems(what))
+
+
+def _finish(f: Fields) -> None:
+    f.done()
+    f.problems.raise_if_any()
+
+
+def _basket_json(svc: Services, basket_id: str) -> dict[str, Any]:
+    basket = svc.baskets.get(basket_id)
+    return basket_view(basket, svc.checkout.price(basket))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[SERVICES].status())
+
+
+async def create_basket(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    basket = svc.checkout.new_basket()
+    pending = svc.scans.take_pending_member()
+    if pending is not None:
+        svc.checkout.attach_member(basket, pending)
+    return web.json_response(_basket_json(svc, basket.basket_id), status=201)
+
+
+async def get_basket(request: web.Request) -> web.Response:
+    return web.json_response(_basket_json(request.app[SERVICES], request.match_info["basket_id"]))
+
+
+async def add_line(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    f = await _body(request, "line")
+    sku = f.text("sku", max_len=64, pattern=r"[\x21-\x7e]{1,64}")
+    name = f.text("name", "", max_len=200)
+    category = f.text("category", "general", max_len=64)
+    quantity = f.integer("quantity", 1, minimum=1, maximum=100_000)
+    unit_price = f.integer("unit_price", minimum=0, maximum=10**10)
+    _finish(f)
+    basket.add_line(sku, name, category, quantity, unit_price)
+    svc.hub.publish("basket", basket_id=basket.basket_id, lines=len(basket.lines))
+    return web.json_response(_basket_json(svc, basket.basket_id), status=201)
+
+
+async def attach_member(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    f = await _body(request, "member")
+    token = f.text("token", max_len=1024)
+    _finish(f)
+    svc.checkout.attach_member(basket, svc.checkout.identify_token(token))
+    return web.json_response(_basket_json(svc, basket.basket_id))
+
+
+async def complete(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    key = request.headers.get("Idempotency-Key", "")
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    f = await _body(request, "completion")
+    tenders = []
+    for tf in f.tables("tenders", max_items=20):
+        tenders.append(Tender(tf.text("kind", choices=("cash",)), tf.integer("amount", minimum=0, maximum=10**10)))
+        tf.done()
+    if not key:
+        f.problems.add("Idempotency-Key", "header is required on completion")
+    else:
+        Fields({"Idempotency-Key": key}, f.problems).text("Idempotency-Key", pattern=KEY_PATTERN)
+    _finish(f)
+    sale = await svc.checkout.complete(basket, tenders, key)
+    return web.json_response(sale_view(sale.record, sale.replayed), status=200 if sale.replayed else 201)
+
+
+async def scan(request: web.Request) -> web.Response:
+    """A code typed or pasted by the cashier, routed exactly like a scan."""
+    svc = request.app[SERVICES]
+    f = await _body(request, "scan")
+    data = f.text("data", max_len=1024, pattern=r"[\x20-\x7e]+")
+    _finish(f)
+    return web.json_response(svc.scans.handle("keyboard", data))
+
+
+async def events(request: web.Request) -> web.WebSocketResponse:
+    svc = request.app[SERVICES]
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    async with svc.hub.subscribe() as queue:
+        await ws.send_json({"type": "hello", **(await svc.status())})
+        reader = asyncio.create_task(_until_closed(ws), name="ws-reader")
+        try:
+            while True:
+                getter = asyncio.create_task(queue.get(), name="ws-queue")
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                event = getter.result()
+                if event is None:
+                    break
+                await ws.send_json(event)
+        finally:
+            reader.cancel()
+            await ws.close()
+    return ws
+
+
+async def _until_closed(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break
+
+
+def build_app(svc: Services) -> web.Application:
+    app = web.Application(
+        middlewares=[problem_middleware, _auth_middleware(svc.config.api.token)],
+        client_max_size=svc.config.api.max_body_bytes,
+    )
+    app[SERVICES] = svc
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/status", status)
+    app.router.add_post("/v1/baskets", create_basket)
+    app.router.add_get("/v1/baskets/{basket_id}", get_basket)
+    app.router.add_post("/v1/baskets/{basket_id}/price", get_basket)
+    app.router.add_post("/v1/baskets/{basket_id}/lines", add_line)
+    app.router.add_post("/v1/baskets/{basket_id}/member", attach_member)
+    app.router.add_post("/v1/baskets/{basket_id}/complete", complete)
+    app.router.add_post("/v1/scans", scan)
+    app.router.add_get("/v1/events", events)
+    return app

@@ -1,0 +1,75 @@
+"""Errors as RFC 9457 ``application/problem+json``, never a stack trace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from gateway import errors as gw
+from offline_queue.errors import IdempotencyConflictError, JournalError, JournalFullError
+from protocols.errors import GatewayError, SchemaError, TokenError
+
+log = structlog.get_logger("posgw.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Most specific first: the first matching class decides the status.
+STATUS: list[tuple[type[GatewayError], int]] = [
+    (gw.UnauthorizedError, 401),
+    (gw.BadRequestError, 400),
+    (gw.NotFoundError, 404),
+    (IdempotencyConflictError, 409),
+    (gw.ConflictError, 409),
+    (SchemaError, 422),
+    (TokenError, 422),
+    (gw.UnknownMemberError, 422),
+    (gw.MemberRefusedError, 422),
+    (gw.TenderError, 422),
+    (JournalFullError, 507),
+    (JournalError, 503),
+    (gw.RulesUnavailableError, 503),
+    (gw.DrainingError, 503),
+]
+
+
+def status_for(err: GatewayError) -> int:
+    for cls, status in STATUS:
+        if isinstance(err, cls):
+            return status
+    return 503 if err.retryable else 500
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: object) -> web.Response:
+    body = {"type": f"urn:posgw:problem:{code}", "title": title, "status": status, "detail": detail, **extra}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
+
+
+def from_error(err: GatewayError) -> web.Response:
+    extra: dict[str, object] = {"retryable": err.retryable}
+    detail = str(err)
+    if isinstance(err, SchemaError):
+        extra["problems"] = err.problems
+        detail = f"{len(err.problems)} problem(s) in the request"
+    return problem(status_for(err), err.code, err.code.replace("-", " ").capitalize(), detail, **extra)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as err:
+        return from_error(err)
+    except web.HTTPRequestEntityTooLarge:
+        return problem(
+            413, "too-large", "Request too large", "the body is larger than the API accepts (api.max_body_bytes)"
+        )
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        return problem(err.status, "http", err.reason, err.text or err.reason)
+    except Exception:  # an unexpected bug answers 500 and is logged, the daemon keeps running
+        log.exception("api_unhandled", path=request.path)
+        return problem(500, "internal", "Internal error", "the gateway hit an unexpected error; it was logged")

@@ -1,0 +1,49 @@
+"""JSON views of baskets, prices and sales for the local API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.basket import Basket
+from gateway.pricing import PricedBasket
+from protocols.records import TransactionRecord
+
+
+def basket_view(basket: Basket, priced: PricedBasket) -> dict[str, Any]:
+    member = basket.member
+    return {
+        "basket_id": basket.basket_id,
+        "state": basket.state,
+        "member": None
+        if member is None
+        else {
+            "member_id": member.member.member_id,
+            "tier": member.member.tier,
+            "via": member.via,
+        },
+        "lines": [
+            {
+                "line_id": p.line.line_id,
+                "sku": p.line.sku,
+                "name": p.line.name,
+                "category": p.line.category,
+                "quantity": p.line.quantity,
+                "unit_price": p.line.unit_price,
+                "gross": p.gross,
+                "rate": p.rate,
+                "discount": p.discount,
+                "net": p.net,
+            }
+            for p in priced.lines
+        ],
+        "total_gross": priced.total_gross,
+        "total_discount": priced.total_discount,
+        "total_due": priced.total_due,
+        "points_earned": priced.points_earned,
+        "rulebook_version": priced.rulebook_version,
+        "txn_id": basket.txn_id,
+    }
+
+
+def sale_view(record: TransactionRecord, replayed: bool) -> dict[str, Any]:
+    return {"replayed": replayed, "record": record.to_wire()}

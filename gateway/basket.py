@@ -1,0 +1,107 @@
+"""Baskets held in memory while the cashier builds them.
+
+A basket is only state on the way to a sale; the sale itself lives in the
+journal. The most recently created open basket is the *active* one: member
+tokens scanned at the till attach to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from gateway.errors import ConflictError, NotFoundError
+from protocols.rulebook import MemberEntry
+
+MAX_OPEN_BASKETS = 64
+MAX_LINES = 500
+
+
+class BasketState(enum.StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class BasketLine:
+    line_id: int
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    unit_price: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberMatch:
+    """A member attached to a basket, and how the customer was identified."""
+
+    member: MemberEntry
+    via: str
+
+
+@dataclass
+class Basket:
+    basket_id: str
+    created_at: float
+    lines: list[BasketLine] = field(default_factory=list)
+    member: MemberMatch | None = None
+    state: BasketState = BasketState.OPEN
+    txn_id: str | None = None
+    completion_key: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def require_open(self) -> None:
+        if self.state is not BasketState.OPEN:
+            raise ConflictError(f"basket {self.basket_id} is {self.state}; start a new basket")
+
+    def add_line(self, sku: str, name: str, category: str, quantity: int, unit_price: int) -> BasketLine:
+        self.require_open()
+        if len(self.lines) >= MAX_LINES:
+            raise ConflictError(f"a basket holds at most {MAX_LINES} lines")
+        line = BasketLine(len(self.lines) + 1, sku, name, category, quantity, unit_price)
+        self.lines.append(line)
+        return line
+
+
+class BasketStore:
+    def __init__(self) -> None:
+        self._baskets: dict[str, Basket] = {}
+        self.active_id: str | None = None
+
+    def create(self) -> Basket:
+        open_count = sum(b.state is BasketState.OPEN for b in self._baskets.values())
+        if open_count >= MAX_OPEN_BASKETS:
+            raise ConflictError(f"{open_count} baskets are open; complete or drop one first")
+        self._forget_completed()
+        basket = Basket(uuid.uuid4().hex, time.time())
+        self._baskets[basket.basket_id] = basket
+        self.active_id = basket.basket_id
+        return basket
+
+    def get(self, basket_id: str) -> Basket:
+        basket = self._baskets.get(basket_id)
+        if basket is None:
+            raise NotFoundError(f"no basket {basket_id}")
+        return basket
+
+    def drop(self, basket_id: str) -> None:
+        basket = self.get(basket_id)
+        basket.require_open()
+        del self._baskets[basket_id]
+        if self.active_id == basket_id:
+            self.active_id = None
+
+    def active(self) -> Basket | None:
+        basket = self._baskets.get(self.active_id or "")
+        return basket if basket is not None and basket.state is BasketState.OPEN else None
+
+    def _forget_completed(self) -> None:
+        # Completed baskets stay briefly so a retried completion can be answered
+        # from memory; the journal answers after that.
+        done = [b for b in self._baskets.values() if b.state is BasketState.COMPLETED]
+        for basket in done[:-16]:
+            del self._baskets[basket.basket_id]

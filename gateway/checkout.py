@@ -1,0 +1,175 @@
+"""Complete a sale: price, settle tenders, commit to the journal, then answer.
+
+The record is on disk (fsync'd) before the cashier hears "done". A retried
+completion with the same ``Idempotency-Key`` returns the original sale, from
+memory or, after a restart, from the journal; it never records a second sale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.basket import Basket, BasketState, BasketStore, MemberMatch
+from gateway.config import GatewayConfig
+from gateway.errors import ConflictError, DrainingError, TenderError
+from gateway.events import EventHub
+from gateway.membership import MemberDirectory
+from gateway.pricing import PricedBasket, price
+from gateway.sync import SyncWorker, utc_now
+from offline_queue.ids import uuid7
+from offline_queue.journal import TransactionJournal
+from protocols.money import format_cny
+from protocols.records import RecordLine, Tender, TransactionRecord
+
+log = structlog.get_logger("posgw.checkout")
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedSale:
+    record: TransactionRecord
+    replayed: bool
+
+
+class Checkout:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        baskets: BasketStore,
+        directory: MemberDirectory,
+        journal: TransactionJournal,
+        hub: EventHub,
+        sync: SyncWorker,
+    ) -> None:
+        self.config = config
+        self.baskets = baskets
+        self.directory = directory
+        self.journal = journal
+        self.hub = hub
+        self.sync = sync
+        self.draining = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no completion is in progress."""
+        await self._idle.wait()
+
+    def new_basket(self) -> Basket:
+        if self.draining:
+            raise DrainingError("the gateway is shutting down and starts no new baskets")
+        basket = self.baskets.create()
+        self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
+        return basket
+
+    def price(self, basket: Basket) -> PricedBasket:
+        member = basket.member.member if basket.member else None
+        return price(basket.lines, member, self.directory.rulebook, self.config.terminal.merchant_id)
+
+    def attach_member(self, basket: Basket, match: MemberMatch) -> None:
+        basket.require_open()
+        basket.member = match
+        self.hub.publish("basket", basket_id=basket.basket_id, member_id=match.member.member_id, tier=match.member.tier)
+
+    def identify_token(self, token: str) -> MemberMatch:
+        return self.directory.identify_token(token, now=int(time.time()), leeway=self.config.token_leeway)
+
+    async def complete(self, basket: Basket, tenders: list[Tender], idempotency_key: str) -> CompletedSale:
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            async with basket.lock:
+                if basket.state is BasketState.COMPLETED:
+                    return await self._replay(basket, idempotency_key)
+                sale = await self._commit(basket, tenders, idempotency_key)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
+        self.sync.kick()
+        return sale
+
+    async def _replay(self, basket: Basket, key: str) -> CompletedSale:
+        if key != basket.completion_key or basket.txn_id is None:
+            raise ConflictError(f"basket {basket.basket_id} is already completed")
+        record = await self.journal.get(basket.txn_id)
+        if record is None:
+            raise ConflictError(f"basket {basket.basket_id} is completed but its sale is not in the journal")
+        return CompletedSale(record, True)
+
+    async def _commit(self, basket: Basket, tenders: list[Tender], key: str) -> CompletedSale:
+        if not basket.lines:
+            raise ConflictError("the basket is empty")
+        priced = self.price(basket)
+        change = _settle(priced.total_due, tenders)
+        term = self.config.terminal
+        draft = TransactionRecord(
+            txn_id=str(uuid7()),
+            terminal_id=term.terminal_id,
+            seq=0,
+            kind="sale",
+            created_at=utc_now(),
+            store_id=term.store_id,
+            merchant_id=term.merchant_id,
+            currency=term.currency,
+            lines=tuple(
+                RecordLine(
+                    p.line.sku,
+                    p.line.name,
+                    p.line.category,
+                    p.line.quantity,
+                    p.line.unit_price,
+                    p.gross,
+                    p.discount,
+                    p.net,
+                )
+                for p in priced.lines
+            ),
+            total_gross=priced.total_gross,
+            total_discount=priced.total_discount,
+            total_due=priced.total_due,
+            tenders=tuple(tenders),
+            change=change,
+            member_id=basket.member.member.member_id if basket.member else None,
+            member_via=basket.member.via if basket.member else None,
+            points_earned=priced.points_earned,
+            rulebook_version=priced.rulebook_version,
+            offline=not self.sync.state.online,
+        )
+        record, replayed = await self.journal.append(draft, idempotency_key=key, fingerprint=basket.basket_id)
+        basket.state, basket.txn_id, basket.completion_key = BasketState.COMPLETED, record.txn_id, key
+        log.info(
+            "sale_completed",
+            txn_id=record.txn_id,
+            seq=record.seq,
+            total=format_cny(record.total_due),
+            member=record.member_id,
+            offline=record.offline,
+            replayed=replayed,
+        )
+        self.hub.publish(
+            "sale",
+            basket_id=basket.basket_id,
+            txn_id=record.txn_id,
+            seq=record.seq,
+            total_due=record.total_due,
+            points_earned=record.points_earned,
+            offline=record.offline,
+        )
+        return CompletedSale(record, replayed)
+
+
+def _settle(total_due: int, tenders: list[Tender]) -> int:
+    """Check the tenders cover the bill; return the change (cash only gives change)."""
+    if not tenders:
+        raise TenderError("no tender given")
+    if any(t.kind != "cash" for t in tenders):
+        raise TenderError("only cash is accepted by this version of the gateway")
+    paid = sum(t.amount for t in tenders)
+    if paid < total_due:
+        raise TenderError(f"tendered {format_cny(paid)} is less than the {format_cny(total_due)} due")
+    return paid - total_due

@@ -1,0 +1,207 @@
+"""Typed gateway configuration, loaded from TOML and validated at start.
+
+Every problem in the file is reported at once, each naming the key and what
+was expected (``posgw config check FILE``). Secrets (the API and ledger
+tokens) are never in the file itself: they come from a file or an environment
+variable that the config names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivers.base import Device
+from drivers.errors import DriverLoadError, DriverNotFoundError
+from drivers.registry import DriverRegistry
+from protocols.errors import SchemaError
+from protocols.records import ID_PATTERN
+from protocols.schema import Fields, Problems
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    terminal_id: str
+    store_id: str
+    merchant_id: str
+    currency: str = "CNY"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str = field(default="", repr=False)
+    max_body_bytes: int = 64 * 1024
+    allow_remote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    url: str
+    token: str = field(default="", repr=False)
+    timeout: float = 5.0
+    sync_interval: float = 5.0
+    batch_size: int = 100
+    refresh_interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    name: str
+    driver: str
+    device: Device
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    source: str
+    terminal: TerminalConfig
+    api: ApiConfig
+    ledger: LedgerConfig
+    state_dir: Path
+    devices: tuple[DeviceConfig, ...]
+    log_level: str = "info"
+    log_format: str = "auto"
+    token_leeway: int = 5
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "journal.sqlite3"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.state_dir / "ledger-cache.json"
+
+
+def _secret(f: Fields, what: str, default_env: str, env: dict[str, str]) -> str:
+    """A token from ``<key>_file`` or the environment variable ``<key>_env`` names."""
+    file_key, env_key = f"{what}_file", f"{what}_env"
+    path = f.file_path(file_key, "")
+    var = f.text(env_key, default_env, pattern=r"[A-Z_][A-Z0-9_]*")
+    if path:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as err:
+            f.problems.add(f"{f.path}.{file_key}", f"cannot read {path}: {err.strerror}")
+            return ""
+    else:
+        value = env.get(var, "").strip()
+    if not value:
+        f.problems.add(f"{f.path}.{what}", f"no {what}: set {file_key} or the environment variable {var}")
+    elif len(value) < 16:
+        f.problems.add(f"{f.path}.{what}", f"the {what} must be at least 16 characters")
+    return value
+
+
+def _read_api(f: Fields, env: dict[str, str]) -> ApiConfig:
+    api = ApiConfig(
+        host=f.text("host", "127.0.0.1"),
+        port=f.integer("port", 8765, minimum=0, maximum=65535),
+        token=_secret(f, "token", "POSGW_API_TOKEN", env),
+        max_body_bytes=f.integer("max_body_bytes", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024),
+        allow_remote=f.flag("allow_remote", False),
+    )
+    try:
+        loopback = ipaddress.ip_address(api.host).is_loopback
+    except ValueError:
+        loopback = api.host == "localhost"
+    if not loopback and not api.allow_remote:
+        f.problems.add(f"{f.path}.host", f"{api.host} is not a loopback address; set allow_remote = true to mean it")
+    f.done()
+    return api
+
+
+def _read_ledger(f: Fields, env: dict[str, str]) -> LedgerConfig:
+    ledger = LedgerConfig(
+        url=f.text("url", pattern=r"https?://[^\s]+"),
+        token=_secret(f, "token", "POSGW_LEDGER_TOKEN", env),
+        timeout=f.number("timeout", 5.0, minimum=0.1, maximum=120),
+        sync_interval=f.number("sync_interval", 5.0, minimum=0.05, maximum=3600),
+        batch_size=f.integer("batch_size", 100, minimum=1, maximum=200),
+        refresh_interval=f.number("refresh_interval", 60.0, minimum=1, maximum=86400),
+    )
+    f.done()
+    return ledger
+
+
+def _read_devices(f: Fields, registry: DriverRegistry) -> tuple[DeviceConfig, ...]:
+    devices: list[DeviceConfig] = []
+    names: set[str] = set()
+    for df in f.tables("devices", max_items=32):
+        name = df.text("name", pattern=r"[a-z0-9][a-z0-9_-]{0,31}")
+        driver = df.text("driver")
+        if name in names:
+            df.problems.add(f"{df.path}.name", f"device name {name!r} is used twice")
+        names.add(name)
+        options = df.table("options")
+        df.done()
+        if not driver:
+            continue
+        try:
+            cls = registry.load(driver)
+        except (DriverNotFoundError, DriverLoadError) as err:
+            df.problems.add(f"{df.path}.driver", str(err))
+            continue
+        devices.append(DeviceConfig(name, driver, cls.from_options(name, options)))
+        options.done()
+    return tuple(devices)
+
+
+def parse_config(
+    data: object,
+    source: str,
+    *,
+    env: dict[str, str] | None = None,
+    registry: DriverRegistry | None = None,
+    base_dir: Path | None = None,
+) -> GatewayConfig:
+    env = dict(os.environ) if env is None else env
+    problems = Problems(source)
+    root = Fields(data, problems, base_dir=str(base_dir) if base_dir else "")
+    tf = root.table("terminal", required=True)
+    terminal = TerminalConfig(
+        terminal_id=tf.text("id", pattern=ID_PATTERN),
+        store_id=tf.text("store_id", pattern=ID_PATTERN),
+        merchant_id=tf.text("merchant_id", pattern=ID_PATTERN),
+        currency=tf.text("currency", "CNY", choices=("CNY",)),
+    )
+    tf.done()
+    state_dir = Path(root.file_path("state_dir", "/var/lib/posgw"))
+    lf = root.table("logging")
+    log_level = lf.text("level", "info", choices=("debug", "info", "warning", "error"))
+    log_format = lf.text("format", "auto", choices=("auto", "json", "console"))
+    lf.done()
+    mf = root.table("membership")
+    token_leeway = mf.integer("token_leeway", 5, minimum=0, maximum=300)
+    mf.done()
+    config = GatewayConfig(
+        source=source,
+        terminal=terminal,
+        api=_read_api(root.table("api"), env),
+        ledger=_read_ledger(root.table("ledger", required=True), env),
+        state_dir=state_dir,
+        devices=_read_devices(root, registry or DriverRegistry.discover()),
+        log_level=log_level,
+        log_format=log_format,
+        token_leeway=token_leeway,
+    )
+    root.done()
+    problems.raise_if_any()
+    return config
+
+
+def load_config(path: Path, *, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a TOML config file; raise :class:`SchemaError` with every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise SchemaError(str(path), [f"cannot read the file: {err.strerror}"]) from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SchemaError(str(path), [f"not valid TOML: {err}"]) from err
+    return parse_config(data, str(path), env=env, base_dir=Path(path).resolve().parent)

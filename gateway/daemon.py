@@ -1,0 +1,85 @@
+"""The daemon's lifecycle: start every part in one TaskGroup, stop cleanly.
+
+On SIGTERM or SIGINT the gateway stops taking new baskets, lets in-flight
+completions finish, makes one last attempt to sync, closes the journal and
+exits 0. Everything a cashier was told is done is already on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+from aiohttp import web
+
+from gateway.api.app import build_app
+from gateway.config import GatewayConfig
+from gateway.services import Services
+from protocols.errors import GatewayError
+
+log = structlog.get_logger("posgw.daemon")
+
+DRAIN_TIMEOUT = 10.0
+FINAL_SYNC_TIMEOUT = 3.0
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.services = Services.build(config)
+        self.stopping = asyncio.Event()
+        self.port: int | None = None
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> None:
+        svc = self.services
+        await svc.journal.open()
+        runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.api.host, self.config.api.port, shutdown_timeout=DRAIN_TIMEOUT)
+        try:
+            await site.start()
+            self.port = int(runner.addresses[0][1])
+            log.info(
+                "gateway_started",
+                terminal=self.config.terminal.terminal_id,
+                api=f"{self.config.api.host}:{self.port}",
+                devices=[d.name for d in self.config.devices],
+                members_cached=len(svc.directory.members or {}),
+            )
+            async with asyncio.TaskGroup() as tg:
+                workers = [
+                    tg.create_task(svc.sync.run(), name="sync"),
+                    tg.create_task(svc.refresher.run(), name="rules-refresh"),
+                    *(tg.create_task(s.run(), name=f"device:{s.device.name}") for s in svc.supervisors),
+                ]
+                await self.stopping.wait()
+                log.info("gateway_stopping", in_flight=svc.checkout.in_flight)
+                svc.checkout.draining = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(svc.checkout.wait_idle(), DRAIN_TIMEOUT)
+                for task in workers:
+                    task.cancel()
+            await self._final_sync()
+        finally:
+            svc.hub.close()
+            await runner.cleanup()
+            await svc.client.close()
+            await svc.journal.close()
+            log.info("gateway_stopped")
+
+    async def _final_sync(self) -> None:
+        with contextlib.suppress(GatewayError, TimeoutError):
+            await asyncio.wait_for(self.services.sync.sync_once(), FINAL_SYNC_TIMEOUT)
+
+
+async def run_gateway(config: GatewayConfig) -> None:
+    gateway = Gateway(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, gateway.request_stop)
+    await gateway.run()

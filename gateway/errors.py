@@ -1,0 +1,67 @@
+"""Errors the gateway raises to the till; each maps to one HTTP problem type."""
+
+from __future__ import annotations
+
+from protocols.errors import FinalError, RetryableError
+
+
+class NotFoundError(FinalError):
+    code = "not-found"
+
+
+class ConflictError(FinalError):
+    """The request does not fit the current state (a completed basket, say)."""
+
+    code = "conflict"
+
+
+class UnknownMemberError(FinalError):
+    code = "unknown-member"
+
+
+class MemberRefusedError(FinalError):
+    """The member exists but may not be served (frozen, blacklisted)."""
+
+    code = "member-refused"
+
+
+class RulesUnavailableError(RetryableError):
+    """This terminal has no rulebook yet: it has never reached the ledger."""
+
+    code = "rules-unavailable"
+
+
+class TenderError(FinalError):
+    code = "tender-invalid"
+
+
+class DrainingError(RetryableError):
+    """The daemon is shutting down and takes no new work."""
+
+    code = "shutting-down"
+
+
+class UnauthorizedError(FinalError):
+    code = "unauthorized"
+
+
+class BadRequestError(FinalError):
+    code = "bad-request"
+
+
+class LedgerError(RetryableError):
+    """The ledger could not be used just now; work stays queued."""
+
+    code = "ledger-unavailable"
+
+
+class LedgerGarbageError(LedgerError):
+    """The ledger answered something that is not its protocol."""
+
+    code = "ledger-bad-reply"
+
+
+class LedgerAuthError(LedgerError):
+    """The ledger refused this terminal's credentials (fix the config)."""
+
+    code = "ledger-auth"

@@ -1,0 +1,72 @@
+"""HTTP client for the central ledger: rules, member cache, batch sync.
+
+Every failure becomes a :class:`LedgerError`: the caller keeps its work
+queued and tries again later. A reply that is not the ledger's protocol is a
+:class:`LedgerGarbageError`, never a crash and never "synced".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError
+from protocols.errors import SchemaError
+from protocols.records import TransactionRecord
+from protocols.rulebook import MemberEntry, Rulebook, members_from_wire
+from protocols.sync import SyncReply, batch_to_wire
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+
+class LedgerClient:
+    def __init__(self, base_url: str, token: str, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+        url = f"{self.base_url}{path}"
+        try:
+            async with self._session.request(method, url, json=body) as resp:
+                if resp.status in (401, 403):
+                    raise LedgerAuthError(f"the ledger refused this terminal's token ({resp.status})")
+                if resp.status >= 400:
+                    text = (await resp.text(errors="replace"))[:200]
+                    raise LedgerError(f"ledger answered {resp.status} to {method} {path}: {text}")
+                if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
+                    raise LedgerGarbageError(f"ledger reply to {path} is too large")
+                try:
+                    return await resp.json(content_type=None)
+                except ValueError as err:
+                    raise LedgerGarbageError(f"ledger reply to {path} is not JSON") from err
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise LedgerError(f"ledger unreachable at {self.base_url}: {err or type(err).__name__}") from err
+
+    async def ping(self) -> None:
+        """A cheap round trip, so an idle terminal still knows whether it is online."""
+        await self._request("GET", "/healthz")
+
+    async def fetch_rules(self) -> tuple[Rulebook, int, list[MemberEntry]]:
+        try:
+            rulebook = Rulebook.from_wire(await self._request("GET", "/v1/rulebook"), "ledger rulebook")
+            version, members = members_from_wire(await self._request("GET", "/v1/members"), "ledger members")
+        except SchemaError as err:
+            raise LedgerGarbageError(str(err)) from err
+        return rulebook, version, members
+
+    async def post_batch(self, terminal_id: str, records: list[TransactionRecord]) -> SyncReply:
+        data = await self._request("POST", "/v1/sync/batch", batch_to_wire(terminal_id, records))
+        try:
+            return SyncReply.from_wire(data)
+        except SchemaError as err:
+            raise LedgerGarbageError(str(err)) from err

@@ -1,0 +1,86 @@
+"""Who the customer is: member tokens verified offline against the ledger's rules.
+
+The directory holds the rulebook and the member cache the ledger last sent,
+and keeps a copy on disk so a terminal that restarts while the network is
+down still knows its members. Until the first contact with the ledger it
+runs on an empty rulebook: full prices, cash sales, no member discounts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.basket import MemberMatch
+from gateway.errors import MemberRefusedError, RulesUnavailableError, UnknownMemberError
+from protocols.errors import GatewayError
+from protocols.rulebook import MemberEntry, Rulebook, members_from_wire
+from protocols.tokens import verify_token
+
+log = structlog.get_logger("posgw.membership")
+
+EMPTY_RULEBOOK = Rulebook(0, "CNY", 10_000, {}, frozenset(), {})
+
+
+@dataclass
+class MemberDirectory:
+    rulebook: Rulebook = EMPTY_RULEBOOK
+    members_version: int = 0
+    members: dict[str, MemberEntry] | None = None
+    _keys: dict[str, Ed25519PublicKey] | None = None
+
+    def update(self, rulebook: Rulebook, members_version: int, members: list[MemberEntry]) -> None:
+        self.rulebook = rulebook
+        self._keys = rulebook.public_keys()
+        self.members_version = members_version
+        self.members = {m.member_id: m for m in members}
+
+    def identify_token(self, token: str, *, now: int, leeway: int) -> MemberMatch:
+        """Verify a ``PM1.`` member QR token and find its member."""
+        if self.members is None or not self._keys:
+            raise RulesUnavailableError("member codes cannot be checked yet: this terminal has not reached the ledger")
+        claims = verify_token(token, "PM1.", self._keys, now=now, leeway=leeway)
+        return MemberMatch(self.lookup(claims.subject), "qr")
+
+    def lookup(self, member_id: str) -> MemberEntry:
+        member = (self.members or {}).get(member_id)
+        if member is None:
+            raise UnknownMemberError("this member is not known to the terminal; ask the customer to refresh the app")
+        if member.status != "active":
+            raise MemberRefusedError(f"membership is {member.status}; member benefits cannot be given")
+        return member
+
+    def save(self, path: Path) -> None:
+        """Write the cache atomically (temp file, fsync, rename)."""
+        if self.members is None:
+            return
+        body = {
+            "rulebook": self.rulebook.to_wire(),
+            "members": {"version": self.members_version, "members": [m.to_wire() for m in self.members.values()]},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(body, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+
+    def load(self, path: Path) -> bool:
+        """Load the cache left by a previous run; a damaged cache is reported and ignored."""
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            rulebook = Rulebook.from_wire(body.get("rulebook"), f"{path} rulebook")
+            version, members = members_from_wire(body.get("members"), f"{path} members")
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, AttributeError, GatewayError) as err:
+            log.warning("member_cache_unreadable", path=str(path), error=str(err))
+            return False
+        self.update(rulebook, version, members)
+        return True

@@ -1,0 +1,72 @@
+"""Route what the scanner (or the cashier's keyboard) read to where it belongs.
+
+Product codes and unknown codes go to the POS application as they are; member
+tokens identify the customer on the active basket (or on the next basket, if
+the customer shows the code before the cashier starts one). Payment codes are
+announced with their provider but never echoed in full.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from gateway.basket import MemberMatch
+from gateway.checkout import Checkout
+from gateway.events import EventHub
+from protocols.codes import CodeKind, classify
+from protocols.errors import GatewayError
+
+log = structlog.get_logger("posgw.scans")
+
+PENDING_MEMBER_TTL = 120.0
+_SECRET_KINDS = {CodeKind.MEMBER_TOKEN, CodeKind.COUPON_TOKEN, CodeKind.WALLET_CODE, CodeKind.PAYMENT_CODE}
+
+
+class ScanRouter:
+    def __init__(self, checkout: Checkout, hub: EventHub) -> None:
+        self.checkout = checkout
+        self.hub = hub
+        self._pending: tuple[MemberMatch, float] | None = None
+
+    def take_pending_member(self) -> MemberMatch | None:
+        """A member identified before any basket was open, if still fresh."""
+        pending, self._pending = self._pending, None
+        if pending is None or time.monotonic() - pending[1] > PENDING_MEMBER_TTL:
+            return None
+        return pending[0]
+
+    def handle(self, device: str, data: str, symbology: str | None = None, at: float | None = None) -> dict[str, Any]:
+        code = classify(data)
+        shown = None if code.kind in _SECRET_KINDS else code.data
+        result: dict[str, Any] = {
+            "device": device,
+            "kind": code.kind,
+            "data": shown,
+            "detail": code.detail,
+            "symbology": symbology,
+            "problem": code.problem,
+            "scanned_at": at,
+        }
+        if code.kind is CodeKind.MEMBER_TOKEN:
+            result.update(self._identify(code.data))
+        self.hub.publish("scan", **result)
+        return result
+
+    def _identify(self, token: str) -> dict[str, Any]:
+        try:
+            match = self.checkout.identify_token(token)
+        except GatewayError as err:
+            log.info("member_refused", error=str(err), code=err.code)
+            return {"member_error": {"code": err.code, "message": str(err)}}
+        basket = self.checkout.baskets.active()
+        if basket is None:
+            self._pending = (match, time.monotonic())
+            target = None
+        else:
+            self.checkout.attach_member(basket, match)
+            target = basket.basket_id
+        log.info("member_identified", member=match.member.member_id, via=match.via, basket=target)
+        return {"member": {"member_id": match.member.member_id, "tier": match.member.tier}, "basket_id": target}

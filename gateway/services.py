@@ -1,0 +1,87 @@
+"""The gateway's parts, built from the config and wired together once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers.events import DeviceStatus, DriverEvent, ScanEvent, ScanRejected
+from drivers.supervisor import DeviceSupervisor
+from gateway.basket import BasketStore
+from gateway.checkout import Checkout
+from gateway.config import GatewayConfig
+from gateway.events import EventHub
+from gateway.ledger_client import LedgerClient
+from gateway.membership import MemberDirectory
+from gateway.scans import ScanRouter
+from gateway.sync import RulesRefresher, SyncWorker
+from offline_queue.journal import TransactionJournal
+
+
+@dataclass
+class Services:
+    config: GatewayConfig
+    hub: EventHub
+    baskets: BasketStore
+    directory: MemberDirectory
+    journal: TransactionJournal
+    client: LedgerClient
+    sync: SyncWorker
+    refresher: RulesRefresher
+    checkout: Checkout
+    scans: ScanRouter
+    supervisors: list[DeviceSupervisor] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: GatewayConfig) -> Services:
+        hub = EventHub()
+        baskets = BasketStore()
+        directory = MemberDirectory()
+        directory.load(config.cache_path)
+        journal = TransactionJournal(config.journal_path)
+        client = LedgerClient(config.ledger.url, config.ledger.token, config.ledger.timeout)
+        sync = SyncWorker(
+            config.terminal.terminal_id, journal, client, hub, config.ledger.sync_interval, config.ledger.batch_size
+        )
+        refresher = RulesRefresher(client, directory, config.cache_path, config.ledger.refresh_interval, sync)
+        checkout = Checkout(config, baskets, directory, journal, hub, sync)
+        svc = cls(
+            config, hub, baskets, directory, journal, client, sync, refresher, checkout, ScanRouter(checkout, hub)
+        )
+        svc.supervisors = [DeviceSupervisor(d.device, svc.on_device_event) for d in config.devices]
+        return svc
+
+    def on_device_event(self, event: DriverEvent | DeviceStatus) -> None:
+        if isinstance(event, ScanEvent):
+            self.scans.handle(event.device, event.data, event.symbology, event.at)
+        elif isinstance(event, ScanRejected):
+            self.hub.publish(
+                "scan_rejected",
+                device=event.device,
+                reason=event.reason,
+                length=event.length,
+                message="scan not understood, please scan again",
+            )
+        else:
+            self.hub.publish("device", **dataclasses.asdict(event))
+
+    async def status(self) -> dict[str, Any]:
+        stats = await self.journal.stats()
+        sync = self.sync.state
+        return {
+            "terminal_id": self.config.terminal.terminal_id,
+            "draining": self.checkout.draining,
+            "devices": [dataclasses.asdict(s.status) for s in self.supervisors],
+            "journal": dataclasses.asdict(stats),
+            "ledger": {
+                "online": sync.online,
+                "last_sync": sync.last_sync,
+                "last_error": sync.last_error,
+                "synced_total": sync.synced_total,
+                "rejected_total": sync.rejected_total,
+            },
+            "rulebook_version": self.directory.rulebook.version,
+            "members_cached": len(self.directory.members or {}),
+            "active_basket": self.baskets.active_id,
+        }

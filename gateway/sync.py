@@ -1,0 +1,138 @@
+"""Drain the journal to the ledger, and keep the rules and member cache fresh.
+
+The sync worker sends pending records in ``seq`` order, in batches, and
+marks each one with the ledger's answer. When the ledger is down it backs off
+(capped, with jitter) and the records simply wait on disk; a completed sale
+``kick``s it so that an online terminal syncs within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from gateway.events import EventHub
+from gateway.ledger_client import LedgerClient
+from gateway.membership import MemberDirectory
+from offline_queue.journal import TransactionJournal
+from protocols.backoff import Backoff
+from protocols.errors import GatewayError
+
+log = structlog.get_logger("posgw.sync")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class SyncState:
+    online: bool = False
+    last_sync: str | None = None
+    last_error: str | None = None
+    synced_total: int = 0
+    rejected_total: int = 0
+    rules_loaded_at: float | None = None
+
+
+@dataclass
+class SyncWorker:
+    terminal_id: str
+    journal: TransactionJournal
+    client: LedgerClient
+    hub: EventHub
+    interval: float
+    batch_size: int
+    state: SyncState = field(default_factory=SyncState)
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=30.0))
+    _kick: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def set_online(self, online: bool, error: str | None = None) -> None:
+        changed = online != self.state.online
+        self.state.online = online
+        self.state.last_error = error
+        if changed:
+            log.info("ledger_online" if online else "ledger_offline", error=error)
+            self.hub.publish("sync", online=online, error=error)
+
+    async def sync_once(self) -> int:
+        """Send every pending record; return how many the ledger answered for."""
+        done = 0
+        while True:
+            batch = await self.journal.pending(self.batch_size)
+            if not batch:
+                if not done:
+                    await self.client.ping()
+                    self.set_online(True)
+                return done
+            reply = await self.client.post_batch(self.terminal_id, batch)
+            sent = {r.txn_id for r in batch}
+            answered = [r for r in reply.results if r.txn_id in sent]
+            if not answered:
+                raise GatewayError("the ledger answered none of the batch's records")
+            await self.journal.mark_synced(answered, utc_now())
+            rejected = [r for r in answered if r.status == "rejected"]
+            for r in rejected:
+                log.error("sync_rejected", txn_id=r.txn_id, seq=r.seq, reason=r.reason)
+            done += len(answered)
+            self.state.synced_total += len(answered)
+            self.state.rejected_total += len(rejected)
+            self.state.last_sync = utc_now()
+            self.set_online(True)
+            self.hub.publish("sync", online=True, synced=len(answered), rejected=len(rejected))
+
+    async def run(self) -> None:
+        while True:
+            self._kick.clear()
+            try:
+                await self.sync_once()
+            except GatewayError as err:
+                self.set_online(False, str(err))
+                delay = self.backoff.next_delay()
+                log.warning("sync_failed", error=str(err), retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            self.backoff.reset()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.interval)
+
+
+@dataclass
+class RulesRefresher:
+    """Fetch the rulebook and member snapshot from the ledger, and cache them on disk."""
+
+    client: LedgerClient
+    directory: MemberDirectory
+    cache_path: Path
+    interval: float
+    sync: SyncWorker
+
+    async def refresh_once(self) -> None:
+        rulebook, version, members = await self.client.fetch_rules()
+        self.directory.update(rulebook, version, members)
+        await asyncio.to_thread(self.directory.save, self.cache_path)
+        self.sync.state.rules_loaded_at = time.time()
+        self.sync.set_online(True)
+        log.info("rules_loaded", rulebook=rulebook.version, members=len(members))
+
+    async def run(self) -> None:
+        backoff = Backoff(base=1.0, cap=self.interval)
+        while True:
+            try:
+                await self.refresh_once()
+            except GatewayError as err:
+                log.warning("rules_refresh_failed", error=str(err))
+                self.sync.set_online(False, str(err))
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            await asyncio.sleep(self.interval)

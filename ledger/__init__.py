@@ -1,0 +1,1 @@
+"""The reference central ledger: the other end of every terminal's sync."""

@@ -1,0 +1,142 @@
+"""The ledger's HTTP API: rules and members for terminals, batch sync, member QR tokens.
+
+Terminals authenticate with the terminal token; the member app (which asks
+for QR tokens on the customer's behalf) with the app token. Errors are
+``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.store import LedgerStore
+from protocols.errors import GatewayError, SchemaError
+from protocols.rulebook import Rulebook
+from protocols.sync import batch_from_wire
+from protocols.tokens import TokenClaims, key_id, sign_token
+
+log = structlog.get_logger("posgw.ledger")
+
+QR_TOKEN_LIFETIME = 60
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class LedgerService:
+    store: LedgerStore
+    issuer: Ed25519PrivateKey
+    rulebook: Rulebook
+    terminal_token: str
+    app_token: str | None
+
+    @property
+    def kid(self) -> str:
+        return key_id(self.issuer.public_key())
+
+
+SERVICE = web.AppKey("ledger", LedgerService)
+
+
+def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
+    body = {"type": f"urn:posgw:problem:{code}", "title": code, "status": status, "detail": detail, **extra}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
+
+
+def _authorised(request: web.Request, token: str | None) -> bool:
+    given = request.headers.get("Authorization", "").encode()
+    return token is not None and hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    svc = request.app[SERVICE]
+    needs = ROLE.get(request.match_info.handler)
+    if needs == "terminal" and not _authorised(request, svc.terminal_token):
+        return problem(401, "unauthorized", "missing or wrong terminal token")
+    if needs == "app" and not _authorised(request, svc.app_token):
+        return problem(401, "unauthorized", "missing or wrong member-app token")
+    try:
+        return await handler(request)
+    except SchemaError as err:
+        return problem(422, err.code, f"{len(err.problems)} problem(s)", problems=err.problems)
+    except GatewayError as err:
+        return problem(400, err.code, str(err))
+    except web.HTTPRequestEntityTooLarge:
+        return problem(413, "too-large", "batch too large")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def rulebook(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SERVICE].rulebook.to_wire())
+
+
+async def members(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    entries = await svc.store.members()
+    return web.json_response({"version": int(time.time()), "members": [m.to_wire() for m in entries]})
+
+
+async def sync_batch(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    try:
+        data = json.loads(await request.read())
+    except ValueError as err:
+        return problem(400, "bad-json", f"batch is not JSON: {err}")
+    terminal_id, records = batch_from_wire(data)
+    reply = await svc.store.ingest(terminal_id, records)
+    accepted = sum(r.status == "accepted" for r in reply.results)
+    log.info("batch_ingested", terminal=terminal_id, records=len(records), accepted=accepted, high_seq=reply.high_seq)
+    return web.json_response(reply.to_wire())
+
+
+async def member_qr(request: web.Request) -> web.Response:
+    """Issue a fresh member QR token (what the member app shows at the till)."""
+    svc = request.app[SERVICE]
+    member_id = request.match_info["member_id"]
+    if await svc.store.member_account(member_id) is None:
+        return problem(404, "unknown-member", f"no member {member_id}")
+    now = int(time.time())
+    claims = TokenClaims("PM1.", member_id, now, now + QR_TOKEN_LIFETIME, secrets.token_urlsafe(9), svc.kid)
+    return web.json_response({"token": sign_token("PM1.", claims, svc.issuer), "expires_at": claims.expires_at})
+
+
+async def member_account(request: web.Request) -> web.Response:
+    account = await request.app[SERVICE].store.member_account(request.match_info["member_id"])
+    if account is None:
+        return problem(404, "unknown-member", "no such member")
+    return web.json_response(account)
+
+
+# Who may call what: terminals fetch rules and sync; the member app gets QR codes.
+ROLE: dict[Callable[..., object], str] = {
+    rulebook: "terminal",
+    members: "terminal",
+    sync_batch: "terminal",
+    member_qr: "app",
+    member_account: "app",
+}
+
+
+def build_app(svc: LedgerService) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BATCH_BYTES)
+    app[SERVICE] = svc
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/v1/rulebook", rulebook)
+    app.router.add_get("/v1/members", members)
+    app.router.add_post("/v1/sync/batch", sync_batch)
+    app.router.add_post("/v1/members/{member_id}/qr", member_qr)
+    app.router.add_get("/v1/members/{member_id}", member_account)
+    return app

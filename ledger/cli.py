@@ -1,0 +1,105 @@
+"""``posgw-ledger``: run the reference ledger on embedded SQLite."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from ledger.app import LedgerService, build_app
+from ledger.demo_data import DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_TIERS
+from ledger.issuer import load_or_create_key
+from ledger.store import LedgerStore
+from protocols.masking import mask_processor
+from protocols.rulebook import Rulebook
+from protocols.tokens import key_id, public_key_text
+
+log = structlog.get_logger("posgw.ledger")
+
+
+def _configure_logging() -> None:
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            mask_processor,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
+def open_service(data_dir: Path, *, demo: bool, terminal_token: str, app_token: str | None) -> LedgerService:
+    store = LedgerStore(data_dir / "ledger.sqlite3")
+    issuer = load_or_create_key(data_dir / "issuer.key")
+    public = issuer.public_key()
+    if demo and store.get_meta("rulebook") is None:
+        for member in DEMO_MEMBERS:
+            store.upsert_member(member)
+        store.set_meta(
+            "rulebook",
+            {
+                "version": 1,
+                "currency": "CNY",
+                "fen_per_point": 10_000,
+                "tiers": DEMO_TIERS,
+                "excluded_categories": DEMO_EXCLUDED,
+            },
+        )
+    body = store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
+    # The issuer key is the ledger's own, so the rulebook always carries it.
+    body["issuer_keys"] = {key_id(public): public_key_text(public)}
+    return LedgerService(store, issuer, Rulebook.from_wire(body), terminal_token, app_token)
+
+
+async def serve(svc: LedgerService, host: str, port: int) -> None:
+    runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("ledger_started", address=f"{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        svc.store.close()
+        log.info("ledger_stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="posgw-ledger", description="posgw reference central ledger")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("serve", help="serve the ledger API")
+    run.add_argument("--data", type=Path, required=True, help="data directory (SQLite file, issuer key)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8780)
+    run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
+    args = parser.parse_args(argv)
+
+    terminal_token = os.environ.get("POSGW_LEDGER_TOKEN", "")
+    if len(terminal_token) < 16:
+        print("posgw-ledger: set POSGW_LEDGER_TOKEN (16+ characters) for terminals", file=sys.stderr)
+        return 78
+    _configure_logging()
+    svc = open_service(
+        args.data,
+        demo=args.demo_data,
+        terminal_token=terminal_token,
+        app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
+    )
+    asyncio.run(serve(svc, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Ledger storage on embedded SQLite (the single-shop and demo default).
+
+Transactions are deduplicated permanently by ``txn_id`` and by
+``(terminal_id, seq)``; one batch is applied in one database transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from protocols.records import TransactionRecord
+from protocols.rulebook import MemberEntry
+from protocols.sync import SyncReply, SyncResult
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY,
+    tier      TEXT NOT NULL,
+    status    TEXT NOT NULL DEFAULT 'active',
+    points    INTEGER NOT NULL DEFAULT 0 CHECK (points >= 0)
+);
+CREATE TABLE IF NOT EXISTS transactions (
+    txn_id      TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (terminal_id, seq)
+);
+CREATE TABLE IF NOT EXISTS point_postings (
+    id        INTEGER PRIMARY KEY,
+    txn_id    TEXT NOT NULL REFERENCES transactions(txn_id),
+    member_id TEXT NOT NULL,
+    points    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS terminals (
+    terminal_id TEXT PRIMARY KEY,
+    high_seq    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class LedgerStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            with self._lock:
+                try:
+                    return fn(self._conn)
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+
+        return await asyncio.to_thread(call)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- rules and members -------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def upsert_member(self, member: MemberEntry) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO members (member_id, tier, status) VALUES (?, ?, ?) "
+                "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
+                (member.member_id, member.tier, member.status),
+            )
+
+    async def members(self) -> list[MemberEntry]:
+        def members(conn: sqlite3.Connection) -> list[MemberEntry]:
+            rows = conn.execute("SELECT member_id, tier, status FROM members ORDER BY member_id").fetchall()
+            return [MemberEntry(*row) for row in rows]
+
+        return await self._run(members)
+
+    async def member_account(self, member_id: str) -> dict[str, Any] | None:
+        def account(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                "SELECT member_id, tier, status, points FROM members WHERE member_id = ?", (member_id,)
+            ).fetchone()
+            return None if row is None else dict(zip(("member_id", "tier", "status", "points"), row, strict=True))
+
+        return await self._run(account)
+
+    # -- sync ----------------------------------------------------------------
+
+    async def ingest(self, terminal_id: str, records: list[TransactionRecord]) -> SyncReply:
+        now = datetime.now(UTC).isoformat()
+
+        def ingest(conn: sqlite3.Connection) -> SyncReply:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [self._ingest_one(conn, r, now) for r in records]
+            conn.execute("INSERT OR IGNORE INTO terminals (terminal_id) VALUES (?)", (terminal_id,))
+            (high,) = conn.execute("SELECT high_seq FROM terminals WHERE terminal_id = ?", (terminal_id,)).fetchone()
+            while conn.execute(
+                "SELECT 1 FROM transactions WHERE terminal_id = ? AND seq = ?", (terminal_id, high + 1)
+            ).fetchone():
+                high += 1
+            conn.execute("UPDATE terminals SET high_seq = ? WHERE terminal_id = ?", (high, terminal_id))
+            conn.execute("COMMIT")
+            return SyncReply(tuple(results), high)
+
+        return await self._run(ingest)
+
+    @staticmethod
+    def _ingest_one(conn: sqlite3.Connection, r: TransactionRecord, now: str) -> SyncResult:
+        if conn.execute("SELECT 1 FROM transactions WHERE txn_id = ?", (r.txn_id,)).fetchone():
+            return SyncResult(r.txn_id, r.seq, "duplicate")
+        if conn.execute(
+            "SELECT 1 FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq)
+        ).fetchone():
+            return SyncResult(r.txn_id, r.seq, "rejected", f"seq {r.seq} already holds another transaction")
+        conn.execute(
+            "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at) VALUES (?, ?, ?, ?, ?)",
+            (r.txn_id, r.terminal_id, r.seq, json.dumps(r.to_wire()), now),
+        )
+        if r.member_id and r.points_earned:
+            updated = conn.execute(
+                "UPDATE members SET points = points + ? WHERE member_id = ?", (r.points_earned, r.member_id)
+            ).rowcount
+            if updated:
+                conn.execute(
+                    "INSERT INTO point_postings (txn_id, member_id, points) VALUES (?, ?, ?)",
+                    (r.txn_id, r.member_id, r.points_earned),
+                )
+        return SyncResult(r.txn_id, r.seq, "accepted")
+
+    async def transaction_count(self) -> int:
+        def count(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+
+        return await self._run(count)

@@ -1,0 +1,1 @@
+"""The durable transaction journal and its outbox to the ledger."""

@@ -1,0 +1,21 @@
+"""Journal errors. Each message is written for the cashier or the operator."""
+
+from __future__ import annotations
+
+from protocols.errors import FinalError, RetryableError
+
+
+class JournalError(RetryableError):
+    """The journal could not commit; the sale was NOT recorded and must not be paid."""
+
+    code = "journal-unavailable"
+
+
+class JournalFullError(JournalError):
+    code = "journal-disk-full"
+
+
+class IdempotencyConflictError(FinalError):
+    """An Idempotency-Key was reused for a different request."""
+
+    code = "idempotency-conflict"

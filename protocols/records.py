@@ -1,0 +1,134 @@
+"""The transaction record: the unit of the offline journal and of sync.
+
+A record is immutable once committed. Amounts are integer fen. The wire form
+is a JSON object (``to_wire`` / ``from_wire``); ``from_wire`` checks every
+field and reports all problems together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from protocols.schema import Fields, Problems
+
+MAX_LINES = 500
+TENDER_KINDS = ("cash",)
+RECORD_KINDS = ("sale",)
+ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLine:
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    unit_price: int
+    gross: int
+    discount: int
+    net: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tender:
+    kind: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    txn_id: str
+    terminal_id: str
+    seq: int
+    kind: str
+    created_at: str
+    store_id: str
+    merchant_id: str
+    currency: str
+    lines: tuple[RecordLine, ...]
+    total_gross: int
+    total_discount: int
+    total_due: int
+    tenders: tuple[Tender, ...]
+    change: int
+    member_id: str | None
+    member_via: str | None
+    points_earned: int
+    rulebook_version: int
+    offline: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: object, source: str = "record") -> TransactionRecord:
+        problems = Problems(source)
+        record = read_record(Fields(data, problems))
+        problems.raise_if_any()
+        return record
+
+
+def read_record(f: Fields) -> TransactionRecord:
+    """Read one record from ``f``; problems go to ``f.problems``."""
+    lines = tuple(_read_line(lf) for lf in f.tables("lines", max_items=MAX_LINES))
+    tenders = tuple(_read_tender(tf) for tf in f.tables("tenders", max_items=20))
+    record = TransactionRecord(
+        txn_id=f.text("txn_id", pattern=r"[0-9a-f-]{36}"),
+        terminal_id=f.text("terminal_id", pattern=ID_PATTERN),
+        seq=f.integer("seq", minimum=1),
+        kind=f.text("kind", choices=RECORD_KINDS),
+        created_at=f.text("created_at", max_len=40),
+        store_id=f.text("store_id", pattern=ID_PATTERN),
+        merchant_id=f.text("merchant_id", pattern=ID_PATTERN),
+        currency=f.text("currency", pattern=r"[A-Z]{3}"),
+        lines=lines,
+        total_gross=f.integer("total_gross", minimum=0),
+        total_discount=f.integer("total_discount", minimum=0),
+        total_due=f.integer("total_due", minimum=0),
+        tenders=tenders,
+        change=f.integer("change", minimum=0),
+        member_id=f.optional_text("member_id", pattern=ID_PATTERN),
+        member_via=f.optional_text("member_via", max_len=32),
+        points_earned=f.integer("points_earned", minimum=0),
+        rulebook_version=f.integer("rulebook_version", minimum=0),
+        offline=f.flag("offline"),
+    )
+    f.done()
+    _check_sums(record, f)
+    return record
+
+
+def _read_tender(f: Fields) -> Tender:
+    tender = Tender(f.text("kind", choices=TENDER_KINDS), f.integer("amount", minimum=0))
+    f.done()
+    return tender
+
+
+def _read_line(f: Fields) -> RecordLine:
+    line = RecordLine(
+        sku=f.text("sku", max_len=64),
+        name=f.text("name", max_len=200),
+        category=f.text("category", max_len=64),
+        quantity=f.integer("quantity", minimum=1, maximum=100_000),
+        unit_price=f.integer("unit_price", minimum=0, maximum=10**10),
+        gross=f.integer("gross", minimum=0),
+        discount=f.integer("discount", minimum=0),
+        net=f.integer("net", minimum=0),
+    )
+    f.done()
+    if line.gross != line.unit_price * line.quantity or line.net != line.gross - line.discount:
+        f.problems.add(f.path, "line amounts do not add up (gross = unit_price × quantity, net = gross − discount)")
+    return line
+
+
+def _check_sums(r: TransactionRecord, f: Fields) -> None:
+    if f.problems.items:
+        return
+    if r.total_gross != sum(x.gross for x in r.lines) or r.total_discount != sum(x.discount for x in r.lines):
+        f.problems.add(f.path, "totals do not equal the sum of the lines")
+    if r.total_due != r.total_gross - r.total_discount:
+        f.problems.add(f.path, "total_due is not total_gross − total_discount")
+    if sum(t.amount for t in r.tenders) - r.change != r.total_due:
+        f.problems.add(f.path, "tenders minus change do not equal total_due")

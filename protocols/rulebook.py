@@ -1,0 +1,117 @@
+"""The rulebook and the member cache, as the ledger distributes them.
+
+Thin for now: tiers with a default discount rate and per-merchant rates,
+categories excluded from discounts, the points-earning rate, and the issuer
+public keys that member tokens are verified against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from protocols.errors import GatewayError, SchemaError
+from protocols.money import FULL_RATE
+from protocols.schema import Fields, Problems
+from protocols.tokens import public_key_from_text
+
+MEMBER_STATUSES = ("active", "frozen", "blacklisted")
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    name: str
+    default_rate: int = FULL_RATE
+    merchant_rates: dict[str, int] = field(default_factory=dict)
+
+    def rate_for(self, merchant_id: str) -> int:
+        """The payable share in basis points at this merchant (10000 = no discount)."""
+        return self.merchant_rates.get(merchant_id, self.default_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Rulebook:
+    version: int
+    currency: str
+    fen_per_point: int
+    tiers: dict[str, Tier]
+    excluded_categories: frozenset[str]
+    issuer_keys: dict[str, str]
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {kid: public_key_from_text(text) for kid, text in self.issuer_keys.items()}
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "currency": self.currency,
+            "fen_per_point": self.fen_per_point,
+            "tiers": {
+                t.name: {"default_rate": t.default_rate, "merchant_rates": dict(t.merchant_rates)}
+                for t in self.tiers.values()
+            },
+            "excluded_categories": sorted(self.excluded_categories),
+            "issuer_keys": dict(self.issuer_keys),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object, source: str = "rulebook") -> Rulebook:
+        problems = Problems(source)
+        f = Fields(data, problems)
+        tiers_f = f.table("tiers")
+        tiers = {}
+        for name in tiers_f.names():
+            tf = tiers_f.table(name)
+            tiers[name] = Tier(
+                name,
+                tf.integer("default_rate", FULL_RATE, minimum=0, maximum=FULL_RATE),
+                tf.int_map("merchant_rates", maximum=FULL_RATE),
+            )
+            tf.done()
+        keys_f = f.table("issuer_keys")
+        book = cls(
+            version=f.integer("version", minimum=0),
+            currency=f.text("currency", pattern=r"[A-Z]{3}"),
+            fen_per_point=f.integer("fen_per_point", 10_000, minimum=1),
+            tiers=tiers,
+            excluded_categories=frozenset(f.texts("excluded_categories")),
+            issuer_keys={kid: keys_f.text(kid) for kid in keys_f.names()},
+        )
+        f.done()
+        problems.raise_if_any()
+        try:
+            book.public_keys()
+        except GatewayError as err:
+            raise SchemaError(source, [f"issuer_keys: {err}"]) from err
+        return book
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEntry:
+    """What a terminal may know about a member offline. No personal data."""
+
+    member_id: str
+    tier: str
+    status: str = "active"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"member_id": self.member_id, "tier": self.tier, "status": self.status}
+
+    @classmethod
+    def read(cls, f: Fields) -> MemberEntry:
+        entry = cls(f.text("member_id"), f.text("tier"), f.text("status", "active", choices=MEMBER_STATUSES))
+        f.done()
+        return entry
+
+
+def members_from_wire(data: object, source: str = "member snapshot") -> tuple[int, list[MemberEntry]]:
+    """Parse a member snapshot: ``{"version": n, "members": [...]}``."""
+    problems = Problems(source)
+    f = Fields(data, problems)
+    version = f.integer("version", minimum=0)
+    members = [MemberEntry.read(mf) for mf in f.tables("members", max_items=1_000_000)]
+    f.done()
+    problems.raise_if_any()
+    return version, members

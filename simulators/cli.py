@@ -1,0 +1,74 @@
+"""``posgw-sim``: hardware simulators for demos and manual testing.
+
+``posgw-sim scanner --link /tmp/posgw-scanner [CODE ...]`` opens a scanner on a
+real pseudo-terminal, sends the given codes (or those of ``--file``, or one
+per line from standard input) and keeps the port plugged in until stopped.
+On standard input, ``!unplug`` and ``!plug`` pull and replug the cable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from simulators.demo import main as demo_main
+from simulators.scanner import PtyScanner
+
+
+def _scanner(args: argparse.Namespace) -> int:
+    suffix = args.suffix.encode("latin-1").decode("unicode_escape").encode("latin-1")
+    scanner = PtyScanner(args.link, suffix=suffix)
+    scanner.plug()
+    print(f"scanner plugged in at {args.link}", file=sys.stderr)
+    time.sleep(args.delay)
+    codes = list(args.codes)
+    if args.file:
+        codes += [line.strip() for line in Path(args.file).read_text().splitlines() if line.strip()]
+    try:
+        for code in codes:
+            scanner.send(code, aim=args.aim)
+            print(f"sent {code[:24]}", file=sys.stderr)
+            time.sleep(args.interval)
+        if args.stdin:
+            for line in sys.stdin:
+                text = line.strip()
+                if text == "!unplug":
+                    scanner.unplug()
+                elif text == "!plug":
+                    scanner.plug()
+                elif text:
+                    scanner.send(text, aim=args.aim)
+        elif args.hold:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scanner.unplug()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="posgw-sim", description="posgw hardware simulators")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sc = sub.add_parser("scanner", help="a barcode scanner on a pseudo-terminal")
+    sc.add_argument("--link", type=Path, required=True, help="stable path to create for the serial port")
+    sc.add_argument("--suffix", default="\\r\\n", help="frame suffix, with escapes (default \\r\\n)")
+    sc.add_argument("--aim", default=None, help="AIM symbology identifier to prefix, such as ]E0")
+    sc.add_argument("--file", help="send one code per line of this file")
+    sc.add_argument("--stdin", action="store_true", help="read codes (and !unplug / !plug) from standard input")
+    sc.add_argument("--delay", type=float, default=1.0, help="seconds to wait before sending (let the reader open)")
+    sc.add_argument("--interval", type=float, default=0.2, help="seconds between codes")
+    sc.add_argument("--hold", action="store_true", help="stay plugged in after sending, until Ctrl-C")
+    sc.add_argument("codes", nargs="*")
+    sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner) on this machine")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo_main()
+    return _scanner(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

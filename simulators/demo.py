@@ -1,0 +1,199 @@
+"""``posgw-sim demo``: one mall till, end to end, on this machine.
+
+Starts the reference ledger (embedded SQLite) and the gateway as real
+processes, plugs a scanner in on a pseudo-terminal, and plays the cashier:
+a member shows the app's QR code, three products are scanned, the basket is
+priced with the member's tier discount, paid in cash, journaled and synced.
+Then the ledger goes down, a second sale is made offline, the ledger comes
+back and the queue drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from protocols.money import format_cny
+from simulators.pos_client import ApiProblemError, PosClient
+from simulators.processes import Proc, demo_env, free_port, gateway_proc, ledger_proc
+from simulators.scanner import PtyScanner
+
+# The POS application's own catalogue: EAN-13 → (name, category, unit price in fen).
+CATALOGUE: dict[str, tuple[str, str, int]] = {
+    "6901234567892": ("Egg tart ×6", "bakery", 3_800),
+    "6909876543212": ("Sourdough loaf", "bakery", 4_250),
+    "6921168509256": ("Mall gift card ¥200", "gift-card", 20_000),
+    "6954767430386": ("Matcha roll cake", "bakery", 12_800),
+}
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def render_config(repo: Path, demo_dir: Path, api_port: int, ledger_port: int) -> Path:
+    """config/demo.toml with this run's free ports (the file's paths stay as they are)."""
+    text = (repo / "config" / "demo.toml").read_text()
+    text = re.sub(r"(?m)^port = 8765$", f"port = {api_port}", text)
+    text = text.replace("http://127.0.0.1:8780", f"http://127.0.0.1:{ledger_port}")
+    path = demo_dir / "gateway.toml"
+    path.write_text(text)
+    return path
+
+
+async def member_qr(ledger_url: str, app_token: str, member_id: str) -> str:
+    """What the member app does when the customer opens their virtual card."""
+    headers = {"Authorization": f"Bearer {app_token}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.post(f"{ledger_url}/v1/members/{member_id}/qr") as r,
+    ):
+        r.raise_for_status()
+        token: str = (await r.json())["token"]
+        return token
+
+
+async def member_points(ledger_url: str, app_token: str, member_id: str) -> int:
+    headers = {"Authorization": f"Bearer {app_token}"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{ledger_url}/v1/members/{member_id}") as r:
+        r.raise_for_status()
+        points: int = (await r.json())["points"]
+        return points
+
+
+def print_basket(basket: dict[str, Any]) -> None:
+    member = basket["member"]
+    who = f"member {member['member_id']} ({member['tier']}, via {member['via']})" if member else "no member"
+    say(f"  basket {basket['basket_id'][:8]}…, {who}")
+    for line in basket["lines"]:
+        rate = f"{line['rate'] / 100:.0f}%"
+        say(
+            f"    {line['name']:<22} {line['quantity']} × {format_cny(line['unit_price']):>9}"
+            f"  pays {rate:>4}  discount {format_cny(line['discount']):>8}  net {format_cny(line['net']):>9}"
+        )
+    say(
+        f"    total {format_cny(basket['total_gross'])}, discount {format_cny(basket['total_discount'])},"
+        f" due {format_cny(basket['total_due'])}, points to earn {basket['points_earned']}"
+    )
+
+
+async def scan_products(pos: PosClient, scanner: PtyScanner, basket_id: str, codes: list[str]) -> None:
+    """Scan each code; the POS app adds a line when the gateway reports a product."""
+    for code in codes:
+        scanner.send(code, aim="]E0")
+        event = await pos.next_event("scan")
+        assert event["kind"] == "product", event
+        name, category, price = CATALOGUE[event["data"]]
+        await pos.add_line(basket_id, sku=event["data"], name=name, category=category, unit_price=price)
+        say(f"  scanned {event['data']} ({event['detail']}) → {name}")
+
+
+async def sell(pos: PosClient, basket_id: str) -> dict[str, Any]:
+    basket = await pos.basket(basket_id)
+    print_basket(basket)
+    due = basket["total_due"]
+    cash = -(-due // 1000) * 1000  # the customer hands over the next ¥10 up
+    key = secrets.token_hex(8)
+    sale: dict[str, Any] = await pos.complete_cash(basket_id, cash, key)
+    again = await pos.complete_cash(basket_id, cash, key)
+    rec = sale["record"]
+    say(
+        f"  paid cash {format_cny(cash)}, change {format_cny(rec['change'])};"
+        f" journaled as seq {rec['seq']} ({rec['txn_id'][:13]}…), offline={rec['offline']}"
+    )
+    say(
+        "  retried completion with the same Idempotency-Key →"
+        f" replayed={again['replayed']}, same seq {again['record']['seq']}"
+    )
+    return sale
+
+
+async def run_demo(repo: Path) -> int:
+    demo_dir = repo / ".demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir()
+    api_port, ledger_port = free_port(), free_port()
+    tokens = [secrets.token_urlsafe(24) for _ in range(3)]
+    env = demo_env(*tokens)
+    ledger_url = f"http://127.0.0.1:{ledger_port}"
+    ledger = ledger_proc(demo_dir / "ledger", ledger_port, env, demo_dir / "ledger.log")
+    gateway: Proc = gateway_proc(
+        render_config(repo, demo_dir, api_port, ledger_port), api_port, env, demo_dir / "gateway.log"
+    )
+    scanner = PtyScanner(demo_dir / "scanner")
+    pos = PosClient(f"http://127.0.0.1:{api_port}", tokens[0])
+    try:
+        say("== posgw demo: one checkout terminal, one mall ledger, all on this machine")
+        ledger.start()
+        await ledger.wait_healthy()
+        say(f"ledger up on {ledger_url} (embedded SQLite in .demo/ledger)")
+        scanner.plug()
+        gateway.start()
+        await gateway.wait_healthy()
+        hello = await pos.connect_events()
+        st = await pos.wait_status(
+            lambda s: s["members_cached"] > 0 and s["devices"][0]["state"] == "idle" and s["ledger"]["online"]
+        )
+        say(
+            f"gateway {hello['terminal_id']} up on 127.0.0.1:{api_port}: scanner {st['devices'][0]['state']},"
+            f" rulebook v{st['rulebook_version']}, {st['members_cached']} members cached"
+        )
+
+        say("\n-- sale 1: a member shows the app's QR code, three products, cash")
+        basket = await pos.new_basket()
+        qr = await member_qr(ledger_url, tokens[2], "M0001")
+        scanner.send(qr, aim="]Q1")
+        scan = await pos.next_event("scan")
+        member = scan["member"]
+        say(f"  scanned a {scan['kind']} ({scan['symbology']}) → member {member['member_id']}, tier {member['tier']}")
+        await scan_products(pos, scanner, basket["basket_id"], ["6901234567892", "6909876543212", "6921168509256"])
+        await sell(pos, basket["basket_id"])
+        st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        say(f"  synced: queue pending {st['journal']['pending']}, ledger holds seq ≤ {st['journal']['last_seq']}")
+        say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
+
+        say("\n-- sale 2: the mall network drops (ledger stopped); the till keeps selling")
+        qr = await member_qr(ledger_url, tokens[2], "M0001")  # the app fetched its code while online
+        ledger.stop()
+        st = await pos.wait_status(lambda s: not s["ledger"]["online"])
+        say(f"  gateway noticed: online={st['ledger']['online']} ({st['ledger']['last_error']})")
+        basket = await pos.new_basket()
+        scanner.send(qr, aim="]Q1")
+        await pos.next_event("scan")
+        await scan_products(pos, scanner, basket["basket_id"], ["6954767430386", "6954767430386"])
+        await sell(pos, basket["basket_id"])
+        st = await pos.status()
+        say(f"  queued on disk: pending {st['journal']['pending']}, oldest {st['journal']['oldest_pending']}")
+
+        say("\n-- the ledger comes back; the queue drains by itself")
+        ledger.start()
+        await ledger.wait_healthy()
+        st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0 and s["ledger"]["online"], within=60)
+        say(f"  drained: pending {st['journal']['pending']}, synced this run {st['ledger']['synced_total']}")
+        say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
+
+        await pos.close()
+        code = gateway.stop()
+        say(f"\ngateway stopped on SIGTERM with exit code {code}; logs in .demo/gateway.log, .demo/ledger.log")
+        return 0 if code == 0 else 1
+    finally:
+        await pos.close()
+        gateway.stop()
+        ledger.stop()
+        scanner.unplug()
+
+
+def main() -> int:
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        return asyncio.run(run_demo(repo))
+    except (ApiProblemError, AssertionError, OSError, RuntimeError, TimeoutError, aiohttp.ClientError) as err:
+        print(f"demo failed: {err}", file=sys.stderr)
+        return 1

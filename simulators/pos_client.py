@@ -1,0 +1,90 @@
+"""A minimal POS application: the local API's client, as a till would use it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+
+class ApiProblemError(Exception):
+    """The gateway answered with an RFC 9457 problem."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"{status} {body.get('type')}: {body.get('detail')}")
+
+
+class PosClient:
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        await self.session.close()
+
+    async def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        async with self.session.request(method, self.base_url + path, json=body, headers=headers) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise ApiProblemError(resp.status, data)
+            return data
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("GET", "/v1/status")
+        return result
+
+    async def new_basket(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", "/v1/baskets")
+        return result
+
+    async def add_line(self, basket_id: str, **line: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"/v1/baskets/{basket_id}/lines", line)
+        return result
+
+    async def basket(self, basket_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("GET", f"/v1/baskets/{basket_id}")
+        return result
+
+    async def complete_cash(self, basket_id: str, amount: int, key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        body = {"tenders": [{"kind": "cash", "amount": amount}]}
+        result: dict[str, Any] = await self.call("POST", f"/v1/baskets/{basket_id}/complete", body, headers)
+        return result
+
+    async def connect_events(self) -> dict[str, Any]:
+        """Open the event stream; return its hello message."""
+        self.ws = await self.session.ws_connect(self.base_url + "/v1/events")
+        return await self.next_event()
+
+    async def next_event(self, event_type: str | None = None, within: float = 10.0) -> dict[str, Any]:
+        """The next event (of ``event_type``, skipping others) from the stream."""
+        assert self.ws is not None, "connect_events() first"
+        deadline = time.monotonic() + within
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {event_type or 'event'} within {within} s")
+            msg = await asyncio.wait_for(self.ws.receive_json(), left)
+            if event_type is None or msg.get("type") == event_type:
+                result: dict[str, Any] = msg
+                return result
+
+    async def wait_status(self, check: Callable[[dict[str, Any]], bool], within: float = 20.0) -> dict[str, Any]:
+        """Poll the status until ``check(status)`` is true."""
+        deadline = time.monotonic() + within
+        while True:
+            st = await self.status()
+            if check(st):
+                return st
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"status did not reach the expected state: {st}")
+            await asyncio.sleep(0.05)

@@ -1,0 +1,125 @@
+"""Start and stop posgw processes (ledger, gateway) for the demo, tests and benchmarks.
+
+Everything talks to them as the real deployment does: over HTTP on loopback,
+with tokens in the environment, and signals to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """One child process with its log file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    health_url: str
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+        log.close()
+
+    async def wait_healthy(self, within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+            while time.monotonic() < deadline:
+                if self.popen is not None and self.popen.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.popen.returncode}; see {self.log_path}")
+                try:
+                    async with http.get(self.health_url) as resp:
+                        if resp.status == 200:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"{self.name} did not become healthy within {within} s; see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.popen is None:
+            return 0
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        code = self.popen.returncode
+        self.popen = None
+        return code
+
+
+def ledger_proc(data_dir: Path, port: int, env: dict[str, str], log_path: Path) -> Proc:
+    argv = [sys.executable, "-m", "ledger.cli", "serve", "--data", str(data_dir), "--port", str(port), "--demo-data"]
+    return Proc("ledger", argv, env, log_path, f"http://127.0.0.1:{port}/healthz")
+
+
+def gateway_proc(config: Path, port: int, env: dict[str, str], log_path: Path) -> Proc:
+    argv = [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)]
+    return Proc("gateway", argv, env, log_path, f"http://127.0.0.1:{port}/healthz")
+
+
+def demo_env(api_token: str, ledger_token: str, app_token: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "POSGW_API_TOKEN": api_token,
+        "POSGW_LEDGER_TOKEN": ledger_token,
+        "POSGW_LEDGER_APP_TOKEN": app_token,
+    }
+
+
+def write_gateway_config(path: Path, *, api_port: int, ledger_port: int, state_dir: Path, scanner: Path) -> Path:
+    """A gateway config for a throw-away run on this machine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"""state_dir = "{state_dir}"
+
+[terminal]
+id = "T-DEMO-01"
+store_id = "S-JOYCITY-B1"
+merchant_id = "M-BAKERY"
+
+[api]
+port = {api_port}
+
+[ledger]
+url = "http://127.0.0.1:{ledger_port}"
+timeout = 2.0
+sync_interval = 1.0
+refresh_interval = 30.0
+
+[logging]
+format = "json"
+
+[[devices]]
+name = "scanner"
+driver = "serial-scanner"
+[devices.options]
+port = "{scanner}"
+aim = true
+"""
+    )
+    return path
