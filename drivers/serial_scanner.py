@@ -47,12 +47,17 @@ def _escape_bytes(f: Fields, key: str, default: str) -> bytes:
         return b""
 
 
+_Item = tuple[float, bytes] | BaseException | None
+
+
 class _ScannerProtocol(asyncio.Protocol):
-    def __init__(self, queue: asyncio.Queue[bytes | BaseException | None]) -> None:
+    def __init__(self, queue: asyncio.Queue[_Item]) -> None:
         self.queue = queue
 
     def data_received(self, data: bytes) -> None:
-        self.queue.put_nowait(data)
+        # Stamped on arrival: the idle gap is between bytes on the wire, not
+        # between reads, which may lag behind when the loop is busy.
+        self.queue.put_nowait((time.monotonic(), data))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.queue.put_nowait(exc if exc is not None else None)
@@ -67,7 +72,7 @@ class SerialScanner:
         self.name = name
         self.options = options
         self._transport: asyncio.Transport | None = None
-        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
 
     @classmethod
     def from_options(cls, name: str, options: Fields) -> SerialScanner:
@@ -112,6 +117,7 @@ class SerialScanner:
     async def events(self) -> AsyncIterator[DriverEvent]:
         o = self.options
         framer = ScannerFramer(suffix=o.suffix, prefix=o.prefix, aim=o.aim, max_length=o.max_length)
+        last_arrival = 0.0
         while True:
             try:
                 item = await asyncio.wait_for(self._queue.get(), o.idle_flush if framer.pending else None)
@@ -119,8 +125,13 @@ class SerialScanner:
                 for out in framer.flush():
                     yield self._event(out)
                 continue
-            if isinstance(item, bytes):
-                for out in framer.feed(item):
+            if isinstance(item, tuple):
+                arrived, data = item
+                if framer.pending and arrived - last_arrival > o.idle_flush:
+                    for out in framer.flush():
+                        yield self._event(out)
+                last_arrival = arrived
+                for out in framer.feed(data):
                     yield self._event(out)
                 continue
             for out in framer.flush():

@@ -78,6 +78,11 @@ class Checkout:
     def identify_token(self, token: str) -> MemberMatch:
         return self.directory.identify_token(token, now=int(time.time()), leeway=self.config.token_leeway)
 
+    async def replay(self, basket_id: str, idempotency_key: str) -> CompletedSale | None:
+        """The sale an earlier completion with this key recorded, even across a restart."""
+        record = await self.journal.replay(idempotency_key, basket_id)
+        return None if record is None else CompletedSale(record, True)
+
     async def complete(self, basket: Basket, tenders: list[Tender], idempotency_key: str) -> CompletedSale:
         self.in_flight += 1
         self._idle.clear()

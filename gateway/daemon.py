@@ -38,9 +38,9 @@ class Gateway:
     async def run(self) -> None:
         svc = self.services
         await svc.journal.open()
-        runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
+        runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None, shutdown_timeout=DRAIN_TIMEOUT)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.api.host, self.config.api.port, shutdown_timeout=DRAIN_TIMEOUT)
+        site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
         try:
             await site.start()
             self.port = int(runner.addresses[0][1])

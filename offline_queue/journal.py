@@ -56,32 +56,49 @@ class JournalStats:
     rejected: int
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, max_bytes: int | None) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(_SCHEMA)
+    if max_bytes is not None:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
     return conn
 
 
 def _raise_journal_error(err: sqlite3.Error) -> None:
     if isinstance(err, sqlite3.OperationalError) and "full" in str(err).lower():
-        raise JournalFullError("the terminal's disk is full: the sale was not recorded; call store IT") from err
+        raise JournalFullError(
+            "the journal's storage is full (disk or configured limit): the sale was not recorded; call store IT"
+        ) from err
     raise JournalError(f"the sale could not be recorded ({err}); do not take payment, call store IT") from err
 
 
+def _find_idempotent(conn: sqlite3.Connection, key: str, fingerprint: str) -> TransactionRecord | None:
+    row = conn.execute(
+        "SELECT i.fingerprint, j.body FROM idempotency i JOIN journal j USING (seq) WHERE i.key = ?", (key,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] != fingerprint:
+        raise IdempotencyConflictError("this Idempotency-Key was already used for a different request")
+    return TransactionRecord.from_wire(json.loads(row[1]), "journal")
+
+
 class TransactionJournal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posgw-journal")
         self._conn: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             if self._conn is None:
-                self._conn = _connect(self.path)
+                self._conn = _connect(self.path, self.max_bytes)
             try:
                 return fn(self._conn)
             except BaseException as err:
@@ -141,6 +158,11 @@ class TransactionJournal:
             return record, False
 
         return await self._run(append)
+
+    async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
+        """The record an earlier request with this key produced, if any."""
+
+        return await self._run(lambda conn: _find_idempotent(conn, idempotency_key, fingerprint))
 
     async def pending(self, limit: int) -> list[TransactionRecord]:
         """Records not yet acknowledged by the ledger, oldest first."""

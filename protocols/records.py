@@ -60,7 +60,11 @@ class TransactionRecord:
     offline: bool
 
     def to_wire(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """A JSON-ready dict (lists, not tuples)."""
+        wire = dataclasses.asdict(self)
+        wire["lines"] = [dataclasses.asdict(line) for line in self.lines]
+        wire["tenders"] = [dataclasses.asdict(t) for t in self.tenders]
+        return wire
 
     @classmethod
     def from_wire(cls, data: object, source: str = "record") -> TransactionRecord:

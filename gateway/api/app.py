@@ -102,7 +102,7 @@ async def attach_member(request: web.Request) -> web.Response:
 async def complete(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     key = request.headers.get("Idempotency-Key", "")
-    basket = svc.baskets.get(request.match_info["basket_id"])
+    basket_id = request.match_info["basket_id"]
     f = await _body(request, "completion")
     tenders = []
     for tf in f.tables("tenders", max_items=20):
@@ -113,7 +113,9 @@ async def complete(request: web.Request) -> web.Response:
     else:
         Fields({"Idempotency-Key": key}, f.problems).text("Idempotency-Key", pattern=KEY_PATTERN)
     _finish(f)
-    sale = await svc.checkout.complete(basket, tenders, key)
+    sale = await svc.checkout.replay(basket_id, key)
+    if sale is None:
+        sale = await svc.checkout.complete(svc.baskets.get(basket_id), tenders, key)
     return web.json_response(sale_view(sale.record, sale.replayed), status=200 if sale.replayed else 201)
 
 

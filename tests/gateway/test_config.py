@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config, parse_config
+from protocols.errors import SchemaError
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {"POSGW_API_TOKEN": "a" * 20, "POSGW_LEDGER_TOKEN": "b" * 20}
+
+
+@pytest.mark.parametrize("name", ["gateway.example.toml", "demo.toml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    config = load_config(REPO / "config" / name, env=ENV)
+    assert config.api.host == "127.0.0.1"
+    assert config.devices[0].driver == "serial-scanner"
+
+
+def test_relative_paths_follow_the_config_file() -> None:
+    config = load_config(REPO / "config" / "demo.toml", env=ENV)
+    assert config.state_dir == REPO / "config" / ".." / ".demo" / "gateway"
+
+
+def test_tokens_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    secret = tmp_path / "api-token"
+    secret.write_text("from-a-file-0123456789\n")
+    os.chmod(secret, 0o600)
+    data = {
+        "terminal": {"id": "T1", "store_id": "S1", "merchant_id": "M1"},
+        "api": {"token_file": str(secret)},
+        "ledger": {"url": "http://x:1", "token_env": "MY_LEDGER_TOKEN"},
+    }
+    config = parse_config(data, "t", env={"MY_LEDGER_TOKEN": "c" * 16})
+    assert config.api.token == "from-a-file-0123456789"
+    assert config.ledger.token == "c" * 16
+    assert "from-a-file" not in repr(config)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    data = {
+        "terminal": {"id": "T1", "store_id": "S1", "merchant_id": "M1", "currency": "USD"},
+        "api": {"host": "10.0.0.5", "token_file": str(tmp_path / "missing")},
+        "ledger": {"url": "http://x:1", "batch_size": 0},
+        "devices": [
+            {"name": "s", "driver": "serial-scanner", "options": {"port": "/dev/x", "baudrate": 7}},
+            {"name": "s", "driver": "serial-scanner", "options": {"port": "/dev/y", "speed": 9600}},
+        ],
+        "extra": 1,
+    }
+    with pytest.raises(SchemaError) as err:
+        parse_config(data, "cfg.toml", env={"POSGW_LEDGER_TOKEN": "short"})
+    assert err.value.source == "cfg.toml"
+    assert err.value.problems == [
+        "terminal.currency: expected one of CNY; got 'USD'",
+        "api.token_file: cannot read " + str(tmp_path / "missing") + ": No such file or directory",
+        "api.host: 10.0.0.5 is not a loopback address; set allow_remote = true to mean it",
+        "ledger.token: the token must be at least 16 characters",
+        "ledger.batch_size: must be at least 1, got 0",
+        "devices[0].options.baudrate: expected one of (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)",
+        "devices[1].name: device name 's' is used twice",
+        "devices[1].options.speed: unknown key",
+        "extra: unknown key",
+    ]

@@ -1,0 +1,86 @@
+"""Run real ledgers and gateways for tests: processes on loopback, ports picked free."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from gateway.config import GatewayConfig, parse_config
+from gateway.daemon import Gateway
+from simulators.pos_client import PosClient
+from simulators.processes import Proc, demo_env, free_port, ledger_proc
+
+
+class LedgerHandle:
+    """A real ``posgw-ledger`` process with the demo data."""
+
+    def __init__(self, data_dir: Path, tokens: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tokens = tokens
+        self.data_dir = data_dir
+        self.proc: Proc = ledger_proc(
+            data_dir, self.port, demo_env(tokens["api"], tokens["ledger"], tokens["app"]), data_dir / "ledger.log"
+        )
+
+    async def start(self) -> None:
+        self.proc.start()
+        await self.proc.wait_healthy()
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+    async def _app_call(self, method: str, path: str) -> dict[str, object]:
+        headers = {"Authorization": f"Bearer {self.tokens['app']}"}
+        async with aiohttp.ClientSession(headers=headers) as http, http.request(method, self.url + path) as r:
+            r.raise_for_status()
+            body: dict[str, object] = await r.json()
+            return body
+
+    async def member_qr(self, member_id: str) -> str:
+        return str((await self._app_call("POST", f"/v1/members/{member_id}/qr"))["token"])
+
+    async def points(self, member_id: str) -> int:
+        points = (await self._app_call("GET", f"/v1/members/{member_id}"))["points"]
+        assert isinstance(points, int)
+        return points
+
+
+def gateway_config(
+    state_dir: Path, ledger_url: str, tokens: dict[str, str], scanner: Path | None = None, **ledger: object
+) -> GatewayConfig:
+    devices = []
+    if scanner is not None:
+        devices = [{"name": "scanner", "driver": "serial-scanner", "options": {"port": str(scanner), "aim": True}}]
+    data = {
+        "state_dir": str(state_dir),
+        "terminal": {"id": "T-TEST-01", "store_id": "S-1", "merchant_id": "M-BAKERY"},
+        "api": {"port": 0, "max_body_bytes": 4096},
+        "ledger": {"url": ledger_url, "timeout": 1.0, "sync_interval": 0.2, **ledger},
+        "logging": {"level": "warning"},
+        "devices": devices,
+    }
+    env = {"POSGW_API_TOKEN": tokens["api"], "POSGW_LEDGER_TOKEN": tokens["ledger"]}
+    return parse_config(data, "test config", env=env)
+
+
+@asynccontextmanager
+async def running_gateway(config: GatewayConfig) -> AsyncIterator[tuple[Gateway, PosClient]]:
+    """An in-process gateway on a free port, and a POS client for it."""
+    gw = Gateway(config)
+    task = asyncio.create_task(gw.run(), name="gateway-under-test")
+    while gw.port is None:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    pos = PosClient(f"http://127.0.0.1:{gw.port}", config.api.token)
+    try:
+        yield gw, pos
+    finally:
+        await pos.close()
+        gw.request_stop()
+        await asyncio.wait_for(task, 20)

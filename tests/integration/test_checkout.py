@@ -1,0 +1,105 @@
+"""The whole checkout: scanner on a pty, gateway, a real ledger process."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from simulators.scanner import PtyScanner
+from tests.harness import LedgerHandle, gateway_config, running_gateway
+
+pytestmark = [pytest.mark.ledger, pytest.mark.pty]
+
+
+def online_with_rules(s: dict[str, object]) -> bool:
+    return bool(s["members_cached"]) and bool(s["ledger"]["online"])  # type: ignore[index]
+
+
+async def test_member_checkout_end_to_end(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], pty_scanner: PtyScanner
+) -> None:
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens, scanner=pty_scanner.link)
+    async with running_gateway(config) as (_gw, pos):
+        await pos.connect_events()
+        await pos.wait_status(lambda s: online_with_rules(s) and s["devices"][0]["state"] == "idle")
+        basket = (await pos.new_basket())["basket_id"]
+
+        pty_scanner.send(await ledger.member_qr("M0001"), aim="]Q1")
+        scan = await pos.next_event("scan")
+        assert scan["kind"] == "member_token"
+        assert scan["data"] is None  # a token is never echoed
+        assert scan["member"] == {"member_id": "M0001", "tier": "classic"}
+        assert scan["basket_id"] == basket
+
+        pty_scanner.send("6901234567892", aim="]E0")
+        scan = await pos.next_event("scan")
+        assert (scan["kind"], scan["data"], scan["detail"]) == ("product", "6901234567892", "ean-13")
+
+        await pos.add_line(basket, sku="6901234567892", name="Egg tart", category="bakery", unit_price=4250, quantity=3)
+        await pos.add_line(basket, sku="GC200", name="Gift card", category="gift-card", unit_price=20_000)
+        priced = await pos.basket(basket)
+        # classic tier pays 85 % at M-BAKERY: 12750 × 0.85 = 10837.5 → 10838 (half-up); gift cards never discounted.
+        assert [(x["net"], x["discount"]) for x in priced["lines"]] == [(10838, 1912), (20000, 0)]
+        assert priced["total_due"] == 30838
+        assert priced["points_earned"] == 3
+
+        sale = await pos.complete_cash(basket, 31000, key="sale-1-key")
+        record = sale["record"]
+        assert (record["seq"], record["change"], record["member_id"], record["offline"]) == (1, 162, "M0001", False)
+
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert await ledger.points("M0001") == 3
+
+
+async def test_offline_sale_drains_when_the_ledger_returns(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    async with running_gateway(config) as (_gw, pos):
+        await pos.wait_status(online_with_rules)
+        qr = await ledger.member_qr("M0002")
+        ledger.stop()
+        await pos.wait_status(lambda s: not s["ledger"]["online"])
+
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": qr})
+        await pos.add_line(basket, sku="6901234567892", name="Cake", category="bakery", unit_price=50_000)
+        sale = await pos.complete_cash(basket, 50_000)
+        assert sale["record"]["offline"] is True
+        assert sale["record"]["total_due"] == 45_000  # supreme: 90 %
+        status = await pos.status()
+        assert status["journal"]["pending"] == 1
+
+        await ledger.start()
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0 and s["ledger"]["online"], within=30)
+        assert await ledger.points("M0002") == 4
+
+
+async def test_a_retried_completion_after_a_restart_is_not_a_second_sale(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    key = uuid.uuid4().hex
+    async with running_gateway(config) as (_gw, pos):
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, sku="X1", unit_price=999)
+        first = await pos.complete_cash(basket, 1000, key=key)
+    async with running_gateway(config) as (_gw, pos):
+        again = await pos.complete_cash(basket, 1000, key=key)
+        assert again["replayed"] is True
+        assert again["record"] == first["record"]
+        assert (await pos.status())["journal"]["total"] == 1
+
+
+async def test_member_scanned_before_the_basket_attaches_to_the_next_one(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    async with running_gateway(config) as (_gw, pos):
+        await pos.wait_status(online_with_rules)
+        result = await pos.call("POST", "/v1/scans", {"data": await ledger.member_qr("M0003")})
+        assert result["basket_id"] is None
+        basket = await pos.new_basket()
+        assert basket["member"]["member_id"] == "M0003"
