@@ -110,9 +110,11 @@ class SerialScanner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._transport is not None:
+        # A transport that failed is already closing itself; aborting it again
+        # would run its teardown twice.
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.abort()
-            self._transport = None
+        self._transport = None
 
     async def events(self) -> AsyncIterator[DriverEvent]:
         o = self.options

@@ -1,0 +1,44 @@
+"""``python -m bench`` (``make bench``): run every benchmark, print figures and ratios.
+
+Results also go to ``bench/results/latest.json`` for comparing runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from bench import sale_commit, scan_latency
+from bench.environment import rig
+from bench.stats import line
+
+
+async def main(scans: int, sales: int) -> dict[str, Any]:
+    async with rig() as r:
+        print(f"scan → WebSocket, {scans} scans (gateway and ledger as real processes, scanner on a pty)")
+        scan = await scan_latency.run(r, scans)
+        print(line("gateway: last byte written → scan event", scan["gateway_scan_to_ws"]))
+        print(line("peer: raw pty write → read (floor)", scan["raw_pty_round_trip"]))
+        print(f"  ratio p50 gateway / raw pty: {scan['ratio_p50']:.1f}×")
+        print(f"\ncomplete sale (cash) through the API, {sales} sales, fsync'd journal commit included")
+        sale = await sale_commit.run(r, sales)
+        print(line("gateway: POST …/complete", sale["gateway_complete_sale"]))
+        print(line("peer: raw SQLite WAL FULL 1-row commit", sale["raw_sqlite_wal_full_commit"]))
+        print(f"  ratio p50 gateway / raw commit: {sale['ratio_p50']:.1f}×")
+    return {"machine": platform.platform(), "python": platform.python_version(), "scan": scan, "sale": sale}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--scans", type=int, default=1000)
+    parser.add_argument("--sales", type=int, default=500)
+    args = parser.parse_args()
+    results = asyncio.run(main(args.scans, args.sales))
+    out = Path(__file__).parent / "results" / "latest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nresults written to {out}")
