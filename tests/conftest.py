@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from simulators.scanner import PtyScanner
+from tests.harness import LedgerHandle
 
 
 @pytest.fixture
@@ -22,3 +23,12 @@ def pty_scanner(tmp_path: Path) -> Iterator[PtyScanner]:
 @pytest.fixture
 def tokens() -> dict[str, str]:
     return {name: secrets.token_urlsafe(24) for name in ("api", "ledger", "app")}
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path, tokens: dict[str, str]) -> AsyncIterator[LedgerHandle]:
+    """A real ``posgw-ledger`` process with the demo mall, on a free port."""
+    handle = LedgerHandle(tmp_path / "ledger", tokens)
+    await handle.start()
+    yield handle
+    handle.stop()
