@@ -1,12 +1,15 @@
 # posgw: `make demo` runs the end-to-end demo, `make test` runs every check.
-.PHONY: bootstrap demo test lint typecheck pytest bench clean
+.PHONY: bootstrap services demo test lint typecheck pytest bench clean
 
 VENV := .venv/bin
 
 bootstrap:
 	@bash .ci/bootstrap
 
-demo: bootstrap
+services: bootstrap
+	@bash .ci/services
+
+demo: services
 	$(VENV)/posgw-sim demo
 
 lint: bootstrap
@@ -16,12 +19,12 @@ lint: bootstrap
 typecheck: bootstrap
 	$(VENV)/mypy
 
-pytest: bootstrap
+pytest: services
 	$(VENV)/pytest
 
 test: lint typecheck pytest
 
-bench: bootstrap
+bench: services
 	$(VENV)/python -m bench
 
 clean:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from protocols.member_card import CardReading
+
 
 class DeviceState(enum.StrEnum):
     """UnifiedPOS-style device states, plus ``retrying`` between reopen attempts."""
@@ -46,4 +48,39 @@ class DeviceStatus:
     retry_in: float | None = None
 
 
-DriverEvent = ScanEvent | ScanRejected
+class CardEventKind(enum.StrEnum):
+    INSERTED = "inserted"
+    REMOVED = "removed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class CardEvent:
+    """A card tapped on (``inserted``, with what was read), taken off, or unreadable.
+
+    ``reading`` holds the card's record and its answer to our challenge; the
+    gateway verifies it against the issuer keys before trusting it.
+    ``pcsc_seconds`` is the time spent in PC/SC calls for this read.
+    """
+
+    device: str
+    reader: str
+    kind: CardEventKind
+    at: float
+    atr: bytes = b""
+    reading: CardReading | None = None
+    error: str | None = None
+    error_code: str | None = None
+    pcsc_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderEvent:
+    """A card reader appeared or went away."""
+
+    device: str
+    reader: str
+    present: bool
+
+
+DriverEvent = ScanEvent | ScanRejected | CardEvent | ReaderEvent

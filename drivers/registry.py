@@ -18,6 +18,7 @@ from drivers.errors import DriverLoadError, DriverNotFoundError
 GROUP = "posgw.drivers"
 BUILTIN: dict[str, str] = {
     "serial-scanner": "drivers.serial_scanner:SerialScanner",
+    "pcsc": "drivers.pcsc_reader:PcscCardReader",
 }
 
 

@@ -40,7 +40,9 @@ class MemberMatch:
     """A member attached to a basket, and how the customer was identified."""
 
     member: MemberEntry
-    via: str
+    via: str  # "qr", "card", "card-uid"
+    # A UID-only card can be copied; later rules refuse offline points spending with it.
+    weak: bool = False
 
 
 @dataclass

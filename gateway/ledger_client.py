@@ -8,6 +8,7 @@ queued and tries again later. A reply that is not the ledger's protocol is a
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -15,6 +16,7 @@ from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError
 from protocols.errors import SchemaError
 from protocols.records import TransactionRecord
 from protocols.rulebook import MemberEntry, Rulebook, members_from_wire
+from protocols.schema import Fields, Problems
 from protocols.sync import SyncReply, batch_to_wire
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
@@ -38,6 +40,8 @@ class LedgerClient:
         url = f"{self.base_url}{path}"
         try:
             async with self._session.request(method, url, json=body) as resp:
+                if resp.status == 404 and method == "GET" and path.startswith("/v1/identifiers/"):
+                    return None
                 if resp.status in (401, 403):
                     raise LedgerAuthError(f"the ledger refused this terminal's token ({resp.status})")
                 if resp.status >= 400:
@@ -63,6 +67,19 @@ class LedgerClient:
         except SchemaError as err:
             raise LedgerGarbageError(str(err)) from err
         return rulebook, version, members
+
+    async def lookup_identifier(self, identifier: str) -> MemberEntry | None:
+        """Ask the ledger who carries ``identifier`` (a card the cache does not know)."""
+        data = await self._request("GET", f"/v1/identifiers/{quote(identifier, safe='')}")
+        if data is None:
+            return None
+        problems = Problems("ledger identifier lookup")
+        entry = MemberEntry.read(Fields(data, problems))
+        try:
+            problems.raise_if_any()
+        except SchemaError as err:
+            raise LedgerGarbageError(str(err)) from err
+        return entry
 
     async def post_batch(self, terminal_id: str, records: list[TransactionRecord]) -> SyncReply:
         data = await self._request("POST", "/v1/sync/batch", batch_to_wire(terminal_id, records))

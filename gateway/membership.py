@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.basket import MemberMatch
 from gateway.errors import MemberRefusedError, RulesUnavailableError, UnknownMemberError
 from protocols.errors import GatewayError
+from protocols.member_card import CardReading, verify_reading
 from protocols.rulebook import MemberEntry, Rulebook, members_from_wire
 from protocols.tokens import verify_token
 
@@ -34,11 +35,30 @@ class MemberDirectory:
     members: dict[str, MemberEntry] | None = None
     _keys: dict[str, Ed25519PublicKey] | None = None
 
+    _by_identifier: dict[str, MemberEntry] = field(default_factory=dict)
+
     def update(self, rulebook: Rulebook, members_version: int, members: list[MemberEntry]) -> None:
         self.rulebook = rulebook
         self._keys = rulebook.public_keys()
         self.members_version = members_version
         self.members = {m.member_id: m for m in members}
+        self._by_identifier = {i: m for m in members for i in m.identifiers}
+
+    def learn(self, member: MemberEntry) -> None:
+        """Remember a member found online, until the next snapshot."""
+        if self.members is not None:
+            self.members[member.member_id] = member
+        self._by_identifier.update(dict.fromkeys(member.identifiers, member))
+
+    def verify_card(self, reading: CardReading, *, today: str) -> str:
+        """Check a card reading offline; return the identifier to look up."""
+        if not self._keys:
+            raise RulesUnavailableError("member cards cannot be checked yet: this terminal has not reached the ledger")
+        verify_reading(reading, self._keys, today)
+        return reading.identifier
+
+    def by_identifier(self, identifier: str) -> MemberEntry | None:
+        return self._by_identifier.get(identifier)
 
     def identify_token(self, token: str, *, now: int, leeway: int) -> MemberMatch:
         """Verify a ``PM1.`` member QR token and find its member."""
@@ -51,9 +71,7 @@ class MemberDirectory:
         member = (self.members or {}).get(member_id)
         if member is None:
             raise UnknownMemberError("this member is not known to the terminal; ask the customer to refresh the app")
-        if member.status != "active":
-            raise MemberRefusedError(f"membership is {member.status}; member benefits cannot be given")
-        return member
+        return check_active(member)
 
     def save(self, path: Path) -> None:
         """Write the cache atomically (temp file, fsync, rename)."""
@@ -84,3 +102,9 @@ class MemberDirectory:
             return False
         self.update(rulebook, version, members)
         return True
+
+
+def check_active(member: MemberEntry) -> MemberEntry:
+    if member.status != "active":
+        raise MemberRefusedError(f"membership is {member.status}; member benefits cannot be given")
+    return member

@@ -61,6 +61,10 @@ class ScanRouter:
         except GatewayError as err:
             log.info("member_refused", error=str(err), code=err.code)
             return {"member_error": {"code": err.code, "message": str(err)}}
+        return self.attach(match)
+
+    def attach(self, match: MemberMatch) -> dict[str, Any]:
+        """Put an identified member on the active basket, or hold them for the next one."""
         basket = self.checkout.baskets.active()
         if basket is None:
             self._pending = (match, time.monotonic())
@@ -69,4 +73,5 @@ class ScanRouter:
             self.checkout.attach_member(basket, match)
             target = basket.basket_id
         log.info("member_identified", member=match.member.member_id, via=match.via, basket=target)
-        return {"member": {"member_id": match.member.member_id, "tier": match.member.tier}, "basket_id": target}
+        member = {"member_id": match.member.member_id, "tier": match.member.tier, "via": match.via, "weak": match.weak}
+        return {"member": member, "basket_id": target}

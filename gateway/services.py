@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.events import DeviceStatus, DriverEvent, ScanEvent, ScanRejected
+from drivers.events import CardEvent, DeviceStatus, DriverEvent, ReaderEvent, ScanEvent, ScanRejected
 from drivers.supervisor import DeviceSupervisor
 from gateway.basket import BasketStore
+from gateway.cards import CardRouter
 from gateway.checkout import Checkout
 from gateway.config import GatewayConfig
 from gateway.events import EventHub
@@ -31,7 +33,9 @@ class Services:
     refresher: RulesRefresher
     checkout: Checkout
     scans: ScanRouter
+    cards: CardRouter
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
+    _card_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
     def build(cls, config: GatewayConfig) -> Services:
@@ -46,15 +50,22 @@ class Services:
         )
         refresher = RulesRefresher(client, directory, config.cache_path, config.ledger.refresh_interval, sync)
         checkout = Checkout(config, baskets, directory, journal, hub, sync)
-        svc = cls(
-            config, hub, baskets, directory, journal, client, sync, refresher, checkout, ScanRouter(checkout, hub)
-        )
+        scans = ScanRouter(checkout, hub)
+        cards = CardRouter(checkout, scans, client, hub)
+        svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)
         svc.supervisors = [DeviceSupervisor(d.device, svc.on_device_event) for d in config.devices]
         return svc
 
     def on_device_event(self, event: DriverEvent | DeviceStatus) -> None:
         if isinstance(event, ScanEvent):
             self.scans.handle(event.device, event.data, event.symbology, event.at)
+        elif isinstance(event, CardEvent):
+            # Identifying a card may ask the ledger, so it runs beside the driver, not in it.
+            task = asyncio.get_running_loop().create_task(self.cards.handle(event), name=f"card:{event.reader}")
+            self._card_tasks.add(task)
+            task.add_done_callback(self._card_tasks.discard)
+        elif isinstance(event, ReaderEvent):
+            self.hub.publish("reader", device=event.device, reader=event.reader, present=event.present)
         elif isinstance(event, ScanRejected):
             self.hub.publish(
                 "scan_rejected",

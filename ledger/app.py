@@ -102,6 +102,14 @@ async def sync_batch(request: web.Request) -> web.Response:
     return web.json_response(reply.to_wire())
 
 
+async def identifier(request: web.Request) -> web.Response:
+    """Who carries this card (for a terminal whose cache does not know it yet)."""
+    member = await request.app[SERVICE].store.member_by_identifier(request.match_info["identifier"])
+    if member is None:
+        return problem(404, "unknown-identifier", "no member carries this identifier")
+    return web.json_response(member.to_wire())
+
+
 async def member_qr(request: web.Request) -> web.Response:
     """Issue a fresh member QR token (what the member app shows at the till)."""
     svc = request.app[SERVICE]
@@ -125,6 +133,7 @@ ROLE: dict[Callable[..., object], str] = {
     rulebook: "terminal",
     members: "terminal",
     sync_batch: "terminal",
+    identifier: "terminal",
     member_qr: "app",
     member_account: "app",
 }
@@ -137,6 +146,7 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/rulebook", rulebook)
     app.router.add_get("/v1/members", members)
     app.router.add_post("/v1/sync/batch", sync_batch)
+    app.router.add_get("/v1/identifiers/{identifier}", identifier)
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     return app

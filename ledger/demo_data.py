@@ -17,11 +17,16 @@ DEMO_TIERS: dict[str, Any] = {
     "radiant": {"default_rate": 10000, "merchant_rates": {"M-LUXURY": 9000}},
 }
 
+# Card numbers of the demo's physical member cards, and a UID-only card.
+DEMO_CARD_M0002 = "8600000002"
+DEMO_UID_M0003 = "04a1b2c3d4e5f6"
+DEMO_CARD_FROZEN = "8600000099"
+
 DEMO_MEMBERS = [
     MemberEntry("M0001", "classic"),
-    MemberEntry("M0002", "supreme"),
-    MemberEntry("M0003", "radiant"),
-    MemberEntry("M0099", "classic", "frozen"),
+    MemberEntry("M0002", "supreme", identifiers=(f"card:{DEMO_CARD_M0002}",)),
+    MemberEntry("M0003", "radiant", identifiers=(f"uid:{DEMO_UID_M0003}",)),
+    MemberEntry("M0099", "classic", "frozen", identifiers=(f"card:{DEMO_CARD_FROZEN}",)),
 ]
 
 DEMO_EXCLUDED = ["gift-card", "tobacco"]

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS members (
     status    TEXT NOT NULL DEFAULT 'active',
     points    INTEGER NOT NULL DEFAULT 0 CHECK (points >= 0)
 );
+CREATE TABLE IF NOT EXISTS identifiers (
+    identifier TEXT PRIMARY KEY,
+    member_id  TEXT NOT NULL REFERENCES members(member_id)
+);
 CREATE TABLE IF NOT EXISTS transactions (
     txn_id      TEXT PRIMARY KEY,
     terminal_id TEXT NOT NULL,
@@ -93,13 +97,32 @@ class LedgerStore:
                 "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
                 (member.member_id, member.tier, member.status),
             )
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO identifiers (identifier, member_id) VALUES (?, ?)",
+                [(i, member.member_id) for i in member.identifiers],
+            )
+
+    @staticmethod
+    def _members(conn: sqlite3.Connection, identifier: str | None = None) -> list[MemberEntry]:
+        """Every member, or only the one carrying ``identifier``."""
+        rows = conn.execute(
+            "SELECT m.member_id, m.tier, m.status, group_concat(i.identifier, ' ') FROM members m "
+            "LEFT JOIN identifiers i USING (member_id) "
+            "WHERE ?1 IS NULL OR m.member_id = (SELECT member_id FROM identifiers WHERE identifier = ?1) "
+            "GROUP BY m.member_id ORDER BY m.member_id",
+            (identifier,),
+        ).fetchall()
+        return [MemberEntry(mid, tier, status, tuple(sorted((ids or "").split()))) for mid, tier, status, ids in rows]
 
     async def members(self) -> list[MemberEntry]:
-        def members(conn: sqlite3.Connection) -> list[MemberEntry]:
-            rows = conn.execute("SELECT member_id, tier, status FROM members ORDER BY member_id").fetchall()
-            return [MemberEntry(*row) for row in rows]
+        return await self._run(self._members)
 
-        return await self._run(members)
+    async def member_by_identifier(self, identifier: str) -> MemberEntry | None:
+        def find(conn: sqlite3.Connection) -> MemberEntry | None:
+            found = self._members(conn, identifier)
+            return found[0] if found else None
+
+        return await self._run(find)
 
     async def member_account(self, member_id: str) -> dict[str, Any] | None:
         def account(conn: sqlite3.Connection) -> dict[str, Any] | None:

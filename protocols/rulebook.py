@@ -95,13 +95,25 @@ class MemberEntry:
     member_id: str
     tier: str
     status: str = "active"
+    # How the member can be recognised at a till: "card:<number>", "uid:<hex>".
+    identifiers: tuple[str, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
-        return {"member_id": self.member_id, "tier": self.tier, "status": self.status}
+        return {
+            "member_id": self.member_id,
+            "tier": self.tier,
+            "status": self.status,
+            "identifiers": list(self.identifiers),
+        }
 
     @classmethod
     def read(cls, f: Fields) -> MemberEntry:
-        entry = cls(f.text("member_id"), f.text("tier"), f.text("status", "active", choices=MEMBER_STATUSES))
+        entry = cls(
+            f.text("member_id"),
+            f.text("tier"),
+            f.text("status", "active", choices=MEMBER_STATUSES),
+            tuple(f.texts("identifiers")),
+        )
         f.done()
         return entry
 

@@ -20,6 +20,7 @@ def basket_view(basket: Basket, priced: PricedBasket) -> dict[str, Any]:
             "member_id": member.member.member_id,
             "tier": member.member.tier,
             "via": member.via,
+            "weak": member.weak,
         },
         "lines": [
             {

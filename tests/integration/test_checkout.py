@@ -30,7 +30,7 @@ async def test_member_checkout_end_to_end(
         scan = await pos.next_event("scan")
         assert scan["kind"] == "member_token"
         assert scan["data"] is None  # a token is never echoed
-        assert scan["member"] == {"member_id": "M0001", "tier": "classic"}
+        assert scan["member"] == {"member_id": "M0001", "tier": "classic", "via": "qr", "weak": False}
         assert scan["basket_id"] == basket
 
         pty_scanner.send("6901234567892", aim="]E0")

@@ -1,0 +1,74 @@
+"""A card tapped on a reader: verify it, find its member, attach them.
+
+The driver reports what it read; here the reading is checked against the
+issuer keys of the rulebook (certificate, challenge signature, expiry), and
+the card is looked up in the member cache, or online at the ledger when the
+cache does not know it. A UID-only card identifies the member too, flagged
+weak. Every outcome reaches the cashier as a ``card`` event.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from drivers.events import CardEvent, CardEventKind
+from gateway.basket import MemberMatch
+from gateway.checkout import Checkout
+from gateway.errors import UnknownMemberError
+from gateway.events import EventHub
+from gateway.ledger_client import LedgerClient
+from gateway.membership import check_active
+from gateway.scans import ScanRouter
+from protocols.errors import GatewayError
+
+log = structlog.get_logger("posgw.cards")
+
+
+class CardRouter:
+    def __init__(self, checkout: Checkout, scans: ScanRouter, client: LedgerClient, hub: EventHub) -> None:
+        self.checkout = checkout
+        self.scans = scans
+        self.client = client
+        self.hub = hub
+
+    async def handle(self, event: CardEvent) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "device": event.device,
+            "reader": event.reader,
+            "kind": event.kind,
+            "pcsc_ms": round(event.pcsc_seconds * 1000, 3),
+            "read_at": event.at,
+        }
+        if event.kind is CardEventKind.ERROR:
+            result["card_error"] = {"code": event.error_code, "message": event.error}
+        elif event.kind is CardEventKind.INSERTED and event.reading is not None:
+            try:
+                match = await self._identify(event)
+            except GatewayError as err:
+                log.info("card_refused", reader=event.reader, code=err.code, error=str(err))
+                result["card_error"] = {"code": err.code, "message": str(err)}
+            else:
+                result.update(self.scans.attach(match))
+        self.hub.publish("card", **result)
+        return result
+
+    async def _identify(self, event: CardEvent) -> MemberMatch:
+        assert event.reading is not None
+        directory = self.checkout.directory
+        identifier = directory.verify_card(event.reading, today=datetime.now(UTC).strftime("%Y%m%d"))
+        member = directory.by_identifier(identifier)
+        if member is None:
+            started = time.perf_counter()
+            member = await self.client.lookup_identifier(identifier)
+            log.info(
+                "card_looked_up_online", found=member is not None, ms=round((time.perf_counter() - started) * 1000)
+            )
+            if member is None:
+                raise UnknownMemberError("this card is not registered to any member")
+            directory.learn(member)
+        weak = event.reading.record is None
+        return MemberMatch(check_active(member), "card-uid" if weak else "card", weak)
