@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.store import LedgerStore
 from protocols.errors import GatewayError, SchemaError
 from protocols.rulebook import Rulebook
+from protocols.schema import Fields, Problems
 from protocols.sync import batch_from_wire
 from protocols.tokens import TokenClaims, key_id, sign_token
 
@@ -121,6 +122,20 @@ async def member_qr(request: web.Request) -> web.Response:
     return web.json_response({"token": sign_token("PM1.", claims, svc.issuer), "expires_at": claims.expires_at})
 
 
+async def add_identifier(request: web.Request) -> web.Response:
+    """A service desk issues a card to a member: ``{"identifier": "card:8600000123"}``."""
+    try:
+        body = json.loads(await request.read())
+    except ValueError as err:
+        return problem(400, "bad-json", f"body is not JSON: {err}")
+    problems = Problems("identifier")
+    ident = Fields(body, problems).text("identifier", pattern=r"(card|uid):[0-9A-Za-z]{4,32}")
+    problems.raise_if_any()
+    if not await request.app[SERVICE].store.add_identifier(request.match_info["member_id"], ident):
+        return problem(404, "unknown-member", "no such member")
+    return web.json_response({"member_id": request.match_info["member_id"], "identifier": ident}, status=201)
+
+
 async def member_account(request: web.Request) -> web.Response:
     account = await request.app[SERVICE].store.member_account(request.match_info["member_id"])
     if account is None:
@@ -135,6 +150,7 @@ ROLE: dict[Callable[..., object], str] = {
     sync_batch: "terminal",
     identifier: "terminal",
     member_qr: "app",
+    add_identifier: "app",
     member_account: "app",
 }
 
@@ -149,4 +165,5 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
+    app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)
     return app

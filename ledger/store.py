@@ -117,6 +117,19 @@ class LedgerStore:
     async def members(self) -> list[MemberEntry]:
         return await self._run(self._members)
 
+    async def add_identifier(self, member_id: str, identifier: str) -> bool:
+        """Register a new card (or other identifier) to a member; False if no such member."""
+
+        def add(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM members WHERE member_id = ?", (member_id,)).fetchone() is None:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO identifiers (identifier, member_id) VALUES (?, ?)", (identifier, member_id)
+            )
+            return True
+
+        return await self._run(add)
+
     async def member_by_identifier(self, identifier: str) -> MemberEntry | None:
         def find(conn: sqlite3.Connection) -> MemberEntry | None:
             found = self._members(conn, identifier)

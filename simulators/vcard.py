@@ -102,6 +102,7 @@ def make_applet(
     card_number: str = "8600000001",
     issuer: str = "DEMO-MALL",
     today: datetime | None = None,
+    uid: bytes | None = None,
 ) -> MemberCardApplet:
     """A freshly personalised card in ``mode``."""
     if mode not in MODES:
@@ -114,7 +115,7 @@ def make_applet(
         # Same number and a genuine certificate copied off the real card, but
         # the clone cannot know the real card's private key.
         card_key = ec.generate_private_key(ec.SECP256R1())
-    uid = b"\x04" + os.urandom(6)
+    uid = uid or b"\x04" + os.urandom(6)
     return MemberCardApplet(mode, None if mode == "uid-only" else record, card_key, uid)
 
 

@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulators.scanner import PtyScanner
+from simulators.vcard import VirtualCard
 from tests.harness import LedgerHandle
+from tests.pcsc import require_pcscd, vpcd_listening, wait_readers_empty
 
 
 @pytest.fixture
@@ -32,3 +35,25 @@ async def ledger(tmp_path: Path, tokens: dict[str, str]) -> AsyncIterator[Ledger
     await handle.start()
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def pcscd() -> None:
+    """The real pcscd with its vpcd virtual readers, running."""
+    require_pcscd()
+
+
+@pytest.fixture
+def issuer_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def cards() -> Iterator[list[VirtualCard]]:
+    """Virtual cards a test creates; all removed at the end so none leaks into the next test."""
+    made: list[VirtualCard] = []
+    yield made
+    for card in made:
+        card.remove()
+    if made and vpcd_listening():
+        wait_readers_empty()

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.config import GatewayConfig, parse_config
 from gateway.daemon import Gateway
+from ledger.issuer import load_or_create_key
 from simulators.pos_client import PosClient
 from simulators.processes import Proc, demo_env, free_port, ledger_proc
 
@@ -41,6 +43,18 @@ class LedgerHandle:
             body: dict[str, object] = await r.json()
             return body
 
+    async def add_identifier(self, member_id: str, identifier: str) -> None:
+        headers = {"Authorization": f"Bearer {self.tokens['app']}"}
+        async with (
+            aiohttp.ClientSession(headers=headers) as http,
+            http.post(f"{self.url}/v1/members/{member_id}/identifiers", json={"identifier": identifier}) as r,
+        ):
+            r.raise_for_status()
+
+    def issuer_key(self) -> Ed25519PrivateKey:
+        """The ledger's own issuer key, as a card personalisation bureau would hold it."""
+        return load_or_create_key(self.data_dir / "issuer.key")
+
     async def member_qr(self, member_id: str) -> str:
         return str((await self._app_call("POST", f"/v1/members/{member_id}/qr"))["token"])
 
@@ -51,11 +65,20 @@ class LedgerHandle:
 
 
 def gateway_config(
-    state_dir: Path, ledger_url: str, tokens: dict[str, str], scanner: Path | None = None, **ledger: object
+    state_dir: Path,
+    ledger_url: str,
+    tokens: dict[str, str],
+    scanner: Path | None = None,
+    card_reader: bool = False,
+    **ledger: object,
 ) -> GatewayConfig:
-    devices = []
+    devices: list[dict[str, object]] = []
     if scanner is not None:
-        devices = [{"name": "scanner", "driver": "serial-scanner", "options": {"port": str(scanner), "aim": True}}]
+        devices.append({"name": "scanner", "driver": "serial-scanner", "options": {"port": str(scanner), "aim": True}})
+    if card_reader:
+        devices.append(
+            {"name": "cards", "driver": "pcsc", "options": {"readers": ["Virtual PCD"], "wait_timeout": 0.5}}
+        )
     data = {
         "state_dir": str(state_dir),
         "terminal": {"id": "T-TEST-01", "store_id": "S-1", "merchant_id": "M-BAKERY"},

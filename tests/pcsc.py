@@ -1,0 +1,76 @@
+"""Helpers for tests that go through the real pcscd and its vpcd virtual readers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from smartcard import scard
+
+READER_0 = "Virtual PCD 00 00"  # vpcd's first reader listens on 127.0.0.1:35963
+READER_1 = "Virtual PCD 00 01"  # and its second on 35964
+PORT_0, PORT_1 = 35963, 35964
+
+
+def vpcd_listening(port: int = PORT_0) -> bool:
+    """Read the kernel's socket table: connecting would count as inserting a card."""
+    needle = f":{port:04X} 00000000:0000 0A"
+    return any(
+        needle in Path(table).read_text() for table in ("/proc/net/tcp", "/proc/net/tcp6") if Path(table).exists()
+    )
+
+
+def _as_root(*argv: str) -> None:
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    subprocess.run([*prefix, *argv], check=False, capture_output=True)
+
+
+def wait_for(check: object, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def stop_pcscd() -> None:
+    _as_root("pkill", "-x", "pcscd")
+    wait_for(lambda: not vpcd_listening(), 10, "pcscd did not stop")
+
+
+def start_pcscd() -> None:
+    _as_root("/usr/sbin/pcscd")
+    wait_for(vpcd_listening, 10, "pcscd did not start its vpcd reader")
+
+
+def wait_readers_empty(within: float = 10.0) -> None:
+    """Block until pcscd has noticed that no card is left in either virtual reader.
+
+    A card removed and another inserted before pcscd's next poll look like
+    one card that never left; tests wait for the removal to register first.
+    """
+    hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hr != scard.SCARD_S_SUCCESS:
+        return
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            hr, states = scard.SCardGetStatusChange(ctx, 0, [(READER_0, 0), (READER_1, 0)])
+            if hr == scard.SCARD_S_SUCCESS and not any(st & scard.SCARD_STATE_PRESENT for _, st, _ in states):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("a virtual card is still present in a reader")
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
+def require_pcscd() -> None:
+    """Fail (never skip) when the PC/SC stack is missing: CI must not hide it."""
+    if not vpcd_listening():
+        pytest.fail(
+            "pcscd with the vsmartcard-vpcd reader is not running on 127.0.0.1:35963; "
+            "`make test` starts it (.ci/services)"
+        )
