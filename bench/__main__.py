@@ -12,12 +12,12 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from bench import sale_commit, scan_latency
+from bench import sale_commit, scan_latency, tap_latency
 from bench.environment import rig
 from bench.stats import line
 
 
-async def main(scans: int, sales: int) -> dict[str, Any]:
+async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
     async with rig() as r:
         print(f"scan → WebSocket, {scans} scans (gateway and ledger as real processes, scanner on a pty)")
         scan = await scan_latency.run(r, scans)
@@ -29,15 +29,27 @@ async def main(scans: int, sales: int) -> dict[str, Any]:
         print(line("gateway: POST …/complete", sale["gateway_complete_sale"]))
         print(line("peer: raw SQLite WAL FULL 1-row commit", sale["raw_sqlite_wal_full_commit"]))
         print(f"  ratio p50 gateway / raw commit: {sale['ratio_p50']:.1f}×")
-    return {"machine": platform.platform(), "python": platform.python_version(), "scan": scan, "sale": sale}
+        print(f"\ncard tap → verified member on the WebSocket, {taps} taps (virtual card, real pcscd + vpcd)")
+        tap = await tap_latency.run(r, taps)
+        print(line("tap → card event with the member", tap["tap_to_member_on_ws"]))
+        print(line("of which PC/SC round trips (driver)", tap["pcsc_round_trips"]))
+        print(f"  PC/SC share of the p50: {tap['pcsc_share_p50']:.0%} (the rest is mostly pcscd noticing the card)")
+    return {
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "scan": scan,
+        "sale": sale,
+        "tap": tap,
+    }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--scans", type=int, default=1000)
     parser.add_argument("--sales", type=int, default=500)
+    parser.add_argument("--taps", type=int, default=200)
     args = parser.parse_args()
-    results = asyncio.run(main(args.scans, args.sales))
+    results = asyncio.run(main(args.scans, args.sales, args.taps))
     out = Path(__file__).parent / "results" / "latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -21,6 +21,10 @@ class BenchRig:
     scanner: PtyScanner
     pos: PosClient
 
+    @property
+    def issuer_key_path(self) -> Path:
+        return self.workdir / "ledger" / "issuer.key"
+
 
 @asynccontextmanager
 async def rig() -> AsyncIterator[BenchRig]:
@@ -36,6 +40,7 @@ async def rig() -> AsyncIterator[BenchRig]:
         ledger_port=ledger_port,
         state_dir=workdir / "state",
         scanner=scanner.link,
+        card_reader=True,
     )
     ledger = ledger_proc(workdir / "ledger", ledger_port, env, workdir / "ledger.log")
     gateway = gateway_proc(config, api_port, env, workdir / "gateway.log")
@@ -45,7 +50,7 @@ async def rig() -> AsyncIterator[BenchRig]:
         await ledger.wait_healthy()
         gateway.start()
         await gateway.wait_healthy()
-        await pos.wait_status(lambda s: s["devices"][0]["state"] == "idle" and s["ledger"]["online"])
+        await pos.wait_status(lambda s: all(d["state"] == "idle" for d in s["devices"]) and s["ledger"]["online"])
         yield BenchRig(workdir, scanner, pos)
     finally:
         await pos.close()

@@ -1,5 +1,9 @@
 """``posgw-sim``: hardware simulators for demos and manual testing.
 
+``posgw-sim card --issuer-key DIR/issuer.key [--mode cloned]`` puts a virtual
+member card into pcscd's vpcd reader (``insert`` / ``remove`` on standard
+input with ``--stdin``).
+
 ``posgw-sim scanner --link /tmp/posgw-scanner [CODE ...]`` opens a scanner on a
 real pseudo-terminal, sends the given codes (or those of ``--file``, or one
 per line from standard input) and keeps the port plugged in until stopped.
@@ -15,6 +19,7 @@ from pathlib import Path
 
 from simulators.demo import main as demo_main
 from simulators.scanner import PtyScanner
+from simulators.vcard import MODES, VPCD_PORT, VirtualCard, load_issuer_key, make_applet
 
 
 def _scanner(args: argparse.Namespace) -> int:
@@ -50,6 +55,46 @@ def _scanner(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    try:
+        issuer = load_issuer_key(args.issuer_key)
+    except (OSError, ValueError) as err:
+        print(
+            f"posgw-sim: cannot use issuer key {args.issuer_key}: {err} (the ledger's --data dir holds issuer.key)",
+            file=sys.stderr,
+        )
+        return 2
+    uid = bytes.fromhex(args.uid) if args.uid else None
+    card = VirtualCard(make_applet(args.mode, issuer, args.number, uid=uid), port=args.port)
+    print(f"virtual {args.mode} card {args.number}; commands: insert, remove, quit", file=sys.stderr)
+    try:
+        if not args.stdin:
+            card.insert()
+            print("inserted; Ctrl-C removes it", file=sys.stderr)
+            while True:
+                time.sleep(3600)
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "insert":
+                card.insert()
+            elif command == "remove":
+                card.remove()
+            elif command == "quit":
+                break
+            elif command:
+                print(f"unknown command {command!r}", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    except OSError as err:
+        print(
+            f"posgw-sim: cannot reach the vpcd reader on port {args.port}: {err} (is pcscd running?)", file=sys.stderr
+        )
+        return 1
+    finally:
+        card.remove()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posgw-sim", description="posgw hardware simulators")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,10 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--interval", type=float, default=0.2, help="seconds between codes")
     sc.add_argument("--hold", action="store_true", help="stay plugged in after sending, until Ctrl-C")
     sc.add_argument("codes", nargs="*")
-    sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner) on this machine")
+    cd = sub.add_parser("card", help="a virtual member card in pcscd's vpcd reader")
+    cd.add_argument("--issuer-key", type=Path, required=True, help="the ledger's issuer.key (PEM) that certifies cards")
+    cd.add_argument("--number", default="8600000002", help="card number (default: the demo's card of M0002)")
+    cd.add_argument("--mode", choices=MODES, default="member")
+    cd.add_argument("--uid", help="contactless UID in hex (default: random, 7 bytes)")
+    cd.add_argument("--port", type=int, default=VPCD_PORT, help="vpcd reader port (35963 first reader, 35964 second)")
+    cd.add_argument("--stdin", action="store_true", help="read insert / remove / quit from standard input")
+    sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner, card) on this machine")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo_main()
+    if args.command == "card":
+        return _card(args)
     return _scanner(args)
 
 

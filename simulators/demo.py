@@ -24,6 +24,7 @@ from protocols.money import format_cny
 from simulators.pos_client import ApiProblemError, PosClient
 from simulators.processes import Proc, demo_env, free_port, gateway_proc, ledger_proc
 from simulators.scanner import PtyScanner
+from simulators.vcard import VirtualCard, load_issuer_key, make_applet
 
 # The POS application's own catalogue: EAN-13 → (name, category, unit price in fen).
 CATALOGUE: dict[str, tuple[str, str, int]] = {
@@ -159,7 +160,31 @@ async def run_demo(repo: Path) -> int:
         say(f"  synced: queue pending {st['journal']['pending']}, ledger holds seq ≤ {st['journal']['last_seq']}")
         say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
 
-        say("\n-- sale 2: the mall network drops (ledger stopped); the till keeps selling")
+        say("\n-- sale 2: a member taps their physical member card on the reader")
+        basket = await pos.new_basket()
+        card = VirtualCard(make_applet("member", load_issuer_key(demo_dir / "ledger" / "issuer.key"), "8600000002"))
+        card.insert()
+        tap = await pos.next_event("card", within=15)
+        if "card_error" in tap:
+            raise RuntimeError(f"card refused: {tap['card_error']}")
+        member = tap["member"]
+        say(
+            f"  card read through pcscd in {tap['pcsc_ms']:.0f} ms of PC/SC calls, certificate and challenge verified"
+            f" → member {member['member_id']}, tier {member['tier']}"
+        )
+        await scan_products(pos, scanner, basket["basket_id"], ["6954767430386"])
+        await sell(pos, basket["basket_id"])
+        card.remove()
+        fake = VirtualCard(make_applet("cloned", load_issuer_key(demo_dir / "ledger" / "issuer.key"), "8600000002"))
+        fake.insert()
+        tap = await pos.next_event("card", within=15)
+        while tap["kind"] == "removed":
+            tap = await pos.next_event("card", within=15)
+        say(f"  a cloned copy of that card is tapped → refused: {tap['card_error']['message']}")
+        fake.remove()
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+
+        say("\n-- sale 3: the mall network drops (ledger stopped); the till keeps selling")
         qr = await member_qr(ledger_url, tokens[2], "M0001")  # the app fetched its code while online
         ledger.stop()
         st = await pos.wait_status(lambda s: not s["ledger"]["online"])

@@ -91,7 +91,19 @@ def demo_env(api_token: str, ledger_token: str, app_token: str) -> dict[str, str
     }
 
 
-def write_gateway_config(path: Path, *, api_port: int, ledger_port: int, state_dir: Path, scanner: Path) -> Path:
+CARD_READER_TABLE = """
+[[devices]]
+name = "cards"
+driver = "pcsc"
+[devices.options]
+readers = ["Virtual PCD 00 00"]
+wait_timeout = 0.5
+"""
+
+
+def write_gateway_config(
+    path: Path, *, api_port: int, ledger_port: int, state_dir: Path, scanner: Path, card_reader: bool = False
+) -> Path:
     """A gateway config for a throw-away run on this machine."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -121,5 +133,6 @@ driver = "serial-scanner"
 port = "{scanner}"
 aim = true
 """
+        + (CARD_READER_TABLE if card_reader else "")
     )
     return path

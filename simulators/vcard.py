@@ -22,9 +22,11 @@ import struct
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from protocols.apdu import CommandApdu, ResponseApdu
 from protocols.member_card import MEMBER_AID, TAG_RECORD, MemberCardRecord, issue_card, sign_challenge
@@ -117,6 +119,14 @@ def make_applet(
         card_key = ec.generate_private_key(ec.SECP256R1())
     uid = uid or b"\x04" + os.urandom(6)
     return MemberCardApplet(mode, None if mode == "uid-only" else record, card_key, uid)
+
+
+def load_issuer_key(path: Path) -> Ed25519PrivateKey:
+    """The issuer key a personalisation bureau signs cards with (the ledger's ``issuer.key``)."""
+    key = load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("not an Ed25519 private key")
+    return key
 
 
 class VirtualCard:
