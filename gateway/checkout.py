@@ -22,6 +22,7 @@ from gateway.pricing import PricedBasket, price
 from gateway.sync import SyncWorker, utc_now
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
+from offline_queue.limits import JournalLimitError, JournalLimits
 from protocols.money import format_cny
 from protocols.records import RecordLine, Tender, TransactionRecord
 
@@ -43,6 +44,7 @@ class Checkout:
         journal: TransactionJournal,
         hub: EventHub,
         sync: SyncWorker,
+        limits: JournalLimits,
     ) -> None:
         self.config = config
         self.baskets = baskets
@@ -50,6 +52,7 @@ class Checkout:
         self.journal = journal
         self.hub = hub
         self.sync = sync
+        self.limits = limits
         self.draining = False
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -83,14 +86,16 @@ class Checkout:
         record = await self.journal.replay(idempotency_key, basket_id)
         return None if record is None else CompletedSale(record, True)
 
-    async def complete(self, basket: Basket, tenders: list[Tender], idempotency_key: str) -> CompletedSale:
+    async def complete(
+        self, basket: Basket, tenders: list[Tender], idempotency_key: str, personal: dict[str, str] | None = None
+    ) -> CompletedSale:
         self.in_flight += 1
         self._idle.clear()
         try:
             async with basket.lock:
                 if basket.state is BasketState.COMPLETED:
                     return await self._replay(basket, idempotency_key)
-                sale = await self._commit(basket, tenders, idempotency_key)
+                sale = await self._commit(basket, tenders, idempotency_key, personal)
         finally:
             self.in_flight -= 1
             if not self.in_flight:
@@ -106,11 +111,15 @@ class Checkout:
             raise ConflictError(f"basket {basket.basket_id} is completed but its sale is not in the journal")
         return CompletedSale(record, True)
 
-    async def _commit(self, basket: Basket, tenders: list[Tender], key: str) -> CompletedSale:
+    async def _commit(
+        self, basket: Basket, tenders: list[Tender], key: str, personal: dict[str, str] | None
+    ) -> CompletedSale:
         if not basket.lines:
             raise ConflictError("the basket is empty")
         priced = self.price(basket)
         change = _settle(priced.total_due, tenders)
+        if any(t.kind != "cash" for t in tenders) and (breaches := self.limits.breaches(await self.journal.stats())):
+            raise JournalLimitError(f"non-cash payment refused: {'; '.join(breaches)}. Take cash, call store IT")
         term = self.config.terminal
         draft = TransactionRecord(
             txn_id=str(uuid7()),
@@ -145,7 +154,9 @@ class Checkout:
             rulebook_version=priced.rulebook_version,
             offline=not self.sync.state.online,
         )
-        record, replayed = await self.journal.append(draft, idempotency_key=key, fingerprint=basket.basket_id)
+        record, replayed = await self.journal.append(
+            draft, idempotency_key=key, fingerprint=basket.basket_id, personal=personal
+        )
         basket.state, basket.txn_id, basket.completion_key = BasketState.COMPLETED, record.txn_id, key
         log.info(
             "sale_completed",
@@ -165,7 +176,17 @@ class Checkout:
             points_earned=record.points_earned,
             offline=record.offline,
         )
+        await self._report_journal()
         return CompletedSale(record, replayed)
+
+    async def _report_journal(self) -> None:
+        """Tell the till how much waits to be synced, and alert when a limit is passed."""
+        status = await self.sync.journal_status()
+        self.hub.publish("journal", **status)
+        stats = await self.journal.stats()
+        if breaches := self.limits.breaches(stats):
+            log.error("journal_limit_passed", breaches=breaches)
+            self.hub.publish("alert", code="journal-limit", message="; ".join(breaches))
 
 
 def _settle(total_due: int, tenders: list[Tender]) -> int:

@@ -50,6 +50,17 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalConfig:
+    # Personal-data keyring (offline_queue/personal.py): from a file or an environment variable.
+    keys: str = field(default="", repr=False)
+    keys_source: str = ""
+    max_records: int = 100_000
+    max_bytes: int = 1024 * 1024 * 1024
+    max_pending_age: float = 72 * 3600.0
+    retention_days: float = 90.0
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceConfig:
     name: str
     driver: str
@@ -64,6 +75,7 @@ class GatewayConfig:
     ledger: LedgerConfig
     state_dir: Path
     devices: tuple[DeviceConfig, ...]
+    journal: JournalConfig = JournalConfig()
     log_level: str = "info"
     log_format: str = "auto"
     token_leeway: int = 5
@@ -75,6 +87,10 @@ class GatewayConfig:
     @property
     def cache_path(self) -> Path:
         return self.state_dir / "ledger-cache.json"
+
+    @property
+    def key_path(self) -> Path:
+        return self.state_dir / "terminal.key"
 
 
 def _secret(f: Fields, what: str, default_env: str, env: dict[str, str]) -> str:
@@ -126,6 +142,29 @@ def _read_ledger(f: Fields, env: dict[str, str]) -> LedgerConfig:
     )
     f.done()
     return ledger
+
+
+def _read_journal(f: Fields, env: dict[str, str]) -> JournalConfig:
+    key_file = f.file_path("keys_file", "")
+    key_env = f.text("keys_env", "POSGW_JOURNAL_KEYS", pattern=r"[A-Z_][A-Z0-9_]*")
+    keys, source = "", ""
+    if key_file:
+        try:
+            keys, source = Path(key_file).read_text(), key_file
+        except OSError as err:
+            f.problems.add(f"{f.path}.keys_file", f"cannot read {key_file}: {err.strerror}")
+    elif env.get(key_env):
+        keys, source = env[key_env], f"${key_env}"
+    journal = JournalConfig(
+        keys=keys,
+        keys_source=source,
+        max_records=f.integer("max_records", 100_000, minimum=100),
+        max_bytes=f.integer("max_bytes", 1024 * 1024 * 1024, minimum=1024 * 1024),
+        max_pending_age=f.number("max_pending_age", 72 * 3600.0, minimum=60),
+        retention_days=f.number("retention_days", 90.0, minimum=1),
+    )
+    f.done()
+    return journal
 
 
 def _read_devices(f: Fields, registry: DriverRegistry) -> tuple[DeviceConfig, ...]:
@@ -185,6 +224,7 @@ def parse_config(
         ledger=_read_ledger(root.table("ledger", required=True), env),
         state_dir=state_dir,
         devices=_read_devices(root, registry or DriverRegistry.discover()),
+        journal=_read_journal(root.table("journal"), env),
         log_level=log_level,
         log_format=log_format,
         token_leeway=token_leeway,

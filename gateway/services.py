@@ -19,6 +19,9 @@ from gateway.membership import MemberDirectory
 from gateway.scans import ScanRouter
 from gateway.sync import RulesRefresher, SyncWorker
 from offline_queue.journal import TransactionJournal
+from offline_queue.keys import load_or_create_signing_key
+from offline_queue.limits import JournalLimits
+from offline_queue.personal import Keyring
 
 
 @dataclass
@@ -43,13 +46,15 @@ class Services:
         baskets = BasketStore()
         directory = MemberDirectory()
         directory.load(config.cache_path)
-        journal = TransactionJournal(config.journal_path)
+        keyring = Keyring.from_text(config.journal.keys, config.journal.keys_source) if config.journal.keys else None
+        journal = TransactionJournal(config.journal_path, load_or_create_signing_key(config.key_path), keyring=keyring)
         client = LedgerClient(config.ledger.url, config.ledger.token, config.ledger.timeout)
         sync = SyncWorker(
             config.terminal.terminal_id, journal, client, hub, config.ledger.sync_interval, config.ledger.batch_size
         )
         refresher = RulesRefresher(client, directory, config.cache_path, config.ledger.refresh_interval, sync)
-        checkout = Checkout(config, baskets, directory, journal, hub, sync)
+        limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
+        checkout = Checkout(config, baskets, directory, journal, hub, sync, limits)
         scans = ScanRouter(checkout, hub)
         cards = CardRouter(checkout, scans, client, hub)
         svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)
@@ -84,7 +89,7 @@ class Services:
             "terminal_id": self.config.terminal.terminal_id,
             "draining": self.checkout.draining,
             "devices": [dataclasses.asdict(s.status) for s in self.supervisors],
-            "journal": dataclasses.asdict(stats),
+            "journal": {**dataclasses.asdict(stats), "limits_breached": self.checkout.limits.breaches(stats)},
             "ledger": {
                 "online": sync.online,
                 "last_sync": sync.last_sync,

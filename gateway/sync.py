@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -49,12 +50,24 @@ class SyncWorker:
     hub: EventHub
     interval: float
     batch_size: int
+    lease_seconds: float = 30.0
     state: SyncState = field(default_factory=SyncState)
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=30.0))
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
 
     def kick(self) -> None:
         self._kick.set()
+
+    async def journal_status(self) -> dict[str, Any]:
+        stats = await self.journal.stats()
+        return {
+            "pending": stats.pending,
+            "pending_amount": stats.pending_amount,
+            "oldest_pending": stats.oldest_pending,
+            "last_seq": stats.last_seq,
+            "last_synced_at": stats.last_synced_at,
+            "online": self.state.online,
+        }
 
     def set_online(self, online: bool, error: str | None = None) -> None:
         changed = online != self.state.online
@@ -68,23 +81,32 @@ class SyncWorker:
         """Send every pending record; return how many the ledger answered for."""
         done = 0
         while True:
-            batch = await self.journal.pending(self.batch_size)
-            if not batch:
+            leased = await self.journal.lease(self.batch_size, self.lease_seconds)
+            if not leased:
                 if not done:
                     await self.client.ping()
                     self.set_online(True)
                 return done
-            reply = await self.client.post_batch(self.terminal_id, batch)
+            batch = [p.record for p in leased]
             sent = {r.txn_id for r in batch}
+            try:
+                reply = await self.client.post_batch(self.terminal_id, batch)
+            except BaseException:
+                await asyncio.shield(self.journal.release(list(sent)))
+                raise
             answered = [r for r in reply.results if r.txn_id in sent]
+            settled = await self.journal.mark_synced(answered, utc_now())
+            unanswered = sent - {r.txn_id for r in answered}
+            if unanswered:
+                await self.journal.release(list(unanswered))
             if not answered:
                 raise GatewayError("the ledger answered none of the batch's records")
-            await self.journal.mark_synced(answered, utc_now())
+            self.hub.publish("journal", **(await self.journal_status()))
             rejected = [r for r in answered if r.status == "rejected"]
             for r in rejected:
                 log.error("sync_rejected", txn_id=r.txn_id, seq=r.seq, reason=r.reason)
-            done += len(answered)
-            self.state.synced_total += len(answered)
+            done += settled
+            self.state.synced_total += settled
             self.state.rejected_total += len(rejected)
             self.state.last_sync = utc_now()
             self.set_online(True)

@@ -15,6 +15,18 @@ class JournalFullError(JournalError):
     code = "journal-disk-full"
 
 
+class JournalKeyError(FinalError):
+    """A key the journal needs is missing, unreadable or wrong; the daemon will not start."""
+
+    code = "journal-key"
+
+
+class JournalCorruptError(FinalError):
+    """The journal file is damaged or was written by a newer posgw; the daemon will not start."""
+
+    code = "journal-corrupt"
+
+
 class IdempotencyConflictError(FinalError):
     """An Idempotency-Key was reused for a different request."""
 

@@ -1,13 +1,16 @@
-"""The transaction journal: SQLite in WAL mode with ``synchronous=FULL``.
+"""The transaction journal: durable, gapless, hash-chained, signed.
 
-A record is on disk before :meth:`TransactionJournal.append` returns, so the
-cashier is only ever told "done" about a sale that survives a power cut. All
-database work runs on one dedicated writer thread (SQLite allows one writer
-anyway), so the event loop never blocks on an fsync.
+SQLite in WAL mode with ``synchronous=FULL``: :meth:`TransactionJournal.append`
+returns only once the record's commit is on disk, so the cashier is only
+told "done" about a sale that survives a power cut. Appends go through one
+writer thread with group commit (``offline_queue/writer.py``); reads use their
+own connection so a long drain never holds up a sale.
 
-Each terminal has its own journal; ``seq`` is gapless within it. An
-idempotency key is stored in the same transaction as the record it produced
-and never expires, so a retried completion returns the original sale.
+Each record gets the next gapless ``seq``, the hash of the record before it and
+the terminal's Ed25519 signature (``protocols/chain.py``). Idempotency keys are
+stored with their record and never expire. Personal data travels beside the
+record, encrypted with AES-GCM (``offline_queue/personal.py``), outside the
+signed body so that rotating keys never touches the chain.
 """
 
 from __future__ import annotations
@@ -16,193 +19,435 @@ import asyncio
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from offline_queue.errors import IdempotencyConflictError, JournalError, JournalFullError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from offline_queue.errors import (
+    IdempotencyConflictError,
+    JournalCorruptError,
+    JournalError,
+    JournalFullError,
+    JournalKeyError,
+)
+from offline_queue.personal import Keyring
+from offline_queue.schema import migrate
+from offline_queue.writer import GroupCommitWriter
+from protocols.chain import GENESIS, ChainLink, ChainProblem, canonical, seal, verify_chain
 from protocols.records import TransactionRecord
 from protocols.sync import SyncResult
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal (
-    seq         INTEGER PRIMARY KEY,
-    txn_id      TEXT NOT NULL UNIQUE,
-    created_at  TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    sync_status TEXT,
-    sync_reason TEXT,
-    synced_at   TEXT
-);
-CREATE INDEX IF NOT EXISTS journal_pending ON journal(seq) WHERE sync_status IS NULL;
-CREATE TABLE IF NOT EXISTS idempotency (
-    key         TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    seq         INTEGER NOT NULL REFERENCES journal(seq)
-);
-"""
+FINAL_STATUSES = ("accepted", "duplicate", "rejected")
 
 
 @dataclass(frozen=True, slots=True)
 class JournalStats:
     total: int
     pending: int
+    pending_amount: dict[str, int]
     oldest_pending: str | None
     last_seq: int
     rejected: int
+    last_synced_at: str | None
+    file_bytes: int
+    key_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A record leased for sending, with its personal data decrypted."""
+
+    record: TransactionRecord
+    personal: dict[str, str] | None
+
+
+def sqlite_error(err: sqlite3.Error) -> Exception:
+    text = str(err).lower()
+    if "full" in text:
+        return JournalFullError(
+            "the journal's storage is full (disk or configured limit): the sale was not recorded; call store IT"
+        )
+    if "malformed" in text or "not a database" in text:
+        return JournalCorruptError(f"the journal file is damaged ({err}); restore it from backup, call store IT")
+    return JournalError(f"the sale could not be recorded ({err}); do not take payment, call store IT")
 
 
 def _connect(path: Path, max_bytes: int | None) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(_SCHEMA)
     if max_bytes is not None:
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-        conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
+        conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size):d}")
     return conn
 
 
-def _raise_journal_error(err: sqlite3.Error) -> None:
-    if isinstance(err, sqlite3.OperationalError) and "full" in str(err).lower():
-        raise JournalFullError(
-            "the journal's storage is full (disk or configured limit): the sale was not recorded; call store IT"
-        ) from err
-    raise JournalError(f"the sale could not be recorded ({err}); do not take payment, call store IT") from err
+def _row_record(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> TransactionRecord:
+    wire = json.loads(body)
+    wire.update(prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex())
+    return TransactionRecord.from_wire(wire, "journal")
+
+
+class TransactionJournal:
+    def __init__(
+        self,
+        path: Path,
+        signing_key: Ed25519PrivateKey,
+        *,
+        keyring: Keyring | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.signing_key = signing_key
+        self.keyring = keyring
+        self.max_bytes = max_bytes
+        self._writer = GroupCommitWriter(lambda: _connect(self.path, max_bytes), sqlite_error)
+        self._reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posgw-journal-reader")
+        self._reader: sqlite3.Connection | None = None
+        self._opened = False
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Migrate, check integrity and keys; refuse to start on any doubt."""
+        if self._opened:
+            return
+        await asyncio.get_running_loop().run_in_executor(self._reader_pool, self._open_checks)
+        self._writer.start()
+        self._opened = True
+
+    def _open_checks(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = _connect(self.path, None)
+            (ok,) = conn.execute("PRAGMA integrity_check").fetchone()
+            if ok != "ok":
+                raise JournalCorruptError(f"{self.path} failed its integrity check ({ok}); restore it from backup")
+            migrate(conn)
+        except sqlite3.DatabaseError as err:
+            raise JournalCorruptError(f"{self.path} is not a readable journal ({err}); restore it from backup") from err
+        self._reader = conn
+        kids = self._key_ids(conn)
+        known = set(self.keyring.kids) if self.keyring else set()
+        if missing := sorted(set(kids) - known):
+            raise JournalKeyError(f"stored personal data needs key(s) {', '.join(missing)}, which are not configured")
+        tail = conn.execute("SELECT body, prev_hash, hash, signature, seq FROM journal ORDER BY seq DESC LIMIT 1")
+        row = tail.fetchone()
+        if row is not None:
+            try:
+                self.signing_key.public_key().verify(row[3], row[2])
+            except InvalidSignature as err:
+                raise JournalKeyError(
+                    f"the last record (seq {row[4]}) was not signed by this terminal's key: wrong key file?"
+                ) from err
+
+    @staticmethod
+    def _key_ids(conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute(
+            "SELECT DISTINCT substr(personal, 1, instr(personal, '.') - 1) FROM journal WHERE personal IS NOT NULL"
+        )
+        return [r[0] for r in rows]
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await asyncio.get_running_loop().run_in_executor(self._reader_pool, reader.close)
+        self._reader_pool.shutdown(wait=True)
+        self._opened = False
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._opened:
+            raise JournalError("the journal is not open")
+        result: T = await asyncio.wrap_future(self._writer.submit(fn))
+        return result
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._reader is None:
+                raise JournalError("the journal is not open")
+            try:
+                return fn(self._reader)
+            except sqlite3.Error as err:
+                raise sqlite_error(err) from err
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, call)
+
+    @property
+    def commit_groups(self) -> int:
+        return self._writer.groups
+
+    # -- appending --------------------------------------------------------------
+
+    async def append(
+        self,
+        draft: TransactionRecord,
+        *,
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+        personal: dict[str, str] | None = None,
+    ) -> tuple[TransactionRecord, bool]:
+        """Commit ``draft`` as the next record; return it and whether it was a replay."""
+        return await self._write(lambda conn: self._append(conn, draft, idempotency_key, fingerprint, personal))
+
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        draft: TransactionRecord,
+        key: str | None,
+        fingerprint: str,
+        personal: dict[str, str] | None,
+    ) -> tuple[TransactionRecord, bool]:
+        if key is not None:
+            earlier = _find_idempotent(conn, key, fingerprint)
+            if earlier is not None:
+                return earlier, True
+        last = conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is None:
+            last = conn.execute("SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        wire = dataclasses.replace(draft, seq=seq, prev_hash="", hash="", signature="").to_wire()
+        body = canonical(wire)
+        digest, signature = seal(prev_hash, body, self.signing_key)
+        sealed = None
+        if personal:
+            if self.keyring is None:
+                raise JournalKeyError("personal data given but no personal-data key is configured")
+            sealed = self.keyring.encrypt(json.dumps(personal).encode(), draft.txn_id.encode())
+        conn.execute(
+            "INSERT INTO journal (seq, txn_id, created_at, currency, amount, body, prev_hash, hash, signature,"
+            " personal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                seq,
+                draft.txn_id,
+                draft.created_at,
+                draft.currency,
+                draft.total_due,
+                body,
+                prev_hash,
+                digest,
+                signature,
+                sealed,
+            ),
+        )
+        if key is not None:
+            conn.execute(
+                "INSERT INTO idempotency (key, fingerprint, txn_id) VALUES (?, ?, ?)", (key, fingerprint, draft.txn_id)
+            )
+        record = dataclasses.replace(
+            draft, seq=seq, prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex()
+        )
+        return record, False
+
+    async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
+        """The record an earlier request with this key produced, if any."""
+        return await self._read(lambda conn: _find_idempotent(conn, idempotency_key, fingerprint))
+
+    async def get(self, txn_id: str) -> TransactionRecord | None:
+        def get(conn: sqlite3.Connection) -> TransactionRecord | None:
+            row = conn.execute(
+                "SELECT body, prev_hash, hash, signature FROM journal WHERE txn_id = ?", (txn_id,)
+            ).fetchone()
+            return None if row is None else _row_record(*row)
+
+        return await self._read(get)
+
+    # -- the outbox -------------------------------------------------------------
+
+    async def lease(self, limit: int, lease_seconds: float = 30.0) -> list[Pending]:
+        """Take up to ``limit`` unsent records, oldest first, for ``lease_seconds``.
+
+        A lease that runs out (the sender died, the ledger never answered) lets
+        the records be taken again; the ledger's permanent dedup makes a
+        second send harmless.
+        """
+        now = time.time()
+
+        def lease(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            rows = conn.execute(
+                "SELECT seq, body, prev_hash, hash, signature, personal, txn_id FROM journal "
+                "WHERE sync_status IS NULL AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            if rows:
+                conn.execute(
+                    "UPDATE journal SET lease_until = ? WHERE seq BETWEEN ? AND ? AND sync_status IS NULL",
+                    (now + lease_seconds, rows[0][0], rows[-1][0]),
+                )
+            return rows
+
+        rows = await self._write(lease)
+        return [
+            Pending(_row_record(body, prev, digest, sig), self._open_personal(personal, txn_id))
+            for _, body, prev, digest, sig, personal, txn_id in rows
+        ]
+
+    def _open_personal(self, sealed: str | None, txn_id: str) -> dict[str, str] | None:
+        if sealed is None:
+            return None
+        if self.keyring is None:
+            raise JournalKeyError("stored personal data cannot be read: no personal-data key configured")
+        data: dict[str, str] = json.loads(self.keyring.decrypt(sealed, txn_id.encode()))
+        return data
+
+    async def release(self, txn_ids: list[str]) -> None:
+        """Give leased records back at once (the send failed)."""
+
+        def release(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE journal SET lease_until = NULL WHERE txn_id = ?", [(t,) for t in txn_ids])
+
+        await self._write(release)
+
+    async def pending(self, limit: int) -> list[TransactionRecord]:
+        """Records the ledger has not answered for, oldest first (not leased)."""
+
+        def pending(conn: sqlite3.Connection) -> list[TransactionRecord]:
+            rows = conn.execute(
+                "SELECT body, prev_hash, hash, signature FROM journal WHERE sync_status IS NULL ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [_row_record(*row) for row in rows]
+
+        return await self._read(pending)
+
+    async def mark_synced(self, results: list[SyncResult], at: str) -> int:
+        """Record the ledger's answers; return how many records they settled.
+
+        An answer for a record already settled, or for a record this journal
+        does not hold, changes nothing: the ledger may answer twice or out of
+        order. A rejected record stays, with its reason, never deleted.
+        """
+
+        def mark(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE journal SET sync_status = ?, sync_reason = ?, synced_at = ?, lease_until = NULL "
+                "WHERE txn_id = ? AND seq = ? AND sync_status IS NULL",
+                [(r.status, r.reason, at, r.txn_id, r.seq) for r in results if r.status in FINAL_STATUSES],
+            )
+            return conn.total_changes - before
+
+        return await self._write(mark)
+
+    # -- status -----------------------------------------------------------------
+
+    async def stats(self) -> JournalStats:
+        def stats(conn: sqlite3.Connection) -> JournalStats:
+            total, last, rejected, synced = conn.execute(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0), COALESCE(SUM(sync_status = 'rejected'), 0),"
+                " MAX(synced_at) FROM journal"
+            ).fetchone()
+            pending, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM journal WHERE sync_status IS NULL"
+            ).fetchone()
+            amounts = dict(
+                conn.execute(
+                    "SELECT currency, SUM(amount) FROM journal WHERE sync_status IS NULL GROUP BY currency"
+                ).fetchall()
+            )
+            if not last:
+                checkpoint = conn.execute("SELECT MAX(seq) FROM checkpoints").fetchone()
+                last = checkpoint[0] or 0
+            size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+            return JournalStats(total, pending, amounts, oldest, last, rejected, synced, size, self._key_ids(conn))
+
+        return await self._read(stats)
+
+    # -- verification, export, compaction -------------------------------------
+
+    async def verify(self) -> list[ChainProblem]:
+        """Check the whole chain against this terminal's public key."""
+
+        def verify(conn: sqlite3.Connection) -> list[ChainProblem]:
+            start = conn.execute("SELECT seq, hash, signature FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+            start_seq, start_hash = 1, GENESIS
+            problems = []
+            if start is not None:
+                start_seq, start_hash = start[0] + 1, start[1]
+                try:
+                    self.signing_key.public_key().verify(start[2], _checkpoint_message(start[0], start[1]))
+                except InvalidSignature:
+                    problems.append(ChainProblem(start[0], "forged", "checkpoint signature is not the terminal's"))
+            links = (
+                ChainLink(*row)
+                for row in conn.execute("SELECT seq, body, prev_hash, hash, signature FROM journal ORDER BY seq")
+            )
+            return problems + verify_chain(
+                links, self.signing_key.public_key(), start_seq=start_seq, start_hash=start_hash
+            )
+
+        return await self._read(verify)
+
+    def export_lines(self) -> Iterator[str]:
+        """Every record as a JSON line, with its sync outcome (blocking; for the CLI)."""
+        conn = _connect(self.path, None)
+        try:
+            for body, prev, digest, sig, status, reason, synced_at in conn.execute(
+                "SELECT body, prev_hash, hash, signature, sync_status, sync_reason, synced_at FROM journal ORDER BY seq"
+            ):
+                wire = _row_record(body, prev, digest, sig).to_wire()
+                wire["sync"] = {"status": status, "reason": reason, "at": synced_at}
+                yield json.dumps(wire, ensure_ascii=False)
+        finally:
+            conn.close()
+
+    async def compact(self, older_than: str) -> int:
+        """Drop settled records created before ``older_than`` (ISO time), keeping the chain.
+
+        Only an unbroken prefix of settled records goes; the last one's hash
+        is kept as a checkpoint signed by the terminal, so the verifier can
+        still check every record that remains.
+        """
+
+        def compact(conn: sqlite3.Connection) -> int:
+            first_open = conn.execute(
+                "SELECT MIN(seq) FROM journal WHERE sync_status IS NULL OR created_at >= ?", (older_than,)
+            ).fetchone()[0]
+            row = conn.execute(
+                "SELECT seq, hash FROM journal WHERE (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT 1",
+                (first_open, first_open),
+            ).fetchone()
+            if row is None:
+                return 0
+            seq, digest = row
+            count = conn.execute("DELETE FROM journal WHERE seq <= ?", (seq,)).rowcount
+            conn.execute(
+                "INSERT INTO checkpoints (seq, hash, signature, created_at, compacted) VALUES (?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    digest,
+                    self.signing_key.sign(_checkpoint_message(seq, digest)),
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    count,
+                ),
+            )
+            # Idempotency keys stay: a retry of an archived sale must still not sell twice.
+            return int(count)
+
+        return await self._write(compact)
+
+
+def _checkpoint_message(seq: int, digest: bytes) -> bytes:
+    return b"posgw-checkpoint-v1" + seq.to_bytes(8, "big") + digest
 
 
 def _find_idempotent(conn: sqlite3.Connection, key: str, fingerprint: str) -> TransactionRecord | None:
     row = conn.execute(
-        "SELECT i.fingerprint, j.body FROM idempotency i JOIN journal j USING (seq) WHERE i.key = ?", (key,)
+        "SELECT i.fingerprint, i.txn_id, j.body, j.prev_hash, j.hash, j.signature "
+        "FROM idempotency i LEFT JOIN journal j USING (txn_id) WHERE i.key = ?",
+        (key,),
     ).fetchone()
     if row is None:
         return None
     if row[0] != fingerprint:
         raise IdempotencyConflictError("this Idempotency-Key was already used for a different request")
-    return TransactionRecord.from_wire(json.loads(row[1]), "journal")
-
-
-class TransactionJournal:
-    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
-        self.path = Path(path)
-        self.max_bytes = max_bytes
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posgw-journal")
-        self._conn: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self._conn = _connect(self.path, self.max_bytes)
-            try:
-                return fn(self._conn)
-            except BaseException as err:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if isinstance(err, sqlite3.Error):
-                    _raise_journal_error(err)
-                raise
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    async def open(self) -> None:
-        await self._run(lambda conn: None)
-
-    async def close(self) -> None:
-        def close(conn: sqlite3.Connection) -> None:
-            conn.close()
-            self._conn = None
-
-        if self._conn is not None:
-            await self._run(close)
-        self._executor.shutdown(wait=True)
-
-    async def append(
-        self, draft: TransactionRecord, *, idempotency_key: str | None = None, fingerprint: str = ""
-    ) -> tuple[TransactionRecord, bool]:
-        """Commit ``draft`` with the next ``seq``; return it and whether it was a replay.
-
-        With an ``idempotency_key`` already used for the same ``fingerprint``,
-        nothing is written and the original record is returned.
-        """
-
-        def append(conn: sqlite3.Connection) -> tuple[TransactionRecord, bool]:
-            conn.execute("BEGIN IMMEDIATE")
-            if idempotency_key is not None:
-                row = conn.execute(
-                    "SELECT i.fingerprint, j.body FROM idempotency i JOIN journal j USING (seq) WHERE i.key = ?",
-                    (idempotency_key,),
-                ).fetchone()
-                if row is not None:
-                    conn.execute("ROLLBACK")
-                    if row[0] != fingerprint:
-                        raise IdempotencyConflictError("this Idempotency-Key was already used for a different request")
-                    return TransactionRecord.from_wire(json.loads(row[1]), "journal"), True
-            (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
-            record = dataclasses.replace(draft, seq=last + 1)
-            conn.execute(
-                "INSERT INTO journal (seq, txn_id, created_at, body) VALUES (?, ?, ?, ?)",
-                (record.seq, record.txn_id, record.created_at, json.dumps(record.to_wire(), separators=(",", ":"))),
-            )
-            if idempotency_key is not None:
-                conn.execute(
-                    "INSERT INTO idempotency (key, fingerprint, seq) VALUES (?, ?, ?)",
-                    (idempotency_key, fingerprint, record.seq),
-                )
-            conn.execute("COMMIT")
-            return record, False
-
-        return await self._run(append)
-
-    async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
-        """The record an earlier request with this key produced, if any."""
-
-        return await self._run(lambda conn: _find_idempotent(conn, idempotency_key, fingerprint))
-
-    async def pending(self, limit: int) -> list[TransactionRecord]:
-        """Records not yet acknowledged by the ledger, oldest first."""
-
-        def pending(conn: sqlite3.Connection) -> list[TransactionRecord]:
-            rows = conn.execute(
-                "SELECT body FROM journal WHERE sync_status IS NULL ORDER BY seq LIMIT ?", (limit,)
-            ).fetchall()
-            return [TransactionRecord.from_wire(json.loads(body), "journal") for (body,) in rows]
-
-        return await self._run(pending)
-
-    async def mark_synced(self, results: list[SyncResult], at: str) -> None:
-        """Record the ledger's answer; a rejected record stays visible, never deleted."""
-
-        def mark(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "UPDATE journal SET sync_status = ?, sync_reason = ?, synced_at = ? "
-                "WHERE txn_id = ? AND sync_status IS NULL",
-                [(r.status, r.reason, at, r.txn_id) for r in results],
-            )
-            conn.execute("COMMIT")
-
-        await self._run(mark)
-
-    async def stats(self) -> JournalStats:
-        def stats(conn: sqlite3.Connection) -> JournalStats:
-            total, last, pending, oldest, rejected = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(seq), 0), "
-                "SUM(sync_status IS NULL), MIN(CASE WHEN sync_status IS NULL THEN created_at END), "
-                "SUM(sync_status = 'rejected') FROM journal"
-            ).fetchone()
-            return JournalStats(total, pending or 0, oldest, last, rejected or 0)
-
-        return await self._run(stats)
-
-    async def get(self, txn_id: str) -> TransactionRecord | None:
-        def get(conn: sqlite3.Connection) -> TransactionRecord | None:
-            row = conn.execute("SELECT body FROM journal WHERE txn_id = ?", (txn_id,)).fetchone()
-            return None if row is None else TransactionRecord.from_wire(json.loads(row[0]), "journal")
-
-        return await self._run(get)
+    if row[2] is None:
+        raise IdempotencyConflictError(f"this sale was completed long ago as {row[1]} and has been archived")
+    return _row_record(*row[2:])

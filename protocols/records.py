@@ -58,6 +58,11 @@ class TransactionRecord:
     points_earned: int
     rulebook_version: int
     offline: bool
+    # Set by the journal when the record is committed (see protocols/chain.py):
+    # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
+    prev_hash: str = ""
+    hash: str = ""
+    signature: str = ""
 
     def to_wire(self) -> dict[str, Any]:
         """A JSON-ready dict (lists, not tuples)."""
@@ -98,6 +103,9 @@ def read_record(f: Fields) -> TransactionRecord:
         points_earned=f.integer("points_earned", minimum=0),
         rulebook_version=f.integer("rulebook_version", minimum=0),
         offline=f.flag("offline"),
+        prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
+        hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
+        signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
     )
     f.done()
     _check_sums(record, f)

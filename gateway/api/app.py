@@ -108,6 +108,7 @@ async def complete(request: web.Request) -> web.Response:
     for tf in f.tables("tenders", max_items=20):
         tenders.append(Tender(tf.text("kind", choices=("cash",)), tf.integer("amount", minimum=0, maximum=10**10)))
         tf.done()
+    phone = f.optional_text("receipt_phone", pattern=r"1[3-9][0-9]{9}")
     if not key:
         f.problems.add("Idempotency-Key", "header is required on completion")
     else:
@@ -115,7 +116,8 @@ async def complete(request: web.Request) -> web.Response:
     _finish(f)
     sale = await svc.checkout.replay(basket_id, key)
     if sale is None:
-        sale = await svc.checkout.complete(svc.baskets.get(basket_id), tenders, key)
+        personal = {"receipt_phone": phone} if phone else None
+        sale = await svc.checkout.complete(svc.baskets.get(basket_id), tenders, key, personal)
     return web.json_response(sale_view(sale.record, sale.replayed), status=200 if sale.replayed else 201)
 
 

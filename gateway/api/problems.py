@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway import errors as gw
 from offline_queue.errors import IdempotencyConflictError, JournalError, JournalFullError
+from offline_queue.limits import JournalLimitError
 from protocols.errors import GatewayError, SchemaError, TokenError
 
 log = structlog.get_logger("posgw.api")
@@ -29,6 +30,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.MemberRefusedError, 422),
     (gw.TenderError, 422),
     (JournalFullError, 507),
+    (JournalLimitError, 503),
     (JournalError, 503),
     (gw.RulesUnavailableError, 503),
     (gw.DrainingError, 503),

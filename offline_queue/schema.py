@@ -1,0 +1,71 @@
+"""Versioned schema migrations for the journal (``PRAGMA user_version``).
+
+Each migration runs in one transaction with the version bump, so a crash
+mid-migration leaves the previous version intact. A file written by a newer
+posgw is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from offline_queue.errors import JournalCorruptError
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE journal (
+            seq         INTEGER PRIMARY KEY,
+            txn_id      TEXT NOT NULL UNIQUE,
+            created_at  TEXT NOT NULL,
+            currency    TEXT NOT NULL,
+            amount      INTEGER NOT NULL,
+            body        BLOB NOT NULL,
+            prev_hash   BLOB NOT NULL,
+            hash        BLOB NOT NULL,
+            signature   BLOB NOT NULL,
+            personal    TEXT,
+            sync_status TEXT,
+            sync_reason TEXT,
+            synced_at   TEXT,
+            lease_until REAL
+        );
+        CREATE INDEX journal_pending ON journal(seq) WHERE sync_status IS NULL;
+        CREATE TABLE idempotency (
+            key         TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            txn_id      TEXT NOT NULL
+        );
+        CREATE TABLE checkpoints (
+            seq        INTEGER PRIMARY KEY,
+            hash       BLOB NOT NULL,
+            signature  BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            compacted  INTEGER NOT NULL
+        );
+        """,
+    ),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file to the latest schema; return the version it was at."""
+    (found,) = conn.execute("PRAGMA user_version").fetchone()
+    if found > LATEST:
+        raise JournalCorruptError(f"the journal has schema {found}, newer than this posgw knows ({LATEST}); upgrade")
+    for version, sql in MIGRATIONS:
+        if version <= found:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return int(found)
