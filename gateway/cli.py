@@ -1,4 +1,4 @@
-"""``posgw``: run the daemon, check a config file."""
+"""``posgw``: run the daemon, check a config file, look after the journal."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway.config import load_config
+from gateway import journal_cli
+from gateway.config import GatewayConfig, load_config
 from gateway.daemon import run_gateway
 from gateway.logs import configure_logging
-from protocols.errors import SchemaError
+from protocols.errors import FinalError, SchemaError
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd will not restart-loop on it
+EXIT_REFUSED = 70  # EX_SOFTWARE: a journal or key problem that needs a person
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,19 +26,29 @@ def main(argv: list[str] | None = None) -> int:
     check_sub = check.add_subparsers(dest="action", required=True)
     check_file = check_sub.add_parser("check", help="validate a config file and report every problem")
     check_file.add_argument("file", type=Path)
+    journal_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
-    path: Path = args.config if args.command == "run" else args.file
+    path: Path | None = getattr(args, "config", None) or getattr(args, "file", None)
+    config: GatewayConfig | None = None
+    if path is not None:
+        try:
+            config = load_config(path)
+        except SchemaError as err:
+            print(f"posgw: invalid configuration\n{err}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
-        config = load_config(path)
-    except SchemaError as err:
-        print(f"posgw: invalid configuration\n{err}", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.command == "config":
-        print(f"{path}: OK (terminal {config.terminal.terminal_id}, {len(config.devices)} device(s))")
-        return 0
-    configure_logging(config.log_level, config.log_format)
-    asyncio.run(run_gateway(config))
+        if args.command == "journal":
+            return journal_cli.run(args, config)
+        assert config is not None
+        if args.command == "config":
+            print(f"{path}: OK (terminal {config.terminal.terminal_id}, {len(config.devices)} device(s))")
+            return 0
+        configure_logging(config.log_level, config.log_format)
+        asyncio.run(run_gateway(config))
+    except FinalError as err:
+        print(f"posgw: refusing to continue: {err}", file=sys.stderr)
+        return EXIT_REFUSED
     return 0
 
 

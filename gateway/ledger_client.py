@@ -56,6 +56,10 @@ class LedgerClient:
         except (aiohttp.ClientError, TimeoutError) as err:
             raise LedgerError(f"ledger unreachable at {self.base_url}: {err or type(err).__name__}") from err
 
+    async def register_key(self, terminal_id: str, public_key: str) -> None:
+        """Tell the ledger which key signs this terminal's journal (first key wins)."""
+        await self._request("PUT", f"/v1/terminals/{quote(terminal_id, safe='')}/key", {"public_key": public_key})
+
     async def ping(self) -> None:
         """A cheap round trip, so an idle terminal still knows whether it is online."""
         await self._request("GET", "/healthz")

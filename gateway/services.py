@@ -22,6 +22,7 @@ from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.limits import JournalLimits
 from offline_queue.personal import Keyring
+from protocols.tokens import public_key_text
 
 
 @dataclass
@@ -52,7 +53,15 @@ class Services:
         sync = SyncWorker(
             config.terminal.terminal_id, journal, client, hub, config.ledger.sync_interval, config.ledger.batch_size
         )
-        refresher = RulesRefresher(client, directory, config.cache_path, config.ledger.refresh_interval, sync)
+        refresher = RulesRefresher(
+            client,
+            directory,
+            config.cache_path,
+            config.ledger.refresh_interval,
+            sync,
+            config.terminal.terminal_id,
+            public_key_text(journal.signing_key.public_key()),
+        )
         limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
         checkout = Checkout(config, baskets, directory, journal, hub, sync, limits)
         scans = ScanRouter(checkout, hub)

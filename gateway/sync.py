@@ -137,8 +137,14 @@ class RulesRefresher:
     cache_path: Path
     interval: float
     sync: SyncWorker
+    terminal_id: str
+    public_key: str
+    key_registered: bool = False
 
     async def refresh_once(self) -> None:
+        if not self.key_registered:
+            await self.client.register_key(self.terminal_id, self.public_key)
+            self.key_registered = True
         rulebook, version, members = await self.client.fetch_rules()
         self.directory.update(rulebook, version, members)
         await asyncio.to_thread(self.directory.save, self.cache_path)

@@ -103,6 +103,22 @@ async def sync_batch(request: web.Request) -> web.Response:
     return web.json_response(reply.to_wire())
 
 
+async def terminal_key(request: web.Request) -> web.Response:
+    """A terminal registers the Ed25519 key its journal records are signed with."""
+    try:
+        body = json.loads(await request.read())
+    except ValueError as err:
+        return problem(400, "bad-json", f"body is not JSON: {err}")
+    problems = Problems("terminal key")
+    key = Fields(body, problems).text("public_key", pattern=r"[A-Za-z0-9_-]{43}")
+    problems.raise_if_any()
+    terminal_id = request.match_info["terminal_id"]
+    if not await request.app[SERVICE].store.register_terminal_key(terminal_id, key):
+        log.error("terminal_key_mismatch", terminal=terminal_id)
+        return problem(409, "terminal-key-conflict", "this terminal already has another key; an operator must reset it")
+    return web.json_response({"terminal_id": terminal_id, "public_key": key})
+
+
 async def identifier(request: web.Request) -> web.Response:
     """Who carries this card (for a terminal whose cache does not know it yet)."""
     member = await request.app[SERVICE].store.member_by_identifier(request.match_info["identifier"])
@@ -149,6 +165,7 @@ ROLE: dict[Callable[..., object], str] = {
     members: "terminal",
     sync_batch: "terminal",
     identifier: "terminal",
+    terminal_key: "terminal",
     member_qr: "app",
     add_identifier: "app",
     member_account: "app",
@@ -163,6 +180,7 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/members", members)
     app.router.add_post("/v1/sync/batch", sync_batch)
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
+    app.router.add_put("/v1/terminals/{terminal_id}/key", terminal_key)
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)

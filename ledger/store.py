@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS point_postings (
 );
 CREATE TABLE IF NOT EXISTS terminals (
     terminal_id TEXT PRIMARY KEY,
-    high_seq    INTEGER NOT NULL DEFAULT 0
+    high_seq    INTEGER NOT NULL DEFAULT 0,
+    public_key  TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -188,6 +189,22 @@ class LedgerStore:
                     (r.txn_id, r.member_id, r.points_earned),
                 )
         return SyncResult(r.txn_id, r.seq, "accepted")
+
+    async def register_terminal_key(self, terminal_id: str, public_key: str) -> bool:
+        """Record a terminal's signing key; the first key wins, a different one is refused."""
+
+        def register(conn: sqlite3.Connection) -> bool:
+            conn.execute("INSERT OR IGNORE INTO terminals (terminal_id) VALUES (?)", (terminal_id,))
+            conn.execute(
+                "UPDATE terminals SET public_key = ? WHERE terminal_id = ? AND public_key IS NULL",
+                (public_key, terminal_id),
+            )
+            (stored,) = conn.execute(
+                "SELECT public_key FROM terminals WHERE terminal_id = ?", (terminal_id,)
+            ).fetchone()
+            return bool(stored == public_key)
+
+        return await self._run(register)
 
     async def transaction_count(self) -> int:
         def count(conn: sqlite3.Connection) -> int:

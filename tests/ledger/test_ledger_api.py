@@ -80,3 +80,18 @@ async def test_rulebook_carries_the_issuer_key_and_survives_restart(ledger: Ledg
     assert before == after
     assert len(before["issuer_keys"]) == 1
     assert (ledger.data_dir / "issuer.key").stat().st_mode & 0o777 == 0o600
+
+
+async def test_terminal_key_registration_first_key_wins(ledger: LedgerHandle) -> None:
+    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
+    url = f"{ledger.url}/v1/terminals/T-5/key"
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.put(url, json={"public_key": "A" * 43}) as r:
+            assert r.status == 200
+        async with http.put(url, json={"public_key": "A" * 43}) as r:
+            assert r.status == 200  # the same key again is fine (a restart)
+        async with http.put(url, json={"public_key": "B" * 43}) as r:
+            assert r.status == 409
+            assert (await r.json(content_type=None))["type"] == "urn:posgw:problem:terminal-key-conflict"
+        async with http.put(url, json={"public_key": "short"}) as r:
+            assert r.status == 422
