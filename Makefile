@@ -1,5 +1,5 @@
 # posgw: `make demo` runs the end-to-end demo, `make test` runs every check.
-.PHONY: bootstrap services demo test lint typecheck pytest bench clean
+.PHONY: bootstrap services demo test lint typecheck pytest bench chaos clean
 
 VENV := .venv/bin
 
@@ -26,6 +26,9 @@ test: lint typecheck pytest
 
 bench: services
 	$(VENV)/python -m bench
+
+chaos: services
+	$(VENV)/python -m bench.chaos --kills 1000
 
 clean:
 	rm -rf .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results

@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from bench import sale_commit, scan_latency, tap_latency
+from bench import journal_bench, sale_commit, scan_latency, tap_latency
 from bench.environment import rig
 from bench.stats import line
 
@@ -34,7 +34,11 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
         print(line("tap → card event with the member", tap["tap_to_member_on_ws"]))
         print(line("of which PC/SC round trips (driver)", tap["pcsc_round_trips"]))
         print(f"  PC/SC share of the p50: {tap['pcsc_share_p50']:.0%} (the rest is mostly pcscd noticing the card)")
+    print("\njournal: durable appends and outbox drain (median of 3 interleaved rounds)")
+    journal = await journal_bench.run()
+    journal_bench.report(journal)
     return {
+        "journal": journal,
         "machine": platform.platform(),
         "python": platform.python_version(),
         "scan": scan,

@@ -7,6 +7,7 @@ queued and tries again later. A reply that is not the ledger's protocol is a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -14,12 +15,12 @@ import aiohttp
 
 from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError
 from protocols.errors import SchemaError
-from protocols.records import TransactionRecord
 from protocols.rulebook import MemberEntry, Rulebook, members_from_wire
 from protocols.schema import Fields, Problems
-from protocols.sync import SyncReply, batch_to_wire
+from protocols.sync import SyncReply
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
+_JSON = {"Content-Type": "application/json"}
 
 
 class LedgerClient:
@@ -34,12 +35,13 @@ class LedgerClient:
             await self._session.close()
             self._session = None
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+    async def _request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         url = f"{self.base_url}{path}"
         try:
-            async with self._session.request(method, url, json=body) as resp:
+            kwargs: dict[str, Any] = {"json": body} if raw is None else {"data": raw, "headers": _JSON}
+            async with self._session.request(method, url, **kwargs) as resp:
                 if resp.status == 404 and method == "GET" and path.startswith("/v1/identifiers/"):
                     return None
                 if resp.status in (401, 403):
@@ -85,8 +87,10 @@ class LedgerClient:
             raise LedgerGarbageError(str(err)) from err
         return entry
 
-    async def post_batch(self, terminal_id: str, records: list[TransactionRecord]) -> SyncReply:
-        data = await self._request("POST", "/v1/sync/batch", batch_to_wire(terminal_id, records))
+    async def post_batch(self, terminal_id: str, records: list[bytes]) -> SyncReply:
+        """Send records in their JSON wire form, byte for byte as the journal signed them."""
+        body = b'{"terminal_id":' + json.dumps(terminal_id).encode() + b',"records":[' + b",".join(records) + b"]}"
+        data = await self._request("POST", "/v1/sync/batch", raw=body)
         try:
             return SyncReply.from_wire(data)
         except SchemaError as err:

@@ -87,10 +87,9 @@ class SyncWorker:
                     await self.client.ping()
                     self.set_online(True)
                 return done
-            batch = [p.record for p in leased]
-            sent = {r.txn_id for r in batch}
+            sent = {p.txn_id for p in leased}
             try:
-                reply = await self.client.post_batch(self.terminal_id, batch)
+                reply = await self.client.post_batch(self.terminal_id, [p.wire for p in leased])
             except BaseException:
                 await asyncio.shield(self.journal.release(list(sent)))
                 raise

@@ -119,6 +119,12 @@ async def terminal_key(request: web.Request) -> web.Response:
     return web.json_response({"terminal_id": terminal_id, "public_key": key})
 
 
+async def terminal_records(request: web.Request) -> web.Response:
+    """Every record the ledger holds from one terminal, in seq order (reconciliation, audits)."""
+    records = await request.app[SERVICE].store.terminal_records(request.match_info["terminal_id"])
+    return web.json_response({"records": records})
+
+
 async def identifier(request: web.Request) -> web.Response:
     """Who carries this card (for a terminal whose cache does not know it yet)."""
     member = await request.app[SERVICE].store.member_by_identifier(request.match_info["identifier"])
@@ -166,6 +172,7 @@ ROLE: dict[Callable[..., object], str] = {
     sync_batch: "terminal",
     identifier: "terminal",
     terminal_key: "terminal",
+    terminal_records: "terminal",
     member_qr: "app",
     add_identifier: "app",
     member_account: "app",
@@ -181,6 +188,7 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_post("/v1/sync/batch", sync_batch)
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
     app.router.add_put("/v1/terminals/{terminal_id}/key", terminal_key)
+    app.router.add_get("/v1/terminals/{terminal_id}/transactions", terminal_records)
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)

@@ -206,6 +206,13 @@ class LedgerStore:
 
         return await self._run(register)
 
+    async def terminal_records(self, terminal_id: str) -> list[dict[str, Any]]:
+        def records(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute("SELECT body FROM transactions WHERE terminal_id = ? ORDER BY seq", (terminal_id,))
+            return [json.loads(body) for (body,) in rows]
+
+        return await self._run(records)
+
     async def transaction_count(self) -> int:
         def count(conn: sqlite3.Connection) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])

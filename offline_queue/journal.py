@@ -62,9 +62,15 @@ class JournalStats:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A record leased for sending, with its personal data decrypted."""
+    """A record leased for sending: its wire form (as signed) and its personal data, decrypted.
 
-    record: TransactionRecord
+    The wire form is not re-validated here: it was checked when the record was
+    made, and the chain and signature travel with it for the ledger to verify.
+    """
+
+    txn_id: str
+    seq: int
+    wire: bytes  # the record's JSON, chain fields included
     personal: dict[str, str] | None
 
 
@@ -89,10 +95,20 @@ def _connect(path: Path, max_bytes: int | None) -> sqlite3.Connection:
     return conn
 
 
-def _row_record(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> TransactionRecord:
-    wire = json.loads(body)
+def _wire_bytes(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> bytes:
+    """The stored canonical JSON with the chain fields added, without parsing it again."""
+    chain = f',"prev_hash":"{prev_hash.hex()}","hash":"{digest.hex()}","signature":"{signature.hex()}"}}'
+    return bytes(body[:-1]) + chain.encode("ascii")
+
+
+def _row_wire(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> dict[str, Any]:
+    wire: dict[str, Any] = json.loads(body)
     wire.update(prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex())
-    return TransactionRecord.from_wire(wire, "journal")
+    return wire
+
+
+def _row_record(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> TransactionRecord:
+    return TransactionRecord.from_wire(_row_wire(body, prev_hash, digest, signature), "journal")
 
 
 class TransactionJournal:
@@ -108,7 +124,9 @@ class TransactionJournal:
         self.signing_key = signing_key
         self.keyring = keyring
         self.max_bytes = max_bytes
-        self._writer = GroupCommitWriter(lambda: _connect(self.path, max_bytes), sqlite_error)
+        self._writer = GroupCommitWriter(lambda: _connect(self.path, max_bytes), sqlite_error, self._forget_head)
+        self._head: tuple[int, bytes] | None = None  # (seq, hash) of the newest record; writer thread only
+        self._leases: dict[str, tuple[int, float]] = {}  # txn_id -> (seq, monotonic expiry); event loop only
         self._reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posgw-journal-reader")
         self._reader: sqlite3.Connection | None = None
         self._opened = False
@@ -163,10 +181,13 @@ class TransactionJournal:
         self._reader_pool.shutdown(wait=True)
         self._opened = False
 
+    def _forget_head(self) -> None:
+        self._head = None
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if not self._opened:
             raise JournalError("the journal is not open")
-        result: T = await asyncio.wrap_future(self._writer.submit(fn))
+        result: T = await self._writer.submit(fn)
         return result
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -209,11 +230,10 @@ class TransactionJournal:
             earlier = _find_idempotent(conn, key, fingerprint)
             if earlier is not None:
                 return earlier, True
-        last = conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
-        if last is None:
-            last = conn.execute("SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+        last = self._head or _read_head(conn)
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        wire = dataclasses.replace(draft, seq=seq, prev_hash="", hash="", signature="").to_wire()
+        wire = draft.to_wire()
+        wire["seq"] = seq
         body = canonical(wire)
         digest, signature = seal(prev_hash, body, self.signing_key)
         sealed = None
@@ -244,6 +264,7 @@ class TransactionJournal:
         record = dataclasses.replace(
             draft, seq=seq, prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex()
         )
+        self._head = (seq, digest)  # last, so a failed job never moves the head
         return record, False
 
     async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
@@ -264,30 +285,36 @@ class TransactionJournal:
     async def lease(self, limit: int, lease_seconds: float = 30.0) -> list[Pending]:
         """Take up to ``limit`` unsent records, oldest first, for ``lease_seconds``.
 
-        A lease that runs out (the sender died, the ledger never answered) lets
-        the records be taken again; the ledger's permanent dedup makes a
-        second send harmless.
+        Leases live in memory: they only stop this process sending a record
+        twice at once, and a restarted process must resend anyway. A lease
+        that runs out (the ledger never answered) lets the record go again;
+        the ledger's permanent dedup makes a second send harmless.
         """
-        now = time.time()
+        now = time.monotonic()
+        self._leases = {t: v for t, v in self._leases.items() if v[1] > now}
+        busy = len(self._leases)
 
-        def lease(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            rows = conn.execute(
-                "SELECT seq, body, prev_hash, hash, signature, personal, txn_id FROM journal "
-                "WHERE sync_status IS NULL AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT ?",
-                (now, limit),
+        def pending(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "SELECT seq, txn_id, body, prev_hash, hash, signature, personal FROM journal "
+                "WHERE sync_status IS NULL ORDER BY seq LIMIT ?",
+                (limit + busy,),
             ).fetchall()
-            if rows:
-                conn.execute(
-                    "UPDATE journal SET lease_until = ? WHERE seq BETWEEN ? AND ? AND sync_status IS NULL",
-                    (now + lease_seconds, rows[0][0], rows[-1][0]),
-                )
-            return rows
 
-        rows = await self._write(lease)
-        return [
-            Pending(_row_record(body, prev, digest, sig), self._open_personal(personal, txn_id))
-            for _, body, prev, digest, sig, personal, txn_id in rows
-        ]
+        taken: list[Pending] = []
+        for seq, txn_id, body, prev, digest, sig, personal in await self._read(pending):
+            if txn_id in self._leases or len(taken) == limit:
+                continue
+            self._leases[txn_id] = (seq, now + lease_seconds)
+            taken.append(
+                Pending(txn_id, seq, _wire_bytes(body, prev, digest, sig), self._open_personal(personal, txn_id))
+            )
+        return taken
+
+    async def release(self, txn_ids: list[str]) -> None:
+        """Give leased records back at once (the send failed)."""
+        for txn_id in txn_ids:
+            self._leases.pop(txn_id, None)
 
     def _open_personal(self, sealed: str | None, txn_id: str) -> dict[str, str] | None:
         if sealed is None:
@@ -296,14 +323,6 @@ class TransactionJournal:
             raise JournalKeyError("stored personal data cannot be read: no personal-data key configured")
         data: dict[str, str] = json.loads(self.keyring.decrypt(sealed, txn_id.encode()))
         return data
-
-    async def release(self, txn_ids: list[str]) -> None:
-        """Give leased records back at once (the send failed)."""
-
-        def release(conn: sqlite3.Connection) -> None:
-            conn.executemany("UPDATE journal SET lease_until = NULL WHERE txn_id = ?", [(t,) for t in txn_ids])
-
-        await self._write(release)
 
     async def pending(self, limit: int) -> list[TransactionRecord]:
         """Records the ledger has not answered for, oldest first (not leased)."""
@@ -328,11 +347,14 @@ class TransactionJournal:
         def mark(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
             conn.executemany(
-                "UPDATE journal SET sync_status = ?, sync_reason = ?, synced_at = ?, lease_until = NULL "
-                "WHERE txn_id = ? AND seq = ? AND sync_status IS NULL",
-                [(r.status, r.reason, at, r.txn_id, r.seq) for r in results if r.status in FINAL_STATUSES],
+                "UPDATE journal SET sync_status = ?, sync_reason = ?, synced_at = ? "
+                "WHERE seq = ? AND txn_id = ? AND sync_status IS NULL",
+                [(r.status, r.reason, at, r.seq, r.txn_id) for r in results if r.status in FINAL_STATUSES],
             )
             return conn.total_changes - before
+
+        for r in results:
+            self._leases.pop(r.txn_id, None)
 
         return await self._write(mark)
 
@@ -413,6 +435,13 @@ class TransactionJournal:
             return int(count)
 
         return await self._write(compact)
+
+
+def _read_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
+    row = conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        row = conn.execute("SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]))
 
 
 def verify_file(path: Path, public_key: Ed25519PublicKey) -> list[ChainProblem]:

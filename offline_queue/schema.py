@@ -28,8 +28,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             personal    TEXT,
             sync_status TEXT,
             sync_reason TEXT,
-            synced_at   TEXT,
-            lease_until REAL
+            synced_at   TEXT
         );
         CREATE INDEX journal_pending ON journal(seq) WHERE sync_status IS NULL;
         CREATE TABLE idempotency (

@@ -88,8 +88,8 @@ async def test_idempotency_key_replays_and_detects_misuse(journal: TransactionJo
 async def test_outbox_leases_settle_and_tolerate_odd_answers(journal: TransactionJournal) -> None:
     records = [(await journal.append(draft(amount=100 * i)))[0] for i in range(1, 6)]
     leased = await journal.lease(3, lease_seconds=60)
-    assert [p.record.seq for p in leased] == [1, 2, 3]
-    assert [p.record.seq for p in await journal.lease(10, lease_seconds=60)] == [4, 5]
+    assert [p.seq for p in leased] == [1, 2, 3]
+    assert [p.seq for p in await journal.lease(10, lease_seconds=60)] == [4, 5]
     assert await journal.lease(10) == []  # everything is out on lease
     a, b, c = records[:3]
     answers = [SyncResult(c.txn_id, c.seq, "accepted"), SyncResult(a.txn_id, a.seq, "duplicate")]
@@ -98,7 +98,7 @@ async def test_outbox_leases_settle_and_tolerate_odd_answers(journal: Transactio
     assert await journal.mark_synced([SyncResult("nope", 9, "accepted")], "t3") == 0
     assert await journal.mark_synced([SyncResult(b.txn_id, 99, "accepted")], "t3") == 0  # wrong seq
     await journal.release([b.txn_id])
-    assert [p.record.seq for p in await journal.lease(10)] == [2]
+    assert [p.seq for p in await journal.lease(10)] == [2]
     stats = await journal.stats()
     assert (stats.pending, stats.pending_amount, stats.last_synced_at) == (3, {"CNY": 200 + 400 + 500}, "t1")
     await journal.close()
