@@ -78,9 +78,8 @@ def raw_commits(path: Path, n: int) -> float:
     return rate
 
 
-async def journal_appends(path: Path, n: int, producers: int) -> float:
-    journal = TransactionJournal(path, Ed25519PrivateKey.generate())
-    await journal.open()
+async def fill(journal: TransactionJournal, n: int, producers: int) -> float:
+    """Append ``n`` records from ``producers`` concurrent tasks; return appends per second."""
     drafts = [dataclasses.replace(sample_record(), txn_id=str(uuid7())) for _ in range(n)]
 
     async def produce(chunk: list[TransactionRecord]) -> None:
@@ -89,7 +88,13 @@ async def journal_appends(path: Path, n: int, producers: int) -> float:
 
     t0 = time.perf_counter()
     await asyncio.gather(*(produce(drafts[i::producers]) for i in range(producers)))
-    rate = n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0)
+
+
+async def journal_appends(path: Path, n: int, producers: int) -> float:
+    journal = TransactionJournal(path, Ed25519PrivateKey.generate())
+    await journal.open()
+    rate = await fill(journal, n, producers)
     await journal.close()
     return rate
 
@@ -122,15 +127,7 @@ async def outbox_drain(path: Path, backlog: int, batch: int = 200) -> tuple[floa
     """Fill a backlog (64 producers), then lease and settle it batch by batch."""
     journal = TransactionJournal(path, Ed25519PrivateKey.generate())
     await journal.open()
-    drafts = [dataclasses.replace(sample_record(), txn_id=str(uuid7())) for _ in range(backlog)]
-
-    async def produce(chunk: list[TransactionRecord]) -> None:
-        for d in chunk:
-            await journal.append(d)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(produce(drafts[i::64]) for i in range(64)))
-    fill_rate = backlog / (time.perf_counter() - t0)
+    fill_rate = await fill(journal, backlog, 64)
     t0 = time.perf_counter()
     drained = 0
     while leased := await journal.lease(batch):

@@ -23,6 +23,7 @@ from gateway.sync import SyncWorker, utc_now
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
 from offline_queue.limits import JournalLimitError, JournalLimits
+from protocols.errors import GatewayError
 from protocols.money import format_cny
 from protocols.records import RecordLine, Tender, TransactionRecord
 
@@ -57,6 +58,7 @@ class Checkout:
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._report: asyncio.Task[None] | None = None
 
     async def wait_idle(self) -> None:
         """Return once no completion is in progress."""
@@ -176,14 +178,21 @@ class Checkout:
             points_earned=record.points_earned,
             offline=record.offline,
         )
-        await self._report_journal()
+        if self._report is None or self._report.done():
+            # Off the request path: the till hears "done" as soon as the commit is on disk.
+            self._report = asyncio.get_running_loop().create_task(self._report_journal(), name="journal-report")
         return CompletedSale(record, replayed)
 
     async def _report_journal(self) -> None:
         """Tell the till how much waits to be synced, and alert when a limit is passed."""
-        status = await self.sync.journal_status()
+        await asyncio.sleep(0.05)  # let a burst of sales share one report
+        try:
+            status = await self.sync.journal_status()
+            stats = await self.journal.stats()
+        except GatewayError as err:  # the journal is closing; the next sale reports again
+            log.debug("journal_report_skipped", error=str(err))
+            return
         self.hub.publish("journal", **status)
-        stats = await self.journal.stats()
         if breaches := self.limits.breaches(stats):
             log.error("journal_limit_passed", breaches=breaches)
             self.hub.publish("alert", code="journal-limit", message="; ".join(breaches))

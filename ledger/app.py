@@ -74,6 +74,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return problem(400, err.code, str(err))
     except web.HTTPRequestEntityTooLarge:
         return problem(413, "too-large", "batch too large")
+    except web.HTTPBadRequest as err:
+        return problem(400, "bad-json", err.text or "bad request")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -103,15 +105,21 @@ async def sync_batch(request: web.Request) -> web.Response:
     return web.json_response(reply.to_wire())
 
 
-async def terminal_key(request: web.Request) -> web.Response:
-    """A terminal registers the Ed25519 key its journal records are signed with."""
+async def _one_field(request: web.Request, what: str, name: str, pattern: str) -> str:
+    """Read ``{"<name>": "..."}``; a bad body raises the problem the guard turns into 400/422."""
     try:
         body = json.loads(await request.read())
     except ValueError as err:
-        return problem(400, "bad-json", f"body is not JSON: {err}")
-    problems = Problems("terminal key")
-    key = Fields(body, problems).text("public_key", pattern=r"[A-Za-z0-9_-]{43}")
+        raise web.HTTPBadRequest(text=f"body is not JSON: {err}") from err
+    problems = Problems(what)
+    value = Fields(body, problems).text(name, pattern=pattern)
     problems.raise_if_any()
+    return value
+
+
+async def terminal_key(request: web.Request) -> web.Response:
+    """A terminal registers the Ed25519 key its journal records are signed with."""
+    key = await _one_field(request, "terminal key", "public_key", r"[A-Za-z0-9_-]{43}")
     terminal_id = request.match_info["terminal_id"]
     if not await request.app[SERVICE].store.register_terminal_key(terminal_id, key):
         log.error("terminal_key_mismatch", terminal=terminal_id)
@@ -146,13 +154,7 @@ async def member_qr(request: web.Request) -> web.Response:
 
 async def add_identifier(request: web.Request) -> web.Response:
     """A service desk issues a card to a member: ``{"identifier": "card:8600000123"}``."""
-    try:
-        body = json.loads(await request.read())
-    except ValueError as err:
-        return problem(400, "bad-json", f"body is not JSON: {err}")
-    problems = Problems("identifier")
-    ident = Fields(body, problems).text("identifier", pattern=r"(card|uid):[0-9A-Za-z]{4,32}")
-    problems.raise_if_any()
+    ident = await _one_field(request, "identifier", "identifier", r"(card|uid):[0-9A-Za-z]{4,32}")
     if not await request.app[SERVICE].store.add_identifier(request.match_info["member_id"], ident):
         return problem(404, "unknown-member", "no such member")
     return web.json_response({"member_id": request.match_info["member_id"], "identifier": ident}, status=201)

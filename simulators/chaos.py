@@ -31,8 +31,7 @@ from typing import Any
 import aiohttp
 
 from simulators.pos_client import ApiProblemError, PosClient
-from simulators.processes import Proc, demo_env, free_port, gateway_proc, ledger_proc, write_gateway_config
-from simulators.scanner import PtyScanner
+from simulators.processes import Proc, Stack
 
 
 @dataclass
@@ -96,31 +95,15 @@ async def _complete(pos: PosClient, attempt: Attempt) -> None:
 async def run_chaos(workdir: Path, kills: int, producers: int = 4, seed: int | None = None) -> ChaosReport:
     rng = random.Random(seed)
     started = time.monotonic()
-    tokens = [uuid.uuid4().hex for _ in range(3)]
-    env = demo_env(*tokens)
-    ledger_port, api_port = free_port(), free_port()
-    scanner = PtyScanner(workdir / "scanner")
-    scanner.plug()
-    config = write_gateway_config(
-        workdir / "gateway.toml",
-        api_port=api_port,
-        ledger_port=ledger_port,
-        state_dir=workdir / "state",
-        scanner=scanner.link,
-    )
-    ledger = ledger_proc(workdir / "ledger", ledger_port, env, workdir / "ledger.log")
-    gateway: Proc = gateway_proc(config, api_port, env, workdir / "gateway.log")
+    stack = Stack.create(workdir)
+    gateway = stack.gateway
     attempts: list[Attempt] = []
     try:
-        ledger.start()
-        await ledger.wait_healthy()
+        stack.ledger.start()
+        await stack.ledger.wait_healthy()
         for _ in range(kills):
-            gateway.start()
-            await gateway.wait_healthy()
-            pos = PosClient(f"http://127.0.0.1:{api_port}", tokens[0])
+            pos = await _restart(gateway, stack, attempts)
             try:
-                for attempt in [a for a in attempts if a.outcome == "unknown"]:
-                    await _complete(pos, attempt)
                 stop = asyncio.Event()
                 tasks = [asyncio.create_task(_producer(pos, attempts, stop)) for _ in range(producers)]
                 await asyncio.sleep(rng.uniform(0.0, 0.4))
@@ -129,21 +112,25 @@ async def run_chaos(workdir: Path, kills: int, producers: int = 4, seed: int | N
                 await asyncio.gather(*tasks)
             finally:
                 await pos.close()
-        gateway.start()
-        await gateway.wait_healthy()
-        pos = PosClient(f"http://127.0.0.1:{api_port}", tokens[0])
+        pos = await _restart(gateway, stack, attempts)
         try:
-            for attempt in [a for a in attempts if a.outcome == "unknown"]:
-                await _complete(pos, attempt)
             await pos.wait_status(lambda s: s["journal"]["pending"] == 0, within=120)
         finally:
             await pos.close()
-        records = await _ledger_records(f"http://127.0.0.1:{ledger_port}", tokens[1])
+        records = await _ledger_records(stack.ledger_url, stack.tokens["ledger"])
     finally:
-        gateway.stop(signal.SIGKILL)
-        ledger.stop()
-        scanner.unplug()
+        stack.shutdown(signal.SIGKILL)
     return _judge(attempts, records, kills, time.monotonic() - started)
+
+
+async def _restart(gateway: Proc, stack: Stack, attempts: list[Attempt]) -> PosClient:
+    """Start the gateway again and settle every attempt whose outcome the till never heard."""
+    gateway.start()
+    await gateway.wait_healthy()
+    pos = stack.pos()
+    for attempt in [a for a in attempts if a.outcome == "unknown"]:
+        await _complete(pos, attempt)
+    return pos
 
 
 async def _ledger_records(url: str, token: str) -> list[dict[str, Any]]:

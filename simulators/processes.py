@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+
+from simulators.pos_client import PosClient
+from simulators.scanner import PtyScanner
 
 
 def free_port() -> int:
@@ -136,3 +140,53 @@ aim = true
         + (CARD_READER_TABLE if card_reader else "")
     )
     return path
+
+
+@dataclass
+class Stack:
+    """A ledger process, a gateway process (not yet started) and a pty scanner, in ``workdir``."""
+
+    workdir: Path
+    tokens: dict[str, str]
+    api_port: int
+    ledger_port: int
+    scanner: PtyScanner
+    ledger: Proc
+    gateway: Proc
+
+    @classmethod
+    def create(cls, workdir: Path, *, card_reader: bool = False) -> Stack:
+        tokens = {name: secrets.token_urlsafe(24) for name in ("api", "ledger", "app")}
+        env = demo_env(tokens["api"], tokens["ledger"], tokens["app"])
+        ledger_port, api_port = free_port(), free_port()
+        scanner = PtyScanner(workdir / "scanner")
+        scanner.plug()
+        config = write_gateway_config(
+            workdir / "gateway.toml",
+            api_port=api_port,
+            ledger_port=ledger_port,
+            state_dir=workdir / "state",
+            scanner=scanner.link,
+            card_reader=card_reader,
+        )
+        return cls(
+            workdir,
+            tokens,
+            api_port,
+            ledger_port,
+            scanner,
+            ledger_proc(workdir / "ledger", ledger_port, env, workdir / "ledger.log"),
+            gateway_proc(config, api_port, env, workdir / "gateway.log"),
+        )
+
+    @property
+    def ledger_url(self) -> str:
+        return f"http://127.0.0.1:{self.ledger_port}"
+
+    def pos(self) -> PosClient:
+        return PosClient(f"http://127.0.0.1:{self.api_port}", self.tokens["api"])
+
+    def shutdown(self, sig: int = signal.SIGTERM) -> None:
+        self.gateway.stop(sig)
+        self.ledger.stop()
+        self.scanner.unplug()
