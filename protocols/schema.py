@@ -9,6 +9,7 @@ placeholder so reading can go on.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -112,7 +113,7 @@ class Fields:
         """A file name; a relative one is taken relative to the document's folder."""
         value = self.text(key, default)
         if value and self.base_dir and "://" not in value and not value.startswith("/"):
-            return f"{self.base_dir.rstrip('/')}/{value}"
+            return posixpath.normpath(f"{self.base_dir}/{value}")
         return value
 
     def integer(

@@ -207,6 +207,21 @@ async def run_demo(repo: Path) -> int:
         await pos.close()
         code = gateway.stop()
         say(f"\ngateway stopped on SIGTERM with exit code {code}; logs in .demo/gateway.log, .demo/ledger.log")
+        verify = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "journal",
+            "verify",
+            "-c",
+            str(demo_dir / "gateway.toml"),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await verify.communicate()
+        say(f"posgw journal verify: {output.decode().strip()}")
+        code = code or (verify.returncode or 0)
         return 0 if code == 0 else 1
     finally:
         await pos.close()

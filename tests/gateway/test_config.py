@@ -21,7 +21,7 @@ def test_shipped_configs_are_valid(name: str) -> None:
 
 def test_relative_paths_follow_the_config_file() -> None:
     config = load_config(REPO / "config" / "demo.toml", env=ENV)
-    assert config.state_dir == REPO / "config" / ".." / ".demo" / "gateway"
+    assert config.state_dir == REPO / ".demo" / "gateway"
 
 
 def test_tokens_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
