@@ -105,6 +105,7 @@ class Services:
                 "last_error": sync.last_error,
                 "synced_total": sync.synced_total,
                 "rejected_total": sync.rejected_total,
+                "integrity_error": sync.integrity_error,
             },
             "rulebook_version": self.directory.rulebook.version,
             "members_cached": len(self.directory.members or {}),

@@ -40,6 +40,7 @@ class SyncState:
     synced_total: int = 0
     rejected_total: int = 0
     rules_loaded_at: float | None = None
+    integrity_error: str | None = None  # the journal is behind the ledger: stays until a person looks
 
 
 @dataclass
@@ -77,6 +78,24 @@ class SyncWorker:
             log.info("ledger_online" if online else "ledger_offline", error=error)
             self.hub.publish("sync", online=online, error=error)
 
+    async def _check_high_water(self, ledger_high: int) -> None:
+        """The ledger holds more of this terminal's records than the journal: records were lost here.
+
+        That happens when the journal file was restored from an old backup, or
+        its write-ahead log was cut off. New sales reuse numbers the ledger
+        already has, and it rejects them (visibly, in the journal); the
+        operator must know at once.
+        """
+        local = (await self.journal.stats()).last_seq
+        if ledger_high > local:
+            message = (
+                f"the ledger already holds seq {ledger_high} from this terminal but the journal ends at {local}: "
+                "records were lost on this terminal (restored backup or damaged file); call store IT"
+            )
+            self.state.integrity_error = message
+            log.critical("journal_behind_ledger", ledger_high=ledger_high, journal_last=local)
+            self.hub.publish("alert", code="journal-behind-ledger", message=message)
+
     async def sync_once(self) -> int:
         """Send every pending record; return how many the ledger answered for."""
         done = 0
@@ -100,6 +119,8 @@ class SyncWorker:
                 await self.journal.release(list(unanswered))
             if not answered:
                 raise GatewayError("the ledger answered none of the batch's records")
+            if reply.high_seq > max(p.seq for p in leased):
+                await self._check_high_water(reply.high_seq)
             self.hub.publish("journal", **(await self.journal_status()))
             rejected = [r for r in answered if r.status == "rejected"]
             for r in rejected:

@@ -103,3 +103,27 @@ async def test_member_scanned_before_the_basket_attaches_to_the_next_one(
         assert result["basket_id"] is None
         basket = await pos.new_basket()
         assert basket["member"]["member_id"] == "M0003"
+
+
+async def test_a_journal_restored_from_an_old_backup_is_flagged_not_silently_reused(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    async with running_gateway(config) as (_gw, pos):
+        for i in range(3):
+            basket = (await pos.new_basket())["basket_id"]
+            await pos.add_line(basket, sku=f"B{i}", unit_price=100)
+            await pos.complete_cash(basket, 100)
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+    for leftover in (tmp_path / "gw").glob("journal.sqlite3*"):
+        leftover.unlink()  # the journal is lost; the terminal key survives
+    async with running_gateway(config) as (_gw, pos):
+        await pos.connect_events()
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, sku="C1", unit_price=100)
+        sale = await pos.complete_cash(basket, 100)
+        assert sale["record"]["seq"] == 1
+        alert = await pos.next_event("alert")
+        assert alert["code"] == "journal-behind-ledger"
+        status = await pos.wait_status(lambda s: s["journal"]["rejected"] == 1)
+        assert "journal ends at 1" in status["ledger"]["integrity_error"]
