@@ -1,10 +1,11 @@
 """One writer thread with group commit.
 
 Every change to the journal is a job run on this thread. The thread takes
-all the jobs waiting at that moment, runs each inside its own SAVEPOINT of one
-transaction, and commits once: one fsync for the whole group. A job that
-fails rolls back alone; a commit that fails fails the whole group, and no
-caller is told "done" about anything that is not on disk. Results go back to
+all the jobs waiting at that moment, runs them in one transaction and commits
+once: one fsync for the whole group. Jobs validate before they write, so a
+job that fails has changed nothing and fails alone; a job that fails after
+writing (seen by SQLite's change counter), or a commit that fails, fails the
+whole group, and no caller is told "done" about anything that is not on disk. Results go back to
 the event loop in one hop per group, not one per job.
 """
 
@@ -115,44 +116,38 @@ class GroupCommitWriter:
 
     def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
-        isolate = len(group) > 1  # a lone job needs no savepoint of its own
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in group:
-                if isolate:
-                    conn.execute("SAVEPOINT job")
+                changes = conn.total_changes
                 try:
                     result = job.fn(conn)
-                except Exception as err:  # undone alone and handed to its own caller
-                    if not conn.in_transaction or not isolate:
-                        # SQLite rolled the whole transaction back by itself (disk full,
-                        # I/O error), or there is nothing else in it: the group fails.
-                        raise err if isinstance(err, sqlite3.Error) else _LoneJobError(err) from err
-                    conn.execute("ROLLBACK TO job")
+                except sqlite3.Error:
+                    raise  # the database itself failed: the whole group fails
+                except Exception as err:  # the job refused before writing: it alone fails
+                    if conn.total_changes != changes or not conn.in_transaction:
+                        raise _GroupSpoiledError(job, err) from err
                     outcomes.append((job, None, err))
                 else:
                     outcomes.append((job, result, None))
-                if isolate:
-                    conn.execute("RELEASE job")
             conn.execute("COMMIT")
             self.groups += 1
-        except (sqlite3.Error, _LoneJobError) as err:
+        except (sqlite3.Error, _GroupSpoiledError) as err:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._on_rollback()
-            if isinstance(err, _LoneJobError):
-                return [(group[0], None, err.cause)]
+            if isinstance(err, _GroupSpoiledError):
+                others = self._on_error(sqlite3.OperationalError("rolled back with a failed neighbour; retry"))
+                return [(job, None, err.cause if job is err.job else others) for job in group]
             failure = self._on_error(err)
             return [(job, None, failure) for job in group]
-        return [(job, result, None if error is None else self._map(error)) for job, result, error in outcomes]
-
-    def _map(self, error: BaseException) -> BaseException:
-        return self._on_error(error) if isinstance(error, sqlite3.Error) else error
+        return outcomes
 
 
-class _LoneJobError(GatewayError):
-    """The only job of a group failed with a non-database error."""
+class _GroupSpoiledError(GatewayError):
+    """A job failed after it had written: nothing of its group may be committed."""
 
-    def __init__(self, cause: Exception) -> None:
+    def __init__(self, job: _Job, cause: Exception) -> None:
         super().__init__(str(cause))
+        self.job = job
         self.cause = cause
