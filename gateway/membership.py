@@ -25,7 +25,7 @@ from protocols.tokens import verify_token
 
 log = structlog.get_logger("posgw.membership")
 
-EMPTY_RULEBOOK = Rulebook(0, "CNY", 10_000, {}, frozenset(), {})
+EMPTY_RULEBOOK = Rulebook(0, "CNY", {}, frozenset(), {})
 
 
 @dataclass

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from ledger.app import LedgerService, build_app
-from ledger.demo_data import DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_TIERS
+from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_TIERS
 from ledger.issuer import load_or_create_key
 from ledger.store import LedgerStore
 from protocols.masking import mask_processor
@@ -48,9 +48,9 @@ def open_service(data_dir: Path, *, demo: bool, terminal_token: str, app_token: 
             {
                 "version": 1,
                 "currency": "CNY",
-                "fen_per_point": 10_000,
                 "tiers": DEMO_TIERS,
                 "excluded_categories": DEMO_EXCLUDED,
+                **DEMO_BENEFITS,
             },
         )
     body = store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}

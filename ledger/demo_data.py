@@ -30,3 +30,36 @@ DEMO_MEMBERS = [
 ]
 
 DEMO_EXCLUDED = ["gift-card", "tobacco"]
+
+# Joy City's: 100 points = ¥1 on Tuesdays and Fridays, up to half the bill;
+# double points paying with the member wallet; the paid black-gold style tier ×1.5.
+DEMO_BENEFITS: dict[str, Any] = {
+    "earn": {"fen_per_point": 10_000, "fen_per_growth": 100, "on_offset": False, "on_stored_value": True},
+    "campaigns": [
+        {
+            "id": "wallet-double",
+            "name": "Double points with the member wallet",
+            "multiplier": 20_000,
+            "payment_methods": ["wallet"],
+        },
+        {"id": "supreme-1.5", "name": "Supreme members earn ×1.5", "multiplier": 15_000, "tiers": ["supreme"]},
+    ],
+    "offset": {"points_per_yuan": 100, "weekdays": [2, 5], "cap": 5_000, "min_balance": 0},
+    "coupons": [
+        {
+            "id": "C-20-OFF-200",
+            "name": "¥20 off ¥200 at the bakery",
+            "kind": "amount",
+            "amount": 2_000,
+            "min_spend": 20_000,
+            "merchants": ["M-BAKERY"],
+        },
+        {
+            "id": "C-TART-2PTS",
+            "name": "An egg tart for 2 points",
+            "kind": "exchange",
+            "sku": "6901234567892",
+            "points": 2,
+        },
+    ],
+}

@@ -1,8 +1,9 @@
 """The rulebook and the member cache, as the ledger distributes them.
 
-Thin for now: tiers with a default discount rate and per-merchant rates,
-categories excluded from discounts, the points-earning rate, and the issuer
-public keys that member tokens are verified against.
+Tiers with discount rates (default, per merchant, per category), categories
+that never get a benefit, the earning rule, campaigns, the points-offset rule,
+coupon definitions (``protocols/benefits.py``), and the issuer public keys that
+member tokens and cards are verified against.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule
 from protocols.errors import GatewayError, SchemaError
 from protocols.money import FULL_RATE
 from protocols.schema import Fields, Problems
@@ -25,9 +27,16 @@ class Tier:
     name: str
     default_rate: int = FULL_RATE
     merchant_rates: dict[str, int] = field(default_factory=dict)
+    category_rates: dict[str, int] = field(default_factory=dict)
 
-    def rate_for(self, merchant_id: str) -> int:
-        """The payable share in basis points at this merchant (10000 = no discount)."""
+    def rate_for(self, merchant_id: str, category: str = "") -> int:
+        """The payable share in basis points (10000 = no discount).
+
+        The most specific rate wins: the category's, then the merchant's, then
+        the tier's default.
+        """
+        if category in self.category_rates:
+            return self.category_rates[category]
         return self.merchant_rates.get(merchant_id, self.default_rate)
 
 
@@ -35,10 +44,17 @@ class Tier:
 class Rulebook:
     version: int
     currency: str
-    fen_per_point: int
     tiers: dict[str, Tier]
     excluded_categories: frozenset[str]
     issuer_keys: dict[str, str]
+    earn: EarnRule = field(default_factory=EarnRule)
+    campaigns: tuple[Campaign, ...] = ()
+    offset: OffsetRule | None = None
+    coupons: dict[str, CouponDefinition] = field(default_factory=dict)
+
+    @property
+    def fen_per_point(self) -> int:
+        return self.earn.fen_per_point
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {kid: public_key_from_text(text) for kid, text in self.issuer_keys.items()}
@@ -47,13 +63,20 @@ class Rulebook:
         return {
             "version": self.version,
             "currency": self.currency,
-            "fen_per_point": self.fen_per_point,
             "tiers": {
-                t.name: {"default_rate": t.default_rate, "merchant_rates": dict(t.merchant_rates)}
+                t.name: {
+                    "default_rate": t.default_rate,
+                    "merchant_rates": dict(t.merchant_rates),
+                    "category_rates": dict(t.category_rates),
+                }
                 for t in self.tiers.values()
             },
             "excluded_categories": sorted(self.excluded_categories),
             "issuer_keys": dict(self.issuer_keys),
+            "earn": self.earn.to_wire(),
+            "campaigns": [c.to_wire() for c in self.campaigns],
+            "offset": None if self.offset is None else self.offset.to_wire(),
+            "coupons": [c.to_wire() for c in self.coupons.values()],
         }
 
     @classmethod
@@ -68,17 +91,24 @@ class Rulebook:
                 name,
                 tf.integer("default_rate", FULL_RATE, minimum=0, maximum=FULL_RATE),
                 tf.int_map("merchant_rates", maximum=FULL_RATE),
+                tf.int_map("category_rates", maximum=FULL_RATE),
             )
             tf.done()
         keys_f = f.table("issuer_keys")
+        offset_f = f.optional_table("offset")
+        coupons = [CouponDefinition.read(cf) for cf in f.tables("coupons")]
         book = cls(
             version=f.integer("version", minimum=0),
             currency=f.text("currency", pattern=r"[A-Z]{3}"),
-            fen_per_point=f.integer("fen_per_point", 10_000, minimum=1),
             tiers=tiers,
             excluded_categories=frozenset(f.texts("excluded_categories")),
             issuer_keys={kid: keys_f.text(kid) for kid in keys_f.names()},
+            earn=EarnRule.read(f.table("earn")),
+            campaigns=tuple(Campaign.read(cf) for cf in f.tables("campaigns")),
+            offset=None if offset_f is None else OffsetRule.read(offset_f),
+            coupons={c.coupon_id: c for c in coupons},
         )
+
         f.done()
         problems.raise_if_any()
         try:

@@ -170,6 +170,13 @@ class Fields:
         value = self._get(key, MISSING if required else {}, "a table")
         return Fields({} if isinstance(value, _Missing) else value, self.problems, self._key(key), self.base_dir)
 
+    def optional_table(self, key: str) -> Fields | None:
+        """A table that may be absent or null."""
+        if self._data.get(key) is None:
+            self._seen.add(key)
+            return None
+        return self.table(key)
+
     def tables(self, key: str, *, max_items: int = 1000) -> list[Fields]:
         value = self._get(key, [], "a list of tables")
         if not isinstance(value, list):
@@ -179,6 +186,15 @@ class Fields:
             self.problems.add(self._key(key), f"more than {max_items} items")
             return []
         return [Fields(item, self.problems, f"{self._key(key)}[{i}]", self.base_dir) for i, item in enumerate(value)]
+
+    def integer_list(self, key: str, *, minimum: int, maximum: int) -> list[int]:
+        value = self._get(key, [], "a list of integers")
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            self.problems.add(self._key(key), "expected a list of integers")
+            return []
+        if any(not minimum <= v <= maximum for v in value):
+            self.problems.add(self._key(key), f"every value must be {minimum}..{maximum}")
+        return list(value)
 
     def texts(self, key: str, default: list[str] | None = None) -> list[str]:
         value = self._get(key, [] if default is None else default, "a list of strings")

@@ -10,7 +10,6 @@ from protocols.rulebook import MemberEntry, Rulebook, Tier
 BOOK = Rulebook(
     version=7,
     currency="CNY",
-    fen_per_point=10_000,
     tiers={"gold": Tier("gold", 9000, {"M-BAKERY": 8500})},
     excluded_categories=frozenset({"tobacco"}),
     issuer_keys={},

@@ -66,7 +66,7 @@ def test_rulebook_round_trip_and_bad_keys() -> None:
     wire = {
         "version": 3,
         "currency": "CNY",
-        "fen_per_point": 10_000,
+        "earn": {"fen_per_point": 10_000},
         "tiers": {"gold": {"default_rate": 9000, "merchant_rates": {"M-1": 8000}}},
         "excluded_categories": ["tobacco"],
         "issuer_keys": {key_id(pub): public_key_text(pub)},
