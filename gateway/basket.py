@@ -12,9 +12,13 @@ import enum
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.errors import ConflictError, NotFoundError
 from protocols.rulebook import MemberEntry
+
+if TYPE_CHECKING:
+    from gateway.coupons import HeldCoupon
 
 MAX_OPEN_BASKETS = 64
 MAX_LINES = 500
@@ -54,6 +58,7 @@ class Basket:
     state: BasketState = BasketState.OPEN
     txn_id: str | None = None
     completion_key: str | None = None
+    coupons: list[HeldCoupon] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def require_open(self) -> None:

@@ -15,6 +15,7 @@ import structlog
 
 from gateway.basket import Basket, BasketState, BasketStore, MemberMatch
 from gateway.config import GatewayConfig
+from gateway.coupons import HeldCoupon, check_coupon, hold
 from gateway.errors import ConflictError, DrainingError, TenderError
 from gateway.events import EventHub
 from gateway.membership import MemberDirectory
@@ -73,7 +74,22 @@ class Checkout:
 
     def price(self, basket: Basket) -> PricedBasket:
         member = basket.member.member if basket.member else None
-        return price(basket.lines, member, self.directory.rulebook, self.config.terminal.merchant_id)
+        return price(
+            basket.lines,
+            member,
+            self.directory.rulebook,
+            self.config.terminal.merchant_id,
+            coupons=[c.definition for c in basket.coupons],
+        )
+
+    async def add_coupon(self, basket: Basket, token: str) -> HeldCoupon:
+        basket.require_open()
+        coupon = await check_coupon(
+            token, self.directory, self.journal, now=int(time.time()), leeway=self.config.token_leeway
+        )
+        hold(basket.coupons, coupon, basket.member.member.member_id if basket.member else None)
+        self.hub.publish("basket", basket_id=basket.basket_id, coupon=coupon.definition.coupon_id)
+        return coupon
 
     def attach_member(self, basket: Basket, match: MemberMatch) -> None:
         basket.require_open()
@@ -155,6 +171,10 @@ class Checkout:
             points_earned=priced.points_earned,
             rulebook_version=priced.rulebook_version,
             offline=not self.sync.state.online,
+            # Only the coupons pricing actually applied are redeemed; the rest stay the customer's.
+            coupons=tuple(c.instance for c in basket.coupons if c.definition.coupon_id in priced.coupons_applied),
+            points_redeemed=priced.points_redeemed,
+            growth_earned=priced.growth_earned,
         )
         record, replayed = await self.journal.append(
             draft, idempotency_key=key, fingerprint=basket.basket_id, personal=personal

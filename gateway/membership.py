@@ -50,6 +50,12 @@ class MemberDirectory:
             self.members[member.member_id] = member
         self._by_identifier.update(dict.fromkeys(member.identifiers, member))
 
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Issuer keys for member tokens, coupons and cards; none before the first contact."""
+        if not self._keys:
+            raise RulesUnavailableError("codes cannot be checked yet: this terminal has not reached the ledger")
+        return self._keys
+
     def verify_card(self, reading: CardReading, *, today: str) -> str:
         """Check a card reading offline; return the identifier to look up."""
         if not self._keys:

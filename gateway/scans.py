@@ -8,6 +8,7 @@ announced with their provider but never echoed in full.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ class ScanRouter:
         self.checkout = checkout
         self.hub = hub
         self._pending: tuple[MemberMatch, float] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def take_pending_member(self) -> MemberMatch | None:
         """A member identified before any basket was open, if still fresh."""
@@ -53,7 +55,28 @@ class ScanRouter:
         if code.kind is CodeKind.MEMBER_TOKEN:
             result.update(self._identify(code.data))
         self.hub.publish("scan", **result)
+        if code.kind is CodeKind.COUPON_TOKEN:
+            # Checking a coupon reads the journal, so it finishes beside the scan; a
+            # ``coupon`` event tells the till the outcome.
+            task = asyncio.get_running_loop().create_task(self._coupon(code.data), name="coupon-scan")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return result
+
+    async def _coupon(self, token: str) -> None:
+        basket = self.checkout.baskets.active()
+        if basket is None:
+            self.hub.publish("coupon", error={"code": "no-basket", "message": "start a basket before the coupon"})
+            return
+        try:
+            coupon = await self.checkout.add_coupon(basket, token)
+        except GatewayError as err:
+            log.info("coupon_refused", code=err.code, error=str(err))
+            self.hub.publish("coupon", basket_id=basket.basket_id, error={"code": err.code, "message": str(err)})
+            return
+        self.hub.publish(
+            "coupon", basket_id=basket.basket_id, coupon_id=coupon.definition.coupon_id, name=coupon.definition.name
+        )
 
     def _identify(self, token: str) -> dict[str, Any]:
         try:

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
@@ -160,6 +161,34 @@ async def add_identifier(request: web.Request) -> web.Response:
     return web.json_response({"member_id": request.match_info["member_id"], "identifier": ident}, status=201)
 
 
+async def member_coupon(request: web.Request) -> web.Response:
+    """Issue a coupon to a member: ``{"coupon_id": "C-20-OFF-200"}`` → a ``CP1.`` token."""
+    svc = request.app[SERVICE]
+    member_id = request.match_info["member_id"]
+    coupon_id = await _one_field(request, "coupon", "coupon_id", r"[A-Za-z0-9_.-]{1,64}")
+    definition = svc.rulebook.coupons.get(coupon_id)
+    if definition is None:
+        return problem(404, "unknown-coupon", f"no coupon {coupon_id} in the rulebook")
+    if await svc.store.member_account(member_id) is None:
+        return problem(404, "unknown-member", f"no member {member_id}")
+    now = int(time.time())
+    expires = now + 30 * 86_400
+    if definition.valid_to:
+        expires = min(
+            expires, int(datetime.fromisoformat(definition.valid_to).replace(tzinfo=UTC).timestamp()) + 86_400
+        )
+    instance = secrets.token_hex(8)
+    claims = TokenClaims("CP1.", f"{coupon_id}:{instance}:{member_id}", now, expires, secrets.token_urlsafe(9), svc.kid)
+    return web.json_response(
+        {"token": sign_token("CP1.", claims, svc.issuer), "instance": instance, "expires_at": expires}, status=201
+    )
+
+
+async def conflicts(request: web.Request) -> web.Response:
+    """Sales that the ledger accepted with a conflict to settle (a coupon or points spent twice offline)."""
+    return web.json_response({"conflicts": await request.app[SERVICE].store.conflicts()})
+
+
 async def member_account(request: web.Request) -> web.Response:
     account = await request.app[SERVICE].store.member_account(request.match_info["member_id"])
     if account is None:
@@ -177,6 +206,8 @@ ROLE: dict[Callable[..., object], str] = {
     terminal_records: "terminal",
     member_qr: "app",
     add_identifier: "app",
+    member_coupon: "app",
+    conflicts: "app",
     member_account: "app",
 }
 
@@ -194,4 +225,6 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)
+    app.router.add_post("/v1/members/{member_id}/coupons", member_coupon)
+    app.router.add_get("/v1/conflicts", conflicts)
     return app

@@ -51,6 +51,17 @@ CREATE TABLE IF NOT EXISTS terminals (
     high_seq    INTEGER NOT NULL DEFAULT 0,
     public_key  TEXT
 );
+CREATE TABLE IF NOT EXISTS coupon_redemptions (
+    instance    TEXT PRIMARY KEY,
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id          INTEGER PRIMARY KEY,
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -179,16 +190,45 @@ class LedgerStore:
             "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at) VALUES (?, ?, ?, ?, ?)",
             (r.txn_id, r.terminal_id, r.seq, json.dumps(r.to_wire()), now),
         )
-        if r.member_id and r.points_earned:
-            updated = conn.execute(
-                "UPDATE members SET points = points + ? WHERE member_id = ?", (r.points_earned, r.member_id)
-            ).rowcount
-            if updated:
+        conflicts = [c for c in (LedgerStore._redeem(conn, r, c) for c in r.coupons) if c]
+        delta = r.points_earned - r.points_redeemed
+        if r.member_id and delta:
+            row = conn.execute("SELECT points FROM members WHERE member_id = ?", (r.member_id,)).fetchone()
+            if row is not None:
+                applied = max(delta, -row[0])  # a balance never goes below zero here
+                if applied != delta:
+                    conflicts.append(f"points overdrawn by {applied - delta} (spent offline twice?)")
+                conn.execute("UPDATE members SET points = points + ? WHERE member_id = ?", (applied, r.member_id))
                 conn.execute(
                     "INSERT INTO point_postings (txn_id, member_id, points) VALUES (?, ?, ?)",
-                    (r.txn_id, r.member_id, r.points_earned),
+                    (r.txn_id, r.member_id, applied),
                 )
-        return SyncResult(r.txn_id, r.seq, "accepted")
+        for text in conflicts:
+            conn.execute(
+                "INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES (?, ?, ?)", (r.txn_id, r.terminal_id, text)
+            )
+        # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
+        return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
+
+    @staticmethod
+    def _redeem(conn: sqlite3.Connection, r: TransactionRecord, instance: str) -> str | None:
+        row = conn.execute(
+            "SELECT txn_id, terminal_id FROM coupon_redemptions WHERE instance = ?", (instance,)
+        ).fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO coupon_redemptions (instance, txn_id, terminal_id) VALUES (?, ?, ?)",
+                (instance, r.txn_id, r.terminal_id),
+            )
+            return None
+        return f"coupon {instance} was already redeemed by {row[0]} at {row[1]}"
+
+    async def conflicts(self) -> list[dict[str, str]]:
+        def rows(conn: sqlite3.Connection) -> list[dict[str, str]]:
+            found = conn.execute("SELECT txn_id, terminal_id, detail FROM conflicts ORDER BY id")
+            return [{"txn_id": t, "terminal_id": term, "detail": d} for t, term, d in found]
+
+        return await self._run(rows)
 
     async def register_terminal_key(self, terminal_id: str, public_key: str) -> bool:
         """Record a terminal's signing key; the first key wins, a different one is refused."""

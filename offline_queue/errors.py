@@ -27,6 +27,12 @@ class JournalCorruptError(FinalError):
     code = "journal-corrupt"
 
 
+class CouponAlreadyRedeemedError(FinalError):
+    """This coupon was already used on a sale at this terminal."""
+
+    code = "coupon-redeemed"
+
+
 class IdempotencyConflictError(FinalError):
     """An Idempotency-Key was reused for a different request."""
 

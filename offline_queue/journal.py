@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from offline_queue.errors import (
+    CouponAlreadyRedeemedError,
     IdempotencyConflictError,
     JournalCorruptError,
     JournalError,
@@ -230,6 +231,10 @@ class TransactionJournal:
             earlier = _find_idempotent(conn, key, fingerprint)
             if earlier is not None:
                 return earlier, True
+        for instance in draft.coupons:
+            used = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
+            if used is not None:
+                raise CouponAlreadyRedeemedError(f"coupon {instance} was already redeemed by sale {used[0]}")
         last = self._head or _read_head(conn)
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
         wire = draft.to_wire()
@@ -261,11 +266,23 @@ class TransactionJournal:
             conn.execute(
                 "INSERT INTO idempotency (key, fingerprint, txn_id) VALUES (?, ?, ?)", (key, fingerprint, draft.txn_id)
             )
+        conn.executemany(
+            "INSERT INTO redeemed_coupons (instance, txn_id) VALUES (?, ?)", [(c, draft.txn_id) for c in draft.coupons]
+        )
         record = dataclasses.replace(
             draft, seq=seq, prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex()
         )
         self._head = (seq, digest)  # last, so a failed job never moves the head
         return record, False
+
+    async def coupon_redeemed(self, instance: str) -> str | None:
+        """The sale that redeemed this coupon at this terminal, if any."""
+
+        def find(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(find)
 
     async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
         """The record an earlier request with this key produced, if any."""

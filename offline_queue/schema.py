@@ -45,6 +45,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE redeemed_coupons (
+            instance TEXT PRIMARY KEY,
+            txn_id   TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -58,6 +58,9 @@ class TransactionRecord:
     points_earned: int
     rulebook_version: int
     offline: bool
+    coupons: tuple[str, ...] = ()  # coupon instances redeemed by this sale
+    points_redeemed: int = 0
+    growth_earned: int = 0
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -69,6 +72,7 @@ class TransactionRecord:
         wire = {f: getattr(self, f) for f in _RECORD_FIELDS}
         wire["lines"] = [{f: getattr(line, f) for f in _LINE_FIELDS} for line in self.lines]
         wire["tenders"] = [{"kind": t.kind, "amount": t.amount} for t in self.tenders]
+        wire["coupons"] = list(self.coupons)
         return wire
 
     @classmethod
@@ -107,6 +111,9 @@ def read_record(f: Fields) -> TransactionRecord:
         points_earned=f.integer("points_earned", minimum=0),
         rulebook_version=f.integer("rulebook_version", minimum=0),
         offline=f.flag("offline"),
+        coupons=tuple(f.texts("coupons")),
+        points_redeemed=f.integer("points_redeemed", 0, minimum=0),
+        growth_earned=f.integer("growth_earned", 0, minimum=0),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),

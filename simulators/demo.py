@@ -29,7 +29,7 @@ from simulators.vcard import VirtualCard, load_issuer_key, make_applet
 # The POS application's own catalogue: EAN-13 → (name, category, unit price in fen).
 CATALOGUE: dict[str, tuple[str, str, int]] = {
     "6901234567892": ("Egg tart ×6", "bakery", 3_800),
-    "6909876543212": ("Sourdough loaf", "bakery", 4_250),
+    "6909876543212": ("Birthday cake", "bakery", 19_800),
     "6921168509256": ("Mall gift card ¥200", "gift-card", 20_000),
     "6954767430386": ("Matcha roll cake", "bakery", 12_800),
 }
@@ -47,6 +47,18 @@ def render_config(repo: Path, demo_dir: Path, api_port: int, ledger_port: int) -
     path = demo_dir / "gateway.toml"
     path.write_text(text)
     return path
+
+
+async def member_coupon(ledger_url: str, app_token: str, member_id: str, coupon_id: str) -> str:
+    """A coupon the mall pushed to the member's app, as a CP1 token."""
+    headers = {"Authorization": f"Bearer {app_token}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.post(f"{ledger_url}/v1/members/{member_id}/coupons", json={"coupon_id": coupon_id}) as r,
+    ):
+        r.raise_for_status()
+        token: str = (await r.json())["token"]
+        return token
 
 
 async def member_qr(ledger_url: str, app_token: str, member_id: str) -> str:
@@ -83,6 +95,11 @@ def print_basket(basket: dict[str, Any]) -> None:
         f"    total {format_cny(basket['total_gross'])}, discount {format_cny(basket['total_discount'])},"
         f" due {format_cny(basket['total_due'])}, points to earn {basket['points_earned']}"
     )
+    for text in basket["breakdown"]:
+        if text.startswith("  "):
+            say(f"      {text.strip()}")
+    for note in basket["notices"]:
+        say(f"      note: {note}")
 
 
 async def scan_products(pos: PosClient, scanner: PtyScanner, basket_id: str, codes: list[str]) -> None:
@@ -155,6 +172,9 @@ async def run_demo(repo: Path) -> int:
         member = scan["member"]
         say(f"  scanned a {scan['kind']} ({scan['symbology']}) → member {member['member_id']}, tier {member['tier']}")
         await scan_products(pos, scanner, basket["basket_id"], ["6901234567892", "6909876543212", "6921168509256"])
+        scanner.send(await member_coupon(ledger_url, tokens[2], "M0001", "C-20-OFF-200"), aim="]Q1")
+        coupon = await pos.next_event("coupon")
+        say(f"  scanned the member's coupon from the app → {coupon.get('name') or coupon['error']['message']}")
         await sell(pos, basket["basket_id"])
         st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
         say(f"  synced: queue pending {st['journal']['pending']}, ledger holds seq ≤ {st['journal']['last_seq']}")

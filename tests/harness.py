@@ -70,6 +70,7 @@ def gateway_config(
     tokens: dict[str, str],
     scanner: Path | None = None,
     card_reader: bool = False,
+    terminal_id: str = "T-TEST-01",
     **ledger: object,
 ) -> GatewayConfig:
     devices: list[dict[str, object]] = []
@@ -81,7 +82,7 @@ def gateway_config(
         )
     data = {
         "state_dir": str(state_dir),
-        "terminal": {"id": "T-TEST-01", "store_id": "S-1", "merchant_id": "M-BAKERY"},
+        "terminal": {"id": terminal_id, "store_id": "S-1", "merchant_id": "M-BAKERY"},
         "api": {"port": 0, "max_body_bytes": 4096},
         "ledger": {"url": ledger_url, "timeout": 1.0, "sync_interval": 0.2, **ledger},
         "logging": {"level": "warning"},

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from gateway import errors as gw
-from offline_queue.errors import IdempotencyConflictError, JournalError, JournalFullError
+from offline_queue.errors import CouponAlreadyRedeemedError, IdempotencyConflictError, JournalError, JournalFullError
 from offline_queue.limits import JournalLimitError
 from protocols.errors import GatewayError, SchemaError, TokenError
 
@@ -23,6 +23,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.BadRequestError, 400),
     (gw.NotFoundError, 404),
     (IdempotencyConflictError, 409),
+    (CouponAlreadyRedeemedError, 409),
     (gw.ConflictError, 409),
     (SchemaError, 422),
     (TokenError, 422),

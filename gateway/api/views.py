@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.basket import Basket
-from gateway.pricing import PricedBasket
+from gateway.pricing import PricedBasket, receipt_lines
 from protocols.records import TransactionRecord
 
 
@@ -33,6 +33,9 @@ def basket_view(basket: Basket, priced: PricedBasket) -> dict[str, Any]:
                 "gross": p.gross,
                 "rate": p.rate,
                 "discount": p.discount,
+                "tier_discount": p.tier_discount,
+                "coupon_discount": p.coupon_discount,
+                "offset": p.offset,
                 "net": p.net,
             }
             for p in priced.lines
@@ -40,7 +43,22 @@ def basket_view(basket: Basket, priced: PricedBasket) -> dict[str, Any]:
         "total_gross": priced.total_gross,
         "total_discount": priced.total_discount,
         "total_due": priced.total_due,
+        "total_tier_discount": priced.total_tier_discount,
+        "total_coupon_discount": priced.total_coupon_discount,
+        "total_offset": priced.total_offset,
         "points_earned": priced.points_earned,
+        "growth_earned": priced.growth_earned,
+        "points_redeemed": priced.points_redeemed,
+        "coupons": [
+            {
+                "coupon_id": c.definition.coupon_id,
+                "name": c.definition.name,
+                "applied": c.definition.coupon_id in priced.coupons_applied,
+            }
+            for c in basket.coupons
+        ],
+        "breakdown": receipt_lines(priced),
+        "notices": list(priced.notices),
         "rulebook_version": priced.rulebook_version,
         "txn_id": basket.txn_id,
     }

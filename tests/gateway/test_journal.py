@@ -16,6 +16,7 @@ from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.personal import Keyring, new_key_line
+from offline_queue.schema import LATEST
 from protocols.chain import canonical, link
 from protocols.sync import SyncResult
 from tests.gateway.records import draft
@@ -56,7 +57,7 @@ async def test_the_file_is_wal(journal: TransactionJournal) -> None:
     await journal.close()
     conn = sqlite3.connect(journal.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
     conn.close()
 
 
@@ -221,3 +222,22 @@ def test_uuid7_is_time_ordered_and_versioned() -> None:
     assert a.variant == uuid.RFC_4122
     assert str(a) < str(b)
     assert dataclasses.is_dataclass(draft())
+
+
+async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    j = TransactionJournal(path, KEY)
+    await j.open()
+    first, _ = await j.append(draft())
+    await j.close()
+    conn = sqlite3.connect(path)  # make it look like a file written before migration 2
+    conn.execute("DROP TABLE redeemed_coupons")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    j = TransactionJournal(path, KEY)
+    await j.open()
+    assert await j.pending(10) == [first]
+    assert await j.coupon_redeemed("nothing") is None  # the table migration 2 adds is there
+    assert await j.verify() == []
+    await j.close()

@@ -1,0 +1,102 @@
+"""Coupons end to end: issued by the ledger, checked offline, redeemed once here, conflicts caught there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from simulators.pos_client import ApiProblemError, PosClient
+from tests.harness import LedgerHandle, gateway_config, running_gateway
+
+pytestmark = pytest.mark.ledger
+
+
+async def issue_coupon(ledger: LedgerHandle, member_id: str, coupon_id: str) -> str:
+    headers = {"Authorization": f"Bearer {ledger.tokens['app']}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.post(f"{ledger.url}/v1/members/{member_id}/coupons", json={"coupon_id": coupon_id}) as r,
+    ):
+        r.raise_for_status()
+        return str((await r.json())["token"])
+
+
+async def conflicts(ledger: LedgerHandle) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {ledger.tokens['app']}"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{ledger.url}/v1/conflicts") as r:
+        body: list[dict[str, Any]] = (await r.json())["conflicts"]
+        return body
+
+
+async def sale_with_coupon(pos: PosClient, token: str, amount: int = 30_000) -> dict[str, Any]:
+    basket = (await pos.new_basket())["basket_id"]
+    await pos.add_line(basket, sku="CAKE", name="Cake", category="bakery", unit_price=amount)
+    priced = await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
+    assert priced["coupons"] == [{"coupon_id": "C-20-OFF-200", "name": "¥20 off ¥200 at the bakery", "applied": True}]
+    result: dict[str, Any] = await pos.complete_cash(basket, priced["total_due"])
+    return result
+
+
+async def test_a_coupon_is_applied_redeemed_and_never_used_twice_here(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    token = await issue_coupon(ledger, "M0001", "C-20-OFF-200")
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]))
+        sale = await sale_with_coupon(pos, token)
+        record = sale["record"]
+        assert record["total_discount"] == 2_000
+        assert len(record["coupons"]) == 1
+        basket = (await pos.new_basket())["basket_id"]
+        with pytest.raises(ApiProblemError) as err:
+            await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
+        assert (err.value.status, err.value.body["type"]) == (409, "urn:posgw:problem:coupon-redeemed")
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        with pytest.raises(ApiProblemError) as err:
+            await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": forged})
+        assert err.value.body["type"] in ("urn:posgw:problem:token-forged", "urn:posgw:problem:token-malformed")
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+    assert await conflicts(ledger) == []
+
+
+async def test_the_same_coupon_at_two_offline_terminals_is_a_conflict_not_a_loss(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    token = await issue_coupon(ledger, "M0002", "C-20-OFF-200")
+    first = gateway_config(tmp_path / "a", ledger.url, tokens)
+    second = gateway_config(tmp_path / "b", ledger.url, tokens, terminal_id="T-TEST-02")
+    async with running_gateway(first) as (_a, pos_a), running_gateway(second) as (_b, pos_b):
+        await pos_a.wait_status(lambda s: bool(s["members_cached"]))
+        await pos_b.wait_status(lambda s: bool(s["members_cached"]))
+        ledger.stop()  # both terminals go offline
+        await sale_with_coupon(pos_a, token)
+        await sale_with_coupon(pos_b, token)
+        await ledger.start()
+        await pos_a.wait_status(lambda s: s["journal"]["pending"] == 0, within=30)
+        await pos_b.wait_status(lambda s: s["journal"]["pending"] == 0, within=30)
+    found = await conflicts(ledger)
+    assert len(found) == 1
+    assert "already redeemed" in found[0]["detail"]
+
+
+async def test_a_scanned_coupon_lands_on_the_active_basket(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    token = await issue_coupon(ledger, "M0001", "C-20-OFF-200")
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]))
+        await pos.connect_events()
+        scan = await pos.call("POST", "/v1/scans", {"data": token})
+        assert (scan["kind"], scan["data"]) == ("coupon_token", None)
+        refused = await pos.next_event("coupon")
+        assert refused["error"]["code"] == "no-basket"
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", "/v1/scans", {"data": token})
+        event = await pos.next_event("coupon")
+        assert (event["basket_id"], event["coupon_id"]) == (basket, "C-20-OFF-200")
+        priced = await pos.basket(basket)
+        assert priced["coupons"][0]["applied"] is False  # the basket is still empty
+        assert any("no item in the basket qualifies" in n for n in priced["notices"])
