@@ -59,6 +59,8 @@ class Basket:
     txn_id: str | None = None
     completion_key: str | None = None
     coupons: list[HeldCoupon] = field(default_factory=list)
+    points_to_redeem: int = 0
+    points_available: int = 0  # the member's balance as this terminal knows it, when points were asked for
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def require_open(self) -> None:

@@ -80,7 +80,22 @@ class Checkout:
             self.directory.rulebook,
             self.config.terminal.merchant_id,
             coupons=[c.definition for c in basket.coupons],
+            points_to_redeem=basket.points_to_redeem,
+            points_balance=basket.points_available,
         )
+
+    async def redeem_points(self, basket: Basket, points: int) -> None:
+        """Ask to pay part of the bill with points (priced by the offset rule)."""
+        basket.require_open()
+        if basket.member is None:
+            raise ConflictError("identify the member before spending points")
+        if basket.member.weak and points:
+            raise ConflictError("a card read by its UID alone may not spend points; ask for the app's member code")
+        member = basket.member.member
+        # The snapshot's balance, less what this terminal spent since the snapshot was taken.
+        spent = await self.journal.points_spent_since(member.member_id, self.directory.loaded_at)
+        basket.points_available = max(0, member.points - spent)
+        basket.points_to_redeem = points
 
     async def add_coupon(self, basket: Basket, token: str) -> HeldCoupon:
         basket.require_open()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -36,13 +37,15 @@ class MemberDirectory:
     _keys: dict[str, Ed25519PublicKey] | None = None
 
     _by_identifier: dict[str, MemberEntry] = field(default_factory=dict)
+    loaded_at: str = ""  # when the member snapshot was taken (ISO UTC); balances are as of then
 
-    def update(self, rulebook: Rulebook, members_version: int, members: list[MemberEntry]) -> None:
+    def update(self, rulebook: Rulebook, members_version: int, members: list[MemberEntry], loaded_at: str = "") -> None:
         self.rulebook = rulebook
         self._keys = rulebook.public_keys()
         self.members_version = members_version
         self.members = {m.member_id: m for m in members}
         self._by_identifier = {i: m for m in members for i in m.identifiers}
+        self.loaded_at = loaded_at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def learn(self, member: MemberEntry) -> None:
         """Remember a member found online, until the next snapshot."""
@@ -86,6 +89,7 @@ class MemberDirectory:
         body = {
             "rulebook": self.rulebook.to_wire(),
             "members": {"version": self.members_version, "members": [m.to_wire() for m in self.members.values()]},
+            "loaded_at": self.loaded_at,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -106,7 +110,7 @@ class MemberDirectory:
         except (OSError, ValueError, AttributeError, GatewayError) as err:
             log.warning("member_cache_unreadable", path=str(path), error=str(err))
             return False
-        self.update(rulebook, version, members)
+        self.update(rulebook, version, members, str(body.get("loaded_at") or "1970-01-01T00:00:00.000Z"))
         return True
 
 

@@ -165,8 +165,9 @@ class RulesRefresher:
         if not self.key_registered:
             await self.client.register_key(self.terminal_id, self.public_key)
             self.key_registered = True
+        asked_at = utc_now()  # sales acknowledged after this may be missing from the snapshot
         rulebook, version, members = await self.client.fetch_rules()
-        self.directory.update(rulebook, version, members)
+        self.directory.update(rulebook, version, members, asked_at)
         await asyncio.to_thread(self.directory.save, self.cache_path)
         self.sync.state.rules_loaded_at = time.time()
         self.sync.set_online(True)

@@ -118,13 +118,16 @@ class LedgerStore:
     def _members(conn: sqlite3.Connection, identifier: str | None = None) -> list[MemberEntry]:
         """Every member, or only the one carrying ``identifier``."""
         rows = conn.execute(
-            "SELECT m.member_id, m.tier, m.status, group_concat(i.identifier, ' ') FROM members m "
+            "SELECT m.member_id, m.tier, m.status, group_concat(i.identifier, ' '), m.points FROM members m "
             "LEFT JOIN identifiers i USING (member_id) "
             "WHERE ?1 IS NULL OR m.member_id = (SELECT member_id FROM identifiers WHERE identifier = ?1) "
             "GROUP BY m.member_id ORDER BY m.member_id",
             (identifier,),
         ).fetchall()
-        return [MemberEntry(mid, tier, status, tuple(sorted((ids or "").split()))) for mid, tier, status, ids in rows]
+        return [
+            MemberEntry(mid, tier, status, tuple(sorted((ids or "").split())), points)
+            for mid, tier, status, ids, points in rows
+        ]
 
     async def members(self) -> list[MemberEntry]:
         return await self._run(self._members)

@@ -275,6 +275,23 @@ class TransactionJournal:
         self._head = (seq, digest)  # last, so a failed job never moves the head
         return record, False
 
+    async def points_spent_since(self, member_id: str, since: str) -> int:
+        """Points this terminal spent for a member that a ledger snapshot asked for at ``since`` may miss.
+
+        That is every sale the ledger has not acknowledged, and every sale it
+        acknowledged at or after ``since`` (ISO time, this terminal's clock).
+        """
+
+        def spent(conn: sqlite3.Connection) -> int:
+            (total,) = conn.execute(
+                "SELECT COALESCE(SUM(json_extract(body, '$.points_redeemed')), 0) FROM journal "
+                "WHERE json_extract(body, '$.member_id') = ? AND (sync_status IS NULL OR synced_at >= ?)",
+                (member_id, since),
+            ).fetchone()
+            return int(total)
+
+        return await self._read(spent)
+
     async def coupon_redeemed(self, instance: str) -> str | None:
         """The sale that redeemed this coupon at this terminal, if any."""
 

@@ -127,6 +127,7 @@ class MemberEntry:
     status: str = "active"
     # How the member can be recognised at a till: "card:<number>", "uid:<hex>".
     identifiers: tuple[str, ...] = ()
+    points: int = 0  # balance when the ledger made the snapshot
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -134,6 +135,7 @@ class MemberEntry:
             "tier": self.tier,
             "status": self.status,
             "identifiers": list(self.identifiers),
+            "points": self.points,
         }
 
     @classmethod
@@ -143,6 +145,7 @@ class MemberEntry:
             f.text("tier"),
             f.text("status", "active", choices=MEMBER_STATUSES),
             tuple(f.texts("identifiers")),
+            f.integer("points", 0, minimum=0),
         )
         f.done()
         return entry

@@ -109,6 +109,16 @@ async def add_coupon(request: web.Request) -> web.Response:
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 
+async def redeem_points(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    f = await _body(request, "points")
+    points = f.integer("points", minimum=0, maximum=10**9)
+    _finish(f)
+    await svc.checkout.redeem_points(basket, points)
+    return web.json_response(_basket_json(svc, basket.basket_id))
+
+
 async def complete(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     key = request.headers.get("Idempotency-Key", "")
@@ -184,6 +194,7 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/baskets/{basket_id}/lines", add_line)
     app.router.add_post("/v1/baskets/{basket_id}/member", attach_member)
     app.router.add_post("/v1/baskets/{basket_id}/coupons", add_coupon)
+    app.router.add_post("/v1/baskets/{basket_id}/points", redeem_points)
     app.router.add_post("/v1/baskets/{basket_id}/complete", complete)
     app.router.add_post("/v1/scans", scan)
     app.router.add_get("/v1/events", events)

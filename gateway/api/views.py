@@ -49,6 +49,7 @@ def basket_view(basket: Basket, priced: PricedBasket) -> dict[str, Any]:
         "points_earned": priced.points_earned,
         "growth_earned": priced.growth_earned,
         "points_redeemed": priced.points_redeemed,
+        "points_available": basket.points_available,
         "coupons": [
             {
                 "coupon_id": c.definition.coupon_id,

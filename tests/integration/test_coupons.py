@@ -100,3 +100,41 @@ async def test_a_scanned_coupon_lands_on_the_active_basket(
         priced = await pos.basket(basket)
         assert priced["coupons"][0]["applied"] is False  # the basket is still empty
         assert any("no item in the basket qualifies" in n for n in priced["notices"])
+
+
+async def test_points_offset_spends_the_members_points_once(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    from datetime import date
+
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    async with running_gateway(config) as (gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]))
+        # Earn first: ¥1,000 at the bakery (classic 85 %) → 8 points.
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": await ledger.member_qr("M0001")})
+        await pos.add_line(basket, sku="BIG", category="bakery", unit_price=100_000)
+        await pos.complete_cash(basket, 85_000)
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert await ledger.points("M0001") == 8
+        # Refresh the member cache the way the daemon does, so it knows the 8 points.
+        await gw.services.refresher.refresh_once()
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": await ledger.member_qr("M0001")})
+        await pos.add_line(basket, sku="SMALL", category="bakery", unit_price=1_000)
+        priced = await pos.call("POST", f"/v1/baskets/{basket}/points", {"points": 8})
+        assert priced["points_available"] == 8
+        offset_day = date.today().isoweekday() in (2, 5)  # the demo mall's offset days: Tue, Fri
+        if offset_day:
+            assert (priced["total_offset"], priced["points_redeemed"]) == (8, 8)
+        else:
+            assert priced["total_offset"] == 0
+            assert priced["notices"] == ["points offset is only on Tue, Fri"]
+        await pos.complete_cash(basket, priced["total_due"])
+        # Before the ledger has even seen that sale, this terminal counts the points as gone.
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": await ledger.member_qr("M0001")})
+        again = await pos.call("POST", f"/v1/baskets/{basket}/points", {"points": 8})
+        assert again["points_available"] == (0 if offset_day else 8)
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+    assert await ledger.points("M0001") == (0 if offset_day else 8)
