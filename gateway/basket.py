@@ -47,6 +47,7 @@ class MemberMatch:
     via: str  # "qr", "card", "card-uid"
     # A UID-only card can be copied; later rules refuse offline points spending with it.
     weak: bool = False
+    token_nonce: str | None = None  # a member QR code is good for one sale only
 
 
 @dataclass

@@ -21,6 +21,7 @@ from gateway.events import EventHub
 from gateway.membership import MemberDirectory
 from gateway.pricing import PricedBasket, price
 from gateway.sync import SyncWorker, utc_now
+from offline_queue.errors import MemberCodeUsedError
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
 from offline_queue.limits import JournalLimitError, JournalLimits
@@ -111,8 +112,11 @@ class Checkout:
         basket.member = match
         self.hub.publish("basket", basket_id=basket.basket_id, member_id=match.member.member_id, tier=match.member.tier)
 
-    def identify_token(self, token: str) -> MemberMatch:
-        return self.directory.identify_token(token, now=int(time.time()), leeway=self.config.token_leeway)
+    async def identify_token(self, token: str) -> MemberMatch:
+        match = self.directory.identify_token(token, now=int(time.time()), leeway=self.config.token_leeway)
+        if match.token_nonce is not None and await self.journal.member_code_used(match.token_nonce):
+            raise MemberCodeUsedError("this member code was already used for a sale; ask for a fresh code")
+        return match
 
     async def replay(self, basket_id: str, idempotency_key: str) -> CompletedSale | None:
         """The sale an earlier completion with this key recorded, even across a restart."""
@@ -192,7 +196,11 @@ class Checkout:
             growth_earned=priced.growth_earned,
         )
         record, replayed = await self.journal.append(
-            draft, idempotency_key=key, fingerprint=basket.basket_id, personal=personal
+            draft,
+            idempotency_key=key,
+            fingerprint=basket.basket_id,
+            personal=personal,
+            member_code=basket.member.token_nonce if basket.member else None,
         )
         basket.state, basket.txn_id, basket.completion_key = BasketState.COMPLETED, record.txn_id, key
         log.info(

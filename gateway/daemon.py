@@ -55,6 +55,7 @@ class Gateway:
                 workers = [
                     tg.create_task(svc.sync.run(), name="sync"),
                     tg.create_task(svc.refresher.run(), name="rules-refresh"),
+                    tg.create_task(svc.scans.run(), name="scans"),
                     *(tg.create_task(s.run(), name=f"device:{s.device.name}") for s in svc.supervisors),
                 ]
                 await self.stopping.wait()

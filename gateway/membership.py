@@ -74,7 +74,7 @@ class MemberDirectory:
         if self.members is None or not self._keys:
             raise RulesUnavailableError("member codes cannot be checked yet: this terminal has not reached the ledger")
         claims = verify_token(token, "PM1.", self._keys, now=now, leeway=leeway)
-        return MemberMatch(self.lookup(claims.subject), "qr")
+        return MemberMatch(self.lookup(claims.subject), "qr", token_nonce=f"{claims.kid}:{claims.nonce}")
 
     def lookup(self, member_id: str) -> MemberEntry:
         member = (self.members or {}).get(member_id)

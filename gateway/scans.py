@@ -32,6 +32,7 @@ class ScanRouter:
         self.hub = hub
         self._pending: tuple[MemberMatch, float] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[tuple[str, str, str | None, float]] = asyncio.Queue()
 
     def take_pending_member(self) -> MemberMatch | None:
         """A member identified before any basket was open, if still fresh."""
@@ -40,7 +41,21 @@ class ScanRouter:
             return None
         return pending[0]
 
-    def handle(self, device: str, data: str, symbology: str | None = None, at: float | None = None) -> dict[str, Any]:
+    def submit(self, device: str, data: str, symbology: str | None, at: float) -> None:
+        """Queue a scan from a device; :meth:`run` handles them one by one, in order."""
+        self._queue.put_nowait((device, data, symbology, at))
+
+    async def run(self) -> None:
+        while True:
+            device, data, symbology, at = await self._queue.get()
+            try:
+                await self.handle(device, data, symbology, at)
+            except GatewayError as err:  # a journal hiccup must not stop the scanner
+                log.error("scan_failed", device=device, error=str(err))
+
+    async def handle(
+        self, device: str, data: str, symbology: str | None = None, at: float | None = None
+    ) -> dict[str, Any]:
         code = classify(data)
         shown = None if code.kind in _SECRET_KINDS else code.data
         result: dict[str, Any] = {
@@ -53,7 +68,7 @@ class ScanRouter:
             "scanned_at": at,
         }
         if code.kind is CodeKind.MEMBER_TOKEN:
-            result.update(self._identify(code.data))
+            result.update(await self._identify(code.data))
         self.hub.publish("scan", **result)
         if code.kind is CodeKind.COUPON_TOKEN:
             # Checking a coupon reads the journal, so it finishes beside the scan; a
@@ -78,9 +93,9 @@ class ScanRouter:
             "coupon", basket_id=basket.basket_id, coupon_id=coupon.definition.coupon_id, name=coupon.definition.name
         )
 
-    def _identify(self, token: str) -> dict[str, Any]:
+    async def _identify(self, token: str) -> dict[str, Any]:
         try:
-            match = self.checkout.identify_token(token)
+            match = await self.checkout.identify_token(token)
         except GatewayError as err:
             log.info("member_refused", error=str(err), code=err.code)
             return {"member_error": {"code": err.code, "message": str(err)}}

@@ -72,7 +72,7 @@ class Services:
 
     def on_device_event(self, event: DriverEvent | DeviceStatus) -> None:
         if isinstance(event, ScanEvent):
-            self.scans.handle(event.device, event.data, event.symbology, event.at)
+            self.scans.submit(event.device, event.data, event.symbology, event.at)
         elif isinstance(event, CardEvent):
             # Identifying a card may ask the ledger, so it runs beside the driver, not in it.
             task = asyncio.get_running_loop().create_task(self.cards.handle(event), name=f"card:{event.reader}")

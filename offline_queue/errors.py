@@ -33,6 +33,12 @@ class CouponAlreadyRedeemedError(FinalError):
     code = "coupon-redeemed"
 
 
+class MemberCodeUsedError(FinalError):
+    """This member QR code was already used for a sale at this terminal."""
+
+    code = "member-code-used"
+
+
 class IdempotencyConflictError(FinalError):
     """An Idempotency-Key was reused for a different request."""
 

@@ -36,6 +36,7 @@ from offline_queue.errors import (
     JournalError,
     JournalFullError,
     JournalKeyError,
+    MemberCodeUsedError,
 )
 from offline_queue.personal import Keyring
 from offline_queue.schema import migrate
@@ -215,9 +216,16 @@ class TransactionJournal:
         idempotency_key: str | None = None,
         fingerprint: str = "",
         personal: dict[str, str] | None = None,
+        member_code: str | None = None,
     ) -> tuple[TransactionRecord, bool]:
-        """Commit ``draft`` as the next record; return it and whether it was a replay."""
-        return await self._write(lambda conn: self._append(conn, draft, idempotency_key, fingerprint, personal))
+        """Commit ``draft`` as the next record; return it and whether it was a replay.
+
+        ``member_code`` (a member QR code's nonce) is spent with the sale: the
+        same code can never identify a member for another sale here.
+        """
+        return await self._write(
+            lambda conn: self._append(conn, draft, idempotency_key, fingerprint, personal, member_code)
+        )
 
     def _append(
         self,
@@ -226,11 +234,14 @@ class TransactionJournal:
         key: str | None,
         fingerprint: str,
         personal: dict[str, str] | None,
+        member_code: str | None,
     ) -> tuple[TransactionRecord, bool]:
         if key is not None:
             earlier = _find_idempotent(conn, key, fingerprint)
             if earlier is not None:
                 return earlier, True
+        if member_code is not None and _code_used(conn, member_code):
+            raise MemberCodeUsedError("this member code was already used for a sale; ask for a fresh code")
         for instance in draft.coupons:
             used = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
             if used is not None:
@@ -269,6 +280,8 @@ class TransactionJournal:
         conn.executemany(
             "INSERT INTO redeemed_coupons (instance, txn_id) VALUES (?, ?)", [(c, draft.txn_id) for c in draft.coupons]
         )
+        if member_code is not None:
+            conn.execute("INSERT INTO used_member_codes (nonce, txn_id) VALUES (?, ?)", (member_code, draft.txn_id))
         record = dataclasses.replace(
             draft, seq=seq, prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex()
         )
@@ -291,6 +304,9 @@ class TransactionJournal:
             return int(total)
 
         return await self._read(spent)
+
+    async def member_code_used(self, nonce: str) -> bool:
+        return await self._read(lambda conn: _code_used(conn, nonce))
 
     async def coupon_redeemed(self, instance: str) -> str | None:
         """The sale that redeemed this coupon at this terminal, if any."""
@@ -469,6 +485,10 @@ class TransactionJournal:
             return int(count)
 
         return await self._write(compact)
+
+
+def _code_used(conn: sqlite3.Connection, nonce: str) -> bool:
+    return conn.execute("SELECT 1 FROM used_member_codes WHERE nonce = ?", (nonce,)).fetchone() is not None
 
 
 def _read_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:

@@ -54,6 +54,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE used_member_codes (
+            nonce  TEXT PRIMARY KEY,
+            txn_id TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -95,7 +95,7 @@ async def attach_member(request: web.Request) -> web.Response:
     f = await _body(request, "member")
     token = f.text("token", max_len=1024)
     _finish(f)
-    svc.checkout.attach_member(basket, svc.checkout.identify_token(token))
+    svc.checkout.attach_member(basket, await svc.checkout.identify_token(token))
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 
@@ -147,7 +147,7 @@ async def scan(request: web.Request) -> web.Response:
     f = await _body(request, "scan")
     data = f.text("data", max_len=1024, pattern=r"[\x20-\x7e]+")
     _finish(f)
-    return web.json_response(svc.scans.handle("keyboard", data))
+    return web.json_response(await svc.scans.handle("keyboard", data))
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:

@@ -9,7 +9,13 @@ import structlog
 from aiohttp import web
 
 from gateway import errors as gw
-from offline_queue.errors import CouponAlreadyRedeemedError, IdempotencyConflictError, JournalError, JournalFullError
+from offline_queue.errors import (
+    CouponAlreadyRedeemedError,
+    IdempotencyConflictError,
+    JournalError,
+    JournalFullError,
+    MemberCodeUsedError,
+)
 from offline_queue.limits import JournalLimitError
 from protocols.errors import GatewayError, SchemaError, TokenError
 
@@ -24,6 +30,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.NotFoundError, 404),
     (IdempotencyConflictError, 409),
     (CouponAlreadyRedeemedError, 409),
+    (MemberCodeUsedError, 422),
     (gw.ConflictError, 409),
     (SchemaError, 422),
     (TokenError, 422),

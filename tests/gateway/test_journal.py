@@ -230,14 +230,16 @@ async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: P
     await j.open()
     first, _ = await j.append(draft())
     await j.close()
-    conn = sqlite3.connect(path)  # make it look like a file written before migration 2
+    conn = sqlite3.connect(path)  # make it look like a file written before migrations 2 and 3
     conn.execute("DROP TABLE redeemed_coupons")
+    conn.execute("DROP TABLE used_member_codes")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
     j = TransactionJournal(path, KEY)
     await j.open()
     assert await j.pending(10) == [first]
-    assert await j.coupon_redeemed("nothing") is None  # the table migration 2 adds is there
+    assert await j.coupon_redeemed("nothing") is None  # the tables migrations 2 and 3 add are there
+    assert await j.member_code_used("nothing") is False
     assert await j.verify() == []
     await j.close()

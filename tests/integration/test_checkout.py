@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from simulators.pos_client import ApiProblemError
 from simulators.scanner import PtyScanner
 from tests.harness import LedgerHandle, gateway_config, running_gateway
 
@@ -127,3 +128,25 @@ async def test_a_journal_restored_from_an_old_backup_is_flagged_not_silently_reu
         assert alert["code"] == "journal-behind-ledger"
         status = await pos.wait_status(lambda s: s["journal"]["rejected"] == 1)
         assert "journal ends at 1" in status["ledger"]["integrity_error"]
+
+
+async def test_a_member_code_identifies_a_member_for_one_sale_only(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(online_with_rules)
+        qr = await ledger.member_qr("M0001")
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": qr})
+        await pos.add_line(basket, sku="A", unit_price=100)
+        await pos.complete_cash(basket, 100)
+        basket = (await pos.new_basket())["basket_id"]
+        with pytest.raises(ApiProblemError) as err:
+            await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": qr})
+        assert err.value.body["type"] == "urn:posgw:problem:member-code-used"
+        scan = await pos.call("POST", "/v1/scans", {"data": qr})
+        assert scan["member_error"]["code"] == "member-code-used"
+        fresh = await ledger.member_qr("M0001")
+        assert (await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": fresh}))["member"][
+            "member_id"
+        ] == "M0001"
