@@ -47,6 +47,7 @@ class LedgerConfig:
     sync_interval: float = 5.0
     batch_size: int = 100
     refresh_interval: float = 60.0
+    rulebook_key: str | None = None  # the ledger's signing key (base64url); None: pinned at first contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ def _read_ledger(f: Fields, env: dict[str, str]) -> LedgerConfig:
         sync_interval=f.number("sync_interval", 5.0, minimum=0.05, maximum=3600),
         batch_size=f.integer("batch_size", 100, minimum=1, maximum=200),
         refresh_interval=f.number("refresh_interval", 60.0, minimum=1, maximum=86400),
+        rulebook_key=f.optional_text("rulebook_key", pattern=r"[A-Za-z0-9_-]{43}"),
     )
     f.done()
     return ledger

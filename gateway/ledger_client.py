@@ -15,7 +15,7 @@ import aiohttp
 
 from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError
 from protocols.errors import SchemaError
-from protocols.rulebook import MemberEntry, Rulebook, members_from_wire
+from protocols.rulebook import MemberEntry, members_from_wire
 from protocols.schema import Fields, Problems
 from protocols.sync import SyncReply
 
@@ -66,13 +66,14 @@ class LedgerClient:
         """A cheap round trip, so an idle terminal still knows whether it is online."""
         await self._request("GET", "/healthz")
 
-    async def fetch_rules(self) -> tuple[Rulebook, int, list[MemberEntry]]:
+    async def fetch_rules(self) -> tuple[object, int, list[MemberEntry]]:
+        """The signed rulebook envelope (checked by the member directory) and the member snapshot."""
+        envelope = await self._request("GET", "/v1/rulebook")
         try:
-            rulebook = Rulebook.from_wire(await self._request("GET", "/v1/rulebook"), "ledger rulebook")
             version, members = members_from_wire(await self._request("GET", "/v1/members"), "ledger members")
         except SchemaError as err:
             raise LedgerGarbageError(str(err)) from err
-        return rulebook, version, members
+        return envelope, version, members
 
     async def lookup_identifier(self, identifier: str) -> MemberEntry | None:
         """Ask the ledger who carries ``identifier`` (a card the cache does not know)."""

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -21,8 +22,8 @@ from gateway.basket import MemberMatch
 from gateway.errors import MemberRefusedError, RulesUnavailableError, UnknownMemberError
 from protocols.errors import GatewayError
 from protocols.member_card import CardReading, verify_reading
-from protocols.rulebook import MemberEntry, Rulebook, members_from_wire
-from protocols.tokens import verify_token
+from protocols.rulebook import MemberEntry, Rulebook, RulebookRefusedError, members_from_wire, open_rulebook
+from protocols.tokens import key_id, public_key_from_text, public_key_text, verify_token
 
 log = structlog.get_logger("posgw.membership")
 
@@ -37,6 +38,8 @@ class MemberDirectory:
     _keys: dict[str, Ed25519PublicKey] | None = None
 
     _by_identifier: dict[str, MemberEntry] = field(default_factory=dict)
+    pinned_key: str | None = None  # the ledger's rulebook key (base64url), from the config or first contact
+    envelope: dict[str, Any] | None = None  # the signed rulebook in force, kept to re-check after a restart
     loaded_at: str = ""  # when the member snapshot was taken (ISO UTC); balances are as of then
 
     def update(self, rulebook: Rulebook, members_version: int, members: list[MemberEntry], loaded_at: str = "") -> None:
@@ -46,6 +49,24 @@ class MemberDirectory:
         self.members = {m.member_id: m for m in members}
         self._by_identifier = {i: m for m in members for i in m.identifiers}
         self.loaded_at = loaded_at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def accept(
+        self, envelope: object, members_version: int, members: list[MemberEntry], loaded_at: str = ""
+    ) -> Rulebook:
+        """Take a signed rulebook (and the member snapshot with it), or refuse it and keep the old one."""
+        pinned = public_key_from_text(self.pinned_key) if self.pinned_key else None
+        book, key = open_rulebook(envelope, pinned)
+        if self.envelope is not None and book.version < self.rulebook.version:
+            raise RulebookRefusedError(
+                f"rulebook v{book.version} is older than v{self.rulebook.version} in force; not going back"
+            )
+        if self.pinned_key is None:
+            self.pinned_key = public_key_text(key)
+            log.info("rulebook_key_pinned", kid=key_id(key))
+        assert isinstance(envelope, dict)
+        self.envelope = envelope
+        self.update(book, members_version, members, loaded_at)
+        return book
 
     def learn(self, member: MemberEntry) -> None:
         """Remember a member found online, until the next snapshot."""
@@ -87,7 +108,8 @@ class MemberDirectory:
         if self.members is None:
             return
         body = {
-            "rulebook": self.rulebook.to_wire(),
+            "signed_rulebook": self.envelope,
+            "pinned_key": self.pinned_key,
             "members": {"version": self.members_version, "members": [m.to_wire() for m in self.members.values()]},
             "loaded_at": self.loaded_at,
         }
@@ -103,14 +125,16 @@ class MemberDirectory:
         """Load the cache left by a previous run; a damaged cache is reported and ignored."""
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
-            rulebook = Rulebook.from_wire(body.get("rulebook"), f"{path} rulebook")
             version, members = members_from_wire(body.get("members"), f"{path} members")
+            if self.pinned_key is None:
+                self.pinned_key = body.get("pinned_key") or None
+            # Checked again, against the pinned key: a cache file edited on disk is refused.
+            self.accept(body.get("signed_rulebook"), version, members, str(body.get("loaded_at") or "1970-01-01"))
         except FileNotFoundError:
             return False
         except (OSError, ValueError, AttributeError, GatewayError) as err:
             log.warning("member_cache_unreadable", path=str(path), error=str(err))
             return False
-        self.update(rulebook, version, members, str(body.get("loaded_at") or "1970-01-01T00:00:00.000Z"))
         return True
 
 

@@ -45,7 +45,7 @@ class Services:
     def build(cls, config: GatewayConfig) -> Services:
         hub = EventHub()
         baskets = BasketStore()
-        directory = MemberDirectory()
+        directory = MemberDirectory(pinned_key=config.ledger.rulebook_key)
         directory.load(config.cache_path)
         keyring = Keyring.from_text(config.journal.keys, config.journal.keys_source) if config.journal.keys else None
         journal = TransactionJournal(config.journal_path, load_or_create_signing_key(config.key_path), keyring=keyring)

@@ -166,8 +166,13 @@ class RulesRefresher:
             await self.client.register_key(self.terminal_id, self.public_key)
             self.key_registered = True
         asked_at = utc_now()  # sales acknowledged after this may be missing from the snapshot
-        rulebook, version, members = await self.client.fetch_rules()
-        self.directory.update(rulebook, version, members, asked_at)
+        envelope, version, members = await self.client.fetch_rules()
+        try:
+            rulebook = self.directory.accept(envelope, version, members, asked_at)
+        except GatewayError as err:
+            log.error("rulebook_refused", error=str(err))
+            self.sync.hub.publish("alert", code="rulebook-refused", message=f"{err}; the rules in force stay")
+            raise
         await asyncio.to_thread(self.directory.save, self.cache_path)
         self.sync.state.rules_loaded_at = time.time()
         self.sync.set_online(True)

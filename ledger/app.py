@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.store import LedgerStore
 from protocols.errors import GatewayError, SchemaError
-from protocols.rulebook import Rulebook
+from protocols.rulebook import Rulebook, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import batch_from_wire
 from protocols.tokens import TokenClaims, key_id, sign_token
@@ -84,7 +84,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def rulebook(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SERVICE].rulebook.to_wire())
+    svc = request.app[SERVICE]
+    return web.json_response(sign_rulebook(svc.rulebook, svc.issuer))
 
 
 async def members(request: web.Request) -> web.Response:

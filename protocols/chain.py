@@ -25,10 +25,14 @@ GENESIS = bytes(32)
 CHAIN_FIELDS = ("prev_hash", "hash", "signature")
 
 
+def canonical_json(value: Any) -> bytes:
+    """Keys sorted, no spaces, UTF-8: the one byte form that posgw signs."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def canonical(wire: dict[str, Any]) -> bytes:
     """The bytes that are hashed: the wire record without its chain fields."""
-    body = {k: v for k, v in wire.items() if k not in CHAIN_FIELDS}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return canonical_json({k: v for k, v in wire.items() if k not in CHAIN_FIELDS})
 
 
 def link(prev_hash: bytes, body: bytes) -> bytes:

@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule
-from protocols.errors import GatewayError, SchemaError
+from protocols.chain import canonical_json
+from protocols.errors import GatewayError, ProtocolError, SchemaError
 from protocols.money import FULL_RATE
 from protocols.schema import Fields, Problems
-from protocols.tokens import public_key_from_text
+from protocols.tokens import key_id, public_key_from_text
 
 MEMBER_STATUSES = ("active", "frozen", "blacklisted")
 
@@ -160,3 +162,49 @@ def members_from_wire(data: object, source: str = "member snapshot") -> tuple[in
     f.done()
     problems.raise_if_any()
     return version, members
+
+
+RULEBOOK_FORMAT = 1  # the envelope and rulebook layout this posgw understands
+
+
+class RulebookRefusedError(ProtocolError):
+    """A rulebook that must not be used: bad signature, unknown format, or older than the one in force."""
+
+    code = "rulebook-refused"
+
+
+def sign_rulebook(book: Rulebook, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The ledger's side: wrap the rulebook with its Ed25519 signature."""
+    wire = book.to_wire()
+    kid = key_id(key.public_key())
+    return {"format": RULEBOOK_FORMAT, "kid": kid, "rulebook": wire, "signature": key.sign(canonical_json(wire)).hex()}
+
+
+def open_rulebook(envelope: object, pinned: Ed25519PublicKey | None) -> tuple[Rulebook, Ed25519PublicKey]:
+    """Check a signed rulebook; return it and the key that signed it.
+
+    With no ``pinned`` key yet (a terminal's first contact), the key named in
+    the envelope is taken from the rulebook's own issuer keys and should then
+    be pinned: from then on only that key is accepted (trust on first use,
+    unless the configuration pins one from the start).
+    """
+    if not isinstance(envelope, dict):
+        raise RulebookRefusedError("the rulebook is not a signed envelope")
+    fmt = envelope.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > RULEBOOK_FORMAT:
+        raise RulebookRefusedError(f"rulebook format {fmt!r} is unknown to this posgw (knows {RULEBOOK_FORMAT})")
+    wire, kid, signature = envelope.get("rulebook"), envelope.get("kid"), envelope.get("signature")
+    if not isinstance(wire, dict) or not isinstance(kid, str) or not isinstance(signature, str):
+        raise RulebookRefusedError("the rulebook envelope lacks rulebook, kid or signature")
+    book = Rulebook.from_wire(wire, "signed rulebook")
+    key = pinned
+    if key is None:
+        text = book.issuer_keys.get(kid)
+        if text is None:
+            raise RulebookRefusedError(f"the rulebook is signed by key {kid}, which it does not carry")
+        key = public_key_from_text(text)
+    try:
+        key.verify(bytes.fromhex(signature), canonical_json(wire))
+    except (InvalidSignature, ValueError) as err:
+        raise RulebookRefusedError("the rulebook's signature does not verify: it was altered or forged") from err
+    return book, key

@@ -78,7 +78,8 @@ async def test_rulebook_carries_the_issuer_key_and_survives_restart(ledger: Ledg
         async with http.get(f"{ledger.url}/v1/rulebook") as r:
             after = await r.json()
     assert before == after
-    assert len(before["issuer_keys"]) == 1
+    assert len(before["rulebook"]["issuer_keys"]) == 1
+    assert before["kid"] in before["rulebook"]["issuer_keys"]
     assert (ledger.data_dir / "issuer.key").stat().st_mode & 0o777 == 0o600
 
 
