@@ -9,7 +9,6 @@ weak. Every outcome reaches the cashier as a ``card`` event.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +17,9 @@ import structlog
 from drivers.events import CardEvent, CardEventKind
 from gateway.basket import MemberMatch
 from gateway.checkout import Checkout
-from gateway.errors import UnknownMemberError
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
-from gateway.membership import check_active
+from gateway.membership import check_active, resolve
 from gateway.scans import ScanRouter
 from protocols.errors import GatewayError
 
@@ -60,15 +58,6 @@ class CardRouter:
         assert event.reading is not None
         directory = self.checkout.directory
         identifier = directory.verify_card(event.reading, today=datetime.now(UTC).strftime("%Y%m%d"))
-        member = directory.by_identifier(identifier)
-        if member is None:
-            started = time.perf_counter()
-            member = await self.client.lookup_identifier(identifier)
-            log.info(
-                "card_looked_up_online", found=member is not None, ms=round((time.perf_counter() - started) * 1000)
-            )
-            if member is None:
-                raise UnknownMemberError("this card is not registered to any member")
-            directory.learn(member)
+        member = await resolve(directory, self.client, identifier, "this card is not registered to any member")
         weak = event.reading.record is None
         return MemberMatch(check_active(member), "card-uid" if weak else "card", weak)

@@ -16,9 +16,10 @@ import structlog
 from gateway.basket import Basket, BasketState, BasketStore, MemberMatch
 from gateway.config import GatewayConfig
 from gateway.coupons import HeldCoupon, check_coupon, hold
-from gateway.errors import ConflictError, DrainingError, TenderError
+from gateway.errors import ConflictError, DrainingError, RulesUnavailableError, TenderError
 from gateway.events import EventHub
-from gateway.membership import MemberDirectory
+from gateway.ledger_client import LedgerClient
+from gateway.membership import MemberDirectory, check_active, resolve
 from gateway.pricing import PricedBasket, price
 from gateway.sync import SyncWorker, utc_now
 from offline_queue.errors import MemberCodeUsedError
@@ -27,7 +28,9 @@ from offline_queue.journal import TransactionJournal
 from offline_queue.limits import JournalLimitError, JournalLimits
 from protocols.errors import GatewayError
 from protocols.money import format_cny
+from protocols.phone import phone_identifier
 from protocols.records import RecordLine, Tender, TransactionRecord
+from protocols.tokens import b64url_decode
 
 log = structlog.get_logger("posgw.checkout")
 
@@ -111,6 +114,15 @@ class Checkout:
         basket.require_open()
         basket.member = match
         self.hub.publish("basket", basket_id=basket.basket_id, member_id=match.member.member_id, tier=match.member.tier)
+
+    async def identify_phone(self, phone: str, client: LedgerClient) -> MemberMatch:
+        """A phone number typed by the cashier; only its salted hash is looked up, never stored."""
+        salt = self.directory.rulebook.phone_salt
+        if not salt:
+            raise RulesUnavailableError("phone numbers cannot be looked up yet: no rulebook from the ledger")
+        identifier = await asyncio.to_thread(phone_identifier, phone, b64url_decode(salt))
+        member = await resolve(self.directory, client, identifier, "no member has this phone number")
+        return MemberMatch(check_active(member), "phone")
 
     async def identify_token(self, token: str) -> MemberMatch:
         match = self.directory.identify_token(token, now=int(time.time()), leeway=self.config.token_leeway)

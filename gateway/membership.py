@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.basket import MemberMatch
 from gateway.errors import MemberRefusedError, RulesUnavailableError, UnknownMemberError
+from gateway.ledger_client import LedgerClient
 from protocols.errors import GatewayError
 from protocols.member_card import CardReading, verify_reading
 from protocols.rulebook import MemberEntry, Rulebook, RulebookRefusedError, members_from_wire, open_rulebook
@@ -141,4 +143,22 @@ class MemberDirectory:
 def check_active(member: MemberEntry) -> MemberEntry:
     if member.status != "active":
         raise MemberRefusedError(f"membership is {member.status}; member benefits cannot be given")
+    return member
+
+
+async def resolve(directory: MemberDirectory, client: LedgerClient, identifier: str, unknown: str) -> MemberEntry:
+    """The member behind an identifier: from the cache, else asked of the ledger (and remembered)."""
+    member = directory.by_identifier(identifier)
+    if member is None:
+        started = time.perf_counter()
+        member = await client.lookup_identifier(identifier)
+        log.info(
+            "identifier_looked_up_online",
+            kind=identifier.split(":")[0],
+            found=member is not None,
+            ms=round((time.perf_counter() - started) * 1000),
+        )
+        if member is None:
+            raise UnknownMemberError(unknown)
+        directory.learn(member)
     return member

@@ -156,7 +156,7 @@ async def member_qr(request: web.Request) -> web.Response:
 
 async def add_identifier(request: web.Request) -> web.Response:
     """A service desk issues a card to a member: ``{"identifier": "card:8600000123"}``."""
-    ident = await _one_field(request, "identifier", "identifier", r"(card|uid):[0-9A-Za-z]{4,32}")
+    ident = await _one_field(request, "identifier", "identifier", r"(card|uid|phone):[0-9A-Za-z_-]{4,43}")
     if not await request.app[SERVICE].store.add_identifier(request.match_info["member_id"], ident):
         return problem(404, "unknown-member", "no such member")
     return web.json_response({"member_id": request.match_info["member_id"], "identifier": ident}, status=201)

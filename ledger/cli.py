@@ -13,12 +13,13 @@ import structlog
 from aiohttp import web
 
 from ledger.app import LedgerService, build_app
-from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_TIERS
+from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.issuer import load_or_create_key
 from ledger.store import LedgerStore
 from protocols.masking import mask_processor
+from protocols.phone import phone_identifier
 from protocols.rulebook import Rulebook
-from protocols.tokens import key_id, public_key_text
+from protocols.tokens import b64url_decode, b64url_encode, key_id, public_key_text
 
 log = structlog.get_logger("posgw.ledger")
 
@@ -53,7 +54,15 @@ def open_service(data_dir: Path, *, demo: bool, terminal_token: str, app_token: 
                 **DEMO_BENEFITS,
             },
         )
+    salt = store.get_meta("phone_salt")
+    if salt is None:
+        salt = b64url_encode(os.urandom(16))
+        store.set_meta("phone_salt", salt)
+    if demo:
+        for member_id, phone in DEMO_PHONES.items():
+            store.add_identifier_now(member_id, phone_identifier(phone, b64url_decode(salt)))
     body = store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
+    body["phone_salt"] = salt
     # The issuer key is the ledger's own, so the rulebook always carries it.
     body["issuer_keys"] = {key_id(public): public_key_text(public)}
     return LedgerService(store, issuer, Rulebook.from_wire(body), terminal_token, app_token)

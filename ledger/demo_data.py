@@ -22,6 +22,9 @@ DEMO_CARD_M0002 = "8600000002"
 DEMO_UID_M0003 = "04a1b2c3d4e5f6"
 DEMO_CARD_FROZEN = "8600000099"
 
+# Phone numbers the demo members registered with (kept at the ledger only as salted hashes).
+DEMO_PHONES = {"M0001": "13800000001", "M0002": "13800000002"}
+
 DEMO_MEMBERS = [
     MemberEntry("M0001", "classic"),
     MemberEntry("M0002", "supreme", identifiers=(f"card:{DEMO_CARD_M0002}",)),

@@ -132,6 +132,13 @@ class LedgerStore:
     async def members(self) -> list[MemberEntry]:
         return await self._run(self._members)
 
+    def add_identifier_now(self, member_id: str, identifier: str) -> None:
+        """At start-up (seeding): register an identifier, replacing any earlier owner."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO identifiers (identifier, member_id) VALUES (?, ?)", (identifier, member_id)
+            )
+
     async def add_identifier(self, member_id: str, identifier: str) -> bool:
         """Register a new card (or other identifier) to a member; False if no such member."""
 

@@ -53,6 +53,7 @@ class Rulebook:
     campaigns: tuple[Campaign, ...] = ()
     offset: OffsetRule | None = None
     coupons: dict[str, CouponDefinition] = field(default_factory=dict)
+    phone_salt: str = ""  # base64url; members' phone identifiers are hashed with it (protocols/phone.py)
 
     @property
     def fen_per_point(self) -> int:
@@ -79,6 +80,7 @@ class Rulebook:
             "campaigns": [c.to_wire() for c in self.campaigns],
             "offset": None if self.offset is None else self.offset.to_wire(),
             "coupons": [c.to_wire() for c in self.coupons.values()],
+            "phone_salt": self.phone_salt,
         }
 
     @classmethod
@@ -109,6 +111,7 @@ class Rulebook:
             campaigns=tuple(Campaign.read(cf) for cf in f.tables("campaigns")),
             offset=None if offset_f is None else OffsetRule.read(offset_f),
             coupons={c.coupon_id: c for c in coupons},
+            phone_salt=f.text("phone_salt", "", pattern=r"[A-Za-z0-9_-]*"),
         )
 
         f.done()

@@ -93,9 +93,17 @@ async def attach_member(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
     f = await _body(request, "member")
-    token = f.text("token", max_len=1024)
+    token = f.optional_text("token", max_len=1024)
+    phone = f.optional_text("phone", max_len=32, pattern=r"[0-9+ ()-]{11,32}")
+    if (token is None) == (phone is None):
+        f.problems.add("", "give exactly one of token (a member code) or phone")
     _finish(f)
-    svc.checkout.attach_member(basket, await svc.checkout.identify_token(token))
+    if token is not None:
+        match = await svc.checkout.identify_token(token)
+    else:
+        assert phone is not None
+        match = await svc.checkout.identify_phone(phone, svc.client)
+    svc.checkout.attach_member(basket, match)
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 

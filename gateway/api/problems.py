@@ -17,7 +17,7 @@ from offline_queue.errors import (
     MemberCodeUsedError,
 )
 from offline_queue.limits import JournalLimitError
-from protocols.errors import GatewayError, SchemaError, TokenError
+from protocols.errors import CodeError, GatewayError, SchemaError, TokenError
 
 log = structlog.get_logger("posgw.api")
 
@@ -34,6 +34,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.ConflictError, 409),
     (SchemaError, 422),
     (TokenError, 422),
+    (CodeError, 422),
     (gw.UnknownMemberError, 422),
     (gw.MemberRefusedError, 422),
     (gw.TenderError, 422),

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from protocols.phone import phone_identifier
+from protocols.tokens import b64url_decode
 from simulators.pos_client import ApiProblemError
 from simulators.scanner import PtyScanner
 from tests.harness import LedgerHandle, gateway_config, running_gateway
@@ -150,3 +152,30 @@ async def test_a_member_code_identifies_a_member_for_one_sale_only(
         assert (await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": fresh}))["member"][
             "member_id"
         ] == "M0001"
+
+
+async def test_a_member_found_by_phone_number_without_keeping_the_number(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    async with running_gateway(config) as (gw, pos):
+        await pos.wait_status(online_with_rules)
+        basket = (await pos.new_basket())["basket_id"]
+        found = await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "+86 138-0000-0001"})
+        assert found["member"] == {"member_id": "M0001", "tier": "classic", "via": "phone", "weak": False}
+        for phone, problem in [
+            ("13999999999", "unknown-member"),
+            ("12345", "invalid-document"),
+            ("12000000000", "code-error"),
+        ]:
+            with pytest.raises(ApiProblemError) as err:
+                await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": phone})
+            assert err.value.body["type"] == f"urn:posgw:problem:{problem}", phone
+        # A number registered after the terminal's snapshot is found online, by its hash only.
+        salt = b64url_decode(gw.services.directory.rulebook.phone_salt)
+        await ledger.add_identifier("M0003", phone_identifier("13800000003", salt))
+        later = await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "13800000003"})
+        assert later["member"]["member_id"] == "M0003"
+        await pos.add_line(basket, sku="A", unit_price=100)
+        await pos.complete_cash(basket, 100)
+    assert not [f for f in (tmp_path / "gw").iterdir() if f.is_file() and b"1380000000" in f.read_bytes()]
