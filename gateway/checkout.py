@@ -16,7 +16,7 @@ import structlog
 from gateway.basket import Basket, BasketState, BasketStore, MemberMatch
 from gateway.config import GatewayConfig
 from gateway.coupons import HeldCoupon, check_coupon, hold
-from gateway.errors import ConflictError, DrainingError, RulesUnavailableError, TenderError
+from gateway.errors import ConflictError, DrainingError, RiskLimitError, RulesUnavailableError, TenderError
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory, check_active, resolve
@@ -88,6 +88,37 @@ class Checkout:
             points_balance=basket.points_available,
         )
 
+    async def check_offline_spending(self, basket: Basket, points: int) -> None:
+        """Online, the ledger is the judge; offline, the rulebook's risk limits are."""
+        if self.sync.state.online or basket.member is None:
+            return
+        risk = self.directory.rulebook.risk
+        member_id = basket.member.member.member_id
+        if points > risk.max_points_per_sale:
+            raise RiskLimitError(f"offline, at most {risk.max_points_per_sale} points may be spent on one sale")
+        last = self.sync.state.last_contact
+        if last is None or time.time() - last > risk.max_offline_hours * 3600:
+            raise RiskLimitError(
+                f"the ledger has been out of reach for over {risk.max_offline_hours:g} h: "
+                "no points may be spent until it is back"
+            )
+        spent, sales = await self.journal.offline_spending(member_id)
+        if spent + points > risk.max_member_points:
+            raise RiskLimitError(
+                f"offline, this member may spend {max(0, risk.max_member_points - spent)} more points at this till"
+            )
+        if sales + 1 > risk.max_member_sales:
+            raise RiskLimitError(f"offline, this member may spend points on at most {risk.max_member_sales} sales")
+
+    async def _refresh_points(self, basket: Basket) -> None:
+        """The member's balance: the snapshot's, less what this terminal spent since it was taken."""
+        if basket.member is None:
+            basket.points_available = 0
+            return
+        member = basket.member.member
+        spent = await self.journal.points_spent_since(member.member_id, self.directory.loaded_at)
+        basket.points_available = max(0, member.points - spent)
+
     async def redeem_points(self, basket: Basket, points: int) -> None:
         """Ask to pay part of the bill with points (priced by the offset rule)."""
         basket.require_open()
@@ -95,10 +126,9 @@ class Checkout:
             raise ConflictError("identify the member before spending points")
         if basket.member.weak and points:
             raise ConflictError("a card read by its UID alone may not spend points; ask for the app's member code")
-        member = basket.member.member
-        # The snapshot's balance, less what this terminal spent since the snapshot was taken.
-        spent = await self.journal.points_spent_since(member.member_id, self.directory.loaded_at)
-        basket.points_available = max(0, member.points - spent)
+        await self._refresh_points(basket)
+        if points:
+            await self.check_offline_spending(basket, min(points, basket.points_available))
         basket.points_to_redeem = points
 
     async def add_coupon(self, basket: Basket, token: str) -> HeldCoupon:
@@ -107,6 +137,7 @@ class Checkout:
             token, self.directory, self.journal, now=int(time.time()), leeway=self.config.token_leeway
         )
         hold(basket.coupons, coupon, basket.member.member.member_id if basket.member else None)
+        await self._refresh_points(basket)  # an exchange coupon spends points
         self.hub.publish("basket", basket_id=basket.basket_id, coupon=coupon.definition.coupon_id)
         return coupon
 
@@ -167,6 +198,8 @@ class Checkout:
             raise ConflictError("the basket is empty")
         priced = self.price(basket)
         change = _settle(priced.total_due, tenders)
+        if priced.points_redeemed:
+            await self.check_offline_spending(basket, priced.points_redeemed)
         if any(t.kind != "cash" for t in tenders) and (breaches := self.limits.breaches(await self.journal.stats())):
             raise JournalLimitError(f"non-cash payment refused: {'; '.join(breaches)}. Take cash, call store IT")
         term = self.config.terminal

@@ -31,6 +31,12 @@ class RulesUnavailableError(RetryableError):
     code = "rules-unavailable"
 
 
+class RiskLimitError(FinalError):
+    """Offline, this spending is past a risk limit; the cashier takes another tender or removes points."""
+
+    code = "offline-limit"
+
+
 class TenderError(FinalError):
     code = "tender-invalid"
 

@@ -40,7 +40,9 @@ class SyncState:
     synced_total: int = 0
     rejected_total: int = 0
     rules_loaded_at: float | None = None
-    integrity_error: str | None = None  # the journal is behind the ledger: stays until a person looks
+    # The journal is behind the ledger: stays until a person looks.
+    integrity_error: str | None = None
+    last_contact: float | None = None  # wall-clock time of the last answer from the ledger
 
 
 @dataclass
@@ -71,6 +73,8 @@ class SyncWorker:
         }
 
     def set_online(self, online: bool, error: str | None = None) -> None:
+        if online:
+            self.state.last_contact = time.time()
         changed = online != self.state.online
         self.state.online = online
         self.state.last_error = error

@@ -48,6 +48,8 @@ DEMO_BENEFITS: dict[str, Any] = {
         {"id": "supreme-1.5", "name": "Supreme members earn ×1.5", "multiplier": 15_000, "tiers": ["supreme"]},
     ],
     "offset": {"points_per_yuan": 100, "weekdays": [2, 5], "cap": 5_000, "min_balance": 0},
+    # Offline, a member may spend at most 500 points a sale and 1,000 points over 2 sales per till.
+    "risk": {"max_points_per_sale": 500, "max_member_points": 1_000, "max_member_sales": 2, "max_offline_hours": 24},
     "coupons": [
         {
             "id": "C-20-OFF-200",

@@ -305,6 +305,20 @@ class TransactionJournal:
 
         return await self._read(spent)
 
+    async def offline_spending(self, member_id: str) -> tuple[int, int]:
+        """Points spent, and sales spending them, for a member in offline sales the ledger has not seen."""
+
+        def spending(conn: sqlite3.Connection) -> tuple[int, int]:
+            points, sales = conn.execute(
+                "SELECT COALESCE(SUM(json_extract(body, '$.points_redeemed')), 0), COUNT(*) FROM journal "
+                "WHERE sync_status IS NULL AND json_extract(body, '$.offline') "
+                "AND json_extract(body, '$.member_id') = ? AND json_extract(body, '$.points_redeemed') > 0",
+                (member_id,),
+            ).fetchone()
+            return int(points), int(sales)
+
+        return await self._read(spending)
+
     async def member_code_used(self, nonce: str) -> bool:
         return await self._read(lambda conn: _code_used(conn, nonce))
 

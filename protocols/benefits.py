@@ -235,3 +235,37 @@ class CouponDefinition:
         if coupon.kind == "exchange" and not coupon.sku:
             f.problems.add(f.path, "an exchange coupon needs the sku it gives")
         return coupon
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """How much a member may spend at a terminal that cannot reach the ledger.
+
+    The worst case a member can double-spend across a mall is the per-member
+    limit times the number of terminals they can reach while all of them are
+    offline; ``docs/pricing.md`` states it for the demo figures.
+    """
+
+    max_points_per_sale: int = 5_000
+    max_member_points: int = 10_000  # cumulative, per member, per terminal, while offline
+    max_member_sales: int = 3  # sales spending points, per member, per terminal, while offline
+    max_offline_hours: float = 24.0  # after this long without the ledger, no points may be spent
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "max_points_per_sale": self.max_points_per_sale,
+            "max_member_points": self.max_member_points,
+            "max_member_sales": self.max_member_sales,
+            "max_offline_hours": self.max_offline_hours,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> RiskLimits:
+        limits = cls(
+            f.integer("max_points_per_sale", 5_000, minimum=0),
+            f.integer("max_member_points", 10_000, minimum=0),
+            f.integer("max_member_sales", 3, minimum=0),
+            f.number("max_offline_hours", 24.0, minimum=0),
+        )
+        f.done()
+        return limits

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule
+from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule, RiskLimits
 from protocols.chain import canonical_json
 from protocols.errors import GatewayError, ProtocolError, SchemaError
 from protocols.money import FULL_RATE
@@ -53,6 +53,7 @@ class Rulebook:
     campaigns: tuple[Campaign, ...] = ()
     offset: OffsetRule | None = None
     coupons: dict[str, CouponDefinition] = field(default_factory=dict)
+    risk: RiskLimits = field(default_factory=RiskLimits)
     phone_salt: str = ""  # base64url; members' phone identifiers are hashed with it (protocols/phone.py)
 
     @property
@@ -81,6 +82,7 @@ class Rulebook:
             "offset": None if self.offset is None else self.offset.to_wire(),
             "coupons": [c.to_wire() for c in self.coupons.values()],
             "phone_salt": self.phone_salt,
+            "risk": self.risk.to_wire(),
         }
 
     @classmethod
@@ -112,6 +114,7 @@ class Rulebook:
             offset=None if offset_f is None else OffsetRule.read(offset_f),
             coupons={c.coupon_id: c for c in coupons},
             phone_salt=f.text("phone_salt", "", pattern=r"[A-Za-z0-9_-]*"),
+            risk=RiskLimits.read(f.table("risk")),
         )
 
         f.done()

@@ -38,6 +38,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.UnknownMemberError, 422),
     (gw.MemberRefusedError, 422),
     (gw.TenderError, 422),
+    (gw.RiskLimitError, 422),
     (JournalFullError, 507),
     (JournalLimitError, 503),
     (JournalError, 503),

@@ -138,3 +138,45 @@ async def test_points_offset_spends_the_members_points_once(
         assert again["points_available"] == (0 if offset_day else 8)
         await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
     assert await ledger.points("M0001") == (0 if offset_day else 8)
+
+
+async def test_offline_points_spending_stays_within_the_risk_limits(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    import time
+
+    tarts = [await issue_coupon(ledger, "M0001", "C-TART-2PTS") for _ in range(3)]
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    async with running_gateway(config) as (gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]))
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "13800000001"})
+        await pos.add_line(basket, sku="BIG", category="bakery", unit_price=100_000)
+        await pos.complete_cash(basket, 85_000)  # earns 8 points
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        await gw.services.refresher.refresh_once()
+        ledger.stop()
+        await pos.wait_status(lambda s: not s["ledger"]["online"])
+
+        async def tart_sale(coupon: str) -> dict[str, Any]:
+            basket = (await pos.new_basket())["basket_id"]
+            await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "13800000001"})
+            await pos.add_line(basket, sku="6901234567892", name="Egg tart", category="bakery", unit_price=800)
+            priced = await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": coupon})
+            assert priced["points_redeemed"] == 2
+            result: dict[str, Any] = await pos.complete_cash(basket, priced["total_due"])
+            return result
+
+        await tart_sale(tarts[0])
+        await tart_sale(tarts[1])
+        with pytest.raises(ApiProblemError) as err:
+            await tart_sale(tarts[2])
+        assert (err.value.status, err.value.body["type"]) == (422, "urn:posgw:problem:offline-limit")
+        assert "at most 2 sales" in str(err.value.body["detail"])
+
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "13800000001"})
+        gw.services.sync.state.last_contact = time.time() - 25 * 3600
+        with pytest.raises(ApiProblemError) as err:
+            await pos.call("POST", f"/v1/baskets/{basket}/points", {"points": 1})
+        assert "out of reach for over 24 h" in str(err.value.body["detail"])
