@@ -10,17 +10,26 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import date
 
 import structlog
 
 from gateway.basket import Basket, BasketState, BasketStore, MemberMatch
 from gateway.config import GatewayConfig
 from gateway.coupons import HeldCoupon, check_coupon, hold
-from gateway.errors import ConflictError, DrainingError, RiskLimitError, RulesUnavailableError, TenderError
+from gateway.errors import (
+    ConflictError,
+    DrainingError,
+    NotFoundError,
+    RiskLimitError,
+    RulesUnavailableError,
+    TenderError,
+)
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory, check_active, resolve
 from gateway.pricing import PricedBasket, price
+from gateway.refunds import plan_refund
 from gateway.sync import SyncWorker, utc_now
 from offline_queue.errors import MemberCodeUsedError
 from offline_queue.ids import uuid7
@@ -64,6 +73,7 @@ class Checkout:
         self._idle = asyncio.Event()
         self._idle.set()
         self._report: asyncio.Task[None] | None = None
+        self._refund_locks: dict[str, asyncio.Lock] = {}
 
     async def wait_idle(self) -> None:
         """Return once no completion is in progress."""
@@ -161,6 +171,48 @@ class Checkout:
             raise MemberCodeUsedError("this member code was already used for a sale; ask for a fresh code")
         return match
 
+    async def refund(self, txn_id: str, wanted: dict[int, int] | None, idempotency_key: str) -> CompletedSale:
+        """Refund all or part of a sale made at this terminal, exactly (see gateway/refunds.py)."""
+        if self.draining:
+            raise DrainingError("the gateway is shutting down and takes no refunds")
+        fingerprint = f"refund:{txn_id}"
+        earlier_reply = await self.journal.replay(idempotency_key, fingerprint)
+        if earlier_reply is not None:
+            return CompletedSale(earlier_reply, True)
+        lock = self._refund_locks.setdefault(txn_id, asyncio.Lock())
+        async with lock:  # two refunds of one sale must not both take the same units
+            sale = await self.journal.get(txn_id)
+            if sale is None:
+                raise NotFoundError(f"no sale {txn_id} in this terminal's journal")
+            draft = plan_refund(
+                sale,
+                await self.journal.refunds_of(txn_id),
+                wanted,
+                rulebook=self.directory.rulebook,
+                today=date.today(),
+                draft_fields={
+                    "txn_id": str(uuid7()),
+                    "terminal_id": self.config.terminal.terminal_id,
+                    "seq": 0,
+                    "created_at": utc_now(),
+                    "offline": not self.sync.state.online,
+                },
+            )
+            record, replayed = await self.journal.append(
+                draft, idempotency_key=idempotency_key, fingerprint=fingerprint
+            )
+        log.info(
+            "refund_recorded",
+            txn_id=record.txn_id,
+            refund_of=txn_id,
+            total=format_cny(record.total_due),
+            clawback=record.points_clawback,
+            returned=record.points_returned,
+        )
+        self.hub.publish("refund", txn_id=record.txn_id, refund_of=txn_id, total_due=record.total_due)
+        self.sync.kick()
+        return CompletedSale(record, replayed)
+
     async def replay(self, basket_id: str, idempotency_key: str) -> CompletedSale | None:
         """The sale an earlier completion with this key recorded, even across a restart."""
         record = await self.journal.replay(idempotency_key, basket_id)
@@ -236,7 +288,7 @@ class Checkout:
             rulebook_version=priced.rulebook_version,
             offline=not self.sync.state.online,
             # Only the coupons pricing actually applied are redeemed; the rest stay the customer's.
-            coupons=tuple(c.instance for c in basket.coupons if c.definition.coupon_id in priced.coupons_applied),
+            coupons=tuple(c.key for c in basket.coupons if c.definition.coupon_id in priced.coupons_applied),
             points_redeemed=priced.points_redeemed,
             growth_earned=priced.growth_earned,
         )

@@ -27,6 +27,11 @@ class HeldCoupon:
     instance: str
     member_id: str
 
+    @property
+    def key(self) -> str:
+        """How records, the journal and the ledger name this copy: ``<coupon id>:<instance>``."""
+        return f"{self.definition.coupon_id}:{self.instance}"
+
 
 def parse_subject(subject: str) -> tuple[str, str, str]:
     parts = subject.split(":")
@@ -46,7 +51,7 @@ async def check_coupon(
         raise UnknownMemberError(
             f"coupon {coupon_id} is not in this terminal's rulebook (v{directory.rulebook.version})"
         )
-    used_by = await journal.coupon_redeemed(instance)
+    used_by = await journal.coupon_redeemed(f"{coupon_id}:{instance}")
     if used_by is not None:
         raise CouponAlreadyRedeemedError(f"this coupon was already redeemed (sale {used_by})")
     return HeldCoupon(definition, instance, member_id)

@@ -201,7 +201,9 @@ class LedgerStore:
             (r.txn_id, r.terminal_id, r.seq, json.dumps(r.to_wire()), now),
         )
         conflicts = [c for c in (LedgerStore._redeem(conn, r, c) for c in r.coupons) if c]
-        delta = r.points_earned - r.points_redeemed
+        for key in r.coupons_restored:  # a full refund gives the coupon back
+            conn.execute("DELETE FROM coupon_redemptions WHERE instance = ? AND txn_id = ?", (key, r.refund_of))
+        delta = r.points_earned - r.points_redeemed + r.points_returned - r.points_clawback
         if r.member_id and delta:
             row = conn.execute("SELECT points FROM members WHERE member_id = ?", (r.member_id,)).fetchone()
             if row is not None:

@@ -282,6 +282,8 @@ class TransactionJournal:
         )
         if member_code is not None:
             conn.execute("INSERT INTO used_member_codes (nonce, txn_id) VALUES (?, ?)", (member_code, draft.txn_id))
+        # A full refund gives its coupons back: they may be redeemed again.
+        conn.executemany("DELETE FROM redeemed_coupons WHERE instance = ?", [(c,) for c in draft.coupons_restored])
         record = dataclasses.replace(
             draft, seq=seq, prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex()
         )
@@ -318,6 +320,19 @@ class TransactionJournal:
             return int(points), int(sales)
 
         return await self._read(spending)
+
+    async def refunds_of(self, txn_id: str) -> list[TransactionRecord]:
+        """Every refund already recorded against a sale, oldest first."""
+
+        def refunds(conn: sqlite3.Connection) -> list[TransactionRecord]:
+            rows = conn.execute(
+                "SELECT body, prev_hash, hash, signature FROM journal WHERE json_extract(body, '$.refund_of') = ? "
+                "ORDER BY seq",
+                (txn_id,),
+            ).fetchall()
+            return [_row_record(*row) for row in rows]
+
+        return await self._read(refunds)
 
     async def member_code_used(self, nonce: str) -> bool:
         return await self._read(lambda conn: _code_used(conn, nonce))

@@ -15,7 +15,7 @@ from protocols.schema import Fields, Problems
 
 MAX_LINES = 500
 TENDER_KINDS = ("cash",)
-RECORD_KINDS = ("sale",)
+RECORD_KINDS = ("sale", "refund")
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 
 
@@ -29,6 +29,7 @@ class RecordLine:
     gross: int
     discount: int
     net: int
+    refund_line: int = 0  # on a refund: which line of the sale (1-based) this gives back
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,11 @@ class TransactionRecord:
     coupons: tuple[str, ...] = ()  # coupon instances redeemed by this sale
     points_redeemed: int = 0
     growth_earned: int = 0
+    # A refund names the sale it reverses and what it gives back or takes back.
+    refund_of: str | None = None
+    points_clawback: int = 0
+    points_returned: int = 0
+    coupons_restored: tuple[str, ...] = ()
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -73,6 +79,7 @@ class TransactionRecord:
         wire["lines"] = [{f: getattr(line, f) for f in _LINE_FIELDS} for line in self.lines]
         wire["tenders"] = [{"kind": t.kind, "amount": t.amount} for t in self.tenders]
         wire["coupons"] = list(self.coupons)
+        wire["coupons_restored"] = list(self.coupons_restored)
         return wire
 
     @classmethod
@@ -114,6 +121,10 @@ def read_record(f: Fields) -> TransactionRecord:
         coupons=tuple(f.texts("coupons")),
         points_redeemed=f.integer("points_redeemed", 0, minimum=0),
         growth_earned=f.integer("growth_earned", 0, minimum=0),
+        refund_of=f.optional_text("refund_of", pattern=r"[0-9a-f-]{36}"),
+        points_clawback=f.integer("points_clawback", 0, minimum=0),
+        points_returned=f.integer("points_returned", 0, minimum=0),
+        coupons_restored=tuple(f.texts("coupons_restored")),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
@@ -139,6 +150,7 @@ def _read_line(f: Fields) -> RecordLine:
         gross=f.integer("gross", minimum=0),
         discount=f.integer("discount", minimum=0),
         net=f.integer("net", minimum=0),
+        refund_line=f.integer("refund_line", 0, minimum=0, maximum=MAX_LINES),
     )
     f.done()
     if line.gross != line.unit_price * line.quantity or line.net != line.gross - line.discount:
@@ -155,3 +167,5 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "total_due is not total_gross − total_discount")
     if sum(t.amount for t in r.tenders) - r.change != r.total_due:
         f.problems.add(f.path, "tenders minus change do not equal total_due")
+    if (r.kind == "refund") != (r.refund_of is not None):
+        f.problems.add(f.path, "a refund names the sale it reverses (refund_of), and only a refund does")

@@ -149,6 +149,25 @@ async def complete(request: web.Request) -> web.Response:
     return web.json_response(sale_view(sale.record, sale.replayed), status=200 if sale.replayed else 201)
 
 
+async def refund(request: web.Request) -> web.Response:
+    """Refund a sale made here: ``{"txn_id", "lines"?: [{"line": n, "quantity": k}]}``; no lines = all that is left."""
+    svc = request.app[SERVICES]
+    key = request.headers.get("Idempotency-Key", "")
+    f = await _body(request, "refund")
+    txn_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}")
+    wanted: dict[int, int] | None = None
+    if f.has("lines"):
+        wanted = {}
+        for lf in f.tables("lines", max_items=500):
+            wanted[lf.integer("line", minimum=1, maximum=500)] = lf.integer("quantity", minimum=1, maximum=100_000)
+            lf.done()
+    if not key:
+        f.problems.add("Idempotency-Key", "header is required on a refund")
+    _finish(f)
+    result = await svc.checkout.refund(txn_id, wanted, key)
+    return web.json_response(sale_view(result.record, result.replayed), status=200 if result.replayed else 201)
+
+
 async def scan(request: web.Request) -> web.Response:
     """A code typed or pasted by the cashier, routed exactly like a scan."""
     svc = request.app[SERVICES]
@@ -205,5 +224,6 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/baskets/{basket_id}/points", redeem_points)
     app.router.add_post("/v1/baskets/{basket_id}/complete", complete)
     app.router.add_post("/v1/scans", scan)
+    app.router.add_post("/v1/refunds", refund)
     app.router.add_get("/v1/events", events)
     return app

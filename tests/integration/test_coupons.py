@@ -180,3 +180,43 @@ async def test_offline_points_spending_stays_within_the_risk_limits(
         with pytest.raises(ApiProblemError) as err:
             await pos.call("POST", f"/v1/baskets/{basket}/points", {"points": 1})
         assert "out of reach for over 24 h" in str(err.value.body["detail"])
+
+
+async def test_a_refund_in_two_parts_gives_everything_back(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    token = await issue_coupon(ledger, "M0002", "C-20-OFF-200")
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]))
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "13800000002"})
+        await pos.add_line(basket, sku="CAKE", category="bakery", unit_price=30_000, quantity=3)
+        priced = await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
+        sale = (await pos.complete_cash(basket, priced["total_due"]))["record"]
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        points_after_sale = await ledger.points("M0002")
+        assert points_after_sale == sale["points_earned"] > 0
+
+        async def refund(body: dict[str, object], key: str) -> dict[str, Any]:
+            result: dict[str, Any] = await pos.call("POST", "/v1/refunds", body, {"Idempotency-Key": key})
+            return result
+
+        part = await refund({"txn_id": sale["txn_id"], "lines": [{"line": 1, "quantity": 1}]}, "refund-one-1")
+        again = await refund({"txn_id": sale["txn_id"], "lines": [{"line": 1, "quantity": 1}]}, "refund-one-1")
+        assert again["replayed"] is True
+        assert again["record"]["txn_id"] == part["record"]["txn_id"]
+        with pytest.raises(ApiProblemError) as err:
+            await refund({"txn_id": sale["txn_id"], "lines": [{"line": 1, "quantity": 3}]}, "refund-too-much")
+        assert err.value.status == 422
+        rest = await refund({"txn_id": sale["txn_id"]}, "refund-rest-2")
+        assert part["record"]["total_due"] + rest["record"]["total_due"] == sale["total_due"]
+        assert rest["record"]["coupons_restored"] == sale["coupons"]
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert await ledger.points("M0002") == 0  # earned points clawed back exactly
+        # The coupon is the customer's again: it can be used on a new sale.
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, sku="CAKE", category="bakery", unit_price=30_000)
+        await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
+        with pytest.raises(ApiProblemError) as err:
+            await refund({"txn_id": "01a20b44-d22e-7abc-8def-000000000000"}, "refund-unknown")
+        assert err.value.status == 404
