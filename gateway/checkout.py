@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 import structlog
 
@@ -111,6 +111,12 @@ class Checkout:
             raise RiskLimitError(
                 f"the ledger has been out of reach for over {risk.max_offline_hours:g} h: "
                 "no points may be spent until it is back"
+            )
+        snapshot = datetime.fromisoformat(self.directory.loaded_at.replace("Z", "+00:00"))
+        if (datetime.now(UTC) - snapshot).total_seconds() > risk.max_snapshot_hours * 3600:
+            raise RiskLimitError(
+                f"the member list here is over {risk.max_snapshot_hours:g} h old: points cannot "
+                "be spent until it is refreshed (discounts still apply)"
             )
         spent, sales = await self.journal.offline_spending(member_id)
         if spent + points > risk.max_member_points:

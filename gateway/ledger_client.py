@@ -66,11 +66,12 @@ class LedgerClient:
         """A cheap round trip, so an idle terminal still knows whether it is online."""
         await self._request("GET", "/healthz")
 
-    async def fetch_rules(self) -> tuple[object, int, list[MemberEntry]]:
-        """The signed rulebook envelope (checked by the member directory) and the member snapshot."""
+    async def fetch_rules(self, since: int = 0) -> tuple[object, int, list[MemberEntry]]:
+        """The signed rulebook envelope (checked by the member directory) and the members changed since ``since``."""
         envelope = await self._request("GET", "/v1/rulebook")
         try:
-            version, members = members_from_wire(await self._request("GET", "/v1/members"), "ledger members")
+            data = await self._request("GET", f"/v1/members?since={since:d}")
+            version, members = members_from_wire(data, "ledger members")
         except SchemaError as err:
             raise LedgerGarbageError(str(err)) from err
         return envelope, version, members

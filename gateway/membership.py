@@ -53,7 +53,13 @@ class MemberDirectory:
         self.loaded_at = loaded_at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def accept(
-        self, envelope: object, members_version: int, members: list[MemberEntry], loaded_at: str = ""
+        self,
+        envelope: object,
+        members_version: int,
+        members: list[MemberEntry],
+        loaded_at: str = "",
+        *,
+        delta: bool = False,
     ) -> Rulebook:
         """Take a signed rulebook (and the member snapshot with it), or refuse it and keep the old one."""
         pinned = public_key_from_text(self.pinned_key) if self.pinned_key else None
@@ -67,6 +73,8 @@ class MemberDirectory:
             log.info("rulebook_key_pinned", kid=key_id(key))
         assert isinstance(envelope, dict)
         self.envelope = envelope
+        if delta and self.members is not None:
+            members = list({**self.members, **{m.member_id: m for m in members}}.values())
         self.update(book, members_version, members, loaded_at)
         return book
 

@@ -170,9 +170,10 @@ class RulesRefresher:
             await self.client.register_key(self.terminal_id, self.public_key)
             self.key_registered = True
         asked_at = utc_now()  # sales acknowledged after this may be missing from the snapshot
-        envelope, version, members = await self.client.fetch_rules()
+        since = self.directory.members_version if self.directory.members is not None else 0
+        envelope, version, members = await self.client.fetch_rules(since)
         try:
-            rulebook = self.directory.accept(envelope, version, members, asked_at)
+            rulebook = self.directory.accept(envelope, version, members, asked_at, delta=since > 0)
         except GatewayError as err:
             log.error("rulebook_refused", error=str(err))
             self.sync.hub.publish("alert", code="rulebook-refused", message=f"{err}; the rules in force stay")

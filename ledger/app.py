@@ -89,9 +89,14 @@ async def rulebook(request: web.Request) -> web.Response:
 
 
 async def members(request: web.Request) -> web.Response:
+    """The member snapshot; ``?since=<version>`` gives only what changed after that version (a delta)."""
     svc = request.app[SERVICE]
-    entries = await svc.store.members()
-    return web.json_response({"version": int(time.time()), "members": [m.to_wire() for m in entries]})
+    try:
+        since = max(0, int(request.query.get("since", "0")))
+    except ValueError:
+        return problem(400, "bad-request", "since must be a whole number")
+    version, entries = await svc.store.members(since)
+    return web.json_response({"version": version, "full": since == 0, "members": [m.to_wire() for m in entries]})
 
 
 async def sync_batch(request: web.Request) -> web.Response:

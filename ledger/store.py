@@ -26,12 +26,28 @@ CREATE TABLE IF NOT EXISTS members (
     member_id TEXT PRIMARY KEY,
     tier      TEXT NOT NULL,
     status    TEXT NOT NULL DEFAULT 'active',
-    points    INTEGER NOT NULL DEFAULT 0 CHECK (points >= 0)
+    points    INTEGER NOT NULL DEFAULT 0 CHECK (points >= 0),
+    rev       INTEGER NOT NULL DEFAULT 0  -- the change counter when this member last changed (for deltas)
 );
+CREATE INDEX IF NOT EXISTS members_rev ON members(rev);
+CREATE TABLE IF NOT EXISTS member_rev (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO member_rev VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS members_rev_ins AFTER INSERT ON members BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+CREATE TRIGGER IF NOT EXISTS members_rev_upd AFTER UPDATE OF tier, status, points ON members BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
 CREATE TABLE IF NOT EXISTS identifiers (
     identifier TEXT PRIMARY KEY,
     member_id  TEXT NOT NULL REFERENCES members(member_id)
 );
+CREATE TRIGGER IF NOT EXISTS identifiers_rev AFTER INSERT ON identifiers BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
 CREATE TABLE IF NOT EXISTS transactions (
     txn_id      TEXT PRIMARY KEY,
     terminal_id TEXT NOT NULL,
@@ -115,22 +131,28 @@ class LedgerStore:
             )
 
     @staticmethod
-    def _members(conn: sqlite3.Connection, identifier: str | None = None) -> list[MemberEntry]:
-        """Every member, or only the one carrying ``identifier``."""
+    def _members(conn: sqlite3.Connection, identifier: str | None = None, since: int = 0) -> list[MemberEntry]:
+        """Every member changed after revision ``since``, or only the one carrying ``identifier``."""
         rows = conn.execute(
             "SELECT m.member_id, m.tier, m.status, group_concat(i.identifier, ' '), m.points FROM members m "
             "LEFT JOIN identifiers i USING (member_id) "
-            "WHERE ?1 IS NULL OR m.member_id = (SELECT member_id FROM identifiers WHERE identifier = ?1) "
-            "GROUP BY m.member_id ORDER BY m.member_id",
-            (identifier,),
+            "WHERE (?1 IS NULL OR m.member_id = (SELECT member_id FROM identifiers WHERE identifier = ?1)) "
+            "AND m.rev > ?2 GROUP BY m.member_id ORDER BY m.member_id",
+            (identifier, since),
         ).fetchall()
         return [
             MemberEntry(mid, tier, status, tuple(sorted((ids or "").split())), points)
             for mid, tier, status, ids, points in rows
         ]
 
-    async def members(self) -> list[MemberEntry]:
-        return await self._run(self._members)
+    async def members(self, since: int = 0) -> tuple[int, list[MemberEntry]]:
+        """The current revision and the members changed after ``since`` (0: all of them)."""
+
+        def members(conn: sqlite3.Connection) -> tuple[int, list[MemberEntry]]:
+            (rev,) = conn.execute("SELECT n FROM member_rev").fetchone()
+            return int(rev), self._members(conn, None, since)
+
+        return await self._run(members)
 
     def add_identifier_now(self, member_id: str, identifier: str) -> None:
         """At start-up (seeding): register an identifier, replacing any earlier owner."""

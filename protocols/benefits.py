@@ -250,6 +250,9 @@ class RiskLimits:
     max_member_points: int = 10_000  # cumulative, per member, per terminal, while offline
     max_member_sales: int = 3  # sales spending points, per member, per terminal, while offline
     max_offline_hours: float = 24.0  # after this long without the ledger, no points may be spent
+    # Balances in a member snapshot older than this are not trusted for spending
+    # (discounts still apply): the terminal must refresh first.
+    max_snapshot_hours: float = 24.0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -257,6 +260,7 @@ class RiskLimits:
             "max_member_points": self.max_member_points,
             "max_member_sales": self.max_member_sales,
             "max_offline_hours": self.max_offline_hours,
+            "max_snapshot_hours": self.max_snapshot_hours,
         }
 
     @classmethod
@@ -266,6 +270,7 @@ class RiskLimits:
             f.integer("max_member_points", 10_000, minimum=0),
             f.integer("max_member_sales", 3, minimum=0),
             f.number("max_offline_hours", 24.0, minimum=0),
+            f.number("max_snapshot_hours", 24.0, minimum=0),
         )
         f.done()
         return limits

@@ -160,10 +160,11 @@ class MemberEntry:
 
 
 def members_from_wire(data: object, source: str = "member snapshot") -> tuple[int, list[MemberEntry]]:
-    """Parse a member snapshot: ``{"version": n, "members": [...]}``."""
+    """Parse a member snapshot or delta: ``{"version": n, "full": bool, "members": [...]}``."""
     problems = Problems(source)
     f = Fields(data, problems)
     version = f.integer("version", minimum=0)
+    f.flag("full", True)
     members = [MemberEntry.read(mf) for mf in f.tables("members", max_items=1_000_000)]
     f.done()
     problems.raise_if_any()

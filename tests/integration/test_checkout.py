@@ -179,3 +179,19 @@ async def test_a_member_found_by_phone_number_without_keeping_the_number(
         await pos.add_line(basket, sku="A", unit_price=100)
         await pos.complete_cash(basket, 100)
     assert not [f for f in (tmp_path / "gw").iterdir() if f.is_file() and b"1380000000" in f.read_bytes()]
+
+
+async def test_the_member_cache_is_kept_current_by_deltas(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (gw, pos):
+        await pos.wait_status(online_with_rules)
+        directory = gw.services.directory
+        first_version = directory.members_version
+        await ledger.add_identifier("M0001", "card:8600005555")
+        await gw.services.refresher.refresh_once()  # a delta: only M0001 changed
+        assert directory.members_version > first_version
+        assert len(directory.members or {}) == 4
+        member = directory.by_identifier("card:8600005555")
+        assert member is not None
+        assert member.member_id == "M0001"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -96,3 +97,26 @@ async def test_terminal_key_registration_first_key_wins(ledger: LedgerHandle) ->
             assert (await r.json(content_type=None))["type"] == "urn:posgw:problem:terminal-key-conflict"
         async with http.put(url, json={"public_key": "short"}) as r:
             assert r.status == 422
+
+
+async def test_member_deltas_carry_only_what_changed(ledger: LedgerHandle) -> None:
+    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
+
+    async def members(since: int) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession(headers=headers) as http,
+            http.get(f"{ledger.url}/v1/members", params={"since": str(since)}) as r,
+        ):
+            body: dict[str, Any] = await r.json()
+            return body
+
+    full = await members(0)
+    assert full["full"] is True
+    assert {m["member_id"] for m in full["members"]} == {"M0001", "M0002", "M0003", "M0099"}
+    assert (await members(full["version"]))["members"] == []
+    await post(ledger, batch_to_wire("T-7", numbered([draft("T-7", 30_000, "M0002")])))
+    await ledger.add_identifier("M0003", "card:8600001234")
+    delta = await members(full["version"])
+    assert delta["full"] is False
+    assert sorted((m["member_id"], m["points"]) for m in delta["members"]) == [("M0002", 3), ("M0003", 0)]
+    assert delta["version"] > full["version"]
