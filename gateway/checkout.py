@@ -8,6 +8,7 @@ memory or, after a restart, from the journal; it never records a second sale.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,7 +21,10 @@ from gateway.coupons import HeldCoupon, check_coupon, hold
 from gateway.errors import (
     ConflictError,
     DrainingError,
+    LedgerError,
+    LedgerRefusedError,
     NotFoundError,
+    PointsRefusedError,
     RiskLimitError,
     RulesUnavailableError,
     TenderError,
@@ -60,6 +64,7 @@ class Checkout:
         hub: EventHub,
         sync: SyncWorker,
         limits: JournalLimits,
+        client: LedgerClient,
     ) -> None:
         self.config = config
         self.baskets = baskets
@@ -68,6 +73,7 @@ class Checkout:
         self.hub = hub
         self.sync = sync
         self.limits = limits
+        self.client = client
         self.draining = False
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -97,6 +103,21 @@ class Checkout:
             points_to_redeem=basket.points_to_redeem,
             points_balance=basket.points_available,
         )
+
+    async def _reserve(self, basket: Basket, points: int, txn_id: str) -> str | None:
+        """Online, hold the points at the ledger first; unreachable, the offline risk limits decide."""
+        assert basket.member is not None
+        if self.sync.state.online:
+            try:
+                return await self.client.reserve_points(
+                    basket.member.member.member_id, points, txn_id, self.config.terminal.terminal_id
+                )
+            except LedgerRefusedError as err:
+                raise PointsRefusedError(f"the ledger refused the points: {err}") from err
+            except LedgerError as err:
+                self.sync.set_online(False, str(err))
+        await self.check_offline_spending(basket, points)
+        return None
 
     async def check_offline_spending(self, basket: Basket, points: int) -> None:
         """Online, the ledger is the judge; offline, the rulebook's risk limits are."""
@@ -162,13 +183,13 @@ class Checkout:
         basket.member = match
         self.hub.publish("basket", basket_id=basket.basket_id, member_id=match.member.member_id, tier=match.member.tier)
 
-    async def identify_phone(self, phone: str, client: LedgerClient) -> MemberMatch:
+    async def identify_phone(self, phone: str) -> MemberMatch:
         """A phone number typed by the cashier; only its salted hash is looked up, never stored."""
         salt = self.directory.rulebook.phone_salt
         if not salt:
             raise RulesUnavailableError("phone numbers cannot be looked up yet: no rulebook from the ledger")
         identifier = await asyncio.to_thread(phone_identifier, phone, b64url_decode(salt))
-        member = await resolve(self.directory, client, identifier, "no member has this phone number")
+        member = await resolve(self.directory, self.client, identifier, "no member has this phone number")
         return MemberMatch(check_active(member), "phone")
 
     async def identify_token(self, token: str) -> MemberMatch:
@@ -256,13 +277,13 @@ class Checkout:
             raise ConflictError("the basket is empty")
         priced = self.price(basket)
         change = _settle(priced.total_due, tenders)
-        if priced.points_redeemed:
-            await self.check_offline_spending(basket, priced.points_redeemed)
+        txn_id = str(uuid7())
+        reservation = await self._reserve(basket, priced.points_redeemed, txn_id) if priced.points_redeemed else None
         if any(t.kind != "cash" for t in tenders) and (breaches := self.limits.breaches(await self.journal.stats())):
             raise JournalLimitError(f"non-cash payment refused: {'; '.join(breaches)}. Take cash, call store IT")
         term = self.config.terminal
         draft = TransactionRecord(
-            txn_id=str(uuid7()),
+            txn_id=txn_id,
             terminal_id=term.terminal_id,
             seq=0,
             kind="sale",
@@ -297,14 +318,21 @@ class Checkout:
             coupons=tuple(c.key for c in basket.coupons if c.definition.coupon_id in priced.coupons_applied),
             points_redeemed=priced.points_redeemed,
             growth_earned=priced.growth_earned,
+            reservation=reservation,
         )
-        record, replayed = await self.journal.append(
-            draft,
-            idempotency_key=key,
-            fingerprint=basket.basket_id,
-            personal=personal,
-            member_code=basket.member.token_nonce if basket.member else None,
-        )
+        try:
+            record, replayed = await self.journal.append(
+                draft,
+                idempotency_key=key,
+                fingerprint=basket.basket_id,
+                personal=personal,
+                member_code=basket.member.token_nonce if basket.member else None,
+            )
+        except GatewayError:
+            if reservation is not None:  # the sale was not made: let the points go at once
+                with contextlib.suppress(GatewayError):
+                    await self.client.release_points(reservation)
+            raise
         basket.state, basket.txn_id, basket.completion_key = BasketState.COMPLETED, record.txn_id, key
         log.info(
             "sale_completed",

@@ -37,6 +37,12 @@ class RiskLimitError(FinalError):
     code = "offline-limit"
 
 
+class PointsRefusedError(FinalError):
+    """Online, the ledger would not hold the points (the balance is short)."""
+
+    code = "points-refused"
+
+
 class TenderError(FinalError):
     code = "tender-invalid"
 
@@ -65,6 +71,12 @@ class LedgerGarbageError(LedgerError):
     """The ledger answered something that is not its protocol."""
 
     code = "ledger-bad-reply"
+
+
+class LedgerRefusedError(FinalError):
+    """The ledger answered, and said no (for example: not enough points)."""
+
+    code = "ledger-refused"
 
 
 class LedgerAuthError(LedgerError):

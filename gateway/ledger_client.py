@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError
+from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError, LedgerRefusedError
 from protocols.errors import SchemaError
 from protocols.rulebook import MemberEntry, members_from_wire
 from protocols.schema import Fields, Problems
@@ -44,6 +44,9 @@ class LedgerClient:
             async with self._session.request(method, url, **kwargs) as resp:
                 if resp.status == 404 and method == "GET" and path.startswith("/v1/identifiers/"):
                     return None
+                if resp.status == 409 and path.startswith("/v1/reservations"):
+                    detail = (await resp.json(content_type=None)).get("detail", "refused")
+                    raise LedgerRefusedError(str(detail))
                 if resp.status in (401, 403):
                     raise LedgerAuthError(f"the ledger refused this terminal's token ({resp.status})")
                 if resp.status >= 400:
@@ -61,6 +64,21 @@ class LedgerClient:
     async def register_key(self, terminal_id: str, public_key: str) -> None:
         """Tell the ledger which key signs this terminal's journal (first key wins)."""
         await self._request("PUT", f"/v1/terminals/{quote(terminal_id, safe='')}/key", {"public_key": public_key})
+
+    async def reserve_points(self, member_id: str, points: int, txn_id: str, terminal_id: str) -> str:
+        """Hold ``points`` of the member's balance for a sale about to be journaled (two-phase, first half)."""
+        data = await self._request(
+            "POST",
+            "/v1/reservations",
+            {"member_id": member_id, "points": points, "txn_id": txn_id, "terminal_id": terminal_id},
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("reservation"), str):
+            raise LedgerGarbageError("the ledger's reservation reply has no reservation id")
+        return str(data["reservation"])
+
+    async def release_points(self, reservation: str) -> None:
+        """Let a hold go (the sale was not made); holds also lapse by themselves."""
+        await self._request("DELETE", f"/v1/reservations/{quote(reservation, safe='')}")
 
     async def ping(self) -> None:
         """A cheap round trip, so an idle terminal still knows whether it is online."""

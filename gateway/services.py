@@ -63,7 +63,7 @@ class Services:
             public_key_text(journal.signing_key.public_key()),
         )
         limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
-        checkout = Checkout(config, baskets, directory, journal, hub, sync, limits)
+        checkout = Checkout(config, baskets, directory, journal, hub, sync, limits, client)
         scans = ScanRouter(checkout, hub)
         cards = CardRouter(checkout, scans, client, hub)
         svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)

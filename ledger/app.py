@@ -190,6 +190,34 @@ async def member_coupon(request: web.Request) -> web.Response:
     )
 
 
+RESERVATION_TTL = 120.0  # seconds a hold lasts if the sale never arrives
+
+
+async def reserve(request: web.Request) -> web.Response:
+    """Hold a member's points for a sale about to be made (two-phase: the sale record consumes it)."""
+    svc = request.app[SERVICE]
+    try:
+        body = json.loads(await request.read())
+    except ValueError as err:
+        return problem(400, "bad-json", f"body is not JSON: {err}")
+    problems = Problems("reservation")
+    f = Fields(body, problems)
+    member_id, points = f.text("member_id", max_len=64), f.integer("points", minimum=1, maximum=10**9)
+    txn_id, terminal_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}"), f.text("terminal_id", max_len=64)
+    f.done()
+    problems.raise_if_any()
+    held = await svc.store.reserve(member_id, points, txn_id, terminal_id, RESERVATION_TTL)
+    if held is None:
+        available = await svc.store.available_points(member_id)
+        return problem(409, "insufficient-points", f"the member has {available} points available, not {points}")
+    return web.json_response({"reservation": held, "expires_in": RESERVATION_TTL}, status=201)
+
+
+async def release(request: web.Request) -> web.Response:
+    await request.app[SERVICE].store.release(request.match_info["reservation"])
+    return web.json_response({"released": True})
+
+
 async def conflicts(request: web.Request) -> web.Response:
     """Sales that the ledger accepted with a conflict to settle (a coupon or points spent twice offline)."""
     return web.json_response({"conflicts": await request.app[SERVICE].store.conflicts()})
@@ -210,6 +238,8 @@ ROLE: dict[Callable[..., object], str] = {
     identifier: "terminal",
     terminal_key: "terminal",
     terminal_records: "terminal",
+    reserve: "terminal",
+    release: "terminal",
     member_qr: "app",
     add_identifier: "app",
     member_coupon: "app",
@@ -228,6 +258,8 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
     app.router.add_put("/v1/terminals/{terminal_id}/key", terminal_key)
     app.router.add_get("/v1/terminals/{terminal_id}/transactions", terminal_records)
+    app.router.add_post("/v1/reservations", reserve)
+    app.router.add_delete("/v1/reservations/{reservation}", release)
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +68,14 @@ CREATE TABLE IF NOT EXISTS terminals (
     terminal_id TEXT PRIMARY KEY,
     high_seq    INTEGER NOT NULL DEFAULT 0,
     public_key  TEXT
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    reservation TEXT PRIMARY KEY,
+    member_id   TEXT NOT NULL,
+    points      INTEGER NOT NULL CHECK (points > 0),
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    expires_at  REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS coupon_redemptions (
     instance    TEXT PRIMARY KEY,
@@ -222,6 +232,8 @@ class LedgerStore:
             "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at) VALUES (?, ?, ?, ?, ?)",
             (r.txn_id, r.terminal_id, r.seq, json.dumps(r.to_wire()), now),
         )
+        if r.reservation:  # the hold becomes the spend itself (second half of the two phases)
+            conn.execute("DELETE FROM reservations WHERE reservation = ? AND txn_id = ?", (r.reservation, r.txn_id))
         conflicts = [c for c in (LedgerStore._redeem(conn, r, c) for c in r.coupons) if c]
         for key in r.coupons_restored:  # a full refund gives the coupon back
             conn.execute("DELETE FROM coupon_redemptions WHERE instance = ? AND txn_id = ?", (key, r.refund_of))
@@ -256,6 +268,44 @@ class LedgerStore:
             )
             return None
         return f"coupon {instance} was already redeemed by {row[0]} at {row[1]}"
+
+    async def reserve(self, member_id: str, points: int, txn_id: str, terminal_id: str, ttl: float) -> str | None:
+        """Hold points of a member's balance; ``None`` when the balance (less other holds) is short."""
+        now = time.time()
+
+        def reserve(conn: sqlite3.Connection) -> str | None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM reservations WHERE expires_at < ?", (now,))
+            row = conn.execute("SELECT points FROM members WHERE member_id = ?", (member_id,)).fetchone()
+            (held,) = conn.execute(
+                "SELECT COALESCE(SUM(points), 0) FROM reservations WHERE member_id = ?", (member_id,)
+            ).fetchone()
+            if row is None or row[0] - held < points:
+                conn.execute("ROLLBACK")
+                return None
+            reservation = secrets.token_hex(12)
+            conn.execute(
+                "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
+                (reservation, member_id, points, txn_id, terminal_id, now + ttl),
+            )
+            conn.execute("COMMIT")
+            return reservation
+
+        return await self._run(reserve)
+
+    async def release(self, reservation: str) -> None:
+        await self._run(lambda conn: conn.execute("DELETE FROM reservations WHERE reservation = ?", (reservation,)))
+
+    async def available_points(self, member_id: str) -> int:
+        def available(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT m.points - COALESCE((SELECT SUM(points) FROM reservations r WHERE r.member_id = m.member_id "
+                "AND r.expires_at >= ?), 0) FROM members m WHERE member_id = ?",
+                (time.time(), member_id),
+            ).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._run(available)
 
     async def conflicts(self) -> list[dict[str, str]]:
         def rows(conn: sqlite3.Connection) -> list[dict[str, str]]:

@@ -67,6 +67,7 @@ class TransactionRecord:
     points_clawback: int = 0
     points_returned: int = 0
     coupons_restored: tuple[str, ...] = ()
+    reservation: str | None = None  # the ledger's hold on the points this sale spends, when it was online
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -125,6 +126,7 @@ def read_record(f: Fields) -> TransactionRecord:
         points_clawback=f.integer("points_clawback", 0, minimum=0),
         points_returned=f.integer("points_returned", 0, minimum=0),
         coupons_restored=tuple(f.texts("coupons_restored")),
+        reservation=f.optional_text("reservation", pattern=r"[0-9a-f]{1,64}"),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),

@@ -102,7 +102,7 @@ async def attach_member(request: web.Request) -> web.Response:
         match = await svc.checkout.identify_token(token)
     else:
         assert phone is not None
-        match = await svc.checkout.identify_phone(phone, svc.client)
+        match = await svc.checkout.identify_phone(phone)
     svc.checkout.attach_member(basket, match)
     return web.json_response(_basket_json(svc, basket.basket_id))
 

@@ -39,6 +39,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.MemberRefusedError, 422),
     (gw.TenderError, 422),
     (gw.RiskLimitError, 422),
+    (gw.PointsRefusedError, 422),
     (JournalFullError, 507),
     (JournalLimitError, 503),
     (JournalError, 503),

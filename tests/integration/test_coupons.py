@@ -220,3 +220,37 @@ async def test_a_refund_in_two_parts_gives_everything_back(
         with pytest.raises(ApiProblemError) as err:
             await refund({"txn_id": "01a20b44-d22e-7abc-8def-000000000000"}, "refund-unknown")
         assert err.value.status == 404
+
+
+async def test_online_points_are_held_at_the_ledger_first(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    poor, rich = await issue_coupon(ledger, "M0003", "C-TART-2PTS"), await issue_coupon(ledger, "M0001", "C-TART-2PTS")
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]) and s["ledger"]["online"])
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "13800000001"})
+        await pos.add_line(basket, sku="BIG", category="bakery", unit_price=100_000)
+        await pos.complete_cash(basket, 85_000)  # M0001 earns 8 points
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        await gw.services.refresher.refresh_once()
+
+        async def tart(member_phone: str | None, member_token: str | None, coupon: str) -> dict[str, Any]:
+            basket = (await pos.new_basket())["basket_id"]
+            body = {"phone": member_phone} if member_phone else {"token": member_token}
+            await pos.call("POST", f"/v1/baskets/{basket}/member", body)
+            await pos.add_line(basket, sku="6901234567892", category="bakery", unit_price=800)
+            priced = await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": coupon})
+            result: dict[str, Any] = await pos.complete_cash(basket, priced["total_due"])
+            return result
+
+        sale = await tart("13800000001", None, rich)
+        assert sale["record"]["reservation"]  # held at the ledger before the till said "done"
+        # The terminal's cache thinks M0003 has points it does not: the ledger is the judge online.
+        gw.services.directory.learn(type(gw.services.directory.lookup("M0003"))("M0003", "radiant", "active", (), 50))
+        with pytest.raises(ApiProblemError) as err:
+            await tart(None, await ledger.member_qr("M0003"), poor)
+        assert err.value.body["type"] == "urn:posgw:problem:points-refused"
+        assert "0 points available" in str(err.value.body["detail"])
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+    assert await ledger.points("M0001") == 6
