@@ -15,7 +15,7 @@ import aiohttp
 
 from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError, LedgerRefusedError
 from protocols.errors import SchemaError
-from protocols.rulebook import MemberEntry, members_from_wire
+from protocols.rulebook import MemberEntry
 from protocols.schema import Fields, Problems
 from protocols.sync import SyncReply
 
@@ -84,15 +84,11 @@ class LedgerClient:
         """A cheap round trip, so an idle terminal still knows whether it is online."""
         await self._request("GET", "/healthz")
 
-    async def fetch_rules(self, since: int = 0) -> tuple[object, int, list[MemberEntry]]:
-        """The signed rulebook envelope (checked by the member directory) and the members changed since ``since``."""
+    async def fetch_rules(self, since: int = 0) -> tuple[object, object]:
+        """The signed rulebook and the signed members changed since ``since``; the directory checks both."""
         envelope = await self._request("GET", "/v1/rulebook")
-        try:
-            data = await self._request("GET", f"/v1/members?since={since:d}")
-            version, members = members_from_wire(data, "ledger members")
-        except SchemaError as err:
-            raise LedgerGarbageError(str(err)) from err
-        return envelope, version, members
+        members = await self._request("GET", f"/v1/members?since={since:d}")
+        return envelope, members
 
     async def lookup_identifier(self, identifier: str) -> MemberEntry | None:
         """Ask the ledger who carries ``identifier`` (a card the cache does not know)."""

@@ -24,7 +24,14 @@ from gateway.errors import MemberRefusedError, RulesUnavailableError, UnknownMem
 from gateway.ledger_client import LedgerClient
 from protocols.errors import GatewayError
 from protocols.member_card import CardReading, verify_reading
-from protocols.rulebook import MemberEntry, Rulebook, RulebookRefusedError, members_from_wire, open_rulebook
+from protocols.rulebook import (
+    MemberEntry,
+    Rulebook,
+    RulebookRefusedError,
+    members_from_wire,
+    open_members,
+    open_rulebook,
+)
 from protocols.tokens import key_id, public_key_from_text, public_key_text, verify_token
 
 log = structlog.get_logger("posgw.membership")
@@ -51,6 +58,13 @@ class MemberDirectory:
         self.members = {m.member_id: m for m in members}
         self._by_identifier = {i: m for m in members for i in m.identifiers}
         self.loaded_at = loaded_at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def accept_signed(self, envelope: object, members: object, loaded_at: str = "", *, delta: bool = False) -> Rulebook:
+        """A signed rulebook and a signed member snapshot (or delta), both from the ledger's key."""
+        pinned = public_key_from_text(self.pinned_key) if self.pinned_key else None
+        _, key = open_rulebook(envelope, pinned)
+        version, entries = open_members(members, key)
+        return self.accept(envelope, version, entries, loaded_at, delta=delta)
 
     def accept(
         self,
@@ -101,11 +115,16 @@ class MemberDirectory:
         return self._by_identifier.get(identifier)
 
     def identify_token(self, token: str, *, now: int, leeway: int) -> MemberMatch:
-        """Verify a ``PM1.`` member QR token and find its member."""
+        """Verify a ``PM1.`` member QR code, or a ``PW1.`` wallet pay code, and find its member.
+
+        A wallet code identifies its member in the same scan ("pay = member");
+        paying from the stored value is the payments module's part.
+        """
         if self.members is None or not self._keys:
             raise RulesUnavailableError("member codes cannot be checked yet: this terminal has not reached the ledger")
-        claims = verify_token(token, "PM1.", self._keys, now=now, leeway=leeway)
-        return MemberMatch(self.lookup(claims.subject), "qr", token_nonce=f"{claims.kid}:{claims.nonce}")
+        prefix, via = ("PW1.", "wallet") if token.startswith("PW1.") else ("PM1.", "qr")
+        claims = verify_token(token, prefix, self._keys, now=now, leeway=leeway)
+        return MemberMatch(self.lookup(claims.subject), via, token_nonce=f"{claims.kid}:{claims.nonce}")
 
     def lookup(self, member_id: str) -> MemberEntry:
         member = (self.members or {}).get(member_id)

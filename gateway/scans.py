@@ -67,7 +67,7 @@ class ScanRouter:
             "problem": code.problem,
             "scanned_at": at,
         }
-        if code.kind is CodeKind.MEMBER_TOKEN:
+        if code.kind in (CodeKind.MEMBER_TOKEN, CodeKind.WALLET_CODE):
             result.update(await self._identify(code.data))
         self.hub.publish("scan", **result)
         if code.kind is CodeKind.COUPON_TOKEN:

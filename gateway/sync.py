@@ -171,9 +171,9 @@ class RulesRefresher:
             self.key_registered = True
         asked_at = utc_now()  # sales acknowledged after this may be missing from the snapshot
         since = self.directory.members_version if self.directory.members is not None else 0
-        envelope, version, members = await self.client.fetch_rules(since)
+        envelope, members = await self.client.fetch_rules(since)
         try:
-            rulebook = self.directory.accept(envelope, version, members, asked_at, delta=since > 0)
+            rulebook = self.directory.accept_signed(envelope, members, asked_at, delta=since > 0)
         except GatewayError as err:
             log.error("rulebook_refused", error=str(err))
             self.sync.hub.publish("alert", code="rulebook-refused", message=f"{err}; the rules in force stay")
@@ -181,7 +181,7 @@ class RulesRefresher:
         await asyncio.to_thread(self.directory.save, self.cache_path)
         self.sync.state.rules_loaded_at = time.time()
         self.sync.set_online(True)
-        log.info("rules_loaded", rulebook=rulebook.version, members=len(members))
+        log.info("rules_loaded", rulebook=rulebook.version, members=len(self.directory.members or {}))
 
     async def run(self) -> None:
         backoff = Backoff(base=1.0, cap=self.interval)

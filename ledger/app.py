@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.store import LedgerStore
 from protocols.errors import GatewayError, SchemaError
-from protocols.rulebook import Rulebook, sign_rulebook
+from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import batch_from_wire
 from protocols.tokens import TokenClaims, key_id, sign_token
@@ -96,7 +96,8 @@ async def members(request: web.Request) -> web.Response:
     except ValueError:
         return problem(400, "bad-request", "since must be a whole number")
     version, entries = await svc.store.members(since)
-    return web.json_response({"version": version, "full": since == 0, "members": [m.to_wire() for m in entries]})
+    snapshot = {"version": version, "full": since == 0, "members": [m.to_wire() for m in entries]}
+    return web.json_response(sign_members(snapshot, svc.issuer))
 
 
 async def sync_batch(request: web.Request) -> web.Response:
@@ -149,14 +150,15 @@ async def identifier(request: web.Request) -> web.Response:
 
 
 async def member_qr(request: web.Request) -> web.Response:
-    """Issue a fresh member QR token (what the member app shows at the till)."""
+    """Issue a fresh member QR code (``?kind=wallet``: a wallet pay code) for the member app to show."""
     svc = request.app[SERVICE]
     member_id = request.match_info["member_id"]
     if await svc.store.member_account(member_id) is None:
         return problem(404, "unknown-member", f"no member {member_id}")
+    prefix = "PW1." if request.query.get("kind") == "wallet" else "PM1."
     now = int(time.time())
-    claims = TokenClaims("PM1.", member_id, now, now + QR_TOKEN_LIFETIME, secrets.token_urlsafe(9), svc.kid)
-    return web.json_response({"token": sign_token("PM1.", claims, svc.issuer), "expires_at": claims.expires_at})
+    claims = TokenClaims(prefix, member_id, now, now + QR_TOKEN_LIFETIME, secrets.token_urlsafe(9), svc.kid)
+    return web.json_response({"token": sign_token(prefix, claims, svc.issuer), "expires_at": claims.expires_at})
 
 
 async def add_identifier(request: web.Request) -> web.Response:

@@ -180,11 +180,33 @@ class RulebookRefusedError(ProtocolError):
     code = "rulebook-refused"
 
 
+def _seal(field: str, wire: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    kid = key_id(key.public_key())
+    return {"format": RULEBOOK_FORMAT, "kid": kid, field: wire, "signature": key.sign(canonical_json(wire)).hex()}
+
+
+def _unseal(envelope: object, field: str, what: str) -> tuple[dict[str, Any], str, str]:
+    if not isinstance(envelope, dict):
+        raise RulebookRefusedError(f"the {what} is not a signed envelope")
+    fmt = envelope.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > RULEBOOK_FORMAT:
+        raise RulebookRefusedError(f"{what} format {fmt!r} is unknown to this posgw (knows {RULEBOOK_FORMAT})")
+    wire, kid, signature = envelope.get(field), envelope.get("kid"), envelope.get("signature")
+    if not isinstance(wire, dict) or not isinstance(kid, str) or not isinstance(signature, str):
+        raise RulebookRefusedError(f"the {what} envelope lacks {field}, kid or signature")
+    return wire, kid, signature
+
+
+def _check(key: Ed25519PublicKey, signature: str, wire: dict[str, Any], what: str) -> None:
+    try:
+        key.verify(bytes.fromhex(signature), canonical_json(wire))
+    except (InvalidSignature, ValueError) as err:
+        raise RulebookRefusedError(f"the {what}'s signature does not verify: it was altered or forged") from err
+
+
 def sign_rulebook(book: Rulebook, key: Ed25519PrivateKey) -> dict[str, Any]:
     """The ledger's side: wrap the rulebook with its Ed25519 signature."""
-    wire = book.to_wire()
-    kid = key_id(key.public_key())
-    return {"format": RULEBOOK_FORMAT, "kid": kid, "rulebook": wire, "signature": key.sign(canonical_json(wire)).hex()}
+    return _seal("rulebook", book.to_wire(), key)
 
 
 def open_rulebook(envelope: object, pinned: Ed25519PublicKey | None) -> tuple[Rulebook, Ed25519PublicKey]:
@@ -195,14 +217,7 @@ def open_rulebook(envelope: object, pinned: Ed25519PublicKey | None) -> tuple[Ru
     be pinned: from then on only that key is accepted (trust on first use,
     unless the configuration pins one from the start).
     """
-    if not isinstance(envelope, dict):
-        raise RulebookRefusedError("the rulebook is not a signed envelope")
-    fmt = envelope.get("format")
-    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > RULEBOOK_FORMAT:
-        raise RulebookRefusedError(f"rulebook format {fmt!r} is unknown to this posgw (knows {RULEBOOK_FORMAT})")
-    wire, kid, signature = envelope.get("rulebook"), envelope.get("kid"), envelope.get("signature")
-    if not isinstance(wire, dict) or not isinstance(kid, str) or not isinstance(signature, str):
-        raise RulebookRefusedError("the rulebook envelope lacks rulebook, kid or signature")
+    wire, kid, signature = _unseal(envelope, "rulebook", "rulebook")
     book = Rulebook.from_wire(wire, "signed rulebook")
     key = pinned
     if key is None:
@@ -210,8 +225,17 @@ def open_rulebook(envelope: object, pinned: Ed25519PublicKey | None) -> tuple[Ru
         if text is None:
             raise RulebookRefusedError(f"the rulebook is signed by key {kid}, which it does not carry")
         key = public_key_from_text(text)
-    try:
-        key.verify(bytes.fromhex(signature), canonical_json(wire))
-    except (InvalidSignature, ValueError) as err:
-        raise RulebookRefusedError("the rulebook's signature does not verify: it was altered or forged") from err
+    _check(key, signature, wire, "rulebook")
     return book, key
+
+
+def sign_members(snapshot: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The ledger's side: wrap a member snapshot or delta with its signature."""
+    return _seal("members", snapshot, key)
+
+
+def open_members(envelope: object, key: Ed25519PublicKey) -> tuple[int, list[MemberEntry]]:
+    """Check a signed member snapshot against the ledger's (pinned) key."""
+    wire, _, signature = _unseal(envelope, "members", "member snapshot")
+    _check(key, signature, wire, "member snapshot")
+    return members_from_wire(wire, "signed member snapshot")

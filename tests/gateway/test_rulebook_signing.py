@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.membership import MemberDirectory
-from protocols.rulebook import MemberEntry, Rulebook, RulebookRefusedError, Tier, sign_rulebook
+from protocols.rulebook import MemberEntry, Rulebook, RulebookRefusedError, Tier, sign_members, sign_rulebook
 from protocols.tokens import key_id, public_key_text
 
 LEDGER = Ed25519PrivateKey.generate()
@@ -79,3 +79,18 @@ def test_the_cache_is_checked_again_when_loaded(tmp_path: Path) -> None:
     edited = MemberDirectory()
     assert not edited.load(tmp_path / "cache.json")  # refused, reported; the terminal asks the ledger again
     assert edited.rulebook.version == 0
+
+
+def test_the_member_snapshot_must_be_signed_by_the_same_key() -> None:
+    d = MemberDirectory()
+    members = {"version": 4, "full": True, "members": [{"member_id": "M1", "tier": "gold", "points": 10}]}
+    d.accept_signed(book(1), sign_members(members, LEDGER))
+    assert (d.members_version, d.lookup("M1").points) == (4, 10)
+    forged = sign_members({**members, "version": 5}, Ed25519PrivateKey.generate())
+    with pytest.raises(RulebookRefusedError, match="member snapshot's signature does not verify"):
+        d.accept_signed(book(2), forged)
+    edited = sign_members(members, LEDGER)
+    edited["members"]["members"][0]["points"] = 10_000
+    with pytest.raises(RulebookRefusedError, match="does not verify"):
+        d.accept_signed(book(2), edited)
+    assert d.lookup("M1").points == 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from protocols.phone import phone_identifier
@@ -195,3 +196,22 @@ async def test_the_member_cache_is_kept_current_by_deltas(
         member = directory.by_identifier("card:8600005555")
         assert member is not None
         assert member.member_id == "M0001"
+
+
+async def test_a_wallet_pay_code_identifies_the_member_in_the_same_scan(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {tokens['app']}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.post(f"{ledger.url}/v1/members/M0002/qr", params={"kind": "wallet"}) as r,
+    ):
+        wallet = str((await r.json())["token"])
+    assert wallet.startswith("PW1.")
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(online_with_rules)
+        basket = (await pos.new_basket())["basket_id"]
+        scan = await pos.call("POST", "/v1/scans", {"data": wallet})
+        assert scan["kind"] == "wallet_code"
+        assert scan["member"] == {"member_id": "M0002", "tier": "supreme", "via": "wallet", "weak": False}
+        assert scan["basket_id"] == basket

@@ -107,7 +107,10 @@ async def test_member_deltas_carry_only_what_changed(ledger: LedgerHandle) -> No
             aiohttp.ClientSession(headers=headers) as http,
             http.get(f"{ledger.url}/v1/members", params={"since": str(since)}) as r,
         ):
-            body: dict[str, Any] = await r.json()
+            envelope: dict[str, Any] = await r.json()
+            assert envelope["kid"]
+            assert envelope["signature"]
+            body: dict[str, Any] = envelope["members"]
             return body
 
     full = await members(0)
