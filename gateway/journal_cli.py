@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.config import GatewayConfig
-from offline_queue.journal import TransactionJournal, verify_file
+from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.personal import Keyring, new_key_line
+from offline_queue.verify import verify_file
 from protocols.money import format_cny
 
 

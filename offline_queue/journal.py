@@ -22,26 +22,27 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from offline_queue.errors import (
     CouponAlreadyRedeemedError,
     IdempotencyConflictError,
     JournalCorruptError,
     JournalError,
-    JournalFullError,
     JournalKeyError,
     MemberCodeUsedError,
 )
+from offline_queue.lookups import JournalLookups, code_used
 from offline_queue.personal import Keyring
+from offline_queue.rows import JournalStats, Pending, connect, row_record, sqlite_error, wire_bytes
 from offline_queue.schema import migrate
+from offline_queue.verify import checkpoint_message, verify_conn
 from offline_queue.writer import GroupCommitWriter
-from protocols.chain import GENESIS, ChainLink, ChainProblem, canonical, seal, verify_chain
+from protocols.chain import GENESIS, ChainProblem, canonical, seal
 from protocols.records import TransactionRecord
 from protocols.sync import SyncResult
 
@@ -49,71 +50,7 @@ T = TypeVar("T")
 FINAL_STATUSES = ("accepted", "duplicate", "rejected")
 
 
-@dataclass(frozen=True, slots=True)
-class JournalStats:
-    total: int
-    pending: int
-    pending_amount: dict[str, int]
-    oldest_pending: str | None
-    last_seq: int
-    rejected: int
-    last_synced_at: str | None
-    file_bytes: int
-    key_ids: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A record leased for sending: its wire form (as signed) and its personal data, decrypted.
-
-    The wire form is not re-validated here: it was checked when the record was
-    made, and the chain and signature travel with it for the ledger to verify.
-    """
-
-    txn_id: str
-    seq: int
-    wire: bytes  # the record's JSON, chain fields included
-    personal: dict[str, str] | None
-
-
-def sqlite_error(err: sqlite3.Error) -> Exception:
-    text = str(err).lower()
-    if "full" in text:
-        return JournalFullError(
-            "the journal's storage is full (disk or configured limit): the sale was not recorded; call store IT"
-        )
-    if "malformed" in text or "not a database" in text:
-        return JournalCorruptError(f"the journal file is damaged ({err}); restore it from backup, call store IT")
-    return JournalError(f"the sale could not be recorded ({err}); do not take payment, call store IT")
-
-
-def _connect(path: Path, max_bytes: int | None) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    if max_bytes is not None:
-        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-        conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size):d}")
-    return conn
-
-
-def _wire_bytes(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> bytes:
-    """The stored canonical JSON with the chain fields added, without parsing it again."""
-    chain = f',"prev_hash":"{prev_hash.hex()}","hash":"{digest.hex()}","signature":"{signature.hex()}"}}'
-    return bytes(body[:-1]) + chain.encode("ascii")
-
-
-def _row_wire(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> dict[str, Any]:
-    wire: dict[str, Any] = json.loads(body)
-    wire.update(prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex())
-    return wire
-
-
-def _row_record(body: bytes, prev_hash: bytes, digest: bytes, signature: bytes) -> TransactionRecord:
-    return TransactionRecord.from_wire(_row_wire(body, prev_hash, digest, signature), "journal")
-
-
-class TransactionJournal:
+class TransactionJournal(JournalLookups):
     def __init__(
         self,
         path: Path,
@@ -126,7 +63,7 @@ class TransactionJournal:
         self.signing_key = signing_key
         self.keyring = keyring
         self.max_bytes = max_bytes
-        self._writer = GroupCommitWriter(lambda: _connect(self.path, max_bytes), sqlite_error, self._forget_head)
+        self._writer = GroupCommitWriter(lambda: connect(self.path, max_bytes), sqlite_error, self._forget_head)
         self._head: tuple[int, bytes] | None = None  # (seq, hash) of the newest record; writer thread only
         self._leases: dict[str, tuple[int, float]] = {}  # txn_id -> (seq, monotonic expiry); event loop only
         self._reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posgw-journal-reader")
@@ -146,7 +83,7 @@ class TransactionJournal:
     def _open_checks(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = _connect(self.path, None)
+            conn = connect(self.path, None)
             (ok,) = conn.execute("PRAGMA integrity_check").fetchone()
             if ok != "ok":
                 raise JournalCorruptError(f"{self.path} failed its integrity check ({ok}); restore it from backup")
@@ -240,7 +177,7 @@ class TransactionJournal:
             earlier = _find_idempotent(conn, key, fingerprint)
             if earlier is not None:
                 return earlier, True
-        if member_code is not None and _code_used(conn, member_code):
+        if member_code is not None and code_used(conn, member_code):
             raise MemberCodeUsedError("this member code was already used for a sale; ask for a fresh code")
         for instance in draft.coupons:
             used = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
@@ -290,61 +227,9 @@ class TransactionJournal:
         self._head = (seq, digest)  # last, so a failed job never moves the head
         return record, False
 
-    async def points_spent_since(self, member_id: str, since: str) -> int:
-        """Points this terminal spent for a member that a ledger snapshot asked for at ``since`` may miss.
-
-        That is every sale the ledger has not acknowledged, and every sale it
-        acknowledged at or after ``since`` (ISO time, this terminal's clock).
-        """
-
-        def spent(conn: sqlite3.Connection) -> int:
-            (total,) = conn.execute(
-                "SELECT COALESCE(SUM(json_extract(body, '$.points_redeemed')), 0) FROM journal "
-                "WHERE json_extract(body, '$.member_id') = ? AND (sync_status IS NULL OR synced_at >= ?)",
-                (member_id, since),
-            ).fetchone()
-            return int(total)
-
-        return await self._read(spent)
-
-    async def offline_spending(self, member_id: str) -> tuple[int, int]:
-        """Points spent, and sales spending them, for a member in offline sales the ledger has not seen."""
-
-        def spending(conn: sqlite3.Connection) -> tuple[int, int]:
-            points, sales = conn.execute(
-                "SELECT COALESCE(SUM(json_extract(body, '$.points_redeemed')), 0), COUNT(*) FROM journal "
-                "WHERE sync_status IS NULL AND json_extract(body, '$.offline') "
-                "AND json_extract(body, '$.member_id') = ? AND json_extract(body, '$.points_redeemed') > 0",
-                (member_id,),
-            ).fetchone()
-            return int(points), int(sales)
-
-        return await self._read(spending)
-
-    async def refunds_of(self, txn_id: str) -> list[TransactionRecord]:
-        """Every refund already recorded against a sale, oldest first."""
-
-        def refunds(conn: sqlite3.Connection) -> list[TransactionRecord]:
-            rows = conn.execute(
-                "SELECT body, prev_hash, hash, signature FROM journal WHERE json_extract(body, '$.refund_of') = ? "
-                "ORDER BY seq",
-                (txn_id,),
-            ).fetchall()
-            return [_row_record(*row) for row in rows]
-
-        return await self._read(refunds)
-
-    async def member_code_used(self, nonce: str) -> bool:
-        return await self._read(lambda conn: _code_used(conn, nonce))
-
-    async def coupon_redeemed(self, instance: str) -> str | None:
-        """The sale that redeemed this coupon at this terminal, if any."""
-
-        def find(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._read(find)
+    @staticmethod
+    def _record(row: Any) -> TransactionRecord:
+        return row_record(*row)
 
     async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
         """The record an earlier request with this key produced, if any."""
@@ -355,7 +240,7 @@ class TransactionJournal:
             row = conn.execute(
                 "SELECT body, prev_hash, hash, signature FROM journal WHERE txn_id = ?", (txn_id,)
             ).fetchone()
-            return None if row is None else _row_record(*row)
+            return None if row is None else row_record(*row)
 
         return await self._read(get)
 
@@ -386,7 +271,7 @@ class TransactionJournal:
                 continue
             self._leases[txn_id] = (seq, now + lease_seconds)
             taken.append(
-                Pending(txn_id, seq, _wire_bytes(body, prev, digest, sig), self._open_personal(personal, txn_id))
+                Pending(txn_id, seq, wire_bytes(body, prev, digest, sig), self._open_personal(personal, txn_id))
             )
         return taken
 
@@ -411,7 +296,7 @@ class TransactionJournal:
                 "SELECT body, prev_hash, hash, signature FROM journal WHERE sync_status IS NULL ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
-            return [_row_record(*row) for row in rows]
+            return [row_record(*row) for row in rows]
 
         return await self._read(pending)
 
@@ -465,16 +350,16 @@ class TransactionJournal:
 
     async def verify(self) -> list[ChainProblem]:
         """Check the whole chain against this terminal's public key."""
-        return await self._read(lambda conn: _verify_conn(conn, self.signing_key.public_key()))
+        return await self._read(lambda conn: verify_conn(conn, self.signing_key.public_key()))
 
     def export_lines(self) -> Iterator[str]:
         """Every record as a JSON line, with its sync outcome (blocking; for the CLI)."""
-        conn = _connect(self.path, None)
+        conn = connect(self.path, None)
         try:
             for body, prev, digest, sig, status, reason, synced_at in conn.execute(
                 "SELECT body, prev_hash, hash, signature, sync_status, sync_reason, synced_at FROM journal ORDER BY seq"
             ):
-                wire = _row_record(body, prev, digest, sig).to_wire()
+                wire = row_record(body, prev, digest, sig).to_wire()
                 wire["sync"] = {"status": status, "reason": reason, "at": synced_at}
                 yield json.dumps(wire, ensure_ascii=False)
         finally:
@@ -505,7 +390,7 @@ class TransactionJournal:
                 (
                     seq,
                     digest,
-                    self.signing_key.sign(_checkpoint_message(seq, digest)),
+                    self.signing_key.sign(checkpoint_message(seq, digest)),
                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     count,
                 ),
@@ -527,46 +412,6 @@ def _read_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
     return None if row is None else (int(row[0]), bytes(row[1]))
 
 
-def verify_file(path: Path, public_key: Ed25519PublicKey) -> list[ChainProblem]:
-    """Verify a journal file opened read-only, whatever state it is in (blocking)."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        raise JournalCorruptError(f"cannot open {path}: {err}") from err
-    try:
-        return _verify_conn(conn, public_key)
-    except sqlite3.DatabaseError as err:
-        raise JournalCorruptError(f"{path} is not a readable journal ({err})") from err
-    finally:
-        conn.close()
-
-
-def _verify_conn(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> list[ChainProblem]:
-    start = conn.execute("SELECT seq, hash, signature FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
-    start_seq, start_hash = 1, GENESIS
-    problems = []
-    if start is not None:
-        start_seq, start_hash = start[0] + 1, start[1]
-        try:
-            public_key.verify(start[2], _checkpoint_message(start[0], start[1]))
-        except InvalidSignature:
-            problems.append(ChainProblem(start[0], "forged", "checkpoint signature is not the terminal's"))
-    rows = conn.execute("SELECT seq, body, prev_hash, hash, signature FROM journal ORDER BY seq")
-    # A tampered row may hold text where bytes belong; it must fail the check, not the checker.
-    links = (ChainLink(seq, *(_as_bytes(v) for v in rest)) for seq, *rest in rows)
-    return problems + verify_chain(links, public_key, start_seq=start_seq, start_hash=start_hash)
-
-
-def _as_bytes(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode("utf-8")
-
-
-def _checkpoint_message(seq: int, digest: bytes) -> bytes:
-    return b"posgw-checkpoint-v1" + seq.to_bytes(8, "big") + digest
-
-
 def _find_idempotent(conn: sqlite3.Connection, key: str, fingerprint: str) -> TransactionRecord | None:
     row = conn.execute(
         "SELECT i.fingerprint, i.txn_id, j.body, j.prev_hash, j.hash, j.signature "
@@ -579,4 +424,4 @@ def _find_idempotent(conn: sqlite3.Connection, key: str, fingerprint: str) -> Tr
         raise IdempotencyConflictError("this Idempotency-Key was already used for a different request")
     if row[2] is None:
         raise IdempotencyConflictError(f"this sale was completed long ago as {row[1]} and has been archived")
-    return _row_record(*row[2:])
+    return row_record(*row[2:])

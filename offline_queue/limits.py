@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from offline_queue.journal import JournalStats
+from offline_queue.rows import JournalStats
 from protocols.errors import RetryableError
 
 

@@ -13,7 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from offline_queue.journal import TransactionJournal, verify_file
+from offline_queue.journal import TransactionJournal
+from offline_queue.verify import verify_file
 from tests.gateway.records import draft
 
 KEY = Ed25519PrivateKey.generate()

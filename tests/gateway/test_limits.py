@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from offline_queue.journal import JournalStats
 from offline_queue.limits import JournalLimits
+from offline_queue.rows import JournalStats
 from tests.harness import gateway_config, running_gateway
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_queue.journal import sqlite_error
+from offline_queue.rows import sqlite_error
 from offline_queue.writer import GroupCommitWriter
 from protocols.errors import GatewayError
 

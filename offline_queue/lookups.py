@@ -1,0 +1,86 @@
+"""Questions the till asks of its own journal: what was spent, redeemed or refunded here.
+
+Mixed into :class:`offline_queue.journal.TransactionJournal`; every query runs
+on the journal's read connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from protocols.records import TransactionRecord
+
+T = TypeVar("T")
+
+
+def code_used(conn: sqlite3.Connection, nonce: str) -> bool:
+    return conn.execute("SELECT 1 FROM used_member_codes WHERE nonce = ?", (nonce,)).fetchone() is not None
+
+
+class JournalLookups:
+    """Read-only questions about members, coupons and refunds."""
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    @staticmethod
+    def _record(row: Any) -> TransactionRecord:
+        raise NotImplementedError
+
+    async def points_spent_since(self, member_id: str, since: str) -> int:
+        """Points this terminal spent for a member that a ledger snapshot asked for at ``since`` may miss.
+
+        That is every sale the ledger has not acknowledged, and every sale it
+        acknowledged at or after ``since`` (ISO time, this terminal's clock).
+        """
+
+        def spent(conn: sqlite3.Connection) -> int:
+            (total,) = conn.execute(
+                "SELECT COALESCE(SUM(json_extract(body, '$.points_redeemed')), 0) FROM journal "
+                "WHERE json_extract(body, '$.member_id') = ? AND (sync_status IS NULL OR synced_at >= ?)",
+                (member_id, since),
+            ).fetchone()
+            return int(total)
+
+        return await self._read(spent)
+
+    async def offline_spending(self, member_id: str) -> tuple[int, int]:
+        """Points spent, and sales spending them, for a member in offline sales the ledger has not seen."""
+
+        def spending(conn: sqlite3.Connection) -> tuple[int, int]:
+            points, sales = conn.execute(
+                "SELECT COALESCE(SUM(json_extract(body, '$.points_redeemed')), 0), COUNT(*) FROM journal "
+                "WHERE sync_status IS NULL AND json_extract(body, '$.offline') "
+                "AND json_extract(body, '$.member_id') = ? AND json_extract(body, '$.points_redeemed') > 0",
+                (member_id,),
+            ).fetchone()
+            return int(points), int(sales)
+
+        return await self._read(spending)
+
+    async def refunds_of(self, txn_id: str) -> list[TransactionRecord]:
+        """Every refund already recorded against a sale, oldest first."""
+
+        def refunds(conn: sqlite3.Connection) -> list[TransactionRecord]:
+            rows = conn.execute(
+                "SELECT body, prev_hash, hash, signature FROM journal WHERE json_extract(body, '$.refund_of') = ? "
+                "ORDER BY seq",
+                (txn_id,),
+            ).fetchall()
+            return [self._record(row) for row in rows]
+
+        return await self._read(refunds)
+
+    async def member_code_used(self, nonce: str) -> bool:
+        return await self._read(lambda conn: code_used(conn, nonce))
+
+    async def coupon_redeemed(self, instance: str) -> str | None:
+        """The sale that redeemed this coupon at this terminal, if any."""
+
+        def find(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(find)
