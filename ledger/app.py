@@ -100,13 +100,17 @@ async def members(request: web.Request) -> web.Response:
     return web.json_response(sign_members(snapshot, svc.issuer))
 
 
+async def _json(request: web.Request) -> object:
+    """The request's JSON body; not JSON is a 400 the guard reports."""
+    try:
+        return json.loads(await request.read())
+    except ValueError as err:
+        raise web.HTTPBadRequest(text=f"body is not JSON: {err}") from err
+
+
 async def sync_batch(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
-    try:
-        data = json.loads(await request.read())
-    except ValueError as err:
-        return problem(400, "bad-json", f"batch is not JSON: {err}")
-    terminal_id, records = batch_from_wire(data)
+    terminal_id, records = batch_from_wire(await _json(request))
     reply = await svc.store.ingest(terminal_id, records)
     accepted = sum(r.status == "accepted" for r in reply.results)
     log.info("batch_ingested", terminal=terminal_id, records=len(records), accepted=accepted, high_seq=reply.high_seq)
@@ -115,12 +119,8 @@ async def sync_batch(request: web.Request) -> web.Response:
 
 async def _one_field(request: web.Request, what: str, name: str, pattern: str) -> str:
     """Read ``{"<name>": "..."}``; a bad body raises the problem the guard turns into 400/422."""
-    try:
-        body = json.loads(await request.read())
-    except ValueError as err:
-        raise web.HTTPBadRequest(text=f"body is not JSON: {err}") from err
     problems = Problems(what)
-    value = Fields(body, problems).text(name, pattern=pattern)
+    value = Fields(await _json(request), problems).text(name, pattern=pattern)
     problems.raise_if_any()
     return value
 
@@ -198,12 +198,8 @@ RESERVATION_TTL = 120.0  # seconds a hold lasts if the sale never arrives
 async def reserve(request: web.Request) -> web.Response:
     """Hold a member's points for a sale about to be made (two-phase: the sale record consumes it)."""
     svc = request.app[SERVICE]
-    try:
-        body = json.loads(await request.read())
-    except ValueError as err:
-        return problem(400, "bad-json", f"body is not JSON: {err}")
     problems = Problems("reservation")
-    f = Fields(body, problems)
+    f = Fields(await _json(request), problems)
     member_id, points = f.text("member_id", max_len=64), f.integer("points", minimum=1, maximum=10**9)
     txn_id, terminal_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}"), f.text("terminal_id", max_len=64)
     f.done()

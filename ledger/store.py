@@ -269,7 +269,9 @@ class LedgerStore:
             return None
         return f"coupon {instance} was already redeemed by {row[0]} at {row[1]}"
 
-    async def reserve(self, member_id: str, points: int, txn_id: str, terminal_id: str, ttl: float) -> str | None:
+    async def reserve(
+        self, member_id: str, points: int, txn_id: str, terminal_id: str, ttl_seconds: float
+    ) -> str | None:
         """Hold points of a member's balance; ``None`` when the balance (less other holds) is short."""
         now = time.time()
 
@@ -286,7 +288,7 @@ class LedgerStore:
             reservation = secrets.token_hex(12)
             conn.execute(
                 "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
-                (reservation, member_id, points, txn_id, terminal_id, now + ttl),
+                (reservation, member_id, points, txn_id, terminal_id, now + ttl_seconds),
             )
             conn.execute("COMMIT")
             return reservation

@@ -65,7 +65,8 @@ class TransactionJournal(JournalLookups):
         self.max_bytes = max_bytes
         self._writer = GroupCommitWriter(lambda: connect(self.path, max_bytes), sqlite_error, self._forget_head)
         self._head: tuple[int, bytes] | None = None  # (seq, hash) of the newest record; writer thread only
-        self._leases: dict[str, tuple[int, float]] = {}  # txn_id -> (seq, monotonic expiry); event loop only
+        # Touched on the event loop only.
+        self._leases: dict[str, tuple[int, float]] = {}  # txn_id -> (seq, expiry, monotonic seconds)
         self._reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posgw-journal-reader")
         self._reader: sqlite3.Connection | None = None
         self._opened = False
