@@ -198,11 +198,13 @@ class Checkout:
             raise MemberCodeUsedError("this member code was already used for a sale; ask for a fresh code")
         return match
 
-    async def refund(self, txn_id: str, wanted: dict[int, int] | None, idempotency_key: str) -> CompletedSale:
-        """Refund all or part of a sale made at this terminal, exactly (see gateway/refunds.py)."""
+    async def refund(
+        self, txn_id: str, wanted: dict[int, int] | None, idempotency_key: str, *, void: bool = False
+    ) -> CompletedSale:
+        """Refund all or part of a sale made at this terminal, or void it, exactly (see gateway/refunds.py)."""
         if self.draining:
             raise DrainingError("the gateway is shutting down and takes no refunds")
-        fingerprint = f"refund:{txn_id}"
+        fingerprint = f"{'void' if void else 'refund'}:{txn_id}"
         earlier_reply = await self.journal.replay(idempotency_key, fingerprint)
         if earlier_reply is not None:
             return CompletedSale(earlier_reply, True)
@@ -216,7 +218,7 @@ class Checkout:
                 await self.journal.refunds_of(txn_id),
                 wanted,
                 rulebook=self.directory.rulebook,
-                today=date.today(),
+                today=datetime.now(UTC).date(),  # records carry UTC times
                 draft_fields={
                     "txn_id": str(uuid7()),
                     "terminal_id": self.config.terminal.terminal_id,
@@ -224,6 +226,7 @@ class Checkout:
                     "created_at": utc_now(),
                     "offline": not self.sync.state.online,
                 },
+                void=void,
             )
             record, replayed = await self.journal.append(
                 draft, idempotency_key=idempotency_key, fingerprint=fingerprint

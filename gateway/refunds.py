@@ -48,10 +48,17 @@ def plan_refund(
     rulebook: Rulebook,
     today: date,
     draft_fields: dict[str, object],
+    void: bool = False,
 ) -> TransactionRecord:
-    """The refund record for ``wanted`` (line number from 1 → quantity; ``None`` = all that is left)."""
+    """The refund record for ``wanted`` (line number from 1 → quantity; ``None`` = all that is left).
+
+    A ``void`` cancels a sale of today in full, before any refund of it; it is
+    recorded as kind ``void`` and gives back exactly what a full refund would.
+    """
     if sale.kind != "sale":
-        raise ConflictError("only a sale can be refunded")
+        raise ConflictError("only a sale can be refunded or voided")
+    if void and (earlier or wanted is not None or sale.created_at[:10] != today.isoformat()):
+        raise ConflictError("only a sale of today with no refund yet can be voided; refund it instead")
     done = [0] * len(sale.lines)
     for refund in earlier:
         for line in refund.lines:
@@ -98,7 +105,7 @@ def plan_refund(
     total_due = sum(x.net for x in lines)
     return TransactionRecord(
         **draft_fields,  # type: ignore[arg-type]
-        kind="refund",
+        kind="void" if void else "refund",
         store_id=sale.store_id,
         merchant_id=sale.merchant_id,
         currency=sale.currency,

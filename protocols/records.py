@@ -15,7 +15,7 @@ from protocols.schema import Fields, Problems
 
 MAX_LINES = 500
 TENDER_KINDS = ("cash",)
-RECORD_KINDS = ("sale", "refund")
+RECORD_KINDS = ("sale", "refund", "void")
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 
 
@@ -169,5 +169,5 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "total_due is not total_gross − total_discount")
     if sum(t.amount for t in r.tenders) - r.change != r.total_due:
         f.problems.add(f.path, "tenders minus change do not equal total_due")
-    if (r.kind == "refund") != (r.refund_of is not None):
-        f.problems.add(f.path, "a refund names the sale it reverses (refund_of), and only a refund does")
+    if (r.kind in ("refund", "void")) != (r.refund_of is not None):
+        f.problems.add(f.path, "a refund or void names the sale it reverses (refund_of), and only they do")

@@ -168,6 +168,19 @@ async def refund(request: web.Request) -> web.Response:
     return web.json_response(sale_view(result.record, result.replayed), status=200 if result.replayed else 201)
 
 
+async def void(request: web.Request) -> web.Response:
+    """Void a sale of today in full: ``{"txn_id"}`` (a refund by another name, for the audit trail)."""
+    svc = request.app[SERVICES]
+    key = request.headers.get("Idempotency-Key", "")
+    f = await _body(request, "void")
+    txn_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}")
+    if not key:
+        f.problems.add("Idempotency-Key", "header is required on a void")
+    _finish(f)
+    result = await svc.checkout.refund(txn_id, None, key, void=True)
+    return web.json_response(sale_view(result.record, result.replayed), status=200 if result.replayed else 201)
+
+
 async def scan(request: web.Request) -> web.Response:
     """A code typed or pasted by the cashier, routed exactly like a scan."""
     svc = request.app[SERVICES]
@@ -225,5 +238,6 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/baskets/{basket_id}/complete", complete)
     app.router.add_post("/v1/scans", scan)
     app.router.add_post("/v1/refunds", refund)
+    app.router.add_post("/v1/voids", void)
     app.router.add_get("/v1/events", events)
     return app

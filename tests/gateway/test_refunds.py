@@ -106,3 +106,20 @@ def test_any_split_adds_up_to_the_sale(
     assert sum(r.points_returned for r in refunds) == s.points_redeemed
     assert [r.coupons_restored for r in refunds][-1] == ("C20:abc",)
     assert all(min(x.net for x in r.lines) >= 0 for r in refunds)
+
+
+def test_a_void_is_a_full_refund_of_a_sale_of_today_only() -> None:
+    s = sale([(1_000, 2, 100)], earned=3, redeemed=5)
+    fields: dict[str, object] = {
+        "txn_id": "01a20b44-d22e-7abc-8def-00000000000f",
+        "terminal_id": "T-1",
+        "seq": 0,
+        "created_at": "2026-11-24T02:00:00Z",
+        "offline": False,
+    }
+    v = plan_refund(s, [], None, rulebook=BOOK, today=TODAY, draft_fields=fields, void=True)
+    assert (v.kind, v.total_due, v.points_clawback, v.points_returned) == ("void", s.total_due, 3, 5)
+    with pytest.raises(ConflictError, match="refund it instead"):
+        plan_refund(s, [], None, rulebook=BOOK, today=date(2026, 11, 25), draft_fields=fields, void=True)
+    with pytest.raises(ConflictError, match="refund it instead"):
+        plan_refund(s, [], {1: 1}, rulebook=BOOK, today=TODAY, draft_fields=fields, void=True)
