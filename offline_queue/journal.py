@@ -215,13 +215,16 @@ class TransactionJournal(JournalLookups):
             conn.execute(
                 "INSERT INTO idempotency (key, fingerprint, txn_id) VALUES (?, ?, ?)", (key, fingerprint, draft.txn_id)
             )
-        conn.executemany(
-            "INSERT INTO redeemed_coupons (instance, txn_id) VALUES (?, ?)", [(c, draft.txn_id) for c in draft.coupons]
-        )
+        # Statements only when there is something to write: this is the sale's hot path.
+        if draft.coupons:
+            conn.executemany(
+                "INSERT INTO redeemed_coupons (instance, txn_id) VALUES (?, ?)",
+                [(c, draft.txn_id) for c in draft.coupons],
+            )
         if member_code is not None:
             conn.execute("INSERT INTO used_member_codes (nonce, txn_id) VALUES (?, ?)", (member_code, draft.txn_id))
-        # A full refund gives its coupons back: they may be redeemed again.
-        conn.executemany("DELETE FROM redeemed_coupons WHERE instance = ?", [(c,) for c in draft.coupons_restored])
+        if draft.coupons_restored:  # a full refund gives its coupons back: they may be redeemed again
+            conn.executemany("DELETE FROM redeemed_coupons WHERE instance = ?", [(c,) for c in draft.coupons_restored])
         record = dataclasses.replace(
             draft, seq=seq, prev_hash=prev_hash.hex(), hash=digest.hex(), signature=signature.hex()
         )
