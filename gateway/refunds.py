@@ -2,7 +2,8 @@
 
 Every unit of every line of the original sale gets a fixed share of the
 line's net, of the points it earned and of the points it spent, each by the
-largest-remainder method over the whole sale. A refund takes the next
+largest-remainder method over the whole sale (points only over the lines in
+categories that take benefits, as the rulebook in force names them). A refund takes the next
 unrefunded units of the lines asked for; so any set of partial refunds adds
 up, to the fen and the point, to a full refund. Coupons come back (if their
 definition is still valid) when the sale is refunded in full.
@@ -28,11 +29,13 @@ class _Unit:
     returned: int
 
 
-def _units(sale: TransactionRecord) -> list[_Unit]:
+def _units(sale: TransactionRecord, excluded: frozenset[str]) -> list[_Unit]:
     nets: list[tuple[int, int]] = []
     for i, line in enumerate(sale.lines):
         nets += [(i, n) for n in allocate(line.net, [1] * line.quantity)]
-    weights = [n for _, n in nets]
+    # Points were earned and spent only on lines that take benefits: an excluded
+    # category (gift cards…) carries no share of them.
+    weights = [0 if sale.lines[i].category in excluded else n for i, n in nets]
     if sum(weights) == 0:
         weights = [1] * len(nets)
     clawback = allocate(sale.points_earned, weights)
@@ -76,7 +79,7 @@ def plan_refund(
     if not any(wanted.values()):
         raise ConflictError("nothing is left to refund on this sale")
 
-    units = _units(sale)
+    units = _units(sale, rulebook.excluded_categories)
     lines, clawback, returned = [], 0, 0
     for number, quantity in sorted(wanted.items()):
         index = number - 1

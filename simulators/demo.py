@@ -175,7 +175,7 @@ async def run_demo(repo: Path) -> int:
         scanner.send(await member_coupon(ledger_url, tokens[2], "M0001", "C-20-OFF-200"), aim="]Q1")
         coupon = await pos.next_event("coupon")
         say(f"  scanned the member's coupon from the app → {coupon.get('name') or coupon['error']['message']}")
-        await sell(pos, basket["basket_id"])
+        first_sale = await sell(pos, basket["basket_id"])
         st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
         say(f"  synced: queue pending {st['journal']['pending']}, ledger holds seq ≤ {st['journal']['last_seq']}")
         say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
@@ -222,6 +222,22 @@ async def run_demo(repo: Path) -> int:
         await ledger.wait_healthy()
         st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0 and s["ledger"]["online"], within=60)
         say(f"  drained: pending {st['journal']['pending']}, synced this run {st['ledger']['synced_total']}")
+        say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
+
+        say("\n-- a customer brings back the birthday cake from sale 1")
+        sale = first_sale["record"]
+        refund = await pos.call(
+            "POST",
+            "/v1/refunds",
+            {"txn_id": sale["txn_id"], "lines": [{"line": 2, "quantity": 1}]},
+            {"Idempotency-Key": secrets.token_hex(8)},
+        )
+        rec = refund["record"]
+        say(
+            f"  refunded {format_cny(rec['total_due'])} in cash (what was paid for it, after its discounts);"
+            f" {rec['points_clawback']} point(s) taken back; journaled as seq {rec['seq']}"
+        )
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
         say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
 
         await pos.close()
