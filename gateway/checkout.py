@@ -21,17 +21,14 @@ from gateway.coupons import HeldCoupon, check_coupon, hold
 from gateway.errors import (
     ConflictError,
     DrainingError,
-    LedgerError,
-    LedgerRefusedError,
     NotFoundError,
-    PointsRefusedError,
-    RiskLimitError,
     RulesUnavailableError,
     TenderError,
 )
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory, check_active, resolve
+from gateway.points import PointsSpending
 from gateway.pricing import PricedBasket, price
 from gateway.refunds import plan_refund
 from gateway.sync import SyncWorker, utc_now
@@ -74,6 +71,7 @@ class Checkout:
         self.sync = sync
         self.limits = limits
         self.client = client
+        self.points = PointsSpending(config.terminal.terminal_id, directory, journal, sync, client)
         self.draining = False
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -104,69 +102,8 @@ class Checkout:
             points_balance=basket.points_available,
         )
 
-    async def _reserve(self, basket: Basket, points: int, txn_id: str) -> str | None:
-        """Online, hold the points at the ledger first; unreachable, the offline risk limits decide."""
-        assert basket.member is not None
-        if self.sync.state.online:
-            try:
-                return await self.client.reserve_points(
-                    basket.member.member.member_id, points, txn_id, self.config.terminal.terminal_id
-                )
-            except LedgerRefusedError as err:
-                raise PointsRefusedError(f"the ledger refused the points: {err}") from err
-            except LedgerError as err:
-                self.sync.set_online(False, str(err))
-        await self.check_offline_spending(basket, points)
-        return None
-
-    async def check_offline_spending(self, basket: Basket, points: int) -> None:
-        """Online, the ledger is the judge; offline, the rulebook's risk limits are."""
-        if self.sync.state.online or basket.member is None:
-            return
-        risk = self.directory.rulebook.risk
-        member_id = basket.member.member.member_id
-        if points > risk.max_points_per_sale:
-            raise RiskLimitError(f"offline, at most {risk.max_points_per_sale} points may be spent on one sale")
-        last = self.sync.state.last_contact
-        if last is None or time.time() - last > risk.max_offline_hours * 3600:
-            raise RiskLimitError(
-                f"the ledger has been out of reach for over {risk.max_offline_hours:g} h: "
-                "no points may be spent until it is back"
-            )
-        snapshot = datetime.fromisoformat(self.directory.loaded_at.replace("Z", "+00:00"))
-        if (datetime.now(UTC) - snapshot).total_seconds() > risk.max_snapshot_hours * 3600:
-            raise RiskLimitError(
-                f"the member list here is over {risk.max_snapshot_hours:g} h old: points cannot "
-                "be spent until it is refreshed (discounts still apply)"
-            )
-        spent, sales = await self.journal.offline_spending(member_id)
-        if spent + points > risk.max_member_points:
-            raise RiskLimitError(
-                f"offline, this member may spend {max(0, risk.max_member_points - spent)} more points at this till"
-            )
-        if sales + 1 > risk.max_member_sales:
-            raise RiskLimitError(f"offline, this member may spend points on at most {risk.max_member_sales} sales")
-
-    async def _refresh_points(self, basket: Basket) -> None:
-        """The member's balance: the snapshot's, less what this terminal spent since it was taken."""
-        if basket.member is None:
-            basket.points_available = 0
-            return
-        member = basket.member.member
-        spent = await self.journal.points_spent_since(member.member_id, self.directory.loaded_at)
-        basket.points_available = max(0, member.points - spent)
-
     async def redeem_points(self, basket: Basket, points: int) -> None:
-        """Ask to pay part of the bill with points (priced by the offset rule)."""
-        basket.require_open()
-        if basket.member is None:
-            raise ConflictError("identify the member before spending points")
-        if basket.member.weak and points:
-            raise ConflictError("a card read by its UID alone may not spend points; ask for the app's member code")
-        await self._refresh_points(basket)
-        if points:
-            await self.check_offline_spending(basket, min(points, basket.points_available))
-        basket.points_to_redeem = points
+        await self.points.redeem(basket, points)
 
     async def add_coupon(self, basket: Basket, token: str) -> HeldCoupon:
         basket.require_open()
@@ -174,7 +111,7 @@ class Checkout:
             token, self.directory, self.journal, now=int(time.time()), leeway=self.config.token_leeway
         )
         hold(basket.coupons, coupon, basket.member.member.member_id if basket.member else None)
-        await self._refresh_points(basket)  # an exchange coupon spends points
+        await self.points.refresh(basket)  # an exchange coupon spends points
         self.hub.publish("basket", basket_id=basket.basket_id, coupon=coupon.definition.coupon_id)
         return coupon
 
@@ -281,7 +218,9 @@ class Checkout:
         priced = self.price(basket)
         change = _settle(priced.total_due, tenders)
         txn_id = str(uuid7())
-        reservation = await self._reserve(basket, priced.points_redeemed, txn_id) if priced.points_redeemed else None
+        reservation = (
+            await self.points.reserve(basket, priced.points_redeemed, txn_id) if priced.points_redeemed else None
+        )
         if any(t.kind != "cash" for t in tenders) and (breaches := self.limits.breaches(await self.journal.stats())):
             raise JournalLimitError(f"non-cash payment refused: {'; '.join(breaches)}. Take cash, call store IT")
         term = self.config.terminal
