@@ -338,9 +338,3 @@ class LedgerStore:
             return [json.loads(body) for (body,) in rows]
 
         return await self._run(records)
-
-    async def transaction_count(self) -> int:
-        def count(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
-
-        return await self._run(count)
