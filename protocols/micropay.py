@@ -1,0 +1,142 @@
+"""The "micropay" (scan-to-pay) state machine, as the Chinese wallets define it, sans I/O.
+
+The cashier scans the customer's payment code; the terminal asks the
+provider to pay. The answer is a success, a failure, "user paying" (the
+customer is typing a password), or nothing at all (a timeout, a dead network,
+a 500): that last one is *unknown*, never a failure, because the money may
+have moved. While the outcome is open the terminal polls ``query`` with
+backoff until the provider says something final or the deadline passes; then
+it reverses (cancels), which the provider applies whether or not the payment
+arrived. A payment is therefore always one of: paid, declined (nothing
+charged), reversed (nothing charged), or, if even reversing keeps failing,
+``attention`` — the cashier and the operator are told that money may be held
+and must be settled by hand. Nothing is ever silently dropped.
+
+The flow holds no clock and does no I/O: the caller tells it the time and
+what the provider answered, and asks what to do next.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from protocols.errors import FinalError
+
+
+class MicropayError(FinalError):
+    code = "micropay-state"
+
+
+class Answer(enum.StrEnum):
+    """What a provider call came back with."""
+
+    SUCCESS = "success"
+    FAILED = "failed"  # a final refusal: nothing was charged
+    USER_PAYING = "user_paying"
+    NOT_FOUND = "not_found"  # query only: the provider has no such payment (yet)
+    UNKNOWN = "unknown"  # timeout, network error, 5xx, garbage
+
+
+class Step(enum.StrEnum):
+    PAY = "pay"
+    QUERY = "query"
+    REVERSE = "reverse"
+    DONE = "done"
+
+
+class Outcome(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    DECLINED = "declined"
+    REVERSED = "reversed"
+    ATTENTION = "attention"  # reversal kept failing: money may be held; settle by hand
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    step: Step
+    at: float  # when to do it (the caller's clock)
+
+
+POLL_DELAYS = (1.0, 2.0, 3.0, 5.0)  # then every 5 s until the deadline
+
+
+@dataclass
+class MicropayFlow:
+    """One payment's life. Feed it answers; it says what to do next."""
+
+    started: float
+    deadline: float = 30.0  # seconds after ``started`` to stop waiting and reverse
+    max_reversals: int = 5
+    outcome: Outcome = Outcome.PENDING
+    history: list[tuple[float, str]] = field(default_factory=list)
+    _next: Action | None = None
+    _polls: int = 0
+    _reversals: int = 0
+
+    def __post_init__(self) -> None:
+        self._next = Action(Step.PAY, self.started)
+
+    def next_action(self) -> Action:
+        if self.outcome is not Outcome.PENDING:
+            return Action(Step.DONE, self.history[-1][0] if self.history else self.started)
+        assert self._next is not None
+        return self._next
+
+    def _note(self, now: float, what: str) -> None:
+        self.history.append((now, what))
+
+    def _expect(self, step: Step) -> None:
+        current = self.next_action().step
+        if current is not step:
+            raise MicropayError(f"got a {step} answer while the flow expects {current}")
+
+    def _poll_or_reverse(self, now: float) -> None:
+        if now >= self.started + self.deadline:
+            self._next = Action(Step.REVERSE, now)
+            return
+        delay = POLL_DELAYS[min(self._polls, len(POLL_DELAYS) - 1)]
+        self._polls += 1
+        self._next = Action(Step.QUERY, min(now + delay, self.started + self.deadline))
+
+    def on_pay(self, answer: Answer, now: float) -> None:
+        self._expect(Step.PAY)
+        self._note(now, f"pay: {answer}")
+        if answer is Answer.SUCCESS:
+            self.outcome = Outcome.PAID
+        elif answer is Answer.FAILED:
+            self.outcome = Outcome.DECLINED
+        elif answer is Answer.NOT_FOUND:
+            raise MicropayError("a pay call cannot answer not_found")
+        else:  # user paying, or no answer: the money may be moving
+            self._poll_or_reverse(now)
+
+    def on_query(self, answer: Answer, now: float) -> None:
+        self._expect(Step.QUERY)
+        self._note(now, f"query: {answer}")
+        if answer is Answer.SUCCESS:
+            self.outcome = Outcome.PAID
+        elif answer is Answer.FAILED:
+            self.outcome = Outcome.DECLINED
+        else:  # still paying, not there yet, or no answer
+            self._poll_or_reverse(now)
+
+    def on_reverse(self, answer: Answer, now: float) -> None:
+        """``SUCCESS``: cancelled (nothing charged, or refunded by the provider)."""
+        self._expect(Step.REVERSE)
+        self._note(now, f"reverse: {answer}")
+        self._reversals += 1
+        if answer is Answer.SUCCESS:
+            self.outcome = Outcome.REVERSED
+        elif self._reversals >= self.max_reversals:
+            self.outcome = Outcome.ATTENTION
+        else:
+            self._next = Action(Step.REVERSE, now + min(2.0**self._reversals, 30.0))
+
+    def on_restart(self, now: float) -> None:
+        """The terminal restarted mid-payment: find out by query, then carry on as usual."""
+        if self.outcome is Outcome.PENDING and self.next_action().step is Step.PAY:
+            # The pay request may or may not have left; querying is always safe.
+            self._next = Action(Step.QUERY, now)
+        self._note(now, "restart")
