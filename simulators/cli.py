@@ -17,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from aiohttp import web
+
+from simulators.acquirer import build_app as build_acquirer
 from simulators.demo import main as demo_main
 from simulators.scanner import PtyScanner
 from simulators.vcard import MODES, VPCD_PORT, VirtualCard, load_issuer_key, make_applet
@@ -115,12 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     cd.add_argument("--uid", help="contactless UID in hex (default: random, 7 bytes)")
     cd.add_argument("--port", type=int, default=VPCD_PORT, help="vpcd reader port (35963 first reader, 35964 second)")
     cd.add_argument("--stdin", action="store_true", help="read insert / remove / quit from standard input")
+    aq = sub.add_parser("acquirer", help="a scan-to-pay provider over HTTP with scripted outcomes")
+    aq.add_argument("--port", type=int, default=8790)
     sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner, card) on this machine")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo_main()
     if args.command == "card":
         return _card(args)
+    if args.command == "acquirer":
+        print(
+            f"acquirer on 127.0.0.1:{args.port}; outcomes by the code's last two digits (see --help)", file=sys.stderr
+        )
+        web.run_app(build_acquirer(), host="127.0.0.1", port=args.port, print=None)
+        return 0
     return _scanner(args)
 
 
