@@ -101,25 +101,21 @@ class MicropayFlow:
         self._next = Action(Step.QUERY, min(now + delay, self.started + self.deadline))
 
     def on_pay(self, answer: Answer, now: float) -> None:
-        self._expect(Step.PAY)
-        self._note(now, f"pay: {answer}")
-        if answer is Answer.SUCCESS:
-            self.outcome = Outcome.PAID
-        elif answer is Answer.FAILED:
-            self.outcome = Outcome.DECLINED
-        elif answer is Answer.NOT_FOUND:
+        if answer is Answer.NOT_FOUND:
             raise MicropayError("a pay call cannot answer not_found")
-        else:  # user paying, or no answer: the money may be moving
-            self._poll_or_reverse(now)
+        self._answer(Step.PAY, answer, now)
 
     def on_query(self, answer: Answer, now: float) -> None:
-        self._expect(Step.QUERY)
-        self._note(now, f"query: {answer}")
+        self._answer(Step.QUERY, answer, now)
+
+    def _answer(self, step: Step, answer: Answer, now: float) -> None:
+        self._expect(step)
+        self._note(now, f"{step}: {answer}")
         if answer is Answer.SUCCESS:
             self.outcome = Outcome.PAID
         elif answer is Answer.FAILED:
             self.outcome = Outcome.DECLINED
-        else:  # still paying, not there yet, or no answer
+        else:  # user paying, not there yet, or no answer: the money may be moving
             self._poll_or_reverse(now)
 
     def on_reverse(self, answer: Answer, now: float) -> None:

@@ -41,7 +41,7 @@ class MicropayClient:
         code: str,
         amount: int,
         *,
-        deadline: float = 30.0,
+        deadline: float = 30.0,  # seconds before the payment is reversed
         report: Callable[[str, str], None] = lambda step, answer: None,
         flow: MicropayFlow | None = None,
     ) -> MicropayFlow:
