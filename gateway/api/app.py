@@ -11,6 +11,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, sale_view
+from gateway.checkout import CompletedSale
 from gateway.errors import BadRequestError, UnauthorizedError
 from gateway.services import Services
 from protocols.records import Tender
@@ -127,9 +128,23 @@ async def redeem_points(request: web.Request) -> web.Response:
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 
+def _idempotency_key(request: web.Request, f: Fields, what: str) -> str:
+    """The ``Idempotency-Key`` header every money-moving request needs; problems go with the body's."""
+    key = request.headers.get("Idempotency-Key", "")
+    if not key:
+        f.problems.add("Idempotency-Key", f"header is required on {what}")
+    else:
+        Fields({"Idempotency-Key": key}, f.problems).text("Idempotency-Key", pattern=KEY_PATTERN)
+    return key
+
+
+def _sale_response(sale: CompletedSale) -> web.Response:
+    """201 for a new record, 200 for the same answer to a retried request."""
+    return web.json_response(sale_view(sale.record, sale.replayed), status=200 if sale.replayed else 201)
+
+
 async def complete(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
-    key = request.headers.get("Idempotency-Key", "")
     basket_id = request.match_info["basket_id"]
     f = await _body(request, "completion")
     tenders = []
@@ -137,22 +152,18 @@ async def complete(request: web.Request) -> web.Response:
         tenders.append(Tender(tf.text("kind", choices=("cash",)), tf.integer("amount", minimum=0, maximum=10**10)))
         tf.done()
     phone = f.optional_text("receipt_phone", pattern=r"1[3-9][0-9]{9}")
-    if not key:
-        f.problems.add("Idempotency-Key", "header is required on completion")
-    else:
-        Fields({"Idempotency-Key": key}, f.problems).text("Idempotency-Key", pattern=KEY_PATTERN)
+    key = _idempotency_key(request, f, "completion")
     _finish(f)
     sale = await svc.checkout.replay(basket_id, key)
     if sale is None:
         personal = {"receipt_phone": phone} if phone else None
         sale = await svc.checkout.complete(svc.baskets.get(basket_id), tenders, key, personal)
-    return web.json_response(sale_view(sale.record, sale.replayed), status=200 if sale.replayed else 201)
+    return _sale_response(sale)
 
 
 async def refund(request: web.Request) -> web.Response:
     """Refund a sale made here: ``{"txn_id", "lines"?: [{"line": n, "quantity": k}]}``; no lines = all that is left."""
     svc = request.app[SERVICES]
-    key = request.headers.get("Idempotency-Key", "")
     f = await _body(request, "refund")
     txn_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}")
     wanted: dict[int, int] | None = None
@@ -161,24 +172,19 @@ async def refund(request: web.Request) -> web.Response:
         for lf in f.tables("lines", max_items=500):
             wanted[lf.integer("line", minimum=1, maximum=500)] = lf.integer("quantity", minimum=1, maximum=100_000)
             lf.done()
-    if not key:
-        f.problems.add("Idempotency-Key", "header is required on a refund")
+    key = _idempotency_key(request, f, "a refund")
     _finish(f)
-    result = await svc.checkout.refund(txn_id, wanted, key)
-    return web.json_response(sale_view(result.record, result.replayed), status=200 if result.replayed else 201)
+    return _sale_response(await svc.checkout.refund(txn_id, wanted, key))
 
 
 async def void(request: web.Request) -> web.Response:
     """Void a sale of today in full: ``{"txn_id"}`` (a refund by another name, for the audit trail)."""
     svc = request.app[SERVICES]
-    key = request.headers.get("Idempotency-Key", "")
     f = await _body(request, "void")
     txn_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}")
-    if not key:
-        f.problems.add("Idempotency-Key", "header is required on a void")
+    key = _idempotency_key(request, f, "a void")
     _finish(f)
-    result = await svc.checkout.refund(txn_id, None, key, void=True)
-    return web.json_response(sale_view(result.record, result.replayed), status=200 if result.replayed else 201)
+    return _sale_response(await svc.checkout.refund(txn_id, None, key, void=True))
 
 
 async def scan(request: web.Request) -> web.Response:
