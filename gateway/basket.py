@@ -98,13 +98,6 @@ class BasketStore:
             raise NotFoundError(f"no basket {basket_id}")
         return basket
 
-    def drop(self, basket_id: str) -> None:
-        basket = self.get(basket_id)
-        basket.require_open()
-        del self._baskets[basket_id]
-        if self.active_id == basket_id:
-            self.active_id = None
-
     def active(self) -> Basket | None:
         basket = self._baskets.get(self.active_id or "")
         return basket if basket is not None and basket.state is BasketState.OPEN else None

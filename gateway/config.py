@@ -77,6 +77,8 @@ class GatewayConfig:
     state_dir: Path
     devices: tuple[DeviceConfig, ...]
     journal: JournalConfig = JournalConfig()
+    # Plugins that tried to take a built-in driver's name: refused, reported at start.
+    refused_plugins: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "auto"
     token_leeway: int = 5
@@ -201,6 +203,7 @@ def parse_config(
     base_dir: Path | None = None,
 ) -> GatewayConfig:
     env = dict(os.environ) if env is None else env
+    registry = registry or DriverRegistry.discover()
     problems = Problems(source)
     root = Fields(data, problems, base_dir=str(base_dir) if base_dir else "")
     tf = root.table("terminal", required=True)
@@ -225,11 +228,12 @@ def parse_config(
         api=_read_api(root.table("api"), env),
         ledger=_read_ledger(root.table("ledger", required=True), env),
         state_dir=state_dir,
-        devices=_read_devices(root, registry or DriverRegistry.discover()),
+        devices=_read_devices(root, registry),
         journal=_read_journal(root.table("journal"), env),
         log_level=log_level,
         log_format=log_format,
         token_leeway=token_leeway,
+        refused_plugins=tuple(registry.refused.values()),
     )
     root.done()
     problems.raise_if_any()

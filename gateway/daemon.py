@@ -51,6 +51,8 @@ class Gateway:
                 devices=[d.name for d in self.config.devices],
                 members_cached=len(svc.directory.members or {}),
             )
+            for why in self.config.refused_plugins:
+                log.warning("driver_plugin_refused", reason=why)
             async with asyncio.TaskGroup() as tg:
                 workers = [
                     tg.create_task(svc.sync.run(), name="sync"),

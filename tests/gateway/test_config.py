@@ -64,3 +64,19 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "devices[1].options.speed: unknown key",
         "extra: unknown key",
     ]
+
+
+def test_a_plugin_shadowing_a_builtin_driver_is_recorded_for_the_start_log() -> None:
+    from importlib.metadata import EntryPoint
+
+    from drivers.registry import DriverRegistry
+
+    shadow = EntryPoint("serial-scanner", "acme.scanner:Scanner", "posgw.drivers")
+    data = {
+        "terminal": {"id": "T1", "store_id": "S1", "merchant_id": "M1"},
+        "ledger": {"url": "http://x:1"},
+        "devices": [{"name": "s", "driver": "serial-scanner", "options": {"port": "/dev/ttyUSB0"}}],
+    }
+    config = parse_config(data, "t", env=ENV, registry=DriverRegistry.discover([shadow]))
+    assert config.devices[0].device.__class__.__name__ == "SerialScanner"  # the built-in still serves
+    assert config.refused_plugins == ("acme.scanner:Scanner tried to replace the built-in 'serial-scanner' driver",)
