@@ -303,8 +303,8 @@ class Checkout:
         """Tell the till how much waits to be synced, and alert when a limit is passed."""
         await asyncio.sleep(0.05)  # let a burst of sales share one report
         try:
-            status = await self.sync.journal_status()
             stats = await self.journal.stats()
+            status = await self.sync.journal_status(stats)
         except GatewayError as err:  # the journal is closing; the next sale reports again
             log.debug("journal_report_skipped", error=str(err))
             return

@@ -22,6 +22,7 @@ from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory
 from offline_queue.journal import TransactionJournal
+from offline_queue.rows import JournalStats
 from protocols.backoff import Backoff
 from protocols.errors import GatewayError
 
@@ -61,8 +62,9 @@ class SyncWorker:
     def kick(self) -> None:
         self._kick.set()
 
-    async def journal_status(self) -> dict[str, Any]:
-        stats = await self.journal.stats()
+    async def journal_status(self, stats: JournalStats | None = None) -> dict[str, Any]:
+        """The ``journal`` event's fields (from ``stats`` when the caller already has them)."""
+        stats = stats or await self.journal.stats()
         return {
             "pending": stats.pending,
             "pending_amount": stats.pending_amount,
