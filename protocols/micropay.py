@@ -36,6 +36,9 @@ class Answer(enum.StrEnum):
     USER_PAYING = "user_paying"
     NOT_FOUND = "not_found"  # query only: the provider has no such payment (yet)
     UNKNOWN = "unknown"  # timeout, network error, 5xx, garbage
+    # No connection could be made: the request never left the terminal. On pay,
+    # nothing can have been charged, so the cashier hears "no network" at once.
+    UNREACHABLE = "unreachable"
 
 
 class Step(enum.StrEnum):
@@ -50,6 +53,7 @@ class Outcome(enum.StrEnum):
     PAID = "paid"
     DECLINED = "declined"
     REVERSED = "reversed"
+    UNREACHABLE = "unreachable"  # the provider could not be reached to pay: nothing charged
     ATTENTION = "attention"  # reversal kept failing: money may be held; settle by hand
 
 
@@ -78,6 +82,14 @@ class MicropayFlow:
     def __post_init__(self) -> None:
         self._next = Action(Step.PAY, self.started)
 
+    @classmethod
+    def paid(cls, now: float, deadline: float = 30.0) -> MicropayFlow:
+        """A payment already known to be paid (from the journal), ready to be unwound."""
+        flow = cls(now, deadline=deadline)
+        flow.outcome = Outcome.PAID
+        flow._note(now, "paid")
+        return flow
+
     def next_action(self) -> Action:
         if self.outcome is not Outcome.PENDING:
             return Action(Step.DONE, self.history[-1][0] if self.history else self.started)
@@ -103,6 +115,11 @@ class MicropayFlow:
     def on_pay(self, answer: Answer, now: float) -> None:
         if answer is Answer.NOT_FOUND:
             raise MicropayError("a pay call cannot answer not_found")
+        if answer is Answer.UNREACHABLE:
+            self._expect(Step.PAY)
+            self._note(now, f"pay: {answer}")
+            self.outcome = Outcome.UNREACHABLE
+            return
         self._answer(Step.PAY, answer, now)
 
     def on_query(self, answer: Answer, now: float) -> None:
@@ -117,6 +134,14 @@ class MicropayFlow:
             self.outcome = Outcome.DECLINED
         else:  # user paying, not there yet, or no answer: the money may be moving
             self._poll_or_reverse(now)
+
+    def unwind(self, now: float) -> None:
+        """Give a paid payment back (its sale will not be made): reverse it, with the usual retries."""
+        if self.outcome is not Outcome.PAID:
+            raise MicropayError(f"only a paid payment is unwound, not a {self.outcome} one")
+        self.outcome, self._reversals = Outcome.PENDING, 0
+        self._next = Action(Step.REVERSE, now)
+        self._note(now, "unwind")
 
     def on_reverse(self, answer: Answer, now: float) -> None:
         """``SUCCESS``: cancelled (nothing charged, or refunded by the provider)."""

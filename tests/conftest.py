@@ -7,8 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from simulators.acquirer import Acquirer
+from simulators.acquirer import build_app as build_acquirer
+from simulators.processes import free_port
 from simulators.scanner import PtyScanner
 from simulators.vcard import VirtualCard
 from tests.harness import LedgerHandle
@@ -57,3 +61,15 @@ def cards() -> Iterator[list[VirtualCard]]:
         card.remove()
     if made and vpcd_listening():
         wait_readers_empty()
+
+
+@pytest.fixture
+async def acquirer() -> AsyncIterator[tuple[str, Acquirer]]:
+    """The scan-to-pay acquirer simulator over real HTTP on a free port, and its books."""
+    books = Acquirer()
+    runner = web.AppRunner(build_acquirer(books), shutdown_timeout=1.0)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", books
+    await runner.cleanup()

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 
 import pytest
-from aiohttp import web
 
-from gateway.payments.micropay_client import MicropayClient
-from protocols.micropay import Outcome
-from simulators.acquirer import Acquirer, build_app
+from gateway.payments.micropay_http import MicropayHttpProvider
+from gateway.payments.runner import run_flow
+from protocols.micropay import Answer, MicropayFlow, Outcome, Step
+from simulators.acquirer import Acquirer
 from simulators.processes import free_port
-
-
-@pytest.fixture
-async def acquirer() -> AsyncIterator[tuple[str, Acquirer]]:
-    books = Acquirer()
-    runner = web.AppRunner(build_app(books), shutdown_timeout=1.0)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", books
-    await runner.cleanup()
 
 
 @pytest.mark.parametrize(
@@ -42,19 +31,32 @@ async def test_every_scripted_outcome_ends_with_the_books_agreeing(
 ) -> None:
     url, books = acquirer
     steps: list[tuple[str, str]] = []
-    client = MicropayClient(url, timeout=1.0)
-    flow = await client.pay(
+    provider = MicropayHttpProvider("wechat", url, timeout_seconds=1.0)
+    flow = MicropayFlow(asyncio.get_running_loop().time(), deadline=5.0)
+    await run_flow(
+        provider,
         f"ref-{script}",
         f"1345678901234567{script}",
         2_500,
-        deadline=5.0,
-        report=lambda step, answer: steps.append((step, answer)),
+        flow,
+        report=lambda step, answer: steps.append((step.value, answer.value)),
     )
+    await provider.close()
+    steps.append(("outcome", flow.outcome.value))
     assert flow.outcome is outcome, steps
     entry = books.books().get(f"ref-{script}")
     assert (entry or {}).get("state") == state
     if entry is not None:
         assert entry["charges"] <= 1  # never charged twice
-    assert steps[-1] == ("outcome", outcome.value)  # the cashier is told how it ended
     if script in ("03", "04", "06"):
         assert steps[0][1] == "unknown"  # a timeout, a 500, a lost answer: unknown, never "failed"
+
+
+async def test_a_provider_that_cannot_be_reached_is_known_at_once_and_charges_nothing() -> None:
+    provider = MicropayHttpProvider("wechat", f"http://127.0.0.1:{free_port()}", timeout_seconds=1.0)
+    flow = MicropayFlow(asyncio.get_running_loop().time())
+    steps: list[tuple[Step, Answer]] = []
+    await run_flow(provider, "ref-x", "134567890123456700", 100, flow, lambda s, a: steps.append((s, a)))
+    await provider.close()
+    assert flow.outcome is Outcome.UNREACHABLE
+    assert steps == [(Step.PAY, Answer.UNREACHABLE)]  # no query, no waiting: the request never left

@@ -1,0 +1,53 @@
+"""The built-in scan-to-pay provider: the micropay calls as JSON over HTTP.
+
+``POST {url}/pay|query|reverse`` with ``{"ref", "code", "amount"}``, answered
+``{"result": "success" | "failed" | "user_paying" | "not_found"}`` (the
+acquirer simulator speaks it). A connection that cannot be made at all is
+``UNREACHABLE`` (the request never left); a timeout, a reset, a 5xx or a body
+that is not the protocol is ``UNKNOWN``: the money may have moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from protocols.micropay import Answer, Step
+from protocols.schema import Fields
+
+_ANSWERS = {a.value: a for a in (Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.NOT_FOUND)}
+
+
+class MicropayHttpProvider:
+    def __init__(self, name: str, url: str, timeout_seconds: float = 5.0) -> None:
+        self.name = name
+        self.url = url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._http: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_options(cls, name: str, options: Fields) -> MicropayHttpProvider:
+        url = options.text("url", pattern=r"https?://[^\s]+")
+        timeout = options.number("timeout", 5.0, minimum=0.1, maximum=60.0)
+        return cls(name, url, timeout)
+
+    async def call(self, step: Step, ref: str, code: str, amount: int) -> Answer:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=self.timeout)
+        body: dict[str, Any] = {"ref": ref, "code": code, "amount": amount}
+        try:
+            async with self._http.post(f"{self.url}/{step.value}", json=body) as resp:
+                if resp.status != 200:
+                    return Answer.UNKNOWN
+                data = await resp.json(content_type=None)
+        except aiohttp.ClientConnectorError:
+            return Answer.UNREACHABLE  # no connection was made: nothing was sent
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return Answer.UNKNOWN
+        result = data.get("result") if isinstance(data, dict) else None
+        return _ANSWERS.get(str(result), Answer.UNKNOWN)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()

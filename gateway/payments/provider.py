@@ -1,0 +1,49 @@
+"""Payment providers: what a wallet's scan-to-pay service looks like to the gateway.
+
+A provider answers the three micropay calls for one wallet. Providers are
+plugins, like drivers: built-ins here, others from the ``posgw.payments``
+entry points, each built from its ``[[payments.providers]]`` options.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+from typing import Protocol, cast
+
+from drivers.registry import PluginRegistry
+from protocols.micropay import Answer, Step
+from protocols.schema import Fields
+
+GROUP = "posgw.payments"
+WALLETS = ("wechat", "alipay")  # scan-to-pay wallets, as protocols.codes.payment_provider names them
+WALLET_NAMES = {"wechat": "WeChat Pay", "alipay": "Alipay"}
+BUILTIN: dict[str, str] = {
+    "micropay-http": "gateway.payments.micropay_http:MicropayHttpProvider",
+}
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def call(self, step: Step, ref: str, code: str, amount: int) -> Answer:
+        """One provider call; anything but an explicit answer is ``UNKNOWN`` (or ``UNREACHABLE``)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ProviderClass(Protocol):
+    @classmethod
+    def from_options(cls, name: str, options: Fields) -> PaymentProvider: ...
+
+
+class ProviderRegistry(PluginRegistry):
+    __slots__ = ()
+
+    @classmethod
+    def discover(cls, extra: list[EntryPoint] | None = None) -> ProviderRegistry:
+        found = PluginRegistry.scan("payment provider", GROUP, BUILTIN, extra or [])
+        return cls(found.kind, found.targets, found.refused)
+
+    def load(self, name: str) -> ProviderClass:
+        return cast("ProviderClass", self.load_object(name))

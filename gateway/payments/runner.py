@@ -1,0 +1,35 @@
+"""Drive one payment's micropay flow against its provider, reporting every step."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from gateway.payments.provider import PaymentProvider
+from protocols.micropay import Answer, MicropayFlow, Step
+
+
+async def run_flow(
+    provider: PaymentProvider,
+    ref: str,
+    code: str,
+    amount: int,
+    flow: MicropayFlow,
+    report: Callable[[Step, Answer], None] = lambda step, answer: None,
+) -> MicropayFlow:
+    """Until the flow is paid, declined, unreachable, reversed or needs attention."""
+    loop = asyncio.get_running_loop()
+    while (action := flow.next_action()).step is not Step.DONE:
+        delay = action.at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        answer = await provider.call(action.step, ref, code, amount)
+        now = loop.time()
+        report(action.step, answer)
+        if action.step is Step.PAY:
+            flow.on_pay(answer if answer is not Answer.NOT_FOUND else Answer.UNKNOWN, now)
+        elif action.step is Step.QUERY:
+            flow.on_query(answer, now)
+        else:
+            flow.on_reverse(answer, now)
+    return flow
