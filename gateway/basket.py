@@ -19,6 +19,8 @@ from protocols.rulebook import MemberEntry
 
 if TYPE_CHECKING:
     from gateway.coupons import HeldCoupon
+    from gateway.pricing import PricedBasket
+    from offline_queue.payments import PaymentIntent
 
 MAX_OPEN_BASKETS = 64
 MAX_LINES = 500
@@ -27,6 +29,7 @@ MAX_LINES = 500
 class BasketState(enum.StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"  # given up; any payment taken was given back
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +65,22 @@ class Basket:
     coupons: list[HeldCoupon] = field(default_factory=list)
     points_to_redeem: int = 0
     points_available: int = 0  # the member's balance as this terminal knows it, when points were asked for
+    payments: list[PaymentIntent] = field(default_factory=list)  # scan-to-pay attempts, newest last
+    frozen: PricedBasket | None = None  # the price payments were taken against
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def require_open(self) -> None:
+        """The basket may still change: open, and no payment taken against its total."""
         if self.state is not BasketState.OPEN:
             raise ConflictError(f"basket {self.basket_id} is {self.state}; start a new basket")
+        if self.payments_held():
+            raise ConflictError(
+                "a payment was taken for this basket: complete it, or cancel it to give the payment back"
+            )
+
+    def payments_held(self) -> list[PaymentIntent]:
+        """Payments paid or still running: they count toward the bill."""
+        return [p for p in self.payments if p.state in ("pending", "paid")]
 
     def add_line(self, sku: str, name: str, category: str, quantity: int, unit_price: int) -> BasketLine:
         self.require_open()
@@ -105,6 +119,6 @@ class BasketStore:
     def _forget_completed(self) -> None:
         # Completed baskets stay briefly so a retried completion can be answered
         # from memory; the journal answers after that.
-        done = [b for b in self._baskets.values() if b.state is BasketState.COMPLETED]
+        done = [b for b in self._baskets.values() if b.state is not BasketState.OPEN]
         for basket in done[:-16]:
             del self._baskets[basket.basket_id]

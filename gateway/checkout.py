@@ -28,6 +28,7 @@ from gateway.errors import (
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory, check_active, resolve
+from gateway.payments.desk import PaymentDesk
 from gateway.points import PointsSpending
 from gateway.pricing import PricedBasket, price
 from gateway.refunds import plan_refund
@@ -35,7 +36,8 @@ from gateway.sync import SyncWorker, utc_now
 from offline_queue.errors import MemberCodeUsedError
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
-from offline_queue.limits import JournalLimitError, JournalLimits
+from offline_queue.limits import JournalLimits
+from offline_queue.payments import PaymentIntent
 from protocols.errors import GatewayError
 from protocols.money import format_cny
 from protocols.phone import phone_identifier
@@ -62,8 +64,10 @@ class Checkout:
         sync: SyncWorker,
         limits: JournalLimits,
         client: LedgerClient,
+        desk: PaymentDesk,
     ) -> None:
         self.config = config
+        self.desk = desk
         self.baskets = baskets
         self.directory = directory
         self.journal = journal
@@ -91,6 +95,9 @@ class Checkout:
         return basket
 
     def price(self, basket: Basket) -> PricedBasket:
+        """The basket's price; once a payment is held against it, the price it was paid at."""
+        if basket.frozen is not None and basket.payments_held():
+            return basket.frozen
         member = basket.member.member if basket.member else None
         return price(
             basket.lines,
@@ -101,6 +108,20 @@ class Checkout:
             points_to_redeem=basket.points_to_redeem,
             points_balance=basket.points_available,
         )
+
+    async def pay(self, basket: Basket, code: str, amount: int | None, key: str) -> tuple[PaymentIntent, bool]:
+        """Take a scan-to-pay payment toward the basket (see gateway/payments/desk.py)."""
+        if self.draining:
+            raise DrainingError("the gateway is shutting down and takes no new payments")
+        priced = self.price(basket)
+        basket.frozen = priced  # what the customer pays against stays what was shown
+        return await self.desk.pay(basket, priced.total_due, code, amount, key)
+
+    async def cancel(self, basket: Basket) -> list[PaymentIntent]:
+        """Give the basket up; payments taken for it are given back."""
+        payments = await self.desk.cancel(basket)
+        self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
+        return payments
 
     async def redeem_points(self, basket: Basket, points: int) -> None:
         await self.points.redeem(basket, points)
@@ -215,14 +236,19 @@ class Checkout:
     ) -> CompletedSale:
         if not basket.lines:
             raise ConflictError("the basket is empty")
+        if basket.state is not BasketState.OPEN:
+            raise ConflictError(f"basket {basket.basket_id} is {basket.state}; start a new basket")
+        if any(p.state == "pending" for p in basket.payments):
+            raise ConflictError("a payment for this basket is still running; wait for its outcome")
         priced = self.price(basket)
+        paid = [p for p in basket.payments if p.state == "paid"]
+        # Payments taken are tenders too (the limits were checked before each was taken).
+        tenders = [*(Tender(p.wallet, p.amount, p.payment_id) for p in paid), *tenders]
         change = _settle(priced.total_due, tenders)
         txn_id = str(uuid7())
         reservation = (
             await self.points.reserve(basket, priced.points_redeemed, txn_id) if priced.points_redeemed else None
         )
-        if any(t.kind != "cash" for t in tenders) and (breaches := self.limits.breaches(await self.journal.stats())):
-            raise JournalLimitError(f"non-cash payment refused: {'; '.join(breaches)}. Take cash, call store IT")
         term = self.config.terminal
         draft = TransactionRecord(
             txn_id=txn_id,
@@ -269,6 +295,7 @@ class Checkout:
                 fingerprint=basket.basket_id,
                 personal=personal,
                 member_code=basket.member.token_nonce if basket.member else None,
+                payments=tuple(p.payment_id for p in paid),
             )
         except GatewayError:
             if reservation is not None:  # the sale was not made: let the points go at once
@@ -315,12 +342,16 @@ class Checkout:
 
 
 def _settle(total_due: int, tenders: list[Tender]) -> int:
-    """Check the tenders cover the bill; return the change (cash only gives change)."""
+    """Check the tenders cover the bill exactly; return the change, which only cash gives."""
     if not tenders:
         raise TenderError("no tender given")
-    if any(t.kind != "cash" for t in tenders):
-        raise TenderError("only cash is accepted by this version of the gateway")
     paid = sum(t.amount for t in tenders)
     if paid < total_due:
         raise TenderError(f"tendered {format_cny(paid)} is less than the {format_cny(total_due)} due")
+    not_cash = sum(t.amount for t in tenders if t.kind != "cash")
+    if not_cash > total_due:
+        raise TenderError(
+            f"payments of {format_cny(not_cash)} are more than the {format_cny(total_due)} due; "
+            "cancel the basket to give them back"
+        )
     return paid - total_due

@@ -17,6 +17,7 @@ from pathlib import Path
 from drivers.base import Device
 from drivers.errors import DriverLoadError, DriverNotFoundError
 from drivers.registry import DriverRegistry
+from gateway.payments.provider import WALLETS, PaymentProvider, ProviderRegistry
 from protocols.errors import SchemaError
 from protocols.records import ID_PATTERN
 from protocols.schema import Fields, Problems
@@ -69,6 +70,12 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentsConfig:
+    deadline: float = 30.0  # seconds a scan-to-pay may stay open before it is reversed
+    providers: tuple[tuple[str, PaymentProvider], ...] = ()  # (wallet, provider)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     source: str
     terminal: TerminalConfig
@@ -77,6 +84,7 @@ class GatewayConfig:
     state_dir: Path
     devices: tuple[DeviceConfig, ...]
     journal: JournalConfig = JournalConfig()
+    payments: PaymentsConfig = PaymentsConfig()
     # Plugins that tried to take a built-in driver's name: refused, reported at start.
     refused_plugins: tuple[str, ...] = ()
     log_level: str = "info"
@@ -194,16 +202,41 @@ def _read_devices(f: Fields, registry: DriverRegistry) -> tuple[DeviceConfig, ..
     return tuple(devices)
 
 
+def _read_payments(f: Fields, registry: ProviderRegistry) -> PaymentsConfig:
+    deadline = f.number("deadline", 30.0, minimum=5.0, maximum=300.0)
+    providers: list[tuple[str, PaymentProvider]] = []
+    for pf in f.tables("providers", max_items=8):
+        wallet = pf.text("wallet", choices=WALLETS)
+        name = pf.text("provider")
+        if wallet in dict(providers):
+            pf.problems.add(f"{pf.path}.wallet", f"{wallet!r} has two providers; keep one")
+        options = pf.table("options")
+        pf.done()
+        if not name:
+            continue
+        try:
+            cls = registry.load(name)
+        except (DriverNotFoundError, DriverLoadError) as err:
+            pf.problems.add(f"{pf.path}.provider", str(err))
+            continue
+        providers.append((wallet, cls.from_options(wallet, options)))
+        options.done()
+    f.done()
+    return PaymentsConfig(deadline, tuple(providers))
+
+
 def parse_config(
     data: object,
     source: str,
     *,
     env: dict[str, str] | None = None,
     registry: DriverRegistry | None = None,
+    providers: ProviderRegistry | None = None,
     base_dir: Path | None = None,
 ) -> GatewayConfig:
     env = dict(os.environ) if env is None else env
     registry = registry or DriverRegistry.discover()
+    providers = providers or ProviderRegistry.discover()
     problems = Problems(source)
     root = Fields(data, problems, base_dir=str(base_dir) if base_dir else "")
     tf = root.table("terminal", required=True)
@@ -230,10 +263,11 @@ def parse_config(
         state_dir=state_dir,
         devices=_read_devices(root, registry),
         journal=_read_journal(root.table("journal"), env),
+        payments=_read_payments(root.table("payments"), providers),
         log_level=log_level,
         log_format=log_format,
         token_leeway=token_leeway,
-        refused_plugins=tuple(registry.refused.values()),
+        refused_plugins=(*registry.refused.values(), *providers.refused.values()),
     )
     root.done()
     problems.raise_if_any()

@@ -38,6 +38,9 @@ class Gateway:
     async def run(self) -> None:
         svc = self.services
         await svc.journal.open()
+        # Payments a previous run left open: listed before the till can take new ones,
+        # settled in the background (querying a provider may take its deadline).
+        leftovers = await svc.journal.open_payments()
         runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None, shutdown_timeout=DRAIN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
@@ -50,6 +53,7 @@ class Gateway:
                 api=f"{self.config.api.host}:{self.port}",
                 devices=[d.name for d in self.config.devices],
                 members_cached=len(svc.directory.members or {}),
+                payments_to_resolve=len(leftovers),
             )
             for why in self.config.refused_plugins:
                 log.warning("driver_plugin_refused", reason=why)
@@ -58,6 +62,7 @@ class Gateway:
                     tg.create_task(svc.sync.run(), name="sync"),
                     tg.create_task(svc.refresher.run(), name="rules-refresh"),
                     tg.create_task(svc.scans.run(), name="scans"),
+                    tg.create_task(svc.checkout.desk.resolve(leftovers), name="payments-resolve"),
                     *(tg.create_task(s.run(), name=f"device:{s.device.name}") for s in svc.supervisors),
                 ]
                 await self.stopping.wait()
@@ -65,6 +70,8 @@ class Gateway:
                 svc.checkout.draining = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(svc.checkout.wait_idle(), DRAIN_TIMEOUT)
+                # A payment is never cut off half way: its flow ends (paid, declined, reversed) first.
+                await svc.checkout.desk.wait_idle()
                 for task in workers:
                     task.cancel()
             await self._final_sync()
@@ -72,6 +79,7 @@ class Gateway:
             svc.hub.close()
             await runner.cleanup()
             await svc.client.close()
+            await svc.checkout.desk.close()
             await svc.journal.close()
             log.info("gateway_stopped")
 

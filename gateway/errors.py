@@ -83,3 +83,15 @@ class LedgerAuthError(LedgerError):
     """The ledger refused this terminal's credentials (fix the config)."""
 
     code = "ledger-auth"
+
+
+class PaymentCodeError(FinalError):
+    """The scanned code is not a payment code this till can take."""
+
+    code = "payment-code"
+
+
+class PaymentUnavailableError(FinalError):
+    """No provider is set up for this wallet here; the customer pays another way."""
+
+    code = "payment-unavailable"

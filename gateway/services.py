@@ -16,6 +16,7 @@ from gateway.config import GatewayConfig
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory
+from gateway.payments.desk import PaymentDesk
 from gateway.scans import ScanRouter
 from gateway.sync import RulesRefresher, SyncWorker
 from offline_queue.journal import TransactionJournal
@@ -63,7 +64,8 @@ class Services:
             public_key_text(journal.signing_key.public_key()),
         )
         limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
-        checkout = Checkout(config, baskets, directory, journal, hub, sync, limits, client)
+        desk = PaymentDesk(config, journal, hub, limits)
+        checkout = Checkout(config, baskets, directory, journal, hub, sync, limits, client, desk)
         scans = ScanRouter(checkout, hub)
         cards = CardRouter(checkout, scans, client, hub)
         svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)

@@ -37,6 +37,7 @@ from offline_queue.errors import (
     MemberCodeUsedError,
 )
 from offline_queue.lookups import JournalLookups, code_used
+from offline_queue.payments import JournalPayments, check_settleable, settle
 from offline_queue.personal import Keyring
 from offline_queue.rows import JournalStats, Pending, connect, row_record, sqlite_error, wire_bytes
 from offline_queue.schema import migrate
@@ -50,7 +51,7 @@ T = TypeVar("T")
 FINAL_STATUSES = ("accepted", "duplicate", "rejected")
 
 
-class TransactionJournal(JournalLookups):
+class TransactionJournal(JournalLookups, JournalPayments):
     def __init__(
         self,
         path: Path,
@@ -155,14 +156,16 @@ class TransactionJournal(JournalLookups):
         fingerprint: str = "",
         personal: dict[str, str] | None = None,
         member_code: str | None = None,
+        payments: tuple[str, ...] = (),
     ) -> tuple[TransactionRecord, bool]:
         """Commit ``draft`` as the next record; return it and whether it was a replay.
 
         ``member_code`` (a member QR code's nonce) is spent with the sale: the
-        same code can never identify a member for another sale here.
+        same code can never identify a member for another sale here. The paid
+        ``payments`` (intent ids) are settled by this sale in the same commit.
         """
         return await self._write(
-            lambda conn: self._append(conn, draft, idempotency_key, fingerprint, personal, member_code)
+            lambda conn: self._append(conn, draft, idempotency_key, fingerprint, personal, member_code, payments)
         )
 
     def _append(
@@ -173,6 +176,7 @@ class TransactionJournal(JournalLookups):
         fingerprint: str,
         personal: dict[str, str] | None,
         member_code: str | None,
+        payments: tuple[str, ...] = (),
     ) -> tuple[TransactionRecord, bool]:
         if key is not None:
             earlier = _find_idempotent(conn, key, fingerprint)
@@ -184,6 +188,7 @@ class TransactionJournal(JournalLookups):
             used = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
             if used is not None:
                 raise CouponAlreadyRedeemedError(f"coupon {instance} was already redeemed by sale {used[0]}")
+        check_settleable(conn, payments)
         last = self._head or _read_head(conn)
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
         wire = draft.to_wire()
@@ -223,6 +228,8 @@ class TransactionJournal(JournalLookups):
             )
         if member_code is not None:
             conn.execute("INSERT INTO used_member_codes (nonce, txn_id) VALUES (?, ?)", (member_code, draft.txn_id))
+        if payments:
+            settle(conn, payments, draft.txn_id)
         if draft.coupons_restored:  # a full refund gives its coupons back: they may be redeemed again
             conn.executemany("DELETE FROM redeemed_coupons WHERE instance = ?", [(c,) for c in draft.coupons_restored])
         record = dataclasses.replace(
@@ -403,10 +410,6 @@ class TransactionJournal(JournalLookups):
             return int(count)
 
         return await self._write(compact)
-
-
-def _code_used(conn: sqlite3.Connection, nonce: str) -> bool:
-    return conn.execute("SELECT 1 FROM used_member_codes WHERE nonce = ?", (nonce,)).fetchone() is not None
 
 
 def _read_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:

@@ -63,6 +63,29 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        # Payment intents: written before a payment request leaves the terminal,
+        # settled by the sale that used them (txn_id) in the sale's own commit.
+        """
+        CREATE TABLE payments (
+            payment_id      TEXT PRIMARY KEY,
+            basket_id       TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            wallet          TEXT NOT NULL,
+            provider        TEXT NOT NULL,
+            code_hint       TEXT NOT NULL,
+            amount          INTEGER NOT NULL,
+            currency        TEXT NOT NULL,
+            state           TEXT NOT NULL,
+            history         TEXT NOT NULL,
+            created_at      TEXT NOT NULL,
+            updated_at      TEXT NOT NULL,
+            txn_id          TEXT
+        );
+        CREATE INDEX payments_open ON payments(state) WHERE txn_id IS NULL;
+        """,
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

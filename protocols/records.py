@@ -14,7 +14,8 @@ from typing import Any
 from protocols.schema import Fields, Problems
 
 MAX_LINES = 500
-TENDER_KINDS = ("cash",)
+# Cash, the scan-to-pay wallets, the member's stored value, a bank card.
+TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card")
 RECORD_KINDS = ("sale", "refund", "void")
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 
@@ -36,6 +37,13 @@ class RecordLine:
 class Tender:
     kind: str
     amount: int
+    ref: str | None = None  # the payment's reference at its provider (not for cash)
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"kind": self.kind, "amount": self.amount}
+        if self.ref is not None:  # cash tenders keep the form records always had
+            wire["ref"] = self.ref
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +86,7 @@ class TransactionRecord:
         """A JSON-ready dict (lists, not tuples). Hand-written: this is on the journal's hot path."""
         wire = {f: getattr(self, f) for f in _RECORD_FIELDS}
         wire["lines"] = [{f: getattr(line, f) for f in _LINE_FIELDS} for line in self.lines]
-        wire["tenders"] = [{"kind": t.kind, "amount": t.amount} for t in self.tenders]
+        wire["tenders"] = [t.to_wire() for t in self.tenders]
         wire["coupons"] = list(self.coupons)
         wire["coupons_restored"] = list(self.coupons_restored)
         return wire
@@ -137,7 +145,11 @@ def read_record(f: Fields) -> TransactionRecord:
 
 
 def _read_tender(f: Fields) -> Tender:
-    tender = Tender(f.text("kind", choices=TENDER_KINDS), f.integer("amount", minimum=0))
+    tender = Tender(
+        f.text("kind", choices=TENDER_KINDS),
+        f.integer("amount", minimum=0),
+        f.optional_text("ref", pattern=ID_PATTERN),
+    )
     f.done()
     return tender
 
@@ -169,5 +181,7 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "total_due is not total_gross − total_discount")
     if sum(t.amount for t in r.tenders) - r.change != r.total_due:
         f.problems.add(f.path, "tenders minus change do not equal total_due")
+    if r.change > sum(t.amount for t in r.tenders if t.kind == "cash"):
+        f.problems.add(f.path, "change is more than the cash tendered (only cash gives change)")
     if (r.kind in ("refund", "void")) != (r.refund_of is not None):
         f.problems.add(f.path, "a refund or void names the sale it reverses (refund_of), and only they do")

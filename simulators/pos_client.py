@@ -60,6 +60,24 @@ class PosClient:
         result: dict[str, Any] = await self.call("POST", f"/v1/baskets/{basket_id}/complete", body, headers)
         return result
 
+    async def pay(self, basket_id: str, code: str, amount: int | None = None, key: str | None = None) -> dict[str, Any]:
+        """Scan-to-pay toward the basket; answers with the payment's outcome and the basket."""
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        body: dict[str, Any] = {"code": code} if amount is None else {"code": code, "amount": amount}
+        result: dict[str, Any] = await self.call("POST", f"/v1/baskets/{basket_id}/payments", body, headers)
+        return result
+
+    async def complete(self, basket_id: str, cash: int = 0, key: str | None = None) -> dict[str, Any]:
+        """Complete with the payments taken, plus ``cash`` if any."""
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        body = {"tenders": [{"kind": "cash", "amount": cash}] if cash else []}
+        result: dict[str, Any] = await self.call("POST", f"/v1/baskets/{basket_id}/complete", body, headers)
+        return result
+
+    async def cancel(self, basket_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"/v1/baskets/{basket_id}/cancel")
+        return result
+
     async def connect_events(self) -> dict[str, Any]:
         """Open the event stream; return its hello message."""
         self.ws = await self.session.ws_connect(self.base_url + "/v1/events")

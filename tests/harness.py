@@ -71,6 +71,7 @@ def gateway_config(
     scanner: Path | None = None,
     card_reader: bool = False,
     terminal_id: str = "T-TEST-01",
+    payments: dict[str, object] | None = None,
     **ledger: object,
 ) -> GatewayConfig:
     devices: list[dict[str, object]] = []
@@ -87,6 +88,7 @@ def gateway_config(
         "ledger": {"url": ledger_url, "timeout": 1.0, "sync_interval": 0.2, **ledger},
         "logging": {"level": "warning"},
         "devices": devices,
+        "payments": payments or {},
     }
     env = {"POSGW_API_TOKEN": tokens["api"], "POSGW_LEDGER_TOKEN": tokens["ledger"]}
     return parse_config(data, "test config", env=env)
@@ -108,3 +110,15 @@ async def running_gateway(config: GatewayConfig) -> AsyncIterator[tuple[Gateway,
         await pos.close()
         gw.request_stop()
         await asyncio.wait_for(task, 20)
+
+
+def acquirer_payments(
+    url: str, deadline: float = 5.0, wallets: tuple[str, ...] = ("wechat", "alipay")
+) -> dict[str, object]:
+    """A ``[payments]`` table sending both wallets to one acquirer simulator."""
+    return {
+        "deadline": deadline,
+        "providers": [
+            {"wallet": w, "provider": "micropay-http", "options": {"url": url, "timeout": 1.0}} for w in wallets
+        ],
+    }

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gateway.api.problems import Handler, problem_middleware
-from gateway.api.views import basket_view, sale_view
+from gateway.api.views import basket_view, payment_view, sale_view
 from gateway.checkout import CompletedSale
 from gateway.errors import BadRequestError, UnauthorizedError
 from gateway.services import Services
@@ -161,6 +161,28 @@ async def complete(request: web.Request) -> web.Response:
     return _sale_response(sale)
 
 
+async def pay(request: web.Request) -> web.Response:
+    """Scan-to-pay: ``{"code", "amount"?}`` (default: all that is left). Answers once the payment has an outcome."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    f = await _body(request, "payment")
+    code = f.text("code", max_len=64, pattern=r"[\x21-\x7e]{1,64}")
+    amount = f.integer("amount", minimum=1, maximum=10**10) if f.has("amount") else None
+    key = _idempotency_key(request, f, "a payment")
+    _finish(f)
+    intent, replayed = await svc.checkout.pay(basket, code, amount, key)
+    body = {"payment": payment_view(intent), "basket": _basket_json(svc, basket.basket_id)}
+    return web.json_response(body, status=200 if replayed else 201)
+
+
+async def cancel_basket(request: web.Request) -> web.Response:
+    """Give the basket up; any payment taken for it is given back (reversed) first."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    await svc.checkout.cancel(basket)
+    return web.json_response(_basket_json(svc, basket.basket_id))
+
+
 async def refund(request: web.Request) -> web.Response:
     """Refund a sale made here: ``{"txn_id", "lines"?: [{"line": n, "quantity": k}]}``; no lines = all that is left."""
     svc = request.app[SERVICES]
@@ -241,6 +263,8 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/baskets/{basket_id}/member", attach_member)
     app.router.add_post("/v1/baskets/{basket_id}/coupons", add_coupon)
     app.router.add_post("/v1/baskets/{basket_id}/points", redeem_points)
+    app.router.add_post("/v1/baskets/{basket_id}/payments", pay)
+    app.router.add_post("/v1/baskets/{basket_id}/cancel", cancel_basket)
     app.router.add_post("/v1/baskets/{basket_id}/complete", complete)
     app.router.add_post("/v1/scans", scan)
     app.router.add_post("/v1/refunds", refund)

@@ -17,6 +17,7 @@ from offline_queue.errors import (
     MemberCodeUsedError,
 )
 from offline_queue.limits import JournalLimitError
+from offline_queue.payments import PaymentNotSettleableError
 from protocols.errors import CodeError, GatewayError, SchemaError, TokenError
 
 log = structlog.get_logger("posgw.api")
@@ -38,6 +39,9 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.UnknownMemberError, 422),
     (gw.MemberRefusedError, 422),
     (gw.TenderError, 422),
+    (gw.PaymentCodeError, 422),
+    (gw.PaymentUnavailableError, 422),
+    (PaymentNotSettleableError, 409),
     (gw.RiskLimitError, 422),
     (gw.PointsRefusedError, 422),
     (JournalFullError, 507),

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.basket import Basket
+from gateway.payments.desk import MESSAGES
 from gateway.pricing import PricedBasket, receipt_lines
+from offline_queue.payments import PaymentIntent
+from protocols.micropay import Outcome
 from protocols.records import TransactionRecord
 
 
@@ -62,6 +65,21 @@ def basket_view(basket: Basket, priced: PricedBasket) -> dict[str, Any]:
         "notices": list(priced.notices),
         "rulebook_version": priced.rulebook_version,
         "txn_id": basket.txn_id,
+        "payments": [payment_view(p) for p in basket.payments],
+        "left_to_pay": priced.total_due - sum(p.amount for p in basket.payments_held()),
+    }
+
+
+def payment_view(p: PaymentIntent) -> dict[str, Any]:
+    return {
+        "payment_id": p.payment_id,
+        "wallet": p.wallet,
+        "code_hint": p.code_hint,
+        "amount": p.amount,
+        "state": p.state,
+        "message": MESSAGES.get(Outcome(p.state), p.state),
+        "history": list(p.history),
+        "txn_id": p.txn_id,
     }
 
 

@@ -230,9 +230,10 @@ async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: P
     await j.open()
     first, _ = await j.append(draft())
     await j.close()
-    conn = sqlite3.connect(path)  # make it look like a file written before migrations 2 and 3
+    conn = sqlite3.connect(path)  # make it look like a file written before migrations 2, 3 and 4
     conn.execute("DROP TABLE redeemed_coupons")
     conn.execute("DROP TABLE used_member_codes")
+    conn.execute("DROP TABLE payments")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -241,5 +242,6 @@ async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: P
     assert await j.pending(10) == [first]
     assert await j.coupon_redeemed("nothing") is None  # the tables migrations 2 and 3 add are there
     assert await j.member_code_used("nothing") is False
+    assert await j.open_payments() == []  # and migration 4's
     assert await j.verify() == []
     await j.close()

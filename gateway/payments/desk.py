@@ -1,0 +1,231 @@
+"""Take scan-to-pay payments for baskets: never charge twice, never lose a charge.
+
+Each payment is written to the journal as an intent *before* the provider is
+asked (``offline_queue/payments.py``); the flow then runs in its own task, so
+a cashier's request that gives up, or a client that disconnects, never
+abandons a payment half way. Every step goes to the till over the WebSocket
+(``payment`` events) and the outcome is on disk before the cashier hears it.
+
+A paid payment belongs to its basket until the sale that uses it is committed
+(in the same commit). A basket that is cancelled gives its payments back
+(reverse); so does a restart, which finds the baskets gone: every payment the
+journal still lists as open is queried, then completed as paid-and-given-back
+or reversed, and anything that cannot be settled is raised as ``attention``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import structlog
+
+from gateway.basket import Basket, BasketState
+from gateway.config import GatewayConfig
+from gateway.errors import ConflictError, PaymentCodeError, PaymentUnavailableError
+from gateway.events import EventHub
+from gateway.payments.provider import WALLET_NAMES, PaymentProvider
+from gateway.payments.runner import run_flow
+from gateway.sync import utc_now
+from offline_queue.errors import IdempotencyConflictError
+from offline_queue.ids import uuid7
+from offline_queue.journal import TransactionJournal
+from offline_queue.limits import JournalLimitError, JournalLimits
+from offline_queue.payments import PaymentIntent
+from protocols.codes import payment_provider
+from protocols.micropay import Answer, MicropayFlow, Outcome, Step
+from protocols.money import format_cny
+
+log = structlog.get_logger("posgw.payments")
+
+MESSAGES = {
+    Outcome.PENDING: "waiting for the wallet (the customer may be entering a password)",
+    Outcome.PAID: "paid",
+    Outcome.DECLINED: "declined by the wallet: nothing was charged; ask for another way to pay",
+    Outcome.UNREACHABLE: "the payment service cannot be reached (no network): nothing was charged; take cash",
+    Outcome.REVERSED: "no confirmed payment: it was cancelled and nothing is charged; ask for another way to pay",
+    Outcome.ATTENTION: (
+        "the payment could not be confirmed or cancelled: money may be held; do not hand over goods, call store IT"
+    ),
+}
+
+
+class PaymentDesk:
+    def __init__(
+        self, config: GatewayConfig, journal: TransactionJournal, hub: EventHub, limits: JournalLimits
+    ) -> None:
+        self.providers: dict[str, PaymentProvider] = dict(config.payments.providers)
+        self.deadline = config.payments.deadline
+        self.currency = config.terminal.currency
+        self.journal = journal
+        self.hub = hub
+        self.limits = limits
+        self._running: dict[str, asyncio.Task[PaymentIntent]] = {}
+
+    def route(self, code: str) -> tuple[str, PaymentProvider]:
+        """The provider for a scanned payment code, by its wallet's prefix and length."""
+        wallet = payment_provider(code)
+        if wallet is None:
+            raise PaymentCodeError(
+                "not a payment code this till takes (WeChat Pay: 18 digits starting 10-15; "
+                "Alipay: 16-24 digits starting 25-30); ask the customer to show the payment code again"
+            )
+        provider = self.providers.get(wallet)
+        if provider is None:
+            raise PaymentUnavailableError(
+                f"{WALLET_NAMES[wallet]} is not set up on this till; ask for another way to pay"
+            )
+        return wallet, provider
+
+    async def pay(
+        self, basket: Basket, due: int, code: str, amount: int | None, key: str
+    ) -> tuple[PaymentIntent, bool]:
+        """Take ``amount`` (default: what is left of ``due``) with a scanned code; return it, and if replayed."""
+        async with basket.lock:  # one payment at a time per basket; a retry waits for the first
+            earlier = await self.journal.payment_by_key(key)
+            if earlier is not None:
+                if earlier.basket_id != basket.basket_id:
+                    raise IdempotencyConflictError("this Idempotency-Key was already used for another basket")
+                intent, replayed = earlier, True
+            else:
+                intent, replayed = await self._begin(basket, due, code, amount, key), False
+            running = self._running.get(intent.payment_id)
+            if running is not None:
+                intent = await asyncio.shield(running)  # the payment goes on even if this request is dropped
+            _replace(basket, intent)
+            return intent, replayed
+
+    async def _begin(self, basket: Basket, due: int, code: str, amount: int | None, key: str) -> PaymentIntent:
+        if basket.state is not BasketState.OPEN:
+            raise ConflictError(f"basket {basket.basket_id} is {basket.state}; no payment can be taken")
+        wallet, provider = self.route(code)
+        left = due - sum(p.amount for p in basket.payments_held())
+        amount = left if amount is None else amount
+        if left <= 0:
+            raise ConflictError("nothing is left to pay on this basket")
+        if not 0 < amount <= left:
+            raise ConflictError(f"a payment must be between ¥0.01 and the {format_cny(left)} left to pay")
+        if breaches := self.limits.breaches(await self.journal.stats()):
+            raise JournalLimitError(f"non-cash payment refused: {'; '.join(breaches)}. Take cash, call store IT")
+        now = utc_now()
+        intent = PaymentIntent(
+            str(uuid7()),
+            basket.basket_id,
+            key,
+            wallet,
+            provider.name,
+            code[-4:],
+            amount,
+            self.currency,
+            Outcome.PENDING.value,
+            (),
+            now,
+            now,
+        )
+        await self.journal.begin_payment(intent)  # on disk before the request leaves
+        basket.payments.append(intent)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(
+            self._drive(intent, provider, code, MicropayFlow(loop.time(), deadline=self.deadline)),
+            name=f"payment:{intent.payment_id}",
+        )
+        self._running[intent.payment_id] = task
+        task.add_done_callback(lambda _: self._running.pop(intent.payment_id, None))
+        return intent
+
+    async def _drive(
+        self, intent: PaymentIntent, provider: PaymentProvider, code: str, flow: MicropayFlow
+    ) -> PaymentIntent:
+        def report(step: Step, answer: Answer) -> None:
+            self.hub.publish(
+                "payment",
+                basket_id=intent.basket_id,
+                payment_id=intent.payment_id,
+                wallet=intent.wallet,
+                amount=intent.amount,
+                step=step.value,
+                answer=answer.value,
+            )
+
+        await run_flow(provider, intent.payment_id, code, intent.amount, flow, report)
+        return await self._settle_outcome(intent, flow)
+
+    async def _settle_outcome(self, intent: PaymentIntent, flow: MicropayFlow) -> PaymentIntent:
+        history = (*intent.history, *(what for _, what in flow.history))
+        done = dataclasses.replace(intent, state=flow.outcome.value, history=history, updated_at=utc_now())
+        await self.journal.payment_outcome(done.payment_id, done.state, done.history, done.updated_at)
+        log.info(
+            "payment_outcome",
+            payment_id=done.payment_id,
+            basket_id=done.basket_id,
+            wallet=done.wallet,
+            amount=format_cny(done.amount),
+            outcome=done.state,
+        )
+        self.hub.publish(
+            "payment",
+            basket_id=done.basket_id,
+            payment_id=done.payment_id,
+            wallet=done.wallet,
+            amount=done.amount,
+            outcome=done.state,
+            message=MESSAGES.get(flow.outcome, done.state),
+        )
+        if flow.outcome is Outcome.ATTENTION:
+            self.hub.publish("alert", code="payment-attention", message=MESSAGES[Outcome.ATTENTION])
+        return done
+
+    async def give_back(self, intent: PaymentIntent) -> PaymentIntent:
+        """Reverse a paid payment whose sale will not be made."""
+        provider = self.providers.get(intent.wallet)
+        if provider is None:
+            raise PaymentUnavailableError(
+                f"{intent.wallet} is no longer set up here; settle payment {intent.payment_id} by hand"
+            )
+        flow = MicropayFlow.paid(asyncio.get_running_loop().time(), self.deadline)
+        flow.unwind(asyncio.get_running_loop().time())
+        await run_flow(provider, intent.payment_id, "", intent.amount, flow)
+        return await self._settle_outcome(intent, flow)
+
+    async def cancel(self, basket: Basket) -> list[PaymentIntent]:
+        """Give up the basket: every payment it holds is given back (reversed)."""
+        async with basket.lock:
+            if basket.state is not BasketState.OPEN:
+                raise ConflictError(f"basket {basket.basket_id} is {basket.state}; it cannot be cancelled")
+            basket.state = BasketState.CANCELLED
+            for intent in basket.payments_held():
+                _replace(basket, await self.give_back(intent))
+            return basket.payments
+
+    async def resolve(self, leftovers: list[PaymentIntent]) -> list[PaymentIntent]:
+        """At start: settle the payments a previous run left open; their baskets are gone, so paid means give back."""
+        resolved = []
+        for intent in leftovers:
+            now = asyncio.get_running_loop().time()
+            if intent.state == Outcome.PENDING.value:
+                provider = self.providers.get(intent.wallet)
+                if provider is None:
+                    log.error("payment_unresolvable", payment_id=intent.payment_id, wallet=intent.wallet)
+                    continue
+                flow = MicropayFlow(now, deadline=self.deadline)
+                flow.on_restart(now)  # the pay request may have left: ask before anything else
+                await run_flow(provider, intent.payment_id, "", intent.amount, flow)
+                intent = await self._settle_outcome(intent, flow)
+            if intent.state == Outcome.PAID.value:
+                intent = await self.give_back(intent)
+            log.warning("payment_resolved_after_restart", payment_id=intent.payment_id, outcome=intent.state)
+            resolved.append(intent)
+        return resolved
+
+    async def wait_idle(self) -> None:
+        """Until no payment flow is running (at shutdown: a payment is never cut off half way)."""
+        while self._running:
+            await asyncio.wait(list(self._running.values()))
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()
+
+
+def _replace(basket: Basket, intent: PaymentIntent) -> None:
+    basket.payments = [intent if p.payment_id == intent.payment_id else p for p in basket.payments]

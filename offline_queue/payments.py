@@ -1,0 +1,165 @@
+"""Payment intents: every payment request is on disk before it leaves the terminal.
+
+A scan-to-pay payment is written here (state ``pending``) and committed before
+the provider is asked for anything, its outcome is written when it is known,
+and the sale that uses it settles it (``txn_id``) in the sale's own commit. So
+after a crash the journal names every payment that might have moved money and
+was not settled by a sale: the gateway resolves each one on restart (query,
+then reverse). Only a hint of the payment code is kept (its last four
+characters): the code itself is a one-time bearer credential.
+
+Mixed into :class:`offline_queue.journal.TransactionJournal`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from offline_queue.errors import IdempotencyConflictError
+from protocols.errors import FinalError
+
+T = TypeVar("T")
+OPEN_STATES = ("pending", "paid")  # unsettled payments in these states may hold money
+_COLUMNS = (
+    "payment_id, basket_id, idempotency_key, wallet, provider, code_hint, amount, currency, state, history,"
+    " created_at, updated_at, txn_id"
+)
+
+
+class PaymentNotSettleableError(FinalError):
+    """A sale named a payment that is not paid, or already belongs to another sale."""
+
+    code = "payment-not-settleable"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    payment_id: str  # also the reference the provider knows the payment by
+    basket_id: str
+    idempotency_key: str
+    wallet: str  # wechat | alipay | ...
+    provider: str  # the configured provider's name
+    code_hint: str  # last four characters of the payment code
+    amount: int  # fen
+    currency: str
+    state: str  # pending | paid | declined | reversed | unreachable | attention
+    history: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    txn_id: str | None = None  # the sale that used it
+
+    @property
+    def open(self) -> bool:
+        """May hold the customer's money without a sale to show for it."""
+        return self.txn_id is None and self.state in OPEN_STATES
+
+
+def _intent(row: Sequence[Any]) -> PaymentIntent:
+    payment_id, basket_id, key, wallet, provider, hint, amount, currency, state, history, created, updated, txn = row
+    return PaymentIntent(
+        payment_id, basket_id, key, wallet, provider, hint, amount, currency, state,
+        tuple(json.loads(history)), created, updated, txn,
+    )  # fmt: skip
+
+
+def _select(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[PaymentIntent]:
+    """Payments matching ``where`` (a constant condition of this module; values go in ``params``)."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM payments WHERE {where}", params).fetchall()  # noqa: S608
+    return [_intent(r) for r in rows]
+
+
+def _insert(conn: sqlite3.Connection, p: PaymentIntent) -> None:
+    conn.execute(
+        f"INSERT INTO payments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 constant
+        (
+            p.payment_id,
+            p.basket_id,
+            p.idempotency_key,
+            p.wallet,
+            p.provider,
+            p.code_hint,
+            p.amount,
+            p.currency,
+            p.state,
+            json.dumps(list(p.history)),
+            p.created_at,
+            p.updated_at,
+            p.txn_id,
+        ),
+    )
+
+
+def check_settleable(conn: sqlite3.Connection, payment_ids: Sequence[str]) -> None:
+    """Before a sale writes anything: every payment it names is paid and not yet used."""
+    for payment_id in payment_ids:
+        row = conn.execute("SELECT state, txn_id FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+        if row is None or row[0] != "paid" or row[1] is not None:
+            found = "unknown" if row is None else (f"used by sale {row[1]}" if row[1] else row[0])
+            raise PaymentNotSettleableError(f"payment {payment_id} cannot pay for this sale: it is {found}")
+
+
+def settle(conn: sqlite3.Connection, payment_ids: Sequence[str], txn_id: str) -> None:
+    conn.executemany(
+        "UPDATE payments SET txn_id = ? WHERE payment_id = ?", [(txn_id, payment_id) for payment_id in payment_ids]
+    )
+
+
+class JournalPayments:
+    """Writes and reads of payment intents."""
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def begin_payment(self, intent: PaymentIntent) -> None:
+        """Commit ``intent`` before its request leaves; an ``Idempotency-Key`` seen before is refused."""
+
+        def begin(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM payments WHERE idempotency_key = ?", (intent.idempotency_key,)).fetchone():
+                raise IdempotencyConflictError("this Idempotency-Key was already used for another payment")
+            _insert(conn, intent)
+
+        await self._write(begin)
+
+    async def payment_by_key(self, idempotency_key: str) -> PaymentIntent | None:
+        def get(conn: sqlite3.Connection) -> PaymentIntent | None:
+            return next(iter(_select(conn, "idempotency_key = ?", (idempotency_key,))), None)
+
+        return await self._read(get)
+
+    async def payment_outcome(self, payment_id: str, state: str, history: Sequence[str], at: str) -> None:
+        """Record where a payment stands (durably: the cashier is told only after this)."""
+
+        def update(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE payments SET state = ?, history = ?, updated_at = ? WHERE payment_id = ?",
+                (state, json.dumps(list(history)), at, payment_id),
+            )
+
+        await self._write(update)
+
+    async def payment(self, payment_id: str) -> PaymentIntent | None:
+        def get(conn: sqlite3.Connection) -> PaymentIntent | None:
+            return next(iter(_select(conn, "payment_id = ?", (payment_id,))), None)
+
+        return await self._read(get)
+
+    async def open_payments(self) -> list[PaymentIntent]:
+        """Payments that may hold money with no sale to show for it, oldest first."""
+
+        def find(conn: sqlite3.Connection) -> list[PaymentIntent]:
+            return _select(conn, "txn_id IS NULL AND state IN (?, ?) ORDER BY created_at", OPEN_STATES)
+
+        return await self._read(find)
+
+    async def payments_needing_attention(self) -> list[PaymentIntent]:
+        def find(conn: sqlite3.Connection) -> list[PaymentIntent]:
+            return _select(conn, "state = 'attention' ORDER BY created_at", ())
+
+        return await self._read(find)

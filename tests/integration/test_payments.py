@@ -1,0 +1,184 @@
+"""Scan-to-pay and split tenders through the local API, against the acquirer simulator over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from simulators.acquirer import Acquirer
+from simulators.pos_client import ApiProblemError, PosClient
+from simulators.processes import free_port
+from tests.harness import LedgerHandle, acquirer_payments, gateway_config, running_gateway
+
+pytestmark = [pytest.mark.ledger]
+
+WECHAT = "1345678901234567"  # + two digits: the acquirer's script
+ALIPAY = "2845678901234567"
+TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_price": 4250}
+
+
+async def basket_of(pos: PosClient, quantity: int = 2) -> str:
+    basket: str = (await pos.new_basket())["basket_id"]
+    await pos.add_line(basket, quantity=quantity, **TART)
+    return basket
+
+
+async def problem(call: object) -> ApiProblemError:
+    with pytest.raises(ApiProblemError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
+
+
+async def test_split_tenders_in_any_order_with_change_from_cash(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, books = acquirer
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
+        _gw,
+        pos,
+    ):
+        await pos.connect_events()
+        basket = await basket_of(pos)  # 2 × ¥42.50 = ¥85.00
+        alipay = await pos.pay(basket, ALIPAY + "00", amount=3000)
+        assert alipay["payment"]["state"] == "paid"
+        wechat = await pos.pay(basket, WECHAT + "00", amount=5000)
+        assert wechat["basket"]["left_to_pay"] == 500
+        step = await pos.next_event("payment")
+        assert (step["step"], step["answer"], step["amount"]) == ("pay", "success", 3000)
+        # Money is held against the basket: it can no longer change under the customer.
+        assert (await problem(pos.add_line(basket, **TART))).status == 409
+        # Not covered yet: refused, nothing recorded.
+        assert (await problem(pos.complete(basket))).body["type"] == "urn:posgw:problem:tender-invalid"
+        record = (await pos.complete(basket, cash=1000))["record"]
+        assert record["tenders"] == [
+            {"kind": "alipay", "amount": 3000, "ref": alipay["payment"]["payment_id"]},
+            {"kind": "wechat", "amount": 5000, "ref": wechat["payment"]["payment_id"]},
+            {"kind": "cash", "amount": 1000},
+        ]
+        assert (record["total_due"], record["change"]) == (8500, 500)
+    charged = books.books()
+    assert charged[alipay["payment"]["payment_id"]] == {"state": "paid", "amount": 3000, "charges": 1}
+    assert charged[wechat["payment"]["payment_id"]] == {"state": "paid", "amount": 5000, "charges": 1}
+
+
+@pytest.mark.parametrize(
+    ("script", "state"),
+    [
+        ("01", "declined"),
+        ("02", "paid"),  # the customer types a password for 3 s
+        ("06", "paid"),  # the answer to pay is lost: found by query
+        ("07", "reversed"),  # paying until the deadline: reversed, nothing charged
+    ],
+)
+async def test_each_outcome_reaches_the_cashier_and_matches_the_books(
+    tmp_path: Path,
+    ledger: LedgerHandle,
+    tokens: dict[str, str],
+    acquirer: tuple[str, Acquirer],
+    script: str,
+    state: str,
+) -> None:
+    url, books = acquirer
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
+        _gw,
+        pos,
+    ):
+        await pos.connect_events()
+        basket = await basket_of(pos)
+        payment = (await pos.pay(basket, WECHAT + script))["payment"]
+        assert payment["state"] == state
+        told = await pos.next_event("payment")
+        while "outcome" not in told:
+            told = await pos.next_event("payment")
+        assert (told["outcome"], told["message"]) == (state, payment["message"])
+        entry = books.books().get(payment["payment_id"])
+        assert entry is not None
+        assert entry["state"] == state
+        if state == "paid":
+            record = (await pos.complete(basket))["record"]
+            assert record["tenders"] == [{"kind": "wechat", "amount": 8500, "ref": payment["payment_id"]}]
+        else:  # nothing charged: the basket is still open, cash takes it
+            assert (await pos.complete(basket, cash=8500))["record"]["tenders"] == [{"kind": "cash", "amount": 8500}]
+
+
+async def test_a_retried_payment_never_pays_twice(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, books = acquirer
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
+        _gw,
+        pos,
+    ):
+        basket = await basket_of(pos)
+        # Two requests with one key at once, while the customer is still typing a password.
+        first, second = await asyncio.gather(
+            pos.pay(basket, WECHAT + "02", key="pay-key-0001"), pos.pay(basket, WECHAT + "02", key="pay-key-0001")
+        )
+        assert first["payment"]["payment_id"] == second["payment"]["payment_id"]
+        assert {first["payment"]["state"], second["payment"]["state"]} == {"paid"}
+        again = await pos.pay(basket, WECHAT + "02", key="pay-key-0001")
+        assert again["payment"]["payment_id"] == first["payment"]["payment_id"]
+        ref = first["payment"]["payment_id"]
+        assert [c for c in books.calls if c == ("pay", ref)] == [("pay", ref)]
+        assert books.books()[ref]["charges"] == 1
+        # The same key on another basket is a different request: refused.
+        other = await basket_of(pos)
+        assert (await problem(pos.pay(other, WECHAT + "00", key="pay-key-0001"))).status == 409
+
+
+async def test_cancelling_a_basket_gives_its_payments_back(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, books = acquirer
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
+        _gw,
+        pos,
+    ):
+        basket = await basket_of(pos)
+        paid = (await pos.pay(basket, WECHAT + "00", amount=2000))["payment"]
+        cancelled = await pos.cancel(basket)
+        assert cancelled["state"] == "cancelled"
+        assert [p["state"] for p in cancelled["payments"]] == ["reversed"]
+        assert books.books()[paid["payment_id"]]["state"] == "reversed"
+        assert (await problem(pos.complete(basket, cash=8500))).status == 409
+        assert (await pos.status())["journal"]["total"] == 0  # no sale
+
+
+async def test_bad_codes_and_amounts_are_refused_with_reasons(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, books = acquirer
+    payments = acquirer_payments(url, wallets=("wechat",))
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=payments)) as (_gw, pos):
+        basket = await basket_of(pos)
+        unknown = await problem(pos.pay(basket, "6901234567892"))
+        assert unknown.body["type"] == "urn:posgw:problem:payment-code"
+        assert "WeChat Pay" in unknown.body["detail"]
+        not_here = await problem(pos.pay(basket, ALIPAY + "00"))
+        assert not_here.body["type"] == "urn:posgw:problem:payment-unavailable"
+        assert "Alipay is not set up" in not_here.body["detail"]
+        too_much = await problem(pos.pay(basket, WECHAT + "00", amount=8501))
+        assert too_much.status == 409
+        assert "¥85.00 left to pay" in too_much.body["detail"]
+        no_key = await problem(pos.call("POST", f"/v1/baskets/{basket}/payments", {"code": WECHAT + "00"}))
+        assert no_key.status == 422
+        assert books.books() == {}  # nothing reached the acquirer
+
+
+async def test_a_dead_network_is_said_at_once_and_charges_nothing(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(nowhere))) as (
+        _gw,
+        pos,
+    ):
+        basket = await basket_of(pos)
+        payment = (await pos.pay(basket, WECHAT + "00"))["payment"]
+        assert payment["state"] == "unreachable"
+        assert "no network" in payment["message"]
+        assert payment["history"] == ["pay: unreachable"]
+        # Cash always works.
+        assert (await pos.complete(basket, cash=9000))["record"]["change"] == 500
