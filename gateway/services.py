@@ -9,6 +9,7 @@ from typing import Any
 
 from drivers.events import CardEvent, DeviceStatus, DriverEvent, ReaderEvent, ScanEvent, ScanRejected
 from drivers.supervisor import DeviceSupervisor
+from gateway.api.views import payment_view
 from gateway.basket import BasketStore
 from gateway.cards import CardRouter
 from gateway.checkout import Checkout
@@ -112,4 +113,9 @@ class Services:
             "rulebook_version": self.directory.rulebook.version,
             "members_cached": len(self.directory.members or {}),
             "active_basket": self.baskets.active_id,
+            "payments": {
+                "running": self.checkout.desk.running,
+                "resolved_after_restart": [payment_view(p) for p in self.checkout.desk.resolved],
+                "attention": [payment_view(p) for p in await self.journal.payments_needing_attention()],
+            },
         }

@@ -158,6 +158,10 @@ class JournalPayments:
 
         return await self._read(find)
 
+    async def payments(self) -> list[PaymentIntent]:
+        """Every payment intent on file, oldest first (for audits and tests)."""
+        return await self._read(lambda conn: _select(conn, "1 ORDER BY created_at", ()))
+
     async def payments_needing_attention(self) -> list[PaymentIntent]:
         def find(conn: sqlite3.Connection) -> list[PaymentIntent]:
             return _select(conn, "state = 'attention' ORDER BY created_at", ())

@@ -26,6 +26,12 @@ class PosClient:
         self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
+    async def __aenter__(self) -> PosClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()

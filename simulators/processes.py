@@ -105,8 +105,31 @@ wait_timeout = 0.5
 """
 
 
+def payments_table(acquirer_url: str, deadline: float = 30.0) -> str:
+    """Both scan-to-pay wallets sent to one acquirer (the simulator takes both formats)."""
+    providers = "".join(
+        f"""
+[[payments.providers]]
+wallet = "{wallet}"
+provider = "micropay-http"
+[payments.providers.options]
+url = "{acquirer_url}"
+timeout = 2.0
+"""
+        for wallet in ("wechat", "alipay")
+    )
+    return f"\n[payments]\ndeadline = {deadline}\n{providers}"
+
+
 def write_gateway_config(
-    path: Path, *, api_port: int, ledger_port: int, state_dir: Path, scanner: Path, card_reader: bool = False
+    path: Path,
+    *,
+    api_port: int,
+    ledger_port: int,
+    state_dir: Path,
+    scanner: Path,
+    card_reader: bool = False,
+    extra: str = "",
 ) -> Path:
     """A gateway config for a throw-away run on this machine."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +161,7 @@ port = "{scanner}"
 aim = true
 """
         + (CARD_READER_TABLE if card_reader else "")
+        + extra
     )
     return path
 
@@ -155,7 +179,7 @@ class Stack:
     gateway: Proc
 
     @classmethod
-    def create(cls, workdir: Path, *, card_reader: bool = False) -> Stack:
+    def create(cls, workdir: Path, *, card_reader: bool = False, extra_config: str = "") -> Stack:
         tokens = {name: secrets.token_urlsafe(24) for name in ("api", "ledger", "app")}
         env = demo_env(tokens["api"], tokens["ledger"], tokens["app"])
         ledger_port, api_port = free_port(), free_port()
@@ -168,6 +192,7 @@ class Stack:
             state_dir=workdir / "state",
             scanner=scanner.link,
             card_reader=card_reader,
+            extra=extra_config,
         )
         return cls(
             workdir,

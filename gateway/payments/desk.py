@@ -61,6 +61,7 @@ class PaymentDesk:
         self.hub = hub
         self.limits = limits
         self._running: dict[str, asyncio.Task[PaymentIntent]] = {}
+        self.resolved: list[PaymentIntent] = []  # settled after a restart, for the till's status
 
     def route(self, code: str) -> tuple[str, PaymentProvider]:
         """The provider for a scanned payment code, by its wallet's prefix and length."""
@@ -215,7 +216,13 @@ class PaymentDesk:
                 intent = await self.give_back(intent)
             log.warning("payment_resolved_after_restart", payment_id=intent.payment_id, outcome=intent.state)
             resolved.append(intent)
+            self.resolved = [*self.resolved[-19:], intent]
         return resolved
+
+    @property
+    def running(self) -> int:
+        """Payment flows under way now."""
+        return len(self._running)
 
     async def wait_idle(self) -> None:
         """Until no payment flow is running (at shutdown: a payment is never cut off half way)."""

@@ -1,0 +1,164 @@
+"""The gateway killed (SIGKILL) at each step of a payment: afterwards the acquirer's books
+and the journal agree, every charge is either in a sale or given back, and the till is told.
+
+The gateway is a real process; the acquirer simulator runs in the test over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from offline_queue.journal import TransactionJournal
+from offline_queue.keys import load_or_create_signing_key
+from offline_queue.payments import PaymentIntent
+from simulators.acquirer import Acquirer
+from simulators.pos_client import PosClient
+from simulators.processes import Stack, payments_table
+
+pytestmark = [pytest.mark.ledger]
+
+WECHAT = "1345678901234567"
+TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_price": 4250, "quantity": 2}
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, acquirer: tuple[str, Acquirer]) -> AsyncIterator[Stack]:
+    stack = Stack.create(tmp_path, extra_config=payments_table(acquirer[0], deadline=5.0))
+    stack.ledger.start()
+    await stack.ledger.wait_healthy()
+    stack.gateway.start()
+    await stack.gateway.wait_healthy()
+    yield stack
+    stack.shutdown()
+
+
+async def until(check: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def restart_after_kill(stack: Stack) -> None:
+    stack.gateway.stop(signal.SIGKILL)
+    stack.gateway.start()
+    await stack.gateway.wait_healthy()
+
+
+async def journal_payments(stack: Stack) -> tuple[list[PaymentIntent], TransactionJournal]:
+    """Stop the gateway (cleanly) and read its journal's payments."""
+    stack.gateway.stop()
+    state = stack.workdir / "state"
+    journal = TransactionJournal(state / "journal.sqlite3", load_or_create_signing_key(state / "terminal.key"))
+    await journal.open()
+    return await journal.payments(), journal
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "07",  # the customer is still typing a password
+        "02",  # typing a password; the payment goes through while the gateway is down
+        "03",  # the pay request is in flight; the money moved, the answer never came
+    ],
+)
+async def test_killed_while_the_payment_is_open(stack: Stack, acquirer: tuple[str, Acquirer], script: str) -> None:
+    _, books = acquirer
+    async with stack.pos() as pos:
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, **TART)
+        paying = asyncio.create_task(pos.pay(basket, WECHAT + script))
+        await until(lambda: bool(books.payments))
+        await restart_after_kill(stack)
+        with contextlib.suppress(aiohttp.ClientError):
+            await paying
+    ref = next(iter(books.payments))
+    # On restart the payment is queried, then given back: its basket died with the process.
+    await until(lambda: books.payments[ref].state == "reversed")
+    async with stack.pos() as pos:
+        await pos_status_shows(pos, ref, "reversed")
+    rows, journal = await journal_payments(stack)
+    assert [(p.payment_id, p.state, p.txn_id) for p in rows] == [(ref, "reversed", None)]
+    assert (await journal.stats()).total == 0  # no sale claims the money
+    await journal.close()
+
+
+async def pos_status_shows(pos: PosClient, ref: str, state: str) -> None:
+    status = await pos.status()
+    told = {p["payment_id"]: p["state"] for p in status["payments"]["resolved_after_restart"]}
+    assert told == {ref: state}
+
+
+async def test_killed_after_paying_before_the_sale(stack: Stack, acquirer: tuple[str, Acquirer]) -> None:
+    _, books = acquirer
+    async with stack.pos() as pos:
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, **TART)
+        paid = (await pos.pay(basket, WECHAT + "00"))["payment"]
+        assert paid["state"] == "paid"
+    await restart_after_kill(stack)
+    await until(lambda: books.payments[paid["payment_id"]].state == "reversed")
+    rows, journal = await journal_payments(stack)
+    assert [(p.state, p.txn_id) for p in rows] == [("reversed", None)]
+    await journal.close()
+
+
+async def test_killed_after_the_sale_keeps_the_payment(stack: Stack, acquirer: tuple[str, Acquirer]) -> None:
+    _, books = acquirer
+    async with stack.pos() as pos:
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, **TART)
+        paid = (await pos.pay(basket, WECHAT + "00"))["payment"]
+        sale = (await pos.complete(basket))["record"]
+    await restart_after_kill(stack)
+    async with stack.pos() as pos:
+        assert (await pos.status())["payments"]["resolved_after_restart"] == []
+    rows, journal = await journal_payments(stack)
+    assert [(p.state, p.txn_id) for p in rows] == [("paid", sale["txn_id"])]
+    record = await journal.get(sale["txn_id"])
+    assert record is not None
+    assert [(t.kind, t.ref) for t in record.tenders] == [("wechat", paid["payment_id"])]
+    await journal.close()
+    assert books.books()[paid["payment_id"]] == {"state": "paid", "amount": 8500, "charges": 1}
+
+
+async def test_killed_after_the_intent_before_the_request_left(stack: Stack, acquirer: tuple[str, Acquirer]) -> None:
+    """The intent is on disk, the provider never heard of it: queried, reversed, never charged."""
+    _, books = acquirer
+    stack.gateway.stop(signal.SIGKILL)
+    state = stack.workdir / "state"
+    journal = TransactionJournal(state / "journal.sqlite3", load_or_create_signing_key(state / "terminal.key"))
+    await journal.open()
+    now = "2026-11-24T00:00:00.000Z"
+    intent = PaymentIntent("0190-left-behind", "b1", "key-left-behind", "wechat", "wechat", "6700", 8500, "CNY",
+                           "pending", (), now, now)  # fmt: skip
+    await journal.begin_payment(intent)
+    await journal.close()
+    stack.gateway.start()
+    await stack.gateway.wait_healthy()
+    await until(lambda: ("reverse", intent.payment_id) in books.calls)
+    assert ("query", intent.payment_id) in books.calls  # asked first
+    assert intent.payment_id not in books.payments  # never charged
+    async with stack.pos() as pos:
+        await until_status(pos, intent.payment_id)
+    rows, journal = await journal_payments(stack)
+    assert [(p.state, p.txn_id) for p in rows] == [("reversed", None)]
+    await journal.close()
+
+
+async def until_status(pos: PosClient, ref: str) -> None:
+    for _ in range(100):
+        status = await pos.status()
+        if any(p["payment_id"] == ref for p in status["payments"]["resolved_after_restart"]):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{ref} not reported as resolved")
