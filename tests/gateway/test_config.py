@@ -80,3 +80,31 @@ def test_a_plugin_shadowing_a_builtin_driver_is_recorded_for_the_start_log() -> 
     config = parse_config(data, "t", env=ENV, registry=DriverRegistry.discover([shadow]))
     assert config.devices[0].device.__class__.__name__ == "SerialScanner"  # the built-in still serves
     assert config.refused_plugins == ("acme.scanner:Scanner tried to replace the built-in 'serial-scanner' driver",)
+
+
+def test_payment_providers_are_checked_with_every_problem_named() -> None:
+    base = {
+        "terminal": {"id": "T1", "store_id": "S1", "merchant_id": "M1"},
+        "ledger": {"url": "http://x:1"},
+    }
+    good = {"wallet": "wechat", "provider": "micropay-http", "options": {"url": "http://127.0.0.1:9/w"}}
+    config = parse_config({**base, "payments": {"deadline": 20, "providers": [good]}}, "t", env=ENV)
+    assert config.payments.deadline == 20
+    assert [(wallet, p.name) for wallet, p in config.payments.providers] == [("wechat", "wechat")]
+    bad = {
+        "deadline": 1,
+        "providers": [
+            good,
+            {**good, "options": {"url": "ftp://nope"}},
+            {"wallet": "paypal", "provider": "micropay-http", "options": {"url": "http://a"}},
+            {"wallet": "alipay", "provider": "no-such-provider"},
+        ],
+    }
+    with pytest.raises(SchemaError) as err:
+        parse_config({**base, "payments": bad}, "cfg.toml", env=ENV)
+    text = "\n".join(err.value.problems)
+    assert "payments.deadline" in text
+    assert "'wechat' has two providers" in text
+    assert "payments.providers[1].options.url" in text
+    assert "payments.providers[2].wallet: expected one of wechat, alipay" in text
+    assert "no payment provider named 'no-such-provider' (installed: micropay-http)" in text

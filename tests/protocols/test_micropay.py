@@ -119,3 +119,28 @@ def test_any_answers_finish_within_the_deadline_plus_reversals(answers: list[Ans
     assert flow.outcome is not Outcome.PENDING
     queries = [t for t, what in flow.history if what.startswith("query")]
     assert all(t <= deadline for t in queries)  # never polls past the deadline
+
+
+def test_unreachable_on_pay_ends_at_once_and_elsewhere_is_unknown() -> None:
+    flow = MicropayFlow(0.0)
+    flow.on_pay(Answer.UNREACHABLE, 0.1)
+    assert flow.outcome is Outcome.UNREACHABLE
+    assert flow.next_action().step is Step.DONE
+    querying = MicropayFlow(0.0, deadline=5.0)
+    steps = drive(querying, [Answer.USER_PAYING, Answer.UNREACHABLE, Answer.SUCCESS])
+    assert querying.outcome is Outcome.PAID  # an unreachable query just asks again
+    assert steps == [Step.PAY, Step.QUERY, Step.QUERY]
+
+
+def test_a_paid_payment_is_unwound_by_reversal_only() -> None:
+    flow = MicropayFlow.paid(10.0)
+    assert flow.outcome is Outcome.PAID
+    flow.unwind(10.0)
+    assert flow.next_action() == flow.next_action()
+    steps = drive(flow, [Answer.UNKNOWN, Answer.SUCCESS])
+    assert steps == [Step.REVERSE, Step.REVERSE]
+    assert flow.outcome is Outcome.REVERSED
+    declined = MicropayFlow(0.0)
+    declined.on_pay(Answer.FAILED, 0.0)
+    with pytest.raises(MicropayError, match="only a paid payment"):
+        declined.unwind(1.0)
