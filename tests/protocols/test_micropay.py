@@ -134,7 +134,7 @@ def test_unreachable_on_pay_ends_at_once_and_elsewhere_is_unknown() -> None:
 
 def test_a_paid_payment_is_unwound_by_reversal_only() -> None:
     flow = MicropayFlow.paid(10.0)
-    assert flow.outcome is Outcome.PAID
+    assert flow.next_action().step is Step.DONE  # paid: nothing to do until asked to unwind
     flow.unwind(10.0)
     assert flow.next_action() == flow.next_action()
     steps = drive(flow, [Answer.UNKNOWN, Answer.SUCCESS])
