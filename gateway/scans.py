@@ -3,13 +3,16 @@
 Product codes and unknown codes go to the POS application as they are; member
 tokens identify the customer on the active basket (or on the next basket, if
 the customer shows the code before the cashier starts one). Payment codes are
-announced with their provider but never echoed in full.
+announced with their provider but never echoed in full, and pay what is left
+on the active basket (scan-to-pay; ``payment`` events tell the till how it goes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -73,10 +76,28 @@ class ScanRouter:
         if code.kind is CodeKind.COUPON_TOKEN:
             # Checking a coupon reads the journal, so it finishes beside the scan; a
             # ``coupon`` event tells the till the outcome.
-            task = asyncio.get_running_loop().create_task(self._coupon(code.data), name="coupon-scan")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._beside(self._coupon(code.data), "coupon-scan")
+        elif code.kind is CodeKind.PAYMENT_CODE:
+            # A payment may wait for the customer's password: later scans must not wait for it.
+            self._beside(self._pay(code.data), "payment-scan")
         return result
+
+    def _beside(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pay(self, code: str) -> None:
+        basket = self.checkout.baskets.active()
+        if basket is None:
+            self.hub.publish("payment", error={"code": "no-basket", "message": "start a basket before the payment"})
+            return
+        try:
+            # Each scan is one request: its own key (a second scan of the same code is the provider's to refuse).
+            await self.checkout.pay(basket, code, None, f"scan:{uuid.uuid4().hex}")
+        except GatewayError as err:
+            log.info("payment_refused", code=err.code, error=str(err))
+            self.hub.publish("payment", basket_id=basket.basket_id, error={"code": err.code, "message": str(err)})
 
     async def _coupon(self, token: str) -> None:
         basket = self.checkout.baskets.active()

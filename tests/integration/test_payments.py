@@ -10,6 +10,7 @@ import pytest
 from simulators.acquirer import Acquirer
 from simulators.pos_client import ApiProblemError, PosClient
 from simulators.processes import free_port
+from simulators.scanner import PtyScanner
 from tests.harness import LedgerHandle, acquirer_payments, gateway_config, running_gateway
 
 pytestmark = [pytest.mark.ledger]
@@ -182,3 +183,31 @@ async def test_a_dead_network_is_said_at_once_and_charges_nothing(
         assert payment["history"] == ["pay: unreachable"]
         # Cash always works.
         assert (await pos.complete(basket, cash=9000))["record"]["change"] == 500
+
+
+@pytest.mark.pty
+async def test_the_cashier_scans_the_payment_code_on_the_scanner(
+    tmp_path: Path,
+    ledger: LedgerHandle,
+    tokens: dict[str, str],
+    acquirer: tuple[str, Acquirer],
+    pty_scanner: PtyScanner,
+) -> None:
+    url, books = acquirer
+    config = gateway_config(tmp_path, ledger.url, tokens, scanner=pty_scanner.link, payments=acquirer_payments(url))
+    async with running_gateway(config) as (_gw, pos):
+        await pos.connect_events()
+        await pos.wait_status(lambda s: s["devices"][0]["state"] == "idle")
+        pty_scanner.send(WECHAT + "00", aim="]C0")  # no basket yet: refused, nothing charged
+        assert (await pos.next_event("payment"))["error"]["code"] == "no-basket"
+        basket = await basket_of(pos)
+        pty_scanner.send(WECHAT + "00", aim="]C0")
+        scan = await pos.next_event("scan")
+        assert (scan["kind"], scan["data"], scan["detail"]) == ("payment_code", None, "wechat")
+        told = await pos.next_event("payment")
+        while "outcome" not in told:
+            told = await pos.next_event("payment")
+        assert (told["basket_id"], told["outcome"], told["amount"]) == (basket, "paid", 8500)
+        record = (await pos.complete(basket))["record"]
+        assert record["tenders"] == [{"kind": "wechat", "amount": 8500, "ref": told["payment_id"]}]
+    assert books.books()[told["payment_id"]]["charges"] == 1
