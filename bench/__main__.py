@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from bench import journal_bench, pricing_bench, sale_commit, scan_latency, tap_latency
+from bench import journal_bench, pay_latency, pricing_bench, sale_commit, scan_latency, tap_latency
 from bench.environment import rig
 from bench.stats import line
 
@@ -37,11 +37,15 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
     print("\njournal: durable appends and outbox drain (median of 3 interleaved rounds)")
     journal = await journal_bench.run()
     journal_bench.report(journal)
+    print("\nscan-to-paid through the API against the acquirer simulator (processes), 300 payments each")
+    pay = await pay_latency.run()
+    pay_latency.report(pay)
     print("\npricing, 10,000 baskets (pure function, one core)")
     pricing = pricing_bench.run()
     pricing_bench.report(pricing)
     return {
         "pricing": pricing,
+        "pay": pay,
         "journal": journal,
         "machine": platform.platform(),
         "python": platform.python_version(),

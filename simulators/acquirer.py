@@ -44,6 +44,7 @@ class Payment:
 class Acquirer:
     payments: dict[str, Payment] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    latency: float = 0.0  # seconds added before every answer: a provider across the internet
 
     def books(self) -> dict[str, Any]:
         return {ref: {"state": p.state, "amount": p.amount, "charges": p.charges} for ref, p in self.payments.items()}
@@ -57,6 +58,8 @@ ACQUIRER = web.AppKey("acquirer", Acquirer)
 
 
 async def _body(request: web.Request) -> tuple[str, str, int]:
+    if (latency := request.app[ACQUIRER].latency) > 0:
+        await asyncio.sleep(latency)
     data = await request.json()
     return str(data["ref"]), str(data.get("code", "")), int(data.get("amount", 0))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
 from simulators.demo import main as demo_main
 from simulators.scanner import PtyScanner
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     cd.add_argument("--stdin", action="store_true", help="read insert / remove / quit from standard input")
     aq = sub.add_parser("acquirer", help="a scan-to-pay provider over HTTP with scripted outcomes")
     aq.add_argument("--port", type=int, default=8790)
+    aq.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer (a provider far away)")
     sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner, card) on this machine")
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"acquirer on 127.0.0.1:{args.port}; outcomes by the code's last two digits (see --help)", file=sys.stderr
         )
-        web.run_app(build_acquirer(), host="127.0.0.1", port=args.port, print=None)
+        acquirer = Acquirer(latency=args.latency_ms / 1000)
+        web.run_app(build_acquirer(acquirer), host="127.0.0.1", port=args.port, print=None)
         return 0
     return _scanner(args)
 
