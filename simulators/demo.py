@@ -22,7 +22,7 @@ import aiohttp
 
 from protocols.money import format_cny
 from simulators.pos_client import ApiProblemError, PosClient
-from simulators.processes import Proc, demo_env, free_port, gateway_proc, ledger_proc
+from simulators.processes import Proc, demo_env, free_port, gateway_proc, ledger_proc, payments_table
 from simulators.scanner import PtyScanner
 from simulators.vcard import VirtualCard, load_issuer_key, make_applet
 
@@ -39,9 +39,9 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def render_config(repo: Path, demo_dir: Path, api_port: int, ledger_port: int) -> Path:
-    """config/demo.toml with this run's free ports (the file's paths stay as they are)."""
-    text = (repo / "config" / "demo.toml").read_text()
+def render_config(repo: Path, demo_dir: Path, api_port: int, ledger_port: int, acquirer_url: str) -> Path:
+    """config/demo.toml with this run's free ports and the acquirer simulator (the file's paths stay as they are)."""
+    text = (repo / "config" / "demo.toml").read_text() + payments_table(acquirer_url)
     text = re.sub(r"(?m)^port = 8765$", f"port = {api_port}", text)
     text = text.replace("http://127.0.0.1:8780", f"http://127.0.0.1:{ledger_port}")
     path = demo_dir / "gateway.toml"
@@ -133,6 +133,20 @@ async def sell(pos: PosClient, basket_id: str) -> dict[str, Any]:
     return sale
 
 
+async def scan_to_pay(pos: PosClient, scanner: PtyScanner, basket_id: str, code: str) -> None:
+    """The cashier scans the customer's payment code; every step shows, then the sale completes."""
+    scanner.send(code, aim="]C0")
+    event = await pos.next_event("payment")
+    while "outcome" not in event and "error" not in event:
+        say(f"  payment: {event['step']} → {event['answer']}")
+        event = await pos.next_event("payment")
+    if event.get("outcome") != "paid":
+        raise RuntimeError(f"the demo payment did not go through: {event}")
+    say(f"  paid {format_cny(event['amount'])} with {event['wallet']} (intent and outcome journaled before the answer)")
+    sale = (await pos.complete(basket_id, key=secrets.token_hex(8)))["record"]
+    say(f"  sale seq {sale['seq']}: tenders {[(t['kind'], format_cny(t['amount'])) for t in sale['tenders']]}")
+
+
 async def run_demo(repo: Path) -> int:
     demo_dir = repo / ".demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
@@ -142,8 +156,17 @@ async def run_demo(repo: Path) -> int:
     env = demo_env(*tokens)
     ledger_url = f"http://127.0.0.1:{ledger_port}"
     ledger = ledger_proc(demo_dir / "ledger", ledger_port, env, demo_dir / "ledger.log")
+    acquirer_port = free_port()
+    acquirer_url = f"http://127.0.0.1:{acquirer_port}"
+    acquirer = Proc(
+        "acquirer",
+        [sys.executable, "-m", "simulators.cli", "acquirer", "--port", str(acquirer_port)],
+        env,
+        demo_dir / "acquirer.log",
+        acquirer_url + "/books",
+    )
     gateway: Proc = gateway_proc(
-        render_config(repo, demo_dir, api_port, ledger_port), api_port, env, demo_dir / "gateway.log"
+        render_config(repo, demo_dir, api_port, ledger_port, acquirer_url), api_port, env, demo_dir / "gateway.log"
     )
     scanner = PtyScanner(demo_dir / "scanner")
     pos = PosClient(f"http://127.0.0.1:{api_port}", tokens[0])
@@ -152,6 +175,9 @@ async def run_demo(repo: Path) -> int:
         ledger.start()
         await ledger.wait_healthy()
         say(f"ledger up on {ledger_url} (embedded SQLite in .demo/ledger)")
+        acquirer.start()
+        await acquirer.wait_healthy()
+        say(f"payment acquirer simulator (WeChat Pay / Alipay scan-to-pay) up on {acquirer_url}")
         scanner.plug()
         gateway.start()
         await gateway.wait_healthy()
@@ -180,7 +206,7 @@ async def run_demo(repo: Path) -> int:
         say(f"  synced: queue pending {st['journal']['pending']}, ledger holds seq ≤ {st['journal']['last_seq']}")
         say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
 
-        say("\n-- sale 2: a member taps their physical member card on the reader")
+        say("\n-- sale 2: a member taps their member card, pays by scanning their WeChat Pay code")
         basket = await pos.new_basket()
         card = VirtualCard(make_applet("member", load_issuer_key(demo_dir / "ledger" / "issuer.key"), "8600000002"))
         card.insert()
@@ -193,7 +219,7 @@ async def run_demo(repo: Path) -> int:
             f" → member {member['member_id']}, tier {member['tier']}"
         )
         await scan_products(pos, scanner, basket["basket_id"], ["6954767430386"])
-        await sell(pos, basket["basket_id"])
+        await scan_to_pay(pos, scanner, basket["basket_id"], "134567890123456702")  # the customer types a password
         card.remove()
         fake = VirtualCard(make_applet("cloned", load_issuer_key(demo_dir / "ledger" / "issuer.key"), "8600000002"))
         fake.insert()
@@ -242,6 +268,7 @@ async def run_demo(repo: Path) -> int:
 
         await pos.close()
         code = gateway.stop()
+        acquirer.stop()
         say(f"\ngateway stopped on SIGTERM with exit code {code}; logs in .demo/gateway.log, .demo/ledger.log")
         verify = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -263,6 +290,7 @@ async def run_demo(repo: Path) -> int:
         await pos.close()
         gateway.stop()
         ledger.stop()
+        acquirer.stop()
         scanner.unplug()
 
 
