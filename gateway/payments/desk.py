@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 
 import structlog
 
@@ -137,19 +138,22 @@ class PaymentDesk:
     async def _drive(
         self, intent: PaymentIntent, provider: PaymentProvider, code: str, flow: MicropayFlow
     ) -> PaymentIntent:
-        def report(step: Step, answer: Answer) -> None:
-            self.hub.publish(
-                "payment",
-                basket_id=intent.basket_id,
-                payment_id=intent.payment_id,
-                wallet=intent.wallet,
-                amount=intent.amount,
-                step=step.value,
-                answer=answer.value,
-            )
-
-        await run_flow(provider, intent.payment_id, code, intent.amount, flow, report)
+        await run_flow(provider, intent.payment_id, code, intent.amount, flow, self._reporter(intent))
         return await self._settle_outcome(intent, flow)
+
+    def _publish(self, intent: PaymentIntent, **fields: str) -> None:
+        """A ``payment`` event for the till."""
+        self.hub.publish(
+            "payment",
+            basket_id=intent.basket_id,
+            payment_id=intent.payment_id,
+            wallet=intent.wallet,
+            amount=intent.amount,
+            **fields,
+        )
+
+    def _reporter(self, intent: PaymentIntent) -> Callable[[Step, Answer], None]:
+        return lambda step, answer: self._publish(intent, step=step.value, answer=answer.value)
 
     async def _settle_outcome(self, intent: PaymentIntent, flow: MicropayFlow) -> PaymentIntent:
         history = (*intent.history, *(what for _, what in flow.history))
@@ -163,15 +167,7 @@ class PaymentDesk:
             amount=format_cny(done.amount),
             outcome=done.state,
         )
-        self.hub.publish(
-            "payment",
-            basket_id=done.basket_id,
-            payment_id=done.payment_id,
-            wallet=done.wallet,
-            amount=done.amount,
-            outcome=done.state,
-            message=MESSAGES.get(flow.outcome, done.state),
-        )
+        self._publish(done, outcome=done.state, message=MESSAGES.get(flow.outcome, done.state))
         if flow.outcome is Outcome.ATTENTION:
             self.hub.publish("alert", code="payment-attention", message=MESSAGES[Outcome.ATTENTION])
         return done
@@ -185,7 +181,7 @@ class PaymentDesk:
             )
         flow = MicropayFlow.paid(asyncio.get_running_loop().time(), self.deadline)
         flow.unwind(asyncio.get_running_loop().time())
-        await run_flow(provider, intent.payment_id, "", intent.amount, flow)
+        await run_flow(provider, intent.payment_id, "", intent.amount, flow, self._reporter(intent))
         return await self._settle_outcome(intent, flow)
 
     async def cancel(self, basket: Basket) -> list[PaymentIntent]:
@@ -210,7 +206,7 @@ class PaymentDesk:
                     continue
                 flow = MicropayFlow(now, deadline=self.deadline)
                 flow.on_restart(now)  # the pay request may have left: ask before anything else
-                await run_flow(provider, intent.payment_id, "", intent.amount, flow)
+                await run_flow(provider, intent.payment_id, "", intent.amount, flow, self._reporter(intent))
                 intent = await self._settle_outcome(intent, flow)
             if intent.state == Outcome.PAID.value:
                 intent = await self.give_back(intent)

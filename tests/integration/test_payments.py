@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,18 @@ pytestmark = [pytest.mark.ledger]
 WECHAT = "1345678901234567"  # + two digits: the acquirer's script
 ALIPAY = "2845678901234567"
 TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_price": 4250}
+
+
+@asynccontextmanager
+async def paying_gateway(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], url: str
+) -> AsyncIterator[PosClient]:
+    """A gateway sending both wallets to the acquirer at ``url``."""
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
+        _gw,
+        pos,
+    ):
+        yield pos
 
 
 async def basket_of(pos: PosClient, quantity: int = 2) -> str:
@@ -36,10 +50,7 @@ async def test_split_tenders_in_any_order_with_change_from_cash(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
 ) -> None:
     url, books = acquirer
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
         await pos.connect_events()
         basket = await basket_of(pos)  # 2 × ¥42.50 = ¥85.00
         alipay = await pos.pay(basket, ALIPAY + "00", amount=3000)
@@ -82,10 +93,7 @@ async def test_each_outcome_reaches_the_cashier_and_matches_the_books(
     state: str,
 ) -> None:
     url, books = acquirer
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
         await pos.connect_events()
         basket = await basket_of(pos)
         payment = (await pos.pay(basket, WECHAT + script))["payment"]
@@ -108,10 +116,7 @@ async def test_a_retried_payment_never_pays_twice(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
 ) -> None:
     url, books = acquirer
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
         basket = await basket_of(pos)
         # Two requests with one key at once, while the customer is still typing a password.
         first, second = await asyncio.gather(
@@ -133,10 +138,7 @@ async def test_cancelling_a_basket_gives_its_payments_back(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
 ) -> None:
     url, books = acquirer
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
         basket = await basket_of(pos)
         paid = (await pos.pay(basket, WECHAT + "00", amount=2000))["payment"]
         cancelled = await pos.cancel(basket)
