@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,14 @@ async def paying_gateway(
         pos,
     ):
         yield pos
+
+
+async def outcome_event(pos: PosClient) -> dict[str, Any]:
+    """The next ``payment`` event that tells the cashier how a payment ended."""
+    told = await pos.next_event("payment")
+    while "outcome" not in told:
+        told = await pos.next_event("payment")
+    return told
 
 
 async def basket_of(pos: PosClient, quantity: int = 2) -> str:
@@ -98,9 +107,7 @@ async def test_each_outcome_reaches_the_cashier_and_matches_the_books(
         basket = await basket_of(pos)
         payment = (await pos.pay(basket, WECHAT + script))["payment"]
         assert payment["state"] == state
-        told = await pos.next_event("payment")
-        while "outcome" not in told:
-            told = await pos.next_event("payment")
+        told = await outcome_event(pos)
         assert (told["outcome"], told["message"]) == (state, payment["message"])
         entry = books.books().get(payment["payment_id"])
         assert entry is not None
@@ -206,9 +213,7 @@ async def test_the_cashier_scans_the_payment_code_on_the_scanner(
         pty_scanner.send(WECHAT + "00", aim="]C0")
         scan = await pos.next_event("scan")
         assert (scan["kind"], scan["data"], scan["detail"]) == ("payment_code", None, "wechat")
-        told = await pos.next_event("payment")
-        while "outcome" not in told:
-            told = await pos.next_event("payment")
+        told = await outcome_event(pos)
         assert (told["basket_id"], told["outcome"], told["amount"]) == (basket, "paid", 8500)
         record = (await pos.complete(basket))["record"]
         assert record["tenders"] == [{"kind": "wechat", "amount": 8500, "ref": told["payment_id"]}]
