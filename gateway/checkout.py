@@ -109,8 +109,8 @@ class Checkout:
             points_balance=basket.points_available,
         )
 
-    async def pay(self, basket: Basket, code: str, amount: int | None, key: str) -> tuple[PaymentIntent, bool]:
-        """Take a scan-to-pay payment toward the basket (see gateway/payments/desk.py)."""
+    async def pay(self, basket: Basket, code: str | None, amount: int | None, key: str) -> tuple[PaymentIntent, bool]:
+        """Take a payment toward the basket: a scanned code, or (no code) the card terminal; see docs/payments.md."""
         if self.draining:
             raise DrainingError("the gateway is shutting down and takes no new payments")
         priced = self.price(basket)
@@ -243,7 +243,7 @@ class Checkout:
         priced = self.price(basket)
         paid = [p for p in basket.payments if p.state == "paid"]
         # Payments taken are tenders too (the limits were checked before each was taken).
-        tenders = [*(Tender(p.wallet, p.amount, p.payment_id) for p in paid), *tenders]
+        tenders = [*(_tender(p) for p in paid), *tenders]
         change = _settle(priced.total_due, tenders)
         txn_id = str(uuid7())
         reservation = (
@@ -339,6 +339,12 @@ class Checkout:
         if breaches := self.limits.breaches(stats):
             log.error("journal_limit_passed", breaches=breaches)
             self.hub.publish("alert", code="journal-limit", message="; ".join(breaches))
+
+
+def _tender(p: PaymentIntent) -> Tender:
+    """A paid payment as a tender of its sale; for a card, what the terminal said (PAN masked)."""
+    d = p.detail
+    return Tender(p.wallet, p.amount, p.payment_id, d.get("scheme"), d.get("pan"), d.get("auth"))
 
 
 def _settle(total_due: int, tenders: list[Tender]) -> int:

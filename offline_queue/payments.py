@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from offline_queue.errors import IdempotencyConflictError
@@ -26,7 +26,7 @@ T = TypeVar("T")
 OPEN_STATES = ("pending", "paid")  # unsettled payments in these states may hold money
 _COLUMNS = (
     "payment_id, basket_id, idempotency_key, wallet, provider, code_hint, amount, currency, state, history,"
-    " created_at, updated_at, txn_id"
+    " created_at, updated_at, txn_id, detail"
 )
 
 
@@ -51,6 +51,7 @@ class PaymentIntent:
     created_at: str
     updated_at: str
     txn_id: str | None = None  # the sale that used it
+    detail: dict[str, str] = field(default_factory=dict)  # a card's scheme, masked PAN, authorisation
 
     @property
     def open(self) -> bool:
@@ -59,10 +60,11 @@ class PaymentIntent:
 
 
 def _intent(row: Sequence[Any]) -> PaymentIntent:
-    payment_id, basket_id, key, wallet, provider, hint, amount, currency, state, history, created, updated, txn = row
+    payment_id, basket_id, key, wallet, provider, hint, amount, currency, state, history, created, updated, *rest = row
+    txn, detail = rest
     return PaymentIntent(
         payment_id, basket_id, key, wallet, provider, hint, amount, currency, state,
-        tuple(json.loads(history)), created, updated, txn,
+        tuple(json.loads(history)), created, updated, txn, json.loads(detail),
     )  # fmt: skip
 
 
@@ -74,7 +76,7 @@ def _select(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> li
 
 def _insert(conn: sqlite3.Connection, p: PaymentIntent) -> None:
     conn.execute(
-        f"INSERT INTO payments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 constant
+        f"INSERT INTO payments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 constant
         (
             p.payment_id,
             p.basket_id,
@@ -89,6 +91,7 @@ def _insert(conn: sqlite3.Connection, p: PaymentIntent) -> None:
             p.created_at,
             p.updated_at,
             p.txn_id,
+            json.dumps(p.detail),
         ),
     )
 
@@ -133,13 +136,13 @@ class JournalPayments:
 
         return await self._read(get)
 
-    async def payment_outcome(self, payment_id: str, state: str, history: Sequence[str], at: str) -> None:
+    async def payment_outcome(self, p: PaymentIntent) -> None:
         """Record where a payment stands (durably: the cashier is told only after this)."""
 
         def update(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE payments SET state = ?, history = ?, updated_at = ? WHERE payment_id = ?",
-                (state, json.dumps(list(history)), at, payment_id),
+                "UPDATE payments SET state = ?, history = ?, updated_at = ?, detail = ? WHERE payment_id = ?",
+                (p.state, json.dumps(list(p.history)), p.updated_at, json.dumps(p.detail), p.payment_id),
             )
 
         await self._write(update)

@@ -81,7 +81,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             history         TEXT NOT NULL,
             created_at      TEXT NOT NULL,
             updated_at      TEXT NOT NULL,
-            txn_id          TEXT
+            txn_id          TEXT,
+            detail          TEXT NOT NULL DEFAULT '{}'
         );
         CREATE INDEX payments_open ON payments(state) WHERE txn_id IS NULL;
         """,

@@ -58,6 +58,16 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """A provider's answer to one call."""
+
+    answer: Answer
+    # What a provider may tell of a payment and the gateway may keep: for a bank
+    # card the scheme, the masked PAN and the authorisation code. Never a full PAN.
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
     step: Step
     at: float  # when to do it (the caller's clock)

@@ -18,6 +18,7 @@ MAX_LINES = 500
 TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card")
 RECORD_KINDS = ("sale", "refund", "void")
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
+MASKED_PAN = r"[0-9]{6}\*{2,9}[0-9]{4}"  # never a full card number
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +39,18 @@ class Tender:
     kind: str
     amount: int
     ref: str | None = None  # the payment's reference at its provider (not for cash)
+    # A bank card: what the terminal reported and the gateway may keep. The PAN
+    # is masked (first 6, last 4 at most); the record schema refuses anything else.
+    scheme: str | None = None
+    pan: str | None = None
+    auth: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"kind": self.kind, "amount": self.amount}
-        if self.ref is not None:  # cash tenders keep the form records always had
-            wire["ref"] = self.ref
+        # Optional keys only when set: cash tenders keep the form records always had.
+        for key in ("ref", "scheme", "pan", "auth"):
+            if (value := getattr(self, key)) is not None:
+                wire[key] = value
         return wire
 
 
@@ -149,6 +157,9 @@ def _read_tender(f: Fields) -> Tender:
         f.text("kind", choices=TENDER_KINDS),
         f.integer("amount", minimum=0),
         f.optional_text("ref", pattern=ID_PATTERN),
+        f.optional_text("scheme", pattern=r"[A-Za-z0-9 _-]{1,32}"),
+        f.optional_text("pan", pattern=MASKED_PAN),
+        f.optional_text("auth", pattern=r"[A-Za-z0-9]{1,12}"),
     )
     f.done()
     return tender

@@ -13,6 +13,8 @@ On standard input, ``!unplug`` and ``!plug`` pull and replug the cable.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,8 @@ from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
 from simulators.demo import main as demo_main
 from simulators.scanner import PtyScanner
+from simulators.terminal import MODES as TERMINAL_MODES
+from simulators.terminal import serve as serve_terminal
 from simulators.vcard import MODES, VPCD_PORT, VirtualCard, load_issuer_key, make_applet
 
 
@@ -122,12 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     aq = sub.add_parser("acquirer", help="a scan-to-pay provider over HTTP with scripted outcomes")
     aq.add_argument("--port", type=int, default=8790)
     aq.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer (a provider far away)")
+    tm = sub.add_parser("terminal", help="a bank-card payment terminal (ECR link) on a pseudo-terminal")
+    tm.add_argument("--link", type=Path, required=True, help="stable path to create for the serial port")
+    tm.add_argument("--mode", choices=TERMINAL_MODES, default="approve")
     sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner, card) on this machine")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo_main()
     if args.command == "card":
         return _card(args)
+    if args.command == "terminal":
+        print(f"payment terminal at {args.link}, mode {args.mode}; Ctrl-C to stop", file=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_terminal(args.link, args.mode))
+        return 0
     if args.command == "acquirer":
         print(
             f"acquirer on 127.0.0.1:{args.port}; outcomes by the code's last two digits (see --help)", file=sys.stderr

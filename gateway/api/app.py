@@ -162,11 +162,17 @@ async def complete(request: web.Request) -> web.Response:
 
 
 async def pay(request: web.Request) -> web.Response:
-    """Scan-to-pay: ``{"code", "amount"?}`` (default: all that is left). Answers once the payment has an outcome."""
+    """``{"code"}`` (scan-to-pay) or ``{"method": "card"}`` (the terminal), ``"amount"?`` (default: all that is left).
+
+    Answers once the payment has an outcome.
+    """
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
     f = await _body(request, "payment")
-    code = f.text("code", max_len=64, pattern=r"[\x21-\x7e]{1,64}")
+    code = f.optional_text("code", max_len=64, pattern=r"[\x21-\x7e]{1,64}")
+    method = f.optional_text("method", pattern="card")
+    if (code is None) == (method is None):
+        f.problems.add("", 'give exactly one of code (a scanned payment code) or method ("card")')
     amount = f.integer("amount", minimum=1, maximum=10**10) if f.has("amount") else None
     key = _idempotency_key(request, f, "a payment")
     _finish(f)

@@ -64,9 +64,9 @@ class PaymentDesk:
         self._running: dict[str, asyncio.Task[PaymentIntent]] = {}
         self.resolved: list[PaymentIntent] = []  # settled after a restart, for the till's status
 
-    def route(self, code: str) -> tuple[str, PaymentProvider]:
-        """The provider for a scanned payment code, by its wallet's prefix and length."""
-        wallet = payment_provider(code)
+    def route(self, code: str | None) -> tuple[str, PaymentProvider]:
+        """The provider for a scanned payment code, by its wallet's prefix and length; no code: the card terminal."""
+        wallet = "card" if code is None else payment_provider(code)
         if wallet is None:
             raise PaymentCodeError(
                 "not a payment code this till takes (WeChat Pay: 18 digits starting 10-15; "
@@ -80,7 +80,7 @@ class PaymentDesk:
         return wallet, provider
 
     async def pay(
-        self, basket: Basket, due: int, code: str, amount: int | None, key: str
+        self, basket: Basket, due: int, code: str | None, amount: int | None, key: str
     ) -> tuple[PaymentIntent, bool]:
         """Take ``amount`` (default: what is left of ``due``) with a scanned code; return it, and if replayed."""
         async with basket.lock:  # one payment at a time per basket; a retry waits for the first
@@ -97,7 +97,7 @@ class PaymentDesk:
             _replace(basket, intent)
             return intent, replayed
 
-    async def _begin(self, basket: Basket, due: int, code: str, amount: int | None, key: str) -> PaymentIntent:
+    async def _begin(self, basket: Basket, due: int, code: str | None, amount: int | None, key: str) -> PaymentIntent:
         if basket.state is not BasketState.OPEN:
             raise ConflictError(f"basket {basket.basket_id} is {basket.state}; no payment can be taken")
         wallet, provider = self.route(code)
@@ -116,7 +116,7 @@ class PaymentDesk:
             key,
             wallet,
             provider.name,
-            code[-4:],
+            (code or "")[-4:],
             amount,
             self.currency,
             Outcome.PENDING.value,
@@ -128,7 +128,7 @@ class PaymentDesk:
         basket.payments.append(intent)
         loop = asyncio.get_running_loop()
         task = loop.create_task(
-            self._drive(intent, provider, code, MicropayFlow(loop.time(), deadline=self.deadline)),
+            self._drive(intent, provider, code or "", MicropayFlow(loop.time(), deadline=self.deadline)),
             name=f"payment:{intent.payment_id}",
         )
         self._running[intent.payment_id] = task
@@ -138,8 +138,8 @@ class PaymentDesk:
     async def _drive(
         self, intent: PaymentIntent, provider: PaymentProvider, code: str, flow: MicropayFlow
     ) -> PaymentIntent:
-        await run_flow(provider, intent.payment_id, code, intent.amount, flow, self._reporter(intent))
-        return await self._settle_outcome(intent, flow)
+        detail = await run_flow(provider, intent.payment_id, code, intent.amount, flow, self._reporter(intent))
+        return await self._settle_outcome(intent, flow, detail)
 
     def _publish(self, intent: PaymentIntent, **fields: str) -> None:
         """A ``payment`` event for the till."""
@@ -155,10 +155,18 @@ class PaymentDesk:
     def _reporter(self, intent: PaymentIntent) -> Callable[[Step, Answer], None]:
         return lambda step, answer: self._publish(intent, step=step.value, answer=answer.value)
 
-    async def _settle_outcome(self, intent: PaymentIntent, flow: MicropayFlow) -> PaymentIntent:
+    async def _settle_outcome(
+        self, intent: PaymentIntent, flow: MicropayFlow, detail: dict[str, str] | None = None
+    ) -> PaymentIntent:
         history = (*intent.history, *(what for _, what in flow.history))
-        done = dataclasses.replace(intent, state=flow.outcome.value, history=history, updated_at=utc_now())
-        await self.journal.payment_outcome(done.payment_id, done.state, done.history, done.updated_at)
+        done = dataclasses.replace(
+            intent,
+            state=flow.outcome.value,
+            history=history,
+            updated_at=utc_now(),
+            detail={**intent.detail, **(detail or {})},
+        )
+        await self.journal.payment_outcome(done)
         log.info(
             "payment_outcome",
             payment_id=done.payment_id,
@@ -206,8 +214,8 @@ class PaymentDesk:
                     continue
                 flow = MicropayFlow(now, deadline=self.deadline)
                 flow.on_restart(now)  # the pay request may have left: ask before anything else
-                await run_flow(provider, intent.payment_id, "", intent.amount, flow, self._reporter(intent))
-                intent = await self._settle_outcome(intent, flow)
+                detail = await run_flow(provider, intent.payment_id, "", intent.amount, flow, self._reporter(intent))
+                intent = await self._settle_outcome(intent, flow, detail)
             if intent.state == Outcome.PAID.value:
                 intent = await self.give_back(intent)
             log.warning("payment_resolved_after_restart", payment_id=intent.payment_id, outcome=intent.state)

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from protocols.micropay import Answer, Step
+from protocols.micropay import Answer, Reply, Step
 from protocols.schema import Fields
 
 _ANSWERS = {a.value: a for a in (Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.NOT_FOUND)}
@@ -32,7 +32,10 @@ class MicropayHttpProvider:
         timeout = options.number("timeout", 5.0, minimum=0.1, maximum=60.0)
         return cls(name, url, timeout)
 
-    async def call(self, step: Step, ref: str, code: str, amount: int) -> Answer:
+    async def call(self, step: Step, ref: str, code: str, amount: int) -> Reply:
+        return Reply(await self._call(step, ref, code, amount))
+
+    async def _call(self, step: Step, ref: str, code: str, amount: int) -> Answer:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(timeout=self.timeout)
         body: dict[str, Any] = {"ref": ref, "code": code, "amount": amount}

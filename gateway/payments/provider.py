@@ -11,21 +11,23 @@ from importlib.metadata import EntryPoint
 from typing import Protocol, cast
 
 from drivers.registry import PluginRegistry
-from protocols.micropay import Answer, Step
+from protocols.micropay import Reply, Step
 from protocols.schema import Fields
 
 GROUP = "posgw.payments"
-WALLETS = ("wechat", "alipay")  # scan-to-pay wallets, as protocols.codes.payment_provider names them
-WALLET_NAMES = {"wechat": "WeChat Pay", "alipay": "Alipay"}
+# Scan-to-pay wallets, as protocols.codes.payment_provider names them, and the bank-card terminal.
+WALLETS = ("wechat", "alipay", "card")
+WALLET_NAMES = {"wechat": "WeChat Pay", "alipay": "Alipay", "card": "The bank-card terminal"}
 BUILTIN: dict[str, str] = {
     "micropay-http": "gateway.payments.micropay_http:MicropayHttpProvider",
+    "ecr-serial": "drivers.ecr_terminal:EcrTerminal",
 }
 
 
 class PaymentProvider(Protocol):
     name: str
 
-    async def call(self, step: Step, ref: str, code: str, amount: int) -> Answer:
+    async def call(self, step: Step, ref: str, code: str, amount: int) -> Reply:
         """One provider call; anything but an explicit answer is ``UNKNOWN`` (or ``UNREACHABLE``)."""
         ...
 

@@ -16,14 +16,17 @@ async def run_flow(
     amount: int,
     flow: MicropayFlow,
     report: Callable[[Step, Answer], None] = lambda step, answer: None,
-) -> MicropayFlow:
-    """Until the flow is paid, declined, unreachable, reversed or needs attention."""
+) -> dict[str, str]:
+    """Until the flow is paid, declined, unreachable, reversed or needs attention; return what the provider told."""
     loop = asyncio.get_running_loop()
+    detail: dict[str, str] = {}
     while (action := flow.next_action()).step is not Step.DONE:
         delay = action.at - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        answer = await provider.call(action.step, ref, code, amount)
+        reply = await provider.call(action.step, ref, code, amount)
+        answer = reply.answer
+        detail.update(reply.detail)
         now = loop.time()
         report(action.step, answer)
         if action.step is Step.PAY:
@@ -32,4 +35,4 @@ async def run_flow(
             flow.on_query(answer, now)
         else:
             flow.on_reverse(answer, now)
-    return flow
+    return detail
