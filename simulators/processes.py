@@ -105,8 +105,8 @@ wait_timeout = 0.5
 """
 
 
-def payments_table(acquirer_url: str, deadline: float = 30.0) -> str:
-    """Both scan-to-pay wallets sent to one acquirer (the simulator takes both formats)."""
+def payments_table(acquirer_url: str, deadline: float = 30.0, terminal: Path | None = None) -> str:
+    """Both scan-to-pay wallets sent to one acquirer (the simulator takes both formats); cards to ``terminal``."""
     providers = "".join(
         f"""
 [[payments.providers]]
@@ -118,6 +118,16 @@ timeout = 2.0
 """
         for wallet in ("wechat", "alipay")
     )
+    if terminal is not None:
+        providers += f"""
+[[payments.providers]]
+wallet = "card"
+provider = "ecr-serial"
+[payments.providers.options]
+port = "{terminal}"
+ack_timeout = 0.2
+sale_timeout = 5.0
+"""
     return f"\n[payments]\ndeadline = {deadline}\n{providers}"
 
 

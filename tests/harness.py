@@ -113,12 +113,17 @@ async def running_gateway(config: GatewayConfig) -> AsyncIterator[tuple[Gateway,
 
 
 def acquirer_payments(
-    url: str, deadline: float = 5.0, wallets: tuple[str, ...] = ("wechat", "alipay")
+    url: str,
+    deadline: float = 5.0,
+    wallets: tuple[str, ...] = ("wechat", "alipay"),
+    terminal: Path | None = None,
 ) -> dict[str, object]:
-    """A ``[payments]`` table sending both wallets to one acquirer simulator."""
-    return {
-        "deadline": deadline,
-        "providers": [
-            {"wallet": w, "provider": "micropay-http", "options": {"url": url, "timeout": 1.0}} for w in wallets
-        ],
-    }
+    """A ``[payments]`` table sending both wallets to one acquirer simulator (and cards to a terminal on a pty)."""
+    providers: list[dict[str, object]] = [
+        {"wallet": w, "provider": "micropay-http", "options": {"url": url, "timeout": 1.0}} for w in wallets
+    ]
+    if terminal is not None:
+        providers.append(
+            {"wallet": "card", "provider": "ecr-serial", "options": {"port": str(terminal), "ack_timeout": 0.2}}
+        )
+    return {"deadline": deadline, "providers": providers}

@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -22,6 +23,7 @@ from offline_queue.payments import PaymentIntent
 from simulators.acquirer import Acquirer
 from simulators.pos_client import PosClient
 from simulators.processes import Stack, payments_table
+from simulators.terminal import PtyTerminal
 
 pytestmark = [pytest.mark.ledger]
 
@@ -30,8 +32,16 @@ TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, acquirer: tuple[str, Acquirer]) -> AsyncIterator[Stack]:
-    stack = Stack.create(tmp_path, extra_config=payments_table(acquirer[0], deadline=5.0))
+async def terminal(tmp_path: Path) -> AsyncIterator[PtyTerminal]:
+    sim = PtyTerminal(tmp_path / "terminal", pin_seconds=0.05, outage_seconds=3.0)
+    sim.plug()
+    yield sim
+    sim.unplug()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, acquirer: tuple[str, Acquirer], terminal: PtyTerminal) -> AsyncIterator[Stack]:
+    stack = Stack.create(tmp_path, extra_config=payments_table(acquirer[0], deadline=5.0, terminal=terminal.link))
     stack.ledger.start()
     await stack.ledger.wait_healthy()
     stack.gateway.start()
@@ -93,7 +103,8 @@ async def test_killed_while_the_payment_is_open(stack: Stack, acquirer: tuple[st
 
 
 async def pos_status_shows(pos: PosClient, ref: str, state: str) -> None:
-    status = await pos.status()
+    """The till is told (the provider's books may settle a moment before the journal does)."""
+    status = await until_status(pos, ref)
     told = {p["payment_id"]: p["state"] for p in status["payments"]["resolved_after_restart"]}
     assert told == {ref: state}
 
@@ -107,6 +118,8 @@ async def test_killed_after_paying_before_the_sale(stack: Stack, acquirer: tuple
         assert paid["state"] == "paid"
     await restart_after_kill(stack)
     await until(lambda: books.payments[paid["payment_id"]].state == "reversed")
+    async with stack.pos() as pos:
+        await pos_status_shows(pos, paid["payment_id"], "reversed")
     rows, journal = await journal_payments(stack)
     assert [(p.state, p.txn_id) for p in rows] == [("reversed", None)]
     await journal.close()
@@ -155,10 +168,36 @@ async def test_killed_after_the_intent_before_the_request_left(stack: Stack, acq
     await journal.close()
 
 
-async def until_status(pos: PosClient, ref: str) -> None:
+async def until_status(pos: PosClient, ref: str) -> dict[str, Any]:
     for _ in range(100):
         status = await pos.status()
         if any(p["payment_id"] == ref for p in status["payments"]["resolved_after_restart"]):
-            return
+            return status
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{ref} not reported as resolved")
+
+
+async def test_killed_while_the_card_terminal_is_dark_after_approving(stack: Stack, terminal: PtyTerminal) -> None:
+    """The terminal approved the card and lost power; the gateway dies too. Back up, LAST finds the
+    approval and, its basket being gone, the sale is cancelled on the terminal: charged once, given back."""
+    terminal.mode = "power-loss"
+    async with stack.pos() as pos:
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, **TART)
+        paying = asyncio.create_task(
+            pos.call("POST", f"/v1/baskets/{basket}/payments", {"method": "card"}, {"Idempotency-Key": "card-crash-1"})
+        )
+        await until(lambda: any(s.status == "approved" for s in terminal.sales.values()))
+        await restart_after_kill(stack)
+        with contextlib.suppress(aiohttp.ClientError):
+            await paying
+    ref = next(iter(terminal.sales))
+    terminal.mode = "approve"
+    await until(lambda: terminal.sales[ref].status == "cancelled")
+    assert terminal.sales[ref].charges == 1  # charged once, then voided: never twice
+    async with stack.pos() as pos:
+        await pos_status_shows(pos, ref, "reversed")
+    rows, journal = await journal_payments(stack)
+    assert [(p.payment_id, p.wallet, p.state, p.txn_id) for p in rows] == [(ref, "card", "reversed", None)]
+    assert rows[0].detail["pan"] == "622588******1234"
+    await journal.close()

@@ -14,6 +14,7 @@ from simulators.acquirer import Acquirer
 from simulators.pos_client import ApiProblemError, PosClient
 from simulators.processes import free_port
 from simulators.scanner import PtyScanner
+from simulators.terminal import PtyTerminal
 from tests.harness import LedgerHandle, acquirer_payments, gateway_config, running_gateway
 
 pytestmark = [pytest.mark.ledger]
@@ -218,3 +219,41 @@ async def test_the_cashier_scans_the_payment_code_on_the_scanner(
         record = (await pos.complete(basket))["record"]
         assert record["tenders"] == [{"kind": "wechat", "amount": 8500, "ref": told["payment_id"]}]
     assert books.books()[told["payment_id"]]["charges"] == 1
+
+
+@pytest.mark.pty
+async def test_card_wallet_and_cash_split_and_no_full_card_number_is_stored(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, _ = acquirer
+    terminal = PtyTerminal(tmp_path / "terminal", pin_seconds=0.05)
+    terminal.plug()
+    payments = acquirer_payments(url, terminal=terminal.link)
+    try:
+        async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens, payments=payments)) as (
+            _gw,
+            pos,
+        ):
+            basket = await basket_of(pos)
+            card = (await pos.call("POST", f"/v1/baskets/{basket}/payments", {"method": "card", "amount": 4000},
+                                   {"Idempotency-Key": "card-pay-0001"}))["payment"]  # fmt: skip
+            assert card["state"] == "paid"
+            wechat = (await pos.pay(basket, WECHAT + "00", amount=4000))["payment"]
+            record = (await pos.complete(basket, cash=1000))["record"]
+            assert record["tenders"][0] == {
+                "kind": "card",
+                "amount": 4000,
+                "ref": card["payment_id"],
+                "scheme": "UnionPay",
+                "pan": "622588******1234",
+                "auth": terminal.sales[card["payment_id"]].auth,
+            }
+            assert [t["kind"] for t in record["tenders"]] == ["card", "wechat", "cash"]
+            assert record["change"] == 500
+            assert wechat["state"] == "paid"
+        # The terminal sent the full card number; it is nowhere on disk.
+        for path in (tmp_path / "gw").iterdir():
+            assert b"6225881234561234" not in path.read_bytes(), path
+        assert terminal.books()[card["payment_id"]] == {"status": "approved", "amount": 4000, "charges": 1}
+    finally:
+        terminal.unplug()
