@@ -94,10 +94,19 @@ class Checkout:
         self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
         return basket
 
-    def price(self, basket: Basket) -> PricedBasket:
-        """The basket's price; once a payment is held against it, the price it was paid at."""
-        if basket.frozen is not None and basket.payments_held():
-            return basket.frozen
+    def price(self, basket: Basket, tenders: list[Tender] | None = None) -> PricedBasket:
+        """The basket's price; once a payment is held against it, the price it was paid at.
+
+        With ``tenders`` (at completion), points are earned as the bill was paid:
+        campaigns for the payment method, stored value rewarded or not.
+        """
+        method, stored_value = _payment_method(tenders or [])
+        priced = self._price(basket, method, stored_value)
+        if basket.frozen is not None and basket.payments_held() and priced.total_due != basket.frozen.total_due:
+            return basket.frozen  # the rules changed under a paid basket: it keeps the price it was paid at
+        return priced
+
+    def _price(self, basket: Basket, method: str | None, stored_value: int) -> PricedBasket:
         member = basket.member.member if basket.member else None
         return price(
             basket.lines,
@@ -107,15 +116,27 @@ class Checkout:
             coupons=[c.definition for c in basket.coupons],
             points_to_redeem=basket.points_to_redeem,
             points_balance=basket.points_available,
+            payment_method=method,
+            stored_value_paid=stored_value,
         )
 
     async def pay(self, basket: Basket, code: str | None, amount: int | None, key: str) -> tuple[PaymentIntent, bool]:
         """Take a payment toward the basket: a scanned code, or (no code) the card terminal; see docs/payments.md."""
         if self.draining:
             raise DrainingError("the gateway is shutting down and takes no new payments")
+        if code is not None and code.startswith("PW1."):
+            await self._wallet_member(basket, code)
         priced = self.price(basket)
         basket.frozen = priced  # what the customer pays against stays what was shown
         return await self.desk.pay(basket, priced.total_due, code, amount, key)
+
+    async def _wallet_member(self, basket: Basket, code: str) -> None:
+        """A wallet code names its member ("pay = member"): attached first, so their benefits apply."""
+        match = await self.identify_token(code)
+        if basket.member is None:
+            self.attach_member(basket, match)  # before any payment: the price may change
+        elif basket.member.member.member_id != match.member.member_id:
+            raise ConflictError("this wallet code is another member's than the basket's")
 
     async def cancel(self, basket: Basket) -> list[PaymentIntent]:
         """Give the basket up; payments taken for it are given back."""
@@ -240,10 +261,10 @@ class Checkout:
             raise ConflictError(f"basket {basket.basket_id} is {basket.state}; start a new basket")
         if any(p.state == "pending" for p in basket.payments):
             raise ConflictError("a payment for this basket is still running; wait for its outcome")
-        priced = self.price(basket)
         paid = [p for p in basket.payments if p.state == "paid"]
         # Payments taken are tenders too (the limits were checked before each was taken).
         tenders = [*(_tender(p) for p in paid), *tenders]
+        priced = self.price(basket, tenders)
         change = _settle(priced.total_due, tenders)
         txn_id = str(uuid7())
         reservation = (
@@ -339,6 +360,16 @@ class Checkout:
         if breaches := self.limits.breaches(stats):
             log.error("journal_limit_passed", breaches=breaches)
             self.hub.publish("alert", code="journal-limit", message="; ".join(breaches))
+
+
+def _payment_method(tenders: list[Tender]) -> tuple[str | None, int]:
+    """How a bill was paid, for earning: the wallet when any of it came from stored value
+    (its campaigns apply), else the largest tender's kind; and the stored value paid."""
+    stored_value = sum(t.amount for t in tenders if t.kind == "wallet")
+    if stored_value:
+        return "wallet", stored_value
+    largest = max(tenders, key=lambda t: t.amount, default=None)
+    return (largest.kind if largest else None), 0
 
 
 def _tender(p: PaymentIntent) -> Tender:

@@ -67,6 +67,12 @@ class LedgerError(RetryableError):
     code = "ledger-unavailable"
 
 
+class LedgerUnreachableError(LedgerError):
+    """No connection to the ledger could be made: the request never left."""
+
+    code = "ledger-unreachable"
+
+
 class LedgerGarbageError(LedgerError):
     """The ledger answered something that is not its protocol."""
 

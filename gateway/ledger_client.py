@@ -13,7 +13,13 @@ from urllib.parse import quote
 
 import aiohttp
 
-from gateway.errors import LedgerAuthError, LedgerError, LedgerGarbageError, LedgerRefusedError
+from gateway.errors import (
+    LedgerAuthError,
+    LedgerError,
+    LedgerGarbageError,
+    LedgerRefusedError,
+    LedgerUnreachableError,
+)
 from protocols.errors import SchemaError
 from protocols.rulebook import MemberEntry
 from protocols.schema import Fields, Problems
@@ -44,7 +50,7 @@ class LedgerClient:
             async with self._session.request(method, url, **kwargs) as resp:
                 if resp.status == 404 and method == "GET" and path.startswith("/v1/identifiers/"):
                     return None
-                if resp.status == 409 and path.startswith("/v1/reservations"):
+                if resp.status == 409 and path.startswith(("/v1/reservations", "/v1/wallet/")):
                     detail = (await resp.json(content_type=None)).get("detail", "refused")
                     raise LedgerRefusedError(str(detail))
                 if resp.status in (401, 403):
@@ -58,6 +64,8 @@ class LedgerClient:
                     return await resp.json(content_type=None)
                 except ValueError as err:
                     raise LedgerGarbageError(f"ledger reply to {path} is not JSON") from err
+        except aiohttp.ClientConnectorError as err:
+            raise LedgerUnreachableError(f"ledger unreachable at {self.base_url}: {err}") from err
         except (aiohttp.ClientError, TimeoutError) as err:
             raise LedgerError(f"ledger unreachable at {self.base_url}: {err or type(err).__name__}") from err
 
@@ -79,6 +87,25 @@ class LedgerClient:
     async def release_points(self, reservation: str) -> None:
         """Let a hold go (the sale was not made); holds also lapse by themselves."""
         await self._request("DELETE", f"/v1/reservations/{quote(reservation, safe='')}")
+
+    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str) -> None:
+        """Hold stored value for payment ``ref`` (refused: :class:`LedgerRefusedError`, with what is available)."""
+        await self._request(
+            "POST",
+            "/v1/wallet/holds",
+            {"member_id": member_id, "amount": amount, "ref": ref, "terminal_id": terminal_id},
+        )
+
+    async def wallet_hold_state(self, ref: str) -> str:
+        """``held``, ``spent`` or ``none``."""
+        data = await self._request("GET", f"/v1/wallet/holds/{quote(ref, safe='')}")
+        found = data.get("state") if isinstance(data, dict) else None
+        if found not in ("held", "spent", "none"):
+            raise LedgerGarbageError("the ledger's wallet hold reply has no state")
+        return str(found)
+
+    async def release_wallet(self, ref: str) -> None:
+        await self._request("DELETE", f"/v1/wallet/holds/{quote(ref, safe='')}")
 
     async def ping(self) -> None:
         """A cheap round trip, so an idle terminal still knows whether it is online."""

@@ -8,13 +8,11 @@ less what this till has spent since the snapshot was asked for.
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 from gateway.basket import Basket
 from gateway.errors import ConflictError, LedgerError, LedgerRefusedError, PointsRefusedError, RiskLimitError
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory
+from gateway.risk import stale_reason
 from gateway.sync import SyncWorker
 from offline_queue.journal import TransactionJournal
 
@@ -57,18 +55,8 @@ class PointsSpending:
         member_id = basket.member.member.member_id
         if points > risk.max_points_per_sale:
             raise RiskLimitError(f"offline, at most {risk.max_points_per_sale} points may be spent on one sale")
-        last = self.sync.state.last_contact
-        if last is None or time.time() - last > risk.max_offline_hours * 3600:
-            raise RiskLimitError(
-                f"the ledger has been out of reach for over {risk.max_offline_hours:g} h: "
-                "no points may be spent until it is back"
-            )
-        snapshot = datetime.fromisoformat(self.directory.loaded_at.replace("Z", "+00:00"))
-        if (datetime.now(UTC) - snapshot).total_seconds() > risk.max_snapshot_hours * 3600:
-            raise RiskLimitError(
-                f"the member list here is over {risk.max_snapshot_hours:g} h old: points cannot "
-                "be spent until it is refreshed (discounts still apply)"
-            )
+        if reason := stale_reason(self.sync, self.directory, "points"):
+            raise RiskLimitError(reason)
         spent, sales = await self.journal.offline_spending(member_id)
         if spent + points > risk.max_member_points:
             raise RiskLimitError(

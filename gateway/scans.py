@@ -77,8 +77,9 @@ class ScanRouter:
             # Checking a coupon reads the journal, so it finishes beside the scan; a
             # ``coupon`` event tells the till the outcome.
             self._beside(self._coupon(code.data), "coupon-scan")
-        elif code.kind is CodeKind.PAYMENT_CODE:
+        elif code.kind is CodeKind.PAYMENT_CODE or (code.kind is CodeKind.WALLET_CODE and "member" in result):
             # A payment may wait for the customer's password: later scans must not wait for it.
+            # A member wallet code identified its member above, and pays too ("pay = member").
             self._beside(self._pay(code.data), "payment-scan")
         return result
 

@@ -18,6 +18,7 @@ from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory
 from gateway.payments.desk import PaymentDesk
+from gateway.payments.wallet import MemberWalletProvider
 from gateway.scans import ScanRouter
 from gateway.sync import RulesRefresher, SyncWorker
 from offline_queue.journal import TransactionJournal
@@ -65,7 +66,10 @@ class Services:
             public_key_text(journal.signing_key.public_key()),
         )
         limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
-        desk = PaymentDesk(config, journal, hub, limits)
+        wallet = MemberWalletProvider(
+            config.terminal.terminal_id, directory, journal, sync, client, config.token_leeway
+        )
+        desk = PaymentDesk(config, journal, hub, limits, builtin={"wallet": wallet})
         checkout = Checkout(config, baskets, directory, journal, hub, sync, limits, client, desk)
         scans = ScanRouter(checkout, hub)
         cards = CardRouter(checkout, scans, client, hub)

@@ -20,7 +20,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.store import LedgerStore
+from ledger.wallet import HOLD_TTL
 from protocols.errors import GatewayError, SchemaError
+from protocols.money import format_cny
+from protocols.records import ID_PATTERN
 from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import batch_from_wire
@@ -216,6 +219,31 @@ async def release(request: web.Request) -> web.Response:
     return web.json_response({"released": True})
 
 
+async def wallet_hold(request: web.Request) -> web.Response:
+    """Hold stored value for a payment about to be made: ``{"member_id", "amount", "ref", "terminal_id"}``."""
+    svc = request.app[SERVICE]
+    problems = Problems("wallet hold")
+    f = Fields(await _json(request), problems)
+    member_id, amount = f.text("member_id", max_len=64), f.integer("amount", minimum=1, maximum=10**10)
+    ref, terminal_id = f.text("ref", pattern=ID_PATTERN), f.text("terminal_id", pattern=ID_PATTERN)
+    f.done()
+    problems.raise_if_any()
+    held, left = await svc.store.hold_wallet(member_id, amount, ref, terminal_id)
+    if not held:
+        return problem(409, "insufficient-funds", f"the member's wallet has {format_cny(left)} available")
+    return web.json_response({"ref": ref, "available": left, "expires_in": HOLD_TTL}, status=201)
+
+
+async def wallet_hold_state(request: web.Request) -> web.Response:
+    """``held``, ``spent`` (its sale arrived) or ``none``."""
+    return web.json_response({"state": await request.app[SERVICE].store.wallet_hold_state(request.match_info["ref"])})
+
+
+async def wallet_release(request: web.Request) -> web.Response:
+    await request.app[SERVICE].store.release_wallet(request.match_info["ref"])
+    return web.json_response({"released": True})
+
+
 async def conflicts(request: web.Request) -> web.Response:
     """Sales that the ledger accepted with a conflict to settle (a coupon or points spent twice offline)."""
     return web.json_response({"conflicts": await request.app[SERVICE].store.conflicts()})
@@ -238,6 +266,9 @@ ROLE: dict[Callable[..., object], str] = {
     terminal_records: "terminal",
     reserve: "terminal",
     release: "terminal",
+    wallet_hold: "terminal",
+    wallet_hold_state: "terminal",
+    wallet_release: "terminal",
     member_qr: "app",
     add_identifier: "app",
     member_coupon: "app",
@@ -258,6 +289,9 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/terminals/{terminal_id}/transactions", terminal_records)
     app.router.add_post("/v1/reservations", reserve)
     app.router.add_delete("/v1/reservations/{reservation}", release)
+    app.router.add_post("/v1/wallet/holds", wallet_hold)
+    app.router.add_get("/v1/wallet/holds/{ref}", wallet_hold_state)
+    app.router.add_delete("/v1/wallet/holds/{ref}", wallet_release)
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)

@@ -25,9 +25,10 @@ DEMO_CARD_FROZEN = "8600000099"
 # Phone numbers the demo members registered with (kept at the ledger only as salted hashes).
 DEMO_PHONES = {"M0001": "13800000001", "M0002": "13800000002"}
 
+# Stored value (fen) topped up in the member app: M0001 ¥500, M0002 ¥1,000.
 DEMO_MEMBERS = [
-    MemberEntry("M0001", "classic"),
-    MemberEntry("M0002", "supreme", identifiers=(f"card:{DEMO_CARD_M0002}",)),
+    MemberEntry("M0001", "classic", wallet=50_000),
+    MemberEntry("M0002", "supreme", identifiers=(f"card:{DEMO_CARD_M0002}",), wallet=100_000),
     MemberEntry("M0003", "radiant", identifiers=(f"uid:{DEMO_UID_M0003}",)),
     MemberEntry("M0099", "classic", "frozen", identifiers=(f"card:{DEMO_CARD_FROZEN}",)),
 ]
@@ -48,8 +49,16 @@ DEMO_BENEFITS: dict[str, Any] = {
         {"id": "supreme-1.5", "name": "Supreme members earn ×1.5", "multiplier": 15_000, "tiers": ["supreme"]},
     ],
     "offset": {"points_per_yuan": 100, "weekdays": [2, 5], "cap": 5_000, "min_balance": 0},
-    # Offline, a member may spend at most 500 points a sale and 1,000 points over 2 sales per till.
-    "risk": {"max_points_per_sale": 500, "max_member_points": 1_000, "max_member_sales": 2, "max_offline_hours": 24},
+    # Offline, a member may spend at most 500 points a sale and 1,000 points over 2 sales per till,
+    # and ¥300 of stored value a sale, ¥500 in all per till.
+    "risk": {
+        "max_points_per_sale": 500,
+        "max_member_points": 1_000,
+        "max_member_sales": 2,
+        "max_offline_hours": 24,
+        "max_wallet_per_sale": 30_000,
+        "max_member_wallet": 50_000,
+    },
     "coupons": [
         {
             "id": "C-20-OFF-200",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ledger import wallet
 from protocols.records import TransactionRecord
 from protocols.rulebook import MemberEntry
 from protocols.sync import SyncReply, SyncResult
@@ -99,6 +100,7 @@ class LedgerStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        wallet.upgrade(self._conn)
         self._lock = threading.Lock()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -131,9 +133,9 @@ class LedgerStore:
     def upsert_member(self, member: MemberEntry) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT INTO members (member_id, tier, status) VALUES (?, ?, ?) "
+                "INSERT INTO members (member_id, tier, status, wallet) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
-                (member.member_id, member.tier, member.status),
+                (member.member_id, member.tier, member.status, member.wallet),
             )
             self._conn.executemany(
                 "INSERT OR REPLACE INTO identifiers (identifier, member_id) VALUES (?, ?)",
@@ -144,15 +146,15 @@ class LedgerStore:
     def _members(conn: sqlite3.Connection, identifier: str | None = None, since: int = 0) -> list[MemberEntry]:
         """Every member changed after revision ``since``, or only the one carrying ``identifier``."""
         rows = conn.execute(
-            "SELECT m.member_id, m.tier, m.status, group_concat(i.identifier, ' '), m.points FROM members m "
+            "SELECT m.member_id, m.tier, m.status, group_concat(i.identifier, ' '), m.points, m.wallet FROM members m "
             "LEFT JOIN identifiers i USING (member_id) "
             "WHERE (?1 IS NULL OR m.member_id = (SELECT member_id FROM identifiers WHERE identifier = ?1)) "
             "AND m.rev > ?2 GROUP BY m.member_id ORDER BY m.member_id",
             (identifier, since),
         ).fetchall()
         return [
-            MemberEntry(mid, tier, status, tuple(sorted((ids or "").split())), points)
-            for mid, tier, status, ids, points in rows
+            MemberEntry(mid, tier, status, tuple(sorted((ids or "").split())), points, balance)
+            for mid, tier, status, ids, points, balance in rows
         ]
 
     async def members(self, since: int = 0) -> tuple[int, list[MemberEntry]]:
@@ -194,9 +196,10 @@ class LedgerStore:
     async def member_account(self, member_id: str) -> dict[str, Any] | None:
         def account(conn: sqlite3.Connection) -> dict[str, Any] | None:
             row = conn.execute(
-                "SELECT member_id, tier, status, points FROM members WHERE member_id = ?", (member_id,)
+                "SELECT member_id, tier, status, points, wallet FROM members WHERE member_id = ?", (member_id,)
             ).fetchone()
-            return None if row is None else dict(zip(("member_id", "tier", "status", "points"), row, strict=True))
+            keys = ("member_id", "tier", "status", "points", "wallet")
+            return None if row is None else dict(zip(keys, row, strict=True))
 
         return await self._run(account)
 
@@ -235,6 +238,7 @@ class LedgerStore:
         if r.reservation:  # the hold becomes the spend itself (second half of the two phases)
             conn.execute("DELETE FROM reservations WHERE reservation = ? AND txn_id = ?", (r.reservation, r.txn_id))
         conflicts = [c for c in (LedgerStore._redeem(conn, r, c) for c in r.coupons) if c]
+        conflicts += wallet.post(conn, r)
         for key in r.coupons_restored:  # a full refund gives the coupon back
             conn.execute("DELETE FROM coupon_redemptions WHERE instance = ? AND txn_id = ?", (key, r.refund_of))
         delta = r.points_earned - r.points_redeemed + r.points_returned - r.points_clawback
@@ -294,6 +298,15 @@ class LedgerStore:
             return reservation
 
         return await self._run(reserve)
+
+    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str) -> tuple[bool, int]:
+        return await self._run(lambda conn: wallet.hold(conn, member_id, amount, ref, terminal_id))
+
+    async def wallet_hold_state(self, ref: str) -> str:
+        return await self._run(lambda conn: wallet.state(conn, ref))
+
+    async def release_wallet(self, ref: str) -> None:
+        await self._run(lambda conn: wallet.release(conn, ref))
 
     async def release(self, reservation: str) -> None:
         await self._run(lambda conn: conn.execute("DELETE FROM reservations WHERE reservation = ?", (reservation,)))

@@ -161,6 +161,34 @@ class JournalPayments:
 
         return await self._read(find)
 
+    async def wallet_spending(self, member_id: str, since: str) -> tuple[int, int]:
+        """A member's stored value spent here that the ledger's figures may miss, in fen.
+
+        First: spent since a snapshot asked for at ``since`` (sales the ledger has
+        not acknowledged or acknowledged after it, and paid payments not yet in a
+        sale). Second: of that, what was spent offline and is not yet synced.
+        """
+
+        def spent(conn: sqlite3.Connection) -> tuple[int, int]:
+            since_snapshot, offline = conn.execute(
+                "SELECT COALESCE(SUM(json_extract(t.value, '$.amount')), 0), "
+                "COALESCE(SUM(CASE WHEN j.sync_status IS NULL AND json_extract(j.body, '$.offline') "
+                "THEN json_extract(t.value, '$.amount') ELSE 0 END), 0) "
+                "FROM journal j, json_each(j.body, '$.tenders') t "
+                "WHERE json_extract(j.body, '$.member_id') = ? AND json_extract(t.value, '$.kind') = 'wallet' "
+                "AND (j.sync_status IS NULL OR j.synced_at >= ?)",
+                (member_id, since),
+            ).fetchone()
+            held, held_offline = conn.execute(
+                "SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(CASE WHEN json_extract(detail, '$.offline') "
+                "THEN amount ELSE 0 END), 0) FROM payments WHERE wallet = 'wallet' AND state = 'paid' "
+                "AND txn_id IS NULL AND json_extract(detail, '$.member_id') = ?",
+                (member_id,),
+            ).fetchone()
+            return int(since_snapshot) + int(held), int(offline) + int(held_offline)
+
+        return await self._read(spent)
+
     async def payments(self) -> list[PaymentIntent]:
         """Every payment intent on file, oldest first (for audits and tests)."""
         return await self._read(lambda conn: _select(conn, "1 ORDER BY created_at", ()))

@@ -253,6 +253,8 @@ class RiskLimits:
     # Balances in a member snapshot older than this are not trusted for spending
     # (discounts still apply): the terminal must refresh first.
     max_snapshot_hours: float = 24.0
+    max_wallet_per_sale: int = 50_000  # fen of stored value one sale may take offline
+    max_member_wallet: int = 100_000  # fen, cumulative, per member, per terminal, while offline
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -261,16 +263,20 @@ class RiskLimits:
             "max_member_sales": self.max_member_sales,
             "max_offline_hours": self.max_offline_hours,
             "max_snapshot_hours": self.max_snapshot_hours,
+            "max_wallet_per_sale": self.max_wallet_per_sale,
+            "max_member_wallet": self.max_member_wallet,
         }
 
     @classmethod
     def read(cls, f: Fields) -> RiskLimits:
         limits = cls(
-            f.integer("max_points_per_sale", 5_000, minimum=0),
-            f.integer("max_member_points", 10_000, minimum=0),
-            f.integer("max_member_sales", 3, minimum=0),
-            f.number("max_offline_hours", 24.0, minimum=0),
-            f.number("max_snapshot_hours", 24.0, minimum=0),
+            max_points_per_sale=f.integer("max_points_per_sale", 5_000, minimum=0),
+            max_member_points=f.integer("max_member_points", 10_000, minimum=0),
+            max_member_sales=f.integer("max_member_sales", 3, minimum=0),
+            max_offline_hours=f.number("max_offline_hours", 24.0, minimum=0),
+            max_snapshot_hours=f.number("max_snapshot_hours", 24.0, minimum=0),
+            max_wallet_per_sale=f.integer("max_wallet_per_sale", 50_000, minimum=0),
+            max_member_wallet=f.integer("max_member_wallet", 100_000, minimum=0),
         )
         f.done()
         return limits

@@ -136,6 +136,7 @@ class MemberEntry:
     # How the member can be recognised at a till: "card:<number>", "uid:<hex>".
     identifiers: tuple[str, ...] = ()
     points: int = 0  # balance when the ledger made the snapshot
+    wallet: int = 0  # stored value in fen, likewise
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -144,6 +145,7 @@ class MemberEntry:
             "status": self.status,
             "identifiers": list(self.identifiers),
             "points": self.points,
+            "wallet": self.wallet,
         }
 
     @classmethod
@@ -154,6 +156,7 @@ class MemberEntry:
             f.text("status", "active", choices=MEMBER_STATUSES),
             tuple(f.texts("identifiers")),
             f.integer("points", 0, minimum=0),
+            f.integer("wallet", 0, minimum=0, maximum=10**12),
         )
         f.done()
         return entry

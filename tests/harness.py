@@ -29,6 +29,13 @@ class LedgerHandle:
             data_dir, self.port, demo_env(tokens["api"], tokens["ledger"], tokens["app"]), data_dir / "ledger.log"
         )
 
+    @classmethod
+    def attach(cls, url: str, tokens: dict[str, str], data_dir: Path) -> LedgerHandle:
+        """A handle on a ledger started elsewhere (a Stack's), for its app and terminal calls."""
+        handle = cls(data_dir, tokens)
+        handle.url = url
+        return handle
+
     async def start(self) -> None:
         self.proc.start()
         await self.proc.wait_healthy()
@@ -57,6 +64,22 @@ class LedgerHandle:
 
     async def member_qr(self, member_id: str) -> str:
         return str((await self._app_call("POST", f"/v1/members/{member_id}/qr"))["token"])
+
+    async def wallet_code(self, member_id: str) -> str:
+        """A ``PW1.`` code from the member app: it identifies the member and pays from their stored value."""
+        return str((await self._app_call("POST", f"/v1/members/{member_id}/qr?kind=wallet"))["token"])
+
+    async def wallet(self, member_id: str) -> int:
+        balance = (await self._app_call("GET", f"/v1/members/{member_id}"))["wallet"]
+        assert isinstance(balance, int)
+        return balance
+
+    async def wallet_hold(self, ref: str) -> str:
+        """The hold's state, asked as a terminal would."""
+        headers = {"Authorization": f"Bearer {self.tokens['ledger']}"}
+        async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{self.url}/v1/wallet/holds/{ref}") as r:
+            r.raise_for_status()
+            return str((await r.json())["state"])
 
     async def points(self, member_id: str) -> int:
         points = (await self._app_call("GET", f"/v1/members/{member_id}"))["points"]

@@ -169,7 +169,7 @@ async def pay(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
     f = await _body(request, "payment")
-    code = f.optional_text("code", max_len=64, pattern=r"[\x21-\x7e]{1,64}")
+    code = f.optional_text("code", max_len=1024, pattern=r"[\x21-\x7e]{1,1024}")  # a PW1. code is long
     method = f.optional_text("method", pattern="card")
     if (code is None) == (method is None):
         f.problems.add("", 'give exactly one of code (a scanned payment code) or method ("card")')

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.basket import Basket
-from gateway.payments.desk import MESSAGES
+from gateway.payments.desk import message
 from gateway.pricing import PricedBasket, receipt_lines
 from offline_queue.payments import PaymentIntent
-from protocols.micropay import Outcome
 from protocols.records import TransactionRecord
 
 
@@ -77,7 +76,7 @@ def payment_view(p: PaymentIntent) -> dict[str, Any]:
         "code_hint": p.code_hint,
         "amount": p.amount,
         "state": p.state,
-        "message": MESSAGES.get(Outcome(p.state), p.state),
+        "message": message(p),
         "history": list(p.history),
         "txn_id": p.txn_id,
     }

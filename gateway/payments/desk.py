@@ -53,9 +53,15 @@ MESSAGES = {
 
 class PaymentDesk:
     def __init__(
-        self, config: GatewayConfig, journal: TransactionJournal, hub: EventHub, limits: JournalLimits
+        self,
+        config: GatewayConfig,
+        journal: TransactionJournal,
+        hub: EventHub,
+        limits: JournalLimits,
+        builtin: dict[str, PaymentProvider] | None = None,
     ) -> None:
-        self.providers: dict[str, PaymentProvider] = dict(config.payments.providers)
+        # The member wallet is the gateway's own (through the ledger); the rest come from the config.
+        self.providers: dict[str, PaymentProvider] = {**(builtin or {}), **dict(config.payments.providers)}
         self.deadline = config.payments.deadline
         self.currency = config.terminal.currency
         self.journal = journal
@@ -66,7 +72,12 @@ class PaymentDesk:
 
     def route(self, code: str | None) -> tuple[str, PaymentProvider]:
         """The provider for a scanned payment code, by its wallet's prefix and length; no code: the card terminal."""
-        wallet = "card" if code is None else payment_provider(code)
+        if code is None:
+            wallet: str | None = "card"
+        elif code.startswith("PW1."):
+            wallet = "wallet"  # the member's stored value: the same scan identifies them
+        else:
+            wallet = payment_provider(code)
         if wallet is None:
             raise PaymentCodeError(
                 "not a payment code this till takes (WeChat Pay: 18 digits starting 10-15; "
@@ -175,7 +186,7 @@ class PaymentDesk:
             amount=format_cny(done.amount),
             outcome=done.state,
         )
-        self._publish(done, outcome=done.state, message=MESSAGES.get(flow.outcome, done.state))
+        self._publish(done, outcome=done.state, message=message(done))
         if flow.outcome is Outcome.ATTENTION:
             self.hub.publish("alert", code="payment-attention", message=MESSAGES[Outcome.ATTENTION])
         return done
@@ -236,6 +247,13 @@ class PaymentDesk:
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.close()
+
+
+def message(p: PaymentIntent) -> str:
+    """What the cashier is told about a payment; a refusal says why when the provider did."""
+    if p.state == Outcome.DECLINED.value and (reason := p.detail.get("reason")):
+        return f"{reason}; nothing was charged"
+    return MESSAGES.get(Outcome(p.state), p.state)
 
 
 def _replace(basket: Basket, intent: PaymentIntent) -> None:

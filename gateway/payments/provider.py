@@ -17,7 +17,12 @@ from protocols.schema import Fields
 GROUP = "posgw.payments"
 # Scan-to-pay wallets, as protocols.codes.payment_provider names them, and the bank-card terminal.
 WALLETS = ("wechat", "alipay", "card")
-WALLET_NAMES = {"wechat": "WeChat Pay", "alipay": "Alipay", "card": "The bank-card terminal"}
+WALLET_NAMES = {
+    "wechat": "WeChat Pay",
+    "alipay": "Alipay",
+    "card": "The bank-card terminal",
+    "wallet": "The member wallet",
+}
 BUILTIN: dict[str, str] = {
     "micropay-http": "gateway.payments.micropay_http:MicropayHttpProvider",
     "ecr-serial": "drivers.ecr_terminal:EcrTerminal",

@@ -107,4 +107,4 @@ def test_payment_providers_are_checked_with_every_problem_named() -> None:
     assert "'wechat' has two providers" in text
     assert "payments.providers[1].options.url" in text
     assert "payments.providers[2].wallet: expected one of wechat, alipay" in text
-    assert "no payment provider named 'no-such-provider' (installed: micropay-http)" in text
+    assert "no payment provider named 'no-such-provider' (installed: ecr-serial, micropay-http)" in text

@@ -24,6 +24,7 @@ from simulators.acquirer import Acquirer
 from simulators.pos_client import PosClient
 from simulators.processes import Stack, payments_table
 from simulators.terminal import PtyTerminal
+from tests.harness import LedgerHandle
 
 pytestmark = [pytest.mark.ledger]
 
@@ -201,3 +202,18 @@ async def test_killed_while_the_card_terminal_is_dark_after_approving(stack: Sta
     assert [(p.payment_id, p.wallet, p.state, p.txn_id) for p in rows] == [(ref, "card", "reversed", None)]
     assert rows[0].detail["pan"] == "622588******1234"
     await journal.close()
+
+
+async def test_killed_after_a_wallet_payment_the_hold_is_released(stack: Stack) -> None:
+    ledger = LedgerHandle.attach(stack.ledger_url, stack.tokens, stack.workdir / "ledger")
+    async with stack.pos() as pos:
+        await pos.wait_status(lambda s: bool(s["members_cached"]) and s["ledger"]["online"])
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, **TART)
+        paid = (await pos.pay(basket, await ledger.wallet_code("M0001")))["payment"]
+        assert await ledger.wallet_hold(paid["payment_id"]) == "held"
+    await restart_after_kill(stack)
+    async with stack.pos() as pos:
+        await pos_status_shows(pos, paid["payment_id"], "reversed")
+    assert await ledger.wallet_hold(paid["payment_id"]) == "none"
+    assert await ledger.wallet("M0001") == 50_000  # nothing was taken

@@ -1,0 +1,98 @@
+"""The member's stored-value wallet as a payment provider: ``PW1.`` codes, paid through the ledger.
+
+Online, pay holds the amount at the ledger (keyed by the payment id) and the
+sale's ``wallet`` tender later debits it. Offline, the rulebook's risk limits
+decide: per sale, per member at this till, with the snapshot's balance less
+what this till spent since. Query asks the ledger about the hold. Reverse
+releases it; if the ledger cannot be reached the hold lapses by itself, and
+since only a sale record ever debits a wallet, nothing is charged either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from gateway.errors import LedgerError, LedgerRefusedError, LedgerUnreachableError
+from gateway.ledger_client import LedgerClient
+from gateway.membership import MemberDirectory
+from gateway.risk import stale_reason
+from gateway.sync import SyncWorker
+from offline_queue.journal import TransactionJournal
+from protocols.errors import GatewayError
+from protocols.micropay import Answer, Reply, Step
+from protocols.money import format_cny
+from protocols.rulebook import MemberEntry
+
+
+class MemberWalletProvider:
+    name = "wallet"
+
+    def __init__(
+        self,
+        terminal_id: str,
+        directory: MemberDirectory,
+        journal: TransactionJournal,
+        sync: SyncWorker,
+        client: LedgerClient,
+        leeway: int,
+    ) -> None:
+        self.terminal_id = terminal_id
+        self.directory = directory
+        self.journal = journal
+        self.sync = sync
+        self.client = client
+        self.leeway = leeway
+
+    async def call(self, step: Step, ref: str, code: str, amount: int) -> Reply:
+        if step is Step.PAY:
+            return await self._pay(ref, code, amount)
+        if step is Step.QUERY:
+            try:
+                state = await self.client.wallet_hold_state(ref)
+            except LedgerError:
+                return Reply(Answer.UNKNOWN)
+            return Reply(Answer.SUCCESS if state in ("held", "spent") else Answer.NOT_FOUND)
+        with contextlib.suppress(LedgerError):  # not reachable: the hold lapses by itself
+            await self.client.release_wallet(ref)
+        return Reply(Answer.SUCCESS)
+
+    async def _pay(self, ref: str, code: str, amount: int) -> Reply:
+        try:
+            member = self.directory.identify_token(code, now=int(time.time()), leeway=self.leeway).member
+        except GatewayError as err:
+            return Reply(Answer.FAILED, {"reason": str(err)})
+        detail = {"member_id": member.member_id}
+        if self.sync.state.online:
+            try:
+                await self.client.hold_wallet(member.member_id, amount, ref, self.terminal_id)
+            except LedgerRefusedError as err:
+                return Reply(Answer.FAILED, {**detail, "reason": f"the wallet cannot pay this: {err}"})
+            except LedgerUnreachableError as err:
+                self.sync.set_online(False, str(err))  # nothing left: the offline rules decide below
+            except LedgerError:
+                return Reply(Answer.UNKNOWN, detail)  # the hold may have been made: ask
+            else:
+                return Reply(Answer.SUCCESS, detail)
+        if refusal := await self._offline_refusal(member, amount):
+            return Reply(Answer.FAILED, {**detail, "reason": refusal})
+        return Reply(Answer.SUCCESS, {**detail, "offline": "1"})
+
+    async def _offline_refusal(self, member: MemberEntry, amount: int) -> str | None:
+        """Why the rulebook's risk limits refuse this offline payment, or None."""
+        risk = self.directory.rulebook.risk
+        if amount > risk.max_wallet_per_sale:
+            return f"offline, at most {format_cny(risk.max_wallet_per_sale)} may be paid from the wallet on one sale"
+        if reason := stale_reason(self.sync, self.directory, "stored value"):
+            return reason
+        spent, spent_offline = await self.journal.wallet_spending(member.member_id, self.directory.loaded_at)
+        balance = member.wallet - spent
+        if amount > balance:
+            return f"the wallet has {format_cny(max(balance, 0))} as this till knows it"
+        if spent_offline + amount > risk.max_member_wallet:
+            left = max(0, risk.max_member_wallet - spent_offline)
+            return f"offline, this member may pay {format_cny(left)} more from the wallet at this till"
+        return None
+
+    async def close(self) -> None:
+        """The ledger client belongs to the gateway; nothing of its own to close."""
