@@ -40,8 +40,10 @@ from offline_queue.limits import JournalLimits
 from offline_queue.payments import PaymentIntent
 from protocols.errors import GatewayError
 from protocols.money import format_cny
+from protocols.payer import payer_identifier
 from protocols.phone import phone_identifier
 from protocols.records import RecordLine, Tender, TransactionRecord
+from protocols.rulebook import MemberEntry
 from protocols.tokens import b64url_decode
 
 log = structlog.get_logger("posgw.checkout")
@@ -94,19 +96,23 @@ class Checkout:
         self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
         return basket
 
-    def price(self, basket: Basket, tenders: list[Tender] | None = None) -> PricedBasket:
+    def price(
+        self, basket: Basket, tenders: list[Tender] | None = None, earn_as: MemberEntry | None = None
+    ) -> PricedBasket:
         """The basket's price; once a payment is held against it, the price it was paid at.
 
         With ``tenders`` (at completion), points are earned as the bill was paid:
         campaigns for the payment method, stored value rewarded or not.
         """
         method, stored_value = _payment_method(tenders or [])
-        priced = self._price(basket, method, stored_value)
+        priced = self._price(basket, method, stored_value, earn_as)
         if basket.frozen is not None and basket.payments_held() and priced.total_due != basket.frozen.total_due:
             return basket.frozen  # the rules changed under a paid basket: it keeps the price it was paid at
         return priced
 
-    def _price(self, basket: Basket, method: str | None, stored_value: int) -> PricedBasket:
+    def _price(
+        self, basket: Basket, method: str | None, stored_value: int, earn_as: MemberEntry | None
+    ) -> PricedBasket:
         member = basket.member.member if basket.member else None
         return price(
             basket.lines,
@@ -118,6 +124,7 @@ class Checkout:
             points_balance=basket.points_available,
             payment_method=method,
             stored_value_paid=stored_value,
+            earn_as=earn_as,
         )
 
     async def pay(self, basket: Basket, code: str | None, amount: int | None, key: str) -> tuple[PaymentIntent, bool]:
@@ -137,6 +144,18 @@ class Checkout:
             self.attach_member(basket, match)  # before any payment: the price may change
         elif basket.member.member.member_id != match.member.member_id:
             raise ConflictError("this wallet code is another member's than the basket's")
+
+    async def _payer_member(self, paid: list[PaymentIntent]) -> MemberEntry | None:
+        """The member behind a paying wallet account (its salted hash, ``protocols/payer.py``), if any."""
+        salt = self.directory.rulebook.phone_salt
+        for p in paid:
+            if (payer := p.detail.get("payer")) and salt:
+                try:
+                    identifier = payer_identifier(p.wallet, payer, b64url_decode(salt))
+                    return check_active(await resolve(self.directory, self.client, identifier, ""))
+                except GatewayError:  # not a member, or not reachable now: the sale goes on without
+                    continue
+        return None
 
     async def cancel(self, basket: Basket) -> list[PaymentIntent]:
         """Give the basket up; payments taken for it are given back."""
@@ -264,7 +283,9 @@ class Checkout:
         paid = [p for p in basket.payments if p.state == "paid"]
         # Payments taken are tenders too (the limits were checked before each was taken).
         tenders = [*(_tender(p) for p in paid), *tenders]
-        priced = self.price(basket, tenders)
+        # No member shown, but a wallet told who paid: if the ledger knows them, they earn ("pay = member").
+        payer = None if basket.member else await self._payer_member(paid)
+        priced = self.price(basket, tenders, earn_as=payer)
         change = _settle(priced.total_due, tenders)
         txn_id = str(uuid7())
         reservation = (
@@ -298,8 +319,8 @@ class Checkout:
             total_due=priced.total_due,
             tenders=tuple(tenders),
             change=change,
-            member_id=basket.member.member.member_id if basket.member else None,
-            member_via=basket.member.via if basket.member else None,
+            member_id=basket.member.member.member_id if basket.member else (payer.member_id if payer else None),
+            member_via=basket.member.via if basket.member else ("payment" if payer else None),
             points_earned=priced.points_earned,
             rulebook_version=priced.rulebook_version,
             offline=not self.sync.state.online,

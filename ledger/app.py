@@ -23,11 +23,12 @@ from ledger.store import LedgerStore
 from ledger.wallet import HOLD_TTL
 from protocols.errors import GatewayError, SchemaError
 from protocols.money import format_cny
+from protocols.payer import payer_identifier
 from protocols.records import ID_PATTERN
 from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import batch_from_wire
-from protocols.tokens import TokenClaims, key_id, sign_token
+from protocols.tokens import TokenClaims, b64url_decode, key_id, sign_token
 
 log = structlog.get_logger("posgw.ledger")
 
@@ -165,8 +166,17 @@ async def member_qr(request: web.Request) -> web.Response:
 
 
 async def add_identifier(request: web.Request) -> web.Response:
-    """A service desk issues a card to a member: ``{"identifier": "card:8600000123"}``."""
-    ident = await _one_field(request, "identifier", "identifier", r"(card|uid|phone):[0-9A-Za-z_-]{4,43}")
+    """A service desk issues a card to a member (``{"identifier": "card:8600000123"}``), or the member app
+    binds a wallet account (``payer:wechat:<payer id>``: "pay = member")."""
+    ident = await _one_field(
+        request,
+        "identifier",
+        "identifier",
+        r"(card|uid|phone):[0-9A-Za-z_-]{4,43}|payer:(wechat|alipay):[0-9A-Za-z_-]{1,64}",
+    )
+    if ident.startswith("payer:"):  # kept, and sent to terminals, only as its salted hash
+        _, wallet, payer = ident.split(":", 2)
+        ident = payer_identifier(wallet, payer, b64url_decode(request.app[SERVICE].store.get_meta("phone_salt")))
     if not await request.app[SERVICE].store.add_identifier(request.match_info["member_id"], ident):
         return problem(404, "unknown-member", "no such member")
     return web.json_response({"member_id": request.match_info["member_id"], "identifier": ident}, status=201)

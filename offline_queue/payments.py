@@ -24,6 +24,15 @@ from protocols.errors import FinalError
 
 T = TypeVar("T")
 OPEN_STATES = ("pending", "paid")  # unsettled payments in these states may hold money
+# Detail used while the basket is open and never written down: a wallet's payer id
+# identifies a person, and is only needed to find the member before the sale.
+TRANSIENT_DETAIL = ("payer",)
+
+
+def _kept(detail: dict[str, str]) -> str:
+    return json.dumps({k: v for k, v in detail.items() if k not in TRANSIENT_DETAIL})
+
+
 _COLUMNS = (
     "payment_id, basket_id, idempotency_key, wallet, provider, code_hint, amount, currency, state, history,"
     " created_at, updated_at, txn_id, detail"
@@ -91,7 +100,7 @@ def _insert(conn: sqlite3.Connection, p: PaymentIntent) -> None:
             p.created_at,
             p.updated_at,
             p.txn_id,
-            json.dumps(p.detail),
+            _kept(p.detail),
         ),
     )
 
@@ -142,7 +151,7 @@ class JournalPayments:
         def update(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE payments SET state = ?, history = ?, updated_at = ?, detail = ? WHERE payment_id = ?",
-                (p.state, json.dumps(list(p.history)), p.updated_at, json.dumps(p.detail), p.payment_id),
+                (p.state, json.dumps(list(p.history)), p.updated_at, _kept(p.detail), p.payment_id),
             )
 
         await self._write(update)

@@ -16,6 +16,9 @@ demo choose it by the code they scan:
 | 06 | success, but the answer to pay is lost (connection dropped) |
 | 07 | the customer is "paying" until the terminal gives up (reverse) |
 
+A success names the payer (``"payer": "p" + digits 3-10 of the code``, standing
+for the customer's account at the wallet), as the real wallets do.
+
 The simulator keeps books: every payment, its state (paid, reversed,
 declined, paying) and how often it was charged, at ``GET /books``.
 """
@@ -72,7 +75,7 @@ async def pay(request: web.Request) -> web.StreamResponse:
     if ref in acq.payments:  # a repeated pay: the provider is idempotent by ref
         p = acq.payments[ref]
         acq._settle(p)
-        return web.json_response({"result": _result(p)})
+        return web.json_response(_answer(p))
     if script == "04":
         return web.Response(status=500, text="acquirer error")
     p = Payment(ref, code, amount, "paying")
@@ -93,11 +96,24 @@ async def pay(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()  # the answer is lost on the way back
         return web.Response(status=200)
-    return web.json_response({"result": _result(p)})
+    return web.json_response(_answer(p))
 
 
 def _result(p: Payment) -> str:
     return {"paying": "user_paying", "paid": "success", "declined": "failed", "reversed": "failed"}[p.state]
+
+
+def _answer(p: Payment) -> dict[str, str]:
+    """The provider's answer; a success names the payer (their stable id at the wallet, not the code)."""
+    answer = {"result": _result(p)}
+    if p.state == "paid":
+        answer["payer"] = payer_of(p.code)
+    return answer
+
+
+def payer_of(code: str) -> str:
+    """The simulator's payer id for a code: its digits 3-10 stand for the customer (the rest vary per code)."""
+    return f"p{code[2:10]}"
 
 
 async def query(request: web.Request) -> web.Response:
@@ -108,7 +124,7 @@ async def query(request: web.Request) -> web.Response:
     if p is None:
         return web.json_response({"result": "not_found"})
     acq._settle(p)
-    return web.json_response({"result": _result(p)})
+    return web.json_response(_answer(p))
 
 
 async def reverse(request: web.Request) -> web.Response:

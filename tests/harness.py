@@ -150,3 +150,8 @@ def acquirer_payments(
             {"wallet": "card", "provider": "ecr-serial", "options": {"port": str(terminal), "ack_timeout": 0.2}}
         )
     return {"deadline": deadline, "providers": providers}
+
+
+def files_containing(root: Path, needle: bytes) -> list[Path]:
+    """Files under ``root`` whose bytes contain ``needle`` (for "never stored" checks)."""
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]

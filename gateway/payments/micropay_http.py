@@ -1,14 +1,16 @@
 """The built-in scan-to-pay provider: the micropay calls as JSON over HTTP.
 
 ``POST {url}/pay|query|reverse`` with ``{"ref", "code", "amount"}``, answered
-``{"result": "success" | "failed" | "user_paying" | "not_found"}`` (the
-acquirer simulator speaks it). A connection that cannot be made at all is
+``{"result": "success" | "failed" | "user_paying" | "not_found", "payer"?}`` (the
+acquirer simulator speaks it; ``payer`` is the customer's stable id at the
+wallet, which the ledger may map to a member). A connection that cannot be made at all is
 ``UNREACHABLE`` (the request never left); a timeout, a reset, a 5xx or a body
 that is not the protocol is ``UNKNOWN``: the money may have moved.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aiohttp
@@ -33,23 +35,26 @@ class MicropayHttpProvider:
         return cls(name, url, timeout)
 
     async def call(self, step: Step, ref: str, code: str, amount: int) -> Reply:
-        return Reply(await self._call(step, ref, code, amount))
-
-    async def _call(self, step: Step, ref: str, code: str, amount: int) -> Answer:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(timeout=self.timeout)
         body: dict[str, Any] = {"ref": ref, "code": code, "amount": amount}
         try:
             async with self._http.post(f"{self.url}/{step.value}", json=body) as resp:
                 if resp.status != 200:
-                    return Answer.UNKNOWN
+                    return Reply(Answer.UNKNOWN)
                 data = await resp.json(content_type=None)
         except aiohttp.ClientConnectorError:
-            return Answer.UNREACHABLE  # no connection was made: nothing was sent
+            return Reply(Answer.UNREACHABLE)  # no connection was made: nothing was sent
         except (aiohttp.ClientError, TimeoutError, ValueError):
-            return Answer.UNKNOWN
-        result = data.get("result") if isinstance(data, dict) else None
-        return _ANSWERS.get(str(result), Answer.UNKNOWN)
+            return Reply(Answer.UNKNOWN)
+        if not isinstance(data, dict):
+            return Reply(Answer.UNKNOWN)
+        answer = _ANSWERS.get(str(data.get("result")), Answer.UNKNOWN)
+        payer = data.get("payer")
+        # The payer's stable id at the wallet: the ledger may know which member it is ("pay = member").
+        if answer is Answer.SUCCESS and isinstance(payer, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payer):
+            return Reply(answer, {"payer": payer})
+        return Reply(answer)
 
     async def close(self) -> None:
         if self._http is not None:

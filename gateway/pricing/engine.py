@@ -77,7 +77,10 @@ def price(
     points_balance: int = 0,
     payment_method: str | None = None,
     stored_value_paid: int = 0,
+    earn_as: MemberEntry | None = None,
 ) -> PricedBasket:
+    """Price a basket. ``earn_as``: a member found only after paying ("pay = member"), who
+    earns points on what was paid but whose tier did not price the basket."""
     day = today or date.today()
     state = _State([_Line(b, b.unit_price * b.quantity, b.category not in rulebook.excluded_categories) for b in lines])
     _tier(state, member, rulebook, merchant_id)
@@ -86,7 +89,8 @@ def price(
     if points_to_redeem:
         _offset(state, member, rulebook, merchant_id, day, points_to_redeem, points_balance)
     _tier_adjustment(state, member)
-    earned, growth = _earn(state, member, rulebook, merchant_id, day, payment_method, stored_value_paid)
+    earner = member or earn_as
+    earned, growth = _earn(state, earner, rulebook, merchant_id, day, payment_method, stored_value_paid)
     priced = tuple(
         PricedLine(x.line, x.gross, x.rate, x.tier, x.coupon, x.offset, x.net, x.multiplier, x.eligible)
         for x in state.lines

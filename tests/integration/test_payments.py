@@ -15,7 +15,7 @@ from simulators.pos_client import ApiProblemError, PosClient
 from simulators.processes import free_port
 from simulators.scanner import PtyScanner
 from simulators.terminal import PtyTerminal
-from tests.harness import LedgerHandle, acquirer_payments, gateway_config, running_gateway
+from tests.harness import LedgerHandle, acquirer_payments, files_containing, gateway_config, running_gateway
 
 pytestmark = [pytest.mark.ledger]
 
@@ -252,8 +252,27 @@ async def test_card_wallet_and_cash_split_and_no_full_card_number_is_stored(
             assert record["change"] == 500
             assert wechat["state"] == "paid"
         # The terminal sent the full card number; it is nowhere on disk.
-        for path in (tmp_path / "gw").iterdir():
-            assert b"6225881234561234" not in path.read_bytes(), path
+        assert files_containing(tmp_path / "gw", b"6225881234561234") == []
         assert terminal.books()[card["payment_id"]] == {"status": "approved", "amount": 4000, "charges": 1}
     finally:
         terminal.unplug()
+
+
+async def test_pay_equals_member_the_wallet_account_found_at_the_ledger_earns_points(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, _ = acquirer
+    await ledger.add_identifier("M0003", "payer:wechat:p45678901")  # the member bound this WeChat account in the app
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
+        basket = await basket_of(pos, quantity=30)  # ¥1,275.00, no member shown: no member price
+        await pos.pay(basket, WECHAT + "00")
+        record = (await pos.complete(basket))["record"]
+        assert (record["member_id"], record["member_via"]) == ("M0003", "payment")
+        assert record["total_due"] == 127_500  # found after paying: the price stands
+        assert record["points_earned"] == 12  # but the member earns on what was paid
+        # Someone the ledger does not know pays: an anonymous sale, as before.
+        other = await basket_of(pos)
+        await pos.pay(other, "1398765432101234" + "00")
+        assert (await pos.complete(other))["record"]["member_id"] is None
+    # The payer id identifies a person: used, never written down (the ledger's own files aside).
+    assert files_containing(tmp_path, b"p45678901") == []
