@@ -11,8 +11,9 @@ acknowledged within ``ack_timeout`` or answered with NAK is sent again, at
 most 3 times, then the link is down. The micropay calls map onto the
 terminal's messages: pay is ``SALE``, query is ``LAST`` (last-transaction
 recovery: was our sale the last one, and how did it end?), reverse is
-``CANCEL``. A link that fails mid-sale is an *unknown* outcome, never a
-decline: the terminal may have approved the card before it lost power.
+``CANCEL``, and a refund is ``REFUND`` (of part of an earlier sale). A link
+that fails mid-sale is an *unknown* outcome, never a decline: the terminal
+may have approved the card before it lost power.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class EcrTerminal:
             except (serial.SerialException, OSError, ValueError):
                 # Nothing was sent: on pay the cashier hears at once that the terminal is not there.
                 return Reply(Answer.UNREACHABLE if step is Step.PAY else Answer.UNKNOWN)
-            request, wait = self._request(step, ref, amount)
+            request, wait = self._request(step, ref, code, amount)
             try:
                 await self._send(link, request.encode())
                 result = await self._result(link, None if step is Step.QUERY else ref, wait)
@@ -113,7 +114,7 @@ class EcrTerminal:
                 return Reply(Answer.UNKNOWN)
             return _interpret(step, ref, result)
 
-    def _request(self, step: Step, ref: str, amount: int) -> tuple[EcrMessage, float]:
+    def _request(self, step: Step, ref: str, code: str, amount: int) -> tuple[EcrMessage, float]:
         o = self.options
         if step is Step.PAY:
             return EcrMessage(MessageType.SALE, {"amount": str(amount), "currency": o.currency, "ref": ref}), (
@@ -121,6 +122,9 @@ class EcrTerminal:
             )
         if step is Step.QUERY:
             return EcrMessage(MessageType.LAST, {}), o.answer_timeout
+        if step is Step.REFUND:  # ``code`` is the original sale's reference; the card may be asked for again
+            fields = {"amount": str(amount), "currency": o.currency, "ref": ref, "original": code}
+            return EcrMessage(MessageType.REFUND, fields), o.sale_timeout
         return EcrMessage(MessageType.CANCEL, {"ref": ref}), o.answer_timeout
 
     async def _open(self) -> _Link:
@@ -193,6 +197,8 @@ def _interpret(step: Step, ref: str, result: EcrMessage) -> Reply:
         return Reply(Answer.NOT_FOUND)  # the terminal's last transaction is another one: ours never ran
     if step is Step.REVERSE:
         return Reply(Answer.SUCCESS if status == "cancelled" else Answer.UNKNOWN)
+    if step is Step.REFUND:
+        return Reply({"approved": Answer.SUCCESS, "declined": Answer.FAILED}.get(status, Answer.UNKNOWN))
     if status == "approved":
         return Reply(Answer.SUCCESS, _card_detail(result.fields))
     if status in ("declined", "cancelled"):

@@ -29,6 +29,7 @@ from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory, check_active, resolve
 from gateway.payments.desk import PaymentDesk
+from gateway.payments.refunding import RefundDesk
 from gateway.points import PointsSpending
 from gateway.pricing import PricedBasket, price
 from gateway.refunds import plan_refund
@@ -70,6 +71,7 @@ class Checkout:
     ) -> None:
         self.config = config
         self.desk = desk
+        self.refund_desk = RefundDesk(desk, journal, hub, config.payments.refund_retry)
         self.baskets = baskets
         self.directory = directory
         self.journal = journal
@@ -211,6 +213,8 @@ class Checkout:
             sale = await self.journal.get(txn_id)
             if sale is None:
                 raise NotFoundError(f"no sale {txn_id} in this terminal's journal")
+            if any(p.basket_id == f"refund:{txn_id}" for p in await self.journal.open_refunds()):
+                raise ConflictError("an earlier refund of this sale is still being settled; try again in a minute")
             draft = plan_refund(
                 sale,
                 await self.journal.refunds_of(txn_id),
@@ -226,8 +230,10 @@ class Checkout:
                 },
                 void=void,
             )
+            # Money goes back the way it came; a wallet or card that refuses is paid in cash instead.
+            draft, settled = await self.refund_desk.pay_back(draft, idempotency_key, fingerprint)
             record, replayed = await self.journal.append(
-                draft, idempotency_key=idempotency_key, fingerprint=fingerprint
+                draft, idempotency_key=idempotency_key, fingerprint=fingerprint, payments=settled
             )
         log.info(
             "refund_recorded",

@@ -73,6 +73,7 @@ class DeviceConfig:
 class PaymentsConfig:
     deadline: float = 30.0  # seconds a scan-to-pay may stay open before it is reversed
     providers: tuple[tuple[str, PaymentProvider], ...] = ()  # (wallet, provider)
+    refund_retry: float = 1.0  # seconds before an unclear refund is asked again; doubles, 4 more tries
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,7 @@ def _read_devices(f: Fields, registry: DriverRegistry) -> tuple[DeviceConfig, ..
 
 def _read_payments(f: Fields, registry: ProviderRegistry) -> PaymentsConfig:
     deadline = f.number("deadline", 30.0, minimum=5.0, maximum=300.0)
+    refund_retry = f.number("refund_retry", 1.0, minimum=0.05, maximum=60.0)
     providers: list[tuple[str, PaymentProvider]] = []
     for pf in f.tables("providers", max_items=8):
         wallet = pf.text("wallet", choices=WALLETS)
@@ -222,7 +224,7 @@ def _read_payments(f: Fields, registry: ProviderRegistry) -> PaymentsConfig:
         providers.append((wallet, cls.from_options(wallet, options)))
         options.done()
     f.done()
-    return PaymentsConfig(deadline, tuple(providers))
+    return PaymentsConfig(deadline, tuple(providers), refund_retry)
 
 
 def parse_config(

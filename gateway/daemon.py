@@ -41,6 +41,7 @@ class Gateway:
         # Payments a previous run left open: listed before the till can take new ones,
         # settled in the background (querying a provider may take its deadline).
         leftovers = await svc.journal.open_payments()
+        refunds_left = await svc.journal.open_refunds()
         runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None, shutdown_timeout=DRAIN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
@@ -54,6 +55,7 @@ class Gateway:
                 devices=[d.name for d in self.config.devices],
                 members_cached=len(svc.directory.members or {}),
                 payments_to_resolve=len(leftovers),
+                refunds_to_finish=len(refunds_left),
             )
             for why in self.config.refused_plugins:
                 log.warning("driver_plugin_refused", reason=why)
@@ -63,6 +65,7 @@ class Gateway:
                     tg.create_task(svc.refresher.run(), name="rules-refresh"),
                     tg.create_task(svc.scans.run(), name="scans"),
                     tg.create_task(svc.checkout.desk.resolve(leftovers), name="payments-resolve"),
+                    tg.create_task(svc.checkout.refund_desk.finish(refunds_left), name="refunds-finish"),
                     *(tg.create_task(s.run(), name=f"device:{s.device.name}") for s in svc.supervisors),
                 ]
                 await self.stopping.wait()

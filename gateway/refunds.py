@@ -116,7 +116,7 @@ def plan_refund(
         total_gross=total_gross,
         total_discount=total_gross - total_due,
         total_due=total_due,
-        tenders=(Tender("cash", total_due),),
+        tenders=refund_tenders(sale, earlier, total_due),
         change=0,
         member_id=sale.member_id,
         member_via=sale.member_via,
@@ -127,6 +127,30 @@ def plan_refund(
         points_returned=returned,
         coupons_restored=restored,
     )
+
+
+def refund_tenders(sale: TransactionRecord, earlier: list[TransactionRecord], total: int) -> tuple[Tender, ...]:
+    """The money goes back the way it came: to each non-cash tender of the sale in the order it
+    paid, up to what it paid less what earlier refunds gave it back, then cash. Exact by construction:
+    the parts add up to ``total``, which earlier refunds leave room for."""
+    given_back: dict[tuple[str, str | None], int] = {}
+    for refund in earlier:
+        for t in refund.tenders:
+            given_back[(t.kind, t.ref)] = given_back.get((t.kind, t.ref), 0) + t.amount
+    cash_paid = sum(t.amount for t in sale.tenders if t.kind == "cash") - sale.change
+    order = [t for t in sale.tenders if t.kind != "cash"]
+    parts: list[Tender] = []
+    left = total
+    for t in order:
+        share = min(left, t.amount - given_back.get((t.kind, t.ref), 0))
+        if share > 0:
+            parts.append(Tender(t.kind, share, t.ref))
+            left -= share
+    if left > 0:
+        if left > cash_paid - given_back.get(("cash", None), 0):
+            raise ConflictError("this refund is more than the sale's tenders can give back")
+        parts.append(Tender("cash", left))
+    return tuple(parts) or (Tender("cash", 0),)
 
 
 def _still_valid(key: str, rulebook: Rulebook, today: date) -> bool:

@@ -24,6 +24,8 @@ from protocols.errors import FinalError
 
 T = TypeVar("T")
 OPEN_STATES = ("pending", "paid")  # unsettled payments in these states may hold money
+# A record may settle a paid payment (a sale) or a refund that has an outcome (a refund record).
+SETTLEABLE = ("paid", "refunded", "refund_refused", "refund_unknown")
 # Detail used while the basket is open and never written down: a wallet's payer id
 # identifies a person, and is only needed to find the member before the sale.
 TRANSIENT_DETAIL = ("payer",)
@@ -106,10 +108,10 @@ def _insert(conn: sqlite3.Connection, p: PaymentIntent) -> None:
 
 
 def check_settleable(conn: sqlite3.Connection, payment_ids: Sequence[str]) -> None:
-    """Before a sale writes anything: every payment it names is paid and not yet used."""
+    """Before a record writes anything: every payment it names has its outcome and is not yet used."""
     for payment_id in payment_ids:
         row = conn.execute("SELECT state, txn_id FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
-        if row is None or row[0] != "paid" or row[1] is not None:
+        if row is None or row[0] not in SETTLEABLE or row[1] is not None:
             found = "unknown" if row is None else (f"used by sale {row[1]}" if row[1] else row[0])
             raise PaymentNotSettleableError(f"payment {payment_id} cannot pay for this sale: it is {found}")
 
@@ -128,6 +130,26 @@ class JournalPayments:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError
+
+    async def begin_refunds(self, intents: Sequence[PaymentIntent]) -> None:
+        """Commit the parts of one refund together, before any of them is asked of a provider."""
+
+        def begin(conn: sqlite3.Connection) -> None:
+            for intent in intents:
+                if conn.execute(
+                    "SELECT 1 FROM payments WHERE idempotency_key = ?", (intent.idempotency_key,)
+                ).fetchone():
+                    raise IdempotencyConflictError("this Idempotency-Key was already used for another refund")
+            for intent in intents:
+                _insert(conn, intent)
+
+        await self._write(begin)
+
+    async def open_refunds(self) -> list[PaymentIntent]:
+        """Refund parts whose refund record is not written yet, oldest first."""
+        return await self._read(
+            lambda conn: _select(conn, "txn_id IS NULL AND state LIKE 'refund%' ORDER BY created_at", ())
+        )
 
     async def begin_payment(self, intent: PaymentIntent) -> None:
         """Commit ``intent`` before its request leaves; an ``Idempotency-Key`` seen before is refused."""
@@ -204,6 +226,6 @@ class JournalPayments:
 
     async def payments_needing_attention(self) -> list[PaymentIntent]:
         def find(conn: sqlite3.Connection) -> list[PaymentIntent]:
-            return _select(conn, "state = 'attention' ORDER BY created_at", ())
+            return _select(conn, "state IN ('attention', 'refund_unknown') ORDER BY created_at", ())
 
         return await self._read(find)

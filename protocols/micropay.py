@@ -45,6 +45,7 @@ class Step(enum.StrEnum):
     PAY = "pay"
     QUERY = "query"
     REVERSE = "reverse"
+    REFUND = "refund"  # give back part of a paid payment (protocols/refund.py); not a step of the pay flow
     DONE = "done"
 
 

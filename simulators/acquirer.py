@@ -41,6 +41,7 @@ class Payment:
     state: str  # paying | paid | declined | reversed
     paying_until: float = 0.0
     charges: int = 0
+    refunded: int = 0  # fen given back by refunds
 
 
 @dataclass
@@ -48,9 +49,14 @@ class Acquirer:
     payments: dict[str, Payment] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     latency: float = 0.0  # seconds added before every answer: a provider across the internet
+    refunds: dict[str, int] = field(default_factory=dict)  # refund ref -> amount (the same ref is one refund)
+    refunds_failing: bool = False  # answer 500 to refunds (a provider having a bad day)
 
     def books(self) -> dict[str, Any]:
-        return {ref: {"state": p.state, "amount": p.amount, "charges": p.charges} for ref, p in self.payments.items()}
+        return {
+            ref: {"state": p.state, "amount": p.amount, "charges": p.charges, "refunded": p.refunded}
+            for ref, p in self.payments.items()
+        }
 
     def _settle(self, p: Payment) -> None:
         if p.state == "paying" and p.paying_until and time.monotonic() >= p.paying_until:
@@ -137,6 +143,24 @@ async def reverse(request: web.Request) -> web.Response:
     return web.json_response({"result": "success"})
 
 
+async def refund(request: web.Request) -> web.Response:
+    """Give back part of a paid payment: ``{"ref" (the refund's), "original", "amount"}``."""
+    acq = request.app[ACQUIRER]
+    data = await request.json()
+    ref, original, amount = str(data["ref"]), str(data["original"]), int(data["amount"])
+    acq.calls.append(("refund", ref))
+    if acq.refunds_failing:
+        return web.Response(status=500, text="acquirer error")
+    if ref in acq.refunds:  # the same refund again: answered, never paid out twice
+        return web.json_response({"result": "success"})
+    p = acq.payments.get(original)
+    if p is None or p.state != "paid" or p.refunded + amount > p.amount or amount <= 0:
+        return web.json_response({"result": "failed"})
+    p.refunded += amount
+    acq.refunds[ref] = amount
+    return web.json_response({"result": "success"})
+
+
 async def books(request: web.Request) -> web.Response:
     return web.json_response(request.app[ACQUIRER].books())
 
@@ -147,5 +171,6 @@ def build_app(acquirer: Acquirer | None = None) -> web.Application:
     app.router.add_post("/pay", pay)
     app.router.add_post("/query", query)
     app.router.add_post("/reverse", reverse)
+    app.router.add_post("/refund", refund)
     app.router.add_get("/books", books)
     return app

@@ -41,6 +41,7 @@ class Sale:
     status: str = "pending"  # pending | approved | declined | cancelled
     auth: str = ""
     charges: int = 0
+    refunded: int = 0
 
 
 @dataclass
@@ -50,6 +51,7 @@ class PtyTerminal:
     pin_seconds: float = 0.2
     outage_seconds: float = 2.0
     sales: dict[str, Sale] = field(default_factory=dict)
+    refunds: dict[str, int] = field(default_factory=dict)  # refund ref -> amount
     last: str | None = None
     _master: int | None = None
     _slave: int | None = None
@@ -85,7 +87,10 @@ class PtyTerminal:
         self._master = self._slave = None
 
     def books(self) -> dict[str, dict[str, Any]]:
-        return {ref: {"status": s.status, "amount": s.amount, "charges": s.charges} for ref, s in self.sales.items()}
+        return {
+            ref: {"status": s.status, "amount": s.amount, "charges": s.charges, "refunded": s.refunded}
+            for ref, s in self.sales.items()
+        }
 
     # -- the line --------------------------------------------------------------
 
@@ -147,12 +152,27 @@ class PtyTerminal:
         elif message.kind is MessageType.LAST:
             sale = self.sales.get(self.last or "")
             self._answer(self._result(sale) if sale else {"ref": "", "status": "none"})
+        elif message.kind is MessageType.REFUND:
+            self._refund(message.fields)
         elif message.kind is MessageType.CANCEL:
             ref = message.fields.get("ref", "")
             sale = self.sales.get(ref)
             if sale is not None and sale.status in ("approved", "pending"):
                 sale.status = "cancelled"  # a charge, if any, is voided on the card
             self._answer({"ref": ref, "status": "cancelled"})
+
+    def _refund(self, fields: dict[str, str]) -> None:
+        ref, amount = fields.get("ref", ""), int(fields.get("amount", "0"))
+        if ref in self.refunds:  # the same refund again: answered, never paid out twice
+            self._answer({"ref": ref, "status": "approved"})
+            return
+        sale = self.sales.get(fields.get("original", ""))
+        if self.mode == "decline" or sale is None or sale.status != "approved" or sale.refunded + amount > sale.amount:
+            self._answer({"ref": ref, "status": "declined"})
+            return
+        sale.refunded += amount
+        self.refunds[ref] = amount
+        self._answer({"ref": ref, "status": "approved"})
 
     async def _sale(self, ref: str, amount: int) -> None:
         if ref in self.sales:  # the same sale again: answer how it went, never charge twice

@@ -149,7 +149,7 @@ def acquirer_payments(
         providers.append(
             {"wallet": "card", "provider": "ecr-serial", "options": {"port": str(terminal), "ack_timeout": 0.2}}
         )
-    return {"deadline": deadline, "providers": providers}
+    return {"deadline": deadline, "providers": providers, "refund_retry": 0.05}
 
 
 def files_containing(root: Path, needle: bytes) -> list[Path]:

@@ -36,6 +36,7 @@ from offline_queue.payments import PaymentIntent
 from protocols.codes import payment_provider
 from protocols.micropay import Answer, MicropayFlow, Outcome, Step
 from protocols.money import format_cny
+from protocols.refund import RefundOutcome
 
 log = structlog.get_logger("posgw.payments")
 
@@ -149,10 +150,10 @@ class PaymentDesk:
     async def _drive(
         self, intent: PaymentIntent, provider: PaymentProvider, code: str, flow: MicropayFlow
     ) -> PaymentIntent:
-        detail = await run_flow(provider, intent.payment_id, code, intent.amount, flow, self._reporter(intent))
+        detail = await run_flow(provider, intent.payment_id, code, intent.amount, flow, self.reporter(intent))
         return await self._settle_outcome(intent, flow, detail)
 
-    def _publish(self, intent: PaymentIntent, **fields: str) -> None:
+    def publish(self, intent: PaymentIntent, **fields: str) -> None:
         """A ``payment`` event for the till."""
         self.hub.publish(
             "payment",
@@ -163,8 +164,8 @@ class PaymentDesk:
             **fields,
         )
 
-    def _reporter(self, intent: PaymentIntent) -> Callable[[Step, Answer], None]:
-        return lambda step, answer: self._publish(intent, step=step.value, answer=answer.value)
+    def reporter(self, intent: PaymentIntent) -> Callable[[Step, Answer], None]:
+        return lambda step, answer: self.publish(intent, step=step.value, answer=answer.value)
 
     async def _settle_outcome(
         self, intent: PaymentIntent, flow: MicropayFlow, detail: dict[str, str] | None = None
@@ -186,7 +187,7 @@ class PaymentDesk:
             amount=format_cny(done.amount),
             outcome=done.state,
         )
-        self._publish(done, outcome=done.state, message=message(done))
+        self.publish(done, outcome=done.state, message=message(done))
         if flow.outcome is Outcome.ATTENTION:
             self.hub.publish("alert", code="payment-attention", message=MESSAGES[Outcome.ATTENTION])
         return done
@@ -200,7 +201,7 @@ class PaymentDesk:
             )
         flow = MicropayFlow.paid(asyncio.get_running_loop().time(), self.deadline)
         flow.unwind(asyncio.get_running_loop().time())
-        await run_flow(provider, intent.payment_id, "", intent.amount, flow, self._reporter(intent))
+        await run_flow(provider, intent.payment_id, "", intent.amount, flow, self.reporter(intent))
         return await self._settle_outcome(intent, flow)
 
     async def cancel(self, basket: Basket) -> list[PaymentIntent]:
@@ -225,7 +226,7 @@ class PaymentDesk:
                     continue
                 flow = MicropayFlow(now, deadline=self.deadline)
                 flow.on_restart(now)  # the pay request may have left: ask before anything else
-                detail = await run_flow(provider, intent.payment_id, "", intent.amount, flow, self._reporter(intent))
+                detail = await run_flow(provider, intent.payment_id, "", intent.amount, flow, self.reporter(intent))
                 intent = await self._settle_outcome(intent, flow, detail)
             if intent.state == Outcome.PAID.value:
                 intent = await self.give_back(intent)
@@ -249,8 +250,20 @@ class PaymentDesk:
             await provider.close()
 
 
+REFUND_MESSAGES = {
+    RefundOutcome.PENDING.value: "asking the wallet to give the money back",
+    RefundOutcome.REFUNDED.value: "given back to the wallet or card that paid",
+    RefundOutcome.REFUSED.value: "the wallet would not take this refund: pay it in cash",
+    RefundOutcome.UNKNOWN.value: (
+        "the refund could not be confirmed: it may or may not have gone back; call store IT, do not pay it again"
+    ),
+}
+
+
 def message(p: PaymentIntent) -> str:
     """What the cashier is told about a payment; a refusal says why when the provider did."""
+    if p.state in REFUND_MESSAGES:
+        return REFUND_MESSAGES[p.state]
     if p.state == Outcome.DECLINED.value and (reason := p.detail.get("reason")):
         return f"{reason}; nothing was charged"
     return MESSAGES.get(Outcome(p.state), p.state)

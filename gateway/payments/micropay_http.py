@@ -1,6 +1,7 @@
 """The built-in scan-to-pay provider: the micropay calls as JSON over HTTP.
 
-``POST {url}/pay|query|reverse`` with ``{"ref", "code", "amount"}``, answered
+``POST {url}/pay|query|reverse`` with ``{"ref", "code", "amount"}`` (``/refund``:
+``{"ref", "original", "amount"}``), answered
 ``{"result": "success" | "failed" | "user_paying" | "not_found", "payer"?}`` (the
 acquirer simulator speaks it; ``payer`` is the customer's stable id at the
 wallet, which the ledger may map to a member). A connection that cannot be made at all is
@@ -38,6 +39,8 @@ class MicropayHttpProvider:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(timeout=self.timeout)
         body: dict[str, Any] = {"ref": ref, "code": code, "amount": amount}
+        if step is Step.REFUND:  # ``code`` is then the original payment's reference
+            body = {"ref": ref, "original": code, "amount": amount}
         try:
             async with self._http.post(f"{self.url}/{step.value}", json=body) as resp:
                 if resp.status != 200:

@@ -33,7 +33,10 @@ class PaymentProvider(Protocol):
     name: str
 
     async def call(self, step: Step, ref: str, code: str, amount: int) -> Reply:
-        """One provider call; anything but an explicit answer is ``UNKNOWN`` (or ``UNREACHABLE``)."""
+        """One provider call; anything but an explicit answer is ``UNKNOWN`` (or ``UNREACHABLE``).
+
+        For ``Step.REFUND``, ``ref`` is the refund's own reference and ``code`` the original payment's.
+        """
         ...
 
     async def close(self) -> None: ...

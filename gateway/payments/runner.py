@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from gateway.payments.provider import PaymentProvider
 from protocols.micropay import Answer, MicropayFlow, Step
+from protocols.refund import RefundFlow
 
 
 async def run_flow(
@@ -36,3 +37,22 @@ async def run_flow(
         else:
             flow.on_reverse(answer, now)
     return detail
+
+
+async def run_refund(
+    provider: PaymentProvider,
+    ref: str,
+    original: str,
+    amount: int,
+    flow: RefundFlow,
+    report: Callable[[Step, Answer], None] = lambda step, answer: None,
+) -> None:
+    """Ask the provider to give ``amount`` of payment ``original`` back, as refund ``ref``, until it is clear."""
+    loop = asyncio.get_running_loop()
+    while (action := flow.next_action()).step is Step.REFUND:
+        delay = action.at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        reply = await provider.call(Step.REFUND, ref, original, amount)
+        report(Step.REFUND, reply.answer)
+        flow.on_refund(reply.answer, loop.time())

@@ -44,7 +44,7 @@ async def test_approved_keeps_only_scheme_auth_and_a_masked_pan(terminal: PtyTer
     assert detail["pan"] == "622588******1234"  # the terminal sent the full number; it stops here
     assert detail["scheme"] == "UnionPay"
     assert detail["auth"] == terminal.sales["ref-approve"].auth
-    assert terminal.books()["ref-approve"] == {"status": "approved", "amount": 12_345, "charges": 1}
+    assert terminal.books()["ref-approve"] == {"status": "approved", "amount": 12_345, "charges": 1, "refunded": 0}
 
 
 async def test_declined(terminal: PtyTerminal) -> None:

@@ -142,7 +142,7 @@ async def test_killed_after_the_sale_keeps_the_payment(stack: Stack, acquirer: t
     assert record is not None
     assert [(t.kind, t.ref) for t in record.tenders] == [("wechat", paid["payment_id"])]
     await journal.close()
-    assert books.books()[paid["payment_id"]] == {"state": "paid", "amount": 8500, "charges": 1}
+    assert books.books()[paid["payment_id"]] == {"state": "paid", "amount": 8500, "charges": 1, "refunded": 0}
 
 
 async def test_killed_after_the_intent_before_the_request_left(stack: Stack, acquirer: tuple[str, Acquirer]) -> None:
@@ -217,3 +217,33 @@ async def test_killed_after_a_wallet_payment_the_hold_is_released(stack: Stack) 
         await pos_status_shows(pos, paid["payment_id"], "reversed")
     assert await ledger.wallet_hold(paid["payment_id"]) == "none"
     assert await ledger.wallet("M0001") == 50_000  # nothing was taken
+
+
+async def test_killed_mid_refund_the_refund_is_finished_once_at_start(
+    stack: Stack, acquirer: tuple[str, Acquirer]
+) -> None:
+    _, books = acquirer
+    async with stack.pos() as pos:
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, **TART)
+        paid = (await pos.pay(basket, WECHAT + "00"))["payment"]
+        sale = (await pos.complete(basket))["record"]
+        books.refunds_failing = True  # the provider does not answer clearly: the gateway keeps asking
+        body = {"txn_id": sale["txn_id"], "lines": [{"line": 1, "quantity": 1}]}
+        refunding = asyncio.create_task(pos.call("POST", "/v1/refunds", body, {"Idempotency-Key": "refund-key-1"}))
+        await until(lambda: any(c[0] == "refund" for c in books.calls))
+        await restart_after_kill(stack)
+        with contextlib.suppress(aiohttp.ClientError):
+            await refunding
+    books.refunds_failing = False
+    await until(lambda: books.payments[paid["payment_id"]].refunded == 4250)
+    async with stack.pos() as pos:
+        await pos.wait_status(lambda s: s["journal"]["total"] == 2)  # the refund record, written at start
+        again = await pos.call("POST", "/v1/refunds", body, {"Idempotency-Key": "refund-key-1"})
+        assert again["replayed"] is True  # the till's retry gets that refund, not a second one
+    assert books.payments[paid["payment_id"]].refunded == 4250
+    rows, journal = await journal_payments(stack)
+    refunds = await journal.refunds_of(sale["txn_id"])
+    assert [(t.kind, t.amount, t.ref) for r in refunds for t in r.tenders] == [("wechat", 4250, paid["payment_id"])]
+    assert [(p.state, p.txn_id) for p in rows if p.basket_id.startswith("refund:")] == [("refunded", refunds[0].txn_id)]
+    await journal.close()

@@ -81,8 +81,8 @@ async def test_split_tenders_in_any_order_with_change_from_cash(
         ]
         assert (record["total_due"], record["change"]) == (8500, 500)
     charged = books.books()
-    assert charged[alipay["payment"]["payment_id"]] == {"state": "paid", "amount": 3000, "charges": 1}
-    assert charged[wechat["payment"]["payment_id"]] == {"state": "paid", "amount": 5000, "charges": 1}
+    assert charged[alipay["payment"]["payment_id"]] == {"state": "paid", "amount": 3000, "charges": 1, "refunded": 0}
+    assert charged[wechat["payment"]["payment_id"]] == {"state": "paid", "amount": 5000, "charges": 1, "refunded": 0}
 
 
 @pytest.mark.parametrize(
@@ -253,7 +253,12 @@ async def test_card_wallet_and_cash_split_and_no_full_card_number_is_stored(
             assert wechat["state"] == "paid"
         # The terminal sent the full card number; it is nowhere on disk.
         assert files_containing(tmp_path / "gw", b"6225881234561234") == []
-        assert terminal.books()[card["payment_id"]] == {"status": "approved", "amount": 4000, "charges": 1}
+        assert terminal.books()[card["payment_id"]] == {
+            "status": "approved",
+            "amount": 4000,
+            "charges": 1,
+            "refunded": 0,
+        }
     finally:
         terminal.unplug()
 

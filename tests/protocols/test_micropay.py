@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols.micropay import Answer, MicropayError, MicropayFlow, Outcome, Step
+from protocols.refund import RefundFlow, RefundOutcome
 
 PAY_ANSWERS = [Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.UNKNOWN]
 QUERY_ANSWERS = [Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.NOT_FOUND, Answer.UNKNOWN]
@@ -144,3 +145,25 @@ def test_a_paid_payment_is_unwound_by_reversal_only() -> None:
     declined.on_pay(Answer.FAILED, 0.0)
     with pytest.raises(MicropayError, match="only a paid payment"):
         declined.unwind(1.0)
+
+
+@pytest.mark.parametrize(
+    ("answers", "outcome", "tries"),
+    [
+        ([Answer.SUCCESS], RefundOutcome.REFUNDED, 1),
+        ([Answer.FAILED], RefundOutcome.REFUSED, 1),
+        ([Answer.UNKNOWN, Answer.UNREACHABLE, Answer.SUCCESS], RefundOutcome.REFUNDED, 3),
+        ([Answer.UNKNOWN] * 9, RefundOutcome.UNKNOWN, 5),  # the first try and four more, then store IT
+    ],
+)
+def test_a_refund_is_retried_while_unclear_and_never_dropped(
+    answers: list[Answer], outcome: RefundOutcome, tries: int
+) -> None:
+    flow = RefundFlow(0.0)
+    sent = 0
+    while (action := flow.next_action()).step is Step.REFUND:
+        flow.on_refund(answers[sent], action.at)
+        sent += 1
+    assert (flow.outcome, sent) == (outcome, tries)
+    with pytest.raises(MicropayError):
+        flow.on_refund(Answer.SUCCESS, 100.0)
