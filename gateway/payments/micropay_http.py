@@ -23,17 +23,19 @@ _ANSWERS = {a.value: a for a in (Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYI
 
 
 class MicropayHttpProvider:
-    def __init__(self, name: str, url: str, timeout_seconds: float = 5.0) -> None:
+    def __init__(self, name: str, url: str, timeout_seconds: float = 5.0, connect_seconds: float = 2.0) -> None:
         self.name = name
         self.url = url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        # A connection not made in ``connect_seconds`` is a dead network: said at once, nothing was sent.
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds, sock_connect=min(connect_seconds, timeout_seconds))
         self._http: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_options(cls, name: str, options: Fields) -> MicropayHttpProvider:
         url = options.text("url", pattern=r"https?://[^\s]+")
         timeout = options.number("timeout", 5.0, minimum=0.1, maximum=60.0)
-        return cls(name, url, timeout)
+        connect = options.number("connect_timeout", 2.0, minimum=0.05, maximum=30.0)
+        return cls(name, url, timeout, connect)
 
     async def call(self, step: Step, ref: str, code: str, amount: int) -> Reply:
         if self._http is None or self._http.closed:
@@ -46,7 +48,7 @@ class MicropayHttpProvider:
                 if resp.status != 200:
                     return Reply(Answer.UNKNOWN)
                 data = await resp.json(content_type=None)
-        except aiohttp.ClientConnectorError:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
             return Reply(Answer.UNREACHABLE)  # no connection was made: nothing was sent
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return Reply(Answer.UNKNOWN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -60,3 +61,23 @@ async def test_a_provider_that_cannot_be_reached_is_known_at_once_and_charges_no
     await provider.close()
     assert flow.outcome is Outcome.UNREACHABLE
     assert steps == [(Step.PAY, Answer.UNREACHABLE)]  # no query, no waiting: the request never left
+
+
+async def test_a_network_that_swallows_connections_is_unreachable_after_the_connect_timeout() -> None:
+    """A listener whose queue is full drops new connections on the floor, as a dead route does."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler = socket.create_connection(("127.0.0.1", port))  # the one connection the queue holds
+        try:
+            provider = MicropayHttpProvider("wechat", f"http://127.0.0.1:{port}", 5.0, connect_seconds=0.3)
+            flow = MicropayFlow(asyncio.get_running_loop().time())
+            steps: list[tuple[Step, Answer]] = []
+            await run_flow(provider, "ref-y", "134567890123456700", 100, flow, lambda s, a: steps.append((s, a)))
+            await provider.close()
+        finally:
+            filler.close()
+    # Not "unknown" (which would query and reverse for 30 s): the connection was never made.
+    assert flow.outcome is Outcome.UNREACHABLE
+    assert steps == [(Step.PAY, Answer.UNREACHABLE)]
