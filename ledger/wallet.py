@@ -54,13 +54,14 @@ def upgrade(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-def available(conn: sqlite3.Connection, member_id: str, now: float) -> int | None:
-    """The balance less live holds; None for an unknown member."""
+def available(conn: sqlite3.Connection, member_id: str, now_seconds: float) -> int | None:
+    """The balance less live holds (at Unix time ``now_seconds``); None for an unknown member."""
     row = conn.execute("SELECT wallet FROM members WHERE member_id = ?", (member_id,)).fetchone()
     if row is None:
         return None
     (held,) = conn.execute(
-        "SELECT COALESCE(SUM(amount), 0) FROM wallet_holds WHERE member_id = ? AND expires_at >= ?", (member_id, now)
+        "SELECT COALESCE(SUM(amount), 0) FROM wallet_holds WHERE member_id = ? AND expires_at >= ?",
+        (member_id, now_seconds),
     ).fetchone()
     return int(row[0]) - int(held)
 

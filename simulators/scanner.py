@@ -15,6 +15,20 @@ import tty
 from pathlib import Path
 
 
+def open_linked_pty(link: Path) -> tuple[int, int]:
+    """A raw pty whose slave side ``link`` points at (replaced atomically); (master, slave) fds."""
+    master, slave = os.openpty()
+    # Raw mode from the start, so nothing echoes back or rewrites CR/LF
+    # before the driver has configured the line itself.
+    tty.setraw(slave)
+    tmp = link.with_name(link.name + ".new")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(os.ttyname(slave))
+    tmp.replace(link)
+    return master, slave
+
+
 class PtyScanner:
     def __init__(self, link: Path, *, suffix: bytes = b"\r\n", prefix: bytes = b"") -> None:
         self.link = Path(link)
@@ -30,16 +44,7 @@ class PtyScanner:
     def plug(self) -> Path:
         if self._master is not None:
             return self.link
-        master, slave = os.openpty()
-        # Raw mode from the start, so nothing echoes back or rewrites CR/LF
-        # before the driver has configured the line itself.
-        tty.setraw(slave)
-        self._master, self._slave = master, slave
-        tmp = self.link.with_name(self.link.name + ".new")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(os.ttyname(slave))
-        tmp.replace(self.link)
+        self._master, self._slave = open_linked_pty(self.link)
         return self.link
 
     def unplug(self) -> None:

@@ -23,12 +23,12 @@ import asyncio
 import contextlib
 import os
 import secrets
-import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from protocols.ecr import ACK, NAK, BadFrame, Control, EcrDecoder, EcrError, EcrMessage, Frame, MessageType, frame
+from simulators.scanner import open_linked_pty
 
 MODES = ("approve", "decline", "silent", "garbled", "power-loss")
 CARD = {"pan": "6225881234561234", "scheme": "UnionPay"}  # a test card number (full, as terminals send it)
@@ -62,14 +62,8 @@ class PtyTerminal:
     naks_received: int = 0
 
     def plug(self) -> Path:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        self._master, self._slave = master, slave
-        tmp = self.link.with_name(self.link.name + ".new")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(os.ttyname(slave))
-        tmp.replace(self.link)
+        master, self._slave = open_linked_pty(self.link)
+        self._master = master
         os.set_blocking(master, False)
         asyncio.get_running_loop().add_reader(master, self._readable)
         return self.link

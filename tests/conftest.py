@@ -14,6 +14,7 @@ from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
 from simulators.processes import free_port
 from simulators.scanner import PtyScanner
+from simulators.terminal import PtyTerminal
 from simulators.vcard import VirtualCard
 from tests.harness import LedgerHandle
 from tests.pcsc import require_pcscd, vpcd_listening, wait_readers_empty
@@ -73,3 +74,12 @@ async def acquirer() -> AsyncIterator[tuple[str, Acquirer]]:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}", books
     await runner.cleanup()
+
+
+@pytest.fixture
+async def card_terminal(tmp_path: Path) -> AsyncIterator[PtyTerminal]:
+    """The bank-card terminal simulator on a real pty (quick customer, a 1 s outage on power loss)."""
+    sim = PtyTerminal(tmp_path / "terminal", pin_seconds=0.05, outage_seconds=1.0)
+    sim.plug()
+    yield sim
+    sim.unplug()

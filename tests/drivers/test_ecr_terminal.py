@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,8 @@ pytestmark = [pytest.mark.pty]
 
 
 @pytest.fixture
-async def terminal(tmp_path: Path) -> AsyncIterator[PtyTerminal]:
-    sim = PtyTerminal(tmp_path / "terminal", pin_seconds=0.05, outage_seconds=1.0)
-    sim.plug()
-    yield sim
-    sim.unplug()
+def terminal(card_terminal: PtyTerminal) -> PtyTerminal:
+    return card_terminal
 
 
 def driver(link: Path) -> EcrTerminal:

@@ -33,11 +33,9 @@ TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_
 
 
 @pytest.fixture
-async def terminal(tmp_path: Path) -> AsyncIterator[PtyTerminal]:
-    sim = PtyTerminal(tmp_path / "terminal", pin_seconds=0.05, outage_seconds=3.0)
-    sim.plug()
-    yield sim
-    sim.unplug()
+def terminal(card_terminal: PtyTerminal) -> PtyTerminal:
+    card_terminal.outage_seconds = 3.0  # long enough to kill the gateway while the terminal is dark
+    return card_terminal
 
 
 @pytest.fixture

@@ -223,44 +223,38 @@ async def test_the_cashier_scans_the_payment_code_on_the_scanner(
 
 @pytest.mark.pty
 async def test_card_wallet_and_cash_split_and_no_full_card_number_is_stored(
-    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+    tmp_path: Path,
+    ledger: LedgerHandle,
+    tokens: dict[str, str],
+    acquirer: tuple[str, Acquirer],
+    card_terminal: PtyTerminal,
 ) -> None:
     url, _ = acquirer
-    terminal = PtyTerminal(tmp_path / "terminal", pin_seconds=0.05)
-    terminal.plug()
-    payments = acquirer_payments(url, terminal=terminal.link)
-    try:
-        async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens, payments=payments)) as (
-            _gw,
-            pos,
-        ):
-            basket = await basket_of(pos)
-            card = (await pos.call("POST", f"/v1/baskets/{basket}/payments", {"method": "card", "amount": 4000},
-                                   {"Idempotency-Key": "card-pay-0001"}))["payment"]  # fmt: skip
-            assert card["state"] == "paid"
-            wechat = (await pos.pay(basket, WECHAT + "00", amount=4000))["payment"]
-            record = (await pos.complete(basket, cash=1000))["record"]
-            assert record["tenders"][0] == {
-                "kind": "card",
-                "amount": 4000,
-                "ref": card["payment_id"],
-                "scheme": "UnionPay",
-                "pan": "622588******1234",
-                "auth": terminal.sales[card["payment_id"]].auth,
-            }
-            assert [t["kind"] for t in record["tenders"]] == ["card", "wechat", "cash"]
-            assert record["change"] == 500
-            assert wechat["state"] == "paid"
-        # The terminal sent the full card number; it is nowhere on disk.
-        assert files_containing(tmp_path / "gw", b"6225881234561234") == []
-        assert terminal.books()[card["payment_id"]] == {
-            "status": "approved",
+    payments = acquirer_payments(url, terminal=card_terminal.link)
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens, payments=payments)) as (_gw, pos):
+        basket = await basket_of(pos)
+        body = {"method": "card", "amount": 4000}
+        card = (await pos.call("POST", f"/v1/baskets/{basket}/payments", body, {"Idempotency-Key": "card-pay-1"}))[
+            "payment"
+        ]
+        assert card["state"] == "paid"
+        wechat = (await pos.pay(basket, WECHAT + "00", amount=4000))["payment"]
+        record = (await pos.complete(basket, cash=1000))["record"]
+        assert record["tenders"][0] == {
+            "kind": "card",
             "amount": 4000,
-            "charges": 1,
-            "refunded": 0,
+            "ref": card["payment_id"],
+            "scheme": "UnionPay",
+            "pan": "622588******1234",
+            "auth": card_terminal.sales[card["payment_id"]].auth,
         }
-    finally:
-        terminal.unplug()
+        assert [t["kind"] for t in record["tenders"]] == ["card", "wechat", "cash"]
+        assert record["change"] == 500
+        assert wechat["state"] == "paid"
+    # The terminal sent the full card number; it is nowhere on disk.
+    assert files_containing(tmp_path / "gw", b"6225881234561234") == []
+    expected = {"status": "approved", "amount": 4000, "charges": 1, "refunded": 0}
+    assert card_terminal.books()[card["payment_id"]] == expected
 
 
 async def test_pay_equals_member_the_wallet_account_found_at_the_ledger_earns_points(

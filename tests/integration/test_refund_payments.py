@@ -100,30 +100,26 @@ async def test_an_unclear_refund_is_retried_then_raised_never_paid_twice(
 
 @pytest.mark.pty
 async def test_card_and_stored_value_refunds(
-    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+    tmp_path: Path,
+    ledger: LedgerHandle,
+    tokens: dict[str, str],
+    acquirer: tuple[str, Acquirer],
+    card_terminal: PtyTerminal,
 ) -> None:
     url, _ = acquirer
-    terminal = PtyTerminal(tmp_path / "terminal", pin_seconds=0.05)
-    terminal.plug()
-    payments = acquirer_payments(url, terminal=terminal.link)
-    try:
-        async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens, payments=payments)) as (
-            _gw,
-            pos,
-        ):
-            await pos.wait_status(lambda s: bool(s["members_cached"]) and s["ledger"]["online"])
-            carded = await sale(pos, [("card", 8500)], cash=0)
-            back = await refund(pos, carded["txn_id"], quantity=2)
-            ref = carded["tenders"][0]["ref"]
-            assert back["tenders"] == [{"kind": "card", "amount": 8500, "ref": ref}]
-            assert terminal.books()[ref]["refunded"] == 8500
+    payments = acquirer_payments(url, terminal=card_terminal.link)
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens, payments=payments)) as (_gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]) and s["ledger"]["online"])
+        carded = await sale(pos, [("card", 8500)], cash=0)
+        back = await refund(pos, carded["txn_id"], quantity=2)
+        ref = carded["tenders"][0]["ref"]
+        assert back["tenders"] == [{"kind": "card", "amount": 8500, "ref": ref}]
+        assert card_terminal.books()[ref]["refunded"] == 8500
 
-            walleted = await sale(pos, [(await ledger.wallet_code("M0001"), 7225)], cash=0)  # classic: ¥72.25
-            await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
-            assert await ledger.wallet("M0001") == 50_000 - 7225
-            back = await refund(pos, walleted["txn_id"])
-            assert back["tenders"][0]["kind"] == "wallet"
-            await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
-            assert await ledger.wallet("M0001") == 50_000 - 7225 + back["total_due"]  # credited when it synced
-    finally:
-        terminal.unplug()
+        walleted = await sale(pos, [(await ledger.wallet_code("M0001"), 7225)], cash=0)  # classic: ¥72.25
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert await ledger.wallet("M0001") == 50_000 - 7225
+        back = await refund(pos, walleted["txn_id"])
+        assert back["tenders"][0]["kind"] == "wallet"
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert await ledger.wallet("M0001") == 50_000 - 7225 + back["total_due"]  # credited when it synced
