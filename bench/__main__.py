@@ -37,6 +37,9 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
     print("\njournal: durable appends and outbox drain (median of 3 interleaved rounds)")
     journal = await journal_bench.run()
     journal_bench.report(journal)
+    print("\njournal on an emulated terminal disk: fsync 2 ms, as eMMC (bench/slow_fsync.c; 400 appends, 1 round)")
+    slow_disk = await asyncio.to_thread(journal_bench.on_slow_disk, 2000, 400)
+    journal_bench.report_ratios(slow_disk)
     print("\nscan-to-paid through the API against the acquirer simulator (processes), 300 payments each")
     pay = await pay_latency.run()
     pay_latency.report(pay)
@@ -47,6 +50,7 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
         "pricing": pricing,
         "pay": pay,
         "journal": journal,
+        "journal_on_2ms_fsync": slow_disk,
         "machine": platform.platform(),
         "python": platform.python_version(),
         "scan": scan,

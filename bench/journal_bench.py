@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -138,7 +141,7 @@ async def outbox_drain(path: Path, backlog: int, batch: int = 200) -> tuple[floa
     return fill_rate, drain_rate
 
 
-async def run(n: int = 2000, backlog: int = 50_000, rounds: int = 3) -> dict[str, Any]:
+async def run(n: int = 2000, backlog: int = 50_000, rounds: int = 3, drain: bool = True) -> dict[str, Any]:
     """Each figure is the median of ``rounds`` runs, interleaved, so disk warm-up favours nobody."""
     work = Path(tempfile.mkdtemp(prefix="posgw-journal-bench-"))
     figures: dict[str, list[float]] = {}
@@ -156,7 +159,7 @@ async def run(n: int = 2000, backlog: int = 50_000, rounds: int = 3) -> dict[str
         raw, one, sixteen, pq_one, pq_sixteen = (
             statistics.median(figures[k]) for k in ("raw", "one", "sixteen", "pq_one", "pq_sixteen")
         )
-        fill, drain = await outbox_drain(work / "drain.sqlite3", backlog)
+        fill, drained = await outbox_drain(work / "drain.sqlite3", backlog) if drain else (0.0, 0.0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
@@ -166,7 +169,7 @@ async def run(n: int = 2000, backlog: int = 50_000, rounds: int = 3) -> dict[str
         "persist_queue_1_producer_per_s": pq_one,
         "persist_queue_16_producers_per_s": pq_sixteen,
         "backlog_fill_64_producers_per_s": fill,
-        "outbox_drain_per_s": drain,
+        "outbox_drain_per_s": drained,
         "ratio_1_producer_vs_raw": one / raw,
         "ratio_16_producers_vs_persist_queue": sixteen / pq_sixteen,
     }
@@ -193,3 +196,46 @@ def report(r: dict[str, Any]) -> None:
         f"  outbox drain of 50,000 records           {r['outbox_drain_per_s']:10,.0f} /s  "
         f"({verdict(r['outbox_drain_per_s'] >= 50_000)} ≥ 50,000/s)"
     )
+
+
+def on_slow_disk(delay_us: int = 2000, n: int = 400) -> dict[str, Any]:
+    """The same appends on an emulated slow disk (``bench/slow_fsync.c`` in a child process)."""
+    work = Path(tempfile.mkdtemp(prefix="posgw-slow-fsync-"))
+    try:
+        library = work / "slow_fsync.so"
+        source = Path(__file__).with_name("slow_fsync.c")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"], check=True)
+        env = {**os.environ, "LD_PRELOAD": str(library), "POSGW_FSYNC_DELAY_US": str(delay_us)}
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.journal_bench", "--appends", str(n)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        result: dict[str, Any] = json.loads(child.stdout)
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report_ratios(r: dict[str, Any]) -> None:
+    print(f"  raw SQLite WAL FULL 1-row commits        {r['raw_sqlite_commits_per_s']:10,.0f} /s")
+    print(
+        f"  journal, 1 producer                      {r['journal_1_producer_per_s']:10,.0f} /s  "
+        f"= {r['ratio_1_producer_vs_raw']:.2f}× raw"
+    )
+    print(
+        f"  journal, 16 producers                    {r['journal_16_producers_per_s']:10,.0f} /s  "
+        f"= {r['ratio_16_producers_vs_persist_queue']:.1f}× persist-queue's "
+        f"{r['persist_queue_16_producers_per_s']:,.0f} /s"
+    )
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.journal_bench")
+    parser.add_argument("--appends", type=int, default=2000)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.appends, rounds=1, drain=False))))
