@@ -27,8 +27,8 @@ from protocols.payer import payer_identifier
 from protocols.records import ID_PATTERN
 from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
-from protocols.sync import batch_from_wire
-from protocols.tokens import TokenClaims, b64url_decode, key_id, sign_token
+from protocols.sync import batch_from_wire, signed_bodies
+from protocols.tokens import TokenClaims, b64url_decode, key_id, public_key_from_text, sign_token
 
 log = structlog.get_logger("posgw.ledger")
 
@@ -114,10 +114,19 @@ async def _json(request: web.Request) -> object:
 
 async def sync_batch(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
-    terminal_id, records = batch_from_wire(await _json(request))
-    reply = await svc.store.ingest(terminal_id, records)
+    data = await _json(request)
+    terminal_id, records = batch_from_wire(data)
+    key_text = await svc.store.terminal_key(terminal_id)
+    if key_text is None:  # the terminal registers its key at its first contact; it will send again
+        return problem(
+            409, "terminal-key-unknown", f"register {terminal_id}'s journal key first (PUT /v1/terminals/…/key)"
+        )
+    reply = await svc.store.ingest(terminal_id, records, signed_bodies(data), public_key_from_text(key_text))
     accepted = sum(r.status == "accepted" for r in reply.results)
+    rejected = [f"{r.seq}: {r.reason}" for r in reply.results if r.status == "rejected"]
     log.info("batch_ingested", terminal=terminal_id, records=len(records), accepted=accepted, high_seq=reply.high_seq)
+    if rejected or reply.gaps:
+        log.warning("batch_problems", terminal=terminal_id, rejected=rejected, gaps=reply.gaps)
     return web.json_response(reply.to_wire())
 
 

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger import wallet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger import chain_check, wallet
 from protocols.records import TransactionRecord
 from protocols.rulebook import MemberEntry
 from protocols.sync import SyncReply, SyncResult
@@ -101,6 +103,7 @@ class LedgerStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
         wallet.upgrade(self._conn)
+        chain_check.upgrade(self._conn)
         self._lock = threading.Lock()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -205,12 +208,15 @@ class LedgerStore:
 
     # -- sync ----------------------------------------------------------------
 
-    async def ingest(self, terminal_id: str, records: list[TransactionRecord]) -> SyncReply:
+    async def ingest(
+        self, terminal_id: str, records: list[TransactionRecord], bodies: list[bytes], key: Ed25519PublicKey
+    ) -> SyncReply:
+        """Apply a batch in one transaction; ``bodies`` are the records' canonical bytes as the terminal sent them."""
         now = datetime.now(UTC).isoformat()
 
         def ingest(conn: sqlite3.Connection) -> SyncReply:
             conn.execute("BEGIN IMMEDIATE")
-            results = [self._ingest_one(conn, r, now) for r in records]
+            results = [self._ingest_one(conn, r, body, key, now) for r, body in zip(records, bodies, strict=True)]
             conn.execute("INSERT OR IGNORE INTO terminals (terminal_id) VALUES (?)", (terminal_id,))
             (high,) = conn.execute("SELECT high_seq FROM terminals WHERE terminal_id = ?", (terminal_id,)).fetchone()
             while conn.execute(
@@ -218,29 +224,35 @@ class LedgerStore:
             ).fetchone():
                 high += 1
             conn.execute("UPDATE terminals SET high_seq = ? WHERE terminal_id = ?", (high, terminal_id))
+            missing = chain_check.gaps(conn, terminal_id)
             conn.execute("COMMIT")
-            return SyncReply(tuple(results), high)
+            return SyncReply(tuple(results), high, tuple(missing))
 
         return await self._run(ingest)
 
     @staticmethod
-    def _ingest_one(conn: sqlite3.Connection, r: TransactionRecord, now: str) -> SyncResult:
+    def _ingest_one(
+        conn: sqlite3.Connection, r: TransactionRecord, body: bytes, key: Ed25519PublicKey, now: str
+    ) -> SyncResult:
         if conn.execute("SELECT 1 FROM transactions WHERE txn_id = ?", (r.txn_id,)).fetchone():
             return SyncResult(r.txn_id, r.seq, "duplicate")
         if conn.execute(
             "SELECT 1 FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq)
         ).fetchone():
             return SyncResult(r.txn_id, r.seq, "rejected", f"seq {r.seq} already holds another transaction")
+        if reason := chain_check.refusal(conn, key, r, body):
+            return SyncResult(r.txn_id, r.seq, "rejected", reason)
         conn.execute(
-            "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at) VALUES (?, ?, ?, ?, ?)",
-            (r.txn_id, r.terminal_id, r.seq, json.dumps(r.to_wire()), now),
+            "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (r.txn_id, r.terminal_id, r.seq, json.dumps(r.to_wire()), now, r.prev_hash, r.hash),
         )
         if r.reservation:  # the hold becomes the spend itself (second half of the two phases)
             conn.execute("DELETE FROM reservations WHERE reservation = ? AND txn_id = ?", (r.reservation, r.txn_id))
         conflicts = [c for c in (LedgerStore._redeem(conn, r, c) for c in r.coupons) if c]
         conflicts += wallet.post(conn, r)
-        for key in r.coupons_restored:  # a full refund gives the coupon back
-            conn.execute("DELETE FROM coupon_redemptions WHERE instance = ? AND txn_id = ?", (key, r.refund_of))
+        for instance in r.coupons_restored:  # a full refund gives the coupon back
+            conn.execute("DELETE FROM coupon_redemptions WHERE instance = ? AND txn_id = ?", (instance, r.refund_of))
         delta = r.points_earned - r.points_redeemed + r.points_returned - r.points_clawback
         if r.member_id and delta:
             row = conn.execute("SELECT points FROM members WHERE member_id = ?", (r.member_id,)).fetchone()
@@ -344,6 +356,13 @@ class LedgerStore:
             return bool(stored == public_key)
 
         return await self._run(register)
+
+    async def terminal_key(self, terminal_id: str) -> str | None:
+        def key(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT public_key FROM terminals WHERE terminal_id = ?", (terminal_id,)).fetchone()
+            return None if row is None or row[0] is None else str(row[0])
+
+        return await self._run(key)
 
     async def terminal_records(self, terminal_id: str) -> list[dict[str, Any]]:
         def records(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from protocols.chain import canonical
 from protocols.records import ID_PATTERN, TransactionRecord, read_record
 from protocols.schema import Fields, Problems
 
@@ -30,6 +31,8 @@ class SyncResult:
 class SyncReply:
     results: tuple[SyncResult, ...]
     high_seq: int
+    # Runs of seq the ledger is missing below the highest it holds (first from, last to), for operators.
+    gaps: tuple[tuple[int, int], ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -37,6 +40,7 @@ class SyncReply:
                 {"txn_id": r.txn_id, "seq": r.seq, "status": r.status, "reason": r.reason} for r in self.results
             ],
             "high_seq": self.high_seq,
+            "gaps": [{"from": first, "to": last} for first, last in self.gaps],
         }
 
     @classmethod
@@ -50,12 +54,25 @@ class SyncReply:
             for rf in f.tables("results", max_items=MAX_BATCH)
         ]
         high_seq = f.integer("high_seq", minimum=0)
+        gaps = tuple(
+            (gf.integer("from", minimum=1), gf.integer("to", minimum=1)) for gf in f.tables("gaps", max_items=100)
+        )
         problems.raise_if_any()
-        return cls(tuple(results), high_seq)
+        return cls(tuple(results), high_seq, gaps)
 
 
 def batch_to_wire(terminal_id: str, records: list[TransactionRecord]) -> dict[str, Any]:
     return {"terminal_id": terminal_id, "records": [r.to_wire() for r in records]}
+
+
+def signed_bodies(data: object) -> list[bytes]:
+    """The bytes each record of a (valid) batch was hashed over: its JSON as sent, without chain fields.
+
+    Taken from the JSON itself, not from the parsed record, so a field this
+    version would fill with a default never changes what is checked.
+    """
+    assert isinstance(data, dict)
+    return [canonical(record) for record in data["records"]]
 
 
 def batch_from_wire(data: object) -> tuple[str, list[TransactionRecord]]:

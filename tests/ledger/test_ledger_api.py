@@ -8,17 +8,40 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocols.chain import GENESIS, canonical, seal
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, batch_to_wire
+from protocols.tokens import public_key_text
 from tests.gateway.records import draft
 from tests.harness import LedgerHandle
 
 pytestmark = pytest.mark.ledger
 
 
-def numbered(records: list[TransactionRecord]) -> list[TransactionRecord]:
-    return [dataclasses.replace(r, seq=i) for i, r in enumerate(records, 1)]
+KEY = Ed25519PrivateKey.generate()
+
+
+def numbered(records: list[TransactionRecord], key: Ed25519PrivateKey = KEY) -> list[TransactionRecord]:
+    """Records numbered from 1 and sealed onto a chain as a terminal's journal does."""
+    sealed, prev = [], GENESIS
+    for i, r in enumerate(records, 1):
+        r = dataclasses.replace(r, seq=i)
+        digest, signature = seal(prev, canonical(r.to_wire()), key)
+        sealed.append(dataclasses.replace(r, prev_hash=prev.hex(), hash=digest.hex(), signature=signature.hex()))
+        prev = digest
+    return sealed
+
+
+async def register(ledger: LedgerHandle, terminal_id: str, key: Ed25519PrivateKey = KEY) -> None:
+    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
+    body = {"public_key": public_key_text(key.public_key())}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.put(f"{ledger.url}/v1/terminals/{terminal_id}/key", json=body) as r,
+    ):
+        r.raise_for_status()
 
 
 async def post(ledger: LedgerHandle, body: object, token: str | None = None) -> tuple[int, object]:
@@ -28,6 +51,7 @@ async def post(ledger: LedgerHandle, body: object, token: str | None = None) -> 
 
 
 async def test_ingest_is_idempotent_and_credits_points_once(ledger: LedgerHandle) -> None:
+    await register(ledger, "T-9")
     records = numbered([draft("T-9", 25_000, "M0001"), draft("T-9", 999), draft("T-9", 10_000, "M0001")])
     status, body = await post(ledger, batch_to_wire("T-9", records))
     assert status == 200
@@ -40,17 +64,47 @@ async def test_ingest_is_idempotent_and_credits_points_once(ledger: LedgerHandle
 
 
 async def test_a_seq_reused_by_another_transaction_is_rejected_and_gaps_hold_high_seq(ledger: LedgerHandle) -> None:
-    first = numbered([draft("T-8")])
-    await post(ledger, batch_to_wire("T-8", first))
-    impostor = dataclasses.replace(draft("T-8"), seq=1)
-    later = dataclasses.replace(draft("T-8"), seq=3)
-    _, body = await post(ledger, batch_to_wire("T-8", [impostor, later]))
+    await register(ledger, "T-8")
+    chain = numbered([draft("T-8"), draft("T-8"), draft("T-8")])
+    await post(ledger, batch_to_wire("T-8", chain[:1]))
+    impostor = numbered([draft("T-8")])[0]  # another transaction, also numbered 1
+    _, body = await post(ledger, batch_to_wire("T-8", [impostor, chain[2]]))
     reply = SyncReply.from_wire(body)
     assert [(r.status, r.reason) for r in reply.results] == [
         ("rejected", "seq 1 already holds another transaction"),
         ("accepted", None),
     ]
     assert reply.high_seq == 1  # seq 2 is missing: a gap the terminal must fill
+    assert reply.gaps == ((2, 2),)
+
+
+async def test_records_are_checked_against_the_terminals_key_and_chain(ledger: LedgerHandle) -> None:
+    await register(ledger, "T-7")
+    chain = numbered([draft("T-7", 1000), draft("T-7", 2000), draft("T-7", 3000), draft("T-7", 4000)])
+    forged = numbered([draft("T-7")], Ed25519PrivateKey.generate())[0]  # another terminal's key
+    edited = dataclasses.replace(chain[0], member_id="M0001")  # the points moved to someone after it was sealed
+    unsigned = dataclasses.replace(chain[0], prev_hash="", hash="", signature="")
+    status, body = await post(ledger, batch_to_wire("T-7", [forged, edited, unsigned]))
+    assert status == 200
+    reasons = [r.reason or "" for r in SyncReply.from_wire(body).results]
+    assert [reason.split(":")[0] for reason in reasons] == ["forged", "edited", "unsigned"]
+    # Out of order is fine (seq 2 before 1), as long as the links hold.
+    _, body = await post(ledger, batch_to_wire("T-7", [chain[1], chain[0]]))
+    assert [r.status for r in SyncReply.from_wire(body).results] == ["accepted", "accepted"]
+    # A record that does not follow the one the ledger holds before it is refused, and names where.
+    stranger = numbered([draft("T-7"), draft("T-7"), draft("T-7")])[2]  # a valid seq 3 of another chain
+    _, body = await post(ledger, batch_to_wire("T-7", [stranger]))
+    (result,) = SyncReply.from_wire(body).results
+    assert (result.status, result.reason) == ("rejected", "chain broken: prev_hash is not the hash of seq 2")
+    _, body = await post(ledger, batch_to_wire("T-7", chain[2:]))
+    assert SyncReply.from_wire(body).high_seq == 4
+
+
+async def test_a_terminal_that_never_registered_its_key_is_told_to(ledger: LedgerHandle) -> None:
+    status, body = await post(ledger, batch_to_wire("T-NEW", numbered([draft("T-NEW")])))
+    assert status == 409
+    assert isinstance(body, dict)
+    assert body["type"] == "urn:posgw:problem:terminal-key-unknown"
 
 
 async def test_bad_batches_and_bad_tokens(ledger: LedgerHandle) -> None:
@@ -117,7 +171,8 @@ async def test_member_deltas_carry_only_what_changed(ledger: LedgerHandle) -> No
     assert full["full"] is True
     assert {m["member_id"] for m in full["members"]} == {"M0001", "M0002", "M0003", "M0099"}
     assert (await members(full["version"]))["members"] == []
-    await post(ledger, batch_to_wire("T-7", numbered([draft("T-7", 30_000, "M0002")])))
+    await register(ledger, "T-6")
+    await post(ledger, batch_to_wire("T-6", numbered([draft("T-6", 30_000, "M0002")])))
     await ledger.add_identifier("M0003", "card:8600001234")
     delta = await members(full["version"])
     assert delta["full"] is False

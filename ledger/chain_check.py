@@ -1,0 +1,69 @@
+"""The ledger checks every terminal record's chain and signature before it counts.
+
+Each record must be signed by the key its terminal registered (first key
+wins), its hash must be ``SHA-256(prev_hash ‖ canonical body)`` of the body as
+the terminal sent it, and it must link to the neighbours the ledger already
+holds: ``prev_hash`` equal to the hash of ``seq - 1`` (the genesis hash for
+``seq`` 1), and ``seq + 1``, if held, linking to it. A record that fails is
+rejected with the reason, never applied; one that arrives before its
+predecessor is checked against it when the predecessor comes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from protocols.chain import GENESIS, link
+from protocols.records import TransactionRecord
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Give a ledger file made before chain checks the columns that hold each record's links."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(transactions)")}
+    for name in ("prev_hash", "hash"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE transactions ADD COLUMN {name} TEXT")
+
+
+def refusal(conn: sqlite3.Connection, key: Ed25519PublicKey, r: TransactionRecord, body: bytes) -> str | None:
+    """Why this record may not count (its reason for the terminal), or None."""
+    try:
+        prev, digest, signature = bytes.fromhex(r.prev_hash), bytes.fromhex(r.hash), bytes.fromhex(r.signature)
+    except ValueError:
+        return "unsigned: the record carries no chain fields"
+    if not (prev and digest and signature):
+        return "unsigned: the record carries no chain fields"
+    if link(prev, body) != digest:
+        return "edited: the content does not match its hash"
+    try:
+        key.verify(signature, digest)
+    except InvalidSignature:
+        return "forged: the signature is not this terminal's registered key"
+    before = conn.execute(
+        "SELECT hash FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq - 1)
+    ).fetchone()
+    expected = GENESIS.hex() if r.seq == 1 else (before[0] if before else None)
+    if expected is not None and r.prev_hash != expected:
+        return f"chain broken: prev_hash is not the hash of seq {r.seq - 1}"
+    after = conn.execute(
+        "SELECT prev_hash FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq + 1)
+    ).fetchone()
+    if after is not None and after[0] != r.hash:
+        return f"chain broken: seq {r.seq + 1}, already here, does not follow this record"
+    return None
+
+
+def gaps(conn: sqlite3.Connection, terminal_id: str, limit: int = 20) -> list[tuple[int, int]]:
+    """Missing runs of ``seq`` below the highest the ledger holds for a terminal (first ``limit``)."""
+    found: list[tuple[int, int]] = []
+    expected = 1
+    for (seq,) in conn.execute("SELECT seq FROM transactions WHERE terminal_id = ? ORDER BY seq", (terminal_id,)):
+        if seq > expected:
+            found.append((expected, seq - 1))
+            if len(found) >= limit:
+                break
+        expected = seq + 1
+    return found
