@@ -201,10 +201,15 @@ class JournalPayments:
         """
 
         def spent(conn: sqlite3.Connection) -> tuple[int, int]:
+            # A refund's wallet tender gives stored value back: it counts against what was spent.
+            signed = (
+                "CASE WHEN json_extract(j.body, '$.kind') = 'sale' THEN json_extract(t.value, '$.amount') "
+                "ELSE -json_extract(t.value, '$.amount') END"
+            )
             since_snapshot, offline = conn.execute(
-                "SELECT COALESCE(SUM(json_extract(t.value, '$.amount')), 0), "
-                "COALESCE(SUM(CASE WHEN j.sync_status IS NULL AND json_extract(j.body, '$.offline') "
-                "THEN json_extract(t.value, '$.amount') ELSE 0 END), 0) "
+                f"SELECT COALESCE(SUM({signed}), 0), "  # noqa: S608 constant
+                f"COALESCE(SUM(CASE WHEN j.sync_status IS NULL AND json_extract(j.body, '$.offline') "
+                f"THEN {signed} ELSE 0 END), 0) "
                 "FROM journal j, json_each(j.body, '$.tenders') t "
                 "WHERE json_extract(j.body, '$.member_id') = ? AND json_extract(t.value, '$.kind') = 'wallet' "
                 "AND (j.sync_status IS NULL OR j.synced_at >= ?)",

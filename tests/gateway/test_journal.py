@@ -18,6 +18,7 @@ from offline_queue.keys import load_or_create_signing_key
 from offline_queue.personal import Keyring, new_key_line
 from offline_queue.schema import LATEST
 from protocols.chain import canonical, link
+from protocols.records import Tender
 from protocols.sync import SyncResult
 from tests.gateway.records import draft
 
@@ -244,4 +245,22 @@ async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: P
     assert await j.member_code_used("nothing") is False
     assert await j.open_payments() == []  # and migration 4's
     assert await j.verify() == []
+    await j.close()
+
+
+async def test_wallet_spending_counts_sales_and_takes_refunds_back(tmp_path: Path) -> None:
+    j = TransactionJournal(tmp_path / "j.sqlite3", KEY)
+    await j.open()
+    sale = dataclasses.replace(draft(amount=5000, member_id="M1"), tenders=(Tender("wallet", 5000, "pay-1"),))
+    record, _ = await j.append(sale)
+    refund = dataclasses.replace(
+        draft(amount=2000, member_id="M1"),
+        kind="refund",
+        refund_of=record.txn_id,
+        tenders=(Tender("wallet", 2000, "pay-1"),),
+    )
+    await j.append(refund)
+    await j.append(draft(amount=700, member_id="M1"))  # cash: not the wallet's
+    assert await j.wallet_spending("M1", "2026-01-01T00:00:00Z") == (3000, 3000)
+    assert await j.wallet_spending("M2", "2026-01-01T00:00:00Z") == (0, 0)
     await j.close()
