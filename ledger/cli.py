@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from ledger import admin
 from ledger.app import LedgerService, build_app
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.issuer import load_or_create_key
@@ -93,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8780)
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
+    admin.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        return admin.run(args)
 
     terminal_token = os.environ.get("POSGW_LEDGER_TOKEN", "")
     if len(terminal_token) < 16:

@@ -134,16 +134,26 @@ class LedgerStore:
         return None if row is None else json.loads(row[0])
 
     def upsert_member(self, member: MemberEntry) -> None:
+        self.upsert_members([member])
+
+    def upsert_members(self, members: list[MemberEntry]) -> None:
+        """Add or update members (tier, status; a new member's opening wallet) in one transaction."""
         with self._lock:
-            self._conn.execute(
-                "INSERT INTO members (member_id, tier, status, wallet) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
-                (member.member_id, member.tier, member.status, member.wallet),
-            )
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO identifiers (identifier, member_id) VALUES (?, ?)",
-                [(i, member.member_id) for i in member.identifiers],
-            )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO members (member_id, tier, status, wallet) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
+                    [(m.member_id, m.tier, m.status, m.wallet) for m in members],
+                )
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO identifiers (identifier, member_id) VALUES (?, ?)",
+                    [(i, m.member_id) for m in members for i in m.identifiers],
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     @staticmethod
     def _members(conn: sqlite3.Connection, identifier: str | None = None, since: int = 0) -> list[MemberEntry]:
@@ -356,6 +366,35 @@ class LedgerStore:
             return bool(stored == public_key)
 
         return await self._run(register)
+
+    async def records_of_day(self, day: str) -> list[dict[str, Any]]:
+        """Every record the ledger holds that a terminal made on ``day`` (UTC, YYYY-MM-DD)."""
+
+        def records(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT body FROM transactions WHERE substr(json_extract(body, '$.created_at'), 1, 10) = ? "
+                "ORDER BY terminal_id, seq",
+                (day,),
+            )
+            return [json.loads(body) for (body,) in rows]
+
+        return await self._run(records)
+
+    async def member_history(self, member_id: str) -> list[dict[str, Any]]:
+        """A member's points and stored-value postings, oldest first, with the record each came from."""
+
+        def history(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            fields = "t.txn_id, json_extract(t.body, '$.created_at'), json_extract(t.body, '$.kind'), t.terminal_id"
+            rows = conn.execute(
+                f"SELECT 'points', p.points, {fields} FROM point_postings p JOIN transactions t USING (txn_id) "  # noqa: S608
+                f"WHERE p.member_id = ?1 UNION ALL SELECT 'wallet', w.amount, {fields} FROM wallet_postings w "
+                "JOIN transactions t USING (txn_id) WHERE w.member_id = ?1 ORDER BY 4",
+                (member_id,),
+            )
+            keys = ("account", "amount", "txn_id", "created_at", "kind", "terminal_id")
+            return [dict(zip(keys, row, strict=True)) for row in rows]
+
+        return await self._run(history)
 
     async def terminal_key(self, terminal_id: str) -> str | None:
         def key(conn: sqlite3.Connection) -> str | None:

@@ -1,0 +1,144 @@
+"""``posgw-ledger`` operator commands: load members, show a member, the day's reports, reconciliation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
+from ledger.store import LedgerStore
+from protocols.errors import SchemaError
+from protocols.money import format_cny
+from protocols.rulebook import MemberEntry
+from protocols.schema import Fields, Problems
+
+PROGRESS_EVERY = 5_000
+
+
+def add_commands(sub: Any) -> None:
+    members = sub.add_parser("members", help="load members from a CSV file")
+    members.add_argument("action", choices=["load"])
+    members.add_argument("file", type=Path, help="CSV: member_id,tier[,status][,wallet][,identifiers]")
+    member = sub.add_parser("member", help="a member's balances and history")
+    member.add_argument("action", choices=["show"])
+    member.add_argument("member_id")
+    report = sub.add_parser("report", help="the day's figures, or reconcile a terminal's journal export")
+    report.add_argument("kind", choices=["day", "reconcile"])
+    report.add_argument("--day", default=datetime.now(UTC).date().isoformat(), help="UTC date (default: today)")
+    report.add_argument("--journal", type=Path, help="reconcile: a terminal's `posgw journal export` (JSON lines)")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for parser in (members, member, report):
+        parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = LedgerStore(args.data / "ledger.sqlite3")
+    try:
+        if args.command == "members":
+            return load_members(store, args.file)
+        if args.command == "member":
+            return show_member(store, args.member_id)
+        if args.kind == "day":
+            summary = day_summary(asyncio.run(store.records_of_day(args.day)), args.day)
+            print(json.dumps(summary, indent=2) if args.json else _day_table(summary))
+            return 0
+        if args.journal is None:
+            print("posgw-ledger: report reconcile needs --journal EXPORT.jsonl", file=sys.stderr)
+            return 2
+        return reconcile_journal(store, args.journal, args.day, as_json=args.json)
+    finally:
+        store.close()
+
+
+def load_members(store: LedgerStore, path: Path) -> int:
+    """Read and check every row first (all problems at once), then load in one transaction per 5,000."""
+    problems = Problems(str(path))
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    entries = [_member_row(row, Fields(_typed(row), problems, path=f"line {n}")) for n, row in enumerate(rows, 2)]
+    try:
+        problems.raise_if_any()
+    except SchemaError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        for p in err.problems[:50]:
+            print(f"  - {p}", file=sys.stderr)
+        return 65
+    for start in range(0, len(entries), PROGRESS_EVERY):
+        store.upsert_members(entries[start : start + PROGRESS_EVERY])
+        done = min(start + PROGRESS_EVERY, len(entries))
+        print(f"loaded {done:,} / {len(entries):,} members ({done / len(entries):.0%})", file=sys.stderr)
+    return 0
+
+
+def _typed(row: dict[str, str]) -> dict[str, object]:
+    """A CSV row as the schema reader expects it: empty cells absent, the wallet a number when it is one."""
+    data: dict[str, object] = {k: v for k, v in row.items() if k and v not in (None, "")}
+    if isinstance(wallet := data.get("wallet"), str) and wallet.isdigit():
+        data["wallet"] = int(wallet)
+    return data
+
+
+def _member_row(row: dict[str, str], f: Fields) -> MemberEntry:
+    return MemberEntry(
+        f.text("member_id", pattern=r"[A-Za-z0-9_.:-]{1,64}"),
+        f.text("tier", pattern=r"[a-z0-9_-]{1,32}"),
+        f.text("status", "active", choices=("active", "frozen", "blacklisted")),
+        tuple(f.text("identifiers", "").split()),
+        0,
+        f.integer("wallet", 0, minimum=0, maximum=10**12),
+    )
+
+
+def show_member(store: LedgerStore, member_id: str) -> int:
+    account = asyncio.run(store.member_account(member_id))
+    if account is None:
+        print(f"posgw-ledger: no member {member_id}", file=sys.stderr)
+        return 1
+    print(f"{account['member_id']}  tier {account['tier']}  {account['status']}")
+    print(f"  points {account['points']:,}   wallet {format_cny(account['wallet'])}")
+    for h in asyncio.run(store.member_history(member_id)):
+        amount = f"{h['amount']:+,} points" if h["account"] == "points" else format_cny(h["amount"])
+        print(f"  {h['created_at']}  {h['kind']:<6} {h['terminal_id']:<12} {amount:>14}  {h['txn_id']}")
+    return 0
+
+
+def reconcile_journal(store: LedgerStore, journal: Path, day: str, *, as_json: bool) -> int:
+    """The terminal's totals (from its journal export) against the ledger's, to the fen; exit 1 on any difference."""
+    with journal.open(encoding="utf-8") as fh:
+        theirs = [json.loads(line) for line in fh if line.strip()]
+    mine = totals_by_terminal(theirs, day)
+    held = totals_by_terminal(asyncio.run(store.records_of_day(day)), day)
+    ledger = {t: held.get(t, Totals()) for t in mine}  # only the terminals this export is from
+    differences = reconcile(mine, ledger)
+    if as_json:
+        print(json.dumps([d.__dict__ for d in differences] if differences else [], default=str))
+    else:
+        for terminal_id, totals in sorted(mine.items()):
+            figures = totals.figures()
+            sales, refunds = format_cny(figures["sales_due"]), format_cny(figures["refunds_due"])
+            print(f"{terminal_id} {day}: {figures['sales']} sales {sales}, {figures['refunds']} refunds {refunds}")
+        for d in differences:
+            print(f"  DIFFERENT {d.terminal_id} {d.what}: terminal {d.terminal}, ledger {d.ledger}")
+        agreed = "reconciled: terminal and ledger agree to the fen"
+        print(agreed if not differences else f"{len(differences)} differences")
+    return 1 if differences else 0
+
+
+def _day_table(s: dict[str, Any]) -> str:
+    points = s["points"]
+    lines = [
+        f"day {s['day']}",
+        f"  sales (net of refunds)  {format_cny(s['sales_net'])}",
+        f"  by members              {format_cny(s['member_sales_net'])} ({s['member_share']:.1%})",
+        f"  points earned {points.get('earned', 0):,}, redeemed {points.get('redeemed', 0):,}, "
+        f"clawed back {points.get('clawed_back', 0):,}, returned {points.get('returned', 0):,}",
+        f"  stored value paid (net) {format_cny(s['wallet_paid_net'])}",
+    ]
+    lines += [f"  coupon {cid}: {n} redeemed" for cid, n in s["coupons_redeemed"].items()]
+    return "\n".join(lines)
