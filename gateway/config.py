@@ -77,6 +77,15 @@ class PaymentsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str
+    mall: str  # the mall this terminal belongs to: its topics are posgw/<mall>/...
+    port: int = 1883
+    keepalive: int = 30  # seconds; the broker declares the terminal offline after 1.5× this
+    heartbeat: float = 15.0  # seconds between status messages
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     source: str
     terminal: TerminalConfig
@@ -86,6 +95,7 @@ class GatewayConfig:
     devices: tuple[DeviceConfig, ...]
     journal: JournalConfig = JournalConfig()
     payments: PaymentsConfig = PaymentsConfig()
+    mqtt: MqttConfig | None = None  # None: no broker; everything works over HTTP alone
     # Plugins that tried to take a built-in driver's name: refused, reported at start.
     refused_plugins: tuple[str, ...] = ()
     log_level: str = "info"
@@ -227,6 +237,21 @@ def _read_payments(f: Fields, registry: ProviderRegistry) -> PaymentsConfig:
     return PaymentsConfig(deadline, tuple(providers), refund_retry)
 
 
+def _read_mqtt(f: Fields) -> MqttConfig | None:
+    if not f.has("host"):
+        f.done()
+        return None
+    config = MqttConfig(
+        host=f.text("host", pattern=r"[A-Za-z0-9.:_-]{1,253}"),
+        mall=f.text("mall", pattern=r"[A-Za-z0-9_-]{1,64}"),
+        port=f.integer("port", 1883, minimum=1, maximum=65535),
+        keepalive=f.integer("keepalive", 30, minimum=1, maximum=3600),
+        heartbeat=f.number("heartbeat", 15.0, minimum=0.1, maximum=3600),
+    )
+    f.done()
+    return config
+
+
 def parse_config(
     data: object,
     source: str,
@@ -266,6 +291,7 @@ def parse_config(
         devices=_read_devices(root, registry),
         journal=_read_journal(root.table("journal"), env),
         payments=_read_payments(root.table("payments"), providers),
+        mqtt=_read_mqtt(root.table("mqtt")),
         log_level=log_level,
         log_format=log_format,
         token_leeway=token_leeway,

@@ -68,6 +68,8 @@ class Gateway:
                     tg.create_task(svc.checkout.refund_desk.finish(refunds_left), name="refunds-finish"),
                     *(tg.create_task(s.run(), name=f"device:{s.device.name}") for s in svc.supervisors),
                 ]
+                if svc.mqtt is not None:
+                    workers.append(tg.create_task(svc.mqtt.run(), name="mqtt"))
                 await self.stopping.wait()
                 log.info("gateway_stopping", in_flight=svc.checkout.in_flight)
                 svc.checkout.draining = True

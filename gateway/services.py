@@ -17,6 +17,7 @@ from gateway.config import GatewayConfig
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory
+from gateway.mqtt_link import MqttLink
 from gateway.payments.desk import PaymentDesk
 from gateway.payments.wallet import MemberWalletProvider
 from gateway.scans import ScanRouter
@@ -42,6 +43,7 @@ class Services:
     scans: ScanRouter
     cards: CardRouter
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
+    mqtt: MqttLink | None = None
     _card_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
@@ -75,7 +77,27 @@ class Services:
         cards = CardRouter(checkout, scans, client, hub)
         svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)
         svc.supervisors = [DeviceSupervisor(d.device, svc.on_device_event) for d in config.devices]
+        if config.mqtt is not None:
+            svc.mqtt = MqttLink(
+                config.mqtt,
+                config.terminal.terminal_id,
+                svc.fleet_status,
+                lambda: (directory.rulebook.version, directory.members_version or 0),
+                refresher.kick,
+                sync.kick,
+            )
         return svc
+
+    async def fleet_status(self) -> dict[str, Any]:
+        """What store IT's fleet view needs of this terminal (published over MQTT)."""
+        stats = await self.journal.stats()
+        return {
+            "pending": stats.pending,
+            "oldest_pending": stats.oldest_pending,
+            "ledger_online": self.sync.state.online,
+            "devices": {s.device.name: s.status.state for s in self.supervisors},
+            "rulebook_version": self.directory.rulebook.version,
+        }
 
     def on_device_event(self, event: DriverEvent | DeviceStatus) -> None:
         if isinstance(event, ScanEvent):
@@ -117,6 +139,9 @@ class Services:
             "rulebook_version": self.directory.rulebook.version,
             "members_cached": len(self.directory.members or {}),
             "active_basket": self.baskets.active_id,
+            "mqtt": None
+            if self.mqtt is None
+            else {"connected": self.mqtt.state.connected, "last_error": self.mqtt.state.last_error},
             "payments": {
                 "running": self.checkout.desk.running,
                 "resolved_after_restart": [payment_view(p) for p in self.checkout.desk.resolved],

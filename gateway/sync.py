@@ -166,6 +166,11 @@ class RulesRefresher:
     terminal_id: str
     public_key: str
     key_registered: bool = False
+    _kick: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def kick(self) -> None:
+        """Refresh now (a newer rulebook or member revision was announced)."""
+        self._kick.set()
 
     async def refresh_once(self) -> None:
         if not self.key_registered:
@@ -196,4 +201,6 @@ class RulesRefresher:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             backoff.reset()
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.interval)
+            self._kick.clear()

@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.notices import NoticePublisher
 from ledger.store import LedgerStore
 from ledger.wallet import HOLD_TTL
 from protocols.errors import GatewayError, SchemaError
@@ -44,6 +45,7 @@ class LedgerService:
     rulebook: Rulebook
     terminal_token: str
     app_token: str | None
+    notices: NoticePublisher | None = None  # MQTT news for terminals, when a broker is configured
 
     @property
     def kid(self) -> str:
@@ -123,6 +125,8 @@ async def sync_batch(request: web.Request) -> web.Response:
         )
     reply = await svc.store.ingest(terminal_id, records, signed_bodies(data), public_key_from_text(key_text))
     accepted = sum(r.status == "accepted" for r in reply.results)
+    if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
+        svc.notices.members(await svc.store.member_revision())
     rejected = [f"{r.seq}: {r.reason}" for r in reply.results if r.status == "rejected"]
     log.info("batch_ingested", terminal=terminal_id, records=len(records), accepted=accepted, high_seq=reply.high_seq)
     if rejected or reply.gaps:

@@ -16,8 +16,10 @@ from ledger import admin
 from ledger.app import LedgerService, build_app
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.issuer import load_or_create_key
+from ledger.notices import NoticePublisher, send_command
 from ledger.store import LedgerStore
 from protocols.masking import mask_processor
+from protocols.mqtt_topics import COMMANDS
 from protocols.phone import phone_identifier
 from protocols.rulebook import Rulebook
 from protocols.tokens import b64url_decode, b64url_encode, key_id, public_key_text
@@ -74,6 +76,11 @@ async def serve(svc: LedgerService, host: str, port: int) -> None:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     log.info("ledger_started", address=f"{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
+    publisher = None
+    if svc.notices is not None:
+        svc.notices.rulebook(svc.rulebook.version)
+        svc.notices.members(await svc.store.member_revision())
+        publisher = asyncio.create_task(svc.notices.run(), name="mqtt-notices")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -81,6 +88,8 @@ async def serve(svc: LedgerService, host: str, port: int) -> None:
     try:
         await stop.wait()
     finally:
+        if publisher is not None:
+            publisher.cancel()
         await runner.cleanup()
         svc.store.close()
         log.info("ledger_stopped")
@@ -94,8 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8780)
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
+    run.add_argument("--mqtt", metavar="HOST:PORT", help="announce rulebook and member revisions over MQTT")
+    run.add_argument("--mall", default="demo", help="the mall's id in MQTT topics (default: demo)")
+    cmd = sub.add_parser("command", help="send a terminal a command over MQTT (refresh its rules, sync now)")
+    cmd.add_argument("terminal_id")
+    cmd.add_argument("name", choices=COMMANDS)
+    cmd.add_argument("--mqtt", metavar="HOST:PORT", default="127.0.0.1:1883")
+    cmd.add_argument("--mall", default="demo")
     admin.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command == "command":
+        host, _, port = args.mqtt.rpartition(":")
+        asyncio.run(send_command(host, int(port), args.mall, args.terminal_id, args.name))
+        return 0
     if args.command != "serve":
         return admin.run(args)
 
@@ -110,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         terminal_token=terminal_token,
         app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
     )
+    if args.mqtt:
+        host, _, port = args.mqtt.rpartition(":")
+        svc.notices = NoticePublisher(host, int(port), args.mall)
     asyncio.run(serve(svc, args.host, args.port))
     return 0
 

@@ -170,6 +170,9 @@ class LedgerStore:
             for mid, tier, status, ids, points, balance in rows
         ]
 
+    async def member_revision(self) -> int:
+        return await self._run(lambda conn: int(conn.execute("SELECT n FROM member_rev").fetchone()[0]))
+
     async def members(self, since: int = 0) -> tuple[int, list[MemberEntry]]:
         """The current revision and the members changed after ``since`` (0: all of them)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.config import GatewayConfig, parse_config
 from gateway.daemon import Gateway
 from ledger.issuer import load_or_create_key
+from protocols.chain import GENESIS, canonical, seal
+from protocols.records import TransactionRecord
+from protocols.tokens import public_key_text
 from simulators.pos_client import PosClient
 from simulators.processes import Proc, demo_env, free_port, ledger_proc
 
@@ -20,14 +24,13 @@ from simulators.processes import Proc, demo_env, free_port, ledger_proc
 class LedgerHandle:
     """A real ``posgw-ledger`` process with the demo data."""
 
-    def __init__(self, data_dir: Path, tokens: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, tokens: dict[str, str], extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tokens = tokens
         self.data_dir = data_dir
-        self.proc: Proc = ledger_proc(
-            data_dir, self.port, demo_env(tokens["api"], tokens["ledger"], tokens["app"]), data_dir / "ledger.log"
-        )
+        env = demo_env(tokens["api"], tokens["ledger"], tokens["app"])
+        self.proc: Proc = ledger_proc(data_dir, self.port, env, data_dir / "ledger.log", extra)
 
     @classmethod
     def attach(cls, url: str, tokens: dict[str, str], data_dir: Path) -> LedgerHandle:
@@ -95,6 +98,7 @@ def gateway_config(
     card_reader: bool = False,
     terminal_id: str = "T-TEST-01",
     payments: dict[str, object] | None = None,
+    mqtt: dict[str, object] | None = None,
     **ledger: object,
 ) -> GatewayConfig:
     devices: list[dict[str, object]] = []
@@ -113,6 +117,8 @@ def gateway_config(
         "devices": devices,
         "payments": payments or {},
     }
+    if mqtt is not None:
+        data["mqtt"] = mqtt
     env = {"POSGW_API_TOKEN": tokens["api"], "POSGW_LEDGER_TOKEN": tokens["ledger"]}
     return parse_config(data, "test config", env=env)
 
@@ -155,3 +161,33 @@ def acquirer_payments(
 def files_containing(root: Path, needle: bytes) -> list[Path]:
     """Files under ``root`` whose bytes contain ``needle`` (for "never stored" checks)."""
     return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+SIGNING_KEY = Ed25519PrivateKey.generate()
+
+
+def sealed(records: list[TransactionRecord], key: Ed25519PrivateKey = SIGNING_KEY) -> list[TransactionRecord]:
+    """Records numbered from 1 and sealed onto a chain as a terminal's journal does."""
+    out, prev = [], GENESIS
+    for i, r in enumerate(records, 1):
+        r = dataclasses.replace(r, seq=i)
+        digest, signature = seal(prev, canonical(r.to_wire()), key)
+        out.append(dataclasses.replace(r, prev_hash=prev.hex(), hash=digest.hex(), signature=signature.hex()))
+        prev = digest
+    return out
+
+
+async def register_key(ledger: LedgerHandle, terminal_id: str, key: Ed25519PrivateKey = SIGNING_KEY) -> None:
+    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
+    body = {"public_key": public_key_text(key.public_key())}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.put(f"{ledger.url}/v1/terminals/{terminal_id}/key", json=body) as r,
+    ):
+        r.raise_for_status()
+
+
+async def post_batch(ledger: LedgerHandle, body: object, token: str | None = None) -> tuple[int, object]:
+    headers = {"Authorization": f"Bearer {token or ledger.tokens['ledger']}"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.post(f"{ledger.url}/v1/sync/batch", json=body) as r:
+        return r.status, await r.json(content_type=None)

@@ -10,44 +10,14 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocols.chain import GENESIS, canonical, seal
-from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, batch_to_wire
-from protocols.tokens import public_key_text
 from tests.gateway.records import draft
 from tests.harness import LedgerHandle
+from tests.harness import post_batch as post
+from tests.harness import register_key as register
+from tests.harness import sealed as numbered
 
 pytestmark = pytest.mark.ledger
-
-
-KEY = Ed25519PrivateKey.generate()
-
-
-def numbered(records: list[TransactionRecord], key: Ed25519PrivateKey = KEY) -> list[TransactionRecord]:
-    """Records numbered from 1 and sealed onto a chain as a terminal's journal does."""
-    sealed, prev = [], GENESIS
-    for i, r in enumerate(records, 1):
-        r = dataclasses.replace(r, seq=i)
-        digest, signature = seal(prev, canonical(r.to_wire()), key)
-        sealed.append(dataclasses.replace(r, prev_hash=prev.hex(), hash=digest.hex(), signature=signature.hex()))
-        prev = digest
-    return sealed
-
-
-async def register(ledger: LedgerHandle, terminal_id: str, key: Ed25519PrivateKey = KEY) -> None:
-    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
-    body = {"public_key": public_key_text(key.public_key())}
-    async with (
-        aiohttp.ClientSession(headers=headers) as http,
-        http.put(f"{ledger.url}/v1/terminals/{terminal_id}/key", json=body) as r,
-    ):
-        r.raise_for_status()
-
-
-async def post(ledger: LedgerHandle, body: object, token: str | None = None) -> tuple[int, object]:
-    headers = {"Authorization": f"Bearer {token or ledger.tokens['ledger']}"}
-    async with aiohttp.ClientSession(headers=headers) as http, http.post(f"{ledger.url}/v1/sync/batch", json=body) as r:
-        return r.status, await r.json(content_type=None)
 
 
 async def test_ingest_is_idempotent_and_credits_points_once(ledger: LedgerHandle) -> None:

@@ -1,0 +1,136 @@
+"""The terminal's MQTT link: news from the ledger in, status out. Never in the way of a sale.
+
+Subscribes to its mall's rulebook and member notices (retained, so a
+terminal coming up hears the latest at once) and to its own command topic;
+publishes its status (retained) at start, on every heartbeat and on the way
+down, with a last will that marks it offline if it dies. A notice only makes
+the terminal fetch over HTTP and verify as usual. When the broker is away
+the link retries with backoff; sales, sync and refreshes go on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from gateway.config import MqttConfig
+from gateway.sync import utc_now
+from protocols.backoff import Backoff
+from protocols.errors import ProtocolError
+from protocols.mqtt_topics import (
+    command,
+    command_topic,
+    encode,
+    members_topic,
+    rulebook_topic,
+    status_topic,
+    version_notice,
+)
+
+log = structlog.get_logger("posgw.mqtt")
+
+
+@dataclass
+class MqttState:
+    connected: bool = False
+    last_error: str | None = None
+    notices: int = 0  # notices and commands acted on
+
+
+class MqttLink:
+    def __init__(
+        self,
+        config: MqttConfig,
+        terminal_id: str,
+        status: Callable[[], Awaitable[dict[str, Any]]],
+        versions: Callable[[], tuple[int, int]],
+        refresh: Callable[[], None],
+        sync: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.terminal_id = terminal_id
+        self.status = status  # what to publish as this terminal's status
+        self.versions = versions  # (rulebook version, members version) this terminal holds
+        self.refresh = refresh
+        self.sync = sync
+        self.state = MqttState()
+        self.status_topic = status_topic(config.mall, terminal_id)
+
+    async def run(self) -> None:
+        backoff = Backoff(base=1.0, cap=30.0)
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as err:
+                self.state.connected, self.state.last_error = False, str(err)
+                delay = backoff.next_delay()
+                log.warning("mqtt_unavailable", error=str(err), retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+            else:
+                backoff.reset()
+
+    async def _session(self) -> None:
+        offline = encode({"online": False, "terminal_id": self.terminal_id, "reason": "connection lost"})
+        will = aiomqtt.Will(self.status_topic, offline, qos=1, retain=True)
+        async with aiomqtt.Client(
+            self.config.host,
+            self.config.port,
+            identifier=f"posgw-{self.terminal_id}",
+            will=will,
+            keepalive=self.config.keepalive,
+            timeout=5.0,
+        ) as client:
+            self.state.connected, self.state.last_error = True, None
+            log.info("mqtt_connected", broker=f"{self.config.host}:{self.config.port}")
+            for topic in (
+                rulebook_topic(self.config.mall),
+                members_topic(self.config.mall),
+                command_topic(self.config.mall, self.terminal_id),
+            ):
+                await client.subscribe(topic, qos=1)
+            heartbeat = asyncio.create_task(self._heartbeat(client), name="mqtt-heartbeat")
+            try:
+                async for message in client.messages:
+                    payload = message.payload
+                    data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else str(payload).encode()
+                    self._handle(str(message.topic), data)
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await heartbeat
+                # On the way down (not a crash): say so ourselves rather than leave it to the will.
+                with contextlib.suppress(aiomqtt.MqttError):
+                    stopped = {"online": False, "terminal_id": self.terminal_id, "reason": "stopped", "at": utc_now()}
+                    await client.publish(self.status_topic, encode(stopped), qos=1, retain=True)
+                self.state.connected = False
+
+    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        while True:
+            body = {"online": True, "terminal_id": self.terminal_id, "at": utc_now(), **(await self.status())}
+            await client.publish(self.status_topic, encode(body), qos=1, retain=True)
+            await asyncio.sleep(self.config.heartbeat)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        mall = self.config.mall
+        try:
+            if topic == rulebook_topic(mall):
+                if version_notice(payload) > self.versions()[0]:
+                    self.refresh()
+                    self.state.notices += 1
+            elif topic == members_topic(mall):
+                if version_notice(payload) > self.versions()[1]:
+                    self.refresh()
+                    self.state.notices += 1
+            elif topic == command_topic(mall, self.terminal_id):
+                what = command(payload)
+                log.info("mqtt_command", command=what)
+                (self.refresh if what == "refresh" else self.sync)()
+                self.state.notices += 1
+        except ProtocolError as err:  # a bad message is logged and dropped: it can at most cause a fetch
+            log.warning("mqtt_message_refused", topic=topic, error=str(err))

@@ -1,0 +1,121 @@
+"""Terminals and the ledger over the real Mosquitto broker: status with a last will, notices, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from simulators.processes import Stack, free_port
+from tests.gateway.records import draft
+from tests.harness import LedgerHandle, gateway_config, post_batch, register_key, running_gateway, sealed
+
+pytestmark = [pytest.mark.broker, pytest.mark.ledger]
+
+BROKER = ("127.0.0.1", 1883)
+
+
+@pytest.fixture
+def mall() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"  # topics of their own: no retained message from another test
+
+
+async def watch(
+    topic: str, check: Callable[[dict[str, Any]], bool], started: asyncio.Event, within: float = 15.0
+) -> dict[str, Any]:
+    """The first message on ``topic`` (retained ones included) that ``check`` accepts."""
+    async with aiomqtt.Client(*BROKER, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+        await client.subscribe(topic, qos=1)
+        started.set()
+        async with asyncio.timeout(within):
+            async for message in client.messages:
+                body = json.loads(str(message.payload, "utf-8") if isinstance(message.payload, bytes) else "{}")
+                if check(body):
+                    return dict(body)
+    raise AssertionError("unreachable")
+
+
+async def test_a_terminal_publishes_its_status_and_its_last_will_marks_it_offline(tmp_path: Path, mall: str) -> None:
+    stack = Stack.create(
+        tmp_path, extra_config=f'\n[mqtt]\nhost = "127.0.0.1"\nmall = "{mall}"\nkeepalive = 1\nheartbeat = 0.5\n'
+    )
+    topic = f"posgw/{mall}/terminals/T-DEMO-01/status"
+    try:
+        stack.ledger.start()
+        await stack.ledger.wait_healthy()
+        started = asyncio.Event()
+        online = asyncio.create_task(watch(topic, lambda m: bool(m["online"] and m.get("ledger_online")), started))
+        await started.wait()
+        stack.gateway.start()
+        await stack.gateway.wait_healthy()
+        status = await online
+        assert status["pending"] == 0
+        assert "scanner" in status["devices"]
+        started = asyncio.Event()
+        offline = asyncio.create_task(watch(topic, lambda m: not m["online"], started))
+        await started.wait()
+        stack.gateway.stop(signal.SIGKILL)  # no goodbye: the broker speaks for it
+        gone = await offline
+        assert gone["reason"] == "connection lost"
+    finally:
+        stack.shutdown()
+
+
+async def test_member_news_and_commands_reach_the_terminal_at_once(
+    tmp_path: Path, tokens: dict[str, str], mall: str
+) -> None:
+    ledger = LedgerHandle(tmp_path / "ledger", tokens, ("--mqtt", "127.0.0.1:1883", "--mall", mall))
+    await ledger.start()
+    mqtt = {"host": "127.0.0.1", "mall": mall, "heartbeat": 1.0}
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens, mqtt=mqtt, refresh_interval=3600)
+    try:
+        async with running_gateway(config) as (gw, pos):
+            await pos.wait_status(lambda s: bool(s["members_cached"]) and s["mqtt"]["connected"])
+            directory = gw.services.directory
+            assert directory.members is not None
+            assert directory.members["M0001"].points == 0
+            # Another till's sale earns M0001 points; the ledger announces the member revision.
+            await register_key(ledger, "T-OTHER")
+            records = [r.to_wire() for r in sealed([draft("T-OTHER", 30_000, "M0001")])]
+            status, _ = await post_batch(ledger, {"terminal_id": "T-OTHER", "records": records})
+            assert status == 200
+            await until(lambda: directory.members is not None and directory.members["M0001"].points == 3)
+            # An operator's command: refresh now (the refresh timer is an hour away).
+            loaded = gw.services.sync.state.rules_loaded_at
+            argv = [sys.executable, "-m", "ledger.cli", "command", "T-TEST-01", "refresh", "--mall", mall]
+            sent = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
+            assert sent.returncode == 0, sent.stderr
+            await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
+    finally:
+        ledger.stop()
+
+
+async def test_without_a_broker_the_till_sells_as_ever(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    mqtt = {"host": "127.0.0.1", "port": free_port(), "mall": "nowhere"}
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens, mqtt=mqtt)) as (_gw, pos):
+        status = await pos.wait_status(lambda s: s["mqtt"]["last_error"] is not None)
+        assert status["mqtt"]["connected"] is False
+        basket = (await pos.new_basket())["basket_id"]
+        await pos.add_line(basket, sku="X1", unit_price=1000)
+        assert (await pos.complete_cash(basket, 1000))["record"]["seq"] == 1
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)  # and it syncs over HTTP
+
+
+async def until(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
