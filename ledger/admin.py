@@ -33,7 +33,8 @@ def add_commands(sub: Any) -> None:
     report.add_argument("--day", default=datetime.now(UTC).date().isoformat(), help="UTC date (default: today)")
     report.add_argument("--journal", type=Path, help="reconcile: a terminal's `posgw journal export` (JSON lines)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    for parser in (members, member, report):
+    books = sub.add_parser("check", help="check the books: postings sum to zero, balances match their accounts")
+    for parser in (members, member, report, books):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
 
 
@@ -44,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
             return load_members(store, args.file)
         if args.command == "member":
             return show_member(store, args.member_id)
+        if args.command == "check":
+            problems = asyncio.run(store.check())
+            for p in problems:
+                print(f"  {p}")
+            print("books hold: every posting set sums to zero, every balance matches" if not problems else "BROKEN")
+            return 1 if problems else 0
         if args.kind == "day":
             summary = day_summary(asyncio.run(store.records_of_day(args.day)), args.day)
             print(json.dumps(summary, indent=2) if args.json else _day_table(summary))

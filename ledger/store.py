@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger import chain_check, wallet
+from ledger import chain_check, postings, wallet
 from protocols.records import TransactionRecord
 from protocols.rulebook import MemberEntry
 from protocols.sync import SyncReply, SyncResult
@@ -60,12 +60,6 @@ CREATE TABLE IF NOT EXISTS transactions (
     body        TEXT NOT NULL,
     received_at TEXT NOT NULL,
     UNIQUE (terminal_id, seq)
-);
-CREATE TABLE IF NOT EXISTS point_postings (
-    id        INTEGER PRIMARY KEY,
-    txn_id    TEXT NOT NULL REFERENCES transactions(txn_id),
-    member_id TEXT NOT NULL,
-    points    INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS terminals (
     terminal_id TEXT PRIMARY KEY,
@@ -141,11 +135,15 @@ class LedgerStore:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(
-                    "INSERT INTO members (member_id, tier, status, wallet) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
-                    [(m.member_id, m.tier, m.status, m.wallet) for m in members],
-                )
+                for m in members:
+                    new = not self._conn.execute("SELECT 1 FROM members WHERE member_id = ?", (m.member_id,)).fetchone()
+                    self._conn.execute(
+                        "INSERT INTO members (member_id, tier, status, wallet) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
+                        (m.member_id, m.tier, m.status, m.wallet if new else 0),
+                    )
+                    if new:
+                        postings.opening(self._conn, m.member_id, m.wallet)  # stored value brought in
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO identifiers (identifier, member_id) VALUES (?, ?)",
                     [(i, m.member_id) for m in members for i in m.identifiers],
@@ -267,17 +265,15 @@ class LedgerStore:
         for instance in r.coupons_restored:  # a full refund gives the coupon back
             conn.execute("DELETE FROM coupon_redemptions WHERE instance = ? AND txn_id = ?", (instance, r.refund_of))
         delta = r.points_earned - r.points_redeemed + r.points_returned - r.points_clawback
-        if r.member_id and delta:
-            row = conn.execute("SELECT points FROM members WHERE member_id = ?", (r.member_id,)).fetchone()
-            if row is not None:
-                applied = max(delta, -row[0])  # a balance never goes below zero here
-                if applied != delta:
-                    conflicts.append(f"points overdrawn by {applied - delta} (spent offline twice?)")
-                conn.execute("UPDATE members SET points = points + ? WHERE member_id = ?", (applied, r.member_id))
-                conn.execute(
-                    "INSERT INTO point_postings (txn_id, member_id, points) VALUES (?, ?, ?)",
-                    (r.txn_id, r.member_id, applied),
-                )
+        known = r.member_id and conn.execute("SELECT 1 FROM members WHERE member_id = ?", (r.member_id,)).fetchone()
+        # Double entry; spending beyond the balance posts the shortfall to the mall's overdraft.
+        if (
+            r.member_id
+            and delta
+            and known
+            and (shortfall := postings.move(conn, r.txn_id, r.member_id, "points", delta))
+        ):
+            conflicts.append(f"points overdrawn by {shortfall} (spent offline twice?)")
         for text in conflicts:
             conn.execute(
                 "INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES (?, ?, ?)", (r.txn_id, r.terminal_id, text)
@@ -387,17 +383,22 @@ class LedgerStore:
         """A member's points and stored-value postings, oldest first, with the record each came from."""
 
         def history(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            fields = "t.txn_id, json_extract(t.body, '$.created_at'), json_extract(t.body, '$.kind'), t.terminal_id"
             rows = conn.execute(
-                f"SELECT 'points', p.points, {fields} FROM point_postings p JOIN transactions t USING (txn_id) "  # noqa: S608
-                f"WHERE p.member_id = ?1 UNION ALL SELECT 'wallet', w.amount, {fields} FROM wallet_postings w "
-                "JOIN transactions t USING (txn_id) WHERE w.member_id = ?1 ORDER BY 4",
-                (member_id,),
+                "SELECT CASE p.unit WHEN 'points' THEN 'points' ELSE 'wallet' END, p.amount, p.txn_id, "
+                "COALESCE(json_extract(t.body, '$.created_at'), ''), "
+                "COALESCE(json_extract(t.body, '$.kind'), 'opening'), "
+                "COALESCE(t.terminal_id, '-') FROM postings p LEFT JOIN transactions t USING (txn_id) "
+                "WHERE p.account IN (?, ?) ORDER BY p.id",
+                (postings.member_account(member_id, "points"), postings.member_account(member_id, "fen")),
             )
             keys = ("account", "amount", "txn_id", "created_at", "kind", "terminal_id")
             return [dict(zip(keys, row, strict=True)) for row in rows]
 
         return await self._run(history)
+
+    async def check(self) -> list[postings.CheckProblem]:
+        """The double-entry invariants (``ledger/postings.py``): empty when the books hold."""
+        return await self._run(postings.check)
 
     async def terminal_key(self, terminal_id: str) -> str | None:
         def key(conn: sqlite3.Connection) -> str | None:

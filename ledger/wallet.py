@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from ledger import postings
+from protocols.money import format_cny
 from protocols.records import TransactionRecord
 
 HOLD_TTL = 600.0  # seconds a wallet hold lasts if its sale never arrives
@@ -26,13 +28,6 @@ CREATE TABLE IF NOT EXISTS wallet_holds (
     amount      INTEGER NOT NULL CHECK (amount > 0),
     terminal_id TEXT NOT NULL,
     expires_at  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS wallet_postings (
-    id        INTEGER PRIMARY KEY,
-    txn_id    TEXT NOT NULL,
-    ref       TEXT,
-    member_id TEXT NOT NULL,
-    amount    INTEGER NOT NULL  -- negative: paid from the wallet; positive: given back
 );
 """
 
@@ -52,6 +47,7 @@ def upgrade(conn: sqlite3.Connection) -> None:
         """
     )
     conn.executescript(SCHEMA)
+    conn.executescript(postings.SCHEMA)
 
 
 def available(conn: sqlite3.Connection, member_id: str, now_seconds: float) -> int | None:
@@ -88,7 +84,7 @@ def hold(conn: sqlite3.Connection, member_id: str, amount: int, ref: str, termin
 
 def state(conn: sqlite3.Connection, ref: str) -> str:
     """``spent`` (a sale paid with it arrived), ``held``, or ``none``."""
-    if conn.execute("SELECT 1 FROM wallet_postings WHERE ref = ?", (ref,)).fetchone():
+    if conn.execute("SELECT 1 FROM postings WHERE ref = ? AND unit = 'fen'", (ref,)).fetchone():
         return "spent"
     row = conn.execute("SELECT 1 FROM wallet_holds WHERE ref = ? AND expires_at >= ?", (ref, time.time())).fetchone()
     return "held" if row else "none"
@@ -106,19 +102,11 @@ def post(conn: sqlite3.Connection, r: TransactionRecord) -> list[str]:
         if r.member_id is None:
             conflicts.append(f"wallet tender {tender.ref} without a member")
             continue
-        row = conn.execute("SELECT wallet FROM members WHERE member_id = ?", (r.member_id,)).fetchone()
-        if row is None:
+        if conn.execute("SELECT 1 FROM members WHERE member_id = ?", (r.member_id,)).fetchone() is None:
             conflicts.append(f"wallet tender {tender.ref} for unknown member {r.member_id}")
             continue
-        delta = sign * tender.amount
-        applied = max(delta, -int(row[0]))  # never below zero
-        if applied != delta:
-            conflicts.append(f"wallet overdrawn by ¥{(applied - delta) / 100:.2f} (spent twice offline?)")
-        conn.execute("UPDATE members SET wallet = wallet + ? WHERE member_id = ?", (applied, r.member_id))
-        conn.execute(
-            "INSERT INTO wallet_postings (txn_id, ref, member_id, amount) VALUES (?, ?, ?, ?)",
-            (r.txn_id, tender.ref, r.member_id, applied),
-        )
+        if shortfall := postings.move(conn, r.txn_id, r.member_id, "fen", sign * tender.amount, tender.ref):
+            conflicts.append(f"wallet overdrawn by {format_cny(shortfall)} (spent twice offline?)")
         if tender.ref:
             release(conn, tender.ref)  # the hold becomes the spend itself
     return conflicts

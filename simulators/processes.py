@@ -76,9 +76,7 @@ class Proc:
         return code
 
 
-def ledger_proc(
-    data_dir: Path, port: int, env: dict[str, str], log_path: Path, extra: tuple[str, ...] = ()
-) -> Proc:
+def ledger_proc(data_dir: Path, port: int, env: dict[str, str], log_path: Path, extra: tuple[str, ...] = ()) -> Proc:
     argv = [sys.executable, "-m", "ledger.cli", "serve", "--data", str(data_dir), "--port", str(port), "--demo-data"]
     argv += extra
     return Proc("ledger", argv, env, log_path, f"http://127.0.0.1:{port}/healthz")

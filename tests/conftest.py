@@ -40,6 +40,7 @@ async def ledger(tmp_path: Path, tokens: dict[str, str]) -> AsyncIterator[Ledger
     await handle.start()
     yield handle
     handle.stop()
+    assert await handle.books_problems() == []  # double entry holds after every test that used a ledger
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.config import GatewayConfig, parse_config
 from gateway.daemon import Gateway
 from ledger.issuer import load_or_create_key
+from ledger.store import LedgerStore
 from protocols.chain import GENESIS, canonical, seal
 from protocols.records import TransactionRecord
 from protocols.tokens import public_key_text
@@ -45,6 +46,14 @@ class LedgerHandle:
 
     def stop(self) -> None:
         self.proc.stop()
+
+    async def books_problems(self) -> list[str]:
+        """The double-entry check of this ledger's books (``ledger/postings.py``)."""
+        store = LedgerStore(self.data_dir / "ledger.sqlite3")
+        try:
+            return [str(p) for p in await store.check()]
+        finally:
+            store.close()
 
     async def _app_call(self, method: str, path: str) -> dict[str, object]:
         headers = {"Authorization": f"Bearer {self.tokens['app']}"}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +14,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocols.records import Tender
 from protocols.sync import SyncReply, batch_to_wire
 from tests.gateway.records import draft
 from tests.harness import LedgerHandle
@@ -148,3 +153,36 @@ async def test_member_deltas_carry_only_what_changed(ledger: LedgerHandle) -> No
     assert delta["full"] is False
     assert sorted((m["member_id"], m["points"]) for m in delta["members"]) == [("M0002", 3), ("M0003", 0)]
     assert delta["version"] > full["version"]
+
+
+async def test_spending_twice_offline_is_a_compensating_posting_and_the_books_hold(
+    ledger: LedgerHandle, tmp_path: Path
+) -> None:
+    await register(ledger, "T-4")
+    spend = dataclasses.replace(draft("T-4", 1000, "M0001"), points_redeemed=50, points_earned=0)
+    wallet = dataclasses.replace(
+        draft("T-4", 60_000, "M0001"), tenders=(Tender("wallet", 60_000, "pay-x"),), points_earned=0
+    )  # M0001 holds ¥500 of stored value
+    _, body = await post(ledger, batch_to_wire("T-4", numbered([spend, wallet])))
+    reasons = [r.reason for r in SyncReply.from_wire(body).results]
+    assert reasons == [
+        "conflict: points overdrawn by 50 (spent offline twice?)",
+        "conflict: wallet overdrawn by ¥100.00 (spent twice offline?)",
+    ]
+    assert await ledger.points("M0001") == 0
+    assert await ledger.wallet("M0001") == 0
+    assert await ledger.books_problems() == []  # the shortfall went to the mall's overdraft, not into thin air
+    argv = [sys.executable, "-m", "ledger.cli", "check", "--data", str(ledger.data_dir)]
+    checked = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0
+    assert "books hold" in checked.stdout
+    # A balance edited behind the books' back is found.
+    conn = sqlite3.connect(ledger.data_dir / "ledger.sqlite3")
+    conn.execute("UPDATE members SET points = 7 WHERE member_id = 'M0002'")
+    conn.commit()
+    conn.close()
+    assert await ledger.books_problems() == ["member M0002: points 7 but their postings say 0"]
+    conn = sqlite3.connect(ledger.data_dir / "ledger.sqlite3")
+    conn.execute("UPDATE members SET points = 0 WHERE member_id = 'M0002'")  # put back, for the fixture's own check
+    conn.commit()
+    conn.close()
