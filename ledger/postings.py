@@ -38,6 +38,25 @@ CREATE INDEX IF NOT EXISTS postings_ref ON postings(ref) WHERE ref IS NOT NULL;
 """
 
 _COLUMN = {"points": "points", "fen": "wallet"}
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Create the postings; a ledger file from before double entry gets its point postings paired up."""
+    conn.executescript(SCHEMA)
+    old = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'point_postings'").fetchone()
+    if old and not conn.execute("SELECT 1 FROM postings LIMIT 1").fetchone():
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO postings (txn_id, account, unit, amount) "
+            "SELECT txn_id, 'member:' || member_id || ':points', 'points', points FROM point_postings"
+        )
+        conn.execute(
+            "INSERT INTO postings (txn_id, account, unit, amount) "
+            "SELECT txn_id, 'mall:points', 'points', -points FROM point_postings"
+        )
+        conn.execute("COMMIT")
+
+
 _MALL = {"points": "mall:points", "fen": "mall:wallet"}
 
 

@@ -47,7 +47,7 @@ def upgrade(conn: sqlite3.Connection) -> None:
         """
     )
     conn.executescript(SCHEMA)
-    conn.executescript(postings.SCHEMA)
+    postings.upgrade(conn)
 
 
 def available(conn: sqlite3.Connection, member_id: str, now_seconds: float) -> int | None:

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.store import LedgerStore
 from protocols.records import Tender
 from protocols.sync import SyncReply, batch_to_wire
 from tests.gateway.records import draft
@@ -186,3 +187,27 @@ async def test_spending_twice_offline_is_a_compensating_posting_and_the_books_ho
     conn.execute("UPDATE members SET points = 0 WHERE member_id = 'M0002'")  # put back, for the fixture's own check
     conn.commit()
     conn.close()
+
+
+def test_a_ledger_file_from_before_double_entry_keeps_its_points(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE members (member_id TEXT PRIMARY KEY, tier TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active',
+            points INTEGER NOT NULL DEFAULT 0, rev INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE point_postings (id INTEGER PRIMARY KEY, txn_id TEXT NOT NULL, member_id TEXT NOT NULL,
+            points INTEGER NOT NULL);
+        INSERT INTO members (member_id, tier, points) VALUES ('M1', 'classic', 5);
+        INSERT INTO point_postings (txn_id, member_id, points) VALUES ('t1', 'M1', 7), ('t2', 'M1', -2);
+        """
+    )
+    conn.close()
+    store = LedgerStore(path)
+    try:
+        assert asyncio.run(store.check()) == []  # the old postings were paired with the mall's side
+        assert asyncio.run(store.member_account("M1")) == {
+            "member_id": "M1", "tier": "classic", "status": "active", "points": 5, "wallet": 0
+        }  # fmt: skip
+    finally:
+        store.close()
