@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from bench import journal_bench, pay_latency, pricing_bench, sale_commit, scan_latency, tap_latency
+from bench import ingest_bench, journal_bench, pay_latency, pricing_bench, sale_commit, scan_latency, tap_latency
 from bench.environment import rig
 from bench.stats import line
 
@@ -43,12 +43,16 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
     print("\nscan-to-paid through the API against the acquirer simulator (processes), 300 payments each")
     pay = await pay_latency.run()
     pay_latency.report(pay)
+    print("\nledger ingest (the reference ledger as a process, embedded SQLite)")
+    ingest = await ingest_bench.run()
+    ingest_bench.report(ingest)
     print("\npricing, 10,000 baskets (pure function, one core)")
     pricing = pricing_bench.run()
     pricing_bench.report(pricing)
     return {
         "pricing": pricing,
         "pay": pay,
+        "ingest": ingest,
         "journal": journal,
         "journal_on_2ms_fsync": slow_disk,
         "machine": platform.platform(),

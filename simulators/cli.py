@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from aiohttp import web
 from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
 from simulators.demo import main as demo_main
+from simulators.fleet import run_fleet
 from simulators.scanner import PtyScanner
 from simulators.terminal import MODES as TERMINAL_MODES
 from simulators.terminal import serve as serve_terminal
@@ -103,6 +105,24 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    token = os.environ.get("POSGW_LEDGER_TOKEN", "")
+    if not token:
+        print("posgw-sim fleet: set POSGW_LEDGER_TOKEN (the ledger's terminal token)", file=sys.stderr)
+        return 78
+    result, _ = asyncio.run(
+        run_fleet(args.ledger, token, args.terminals, args.records, offline_share=args.offline_share)
+    )
+    lags = sorted(result.lags) or [0.0]
+    print(
+        f"{result.terminals} terminals, {result.records:,} records in {result.seconds:.1f} s "
+        f"({result.records / max(result.seconds, 1e-9):,.0f}/s): accepted {result.accepted:,}, "
+        f"duplicate {result.duplicates}, rejected {result.rejected}; "
+        f"lag p50 {lags[len(lags) // 2] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
+    )
+    return 0 if result.rejected == 0 and result.accepted == result.records else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posgw-sim", description="posgw hardware simulators")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,12 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     tm = sub.add_parser("terminal", help="a bank-card payment terminal (ECR link) on a pseudo-terminal")
     tm.add_argument("--link", type=Path, required=True, help="stable path to create for the serial port")
     tm.add_argument("--mode", choices=TERMINAL_MODES, default="approve")
+    fl = sub.add_parser("fleet", help="many terminals' sync clients (own keys, seqs, offline spells) against a ledger")
+    fl.add_argument("-n", "--terminals", type=int, default=100)
+    fl.add_argument("--records", type=int, default=20, help="sales per terminal")
+    fl.add_argument("--ledger", default="http://127.0.0.1:8780")
+    fl.add_argument("--offline-share", type=float, default=0.2, help="share of terminals that go offline a while")
     sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner, card) on this machine")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo_main()
     if args.command == "card":
         return _card(args)
+    if args.command == "fleet":
+        return _fleet(args)
     if args.command == "terminal":
         print(f"payment terminal at {args.link}, mode {args.mode}; Ctrl-C to stop", file=sys.stderr)
         with contextlib.suppress(KeyboardInterrupt):
