@@ -34,7 +34,10 @@ def add_commands(sub: Any) -> None:
     report.add_argument("--journal", type=Path, help="reconcile: a terminal's `posgw journal export` (JSON lines)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     books = sub.add_parser("check", help="check the books: postings sum to zero, balances match their accounts")
-    for parser in (members, member, report, books):
+    points = sub.add_parser("points", help="points jobs: expire what was earned before a date and not spent")
+    points.add_argument("action", choices=["expire"])
+    points.add_argument("--before", required=True, help="ISO date: points earned before it lapse (e.g. 2026-01-01)")
+    for parser in (members, member, report, books, points):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
 
 
@@ -45,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
             return load_members(store, args.file)
         if args.command == "member":
             return show_member(store, args.member_id)
+        if args.command == "points":
+            expired = asyncio.run(store.expire_points(args.before))
+            for member_id, n in sorted(expired.items()):
+                print(f"  {member_id}: {n:,} points expired")
+            print(f"{sum(expired.values()):,} points expired for {len(expired)} members (earned before {args.before})")
+            return 0
         if args.command == "check":
             problems = asyncio.run(store.check())
             for p in problems:

@@ -10,6 +10,7 @@ Two units are kept apart, ``points`` and ``fen`` (stored value). Accounts:
 | ``mall:wallet`` | the mall's side of stored value paid at tills or given back |
 | ``mall:opening`` | balances brought in when members are loaded |
 | ``mall:overdraft`` | what members spent twice offline beyond their balance: a loss for the mall to settle |
+| ``mall:expired`` | points that lapsed unspent (year-end clearing) |
 
 A member's balance columns are a cache of their accounts, kept in the same
 transaction as the postings; :func:`check` proves both, and that every
@@ -123,3 +124,37 @@ def check(conn: sqlite3.Connection) -> list[CheckProblem]:
             )
         ]
     return problems
+
+
+def expire_points(conn: sqlite3.Connection, cutoff: str) -> dict[str, int]:
+    """Points earned before ``cutoff`` (ISO date) and not spent since expire; return expired by member.
+
+    Spending uses the oldest points first, so what expires is what was earned
+    before the cutoff less everything spent (and expired) so far. One posting
+    set per member, ``expiry:<cutoff>:<member>``: running it again expires
+    nothing more. Must run inside the caller's transaction.
+    """
+    expired: dict[str, int] = {}
+    rows = conn.execute(
+        "SELECT m.member_id, m.points, "
+        "COALESCE((SELECT SUM(p.amount) FROM postings p JOIN transactions t USING (txn_id) "
+        "  WHERE p.account = 'member:' || m.member_id || ':points' AND p.amount > 0 "
+        "  AND json_extract(t.body, '$.created_at') < ?1), 0), "
+        "COALESCE((SELECT -SUM(p.amount) FROM postings p "
+        "  WHERE p.account = 'member:' || m.member_id || ':points' AND p.amount < 0), 0) "
+        "FROM members m WHERE m.points > 0",
+        (cutoff,),
+    ).fetchall()
+    for member_id, balance, earned_before, used in rows:
+        txn_id = f"expiry:{cutoff}:{member_id}"
+        if conn.execute("SELECT 1 FROM postings WHERE txn_id = ?", (txn_id,)).fetchone():
+            continue
+        lapsing = min(int(balance), max(0, int(earned_before) - int(used)))
+        if lapsing:
+            conn.executemany(
+                "INSERT INTO postings (txn_id, account, unit, amount) VALUES (?, ?, 'points', ?)",
+                [(txn_id, member_account(member_id, "points"), -lapsing), (txn_id, "mall:expired", lapsing)],
+            )
+            conn.execute("UPDATE members SET points = points - ? WHERE member_id = ?", (lapsing, member_id))
+            expired[member_id] = lapsing
+    return expired

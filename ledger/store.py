@@ -386,7 +386,8 @@ class LedgerStore:
             rows = conn.execute(
                 "SELECT CASE p.unit WHEN 'points' THEN 'points' ELSE 'wallet' END, p.amount, p.txn_id, "
                 "COALESCE(json_extract(t.body, '$.created_at'), ''), "
-                "COALESCE(json_extract(t.body, '$.kind'), 'opening'), "
+                "COALESCE(json_extract(t.body, '$.kind'), "
+                "CASE WHEN p.txn_id LIKE 'expiry:%' THEN 'expiry' ELSE 'opening' END), "
                 "COALESCE(t.terminal_id, '-') FROM postings p LEFT JOIN transactions t USING (txn_id) "
                 "WHERE p.account IN (?, ?) ORDER BY p.id",
                 (postings.member_account(member_id, "points"), postings.member_account(member_id, "fen")),
@@ -395,6 +396,17 @@ class LedgerStore:
             return [dict(zip(keys, row, strict=True)) for row in rows]
 
         return await self._run(history)
+
+    async def expire_points(self, cutoff: str) -> dict[str, int]:
+        """Year-end clearing: points earned before ``cutoff`` and still unspent lapse (``ledger/postings.py``)."""
+
+        def expire(conn: sqlite3.Connection) -> dict[str, int]:
+            conn.execute("BEGIN IMMEDIATE")
+            expired = postings.expire_points(conn, cutoff)
+            conn.execute("COMMIT")
+            return expired
+
+        return await self._run(expire)
 
     async def check(self) -> list[postings.CheckProblem]:
         """The double-entry invariants (``ledger/postings.py``): empty when the books hold."""

@@ -211,3 +211,24 @@ def test_a_ledger_file_from_before_double_entry_keeps_its_points(tmp_path: Path)
         }  # fmt: skip
     finally:
         store.close()
+
+
+async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: LedgerHandle) -> None:
+    await register(ledger, "T-3")
+    old = dataclasses.replace(draft("T-3", 30_000, "M0001"), created_at="2025-12-31T10:00:00.000Z")  # 3 points
+    new = dataclasses.replace(draft("T-3", 20_000, "M0001"), created_at="2026-06-01T10:00:00.000Z")  # 2 points
+    spend = dataclasses.replace(
+        draft("T-3", 1000, "M0001"), created_at="2026-07-01T10:00:00.000Z", points_earned=0, points_redeemed=1
+    )
+    await post(ledger, batch_to_wire("T-3", numbered([old, new, spend])))
+    assert await ledger.points("M0001") == 4
+    argv = [sys.executable, "-m", "ledger.cli", "points", "expire", "--before", "2026-01-01"]
+    argv += ["--data", str(ledger.data_dir)]
+    first = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "M0001: 2 points expired" in first.stdout  # 3 earned before, 1 spent since (oldest first)
+    assert await ledger.points("M0001") == 2
+    again = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
+    assert "0 points expired" in again.stdout  # the job may run twice; points lapse once
+    assert await ledger.points("M0001") == 2
+    assert await ledger.books_problems() == []
