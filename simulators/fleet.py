@@ -68,6 +68,7 @@ class FleetResult:
     rejected: int = 0
     lags: list[float] = field(default_factory=list)  # seconds from a record made to the ledger's answer
     seconds: float = 0.0
+    failed_posts: int = 0  # batches that got no answer (the ledger down or restarting): sent again
 
 
 async def run_fleet(
@@ -131,9 +132,18 @@ async def _terminal(
 
 async def _sync(http: aiohttp.ClientSession, url: str, t: FleetTerminal, result: FleetResult) -> None:
     batch = t.outbox[:MAX_BATCH]
-    async with http.post(f"{url}/v1/sync/batch", json=batch_to_wire(t.terminal_id, [r for r, _ in batch])) as resp:
-        resp.raise_for_status()
-        reply = SyncReply.from_wire(await resp.json())
+    body = batch_to_wire(t.terminal_id, [r for r, _ in batch])
+    for attempt in range(600):  # like the gateway's outbox: unanswered records are simply sent again
+        try:
+            async with http.post(f"{url}/v1/sync/batch", json=body) as resp:
+                resp.raise_for_status()
+                reply = SyncReply.from_wire(await resp.json())
+            break
+        except (aiohttp.ClientError, TimeoutError):
+            result.failed_posts += 1
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+    else:
+        return
     now = time.monotonic()
     answered = {r.txn_id: r.status for r in reply.results}
     for record, made_at in batch:
