@@ -22,7 +22,7 @@ import structlog
 from gateway.config import MqttConfig
 from gateway.sync import utc_now
 from protocols.backoff import Backoff
-from protocols.errors import ProtocolError
+from protocols.errors import GatewayError, ProtocolError
 from protocols.mqtt_topics import (
     command,
     command_topic,
@@ -67,7 +67,7 @@ class MqttLink:
         while True:
             try:
                 await self._session()
-            except aiomqtt.MqttError as err:
+            except (aiomqtt.MqttError, GatewayError) as err:  # the link may fail; the till never does
                 self.state.connected, self.state.last_error = False, str(err)
                 delay = backoff.next_delay()
                 log.warning("mqtt_unavailable", error=str(err), retry_in=round(delay, 2))
@@ -112,7 +112,11 @@ class MqttLink:
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
         while True:
-            body = {"online": True, "terminal_id": self.terminal_id, "at": utc_now(), **(await self.status())}
+            try:
+                figures = await self.status()
+            except GatewayError as err:  # the journal busy or closing: say what can be said
+                figures = {"status_error": str(err)}
+            body = {"online": True, "terminal_id": self.terminal_id, "at": utc_now(), **figures}
             await client.publish(self.status_topic, encode(body), qos=1, retain=True)
             await asyncio.sleep(self.config.heartbeat)
 

@@ -145,6 +145,7 @@ class Services:
             "payments": {
                 "running": self.checkout.desk.running,
                 "resolved_after_restart": [payment_view(p) for p in self.checkout.desk.resolved],
+                "unresolved": self.checkout.desk.unresolved,
                 "attention": [payment_view(p) for p in await self.journal.payments_needing_attention()],
             },
         }

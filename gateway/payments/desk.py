@@ -34,6 +34,7 @@ from offline_queue.journal import TransactionJournal
 from offline_queue.limits import JournalLimitError, JournalLimits
 from offline_queue.payments import PaymentIntent
 from protocols.codes import payment_provider
+from protocols.errors import GatewayError
 from protocols.micropay import Answer, MicropayFlow, Outcome, Step
 from protocols.money import format_cny
 from protocols.refund import RefundOutcome
@@ -70,6 +71,7 @@ class PaymentDesk:
         self.limits = limits
         self._running: dict[str, asyncio.Task[PaymentIntent]] = {}
         self.resolved: list[PaymentIntent] = []  # settled after a restart, for the till's status
+        self.unresolved: list[dict[str, str]] = []  # could not be settled after a restart: for store IT
 
     def route(self, code: str | None) -> tuple[str, PaymentProvider]:
         """The provider for a scanned payment code, by its wallet's prefix and length; no code: the card terminal."""
@@ -211,29 +213,42 @@ class PaymentDesk:
                 raise ConflictError(f"basket {basket.basket_id} is {basket.state}; it cannot be cancelled")
             basket.state = BasketState.CANCELLED
             for intent in basket.payments_held():
-                _replace(basket, await self.give_back(intent))
+                if (running := self._running.get(intent.payment_id)) is not None:
+                    intent = await asyncio.shield(running)  # a payment still running ends first, then is judged
+                    _replace(basket, intent)
+                if intent.state == Outcome.PAID.value:
+                    _replace(basket, await self.give_back(intent))
             return basket.payments
 
     async def resolve(self, leftovers: list[PaymentIntent]) -> list[PaymentIntent]:
         """At start: settle the payments a previous run left open; their baskets are gone, so paid means give back."""
         resolved = []
         for intent in leftovers:
-            now = asyncio.get_running_loop().time()
-            if intent.state == Outcome.PENDING.value:
-                provider = self.providers.get(intent.wallet)
-                if provider is None:
-                    log.error("payment_unresolvable", payment_id=intent.payment_id, wallet=intent.wallet)
-                    continue
-                flow = MicropayFlow(now, deadline=self.deadline)
-                flow.on_restart(now)  # the pay request may have left: ask before anything else
-                detail = await run_flow(provider, intent.payment_id, "", intent.amount, flow, self.reporter(intent))
-                intent = await self._settle_outcome(intent, flow, detail)
-            if intent.state == Outcome.PAID.value:
-                intent = await self.give_back(intent)
-            log.warning("payment_resolved_after_restart", payment_id=intent.payment_id, outcome=intent.state)
-            resolved.append(intent)
-            self.resolved = [*self.resolved[-19:], intent]
+            try:
+                settled = await self._resolve_one(intent)
+            except GatewayError as err:  # one payment that cannot be settled must not stop the till
+                log.error("payment_unresolvable", payment_id=intent.payment_id, wallet=intent.wallet, error=str(err))
+                self.hub.publish("alert", code="payment-unresolved", message=f"payment {intent.payment_id}: {err}")
+                self.unresolved.append({"payment_id": intent.payment_id, "wallet": intent.wallet, "reason": str(err)})
+                continue
+            log.warning("payment_resolved_after_restart", payment_id=settled.payment_id, outcome=settled.state)
+            resolved.append(settled)
+            self.resolved = [*self.resolved[-19:], settled]
         return resolved
+
+    async def _resolve_one(self, intent: PaymentIntent) -> PaymentIntent:
+        if intent.state == Outcome.PENDING.value:
+            provider = self.providers.get(intent.wallet)
+            if provider is None:
+                raise PaymentUnavailableError(f"{intent.wallet} is no longer set up here; settle it by hand")
+            now = asyncio.get_running_loop().time()
+            flow = MicropayFlow(now, deadline=self.deadline)
+            flow.on_restart(now)  # the pay request may have left: ask before anything else
+            detail = await run_flow(provider, intent.payment_id, "", intent.amount, flow, self.reporter(intent))
+            intent = await self._settle_outcome(intent, flow, detail)
+        if intent.state == Outcome.PAID.value:
+            intent = await self.give_back(intent)
+        return intent
 
     @property
     def running(self) -> int:

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from offline_queue.journal import TransactionJournal
+from offline_queue.keys import load_or_create_signing_key
+from offline_queue.payments import PaymentIntent
 from simulators.acquirer import Acquirer
 from simulators.pos_client import ApiProblemError, PosClient
 from simulators.processes import free_port
@@ -275,3 +278,47 @@ async def test_pay_equals_member_the_wallet_account_found_at_the_ledger_earns_po
         assert (await pos.complete(other))["record"]["member_id"] is None
     # The payer id identifies a person: used, never written down (the ledger's own files aside).
     assert files_containing(tmp_path, b"p45678901") == []
+
+
+async def test_a_payment_left_open_for_a_provider_no_longer_set_up_is_raised_not_fatal(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, _ = acquirer
+    config = gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url, wallets=("wechat",)))
+    journal = TransactionJournal(config.journal_path, load_or_create_signing_key(config.key_path))
+    await journal.open()
+    now = "2026-11-24T00:00:00.000Z"
+    await journal.begin_payment(
+        PaymentIntent("left-1", "b1", "key-left-1", "alipay", "alipay", "0000", 100, "CNY", "paid", (), now, now)
+    )
+    await journal.close()
+    async with running_gateway(config) as (_gw, pos):
+        status = await pos.wait_status(lambda s: bool(s["payments"]["unresolved"]))
+        (left,) = status["payments"]["unresolved"]
+        assert left["payment_id"] == "left-1"
+        assert "alipay is no longer set up here" in left["reason"]
+        basket = await basket_of(pos)  # the till works on
+        assert (await pos.complete(basket, cash=8500))["record"]["seq"] == 1
+
+
+async def test_cancelling_while_a_payment_runs_waits_for_it_then_gives_it_back(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
+) -> None:
+    url, books = acquirer
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
+        basket = await basket_of(pos)
+        paying = asyncio.create_task(pos.pay(basket, WECHAT + "02"))  # the customer types a password for 3 s
+        await until_charged(books)
+        paying.cancel()  # the till stops waiting for the answer
+        cancelled = await pos.cancel(basket)
+        ((ref, entry),) = books.books().items()
+        assert [(p["payment_id"], p["state"]) for p in cancelled["payments"]] == [(ref, "reversed")]
+        assert entry["state"] == "reversed"
+
+
+async def until_charged(books: Acquirer) -> None:
+    for _ in range(200):
+        if books.payments:
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the acquirer never heard of the payment")
