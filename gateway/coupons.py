@@ -5,14 +5,16 @@ kind of coupon (a definition in the rulebook), which single copy of it, and
 whose it is. It is verified against the issuer keys like a member QR code,
 refused when this terminal already redeemed that copy, and redeemed for good
 in the same journal transaction as the sale. The ledger catches a copy
-redeemed at two terminals that were both offline, as a visible conflict.
+redeemed at two terminals that were both offline, as a visible conflict. A
+copy the mall revoked (announced over MQTT) is refused; one used before the
+news arrived comes back from the ledger as a conflict.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import ConflictError, UnknownMemberError
+from gateway.errors import ConflictError, CouponRevokedError, UnknownMemberError
 from gateway.membership import MemberDirectory
 from offline_queue.errors import CouponAlreadyRedeemedError
 from offline_queue.journal import TransactionJournal
@@ -51,6 +53,8 @@ async def check_coupon(
         raise UnknownMemberError(
             f"coupon {coupon_id} is not in this terminal's rulebook (v{directory.rulebook.version})"
         )
+    if f"{coupon_id}:{instance}" in directory.revoked_coupons:
+        raise CouponRevokedError("this coupon was withdrawn by the mall; it cannot be used")
     used_by = await journal.coupon_redeemed(f"{coupon_id}:{instance}")
     if used_by is not None:
         raise CouponAlreadyRedeemedError(f"this coupon was already redeemed (sale {used_by})")

@@ -101,3 +101,9 @@ class PaymentUnavailableError(FinalError):
     """No provider is set up for this wallet here; the customer pays another way."""
 
     code = "payment-unavailable"
+
+
+class CouponRevokedError(FinalError):
+    """The mall withdrew this copy of the coupon."""
+
+    code = "coupon-revoked"

@@ -43,6 +43,8 @@ EMPTY_RULEBOOK = Rulebook(0, "CNY", {}, frozenset(), {})
 class MemberDirectory:
     rulebook: Rulebook = EMPTY_RULEBOOK
     members_version: int = 0
+    # Coupon copies the mall withdrew (``<coupon id>:<instance>``), as last announced over MQTT.
+    revoked_coupons: frozenset[str] = frozenset()
     members: dict[str, MemberEntry] | None = None
     _keys: dict[str, Ed25519PublicKey] | None = None
 
@@ -125,6 +127,10 @@ class MemberDirectory:
         prefix, via = ("PW1.", "wallet") if token.startswith("PW1.") else ("PM1.", "qr")
         claims = verify_token(token, prefix, self._keys, now=now, leeway=leeway)
         return MemberMatch(self.lookup(claims.subject), via, token_nonce=f"{claims.kid}:{claims.nonce}")
+
+    def revoke_coupons(self, instances: list[str]) -> None:
+        """The mall's current list of withdrawn coupon copies (it replaces the last one)."""
+        self.revoked_coupons = frozenset(instances)
 
     def lookup(self, member_id: str) -> MemberEntry:
         member = (self.members or {}).get(member_id)

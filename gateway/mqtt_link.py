@@ -28,6 +28,8 @@ from protocols.mqtt_topics import (
     command_topic,
     encode,
     members_topic,
+    revoked_instances,
+    revoked_topic,
     rulebook_topic,
     status_topic,
     version_notice,
@@ -52,6 +54,7 @@ class MqttLink:
         versions: Callable[[], tuple[int, int]],
         refresh: Callable[[], None],
         sync: Callable[[], None],
+        revoked: Callable[[list[str]], None] = lambda instances: None,
     ) -> None:
         self.config = config
         self.terminal_id = terminal_id
@@ -59,6 +62,7 @@ class MqttLink:
         self.versions = versions  # (rulebook version, members version) this terminal holds
         self.refresh = refresh
         self.sync = sync
+        self.revoked = revoked  # the mall's withdrawn coupon copies, replacing the last list
         self.state = MqttState()
         self.status_topic = status_topic(config.mall, terminal_id)
 
@@ -91,6 +95,7 @@ class MqttLink:
             for topic in (
                 rulebook_topic(self.config.mall),
                 members_topic(self.config.mall),
+                revoked_topic(self.config.mall),
                 command_topic(self.config.mall, self.terminal_id),
             ):
                 await client.subscribe(topic, qos=1)
@@ -131,6 +136,9 @@ class MqttLink:
                 if version_notice(payload) > self.versions()[1]:
                     self.refresh()
                     self.state.notices += 1
+            elif topic == revoked_topic(mall):
+                self.revoked(revoked_instances(payload))
+                self.state.notices += 1
             elif topic == command_topic(mall, self.terminal_id):
                 what = command(payload)
                 log.info("mqtt_command", command=what)

@@ -85,6 +85,7 @@ class Services:
                 lambda: (directory.rulebook.version, directory.members_version or 0),
                 refresher.kick,
                 sync.kick,
+                directory.revoke_coupons,
             )
         return svc
 

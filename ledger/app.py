@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -267,6 +268,18 @@ async def wallet_release(request: web.Request) -> web.Response:
     return web.json_response({"released": True})
 
 
+async def revoke_coupon(request: web.Request) -> web.Response:
+    """Withdraw one copy of a coupon (``<coupon id>:<instance>``); terminals hear of it over MQTT."""
+    svc = request.app[SERVICE]
+    key = request.match_info["coupon"]
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}:[0-9a-f]{16}", key):
+        return problem(422, "bad-coupon", "expected <coupon id>:<instance>")
+    revoked = await svc.store.revoke_coupon(key)
+    if svc.notices is not None:
+        svc.notices.revoked(revoked)
+    return web.json_response({"revoked": key, "count": len(revoked)})
+
+
 async def conflicts(request: web.Request) -> web.Response:
     """Sales that the ledger accepted with a conflict to settle (a coupon or points spent twice offline)."""
     return web.json_response({"conflicts": await request.app[SERVICE].store.conflicts()})
@@ -295,6 +308,7 @@ ROLE: dict[Callable[..., object], str] = {
     member_qr: "app",
     add_identifier: "app",
     member_coupon: "app",
+    revoke_coupon: "app",
     conflicts: "app",
     member_account: "app",
 }
@@ -320,4 +334,5 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)
     app.router.add_post("/v1/members/{member_id}/coupons", member_coupon)
     app.router.add_get("/v1/conflicts", conflicts)
+    app.router.add_post("/v1/coupons/{coupon}/revoke", revoke_coupon)
     return app

@@ -80,6 +80,7 @@ async def serve(svc: LedgerService, host: str, port: int) -> None:
     if svc.notices is not None:
         svc.notices.rulebook(svc.rulebook.version)
         svc.notices.members(await svc.store.member_revision())
+        svc.notices.revoked(await svc.store.revoked_coupons())
         publisher = asyncio.create_task(svc.notices.run(), name="mqtt-notices")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ import aiomqtt
 import structlog
 
 from protocols.backoff import Backoff
-from protocols.mqtt_topics import command_topic, encode, members_topic, rulebook_topic
+from protocols.mqtt_topics import command_topic, encode, members_topic, revoked_topic, rulebook_topic
 
 log = structlog.get_logger("posgw.ledger.mqtt")
 
@@ -30,6 +30,10 @@ class NoticePublisher:
 
     def members(self, version: int) -> None:
         self._announce(members_topic(self.mall), version)
+
+    def revoked(self, instances: list[str]) -> None:
+        self._latest[revoked_topic(self.mall)] = encode({"instances": instances})
+        self._wake.set()
 
     def _announce(self, topic: str, version: int) -> None:
         self._latest[topic] = encode({"version": version})  # only the newest of each matters

@@ -79,6 +79,10 @@ CREATE TABLE IF NOT EXISTS coupon_redemptions (
     txn_id      TEXT NOT NULL,
     terminal_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revoked_coupons (
+    instance   TEXT PRIMARY KEY,  -- <coupon id>:<instance>
+    revoked_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS conflicts (
     id          INTEGER PRIMARY KEY,
     txn_id      TEXT NOT NULL,
@@ -281,6 +285,22 @@ class LedgerStore:
         # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
         return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
 
+    async def revoke_coupon(self, instance: str) -> list[str]:
+        """Withdraw a coupon copy; return every copy withdrawn so far (for the terminals)."""
+
+        def revoke(conn: sqlite3.Connection) -> list[str]:
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_coupons VALUES (?, ?)", (instance, datetime.now(UTC).isoformat())
+            )
+            return [i for (i,) in conn.execute("SELECT instance FROM revoked_coupons ORDER BY instance")]
+
+        return await self._run(revoke)
+
+    async def revoked_coupons(self) -> list[str]:
+        return await self._run(
+            lambda conn: [i for (i,) in conn.execute("SELECT instance FROM revoked_coupons ORDER BY instance")]
+        )
+
     @staticmethod
     def _redeem(conn: sqlite3.Connection, r: TransactionRecord, instance: str) -> str | None:
         row = conn.execute(
@@ -291,7 +311,8 @@ class LedgerStore:
                 "INSERT INTO coupon_redemptions (instance, txn_id, terminal_id) VALUES (?, ?, ?)",
                 (instance, r.txn_id, r.terminal_id),
             )
-            return None
+            revoked = conn.execute("SELECT 1 FROM revoked_coupons WHERE instance = ?", (instance,)).fetchone()
+            return f"coupon {instance} was redeemed after the mall revoked it" if revoked else None
         return f"coupon {instance} was already redeemed by {row[0]} at {row[1]}"
 
     async def reserve(

@@ -8,6 +8,7 @@ mall (``docs/protocols/sync.md``)::
 
     posgw/<mall>/rulebook                      retained  {"version": n}
     posgw/<mall>/members                       retained  {"version": n}
+    posgw/<mall>/coupons/revoked               retained  {"instances": ["<coupon id>:<instance>", ...]}
     posgw/<mall>/terminals/<id>/command        -         {"command": "refresh" | "sync"}
     posgw/<mall>/terminals/<id>/status         retained  {"online": bool, ...}; the last will says offline
 """
@@ -33,6 +34,18 @@ def rulebook_topic(mall: str) -> str:
 
 def members_topic(mall: str) -> str:
     return f"{PREFIX}/{mall}/members"
+
+
+def revoked_topic(mall: str) -> str:
+    return f"{PREFIX}/{mall}/coupons/revoked"
+
+
+def revoked_instances(data: bytes) -> list[str]:
+    """The coupon copies the mall revoked (``<coupon id>:<instance>``)."""
+    value = _object(data, limit=256 * 1024).get("instances")
+    if not isinstance(value, list) or not all(isinstance(i, str) and 0 < len(i) <= 130 for i in value):
+        raise MqttPayloadError("a revocation notice needs a list of coupon copies")
+    return list(value)
 
 
 def command_topic(mall: str, terminal_id: str) -> str:
@@ -62,9 +75,9 @@ def command(data: bytes) -> str:
     return str(name)
 
 
-def _object(data: bytes) -> dict[str, Any]:
-    if len(data) > 4096:
-        raise MqttPayloadError("payload larger than 4 KiB")
+def _object(data: bytes, limit: int = 4096) -> dict[str, Any]:
+    if len(data) > limit:
+        raise MqttPayloadError(f"payload larger than {limit:,} bytes")
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:

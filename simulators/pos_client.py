@@ -44,6 +44,14 @@ class PosClient:
                 raise ApiProblemError(resp.status, data)
             return data
 
+    async def call_problem(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """A call expected to be refused: the problem document (an error if it was not refused)."""
+        try:
+            await self.call(method, path, body)
+        except ApiProblemError as err:
+            return err.body
+        raise AssertionError(f"{method} {path} was not refused")
+
     async def status(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.call("GET", "/v1/status")
         return result

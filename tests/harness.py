@@ -77,6 +77,18 @@ class LedgerHandle:
     async def member_qr(self, member_id: str) -> str:
         return str((await self._app_call("POST", f"/v1/members/{member_id}/qr"))["token"])
 
+    async def coupon(self, member_id: str, coupon_id: str) -> tuple[str, str]:
+        """A ``CP1.`` coupon issued to a member: (token, "<coupon id>:<instance>")."""
+        headers = {"Authorization": f"Bearer {self.tokens['app']}"}
+        url = f"{self.url}/v1/members/{member_id}/coupons"
+        async with aiohttp.ClientSession(headers=headers) as http, http.post(url, json={"coupon_id": coupon_id}) as r:
+            r.raise_for_status()
+            body = await r.json()
+            return str(body["token"]), f"{coupon_id}:{body['instance']}"
+
+    async def revoke_coupon(self, key: str) -> None:
+        await self._app_call("POST", f"/v1/coupons/{key}/revoke")
+
     async def wallet_code(self, member_id: str) -> str:
         """A ``PW1.`` code from the member app: it identifies the member and pays from their stored value."""
         return str((await self._app_call("POST", f"/v1/members/{member_id}/qr?kind=wallet"))["token"])

@@ -40,6 +40,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.MemberRefusedError, 422),
     (gw.TenderError, 422),
     (gw.PaymentCodeError, 422),
+    (gw.CouponRevokedError, 422),
     (gw.PaymentUnavailableError, 422),
     (PaymentNotSettleableError, 409),
     (gw.RiskLimitError, 422),

@@ -15,13 +15,8 @@ pytestmark = pytest.mark.ledger
 
 
 async def issue_coupon(ledger: LedgerHandle, member_id: str, coupon_id: str) -> str:
-    headers = {"Authorization": f"Bearer {ledger.tokens['app']}"}
-    async with (
-        aiohttp.ClientSession(headers=headers) as http,
-        http.post(f"{ledger.url}/v1/members/{member_id}/coupons", json={"coupon_id": coupon_id}) as r,
-    ):
-        r.raise_for_status()
-        return str((await r.json())["token"])
+    token, _ = await ledger.coupon(member_id, coupon_id)
+    return token
 
 
 async def conflicts(ledger: LedgerHandle) -> list[dict[str, Any]]:

@@ -96,6 +96,13 @@ async def test_member_news_and_commands_reach_the_terminal_at_once(
             sent = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
             assert sent.returncode == 0, sent.stderr
             await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
+            # The mall withdraws a coupon copy: the till hears it and refuses the copy at once.
+            token, key = await ledger.coupon("M0001", "C-20-OFF-200")
+            await ledger.revoke_coupon(key)
+            await until(lambda: key in directory.revoked_coupons)
+            basket = (await pos.new_basket())["basket_id"]
+            refused = await pos.call_problem("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
+            assert refused["type"] == "urn:posgw:problem:coupon-revoked"
     finally:
         ledger.stop()
 

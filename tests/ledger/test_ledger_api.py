@@ -232,3 +232,16 @@ async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: L
     assert "0 points expired" in again.stdout  # the job may run twice; points lapse once
     assert await ledger.points("M0001") == 2
     assert await ledger.books_problems() == []
+
+
+async def test_a_revoked_coupon_redeemed_offline_comes_back_as_a_conflict(ledger: LedgerHandle) -> None:
+    await register(ledger, "T-2")
+    _, key = await ledger.coupon("M0001", "C-20-OFF-200")
+    await ledger.revoke_coupon(key)
+    sale = dataclasses.replace(draft("T-2", 30_000, "M0001"), coupons=(key,))
+    _, body = await post(ledger, batch_to_wire("T-2", numbered([sale])))
+    (result,) = SyncReply.from_wire(body).results
+    assert (result.status, result.reason) == (
+        "accepted",
+        f"conflict: coupon {key} was redeemed after the mall revoked it",
+    )
