@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,3 +127,38 @@ async def until(check: Callable[[], bool], within: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def test_the_broker_restarted_the_terminal_reconnects_and_hears_again(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], mall: str
+) -> None:
+    """A private Mosquitto on a free port, killed and started again under a running till."""
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = start_broker(conf)
+    mqtt = {"host": "127.0.0.1", "port": port, "mall": mall, "heartbeat": 0.5}
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens, mqtt=mqtt, refresh_interval=3600)
+    try:
+        async with running_gateway(config) as (gw, pos):
+            await pos.wait_status(lambda s: s["mqtt"]["connected"])
+            broker.kill()
+            broker.wait()
+            await pos.wait_status(lambda s: not s["mqtt"]["connected"])
+            cash_sale = (await pos.new_basket())["basket_id"]  # the till sells on meanwhile
+            await pos.add_line(cash_sale, sku="X1", unit_price=500)
+            assert (await pos.complete_cash(cash_sale, 500))["record"]["seq"] == 1
+            broker = start_broker(conf)
+            await pos.wait_status(lambda s: s["mqtt"]["connected"], within=40)
+            loaded = gw.services.sync.state.rules_loaded_at
+            async with aiomqtt.Client("127.0.0.1", port) as client:
+                await client.publish(f"posgw/{mall}/terminals/T-TEST-01/command", b'{"command": "refresh"}', qos=1)
+            await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
+    finally:
+        broker.kill()
+        broker.wait()
+
+
+def start_broker(conf: Path) -> subprocess.Popen[bytes]:
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    return subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
