@@ -83,6 +83,8 @@ class MqttConfig:
     port: int = 1883
     keepalive: int = 30  # seconds; the broker declares the terminal offline after 1.5× this
     heartbeat: float = 15.0  # seconds between status messages
+    username: str | None = None  # the terminal's own broker account, if the broker wants one
+    password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,11 +239,15 @@ def _read_payments(f: Fields, registry: ProviderRegistry) -> PaymentsConfig:
     return PaymentsConfig(deadline, tuple(providers), refund_retry)
 
 
-def _read_mqtt(f: Fields) -> MqttConfig | None:
+def _read_mqtt(f: Fields, env: dict[str, str]) -> MqttConfig | None:
     if not f.has("host"):
         f.done()
         return None
+    username = f.optional_text("username", pattern=r"[A-Za-z0-9_.@-]{1,64}")
+    password = _secret(f, "password", "POSGW_MQTT_PASSWORD", env) if username else ""
     config = MqttConfig(
+        username=username,
+        password=password,
         host=f.text("host", pattern=r"[A-Za-z0-9.:_-]{1,253}"),
         mall=f.text("mall", pattern=r"[A-Za-z0-9_-]{1,64}"),
         port=f.integer("port", 1883, minimum=1, maximum=65535),
@@ -291,7 +297,7 @@ def parse_config(
         devices=_read_devices(root, registry),
         journal=_read_journal(root.table("journal"), env),
         payments=_read_payments(root.table("payments"), providers),
-        mqtt=_read_mqtt(root.table("mqtt")),
+        mqtt=_read_mqtt(root.table("mqtt"), env),
         log_level=log_level,
         log_format=log_format,
         token_leeway=token_leeway,

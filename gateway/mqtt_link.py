@@ -89,6 +89,8 @@ class MqttLink:
             will=will,
             keepalive=self.config.keepalive,
             timeout=5.0,
+            username=self.config.username,
+            password=self.config.password or None,
         ) as client:
             self.state.connected, self.state.last_error = True, None
             log.info("mqtt_connected", broker=f"{self.config.host}:{self.config.port}")

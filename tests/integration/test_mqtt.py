@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -162,3 +163,38 @@ async def test_the_broker_restarted_the_terminal_reconnects_and_hears_again(
 def start_broker(conf: Path) -> subprocess.Popen[bytes]:
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     return subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def test_a_broker_that_wants_an_account_gets_the_terminals_own(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], mall: str
+) -> None:
+    port = free_port()
+    secret = "till-01-secret-0123456789"
+    broker = start_broker(broker_with_account(tmp_path, port, "till-01", secret))
+    try:
+        for password, connects in ((secret, True), ("not-the-password-000", False)):
+            password_file = tmp_path / f"password-{connects}"
+            password_file.write_text(password)
+            mqtt = {"host": "127.0.0.1", "port": port, "mall": mall, "username": "till-01"}
+            mqtt["password_file"] = str(password_file)
+            config = gateway_config(tmp_path / f"gw-{connects}", ledger.url, tokens, mqtt=mqtt)
+            async with running_gateway(config) as (_gw, pos):
+                if connects:
+                    await pos.wait_status(lambda s: s["mqtt"]["connected"])
+                    continue
+                status = await pos.wait_status(lambda s: s["mqtt"]["last_error"] is not None)
+                assert status["mqtt"]["connected"] is False
+                assert "not authori" in status["mqtt"]["last_error"].lower()
+    finally:
+        broker.kill()
+        broker.wait()
+
+
+def broker_with_account(tmp_path: Path, port: int, user: str, password: str) -> Path:
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), user, password], check=True)
+    conf = tmp_path / "mosquitto.conf"
+    # As root, mosquitto would switch to its own user, who cannot read pytest's private temp folder.
+    keep_user = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"{keep_user}listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n")
+    return conf
