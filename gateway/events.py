@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +20,8 @@ Event = dict[str, Any]
 class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[Event | None]] = set()
+        # Called with every event, in the publisher's call (metrics): must be quick and never raise.
+        self.listeners: list[Callable[[Event], None]] = []
 
     @property
     def subscriber_count(self) -> int:
@@ -27,6 +29,8 @@ class EventHub:
 
     def publish(self, event_type: str, **fields: Any) -> None:
         event: Event = {"type": event_type, "at": time.time(), **fields}
+        for listener in self.listeners:
+            listener(event)
         for queue in list(self._subscribers):
             if queue.qsize() >= QUEUE_SIZE:
                 self._subscribers.discard(queue)

@@ -17,6 +17,7 @@ from gateway.config import GatewayConfig
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory
+from gateway.metrics import Metrics
 from gateway.mqtt_link import MqttLink
 from gateway.payments.desk import PaymentDesk
 from gateway.payments.wallet import MemberWalletProvider
@@ -26,6 +27,7 @@ from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.limits import JournalLimits
 from offline_queue.personal import Keyring
+from protocols.errors import GatewayError
 from protocols.tokens import public_key_text
 
 
@@ -44,6 +46,7 @@ class Services:
     cards: CardRouter
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
     mqtt: MqttLink | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     _card_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
@@ -77,6 +80,7 @@ class Services:
         cards = CardRouter(checkout, scans, client, hub)
         svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)
         svc.supervisors = [DeviceSupervisor(d.device, svc.on_device_event) for d in config.devices]
+        hub.listeners.append(svc.metrics.observe)
         if config.mqtt is not None:
             svc.mqtt = MqttLink(
                 config.mqtt,
@@ -88,6 +92,31 @@ class Services:
                 directory.revoke_coupons,
             )
         return svc
+
+    async def readiness(self) -> tuple[bool, list[dict[str, Any]]]:
+        """Can this till take a sale now, and what is degraded: (ready, checks with reasons).
+
+        Not ready only when a sale could not be recorded (the journal) or the
+        daemon is stopping. The ledger out of reach or a device away degrade
+        the till (offline sales, keyboard entry) but do not stop it.
+        """
+        checks: list[dict[str, Any]] = []
+        try:
+            stats = await self.journal.stats()
+            breaches = self.checkout.limits.breaches(stats)
+            checks.append({"name": "journal", "ok": True, "critical": True, "reason": "; ".join(breaches) or None})
+        except GatewayError as err:
+            checks.append({"name": "journal", "ok": False, "critical": True, "reason": str(err)})
+        stopping = self.checkout.draining
+        checks.append(
+            {"name": "accepting", "ok": not stopping, "critical": True, "reason": "shutting down" if stopping else None}
+        )
+        sync = self.sync.state
+        checks.append({"name": "ledger", "ok": sync.online, "critical": False, "reason": sync.last_error})
+        for s in self.supervisors:
+            ok = s.status.state in ("idle", "busy")
+            checks.append({"name": f"device:{s.device.name}", "ok": ok, "critical": False, "reason": s.status.error})
+        return all(c["ok"] for c in checks if c["critical"]), checks
 
     async def fleet_status(self) -> dict[str, Any]:
         """What store IT's fleet view needs of this terminal (published over MQTT)."""

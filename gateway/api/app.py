@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from prometheus_client import Histogram
 
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view, sale_view
 from gateway.checkout import CompletedSale
 from gateway.errors import BadRequestError, UnauthorizedError
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.services import Services
 from protocols.records import Tender
 from protocols.schema import Fields, Problems
@@ -56,6 +59,37 @@ def _basket_json(svc: Services, basket_id: str) -> dict[str, Any]:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the till can take a sale (503 otherwise), with every check and its reason."""
+    ready, checks = await request.app[SERVICES].readiness()
+    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    return web.Response(body=svc.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+def _timing_middleware(observe: Histogram) -> Any:
+    @web.middleware
+    async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as err:
+            status = err.status
+            raise
+        finally:
+            info = request.match_info.route.resource
+            route = info.canonical if info is not None else "unmatched"
+            observe.labels(request.method, route, str(status)).observe(time.perf_counter() - started)
+
+    return timing
 
 
 async def status(request: web.Request) -> web.Response:
@@ -256,11 +290,17 @@ async def _until_closed(ws: web.WebSocketResponse) -> None:
 
 def build_app(svc: Services) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, _auth_middleware(svc.config.api.token)],
+        middlewares=[
+            _timing_middleware(svc.metrics.api_seconds),
+            problem_middleware,
+            _auth_middleware(svc.config.api.token),
+        ],
         client_max_size=svc.config.api.max_body_bytes,
     )
     app[SERVICES] = svc
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/baskets", create_basket)
     app.router.add_get("/v1/baskets/{basket_id}", get_basket)

@@ -1,0 +1,93 @@
+"""Prometheus metrics, counted from the gateway's own events.
+
+Every count comes from an event the till also sees on its WebSocket (scans,
+card taps, sales, refunds, payments, sync rounds, device states, journal
+reports), so the figures and the till never disagree and no module needs to
+know about metrics. API latency is measured by a middleware. Served at
+``GET /metrics`` (loopback, like the API), in the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.scans = Counter("posgw_scans", "Codes scanned, by kind", ["kind"], registry=r)
+        self.scans_rejected = Counter("posgw_scans_rejected", "Scanner frames not understood", registry=r)
+        self.card_taps = Counter("posgw_card_taps", "Member cards read, by outcome", ["outcome"], registry=r)
+        self.records = Counter("posgw_records", "Sales, refunds and voids journaled", ["kind"], registry=r)
+        self.payments = Counter(
+            "posgw_payments", "Payments ended, by wallet and outcome", ["wallet", "outcome"], registry=r
+        )
+        self.sync_errors = Counter("posgw_sync_errors", "Sync rounds that failed", registry=r)
+        self.alerts = Counter("posgw_alerts", "Alerts raised, by code", ["code"], registry=r)
+        self.device_state = Gauge(
+            "posgw_device_state", "1 for each device's current state", ["device", "state"], registry=r
+        )
+        self.journal_pending = Gauge("posgw_journal_pending", "Records waiting to be synced", registry=r)
+        self.journal_oldest = Gauge(
+            "posgw_journal_oldest_pending_timestamp_seconds", "When the oldest unsynced record was made", registry=r
+        )
+        self.ledger_online = Gauge("posgw_ledger_online", "1 when the ledger answered the last call", registry=r)
+        self.api_seconds = Histogram(
+            "posgw_api_request_seconds",
+            "Local API latency, by route",
+            ["method", "route", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self._devices: dict[str, str] = {}
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Count one hub event (called for every event the gateway publishes)."""
+        kind = event.get("type")
+        if kind == "scan":
+            self.scans.labels(str(event.get("kind"))).inc()
+        elif kind == "scan_rejected":
+            self.scans_rejected.inc()
+        elif kind == "card" and event.get("kind") == "inserted":
+            self.card_taps.labels("refused" if "card_error" in event else "member").inc()
+        elif kind in ("sale", "refund"):
+            self.records.labels(kind).inc()
+        elif kind == "payment" and "outcome" in event:
+            self.payments.labels(str(event.get("wallet")), str(event["outcome"])).inc()
+        elif kind == "sync":
+            self.ledger_online.set(1 if event.get("online") else 0)
+            if event.get("error"):
+                self.sync_errors.inc()
+        elif kind == "alert":
+            self.alerts.labels(str(event.get("code"))).inc()
+        elif kind == "device":
+            self._device(str(event.get("device")), str(event.get("state")))
+        elif kind == "journal":
+            self.journal_pending.set(int(event.get("pending") or 0))
+            self.ledger_online.set(1 if event.get("online") else 0)
+            oldest = event.get("oldest_pending")
+            self.journal_oldest.set(_timestamp(oldest) if isinstance(oldest, str) else 0)
+
+    def _device(self, device: str, state: str) -> None:
+        previous = self._devices.get(device)
+        if previous is not None:
+            self.device_state.labels(device, previous).set(0)
+        self.device_state.labels(device, state).set(1)
+        self._devices[device] = state
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _timestamp(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
