@@ -14,6 +14,7 @@ import signal
 import structlog
 from aiohttp import web
 
+from gateway import systemd
 from gateway.api.app import build_app
 from gateway.config import GatewayConfig
 from gateway.services import Services
@@ -59,6 +60,7 @@ class Gateway:
             )
             for why in self.config.refused_plugins:
                 log.warning("driver_plugin_refused", reason=why)
+            systemd.notify("READY=1\nSTATUS=taking sales")
             async with asyncio.TaskGroup() as tg:
                 workers = [
                     tg.create_task(svc.sync.run(), name="sync"),
@@ -70,8 +72,10 @@ class Gateway:
                 ]
                 if svc.mqtt is not None:
                     workers.append(tg.create_task(svc.mqtt.run(), name="mqtt"))
+                workers.append(tg.create_task(systemd.watchdog(self._healthy), name="watchdog"))
                 await self.stopping.wait()
                 log.info("gateway_stopping", in_flight=svc.checkout.in_flight)
+                systemd.notify("STOPPING=1\nSTATUS=finishing sales and payments in progress")
                 svc.checkout.draining = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(svc.checkout.wait_idle(), DRAIN_TIMEOUT)
@@ -87,6 +91,11 @@ class Gateway:
             await svc.checkout.desk.close()
             await svc.journal.close()
             log.info("gateway_stopped")
+
+    async def _healthy(self) -> bool:
+        """For the watchdog: the journal answers (a sale could be recorded)."""
+        _, checks = await self.services.readiness()
+        return all(c["ok"] for c in checks if c["name"] == "journal")
 
     async def _final_sync(self) -> None:
         with contextlib.suppress(GatewayError, TimeoutError):

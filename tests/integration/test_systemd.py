@@ -1,0 +1,55 @@
+"""The daemon under systemd's notify protocol: ready, watchdog, stopping (a real unix socket)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from simulators.processes import Stack
+
+pytestmark = [pytest.mark.ledger, pytest.mark.pty]
+
+
+async def test_ready_then_watchdog_then_stopping(tmp_path: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    address = tmp_path / "notify.sock"
+    listener.bind(str(address))
+    listener.setblocking(False)
+    stack = Stack.create(tmp_path)
+    stack.gateway.env = {**stack.gateway.env, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "400000"}
+    heard: list[str] = []
+    news = asyncio.Event()
+
+    async def listen() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            heard.append((await loop.sock_recv(listener, 4096)).decode())
+            news.set()
+
+    async def until_heard(prefix: str, count: int = 1) -> None:
+        async with asyncio.timeout(20):
+            while sum(m.startswith(prefix) for m in heard) < count:
+                news.clear()
+                await news.wait()
+
+    listening = asyncio.create_task(listen())
+
+    try:
+        stack.ledger.start()
+        await stack.ledger.wait_healthy()
+        stack.gateway.start()
+        await until_heard("READY=1")
+        await stack.gateway.wait_healthy()  # ready was sent once it served
+        await until_heard("WATCHDOG=1", count=3)  # every 0.2 s while the journal answers
+        assert stack.gateway.stop(signal.SIGTERM) == 0
+        await until_heard("STOPPING=1")
+        assert heard[0].startswith("READY=1")  # nothing before ready
+        assert all(not m.startswith("READY=1") for m in heard[1:])  # ready once
+    finally:
+        listening.cancel()
+        stack.shutdown()
+        listener.close()
