@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,15 @@ async def test_ready_then_watchdog_then_stopping(tmp_path: Path) -> None:
         listening.cancel()
         stack.shutdown()
         listener.close()
+
+
+def test_the_unit_file_passes_systemds_own_check(tmp_path: Path) -> None:
+    unit = (Path(__file__).resolve().parents[2] / "config" / "posgw.service").read_text()
+    assert "Type=notify" in unit
+    assert "WatchdogSec=" in unit
+    # The binary is not installed under /opt here: check the unit with a stand-in for it.
+    checked = tmp_path / "posgw.service"
+    checked.write_text(unit.replace("/opt/posgw/.venv/bin/posgw", "/bin/true"))
+    result = subprocess.run(["systemd-analyze", "verify", str(checked)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""  # no warnings either
