@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway import journal_cli
+from gateway import journal_cli, status_cli
 from gateway.config import GatewayConfig, load_config
 from gateway.daemon import run_gateway
 from gateway.logs import configure_logging
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     check_file = check_sub.add_parser("check", help="validate a config file and report every problem")
     check_file.add_argument("file", type=Path)
     journal_cli.add_parser(sub)
+    status_cli.add_parsers(sub)
     args = parser.parse_args(argv)
 
     path: Path | None = getattr(args, "config", None) or getattr(args, "file", None)
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "journal":
             return journal_cli.run(args, config)
         assert config is not None
+        if args.command in ("status", "devices"):
+            return status_cli.run(args, config)
         if args.command == "config":
             print(f"{path}: OK (terminal {config.terminal.terminal_id}, {len(config.devices)} device(s))")
             return 0
