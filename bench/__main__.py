@@ -9,10 +9,20 @@ import argparse
 import asyncio
 import json
 import platform
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import ingest_bench, journal_bench, pay_latency, pricing_bench, sale_commit, scan_latency, tap_latency
+from bench import (
+    ingest_bench,
+    journal_bench,
+    ops_bench,
+    pay_latency,
+    pricing_bench,
+    sale_commit,
+    scan_latency,
+    tap_latency,
+)
 from bench.environment import rig
 from bench.stats import line
 
@@ -46,6 +56,10 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
     print("\nledger ingest (the reference ledger as a process, embedded SQLite)")
     ingest = await ingest_bench.run()
     ingest_bench.report(ingest)
+    print("\nrunning the daemon: every device kind configured, payments and MQTT")
+    with tempfile.TemporaryDirectory(prefix="posgw-ops-bench-") as ops_dir:
+        ops = await ops_bench.run(Path(ops_dir))
+    ops_bench.report(ops)
     print("\npricing, 10,000 baskets (pure function, one core)")
     pricing = pricing_bench.run()
     pricing_bench.report(pricing)
@@ -53,6 +67,7 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
         "pricing": pricing,
         "pay": pay,
         "ingest": ingest,
+        "ops": ops,
         "journal": journal,
         "journal_on_2ms_fsync": slow_disk,
         "machine": platform.platform(),
