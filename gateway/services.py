@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ class Services:
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
     mqtt: MqttLink | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=10))
     _card_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
@@ -81,6 +84,7 @@ class Services:
         svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)
         svc.supervisors = [DeviceSupervisor(d.device, svc.on_device_event) for d in config.devices]
         hub.listeners.append(svc.metrics.observe)
+        hub.listeners.append(svc._remember_errors)
         if config.mqtt is not None:
             svc.mqtt = MqttLink(
                 config.mqtt,
@@ -92,6 +96,17 @@ class Services:
                 directory.revoke_coupons,
             )
         return svc
+
+    def _remember_errors(self, event: dict[str, Any]) -> None:
+        """The last few problems, for the status page (alerts, sync failures, device errors)."""
+        at = time.strftime("%H:%M:%S", time.localtime(event["at"]))
+        if event["type"] == "alert":
+            self.recent_errors.appendleft(f"{at} {event.get('code')}: {event.get('message')}")
+        elif event["type"] in ("sync", "device") and event.get("error"):
+            self.recent_errors.appendleft(f"{at} {event.get('device', 'ledger')}: {event['error']}")
+
+    async def status_page(self) -> dict[str, Any]:
+        return {**(await self.status()), "recent_errors": list(self.recent_errors)}
 
     async def readiness(self) -> tuple[bool, list[dict[str, Any]]]:
         """Can this till take a sale now, and what is degraded: (ready, checks with reasons).

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from prometheus_client import Histogram
 
+from gateway.api import status_page
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view, sale_view
 from gateway.checkout import CompletedSale
@@ -301,6 +302,8 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/status", status_page.page)
+    app.router.add_get("/status/ws", status_page.status_socket(svc))
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/baskets", create_basket)
     app.router.add_get("/v1/baskets/{basket_id}", get_basket)
