@@ -13,8 +13,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from protocols.errors import RetryableError
+
 QUEUE_SIZE = 1000
+MAX_SUBSCRIBERS = 32  # event streams at once: a flood of connections gets a clear refusal, memory stays bounded
 Event = dict[str, Any]
+
+
+class TooManySubscribersError(RetryableError):
+    """Every event stream slot is taken."""
+
+    code = "too-many-streams"
 
 
 class EventHub:
@@ -39,8 +48,15 @@ class EventHub:
             else:
                 queue.put_nowait(event)
 
+    def check_room(self) -> None:
+        if len(self._subscribers) >= MAX_SUBSCRIBERS:
+            raise TooManySubscribersError(
+                f"{MAX_SUBSCRIBERS} event streams are open already; close one (or reconnect later)"
+            )
+
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event | None]]:
+        self.check_room()
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE + 2)
         self._subscribers.add(queue)
         try:

@@ -261,6 +261,7 @@ async def scan(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.WebSocketResponse:
     svc = request.app[SERVICES]
+    svc.hub.check_room()  # refused with a problem before the upgrade, not after
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     async with svc.hub.subscribe() as queue:

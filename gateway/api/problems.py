@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from gateway import errors as gw
+from gateway.events import TooManySubscribersError
 from offline_queue.errors import (
     CouponAlreadyRedeemedError,
     IdempotencyConflictError,
@@ -50,6 +51,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (JournalError, 503),
     (gw.RulesUnavailableError, 503),
     (gw.DrainingError, 503),
+    (TooManySubscribersError, 503),
 ]
 
 

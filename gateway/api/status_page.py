@@ -89,6 +89,7 @@ async def page(request: web.Request) -> web.Response:
 
 def status_socket(services: Services) -> Any:
     async def socket(request: web.Request) -> web.WebSocketResponse:
+        services.hub.check_room()
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         async with services.hub.subscribe() as events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.events import MAX_SUBSCRIBERS
 from ledger.issuer import load_or_create_key
 from protocols.tokens import TokenClaims, key_id, sign_token
 from simulators.pos_client import ApiProblemError, PosClient
@@ -127,3 +129,34 @@ async def test_websocket_needs_the_token(tmp_path: Path, tokens: dict[str, str])
         await pos.call("POST", "/v1/scans", {"data": "6901234567892"})
         event = await pos.next_event("scan")
         assert (event["kind"], event["device"]) == ("product", "keyboard")
+
+
+async def test_unknown_paths_wrong_methods_and_a_flood_of_event_streams(tmp_path: Path, tokens: dict[str, str]) -> None:
+    config = gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens)
+    async with running_gateway(config) as (gw, pos):
+        base = f"http://127.0.0.1:{gw.port}"
+        auth = {"Authorization": f"Bearer {tokens['api']}"}
+        async with aiohttp.ClientSession(headers=auth) as http:
+            async with http.get(f"{base}/v1/nothing-here") as r:
+                assert (r.status, r.content_type) == (404, "application/problem+json")
+            async with http.delete(f"{base}/v1/status") as r:
+                assert (r.status, r.content_type) == (405, "application/problem+json")
+            streams = [await http.ws_connect(f"{base}/v1/events") for _ in range(MAX_SUBSCRIBERS)]
+            try:
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(f"{base}/v1/events")
+                assert refused.value.status == 503
+                basket = (await pos.new_basket())["basket_id"]  # the till is not affected
+                await pos.add_line(basket, sku="X", unit_price=100)
+                assert (await pos.complete_cash(basket, 100))["record"]["seq"] == 1
+            finally:
+                for ws in streams:
+                    await ws.close()
+            for _ in range(100):  # the server notices the closes a moment later: then a slot is free again
+                try:
+                    again = await http.ws_connect(f"{base}/v1/events")
+                    break
+                except aiohttp.WSServerHandshakeError:
+                    await asyncio.sleep(0.02)
+            assert (await again.receive_json())["type"] == "hello"
+            await again.close()
