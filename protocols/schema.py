@@ -127,6 +127,9 @@ class Fields:
         value = self._get(key, default, "an integer")
         if isinstance(value, _Missing):
             return 0
+        # JSON has one number type: 25.0 is the integer 25 (exactly, below 2**53); 25.5 is not.
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             self.problems.add(self._key(key), f"expected an integer, got {_type_name(value)}")
             return 0

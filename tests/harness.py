@@ -120,6 +120,7 @@ def gateway_config(
     terminal_id: str = "T-TEST-01",
     payments: dict[str, object] | None = None,
     mqtt: dict[str, object] | None = None,
+    max_body_bytes: int = 4096,
     **ledger: object,
 ) -> GatewayConfig:
     devices: list[dict[str, object]] = []
@@ -132,7 +133,7 @@ def gateway_config(
     data = {
         "state_dir": str(state_dir),
         "terminal": {"id": terminal_id, "store_id": "S-1", "merchant_id": "M-BAKERY"},
-        "api": {"port": 0, "max_body_bytes": 4096},
+        "api": {"port": 0, "max_body_bytes": max_body_bytes},
         "ledger": {"url": ledger_url, "timeout": 1.0, "sync_interval": 0.2, **ledger},
         "logging": {"level": "warning"},
         "devices": devices,

@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import Histogram
 
 from gateway.api import status_page
+from gateway.api.openapi import DOCUMENT as OPENAPI
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view, sale_view
 from gateway.checkout import CompletedSale
@@ -91,6 +92,10 @@ def _timing_middleware(observe: Histogram) -> Any:
             observe.labels(request.method, route, str(status)).observe(time.perf_counter() - started)
 
     return timing
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -303,6 +308,7 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/status", status_page.page)
     app.router.add_get("/status/ws", status_page.status_socket(svc))
     app.router.add_get("/v1/status", status)

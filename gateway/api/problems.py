@@ -37,7 +37,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (SchemaError, 422),
     (TokenError, 422),
     (CodeError, 422),
-    (gw.UnknownMemberError, 422),
+    (gw.UnknownMemberError, 404),  # nobody behind that card, code or phone number: not found
     (gw.MemberRefusedError, 422),
     (gw.TenderError, 422),
     (gw.PaymentCodeError, 422),
@@ -89,7 +89,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        return problem(err.status, "http", err.reason, err.text or err.reason)
+        response = problem(err.status, "http", err.reason, err.text or err.reason)
+        if "Allow" in err.headers:  # a 405 says which methods the path takes (RFC 9110)
+            response.headers["Allow"] = err.headers["Allow"]
+        return response
     except Exception:  # an unexpected bug answers 500 and is logged, the daemon keeps running
         log.exception("api_unhandled", path=request.path)
         return problem(500, "internal", "Internal error", "the gateway hit an unexpected error; it was logged")

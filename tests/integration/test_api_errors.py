@@ -105,7 +105,7 @@ async def test_member_token_errors(tmp_path: Path, tokens: dict[str, str], ledge
         )
         assert (await attach("PM1.bm90IGpzb24.c2ln"))[1]["type"] == "urn:posgw:problem:token-malformed"
         status, body = await attach(token("M7777"))
-        assert (status, body["type"]) == (422, "urn:posgw:problem:unknown-member")
+        assert (status, body["type"]) == (404, "urn:posgw:problem:unknown-member")
         status, body = await attach(token("M0099"))
         assert body["type"] == "urn:posgw:problem:member-refused"
         assert "frozen" in str(body["detail"])

@@ -1,0 +1,234 @@
+"""The local API described as OpenAPI 3.1, served at ``GET /openapi.json``.
+
+Built from a few helpers so that it stays short and in step with the
+handlers' checks; ``tests/integration/test_openapi.py`` holds the code to it
+(every route documented, every documented route served) and runs
+schemathesis against a live daemon.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+KEY_PATTERN = "^[A-Za-z0-9_.:-]{8,128}$"
+
+_problem = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "problems": {"type": "array", "items": {"type": "string"}},
+        "retryable": {"type": "boolean"},
+    },
+}
+_object = {"type": "object"}
+_basket_id = {"name": "basket_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+_key = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "pattern": KEY_PATTERN},
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"description": "a problem document", "content": {PROBLEM: {"schema": _problem}}} for s in statuses}
+
+
+def _ok(status: int = 200, description: str = "done", schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {str(status): {"description": description, "content": {JSON: {"schema": schema or _object}}}}
+
+
+def _body(properties: dict[str, Any], required: list[str], one_of: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    if one_of:  # exactly one of these keys
+        schema["oneOf"] = [{"required": [k]} for k in one_of]
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    secured: dict[str, Any] = {"security": [{"bearer": []}]}
+    return {"summary": summary, **secured, "responses": responses, **extra}
+
+
+_common = _errors(400, 401, 404, 409, 413, 422, 503)
+_money = {"type": "integer", "minimum": 0, "maximum": 10**10}
+_tenders = {
+    "type": "array",
+    "maxItems": 20,
+    "items": {
+        "type": "object",
+        "properties": {"kind": {"const": "cash"}, "amount": _money},
+        "required": ["kind", "amount"],
+        "additionalProperties": False,
+    },
+}
+_txn = {"type": "string", "pattern": "^[0-9a-f-]{36}$"}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "posgw local API", "version": "1", "description": "See docs/api.md."},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "paths": {
+        "/healthz": {"get": {"summary": "alive", "responses": _ok()}},
+        "/readyz": {"get": {"summary": "ready for a sale?", "responses": {**_ok(), **_ok(503, "not ready")}}},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {"description": "text", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+        "/status": {
+            "get": {
+                "summary": "the status page",
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            }
+        },
+        "/v1/status": {"get": _op("the daemon's status", {**_ok(), **_errors(401)})},
+        "/v1/baskets": {"post": _op("start a basket", {**_ok(201), **_errors(401, 409, 503)})},
+        "/v1/baskets/{basket_id}": {
+            "get": _op("a basket, priced now", {**_ok(), **_errors(401, 404)}, parameters=[_basket_id])
+        },
+        "/v1/baskets/{basket_id}/price": {
+            "post": _op("a basket, priced now", {**_ok(), **_errors(401, 404)}, parameters=[_basket_id])
+        },
+        "/v1/baskets/{basket_id}/lines": {
+            "post": _op(
+                "add a line",
+                {**_ok(201), **_common},
+                parameters=[_basket_id],
+                requestBody=_body(
+                    {
+                        "sku": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,64}$"},
+                        "name": {"type": "string", "maxLength": 200},
+                        "category": {"type": "string", "maxLength": 64},
+                        "quantity": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                        "unit_price": _money,
+                    },
+                    ["sku", "unit_price"],
+                ),
+            )
+        },
+        "/v1/baskets/{basket_id}/member": {
+            "post": _op(
+                "identify the member (a member code or a phone number)",
+                {**_ok(), **_common},
+                parameters=[_basket_id],
+                requestBody=_body(
+                    {
+                        "token": {"type": "string", "minLength": 1, "maxLength": 1024},
+                        # A mainland mobile number, spaces, dashes, brackets and +86 allowed (protocols/phone.py).
+                        "phone": {
+                            "type": "string",
+                            "pattern": "^[ ()-]*(\\+86|0086)?[ ()-]*1[ ()-]*[3-9]([ ()-]*[0-9]){9}[ ()-]*$",
+                            "maxLength": 32,
+                        },
+                    },
+                    [],
+                    one_of=("token", "phone"),
+                ),
+            )
+        },
+        "/v1/baskets/{basket_id}/coupons": {
+            "post": _op(
+                "hold a coupon",
+                {**_ok(), **_common},
+                parameters=[_basket_id],
+                requestBody=_body({"token": {"type": "string", "minLength": 1, "maxLength": 1024}}, ["token"]),
+            )
+        },
+        "/v1/baskets/{basket_id}/points": {
+            "post": _op(
+                "spend points",
+                {**_ok(), **_common},
+                parameters=[_basket_id],
+                requestBody=_body({"points": {"type": "integer", "minimum": 0, "maximum": 10**9}}, ["points"]),
+            )
+        },
+        "/v1/baskets/{basket_id}/payments": {
+            "post": _op(
+                "take a payment (a scanned code, or the card terminal)",
+                {**_ok(201), **_ok(200, "the same payment again"), **_common},
+                parameters=[_basket_id, _key],
+                requestBody=_body(
+                    {
+                        "code": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,1024}$"},
+                        "method": {"const": "card"},
+                        "amount": {"type": "integer", "minimum": 1, "maximum": 10**10},
+                    },
+                    [],
+                    one_of=("code", "method"),
+                ),
+            )
+        },
+        "/v1/baskets/{basket_id}/cancel": {
+            "post": _op("give the basket up, payments given back", {**_ok(), **_common}, parameters=[_basket_id])
+        },
+        "/v1/baskets/{basket_id}/complete": {
+            "post": _op(
+                "complete the sale",
+                {**_ok(201), **_ok(200, "the same sale again"), **_common, **_errors(507)},
+                parameters=[_basket_id, _key],
+                requestBody=_body(
+                    {"tenders": _tenders, "receipt_phone": {"type": "string", "pattern": "^1[3-9][0-9]{9}$"}}, []
+                ),
+            )
+        },
+        "/v1/scans": {
+            "post": _op(
+                "a code typed by the cashier, routed like a scan",
+                {**_ok(), **_common},
+                requestBody=_body({"data": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,1024}$"}}, ["data"]),
+            )
+        },
+        "/v1/refunds": {
+            "post": _op(
+                "refund a sale, in full or by line",
+                {**_ok(201), **_ok(200, "the same refund again"), **_common, **_errors(507)},
+                parameters=[_key],
+                requestBody=_body(
+                    {
+                        "txn_id": _txn,
+                        "lines": {
+                            "type": "array",
+                            "maxItems": 500,
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "line": {"type": "integer", "minimum": 1, "maximum": 500},
+                                    "quantity": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                                },
+                                "required": ["line", "quantity"],
+                                "additionalProperties": False,
+                            },
+                        },
+                    },
+                    ["txn_id"],
+                ),
+            )
+        },
+        "/v1/voids": {
+            "post": _op(
+                "void a sale of today",
+                {**_ok(201), **_ok(200, "the same void again"), **_common, **_errors(507)},
+                parameters=[_key],
+                requestBody=_body({"txn_id": _txn}, ["txn_id"]),
+            )
+        },
+    },
+}
+
+# WebSockets are outside OpenAPI; these routes are documented in docs/api.md instead.
+NOT_DESCRIBED = ("/v1/events", "/status/ws", "/openapi.json")
