@@ -21,6 +21,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.notices import NoticePublisher
+from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.store import LedgerStore
 from ledger.wallet import HOLD_TTL
 from protocols.errors import GatewayError, SchemaError
@@ -84,6 +85,20 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return problem(413, "too-large", "batch too large")
     except web.HTTPBadRequest as err:
         return problem(400, "bad-json", err.text or "bad request")
+    except web.HTTPException as err:  # the router's 404 and 405, as problem documents
+        if err.status < 400:
+            raise
+        response = problem(err.status, "http", err.reason)
+        if "Allow" in err.headers:
+            response.headers["Allow"] = err.headers["Allow"]
+        return response
+    except Exception:  # a bug answers 500 and is logged; the ledger keeps serving
+        log.exception("ledger_unhandled", path=request.path)
+        return problem(500, "internal", "the ledger hit an unexpected error; it was logged")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -99,12 +114,22 @@ async def members(request: web.Request) -> web.Response:
     """The member snapshot; ``?since=<version>`` gives only what changed after that version (a delta)."""
     svc = request.app[SERVICE]
     try:
-        since = max(0, int(request.query.get("since", "0")))
+        since = int(request.query.get("since", "0"))
+        if not 0 <= since < 2**62:  # a revision; beyond that SQLite cannot even compare it
+            raise ValueError(since)
     except ValueError:
-        return problem(400, "bad-request", "since must be a whole number")
+        return problem(400, "bad-request", "since must be a whole number, 0 or more")
     version, entries = await svc.store.members(since)
     snapshot = {"version": version, "full": since == 0, "members": [m.to_wire() for m in entries]}
     return web.json_response(sign_members(snapshot, svc.issuer))
+
+
+def _param(request: web.Request, name: str) -> str:
+    """A path parameter that must be an id (``A-Za-z0-9_.:-``, 1-64): anything else is a 422, not a lookup."""
+    value = request.match_info[name]
+    if not re.fullmatch(ID_PATTERN, value):
+        raise SchemaError(f"path {name}", [f"{name}: {value[:32]!r} is not an id ({ID_PATTERN})"])
+    return value
 
 
 async def _json(request: web.Request) -> object:
@@ -146,7 +171,7 @@ async def _one_field(request: web.Request, what: str, name: str, pattern: str) -
 async def terminal_key(request: web.Request) -> web.Response:
     """A terminal registers the Ed25519 key its journal records are signed with."""
     key = await _one_field(request, "terminal key", "public_key", r"[A-Za-z0-9_-]{43}")
-    terminal_id = request.match_info["terminal_id"]
+    terminal_id = _param(request, "terminal_id")
     if not await request.app[SERVICE].store.register_terminal_key(terminal_id, key):
         log.error("terminal_key_mismatch", terminal=terminal_id)
         return problem(409, "terminal-key-conflict", "this terminal already has another key; an operator must reset it")
@@ -155,7 +180,7 @@ async def terminal_key(request: web.Request) -> web.Response:
 
 async def terminal_records(request: web.Request) -> web.Response:
     """Every record the ledger holds from one terminal, in seq order (reconciliation, audits)."""
-    records = await request.app[SERVICE].store.terminal_records(request.match_info["terminal_id"])
+    records = await request.app[SERVICE].store.terminal_records(_param(request, "terminal_id"))
     return web.json_response({"records": records})
 
 
@@ -170,7 +195,7 @@ async def identifier(request: web.Request) -> web.Response:
 async def member_qr(request: web.Request) -> web.Response:
     """Issue a fresh member QR code (``?kind=wallet``: a wallet pay code) for the member app to show."""
     svc = request.app[SERVICE]
-    member_id = request.match_info["member_id"]
+    member_id = _param(request, "member_id")
     if await svc.store.member_account(member_id) is None:
         return problem(404, "unknown-member", f"no member {member_id}")
     prefix = "PW1." if request.query.get("kind") == "wallet" else "PM1."
@@ -191,15 +216,15 @@ async def add_identifier(request: web.Request) -> web.Response:
     if ident.startswith("payer:"):  # kept, and sent to terminals, only as its salted hash
         _, wallet, payer = ident.split(":", 2)
         ident = payer_identifier(wallet, payer, b64url_decode(request.app[SERVICE].store.get_meta("phone_salt")))
-    if not await request.app[SERVICE].store.add_identifier(request.match_info["member_id"], ident):
+    if not await request.app[SERVICE].store.add_identifier(_param(request, "member_id"), ident):
         return problem(404, "unknown-member", "no such member")
-    return web.json_response({"member_id": request.match_info["member_id"], "identifier": ident}, status=201)
+    return web.json_response({"member_id": _param(request, "member_id"), "identifier": ident}, status=201)
 
 
 async def member_coupon(request: web.Request) -> web.Response:
     """Issue a coupon to a member: ``{"coupon_id": "C-20-OFF-200"}`` → a ``CP1.`` token."""
     svc = request.app[SERVICE]
-    member_id = request.match_info["member_id"]
+    member_id = _param(request, "member_id")
     coupon_id = await _one_field(request, "coupon", "coupon_id", r"[A-Za-z0-9_.-]{1,64}")
     definition = svc.rulebook.coupons.get(coupon_id)
     if definition is None:
@@ -239,7 +264,7 @@ async def reserve(request: web.Request) -> web.Response:
 
 
 async def release(request: web.Request) -> web.Response:
-    await request.app[SERVICE].store.release(request.match_info["reservation"])
+    await request.app[SERVICE].store.release(_param(request, "reservation"))
     return web.json_response({"released": True})
 
 
@@ -260,11 +285,11 @@ async def wallet_hold(request: web.Request) -> web.Response:
 
 async def wallet_hold_state(request: web.Request) -> web.Response:
     """``held``, ``spent`` (its sale arrived) or ``none``."""
-    return web.json_response({"state": await request.app[SERVICE].store.wallet_hold_state(request.match_info["ref"])})
+    return web.json_response({"state": await request.app[SERVICE].store.wallet_hold_state(_param(request, "ref"))})
 
 
 async def wallet_release(request: web.Request) -> web.Response:
-    await request.app[SERVICE].store.release_wallet(request.match_info["ref"])
+    await request.app[SERVICE].store.release_wallet(_param(request, "ref"))
     return web.json_response({"released": True})
 
 
@@ -286,7 +311,7 @@ async def conflicts(request: web.Request) -> web.Response:
 
 
 async def member_account(request: web.Request) -> web.Response:
-    account = await request.app[SERVICE].store.member_account(request.match_info["member_id"])
+    account = await request.app[SERVICE].store.member_account(_param(request, "member_id"))
     if account is None:
         return problem(404, "unknown-member", "no such member")
     return web.json_response(account)
@@ -318,6 +343,7 @@ def build_app(svc: LedgerService) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BATCH_BYTES)
     app[SERVICE] = svc
     app.router.add_get("/healthz", health)
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/v1/rulebook", rulebook)
     app.router.add_get("/v1/members", members)
     app.router.add_post("/v1/sync/batch", sync_batch)
