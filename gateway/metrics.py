@@ -29,7 +29,9 @@ class Metrics:
         self.payments = Counter(
             "posgw_payments", "Payments ended, by wallet and outcome", ["wallet", "outcome"], registry=r
         )
-        self.sync_errors = Counter("posgw_sync_errors", "Sync rounds that failed", registry=r)
+        self.baskets = Counter("posgw_baskets", "Baskets started", registry=r)
+        self.ledger_lost = Counter("posgw_ledger_lost", "Times the ledger went out of reach", registry=r)
+        self.last_sync = Gauge("posgw_last_sync_timestamp_seconds", "When records last reached the ledger", registry=r)
         self.alerts = Counter("posgw_alerts", "Alerts raised, by code", ["code"], registry=r)
         self.device_state = Gauge(
             "posgw_device_state", "1 for each device's current state", ["device", "state"], registry=r
@@ -61,10 +63,14 @@ class Metrics:
             self.records.labels(kind).inc()
         elif kind == "payment" and "outcome" in event:
             self.payments.labels(str(event.get("wallet")), str(event["outcome"])).inc()
+        elif kind == "basket" and event.get("state") == "open":
+            self.baskets.inc()
         elif kind == "sync":
             self.ledger_online.set(1 if event.get("online") else 0)
             if event.get("error"):
-                self.sync_errors.inc()
+                self.ledger_lost.inc()
+            if event.get("synced"):
+                self.last_sync.set(float(event["at"]))
         elif kind == "alert":
             self.alerts.labels(str(event.get("code"))).inc()
         elif kind == "device":

@@ -48,6 +48,8 @@ async def test_metrics_count_what_the_till_does(
     assert status == 200
     assert sample(text, "posgw_scans_total", kind="product") == 1
     assert sample(text, "posgw_records_total", kind="sale") == 1
+    assert sample(text, "posgw_baskets_total") == 1
+    assert sample(text, "posgw_last_sync_timestamp_seconds") > 1.7e9  # the sale reached the ledger
     assert sample(text, "posgw_device_state", device="scanner", state="idle") == 1
     assert sample(text, "posgw_journal_pending") == 0
     assert sample(text, "posgw_ledger_online") == 1
