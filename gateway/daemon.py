@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway import systemd
 from gateway.api.app import build_app
 from gateway.config import GatewayConfig
+from gateway.reload import reload
 from gateway.services import Services
 from protocols.errors import GatewayError
 
@@ -35,6 +36,10 @@ class Gateway:
 
     def request_stop(self) -> None:
         self.stopping.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP: the safe parts of the config file take effect now (``gateway/reload.py``)."""
+        self.config = reload(self.services, self.config)
 
     async def run(self) -> None:
         svc = self.services
@@ -107,4 +112,5 @@ async def run_gateway(config: GatewayConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gateway.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
     await gateway.run()
