@@ -9,29 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-JSON = "application/json"
-PROBLEM = "application/problem+json"
+from protocols.openapi_parts import JSON, errors, ok
+
 _ID = "^[A-Za-z0-9_.:-]{1,64}$"
-
-_problem = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "problems": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"description": "a problem document", "content": {PROBLEM: {"schema": _problem}}} for s in statuses}
-
-
-def _ok(status: int = 200) -> dict[str, Any]:
-    return {str(status): {"description": "done", "content": {JSON: {"schema": {"type": "object"}}}}}
 
 
 def _path(name: str, pattern: str = _ID) -> dict[str, Any]:
@@ -44,11 +24,11 @@ def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 
 def _op(role: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    answers = {**responses, **_errors(400, 401, 422)}
+    answers = {**responses, **errors(400, 401, 422)}
     return {"summary": summary, "security": [{role: []}], "responses": answers, **extra}
 
 
-_common = _errors(404, 409, 413, 422)
+_common = errors(404, 409, 413, 422)
 _points = {"type": "integer", "minimum": 1, "maximum": 10**9}
 _fen = {"type": "integer", "minimum": 1, "maximum": 10**10}
 
@@ -62,13 +42,13 @@ DOCUMENT: dict[str, Any] = {
         }
     },
     "paths": {
-        "/healthz": {"get": {"summary": "alive", "responses": _ok()}},
-        "/v1/rulebook": {"get": _op("terminal", "the signed rulebook", _ok())},
+        "/healthz": {"get": {"summary": "alive", "responses": ok()}},
+        "/v1/rulebook": {"get": _op("terminal", "the signed rulebook", ok())},
         "/v1/members": {
             "get": _op(
                 "terminal",
                 "the signed member snapshot, or the changes after a revision",
-                _ok(),
+                ok(),
                 parameters=[
                     {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1}}
                 ],
@@ -78,7 +58,7 @@ DOCUMENT: dict[str, Any] = {
             "post": _op(
                 "terminal",
                 "a batch of signed records (≤ 200)",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 requestBody=_body(
                     {
                         "terminal_id": {"type": "string", "pattern": _ID},
@@ -90,26 +70,26 @@ DOCUMENT: dict[str, Any] = {
         },
         "/v1/identifiers/{identifier}": {
             "get": _op(
-                "terminal", "the member behind an identifier", {**_ok(), **_common}, parameters=[_path("identifier")]
+                "terminal", "the member behind an identifier", {**ok(), **_common}, parameters=[_path("identifier")]
             )
         },
         "/v1/terminals/{terminal_id}/key": {
             "put": _op(
                 "terminal",
                 "register a terminal's journal key (first key wins)",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 parameters=[_path("terminal_id")],
                 requestBody=_body({"public_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}}, ["public_key"]),
             )
         },
         "/v1/terminals/{terminal_id}/transactions": {
-            "get": _op("terminal", "what the ledger holds of a terminal", _ok(), parameters=[_path("terminal_id")])
+            "get": _op("terminal", "what the ledger holds of a terminal", ok(), parameters=[_path("terminal_id")])
         },
         "/v1/reservations": {
             "post": _op(
                 "terminal",
                 "hold points for a sale",
-                {**_ok(201), **_common},
+                {**ok(201), **_common},
                 requestBody=_body(
                     {
                         "member_id": {"type": "string", "maxLength": 64},
@@ -122,13 +102,13 @@ DOCUMENT: dict[str, Any] = {
             )
         },
         "/v1/reservations/{reservation}": {
-            "delete": _op("terminal", "let a points hold go", _ok(), parameters=[_path("reservation")])
+            "delete": _op("terminal", "let a points hold go", ok(), parameters=[_path("reservation")])
         },
         "/v1/wallet/holds": {
             "post": _op(
                 "terminal",
                 "hold stored value for a payment",
-                {**_ok(201), **_common},
+                {**ok(201), **_common},
                 requestBody=_body(
                     {
                         "member_id": {"type": "string", "maxLength": 64},
@@ -141,14 +121,14 @@ DOCUMENT: dict[str, Any] = {
             )
         },
         "/v1/wallet/holds/{ref}": {
-            "get": _op("terminal", "a hold's state", _ok(), parameters=[_path("ref")]),
-            "delete": _op("terminal", "let a stored-value hold go", _ok(), parameters=[_path("ref")]),
+            "get": _op("terminal", "a hold's state", ok(), parameters=[_path("ref")]),
+            "delete": _op("terminal", "let a stored-value hold go", ok(), parameters=[_path("ref")]),
         },
         "/v1/members/{member_id}/qr": {
             "post": _op(
                 "app",
                 "a fresh member code (?kind=wallet: a wallet pay code)",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 parameters=[
                     _path("member_id"),
                     {"name": "kind", "in": "query", "schema": {"type": "string", "enum": ["member", "wallet"]}},
@@ -156,13 +136,13 @@ DOCUMENT: dict[str, Any] = {
             )
         },
         "/v1/members/{member_id}": {
-            "get": _op("app", "a member's balances", {**_ok(), **_common}, parameters=[_path("member_id")])
+            "get": _op("app", "a member's balances", {**ok(), **_common}, parameters=[_path("member_id")])
         },
         "/v1/members/{member_id}/identifiers": {
             "post": _op(
                 "app",
                 "register a card, or bind a wallet account",
-                {**_ok(201), **_common},
+                {**ok(201), **_common},
                 parameters=[_path("member_id")],
                 requestBody=_body({"identifier": {"type": "string", "maxLength": 80}}, ["identifier"]),
             )
@@ -171,19 +151,19 @@ DOCUMENT: dict[str, Any] = {
             "post": _op(
                 "app",
                 "issue a coupon to a member",
-                {**_ok(201), **_common},
+                {**ok(201), **_common},
                 parameters=[_path("member_id")],
                 requestBody=_body(
                     {"coupon_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}}, ["coupon_id"]
                 ),
             )
         },
-        "/v1/conflicts": {"get": _op("app", "sales with a conflict to settle", _ok())},
+        "/v1/conflicts": {"get": _op("app", "sales with a conflict to settle", ok())},
         "/v1/coupons/{coupon}/revoke": {
             "post": _op(
                 "app",
                 "withdraw a coupon copy",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 parameters=[_path("coupon", "^[A-Za-z0-9_.-]{1,64}:[0-9a-f]{16}$")],
             )
         },

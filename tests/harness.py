@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -213,3 +214,19 @@ async def post_batch(ledger: LedgerHandle, body: object, token: str | None = Non
     headers = {"Authorization": f"Bearer {token or ledger.tokens['ledger']}"}
     async with aiohttp.ClientSession(headers=headers) as http, http.post(f"{ledger.url}/v1/sync/batch", json=body) as r:
         return r.status, await r.json(content_type=None)
+
+
+def schemathesis_argv(openapi_url: str, token: str) -> list[str]:
+    """A deterministic schemathesis run against a live service, every check but one.
+
+    Not "schema-valid means accepted": a valid request may still be refused by
+    the business (a member code whose signature is not the ledger's, a basket
+    that does not exist, a short tender), which schemathesis cannot know.
+    """
+    return [
+        sys.executable, "-m", "schemathesis.cli", "run", openapi_url,
+        "-H", f"Authorization: Bearer {token}",
+        "--max-examples", "25", "--seed", "20261124", "--request-timeout", "10",
+        "--phases", "examples,coverage,fuzzing",
+        "--exclude-checks", "positive_data_acceptance",
+    ]  # fmt: skip

@@ -10,22 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-JSON = "application/json"
-PROBLEM = "application/problem+json"
+from protocols.openapi_parts import JSON, errors, ok
+
 KEY_PATTERN = "^[A-Za-z0-9_.:-]{8,128}$"
 
-_problem = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "problems": {"type": "array", "items": {"type": "string"}},
-        "retryable": {"type": "boolean"},
-    },
-}
 _object = {"type": "object"}
 _basket_id = {"name": "basket_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 _key = {
@@ -34,14 +22,6 @@ _key = {
     "required": True,
     "schema": {"type": "string", "pattern": KEY_PATTERN},
 }
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"description": "a problem document", "content": {PROBLEM: {"schema": _problem}}} for s in statuses}
-
-
-def _ok(status: int = 200, description: str = "done", schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {str(status): {"description": description, "content": {JSON: {"schema": schema or _object}}}}
 
 
 def _body(properties: dict[str, Any], required: list[str], one_of: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -61,7 +41,7 @@ def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]
     return {"summary": summary, **secured, "responses": responses, **extra}
 
 
-_common = _errors(400, 401, 404, 409, 413, 422, 503)
+_common = errors(400, 401, 404, 409, 413, 422, 503)
 _money = {"type": "integer", "minimum": 0, "maximum": 10**10}
 _tenders = {
     "type": "array",
@@ -80,8 +60,8 @@ DOCUMENT: dict[str, Any] = {
     "info": {"title": "posgw local API", "version": "1", "description": "See docs/api.md."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     "paths": {
-        "/healthz": {"get": {"summary": "alive", "responses": _ok()}},
-        "/readyz": {"get": {"summary": "ready for a sale?", "responses": {**_ok(), **_ok(503, "not ready")}}},
+        "/healthz": {"get": {"summary": "alive", "responses": ok()}},
+        "/readyz": {"get": {"summary": "ready for a sale?", "responses": {**ok(), **ok(503, "not ready")}}},
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
@@ -96,18 +76,18 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
             }
         },
-        "/v1/status": {"get": _op("the daemon's status", {**_ok(), **_errors(401)})},
-        "/v1/baskets": {"post": _op("start a basket", {**_ok(201), **_errors(401, 409, 503)})},
+        "/v1/status": {"get": _op("the daemon's status", {**ok(), **errors(401)})},
+        "/v1/baskets": {"post": _op("start a basket", {**ok(201), **errors(401, 409, 503)})},
         "/v1/baskets/{basket_id}": {
-            "get": _op("a basket, priced now", {**_ok(), **_errors(401, 404)}, parameters=[_basket_id])
+            "get": _op("a basket, priced now", {**ok(), **errors(401, 404)}, parameters=[_basket_id])
         },
         "/v1/baskets/{basket_id}/price": {
-            "post": _op("a basket, priced now", {**_ok(), **_errors(401, 404)}, parameters=[_basket_id])
+            "post": _op("a basket, priced now", {**ok(), **errors(401, 404)}, parameters=[_basket_id])
         },
         "/v1/baskets/{basket_id}/lines": {
             "post": _op(
                 "add a line",
-                {**_ok(201), **_common},
+                {**ok(201), **_common},
                 parameters=[_basket_id],
                 requestBody=_body(
                     {
@@ -124,7 +104,7 @@ DOCUMENT: dict[str, Any] = {
         "/v1/baskets/{basket_id}/member": {
             "post": _op(
                 "identify the member (a member code or a phone number)",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 parameters=[_basket_id],
                 requestBody=_body(
                     {
@@ -144,7 +124,7 @@ DOCUMENT: dict[str, Any] = {
         "/v1/baskets/{basket_id}/coupons": {
             "post": _op(
                 "hold a coupon",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 parameters=[_basket_id],
                 requestBody=_body({"token": {"type": "string", "minLength": 1, "maxLength": 1024}}, ["token"]),
             )
@@ -152,7 +132,7 @@ DOCUMENT: dict[str, Any] = {
         "/v1/baskets/{basket_id}/points": {
             "post": _op(
                 "spend points",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 parameters=[_basket_id],
                 requestBody=_body({"points": {"type": "integer", "minimum": 0, "maximum": 10**9}}, ["points"]),
             )
@@ -160,7 +140,7 @@ DOCUMENT: dict[str, Any] = {
         "/v1/baskets/{basket_id}/payments": {
             "post": _op(
                 "take a payment (a scanned code, or the card terminal)",
-                {**_ok(201), **_ok(200, "the same payment again"), **_common},
+                {**ok(201), **ok(200, "the same payment again"), **_common},
                 parameters=[_basket_id, _key],
                 requestBody=_body(
                     {
@@ -174,12 +154,12 @@ DOCUMENT: dict[str, Any] = {
             )
         },
         "/v1/baskets/{basket_id}/cancel": {
-            "post": _op("give the basket up, payments given back", {**_ok(), **_common}, parameters=[_basket_id])
+            "post": _op("give the basket up, payments given back", {**ok(), **_common}, parameters=[_basket_id])
         },
         "/v1/baskets/{basket_id}/complete": {
             "post": _op(
                 "complete the sale",
-                {**_ok(201), **_ok(200, "the same sale again"), **_common, **_errors(507)},
+                {**ok(201), **ok(200, "the same sale again"), **_common, **errors(507)},
                 parameters=[_basket_id, _key],
                 requestBody=_body(
                     {"tenders": _tenders, "receipt_phone": {"type": "string", "pattern": "^1[3-9][0-9]{9}$"}}, []
@@ -189,14 +169,14 @@ DOCUMENT: dict[str, Any] = {
         "/v1/scans": {
             "post": _op(
                 "a code typed by the cashier, routed like a scan",
-                {**_ok(), **_common},
+                {**ok(), **_common},
                 requestBody=_body({"data": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,1024}$"}}, ["data"]),
             )
         },
         "/v1/refunds": {
             "post": _op(
                 "refund a sale, in full or by line",
-                {**_ok(201), **_ok(200, "the same refund again"), **_common, **_errors(507)},
+                {**ok(201), **ok(200, "the same refund again"), **_common, **errors(507)},
                 parameters=[_key],
                 requestBody=_body(
                     {
@@ -222,7 +202,7 @@ DOCUMENT: dict[str, Any] = {
         "/v1/voids": {
             "post": _op(
                 "void a sale of today",
-                {**_ok(201), **_ok(200, "the same void again"), **_common, **_errors(507)},
+                {**ok(201), **ok(200, "the same void again"), **_common, **errors(507)},
                 parameters=[_key],
                 requestBody=_body({"txn_id": _txn}, ["txn_id"]),
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from ledger.app import LedgerService, build_app
 from ledger.openapi import DOCUMENT, NOT_DESCRIBED
 from ledger.store import LedgerStore
 from protocols.rulebook import Rulebook
-from tests.harness import LedgerHandle
+from tests.harness import LedgerHandle, schemathesis_argv
 
 pytestmark = [pytest.mark.ledger]
 
@@ -35,13 +34,6 @@ def test_every_route_is_described_and_every_description_is_served(tmp_path: Path
 
 @pytest.mark.parametrize("role", ["ledger", "app"])  # terminals' token, then the member app's
 async def test_schemathesis_finds_nothing_against_a_live_ledger(ledger: LedgerHandle, role: str) -> None:
-    argv = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{ledger.url}/openapi.json",
-        "-H", f"Authorization: Bearer {ledger.tokens[role]}",
-        "--max-examples", "25", "--seed", "20261124", "--request-timeout", "10",
-        "--phases", "examples,coverage,fuzzing",
-        # As for the gateway: business refusals of schema-valid requests are not failures.
-        "--exclude-checks", "positive_data_acceptance",
-    ]  # fmt: skip
+    argv = schemathesis_argv(f"{ledger.url}/openapi.json", ledger.tokens[role])
     result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-8000:]
