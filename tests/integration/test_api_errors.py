@@ -160,3 +160,23 @@ async def test_unknown_paths_wrong_methods_and_a_flood_of_event_streams(tmp_path
                     await asyncio.sleep(0.02)
             assert (await again.receive_json())["type"] == "hello"
             await again.close()
+
+
+async def test_slow_clients_do_not_hold_up_the_till(tmp_path: Path, tokens: dict[str, str]) -> None:
+    """Forty connections that send half a request and stall: the till sells on, the API answers."""
+    config = gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens)
+    async with running_gateway(config) as (gw, pos):
+        stalled = []
+        for _ in range(40):
+            _, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"POST /v1/baskets HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")  # and nothing more
+            await writer.drain()
+            stalled.append(writer)
+        try:
+            basket = (await pos.new_basket())["basket_id"]
+            await pos.add_line(basket, sku="X", unit_price=100)
+            assert (await pos.complete_cash(basket, 100))["record"]["seq"] == 1
+            assert (await pos.status())["journal"]["total"] == 1
+        finally:
+            for writer in stalled:
+                writer.close()
