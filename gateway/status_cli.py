@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +19,38 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     for name, text in (("status", "the running daemon at a glance"), ("devices", "the daemon's devices and states")):
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", type=Path, required=True, help="the daemon's TOML config file")
+        if name == "status":
+            p.add_argument(
+                "--wait-drained", action="store_true", help="follow the queue with a progress bar until it is empty"
+            )
 
 
 def run(args: argparse.Namespace, config: GatewayConfig) -> int:
     try:
+        if getattr(args, "wait_drained", False):
+            return asyncio.run(_follow_drain(config))
         status = asyncio.run(_fetch(config))
     except (aiohttp.ClientError, TimeoutError) as err:
         print(f"posgw: the daemon does not answer at {config.api.host}:{config.api.port} ({err})")
         return 1
     print(devices_table(status) if args.command == "devices" else status_text(status))
+    return 0
+
+
+async def _follow_drain(config: GatewayConfig, every_seconds: float = 0.5) -> int:
+    """A progress bar on stderr while the daemon syncs its backlog; 0 once the queue is empty."""
+    first = last = (await _fetch(config))["journal"]["pending"]
+    started = time.monotonic()
+    while last:
+        await asyncio.sleep(every_seconds)
+        status = await _fetch(config)
+        last = status["journal"]["pending"]
+        done = first - last if first else 0
+        rate = done / max(time.monotonic() - started, 1e-9)
+        bar = "#" * int(30 * done / first) if first else ""
+        ledger = "" if status["ledger"]["online"] else "  (ledger offline: waiting)"
+        print(f"\rdraining [{bar:<30}] {last:,} of {first:,} left, {rate:,.0f}/s{ledger}", end="", file=sys.stderr)
+    print(f"\rdrained: the queue is empty ({first:,} records synced)".ljust(80), file=sys.stderr)
     return 0
 
 

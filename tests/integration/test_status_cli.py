@@ -43,3 +43,26 @@ async def test_status_and_devices_read_as_tables(tmp_path: Path) -> None:
         assert devices.stdout.splitlines()[1].split() == ["scanner", "idle"]
     finally:
         stack.shutdown()
+
+
+async def test_following_a_backlog_drain_with_a_progress_bar(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path)
+    try:
+        stack.gateway.start()  # the ledger is not there yet: sales wait in the journal
+        await stack.gateway.wait_healthy()
+        async with stack.pos() as pos:
+            for _ in range(30):
+                basket = (await pos.new_basket())["basket_id"]
+                await pos.add_line(basket, sku="X1", unit_price=100)
+                await pos.complete_cash(basket, 100)
+            assert (await pos.status())["journal"]["pending"] == 30
+        following = asyncio.create_task(posgw(stack, "status", "--wait-drained"))
+        await asyncio.sleep(1.0)
+        stack.ledger.start()
+        await stack.ledger.wait_healthy()
+        done = await following
+        assert done.returncode == 0, done.stderr
+        assert "left" in done.stderr
+        assert "drained: the queue is empty (30 records synced)" in done.stderr
+    finally:
+        stack.shutdown()
