@@ -31,4 +31,4 @@ chaos: services
 	$(VENV)/python -m bench.chaos --kills 1000
 
 clean:
-	rm -rf .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results
+	rm -rf .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .schemathesis bench/results

@@ -7,12 +7,15 @@ for QR tokens on the customer's behalf) with the app token. Errors are
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import os
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +23,7 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.chain_check import seal_refusals
 from ledger.notices import NoticePublisher
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.store import LedgerStore
@@ -31,7 +35,7 @@ from protocols.records import ID_PATTERN
 from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import batch_from_wire, signed_bodies
-from protocols.tokens import TokenClaims, b64url_decode, key_id, public_key_from_text, sign_token
+from protocols.tokens import TokenClaims, b64url_decode, key_id, sign_token
 
 log = structlog.get_logger("posgw.ledger")
 
@@ -48,6 +52,8 @@ class LedgerService:
     terminal_token: str
     app_token: str | None
     notices: NoticePublisher | None = None  # MQTT news for terminals, when a broker is configured
+    # Worker processes for signature checks: Ed25519 holds the GIL, so threads would not help.
+    verifier: Executor | None = None
 
     @property
     def kid(self) -> str:
@@ -55,6 +61,7 @@ class LedgerService:
 
 
 SERVICE = web.AppKey("ledger", LedgerService)
+VERIFY_WORKERS = os.cpu_count() or 2
 
 
 def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
@@ -149,7 +156,10 @@ async def sync_batch(request: web.Request) -> web.Response:
         return problem(
             409, "terminal-key-unknown", f"register {terminal_id}'s journal key first (PUT /v1/terminals/…/key)"
         )
-    reply = await svc.store.ingest(terminal_id, records, signed_bodies(data), public_key_from_text(key_text))
+    key = b64url_decode(key_text)
+    items = [(r.prev_hash, r.hash, r.signature, body) for r, body in zip(records, signed_bodies(data), strict=True)]
+    seals = await _check_seals(svc.verifier, key, items)
+    reply = await svc.store.ingest(terminal_id, records, seals)
     accepted = sum(r.status == "accepted" for r in reply.results)
     if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
         svc.notices.members(await svc.store.member_revision())
@@ -158,6 +168,17 @@ async def sync_batch(request: web.Request) -> web.Response:
     if rejected or reply.gaps:
         log.warning("batch_problems", terminal=terminal_id, rejected=rejected, gaps=reply.gaps)
     return web.json_response(reply.to_wire())
+
+
+async def _check_seals(pool: Executor | None, key: bytes, items: list[tuple[str, str, str, bytes]]) -> list[str | None]:
+    """Every record's seal checked, in worker processes for a batch worth it, inline otherwise."""
+    if pool is None or len(items) < 32:
+        return seal_refusals(key, items)
+    loop = asyncio.get_running_loop()
+    size = -(-len(items) // VERIFY_WORKERS)
+    parts = [items[i : i + size] for i in range(0, len(items), size)]
+    answers = await asyncio.gather(*(loop.run_in_executor(pool, seal_refusals, key, part) for part in parts))
+    return [reason for part in answers for reason in part]
 
 
 async def _one_field(request: web.Request, what: str, name: str, pattern: str) -> str:

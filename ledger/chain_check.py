@@ -1,7 +1,8 @@
 """The ledger checks every terminal record's chain and signature before it counts.
 
 Each record must be signed by the key its terminal registered (first key
-wins), its hash must be ``SHA-256(prev_hash ‖ canonical body)`` of the body as
+wins; the signature checks run in worker processes, Ed25519 holding the GIL),
+its hash must be ``SHA-256(prev_hash ‖ canonical body)`` of the body as
 the terminal sent it, and it must link to the neighbours the ledger already
 holds: ``prev_hash`` equal to the hash of ``seq - 1`` (the genesis hash for
 ``seq`` 1), and ``seq + 1``, if held, linking to it. A record that fails is
@@ -28,10 +29,10 @@ def upgrade(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE transactions ADD COLUMN {name} TEXT")
 
 
-def refusal(conn: sqlite3.Connection, key: Ed25519PublicKey, r: TransactionRecord, body: bytes) -> str | None:
-    """Why this record may not count (its reason for the terminal), or None."""
+def seal_refusal(public_key: bytes, prev_hash: str, digest_hex: str, signature_hex: str, body: bytes) -> str | None:
+    """The record's own seal: its hash over the bytes sent, signed by the terminal's key (pure: runs in workers)."""
     try:
-        prev, digest, signature = bytes.fromhex(r.prev_hash), bytes.fromhex(r.hash), bytes.fromhex(r.signature)
+        prev, digest, signature = bytes.fromhex(prev_hash), bytes.fromhex(digest_hex), bytes.fromhex(signature_hex)
     except ValueError:
         return "unsigned: the record carries no chain fields"
     if not (prev and digest and signature):
@@ -39,9 +40,19 @@ def refusal(conn: sqlite3.Connection, key: Ed25519PublicKey, r: TransactionRecor
     if link(prev, body) != digest:
         return "edited: the content does not match its hash"
     try:
-        key.verify(signature, digest)
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, digest)
     except InvalidSignature:
         return "forged: the signature is not this terminal's registered key"
+    return None
+
+
+def seal_refusals(public_key: bytes, items: list[tuple[str, str, str, bytes]]) -> list[str | None]:
+    """:func:`seal_refusal` for many records (one call per worker task)."""
+    return [seal_refusal(public_key, *item) for item in items]
+
+
+def link_refusal(conn: sqlite3.Connection, r: TransactionRecord) -> str | None:
+    """Whether the record links to the neighbours the ledger already holds."""
     before = conn.execute(
         "SELECT hash FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq - 1)
     ).fetchone()

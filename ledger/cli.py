@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import signal
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
 from ledger import admin
-from ledger.app import LedgerService, build_app
+from ledger.app import VERIFY_WORKERS, LedgerService, build_app
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.issuer import load_or_create_key
 from ledger.notices import NoticePublisher, send_command
@@ -76,6 +78,8 @@ async def serve(svc: LedgerService, host: str, port: int) -> None:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     log.info("ledger_started", address=f"{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
+    # forkserver: worker processes are not forked from this (threaded) process.
+    svc.verifier = ProcessPoolExecutor(VERIFY_WORKERS, mp_context=multiprocessing.get_context("forkserver"))
     publisher = None
     if svc.notices is not None:
         svc.notices.rulebook(svc.rulebook.version)
@@ -92,6 +96,7 @@ async def serve(svc: LedgerService, host: str, port: int) -> None:
         if publisher is not None:
             publisher.cancel()
         await runner.cleanup()
+        svc.verifier.shutdown(cancel_futures=True)
         svc.store.close()
         log.info("ledger_stopped")
 

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from ledger import chain_check, postings, wallet
 from protocols.records import TransactionRecord
 from protocols.rulebook import MemberEntry
@@ -223,15 +221,13 @@ class LedgerStore:
 
     # -- sync ----------------------------------------------------------------
 
-    async def ingest(
-        self, terminal_id: str, records: list[TransactionRecord], bodies: list[bytes], key: Ed25519PublicKey
-    ) -> SyncReply:
-        """Apply a batch in one transaction; ``bodies`` are the records' canonical bytes as the terminal sent them."""
+    async def ingest(self, terminal_id: str, records: list[TransactionRecord], seals: list[str | None]) -> SyncReply:
+        """Apply a batch in one transaction; ``seals`` says, per record, why its own seal fails (None: it holds)."""
         now = datetime.now(UTC).isoformat()
 
         def ingest(conn: sqlite3.Connection) -> SyncReply:
             conn.execute("BEGIN IMMEDIATE")
-            results = [self._ingest_one(conn, r, body, key, now) for r, body in zip(records, bodies, strict=True)]
+            results = [self._ingest_one(conn, r, seal, now) for r, seal in zip(records, seals, strict=True)]
             conn.execute("INSERT OR IGNORE INTO terminals (terminal_id) VALUES (?)", (terminal_id,))
             (high,) = conn.execute("SELECT high_seq FROM terminals WHERE terminal_id = ?", (terminal_id,)).fetchone()
             while conn.execute(
@@ -246,16 +242,14 @@ class LedgerStore:
         return await self._run(ingest)
 
     @staticmethod
-    def _ingest_one(
-        conn: sqlite3.Connection, r: TransactionRecord, body: bytes, key: Ed25519PublicKey, now: str
-    ) -> SyncResult:
+    def _ingest_one(conn: sqlite3.Connection, r: TransactionRecord, seal: str | None, now: str) -> SyncResult:
         if conn.execute("SELECT 1 FROM transactions WHERE txn_id = ?", (r.txn_id,)).fetchone():
             return SyncResult(r.txn_id, r.seq, "duplicate")
         if conn.execute(
             "SELECT 1 FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq)
         ).fetchone():
             return SyncResult(r.txn_id, r.seq, "rejected", f"seq {r.seq} already holds another transaction")
-        if reason := chain_check.refusal(conn, key, r, body):
+        if reason := seal or chain_check.link_refusal(conn, r):
             return SyncResult(r.txn_id, r.seq, "rejected", reason)
         conn.execute(
             "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at, prev_hash, hash) "

@@ -309,7 +309,7 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/status", status_page.page)
+    app.router.add_get("/status", status_page.page(svc))
     app.router.add_get("/status/ws", status_page.status_socket(svc))
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/baskets", create_basket)

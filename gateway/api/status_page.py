@@ -1,6 +1,6 @@
 """The status page for store IT and the cashier: one small HTML page, live over a WebSocket.
 
-``GET /status`` serves the page; ``GET /status/ws`` pushes the daemon's
+``GET /status`` serves the page, already showing the current state; ``GET /status/ws`` pushes the daemon's
 status (the same document as ``/v1/status``, plus the recent errors) at once
 and again after every event, at most five times a second. Both are on the
 API's loopback address without the token: the status holds no personal data
@@ -83,8 +83,15 @@ connect();
 """
 
 
-async def page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html", headers={"Cache-Control": "no-store"})
+def page(services: Services) -> Any:
+    async def status_page(request: web.Request) -> web.Response:
+        # The page arrives already showing the state (no blank "connecting" moment); the socket keeps it live.
+        # "</" escaped so that no text in the status can close the script element.
+        initial = json.dumps(await services.status_page()).replace("</", "<\\/")
+        html = PAGE.replace("connect();\n</script>", f"render({initial});\nconnect();\n</script>")
+        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+    return status_page
 
 
 def status_socket(services: Services) -> Any:

@@ -10,6 +10,7 @@ import subprocess
 import zlib
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.harness import LedgerHandle, gateway_config, running_gateway
@@ -68,6 +69,8 @@ async def test_the_status_page_shows_the_till_live_and_the_offline_state(
     async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (gw, pos):
         await pos.wait_status(lambda s: s["ledger"]["online"])
         url = f"http://127.0.0.1:{gw.port}/status"
+        async with aiohttp.ClientSession() as http, http.get(url) as r:
+            assert '"terminal_id": "T-TEST-01"' in await r.text()  # it arrives showing the state, before the socket
         online = await asyncio.to_thread(chromium, "--dump-dom", url)
         assert "Ledger: online" in online.stdout, online.stderr[-2000:]
         assert "T-TEST-01" in online.stdout
