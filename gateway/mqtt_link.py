@@ -42,7 +42,6 @@ log = structlog.get_logger("posgw.mqtt")
 class MqttState:
     connected: bool = False
     last_error: str | None = None
-    notices: int = 0  # notices and commands acted on
 
 
 class MqttLink:
@@ -133,18 +132,14 @@ class MqttLink:
             if topic == rulebook_topic(mall):
                 if version_notice(payload) > self.versions()[0]:
                     self.refresh()
-                    self.state.notices += 1
             elif topic == members_topic(mall):
                 if version_notice(payload) > self.versions()[1]:
                     self.refresh()
-                    self.state.notices += 1
             elif topic == revoked_topic(mall):
                 self.revoked(revoked_instances(payload))
-                self.state.notices += 1
             elif topic == command_topic(mall, self.terminal_id):
                 what = command(payload)
                 log.info("mqtt_command", command=what)
                 (self.refresh if what == "refresh" else self.sync)()
-                self.state.notices += 1
         except ProtocolError as err:  # a bad message is logged and dropped: it can at most cause a fetch
             log.warning("mqtt_message_refused", topic=topic, error=str(err))

@@ -64,11 +64,6 @@ class PaymentIntent:
     txn_id: str | None = None  # the sale that used it
     detail: dict[str, str] = field(default_factory=dict)  # a card's scheme, masked PAN, authorisation
 
-    @property
-    def open(self) -> bool:
-        """May hold the customer's money without a sale to show for it."""
-        return self.txn_id is None and self.state in OPEN_STATES
-
 
 def _intent(row: Sequence[Any]) -> PaymentIntent:
     payment_id, basket_id, key, wallet, provider, hint, amount, currency, state, history, created, updated, *rest = row
@@ -177,12 +172,6 @@ class JournalPayments:
             )
 
         await self._write(update)
-
-    async def payment(self, payment_id: str) -> PaymentIntent | None:
-        def get(conn: sqlite3.Connection) -> PaymentIntent | None:
-            return next(iter(_select(conn, "payment_id = ?", (payment_id,))), None)
-
-        return await self._read(get)
 
     async def open_payments(self) -> list[PaymentIntent]:
         """Payments that may hold money with no sale to show for it, oldest first."""

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.config import GatewayConfig, parse_config
 from gateway.daemon import Gateway
 from ledger.issuer import load_or_create_key
+from ledger.reports import reconcile, totals_by_terminal
 from ledger.store import LedgerStore
 from protocols.chain import GENESIS, canonical, seal
 from protocols.records import TransactionRecord
@@ -230,3 +232,27 @@ def schemathesis_argv(openapi_url: str, token: str) -> list[str]:
         "--phases", "examples,coverage,fuzzing",
         "--exclude-checks", "positive_data_acceptance",
     ]  # fmt: skip
+
+
+@asynccontextmanager
+async def paying_gateway(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], url: str
+) -> AsyncIterator[PosClient]:
+    """An in-process gateway sending both wallets to the acquirer simulator at ``url``."""
+    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
+        _gw,
+        pos,
+    ):
+        yield pos
+
+
+async def fleet_differences(ledger: LedgerHandle, made: list[TransactionRecord]) -> list[str]:
+    """What the ledger holds against what a fleet made today, per terminal, to the fen (empty: they agree)."""
+    today = datetime.now(UTC).date().isoformat()
+    store = LedgerStore(ledger.data_dir / "ledger.sqlite3")
+    try:
+        held = totals_by_terminal(await store.records_of_day(today), today)
+    finally:
+        store.close()
+    mine = totals_by_terminal((r.to_wire() for r in made), today)
+    return [f"{d.terminal_id} {d.what}" for d in reconcile(mine, {t: held[t] for t in mine})]

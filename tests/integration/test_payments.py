@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +16,20 @@ from simulators.pos_client import ApiProblemError, PosClient
 from simulators.processes import free_port
 from simulators.scanner import PtyScanner
 from simulators.terminal import PtyTerminal
-from tests.harness import LedgerHandle, acquirer_payments, files_containing, gateway_config, running_gateway
+from tests.harness import (
+    LedgerHandle,
+    acquirer_payments,
+    files_containing,
+    gateway_config,
+    paying_gateway,
+    running_gateway,
+)
 
 pytestmark = [pytest.mark.ledger]
 
 WECHAT = "1345678901234567"  # + two digits: the acquirer's script
 ALIPAY = "2845678901234567"
 TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_price": 4250}
-
-
-@asynccontextmanager
-async def paying_gateway(
-    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], url: str
-) -> AsyncIterator[PosClient]:
-    """A gateway sending both wallets to the acquirer at ``url``."""
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
-        yield pos
 
 
 async def outcome_event(pos: PosClient) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from simulators.acquirer import Acquirer
 from simulators.pos_client import PosClient
 from simulators.terminal import PtyTerminal
-from tests.harness import LedgerHandle, acquirer_payments, gateway_config, running_gateway
+from tests.harness import LedgerHandle, acquirer_payments, gateway_config, paying_gateway, running_gateway
 
 pytestmark = [pytest.mark.ledger]
 
@@ -44,10 +44,7 @@ async def test_partial_refunds_go_back_to_the_wallet_first_then_cash(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
 ) -> None:
     url, books = acquirer
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
         sold = await sale(pos, [(WECHAT + "00", 5000)], cash=4000)  # ¥85.00: ¥50 WeChat, ¥40 cash, ¥5 change
         ref = sold["tenders"][0]["ref"]
         first = await refund(pos, sold["txn_id"])  # one tart, ¥42.50: all to WeChat
@@ -63,10 +60,7 @@ async def test_a_refund_the_wallet_refuses_is_paid_in_cash_and_recorded_so(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
 ) -> None:
     url, books = acquirer
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
         await pos.connect_events()
         sold = await sale(pos, [(WECHAT + "00", 8500)], cash=0)
         books.payments[sold["tenders"][0]["ref"]].state = "reversed"  # the provider will not refund it now
@@ -83,10 +77,7 @@ async def test_an_unclear_refund_is_retried_then_raised_never_paid_twice(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], acquirer: tuple[str, Acquirer]
 ) -> None:
     url, books = acquirer
-    async with running_gateway(gateway_config(tmp_path, ledger.url, tokens, payments=acquirer_payments(url))) as (
-        _gw,
-        pos,
-    ):
+    async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
         sold = await sale(pos, [(WECHAT + "00", 8500)], cash=0)
         books.refunds_failing = True
         back = await refund(pos, sold["txn_id"])
