@@ -54,8 +54,11 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
     pay = await pay_latency.run()
     pay_latency.report(pay)
     print("\nledger ingest (the reference ledger as a process, embedded SQLite)")
-    ingest = await ingest_bench.run()
+    ingest = await ingest_bench.run("sqlite")
     ingest_bench.report(ingest)
+    print("\nledger ingest on PostgreSQL (asyncpg; the machine's server, a throw-away schema)")
+    ingest_pg = await ingest_bench.run("postgres")
+    ingest_bench.report(ingest_pg)
     print("\nrunning the daemon: every device kind configured, payments and MQTT")
     with tempfile.TemporaryDirectory(prefix="posgw-ops-bench-") as ops_dir:
         ops = await ops_bench.run(Path(ops_dir))
@@ -67,6 +70,7 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
         "pricing": pricing,
         "pay": pay,
         "ingest": ingest,
+        "ingest_postgres": ingest_pg,
         "ops": ops,
         "journal": journal,
         "journal_on_2ms_fsync": slow_disk,

@@ -1,14 +1,16 @@
-"""The ledger's ingest: a terminal's backlog and a fleet, beside a plain insert of the same rows.
+"""The ledger's ingest: a terminal's backlog and a fleet, beside a plain load of the same rows.
 
-In one run, with the reference ledger as a real process (embedded SQLite):
+In one run, with the reference ledger as a real process, on each engine
+(embedded SQLite, then the machine's PostgreSQL in a throw-away schema):
 
 * one terminal sends a backlog of 50,000 signed records in batches of 200
   (every record's signature and chain checked, points posted);
 * a fleet of 500 terminals sells and syncs at once (``simulators/fleet.py``),
   with the lag from a record made to the ledger's answer;
-* the peer: the same rows inserted straight into the same table layout in one
-  SQLite transaction per 200 rows, WAL with ``synchronous=FULL`` (the local
-  limit, as a plain ``COPY`` is for PostgreSQL).
+* the peer, the engine's limit for the same rows: on SQLite, inserted straight
+  into the same table layout in one transaction per 200 rows, WAL with
+  ``synchronous=FULL``; on PostgreSQL, a plain asyncpg ``COPY`` of 200 rows a
+  transaction into the ledger's own ``transactions`` table layout.
 
 Targets (from the ledger issue): at least 5,000 records/s ingested with
 signature checks on this 2-core machine; fleet p99 lag under 2 s.
@@ -28,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from bench.stats import summary
 from protocols.sync import MAX_BATCH, batch_to_wire
 from protocols.tokens import public_key_text
 from simulators.fleet import FleetTerminal, run_fleet
+from simulators.postgres import fresh_schema
 from simulators.processes import demo_env, free_port, ledger_proc
 
 
@@ -52,6 +56,28 @@ def plain_inserts(path: Path, rows: list[tuple[str, str, int, str]]) -> float:
     rate = len(rows) / (time.perf_counter() - t0)
     conn.close()
     return rate
+
+
+COPY_COLUMNS = ["txn_id", "terminal_id", "seq", "body", "received_at"]
+
+
+async def plain_copy(url: str, rows: list[tuple[str, str, int, str]]) -> float:
+    """The same rows by ``COPY`` into a table laid out as the ledger's, 200 a transaction."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE plain_transactions (txn_id TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, "
+            "seq BIGINT NOT NULL, body TEXT NOT NULL, received_at TEXT NOT NULL, UNIQUE (terminal_id, seq))"
+        )
+        now = "2026-11-24T00:00:00+00:00"
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), MAX_BATCH):
+            async with conn.transaction():
+                part = [(*row, now) for row in rows[i : i + MAX_BATCH]]
+                await conn.copy_records_to_table("plain_transactions", records=part, columns=COPY_COLUMNS)
+        return len(rows) / (time.perf_counter() - t0)
+    finally:
+        await conn.close()
 
 
 async def backlog(url: str, token: str, n: int) -> tuple[float, list[tuple[str, str, int, str]]]:
@@ -75,23 +101,42 @@ async def backlog(url: str, token: str, n: int) -> tuple[float, list[tuple[str, 
     return rate, rows
 
 
-async def run(backlog_n: int = 50_000, terminals: int = 500, records_each: int = 20) -> dict[str, Any]:
+async def run(
+    engine: str = "sqlite", backlog_n: int = 50_000, terminals: int = 500, records_each: int = 20
+) -> dict[str, Any]:
+    """One engine's figures: ``sqlite`` (the default) or ``postgres``."""
     work = Path(tempfile.mkdtemp(prefix="posgw-ingest-bench-"))
+    try:
+        if engine == "postgres":
+            async with fresh_schema("bench_") as url:
+                return await _run(work, engine, url, backlog_n, terminals, records_each)
+        return await _run(work, engine, None, backlog_n, terminals, records_each)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _run(
+    work: Path, engine: str, database: str | None, backlog_n: int, terminals: int, records_each: int
+) -> dict[str, Any]:
     tokens = [secrets.token_urlsafe(24) for _ in range(3)]
     port = free_port()
-    ledger = ledger_proc(work / "ledger", port, demo_env(*tokens), work / "ledger.log")
+    extra = ("--database", database) if database else ()
+    ledger = ledger_proc(work / "ledger", port, demo_env(*tokens), work / "ledger.log", extra)
     url = f"http://127.0.0.1:{port}"
     try:
         ledger.start()
         await ledger.wait_healthy()
         backlog_rate, rows = await backlog(url, tokens[1], backlog_n)
-        plain_rate = plain_inserts(work / "plain.sqlite3", rows)
+        if database:
+            plain_rate = await plain_copy(database, rows)
+        else:
+            plain_rate = plain_inserts(work / "plain.sqlite3", rows)
         fleet, _ = await run_fleet(url, tokens[1], terminals, records_each, offline_share=0.2)
     finally:
         ledger.stop()
-        shutil.rmtree(work, ignore_errors=True)
     lag = summary(fleet.lags)
     return {
+        "engine": engine,
         "backlog_records": backlog_n,
         "backlog_ingest_per_s": backlog_rate,
         "plain_insert_per_s": plain_rate,
@@ -112,7 +157,10 @@ def report(r: dict[str, Any]) -> None:
     backlog = f"one terminal, {r['backlog_records']:,} backlog (signatures, chain, postings)"
     print(f"  {backlog} {rate:10,.0f} /s  ({verdict(rate >= 5000)} ≥ 5,000/s)")
     ratio = r["ratio_vs_plain_insert"]
-    print(f"  peer: plain SQLite insert of the same rows, 200 a commit {plain:10,.0f} /s  → ledger {ratio:.2f}×")
+    peer = (
+        "plain asyncpg COPY of the same rows" if r["engine"] == "postgres" else "plain SQLite insert of the same rows"
+    )
+    print(f"  peer: {peer}, 200 a commit {plain:10,.0f} /s  → ledger {ratio:.2f}×")
     fleet = f"fleet of {r['fleet_terminals']} terminals, {r['fleet_records']:,} records"
     print(f"  {fleet} {r['fleet_ingest_per_s']:10,.0f} /s")
     p50, p99 = lag["p50_ms"], lag["p99_ms"]
@@ -120,4 +168,6 @@ def report(r: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    report(asyncio.run(run()))
+    for name in ("sqlite", "postgres"):
+        print(name)
+        report(asyncio.run(run(name)))

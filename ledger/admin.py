@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.database import DATABASE_HELP, StorageError
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
 from ledger.store import LedgerStore
 from protocols.errors import SchemaError
@@ -39,40 +41,49 @@ def add_commands(sub: Any) -> None:
     points.add_argument("--before", required=True, help="ISO date: points earned before it lapse (e.g. 2026-01-01)")
     for parser in (members, member, report, books, points):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
+        parser.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
-    store = LedgerStore(args.data / "ledger.sqlite3")
+    try:
+        return asyncio.run(_run(args))
+    except StorageError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 74  # EX_IOERR
+
+
+async def _run(args: argparse.Namespace) -> int:
+    store = await LedgerStore.open(args.data, args.database)
     try:
         if args.command == "members":
-            return load_members(store, args.file)
+            return await load_members(store, args.file)
         if args.command == "member":
-            return show_member(store, args.member_id)
+            return await show_member(store, args.member_id)
         if args.command == "points":
-            expired = asyncio.run(store.expire_points(args.before))
+            expired = await store.expire_points(args.before)
             for member_id, n in sorted(expired.items()):
                 print(f"  {member_id}: {n:,} points expired")
             print(f"{sum(expired.values()):,} points expired for {len(expired)} members (earned before {args.before})")
             return 0
         if args.command == "check":
-            problems = asyncio.run(store.check())
+            problems = await store.check()
             for p in problems:
                 print(f"  {p}")
             print("books hold: every posting set sums to zero, every balance matches" if not problems else "BROKEN")
             return 1 if problems else 0
         if args.kind == "day":
-            summary = day_summary(asyncio.run(store.records_of_day(args.day)), args.day)
+            summary = day_summary(await store.records_of_day(args.day), args.day)
             print(json.dumps(summary, indent=2) if args.json else _day_table(summary))
             return 0
         if args.journal is None:
             print("posgw-ledger: report reconcile needs --journal EXPORT.jsonl", file=sys.stderr)
             return 2
-        return reconcile_journal(store, args.journal, args.day, as_json=args.json)
+        return await reconcile_journal(store, args.journal, args.day, as_json=args.json)
     finally:
-        store.close()
+        await store.close()
 
 
-def load_members(store: LedgerStore, path: Path) -> int:
+async def load_members(store: LedgerStore, path: Path) -> int:
     """Read and check every row first (all problems at once), then load in one transaction per 5,000."""
     problems = Problems(str(path))
     with path.open(newline="", encoding="utf-8") as fh:
@@ -86,7 +97,7 @@ def load_members(store: LedgerStore, path: Path) -> int:
             print(f"  - {p}", file=sys.stderr)
         return 65
     for start in range(0, len(entries), PROGRESS_EVERY):
-        store.upsert_members(entries[start : start + PROGRESS_EVERY])
+        await store.upsert_members(entries[start : start + PROGRESS_EVERY])
         done = min(start + PROGRESS_EVERY, len(entries))
         print(f"loaded {done:,} / {len(entries):,} members ({done / len(entries):.0%})", file=sys.stderr)
     return 0
@@ -111,25 +122,25 @@ def _member_row(row: dict[str, str], f: Fields) -> MemberEntry:
     )
 
 
-def show_member(store: LedgerStore, member_id: str) -> int:
-    account = asyncio.run(store.member_account(member_id))
+async def show_member(store: LedgerStore, member_id: str) -> int:
+    account = await store.member_account(member_id)
     if account is None:
         print(f"posgw-ledger: no member {member_id}", file=sys.stderr)
         return 1
     print(f"{account['member_id']}  tier {account['tier']}  {account['status']}")
     print(f"  points {account['points']:,}   wallet {format_cny(account['wallet'])}")
-    for h in asyncio.run(store.member_history(member_id)):
+    for h in await store.member_history(member_id):
         amount = f"{h['amount']:+,} points" if h["account"] == "points" else format_cny(h["amount"])
         print(f"  {h['created_at']}  {h['kind']:<6} {h['terminal_id']:<12} {amount:>14}  {h['txn_id']}")
     return 0
 
 
-def reconcile_journal(store: LedgerStore, journal: Path, day: str, *, as_json: bool) -> int:
+async def reconcile_journal(store: LedgerStore, journal: Path, day: str, *, as_json: bool) -> int:
     """The terminal's totals (from its journal export) against the ledger's, to the fen; exit 1 on any difference."""
     with journal.open(encoding="utf-8") as fh:
         theirs = [json.loads(line) for line in fh if line.strip()]
     mine = totals_by_terminal(theirs, day)
-    held = totals_by_terminal(asyncio.run(store.records_of_day(day)), day)
+    held = totals_by_terminal(await store.records_of_day(day), day)
     ledger = {t: held.get(t, Totals()) for t in mine}  # only the terminals this export is from
     differences = reconcile(mine, ledger)
     if as_json:

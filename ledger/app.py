@@ -24,6 +24,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.chain_check import seal_refusals
+from ledger.database import StorageUnavailableError
 from ledger.notices import NoticePublisher
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.store import LedgerStore
@@ -86,6 +87,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except SchemaError as err:
         return problem(422, err.code, f"{len(err.problems)} problem(s)", problems=err.problems)
+    except StorageUnavailableError as err:  # terminals keep their records and send again
+        log.warning("storage_unavailable", path=request.path, error=str(err))
+        response = problem(503, err.code, str(err))
+        response.headers["Retry-After"] = "2"
+        return response
     except GatewayError as err:
         return problem(400, err.code, str(err))
     except web.HTTPRequestEntityTooLarge:
@@ -236,7 +242,7 @@ async def add_identifier(request: web.Request) -> web.Response:
     )
     if ident.startswith("payer:"):  # kept, and sent to terminals, only as its salted hash
         _, wallet, payer = ident.split(":", 2)
-        ident = payer_identifier(wallet, payer, b64url_decode(request.app[SERVICE].store.get_meta("phone_salt")))
+        ident = payer_identifier(wallet, payer, b64url_decode(request.app[SERVICE].rulebook.phone_salt))
     if not await request.app[SERVICE].store.add_identifier(_param(request, "member_id"), ident):
         return problem(404, "unknown-member", "no such member")
     return web.json_response({"member_id": _param(request, "member_id"), "identifier": ident}, status=201)

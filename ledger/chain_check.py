@@ -12,21 +12,14 @@ predecessor is checked against it when the predecessor comes.
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ledger.database import Tx
 from protocols.chain import GENESIS, link
 from protocols.records import TransactionRecord
-
-
-def upgrade(conn: sqlite3.Connection) -> None:
-    """Give a ledger file made before chain checks the columns that hold each record's links."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(transactions)")}
-    for name in ("prev_hash", "hash"):
-        if name not in columns:
-            conn.execute(f"ALTER TABLE transactions ADD COLUMN {name} TEXT")
 
 
 def seal_refusal(public_key: bytes, prev_hash: str, digest_hex: str, signature_hex: str, body: bytes) -> str | None:
@@ -51,30 +44,31 @@ def seal_refusals(public_key: bytes, items: list[tuple[str, str, str, bytes]]) -
     return [seal_refusal(public_key, *item) for item in items]
 
 
-def link_refusal(conn: sqlite3.Connection, r: TransactionRecord) -> str | None:
-    """Whether the record links to the neighbours the ledger already holds."""
-    before = conn.execute(
-        "SELECT hash FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq - 1)
-    ).fetchone()
-    expected = GENESIS.hex() if r.seq == 1 else (before[0] if before else None)
+def link_refusal(r: TransactionRecord, links: Mapping[int, tuple[str, str]]) -> str | None:
+    """Whether the record links to the neighbours held (``links``: seq -> (prev_hash, hash) near it)."""
+    before = links.get(r.seq - 1)
+    expected = GENESIS.hex() if r.seq == 1 else (before[1] if before else None)
     if expected is not None and r.prev_hash != expected:
         return f"chain broken: prev_hash is not the hash of seq {r.seq - 1}"
-    after = conn.execute(
-        "SELECT prev_hash FROM transactions WHERE terminal_id = ? AND seq = ?", (r.terminal_id, r.seq + 1)
-    ).fetchone()
+    after = links.get(r.seq + 1)
     if after is not None and after[0] != r.hash:
         return f"chain broken: seq {r.seq + 1}, already here, does not follow this record"
     return None
 
 
-def gaps(conn: sqlite3.Connection, terminal_id: str, limit: int = 20) -> list[tuple[int, int]]:
-    """Missing runs of ``seq`` below the highest the ledger holds for a terminal (first ``limit``)."""
-    found: list[tuple[int, int]] = []
-    expected = 1
-    for (seq,) in conn.execute("SELECT seq FROM transactions WHERE terminal_id = ? ORDER BY seq", (terminal_id,)):
+async def advance(tx: Tx, terminal_id: str, high: int, limit: int = 20) -> tuple[int, list[tuple[int, int]]]:
+    """The terminal's new contiguous high ``seq`` from ``high``, and the first ``limit`` missing runs above it."""
+    held = await tx.all(
+        "SELECT seq FROM transactions WHERE terminal_id = $1 AND seq > $2 ORDER BY seq", terminal_id, high
+    )
+    missing: list[tuple[int, int]] = []
+    expected = high + 1
+    for (seq,) in held:
         if seq > expected:
-            found.append((expected, seq - 1))
-            if len(found) >= limit:
+            missing.append((expected, seq - 1))
+            if len(missing) >= limit:
                 break
+        elif not missing:
+            high = seq
         expected = seq + 1
-    return found
+    return high, missing

@@ -1,4 +1,4 @@
-"""``posgw-ledger``: run the reference ledger on embedded SQLite."""
+"""``posgw-ledger``: run the reference ledger (embedded SQLite, or PostgreSQL with ``--database``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ledger import admin
 from ledger.app import VERIFY_WORKERS, LedgerService, build_app
+from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.issuer import load_or_create_key
 from ledger.notices import NoticePublisher, send_command
@@ -42,14 +43,15 @@ def _configure_logging() -> None:
     )
 
 
-def open_service(data_dir: Path, *, demo: bool, terminal_token: str, app_token: str | None) -> LedgerService:
-    store = LedgerStore(data_dir / "ledger.sqlite3")
+async def open_service(
+    data_dir: Path, database: str | None, *, demo: bool, terminal_token: str, app_token: str | None
+) -> LedgerService:
+    store = await LedgerStore.open(data_dir, database)
     issuer = load_or_create_key(data_dir / "issuer.key")
     public = issuer.public_key()
-    if demo and store.get_meta("rulebook") is None:
-        for member in DEMO_MEMBERS:
-            store.upsert_member(member)
-        store.set_meta(
+    if demo and await store.get_meta("rulebook") is None:
+        await store.upsert_members(list(DEMO_MEMBERS))
+        await store.set_meta(
             "rulebook",
             {
                 "version": 1,
@@ -59,21 +61,35 @@ def open_service(data_dir: Path, *, demo: bool, terminal_token: str, app_token: 
                 **DEMO_BENEFITS,
             },
         )
-    salt = store.get_meta("phone_salt")
+    salt = await store.get_meta("phone_salt")
     if salt is None:
         salt = b64url_encode(os.urandom(16))
-        store.set_meta("phone_salt", salt)
+        await store.set_meta("phone_salt", salt)
     if demo:
         for member_id, phone in DEMO_PHONES.items():
-            store.add_identifier_now(member_id, phone_identifier(phone, b64url_decode(salt)))
-    body = store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
+            await store.add_identifier(member_id, phone_identifier(phone, b64url_decode(salt)))
+    body = await store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
     body["phone_salt"] = salt
     # The issuer key is the ledger's own, so the rulebook always carries it.
     body["issuer_keys"] = {key_id(public): public_key_text(public)}
     return LedgerService(store, issuer, Rulebook.from_wire(body), terminal_token, app_token)
 
 
-async def serve(svc: LedgerService, host: str, port: int) -> None:
+async def serve(args: argparse.Namespace, terminal_token: str) -> None:
+    svc = await open_service(
+        args.data,
+        args.database,
+        demo=args.demo_data,
+        terminal_token=terminal_token,
+        app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
+    )
+    if args.mqtt:
+        host, _, port = args.mqtt.rpartition(":")
+        svc.notices = NoticePublisher(host, int(port), args.mall)
+    await run(svc, args.host, args.port)
+
+
+async def run(svc: LedgerService, host: str, port: int) -> None:
     runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -97,7 +113,7 @@ async def serve(svc: LedgerService, host: str, port: int) -> None:
             publisher.cancel()
         await runner.cleanup()
         svc.verifier.shutdown(cancel_futures=True)
-        svc.store.close()
+        await svc.store.close()
         log.info("ledger_stopped")
 
 
@@ -105,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posgw-ledger", description="posgw reference central ledger")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("serve", help="serve the ledger API")
-    run.add_argument("--data", type=Path, required=True, help="data directory (SQLite file, issuer key)")
+    run.add_argument("--data", type=Path, required=True, help="data directory (issuer key; the SQLite file)")
+    run.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8780)
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
@@ -130,16 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         print("posgw-ledger: set POSGW_LEDGER_TOKEN (16+ characters) for terminals", file=sys.stderr)
         return 78
     _configure_logging()
-    svc = open_service(
-        args.data,
-        demo=args.demo_data,
-        terminal_token=terminal_token,
-        app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
-    )
-    if args.mqtt:
-        host, _, port = args.mqtt.rpartition(":")
-        svc.notices = NoticePublisher(host, int(port), args.mall)
-    asyncio.run(serve(svc, args.host, args.port))
+    try:
+        asyncio.run(serve(args, terminal_token))
+    except StorageError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 74  # EX_IOERR
     return 0
 
 

@@ -24,7 +24,7 @@ def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 
 def _op(role: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    answers = {**responses, **errors(400, 401, 422)}
+    answers = {**responses, **errors(400, 401, 422, 503)}  # 503: its database did not answer; send again
     return {"summary": summary, "security": [{role: []}], "responses": answers, **extra}
 
 

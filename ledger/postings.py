@@ -21,43 +21,11 @@ compensating posting — and the sale is recorded with a conflict.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS postings (
-    id      INTEGER PRIMARY KEY,
-    txn_id  TEXT NOT NULL,      -- the record (or "opening:<member>") the set belongs to
-    ref     TEXT,               -- for stored value: the payment it settles
-    account TEXT NOT NULL,
-    unit    TEXT NOT NULL CHECK (unit IN ('points', 'fen')),
-    amount  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS postings_account ON postings(account);
-CREATE INDEX IF NOT EXISTS postings_txn ON postings(txn_id);
-CREATE INDEX IF NOT EXISTS postings_ref ON postings(ref) WHERE ref IS NOT NULL;
-"""
+from ledger.database import Tx
 
 _COLUMN = {"points": "points", "fen": "wallet"}
-
-
-def upgrade(conn: sqlite3.Connection) -> None:
-    """Create the postings; a ledger file from before double entry gets its point postings paired up."""
-    conn.executescript(SCHEMA)
-    old = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'point_postings'").fetchone()
-    if old and not conn.execute("SELECT 1 FROM postings LIMIT 1").fetchone():
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO postings (txn_id, account, unit, amount) "
-            "SELECT txn_id, 'member:' || member_id || ':points', 'points', points FROM point_postings"
-        )
-        conn.execute(
-            "INSERT INTO postings (txn_id, account, unit, amount) "
-            "SELECT txn_id, 'mall:points', 'points', -points FROM point_postings"
-        )
-        conn.execute("COMMIT")
-
-
 _MALL = {"points": "mall:points", "fen": "mall:wallet"}
 
 
@@ -65,31 +33,31 @@ def member_account(member_id: str, unit: str) -> str:
     return f"member:{member_id}:{'points' if unit == 'points' else 'wallet'}"
 
 
-def move(conn: sqlite3.Connection, txn_id: str, member_id: str, unit: str, delta: int, ref: str | None = None) -> int:
-    """Change a member's balance by ``delta`` against the mall; return the shortfall posted to overdraft (≥ 0).
+INSERT = "INSERT INTO postings (txn_id, ref, account, unit, amount) VALUES ($1, $2, $3, $4, $5)"
 
-    Must run inside the caller's transaction.
+
+def plan(
+    txn_id: str, member_id: str, unit: str, balance: int, delta: int, ref: str | None = None
+) -> tuple[int, int, list[tuple[str, str | None, str, str, int]]]:
+    """Change a member's ``balance`` by ``delta`` against the mall: (applied, shortfall, posting rows).
+
+    The shortfall (> 0 only when spending more than the member has) is posted
+    to ``mall:overdraft``; the member's balance moves by ``applied`` and stays
+    at or above zero. The rows are for :data:`INSERT`, in the caller's transaction.
     """
-    column = _COLUMN[unit]
-    (balance,) = conn.execute(f"SELECT {column} FROM members WHERE member_id = ?", (member_id,)).fetchone()  # noqa: S608
-    applied = max(delta, -int(balance))
-    shortfall = applied - delta  # > 0 only when spending more than the member has
+    applied = max(delta, -balance)
+    shortfall = applied - delta
     rows = [(member_account(member_id, unit), applied), (_MALL[unit], -delta)]
     if shortfall:
         rows.append(("mall:overdraft", -shortfall))
-    conn.executemany(
-        "INSERT INTO postings (txn_id, ref, account, unit, amount) VALUES (?, ?, ?, ?, ?)",
-        [(txn_id, ref, account, unit, amount) for account, amount in rows],
-    )
-    conn.execute(f"UPDATE members SET {column} = {column} + ? WHERE member_id = ?", (applied, member_id))  # noqa: S608
-    return shortfall
+    return applied, shortfall, [(txn_id, ref, account, unit, amount) for account, amount in rows]
 
 
-def opening(conn: sqlite3.Connection, member_id: str, wallet: int) -> None:
+async def opening(tx: Tx, member_id: str, wallet: int) -> None:
     """A member loaded with stored value already on it."""
     if wallet:
-        conn.executemany(
-            "INSERT INTO postings (txn_id, ref, account, unit, amount) VALUES (?, NULL, ?, 'fen', ?)",
+        await tx.many(
+            "INSERT INTO postings (txn_id, ref, account, unit, amount) VALUES ($1, NULL, $2, 'fen', $3)",
             [
                 (f"opening:{member_id}", member_account(member_id, "fen"), wallet),
                 (f"opening:{member_id}", "mall:opening", -wallet),
@@ -105,28 +73,30 @@ class CheckProblem:
         return self.what
 
 
-def check(conn: sqlite3.Connection) -> list[CheckProblem]:
+async def check(tx: Tx) -> list[CheckProblem]:
     """Every posting set sums to zero per unit, and every member's balances equal their accounts."""
     problems = [
         CheckProblem(f"postings of {txn_id} in {unit} sum to {total}, not 0")
-        for txn_id, unit, total in conn.execute(
-            "SELECT txn_id, unit, SUM(amount) FROM postings GROUP BY txn_id, unit HAVING SUM(amount) != 0"
+        for txn_id, unit, total in await tx.all(
+            "SELECT txn_id, unit, CAST(SUM(amount) AS BIGINT) FROM postings GROUP BY txn_id, unit "
+            "HAVING SUM(amount) != 0"
         )
     ]
     for unit, column in _COLUMN.items():
         problems += [
             CheckProblem(f"member {member_id}: {column} {cached} but their postings say {posted}")
-            for member_id, cached, posted in conn.execute(
-                f"SELECT m.member_id, m.{column}, COALESCE(SUM(p.amount), 0) FROM members m "  # noqa: S608
-                "LEFT JOIN postings p ON p.account = 'member:' || m.member_id || ':' || ? AND p.unit = ? "
-                f"GROUP BY m.member_id HAVING m.{column} != COALESCE(SUM(p.amount), 0)",
-                ("points" if unit == "points" else "wallet", unit),
+            for member_id, cached, posted in await tx.all(
+                f"SELECT m.member_id, m.{column}, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM members m "  # noqa: S608
+                "LEFT JOIN postings p ON p.account = 'member:' || m.member_id || ':' || $1 AND p.unit = $2 "
+                f"GROUP BY m.member_id, m.{column} HAVING m.{column} != COALESCE(SUM(p.amount), 0)",
+                "points" if unit == "points" else "wallet",
+                unit,
             )
         ]
     return problems
 
 
-def expire_points(conn: sqlite3.Connection, cutoff: str) -> dict[str, int]:
+async def expire_points(tx: Tx, cutoff: str) -> dict[str, int]:
     """Points earned before ``cutoff`` (ISO date) and not spent since expire; return expired by member.
 
     Spending uses the oldest points first, so what expires is what was earned
@@ -135,26 +105,26 @@ def expire_points(conn: sqlite3.Connection, cutoff: str) -> dict[str, int]:
     nothing more. Must run inside the caller's transaction.
     """
     expired: dict[str, int] = {}
-    rows = conn.execute(
+    rows = await tx.all(
         "SELECT m.member_id, m.points, "
-        "COALESCE((SELECT SUM(p.amount) FROM postings p JOIN transactions t USING (txn_id) "
+        "CAST(COALESCE((SELECT SUM(p.amount) FROM postings p JOIN transactions t USING (txn_id) "
         "  WHERE p.account = 'member:' || m.member_id || ':points' AND p.amount > 0 "
-        "  AND json_extract(t.body, '$.created_at') < ?1), 0), "
-        "COALESCE((SELECT -SUM(p.amount) FROM postings p "
-        "  WHERE p.account = 'member:' || m.member_id || ':points' AND p.amount < 0), 0) "
+        "  AND t.created_at < $1), 0) AS BIGINT), "
+        "CAST(COALESCE((SELECT -SUM(p.amount) FROM postings p "
+        "  WHERE p.account = 'member:' || m.member_id || ':points' AND p.amount < 0), 0) AS BIGINT) "
         "FROM members m WHERE m.points > 0",
-        (cutoff,),
-    ).fetchall()
+        cutoff,
+    )
     for member_id, balance, earned_before, used in rows:
         txn_id = f"expiry:{cutoff}:{member_id}"
-        if conn.execute("SELECT 1 FROM postings WHERE txn_id = ?", (txn_id,)).fetchone():
+        if await tx.one("SELECT 1 FROM postings WHERE txn_id = $1", txn_id):
             continue
         lapsing = min(int(balance), max(0, int(earned_before) - int(used)))
         if lapsing:
-            conn.executemany(
-                "INSERT INTO postings (txn_id, account, unit, amount) VALUES (?, ?, 'points', ?)",
+            await tx.many(
+                "INSERT INTO postings (txn_id, account, unit, amount) VALUES ($1, $2, 'points', $3)",
                 [(txn_id, member_account(member_id, "points"), -lapsing), (txn_id, "mall:expired", lapsing)],
             )
-            conn.execute("UPDATE members SET points = points - ? WHERE member_id = ?", (lapsing, member_id))
+            await tx.run("UPDATE members SET points = points - $1 WHERE member_id = $2", lapsing, member_id)
             expired[member_id] = lapsing
     return expired

@@ -34,9 +34,15 @@ def tokens() -> dict[str, str]:
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path, tokens: dict[str, str]) -> AsyncIterator[LedgerHandle]:
+def ledger_database() -> str | None:
+    """The ledger's storage: None for its SQLite file (``tests/ledger`` runs on PostgreSQL too)."""
+    return None
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path, tokens: dict[str, str], ledger_database: str | None) -> AsyncIterator[LedgerHandle]:
     """A real ``posgw-ledger`` process with the demo mall, on a free port."""
-    handle = LedgerHandle(tmp_path / "ledger", tokens)
+    handle = LedgerHandle(tmp_path / "ledger", tokens, database=ledger_database)
     await handle.start()
     yield handle
     handle.stop()

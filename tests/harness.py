@@ -28,13 +28,35 @@ from simulators.processes import Proc, demo_env, free_port, ledger_proc
 class LedgerHandle:
     """A real ``posgw-ledger`` process with the demo data."""
 
-    def __init__(self, data_dir: Path, tokens: dict[str, str], extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, tokens: dict[str, str], extra: tuple[str, ...] = (), database: str | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tokens = tokens
         self.data_dir = data_dir
+        self.database = database  # PostgreSQL URL, or None for the SQLite file in data_dir
         env = demo_env(tokens["api"], tokens["ledger"], tokens["app"])
+        extra = (*self.database_args(), *extra)
         self.proc: Proc = ledger_proc(data_dir, self.port, env, data_dir / "ledger.log", extra)
+
+    def database_args(self) -> tuple[str, ...]:
+        return ("--database", self.database) if self.database else ()
+
+    def store_args(self) -> list[str]:
+        """Where an operator command finds this ledger's books."""
+        return ["--data", str(self.data_dir), *self.database_args()]
+
+    async def open_store(self) -> LedgerStore:
+        return await LedgerStore.open(self.data_dir, self.database)
+
+    async def tamper(self, sql: str) -> None:
+        """Change the books behind the ledger's back (as a careless DBA would), on either engine."""
+        store = await self.open_store()
+        try:
+            await store.db.write(lambda tx: tx.run(sql))
+        finally:
+            await store.close()
 
     @classmethod
     def attach(cls, url: str, tokens: dict[str, str], data_dir: Path) -> LedgerHandle:
@@ -52,11 +74,11 @@ class LedgerHandle:
 
     async def books_problems(self) -> list[str]:
         """The double-entry check of this ledger's books (``ledger/postings.py``)."""
-        store = LedgerStore(self.data_dir / "ledger.sqlite3")
+        store = await self.open_store()
         try:
             return [str(p) for p in await store.check()]
         finally:
-            store.close()
+            await store.close()
 
     async def _app_call(self, method: str, path: str) -> dict[str, object]:
         headers = {"Authorization": f"Bearer {self.tokens['app']}"}
@@ -249,10 +271,10 @@ async def paying_gateway(
 async def fleet_differences(ledger: LedgerHandle, made: list[TransactionRecord]) -> list[str]:
     """What the ledger holds against what a fleet made today, per terminal, to the fen (empty: they agree)."""
     today = datetime.now(UTC).date().isoformat()
-    store = LedgerStore(ledger.data_dir / "ledger.sqlite3")
+    store = await ledger.open_store()
     try:
         held = totals_by_terminal(await store.records_of_day(today), today)
     finally:
-        store.close()
+        await store.close()
     mine = totals_by_terminal((r.to_wire() for r in made), today)
     return [f"{d.terminal_id} {d.what}" for d in reconcile(mine, {t: held[t] for t in mine})]

@@ -25,26 +25,26 @@ def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_members_load_from_csv_with_every_problem_named(tmp_path: Path) -> None:
-    data = tmp_path / "ledger"
+def test_members_load_from_csv_with_every_problem_named(tmp_path: Path, ledger_database: str | None) -> None:
+    data = ["--data", str(tmp_path / "ledger"), *(["--database", ledger_database] if ledger_database else [])]
     good = tmp_path / "members.csv"
     rows = ["member_id,tier,status,wallet,identifiers"] + [f"N{i:05d},classic,,{i},card:86{i:08d}" for i in range(12)]
     good.write_text("\n".join(rows) + "\n")
-    done = ledger_cli("members", "load", str(good), "--data", str(data))
+    done = ledger_cli("members", "load", str(good), *data)
     assert done.returncode == 0, done.stderr
     assert "loaded 12 / 12 members (100%)" in done.stderr
-    shown = ledger_cli("member", "show", "N00007", "--data", str(data))
+    shown = ledger_cli("member", "show", "N00007", *data)
     assert "tier classic" in shown.stdout
     assert "wallet ¥0.07" in shown.stdout
 
     bad = tmp_path / "bad.csv"
     bad.write_text("member_id,tier,status,wallet\nX1,classic,gone,5\nX2,,active,-3\n")
-    refused = ledger_cli("members", "load", str(bad), "--data", str(data))
+    refused = ledger_cli("members", "load", str(bad), *data)
     assert refused.returncode == 65
     assert "line 2.status" in refused.stderr
     assert "line 3.tier" in refused.stderr
     assert "line 3.wallet" in refused.stderr
-    assert ledger_cli("member", "show", "X1", "--data", str(data)).returncode == 1  # nothing of it was loaded
+    assert ledger_cli("member", "show", "X1", *data).returncode == 1  # nothing of it was loaded
 
 
 async def test_reconciliation_agrees_to_the_fen_then_names_what_the_ledger_lacks(
@@ -63,15 +63,15 @@ async def test_reconciliation_agrees_to_the_fen_then_names_what_the_ledger_lacks
         await pos.call("POST", "/v1/refunds", body, {"Idempotency-Key": "refund-admin-1"})
         await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
     export = export_journal(config.journal_path, config.key_path, tmp_path / "day.jsonl")
-    agreed = ledger_cli("report", "reconcile", "--data", str(ledger.data_dir), "--journal", str(export), "--day", today)
+    agreed = ledger_cli("report", "reconcile", *ledger.store_args(), "--journal", str(export), "--day", today)
     assert agreed.returncode == 0, agreed.stdout
     assert "agree to the fen" in agreed.stdout
     assert "2 sales ¥144.51, 1 refunds ¥36.13" in agreed.stdout  # classic at the bakery: 85 %, half up
 
-    day = json.loads(ledger_cli("report", "day", "--data", str(ledger.data_dir), "--day", today, "--json").stdout)
+    day = json.loads(ledger_cli("report", "day", *ledger.store_args(), "--day", today, "--json").stdout)
     assert day["sales_net"] == 14_451 - 3_613
     assert day["member_share"] == 1.0
-    history = ledger_cli("member", "show", "M0001", "--data", str(ledger.data_dir)).stdout
+    history = ledger_cli("member", "show", "M0001", *ledger.store_args()).stdout
     # Postings only: the first sale (¥36.13) earned no point; the second earned 1, its refund took it back.
     assert history.count(" sale ") == 1
     assert "+1 points" in history
@@ -84,9 +84,7 @@ async def test_reconciliation_agrees_to_the_fen_then_names_what_the_ledger_lacks
         await pos.add_line(basket, **TART)
         late = (await pos.complete_cash(basket, 5000))["record"]
     export = export_journal(config.journal_path, config.key_path, tmp_path / "day2.jsonl")
-    differs = ledger_cli(
-        "report", "reconcile", "--data", str(ledger.data_dir), "--journal", str(export), "--day", today
-    )
+    differs = ledger_cli("report", "reconcile", *ledger.store_args(), "--journal", str(export), "--day", today)
     assert differs.returncode == 1
     assert f"not at the ledger (not synced, or rejected): terminal {late['txn_id']}" in differs.stdout
     assert "sales_due: terminal 18701, ledger 14451" in differs.stdout

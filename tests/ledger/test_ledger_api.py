@@ -173,23 +173,17 @@ async def test_spending_twice_offline_is_a_compensating_posting_and_the_books_ho
     assert await ledger.points("M0001") == 0
     assert await ledger.wallet("M0001") == 0
     assert await ledger.books_problems() == []  # the shortfall went to the mall's overdraft, not into thin air
-    argv = [sys.executable, "-m", "ledger.cli", "check", "--data", str(ledger.data_dir)]
+    argv = [sys.executable, "-m", "ledger.cli", "check", *ledger.store_args()]
     checked = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
     assert checked.returncode == 0
     assert "books hold" in checked.stdout
     # A balance edited behind the books' back is found.
-    conn = sqlite3.connect(ledger.data_dir / "ledger.sqlite3")
-    conn.execute("UPDATE members SET points = 7 WHERE member_id = 'M0002'")
-    conn.commit()
-    conn.close()
+    await ledger.tamper("UPDATE members SET points = 7 WHERE member_id = 'M0002'")
     assert await ledger.books_problems() == ["member M0002: points 7 but their postings say 0"]
-    conn = sqlite3.connect(ledger.data_dir / "ledger.sqlite3")
-    conn.execute("UPDATE members SET points = 0 WHERE member_id = 'M0002'")  # put back, for the fixture's own check
-    conn.commit()
-    conn.close()
+    await ledger.tamper("UPDATE members SET points = 0 WHERE member_id = 'M0002'")  # put back, for the fixture
 
 
-def test_a_ledger_file_from_before_double_entry_keeps_its_points(tmp_path: Path) -> None:
+async def test_a_ledger_file_from_before_double_entry_keeps_its_points(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.executescript(
@@ -203,14 +197,14 @@ def test_a_ledger_file_from_before_double_entry_keeps_its_points(tmp_path: Path)
         """
     )
     conn.close()
-    store = LedgerStore(path)
+    store = await LedgerStore.open(tmp_path, f"sqlite:{path}")
     try:
-        assert asyncio.run(store.check()) == []  # the old postings were paired with the mall's side
-        assert asyncio.run(store.member_account("M1")) == {
+        assert await store.check() == []  # the old postings were paired with the mall's side
+        assert await store.member_account("M1") == {
             "member_id": "M1", "tier": "classic", "status": "active", "points": 5, "wallet": 0
         }  # fmt: skip
     finally:
-        store.close()
+        await store.close()
 
 
 async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: LedgerHandle) -> None:
@@ -223,7 +217,7 @@ async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: L
     await post(ledger, batch_to_wire("T-3", numbered([old, new, spend])))
     assert await ledger.points("M0001") == 4
     argv = [sys.executable, "-m", "ledger.cli", "points", "expire", "--before", "2026-01-01"]
-    argv += ["--data", str(ledger.data_dir)]
+    argv += ledger.store_args()
     first = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stderr
     assert "M0001: 2 points expired" in first.stdout  # 3 earned before, 1 spent since (oldest first)

@@ -18,8 +18,8 @@ from tests.harness import LedgerHandle, schemathesis_argv
 pytestmark = [pytest.mark.ledger]
 
 
-def test_every_route_is_described_and_every_description_is_served(tmp_path: Path) -> None:
-    store = LedgerStore(tmp_path / "ledger.sqlite3")
+async def test_every_route_is_described_and_every_description_is_served(tmp_path: Path) -> None:
+    store = await LedgerStore.open(tmp_path)
     rules = Rulebook.from_wire({"version": 0, "currency": "CNY", "tiers": {}})
     app = build_app(LedgerService(store, Ed25519PrivateKey.generate(), rules, "t" * 16, None))
     served = {
@@ -27,7 +27,7 @@ def test_every_route_is_described_and_every_description_is_served(tmp_path: Path
         for route in app.router.routes()
         if route.method != "HEAD" and route.resource is not None
     }
-    store.close()
+    await store.close()
     described = {(method, path) for path, ops in DOCUMENT["paths"].items() for method in ops}
     assert {(m, p) for m, p in served if p not in NOT_DESCRIBED} == described
 

@@ -1,0 +1,99 @@
+"""One storage interface, two engines: embedded SQLite (the default) and PostgreSQL.
+
+The ledger's logic (``store.py``, ``postings.py``, ``wallet.py``,
+``chain_check.py``) is written once, as coroutines over a :class:`Tx`, in the
+SQL both engines share: PostgreSQL's ``$1`` placeholders (rewritten to
+SQLite's ``?1``), ``ON CONFLICT`` upserts, window functions, ``CAST(... AS
+BIGINT)``. Only the schemas differ (``sqlite_database.py``,
+``postgres_schema.py``).
+
+A *write* transaction is serialised against every other write on both
+engines (SQLite's ``BEGIN IMMEDIATE``; a transaction-scoped advisory lock on
+PostgreSQL), so "read the balance, then hold it" is safe without retries.
+Reads run concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from protocols.errors import FinalError, RetryableError
+
+T = TypeVar("T")
+
+
+class Row(Protocol):
+    """A result row: SQLite's tuple or asyncpg's Record, read by position or unpacked."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+SQLITE_FILE = "ledger.sqlite3"
+DATABASE_HELP = (
+    "postgresql://user@host/db for PostgreSQL (default: $POSGW_LEDGER_DATABASE, "
+    "else the SQLite file ledger.sqlite3 in --data)"
+)
+
+
+class StorageError(FinalError):
+    """The ledger's database cannot be opened or used as configured (a bad URL, a newer schema)."""
+
+    code = "ledger-storage"
+
+
+class StorageUnavailableError(RetryableError):
+    """The database did not answer (down, restarting, out of disk): the request may be sent again."""
+
+    code = "ledger-storage-unavailable"
+
+
+class Tx(Protocol):
+    """One database transaction, as the ledger's logic sees it."""
+
+    async def one(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def all(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def run(self, sql: str, *args: Any) -> None: ...
+
+    async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+Work = Callable[[Tx], Awaitable[T]]
+
+
+class Database(Protocol):
+    engine: str  # "sqlite" or "postgres"
+
+    async def write(self, fn: Work[T]) -> T:
+        """Run ``fn`` in a write transaction (serialised with every other write); rolled back if it raises."""
+        ...
+
+    async def read(self, fn: Work[T]) -> T:
+        """Run ``fn`` in a read-only snapshot."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+async def open_database(data_dir: Path, url: str | None = None) -> Database:
+    """PostgreSQL when ``url`` names one, otherwise the embedded SQLite file in ``data_dir``."""
+    if url is None or url == "" or url.startswith("sqlite:"):
+        from ledger.sqlite_database import SqliteDatabase
+
+        return SqliteDatabase(Path(url[len("sqlite:") :]) if url else data_dir / SQLITE_FILE)
+    if not is_postgres_url(url):
+        raise StorageError(f"ledger database {url!r}: expected postgresql://… or sqlite:PATH")
+    from ledger.postgres_database import PostgresDatabase
+
+    return await PostgresDatabase.connect(url)

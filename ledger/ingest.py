@@ -1,0 +1,165 @@
+"""Applying a terminal's batch of records: dedup, chain links, coupons, points, stored value.
+
+One batch is one database transaction (the caller's write). Transactions are
+deduplicated permanently by ``txn_id`` and by ``(terminal_id, seq)``. A sale
+whose coupon or balance was spent twice by two offline terminals is accepted
+(money changed hands) with a compensating posting and a recorded conflict,
+never dropped.
+
+Set-wise, so a batch costs a handful of round trips to the database rather
+than several per record (it matters on PostgreSQL over a network): what the
+batch needs to know is read first (held records near its ``seq`` range, its
+members' balances), each record is decided against that in memory, and the
+new rows are written together at the end. Coupons, the rare case, are read
+and written as each record comes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger import chain_check, postings
+from ledger.database import Tx
+from protocols.money import format_cny
+from protocols.records import TransactionRecord
+from protocols.sync import SyncReply, SyncResult
+
+
+async def batch(
+    tx: Tx, terminal_id: str, records: list[TransactionRecord], seals: list[str | None], now: str
+) -> SyncReply:
+    """Apply ``records`` (all of ``terminal_id``); ``seals`` says, per record, why its own seal fails."""
+    plan = await Plan.load(tx, terminal_id, records)
+    results = [await plan.apply(tx, r, seal, now) for r, seal in zip(records, seals, strict=True)]
+    await plan.write(tx)
+    await tx.run("INSERT INTO terminals (terminal_id) VALUES ($1) ON CONFLICT DO NOTHING", terminal_id)
+    row = await tx.one("SELECT high_seq FROM terminals WHERE terminal_id = $1", terminal_id)
+    high, missing = await chain_check.advance(tx, terminal_id, int(row[0]) if row else 0)
+    await tx.run("UPDATE terminals SET high_seq = $1 WHERE terminal_id = $2", high, terminal_id)
+    return SyncReply(tuple(results), high, tuple(missing))
+
+
+def _marks(n: int, first: int = 1) -> str:
+    return ", ".join(f"${i}" for i in range(first, first + n))
+
+
+@dataclass
+class Plan:
+    """What one batch reads first, decides in memory, and writes at the end."""
+
+    txn_ids: set[str]  # every txn_id held, of those this batch carries
+    links: dict[int, tuple[str, str]]  # seq -> (prev_hash, hash) held for this terminal near the batch
+    balances: dict[tuple[str, str], int]  # (member, unit) -> balance, for the batch's known members
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    postings: list[tuple[Any, ...]] = field(default_factory=list)
+    conflicts: list[tuple[str, str, str]] = field(default_factory=list)
+    released: list[tuple[str]] = field(default_factory=list)  # wallet holds their sale consumed
+    changed: set[str] = field(default_factory=set)
+
+    @classmethod
+    async def load(cls, tx: Tx, terminal_id: str, records: Sequence[TransactionRecord]) -> Plan:
+        if not records:
+            return cls(set(), {}, {})
+        ids = [r.txn_id for r in records]
+        held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({_marks(len(ids))})", *ids)  # noqa: S608
+        seqs = [r.seq for r in records]
+        near = await tx.all(
+            "SELECT seq, prev_hash, hash FROM transactions WHERE terminal_id = $1 AND seq BETWEEN $2 AND $3",
+            terminal_id,
+            min(seqs) - 1,
+            max(seqs) + 1,
+        )
+        members = sorted({r.member_id for r in records if r.member_id})
+        balances: dict[tuple[str, str], int] = {}
+        if members:
+            for member_id, points, wallet in await tx.all(
+                f"SELECT member_id, points, wallet FROM members WHERE member_id IN ({_marks(len(members))})",  # noqa: S608
+                *members,
+            ):
+                balances[(member_id, "points")] = int(points)
+                balances[(member_id, "fen")] = int(wallet)
+        return cls({t for (t,) in held}, {int(s): (p, h) for s, p, h in near}, balances)
+
+    async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None, now: str) -> SyncResult:
+        if r.txn_id in self.txn_ids:
+            return SyncResult(r.txn_id, r.seq, "duplicate")
+        if r.seq in self.links:
+            return SyncResult(r.txn_id, r.seq, "rejected", f"seq {r.seq} already holds another transaction")
+        if reason := seal or chain_check.link_refusal(r, self.links):
+            return SyncResult(r.txn_id, r.seq, "rejected", reason)
+        self.txn_ids.add(r.txn_id)
+        self.links[r.seq] = (r.prev_hash, r.hash)
+        body = json.dumps(r.to_wire())
+        self.rows.append((r.txn_id, r.terminal_id, r.seq, body, now, r.prev_hash, r.hash, r.created_at, r.kind))
+        if r.reservation:  # the hold becomes the spend itself (second half of the two phases)
+            await tx.run("DELETE FROM reservations WHERE reservation = $1 AND txn_id = $2", r.reservation, r.txn_id)
+        conflicts = [c for c in [await redeem(tx, r, instance) for instance in r.coupons] if c]
+        for instance in r.coupons_restored:  # a full refund gives the coupon back
+            await tx.run("DELETE FROM coupon_redemptions WHERE instance = $1 AND txn_id = $2", instance, r.refund_of)
+        conflicts += self._wallet(r)
+        delta = r.points_earned - r.points_redeemed + r.points_returned - r.points_clawback
+        # Double entry; spending beyond the balance posts the shortfall to the mall's overdraft.
+        if r.member_id and delta and (shortfall := self._move(r.txn_id, r.member_id, "points", delta)):
+            conflicts.append(f"points overdrawn by {shortfall} (spent offline twice?)")
+        self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
+        # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
+        return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
+
+    def _wallet(self, r: TransactionRecord) -> list[str]:
+        """The record's stored-value tenders (``wallet.py``); the conflicts to record."""
+        conflicts: list[str] = []
+        sign = 1 if r.kind in ("refund", "void") else -1  # a refund's wallet tender gives the money back
+        for tender in (t for t in r.tenders if t.kind == "wallet"):
+            if r.member_id is None:
+                conflicts.append(f"wallet tender {tender.ref} without a member")
+            elif (r.member_id, "fen") not in self.balances:
+                conflicts.append(f"wallet tender {tender.ref} for unknown member {r.member_id}")
+            else:
+                if shortfall := self._move(r.txn_id, r.member_id, "fen", sign * tender.amount, tender.ref):
+                    conflicts.append(f"wallet overdrawn by {format_cny(shortfall)} (spent twice offline?)")
+                if tender.ref:
+                    self.released.append((tender.ref,))  # the hold becomes the spend itself
+        return conflicts
+
+    def _move(self, txn_id: str, member_id: str, unit: str, delta: int, ref: str | None = None) -> int:
+        """Post a change to a known member's balance; the shortfall sent to overdraft (0 for unknown members)."""
+        balance = self.balances.get((member_id, unit))
+        if balance is None:
+            return 0
+        applied, shortfall, rows = postings.plan(txn_id, member_id, unit, balance, delta, ref)
+        self.balances[(member_id, unit)] = balance + applied
+        self.postings += rows
+        self.changed.add(member_id)
+        return shortfall
+
+    async def write(self, tx: Tx) -> None:
+        await tx.many(
+            "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at, prev_hash, hash, created_at, "
+            "kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            self.rows,
+        )
+        await tx.many(postings.INSERT, self.postings)
+        await tx.many(
+            "UPDATE members SET points = $1, wallet = $2 WHERE member_id = $3",
+            [(self.balances[(m, "points")], self.balances[(m, "fen")], m) for m in sorted(self.changed)],
+        )
+        await tx.many("DELETE FROM wallet_holds WHERE ref = $1", self.released)
+        await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
+
+
+async def redeem(tx: Tx, r: TransactionRecord, instance: str) -> str | None:
+    """Mark a coupon copy used by this record; the conflict text when it was used before or revoked."""
+    row = await tx.one("SELECT txn_id, terminal_id FROM coupon_redemptions WHERE instance = $1", instance)
+    if row is not None:
+        return f"coupon {instance} was already redeemed by {row[0]} at {row[1]}"
+    await tx.run(
+        "INSERT INTO coupon_redemptions (instance, txn_id, terminal_id) VALUES ($1, $2, $3)",
+        instance,
+        r.txn_id,
+        r.terminal_id,
+    )
+    revoked = await tx.one("SELECT 1 FROM revoked_coupons WHERE instance = $1", instance)
+    return f"coupon {instance} was redeemed after the mall revoked it" if revoked else None

@@ -1,0 +1,134 @@
+"""The ledger on PostgreSQL through asyncpg: a mall group's storage.
+
+A small connection pool; every write transaction first takes a
+transaction-scoped advisory lock (one per schema), which gives the same
+"one writer at a time" the SQLite engine has, so the shared logic needs no
+retry loops for serialisation failures. Reads run in repeatable-read
+snapshots beside the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from ledger.database import Row, StorageError, StorageUnavailableError, Work
+from ledger.postgres_schema import LATEST, MIGRATIONS
+
+T = TypeVar("T")
+
+# A server gone, restarting, shutting down or refusing connections; a connection lost mid-query.
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+LOCK_CLASS = 7305  # advisory lock namespace: (LOCK_CLASS, hash of the schema)
+WRITE_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))"
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresTx:
+    def __init__(self, conn: asyncpg.Connection | PoolConnectionProxy) -> None:
+        self._conn = conn
+
+    async def one(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._conn.fetchrow(sql, *args)
+        return row
+
+    async def all(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self._conn.fetch(sql, *args))
+
+    async def run(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(sql, *args)
+
+    async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = list(rows)
+        if batch:
+            await self._conn.executemany(sql, batch)
+
+
+class PostgresDatabase:
+    engine = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, pool_size: int = 4) -> PostgresDatabase:
+        """Connect and bring the schema up to date; an unreachable or newer database is a :class:`StorageError`."""
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, command_timeout=60)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            raise StorageError(f"ledger database {redacted(url)}: cannot connect: {err}") from err
+        db = cls(pool)
+        try:
+            await db.migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return db
+
+    async def migrate(self) -> int:
+        """Apply the migrations this database lacks; return how many were applied."""
+        applied = 0
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1, hashtext(current_schema()))", LOCK_CLASS)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, "
+                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                done = {int(v) for (v,) in await conn.fetch("SELECT version FROM schema_migrations")}
+                if done and max(done) > LATEST:
+                    raise StorageError(
+                        f"the ledger database is at schema version {max(done)}, newer than this posgw-ledger "
+                        f"knows ({LATEST}): upgrade posgw-ledger"
+                    )
+                for version, name, sql in MIGRATIONS:
+                    if version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                        )
+                    applied += 1
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1, hashtext(current_schema()))", LOCK_CLASS)
+        return applied
+
+    async def write(self, fn: Work[T]) -> T:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(WRITE_LOCK, LOCK_CLASS)
+                return await fn(PostgresTx(conn))
+        except UNAVAILABLE as err:
+            # Whether a cut-off COMMIT landed is unknown; a batch sent again is answered "duplicate" if it did.
+            raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
+
+    async def read(self, fn: Work[T]) -> T:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                return await fn(PostgresTx(conn))
+        except UNAVAILABLE as err:
+            raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,113 @@
+"""Versioned schema migrations for the ledger on PostgreSQL.
+
+Each migration runs in one transaction with its row in ``schema_migrations``,
+under an advisory lock, so two ledger processes starting together apply it
+once and a crash mid-migration leaves the previous version intact. A database
+migrated by a newer ledger is refused rather than written to. The tables
+mirror the SQLite schema (``sqlite_database.py``) column for column: the
+shared SQL in ``store.py`` runs on both.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "ledger tables",
+        """
+        CREATE TABLE member_rev (id INT PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL);
+        INSERT INTO member_rev VALUES (1, 0);
+        CREATE TABLE members (
+            member_id TEXT PRIMARY KEY,
+            tier      TEXT NOT NULL,
+            status    TEXT NOT NULL DEFAULT 'active',
+            points    BIGINT NOT NULL DEFAULT 0 CHECK (points >= 0),
+            wallet    BIGINT NOT NULL DEFAULT 0 CHECK (wallet >= 0),
+            rev       BIGINT NOT NULL DEFAULT 0  -- the change counter when this member last changed (for deltas)
+        );
+        CREATE INDEX members_rev ON members(rev);
+        -- Every change a terminal's member cache must hear of takes the next revision.
+        CREATE FUNCTION members_next_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE member_rev SET n = n + 1 RETURNING n INTO NEW.rev;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER members_rev BEFORE INSERT OR UPDATE OF tier, status, points, wallet ON members
+            FOR EACH ROW EXECUTE FUNCTION members_next_rev();
+        CREATE TABLE identifiers (
+            identifier TEXT PRIMARY KEY,
+            member_id  TEXT NOT NULL REFERENCES members(member_id)
+        );
+        CREATE FUNCTION identifiers_next_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            WITH r AS (UPDATE member_rev SET n = n + 1 RETURNING n)
+            UPDATE members SET rev = (SELECT n FROM r) WHERE member_id = NEW.member_id;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER identifiers_rev AFTER INSERT OR UPDATE OF member_id ON identifiers
+            FOR EACH ROW EXECUTE FUNCTION identifiers_next_rev();
+        CREATE TABLE transactions (
+            txn_id      TEXT PRIMARY KEY,
+            terminal_id TEXT NOT NULL,
+            seq         BIGINT NOT NULL,
+            body        TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            prev_hash   TEXT,
+            hash        TEXT,
+            created_at  TEXT,
+            kind        TEXT,
+            UNIQUE (terminal_id, seq)
+        );
+        CREATE INDEX transactions_created ON transactions(created_at);
+        CREATE TABLE terminals (
+            terminal_id TEXT PRIMARY KEY,
+            high_seq    BIGINT NOT NULL DEFAULT 0,
+            public_key  TEXT
+        );
+        CREATE TABLE reservations (
+            reservation TEXT PRIMARY KEY,
+            member_id   TEXT NOT NULL,
+            points      BIGINT NOT NULL CHECK (points > 0),
+            txn_id      TEXT NOT NULL,
+            terminal_id TEXT NOT NULL,
+            expires_at  DOUBLE PRECISION NOT NULL
+        );
+        CREATE TABLE coupon_redemptions (
+            instance    TEXT PRIMARY KEY,
+            txn_id      TEXT NOT NULL,
+            terminal_id TEXT NOT NULL
+        );
+        CREATE TABLE revoked_coupons (
+            instance   TEXT PRIMARY KEY,  -- <coupon id>:<instance>
+            revoked_at TEXT NOT NULL
+        );
+        CREATE TABLE conflicts (
+            id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            txn_id      TEXT NOT NULL,
+            terminal_id TEXT NOT NULL,
+            detail      TEXT NOT NULL
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE postings (
+            id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            txn_id  TEXT NOT NULL,      -- the record (or "opening:<member>") the set belongs to
+            ref     TEXT,               -- for stored value: the payment it settles
+            account TEXT NOT NULL,
+            unit    TEXT NOT NULL CHECK (unit IN ('points', 'fen')),
+            amount  BIGINT NOT NULL
+        );
+        CREATE INDEX postings_account ON postings(account);
+        CREATE INDEX postings_txn ON postings(txn_id);
+        CREATE INDEX postings_ref ON postings(ref) WHERE ref IS NOT NULL;
+        CREATE TABLE wallet_holds (
+            ref         TEXT PRIMARY KEY,  -- the terminal's payment id
+            member_id   TEXT NOT NULL,
+            amount      BIGINT NOT NULL CHECK (amount > 0),
+            terminal_id TEXT NOT NULL,
+            expires_at  DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]

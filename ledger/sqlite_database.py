@@ -1,0 +1,243 @@
+"""The ledger on embedded SQLite: the demo's and a single shop's storage.
+
+One connection, WAL with ``synchronous=FULL``, used from one worker thread
+at a time. The shared logic is written as coroutines (``database.py``); here
+they never wait on anything, so each transaction is stepped to its end
+inside the worker thread without an event loop of its own.
+
+Files written by earlier versions are brought up to date in place (the
+``upgrade_*`` steps, each idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import sqlite3
+import threading
+from collections.abc import Awaitable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ledger.database import Row, StorageError, StorageUnavailableError, Work
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY,
+    tier      TEXT NOT NULL,
+    status    TEXT NOT NULL DEFAULT 'active',
+    points    INTEGER NOT NULL DEFAULT 0 CHECK (points >= 0),
+    rev       INTEGER NOT NULL DEFAULT 0  -- the change counter when this member last changed (for deltas)
+);
+CREATE INDEX IF NOT EXISTS members_rev ON members(rev);
+CREATE TABLE IF NOT EXISTS member_rev (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO member_rev VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS members_rev_ins AFTER INSERT ON members BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+CREATE TABLE IF NOT EXISTS identifiers (
+    identifier TEXT PRIMARY KEY,
+    member_id  TEXT NOT NULL REFERENCES members(member_id)
+);
+CREATE TRIGGER IF NOT EXISTS identifiers_rev AFTER INSERT ON identifiers BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+CREATE TRIGGER IF NOT EXISTS identifiers_rev_upd AFTER UPDATE OF member_id ON identifiers BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+CREATE TABLE IF NOT EXISTS transactions (
+    txn_id      TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (terminal_id, seq)
+);
+CREATE TABLE IF NOT EXISTS terminals (
+    terminal_id TEXT PRIMARY KEY,
+    high_seq    INTEGER NOT NULL DEFAULT 0,
+    public_key  TEXT
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    reservation TEXT PRIMARY KEY,
+    member_id   TEXT NOT NULL,
+    points      INTEGER NOT NULL CHECK (points > 0),
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS coupon_redemptions (
+    instance    TEXT PRIMARY KEY,
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_coupons (
+    instance   TEXT PRIMARY KEY,  -- <coupon id>:<instance>
+    revoked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id          INTEGER PRIMARY KEY,
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS postings (
+    id      INTEGER PRIMARY KEY,
+    txn_id  TEXT NOT NULL,      -- the record (or "opening:<member>") the set belongs to
+    ref     TEXT,               -- for stored value: the payment it settles
+    account TEXT NOT NULL,
+    unit    TEXT NOT NULL CHECK (unit IN ('points', 'fen')),
+    amount  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS postings_account ON postings(account);
+CREATE INDEX IF NOT EXISTS postings_txn ON postings(txn_id);
+CREATE INDEX IF NOT EXISTS postings_ref ON postings(ref) WHERE ref IS NOT NULL;
+CREATE TABLE IF NOT EXISTS wallet_holds (
+    ref         TEXT PRIMARY KEY,  -- the terminal's payment id
+    member_id   TEXT NOT NULL,
+    amount      INTEGER NOT NULL CHECK (amount > 0),
+    terminal_id TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+);
+"""
+
+
+def upgrade_wallets(conn: sqlite3.Connection) -> None:
+    """A file made before wallets gets its wallet column (and the revision trigger that sees it)."""
+    if "wallet" not in _columns(conn, "members"):
+        conn.execute("ALTER TABLE members ADD COLUMN wallet INTEGER NOT NULL DEFAULT 0 CHECK (wallet >= 0)")
+    conn.executescript(
+        """
+        DROP TRIGGER IF EXISTS members_rev_upd;
+        CREATE TRIGGER members_rev_upd AFTER UPDATE OF tier, status, points, wallet ON members BEGIN
+            UPDATE member_rev SET n = n + 1;
+            UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+        END;
+        """
+    )
+
+
+def upgrade_postings(conn: sqlite3.Connection) -> None:
+    """A file from before double entry gets its point postings paired with the mall's side."""
+    old = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'point_postings'").fetchone()
+    if old and not conn.execute("SELECT 1 FROM postings LIMIT 1").fetchone():
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO postings (txn_id, account, unit, amount) "
+            "SELECT txn_id, 'member:' || member_id || ':points', 'points', points FROM point_postings"
+        )
+        conn.execute(
+            "INSERT INTO postings (txn_id, account, unit, amount) "
+            "SELECT txn_id, 'mall:points', 'points', -points FROM point_postings"
+        )
+        conn.execute("COMMIT")
+
+
+def upgrade_transactions(conn: sqlite3.Connection) -> None:
+    """Each record's links (chain checks), and its day and kind as columns (reports), filled in for old rows."""
+    columns = _columns(conn, "transactions")
+    for name in ("prev_hash", "hash", "created_at", "kind"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE transactions ADD COLUMN {name} TEXT")
+    if "created_at" not in columns:
+        conn.execute(
+            "UPDATE transactions SET created_at = json_extract(body, '$.created_at'), "
+            "kind = json_extract(body, '$.kind')"
+        )
+    conn.execute("CREATE INDEX IF NOT EXISTS transactions_created ON transactions(created_at)")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+@functools.lru_cache(maxsize=512)
+def _dialect(sql: str) -> str:
+    """PostgreSQL's ``$n`` placeholders as SQLite's ``?n``."""
+    return re.sub(r"\$(\d+)", r"?\1", sql)
+
+
+class SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def one(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = self._conn.execute(_dialect(sql), args).fetchone()
+        return row
+
+    async def all(self, sql: str, *args: Any) -> list[Row]:
+        return self._conn.execute(_dialect(sql), args).fetchall()
+
+    async def run(self, sql: str, *args: Any) -> None:
+        self._conn.execute(_dialect(sql), args)
+
+    async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(_dialect(sql), rows)
+
+
+def _step(work: Awaitable[T]) -> T:
+    """Run a coroutine that never suspends (SQLite calls are synchronous) to its result."""
+    steps = work.__await__()
+    try:
+        next(steps)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    steps.close()
+    raise RuntimeError("a SQLite transaction waited on something other than the database")
+
+
+class SqliteDatabase:
+    engine = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(SCHEMA)
+            upgrade_wallets(self._conn)
+            upgrade_postings(self._conn)
+            upgrade_transactions(self._conn)
+        except sqlite3.DatabaseError as err:
+            raise StorageError(f"ledger database {path}: {err}") from err
+        self._tx = SqliteTx(self._conn)
+        self._lock = threading.Lock()
+
+    def _call(self, fn: Work[T], begin: str | None) -> T:
+        with self._lock:
+            if begin:
+                self._conn.execute(begin)
+            try:
+                result = _step(fn(self._tx))
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
+            return result
+
+    async def write(self, fn: Work[T]) -> T:
+        try:
+            return await asyncio.to_thread(self._call, fn, "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:  # disk full, an I/O error, locked by another process
+            raise StorageUnavailableError(f"the ledger's database file: {err}") from err
+
+    async def read(self, fn: Work[T]) -> T:
+        try:
+            return await asyncio.to_thread(self._call, fn, "BEGIN")
+        except sqlite3.OperationalError as err:
+            raise StorageUnavailableError(f"the ledger's database file: {err}") from err
+
+    async def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,80 @@
+"""PostgreSQL under the ledger fails: killed mid-batch, unreachable at start, newer than the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from simulators.fleet import run_fleet
+from tests.harness import LedgerHandle, fleet_differences
+from tests.pg import PrivateServer, fresh_schema
+
+pytestmark = [pytest.mark.ledger, pytest.mark.postgres]
+
+
+@pytest.fixture
+def private_server() -> Iterator[PrivateServer]:
+    server = PrivateServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_the_database_killed_mid_batch_accepts_nothing_twice_and_loses_nothing(
+    tmp_path: Path, tokens: dict[str, str], private_server: PrivateServer
+) -> None:
+    """SIGKILL PostgreSQL (every process of it) twice while a fleet syncs: 503s meanwhile, then every record once."""
+    ledger = LedgerHandle(tmp_path / "ledger", tokens, database=private_server.url)
+    await ledger.start()
+    try:
+        fleet_run = asyncio.create_task(
+            run_fleet(ledger.url, tokens["ledger"], terminals=30, records_each=40, pace_seconds=0.01)
+        )
+        for _ in range(2):
+            await asyncio.sleep(0.4)
+            private_server.kill()
+            await asyncio.sleep(0.5)  # batches meet a dead database
+            private_server.start()  # crash recovery from the WAL
+        result, fleet = await fleet_run
+        assert result.failed_posts > 0  # the kills really cut batches off
+        assert result.rejected == 0
+        assert await fleet_differences(ledger, [r for t in fleet for r in t.made]) == []
+        assert "storage_unavailable" in (tmp_path / "ledger" / "ledger.log").read_text()
+    finally:
+        ledger.stop()
+    assert await ledger.books_problems() == []
+
+
+def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_an_unreachable_database_is_a_clear_refusal_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql://posgw-ledger:s3cret-pw@127.0.0.1:1/ledger"  # port 1: nothing listens
+    done = ledger_cli("check", "--data", str(tmp_path), "--database", url)
+    assert done.returncode == 74
+    assert "cannot connect" in done.stderr
+    assert "posgw-ledger:***@127.0.0.1:1" in done.stderr
+    assert "s3cret-pw" not in done.stderr + done.stdout
+    assert ledger_cli("check", "--data", str(tmp_path), "--database", "mysql://x").returncode == 74
+
+
+async def test_a_database_migrated_by_a_newer_ledger_is_refused(tmp_path: Path) -> None:
+    async with fresh_schema() as url:
+        assert ledger_cli("check", "--data", str(tmp_path), "--database", url).returncode == 0  # migrates
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')")
+        finally:
+            await conn.close()
+        done = ledger_cli("check", "--data", str(tmp_path), "--database", url)
+        assert done.returncode == 74
+        assert "schema version 99, newer than this posgw-ledger" in done.stderr
