@@ -35,7 +35,7 @@ from protocols.payer import payer_identifier
 from protocols.records import ID_PATTERN
 from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
-from protocols.sync import batch_from_wire, signed_bodies
+from protocols.sync import batch_from_wire, seal_items
 from protocols.tokens import TokenClaims, b64url_decode, key_id, sign_token
 
 log = structlog.get_logger("posgw.ledger")
@@ -156,16 +156,24 @@ async def _json(request: web.Request) -> object:
 async def sync_batch(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     data = await _json(request)
-    terminal_id, records = batch_from_wire(data)
-    key_text = await svc.store.terminal_key(terminal_id)
+    # Signatures are checked in worker processes while this one reads the records through the schema.
+    seals: asyncio.Future[list[str | None]] | None = None
+    claimed, items = seal_items(data)
+    key_text = await svc.store.terminal_key(claimed) if claimed else None
+    if key_text is not None and items is not None:
+        seals = _start_seal_checks(svc.verifier, b64url_decode(key_text), items)
+    try:
+        terminal_id, records = batch_from_wire(data)
+    except BaseException:
+        if seals is not None:
+            seals.cancel()
+        raise
     if key_text is None:  # the terminal registers its key at its first contact; it will send again
         return problem(
             409, "terminal-key-unknown", f"register {terminal_id}'s journal key first (PUT /v1/terminals/…/key)"
         )
-    key = b64url_decode(key_text)
-    items = [(r.prev_hash, r.hash, r.signature, body) for r, body in zip(records, signed_bodies(data), strict=True)]
-    seals = await _check_seals(svc.verifier, key, items)
-    reply = await svc.store.ingest(terminal_id, records, seals)
+    assert seals is not None  # a batch the schema accepts is shaped as seal_items reads it
+    reply = await svc.store.ingest(terminal_id, records, await seals)
     accepted = sum(r.status == "accepted" for r in reply.results)
     if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
         svc.notices.members(await svc.store.member_revision())
@@ -176,15 +184,22 @@ async def sync_batch(request: web.Request) -> web.Response:
     return web.json_response(reply.to_wire())
 
 
-async def _check_seals(pool: Executor | None, key: bytes, items: list[tuple[str, str, str, bytes]]) -> list[str | None]:
-    """Every record's seal checked, in worker processes for a batch worth it, inline otherwise."""
-    if pool is None or len(items) < 32:
-        return seal_refusals(key, items)
+def _start_seal_checks(
+    pool: Executor | None, key: bytes, items: list[tuple[str, str, str, bytes]]
+) -> asyncio.Future[list[str | None]]:
+    """Every record's seal, checked in worker processes (submitted now) for a batch worth it, inline otherwise."""
     loop = asyncio.get_running_loop()
+    if pool is None or len(items) < 32:
+        done: asyncio.Future[list[str | None]] = loop.create_future()
+        done.set_result(seal_refusals(key, items))
+        return done
     size = -(-len(items) // VERIFY_WORKERS)
-    parts = [items[i : i + size] for i in range(0, len(items), size)]
-    answers = await asyncio.gather(*(loop.run_in_executor(pool, seal_refusals, key, part) for part in parts))
-    return [reason for part in answers for reason in part]
+    parts = [loop.run_in_executor(pool, seal_refusals, key, items[i : i + size]) for i in range(0, len(items), size)]
+
+    async def joined() -> list[str | None]:
+        return [reason for part in await asyncio.gather(*parts) for reason in part]
+
+    return asyncio.ensure_future(joined())
 
 
 async def _one_field(request: web.Request, what: str, name: str, pattern: str) -> str:

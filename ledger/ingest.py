@@ -35,10 +35,15 @@ async def batch(
     plan = await Plan.load(tx, terminal_id, records)
     results = [await plan.apply(tx, r, seal, now) for r, seal in zip(records, seals, strict=True)]
     await plan.write(tx)
-    await tx.run("INSERT INTO terminals (terminal_id) VALUES ($1) ON CONFLICT DO NOTHING", terminal_id)
-    row = await tx.one("SELECT high_seq FROM terminals WHERE terminal_id = $1", terminal_id)
-    high, missing = await chain_check.advance(tx, terminal_id, int(row[0]) if row else 0)
-    await tx.run("UPDATE terminals SET high_seq = $1 WHERE terminal_id = $2", high, terminal_id)
+    row = await tx.one(
+        "INSERT INTO terminals (terminal_id) VALUES ($1) ON CONFLICT (terminal_id) "
+        "DO UPDATE SET high_seq = terminals.high_seq RETURNING high_seq",
+        terminal_id,
+    )
+    before = int(row[0]) if row else 0
+    high, missing = await chain_check.advance(tx, terminal_id, before)
+    if high != before:
+        await tx.run("UPDATE terminals SET high_seq = $1 WHERE terminal_id = $2", high, terminal_id)
     return SyncReply(tuple(results), high, tuple(missing))
 
 

@@ -9,6 +9,7 @@ snapshots beside the writer.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -31,7 +32,8 @@ UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,
 )
 LOCK_CLASS = 7305  # advisory lock namespace: (LOCK_CLASS, hash of the schema)
-WRITE_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))"
+# One round trip: the transaction and the lock that makes it the only writer (released at its end).
+BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext(current_schema()))"
 
 
 def redacted(url: str) -> str:
@@ -116,9 +118,16 @@ class PostgresDatabase:
 
     async def write(self, fn: Work[T]) -> T:
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(WRITE_LOCK, LOCK_CLASS)
-                return await fn(PostgresTx(conn))
+            async with self._pool.acquire() as conn:
+                await conn.execute(BEGIN_WRITE)
+                try:
+                    result = await fn(PostgresTx(conn))
+                except BaseException:
+                    with contextlib.suppress(*UNAVAILABLE):
+                        await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+                return result
         except UNAVAILABLE as err:
             # Whether a cut-off COMMIT landed is unknown; a batch sent again is answered "duplicate" if it did.
             raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err

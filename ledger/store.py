@@ -25,6 +25,7 @@ from protocols.sync import SyncReply
 class LedgerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._keys: dict[str, str] = {}  # terminal -> registered key; a key never changes once set
 
     @classmethod
     async def open(cls, data_dir: Path, url: str | None = None) -> LedgerStore:
@@ -224,6 +225,8 @@ class LedgerStore:
             stored = await tx.one("SELECT public_key FROM terminals WHERE terminal_id = $1", terminal_id)
             return stored is not None and stored[0] == public_key
 
+        if self._keys.get(terminal_id) == public_key:
+            return True
         return await self.db.write(register)
 
     async def terminal_key(self, terminal_id: str) -> str | None:

@@ -8,10 +8,11 @@ permanent, so a batch can be re-sent any number of times.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from protocols.chain import canonical
+from protocols.chain import CHAIN_FIELDS, canonical
 from protocols.records import ID_PATTERN, TransactionRecord, read_record
 from protocols.schema import Fields, Problems
 
@@ -65,14 +66,31 @@ def batch_to_wire(terminal_id: str, records: list[TransactionRecord]) -> dict[st
     return {"terminal_id": terminal_id, "records": [r.to_wire() for r in records]}
 
 
-def signed_bodies(data: object) -> list[bytes]:
-    """The bytes each record of a (valid) batch was hashed over: its JSON as sent, without chain fields.
-
-    Taken from the JSON itself, not from the parsed record, so a field this
-    version would fill with a default never changes what is checked.
+def seal_items(data: object) -> tuple[str | None, list[tuple[str, str, str, bytes]] | None]:
+    """From a batch as received, before the schema reads it: the terminal it claims, and per record
+    ``(prev_hash, hash, signature, body)`` with the bytes its hash covers (its JSON as sent, without
+    the chain fields; taken from the JSON itself, so a field this version would fill with a default
+    never changes what is checked). ``None`` for what is not even shaped like a batch; the schema
+    then says what is wrong.
     """
-    assert isinstance(data, dict)
-    return [canonical(record) for record in data["records"]]
+    if not isinstance(data, dict):
+        return None, None
+    claimed = data.get("terminal_id")
+    terminal_id = claimed if isinstance(claimed, str) and re.fullmatch(ID_PATTERN, claimed) else None
+    records = data.get("records")
+    if not isinstance(records, list) or len(records) > MAX_BATCH:
+        return terminal_id, None
+    items: list[tuple[str, str, str, bytes]] = []
+    for record in records:
+        if not isinstance(record, dict):
+            return terminal_id, None
+        prev, digest, signature = (_text(record.get(name)) for name in CHAIN_FIELDS)
+        items.append((prev, digest, signature, canonical(record)))
+    return terminal_id, items
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""  # absent: "unsigned"; another type: the schema refuses it
 
 
 def batch_from_wire(data: object) -> tuple[str, list[TransactionRecord]]:

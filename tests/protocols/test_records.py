@@ -2,9 +2,10 @@ import dataclasses
 
 import pytest
 
+from protocols.chain import canonical
 from protocols.errors import SchemaError
 from protocols.records import RecordLine, Tender, TransactionRecord
-from protocols.sync import SyncReply, SyncResult, batch_from_wire, batch_to_wire
+from protocols.sync import SyncReply, SyncResult, batch_from_wire, batch_to_wire, seal_items
 
 
 def record(**changes: object) -> TransactionRecord:
@@ -82,3 +83,17 @@ def test_sync_reply_round_trip_and_garbage() -> None:
         SyncReply.from_wire({"results": [{"txn_id": "a", "seq": 1, "status": "maybe"}], "high_seq": -1})
     with pytest.raises(SchemaError):
         SyncReply.from_wire("<html>")
+
+
+def test_seal_items_read_the_bytes_signed_before_the_schema_reads_the_batch() -> None:
+    wire = batch_to_wire("T-1", [record()])
+    wire["records"][0].update(prev_hash="00" * 32, hash="ab" * 32, signature="cd" * 64)
+    claimed, items = seal_items(wire)
+    assert claimed == "T-1"
+    assert items == [("00" * 32, "ab" * 32, "cd" * 64, canonical(wire["records"][0]))]
+    del wire["records"][0]["signature"]
+    assert seal_items(wire)[1] == [("00" * 32, "ab" * 32, "", canonical(wire["records"][0]))]  # "unsigned" later
+    assert seal_items({"terminal_id": "T 1", "records": []}) == (None, [])  # not an id: no key looked up
+    assert seal_items({"terminal_id": "T-1", "records": [7]}) == ("T-1", None)  # the schema says what is wrong
+    assert seal_items({"terminal_id": "T-1", "records": [{}] * 201}) == ("T-1", None)
+    assert seal_items([]) == (None, None)
