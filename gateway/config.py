@@ -85,6 +85,8 @@ class MqttConfig:
     heartbeat: float = 15.0  # seconds between status messages
     username: str | None = None  # the terminal's own broker account, if the broker wants one
     password: str = field(default="", repr=False)
+    tls: bool = False  # TLS to the broker, its certificate checked against ca_file or the system's CAs
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +247,18 @@ def _read_mqtt(f: Fields, env: dict[str, str]) -> MqttConfig | None:
         return None
     username = f.optional_text("username", pattern=r"[A-Za-z0-9_.@-]{1,64}")
     password = _secret(f, "password", "POSGW_MQTT_PASSWORD", env) if username else ""
+    ca_file = f.file_path("ca_file", "") or None
+    tls = f.flag("tls", ca_file is not None)
+    if ca_file and not Path(ca_file).is_file():
+        f.problems.add(f"{f.path}.ca_file", f"no such file: {ca_file}")
     config = MqttConfig(
         username=username,
         password=password,
+        tls=tls,
+        ca_file=ca_file,
         host=f.text("host", pattern=r"[A-Za-z0-9.:_-]{1,253}"),
         mall=f.text("mall", pattern=r"[A-Za-z0-9_-]{1,64}"),
-        port=f.integer("port", 1883, minimum=1, maximum=65535),
+        port=f.integer("port", 8883 if tls else 1883, minimum=1, maximum=65535),
         keepalive=f.integer("keepalive", 30, minimum=1, maximum=3600),
         heartbeat=f.number("heartbeat", 15.0, minimum=0.1, maximum=3600),
     )

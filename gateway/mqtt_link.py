@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,8 @@ class MqttLink:
         while True:
             try:
                 await self._session()
-            except (aiomqtt.MqttError, GatewayError) as err:  # the link may fail; the till never does
+            # The link may fail (a broker away, an account or certificate refused); the till never does.
+            except (aiomqtt.MqttError, GatewayError, OSError) as err:
                 self.state.connected, self.state.last_error = False, str(err)
                 delay = backoff.next_delay()
                 log.warning("mqtt_unavailable", error=str(err), retry_in=round(delay, 2))
@@ -90,6 +92,7 @@ class MqttLink:
             timeout=5.0,
             username=self.config.username,
             password=self.config.password or None,
+            tls_context=ssl.create_default_context(cafile=self.config.ca_file) if self.config.tls else None,
         ) as client:
             self.state.connected, self.state.last_error = True, None
             log.info("mqtt_connected", broker=f"{self.config.host}:{self.config.port}")

@@ -11,6 +11,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import aiomqtt
 import structlog
 from aiohttp import web
 
@@ -19,7 +20,7 @@ from ledger.app import VERIFY_WORKERS, LedgerService, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.issuer import load_or_create_key
-from ledger.notices import NoticePublisher, send_command
+from ledger.notices import NoticePublisher, add_broker_options, broker_from, send_command
 from ledger.store import LedgerStore
 from protocols.masking import mask_processor
 from protocols.mqtt_topics import COMMANDS
@@ -84,8 +85,7 @@ async def serve(args: argparse.Namespace, terminal_token: str) -> None:
         app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
     )
     if args.mqtt:
-        host, _, port = args.mqtt.rpartition(":")
-        svc.notices = NoticePublisher(host, int(port), args.mall)
+        svc.notices = NoticePublisher(broker_from(args), args.mall)
     await run(svc, args.host, args.port)
 
 
@@ -126,18 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8780)
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
-    run.add_argument("--mqtt", metavar="HOST:PORT", help="announce rulebook and member revisions over MQTT")
-    run.add_argument("--mall", default="demo", help="the mall's id in MQTT topics (default: demo)")
+    add_broker_options(run, None)  # --mqtt: announce rulebook and member revisions over MQTT
     cmd = sub.add_parser("command", help="send a terminal a command over MQTT (refresh its rules, sync now)")
     cmd.add_argument("terminal_id")
     cmd.add_argument("name", choices=COMMANDS)
-    cmd.add_argument("--mqtt", metavar="HOST:PORT", default="127.0.0.1:1883")
-    cmd.add_argument("--mall", default="demo")
+    add_broker_options(cmd, "127.0.0.1:1883")
     admin.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "command":
-        host, _, port = args.mqtt.rpartition(":")
-        asyncio.run(send_command(host, int(port), args.mall, args.terminal_id, args.name))
+        try:
+            asyncio.run(send_command(broker_from(args), args.mall, args.terminal_id, args.name))
+        except (OSError, aiomqtt.MqttError) as err:
+            print(f"posgw-ledger: command not sent: {err}", file=sys.stderr)
+            return 69  # EX_UNAVAILABLE
         return 0
     if args.command != "serve":
         return admin.run(args)
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     except StorageError as err:
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 74  # EX_IOERR
+    except OSError as err:  # a broker password or CA file that cannot be read
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 66  # EX_NOINPUT
     return 0
 
 

@@ -7,8 +7,14 @@ delays news, never an ingest (terminals also refresh on their own timer).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import os
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import structlog
@@ -19,9 +25,49 @@ from protocols.mqtt_topics import command_topic, encode, members_topic, revoked_
 log = structlog.get_logger("posgw.ledger.mqtt")
 
 
+@dataclass(frozen=True)
+class Broker:
+    """How the ledger reaches the broker: address, its own account, TLS."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None  # TLS, the broker's certificate checked against this CA
+    tls: bool = False  # TLS against the system's CAs
+
+    def client(self, identifier: str) -> aiomqtt.Client:
+        tls = ssl.create_default_context(cafile=self.ca_file) if (self.tls or self.ca_file) else None
+        return aiomqtt.Client(
+            self.host, self.port, identifier=identifier, username=self.username, password=self.password, tls_context=tls
+        )
+
+
+def add_broker_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument("--mqtt", metavar="HOST:PORT", default=default, help="the MQTT broker")
+    parser.add_argument("--mqtt-user", metavar="NAME", help="the ledger's broker account")
+    parser.add_argument(
+        "--mqtt-password-file", type=Path, metavar="FILE", help="its password (or $POSGW_LEDGER_MQTT_PASSWORD)"
+    )
+    parser.add_argument("--mqtt-ca", type=Path, metavar="FILE", help="TLS to the broker, checked against this CA")
+    parser.add_argument("--mqtt-tls", action="store_true", help="TLS to the broker, checked against the system's CAs")
+    parser.add_argument("--mall", default="demo", help="the mall's id in MQTT topics (default: demo)")
+
+
+def broker_from(args: Any) -> Broker:
+    """The broker options as given; an unreadable password or CA file raises OSError (the CLI reports it)."""
+    host, _, port = str(args.mqtt).rpartition(":")
+    password = os.environ.get("POSGW_LEDGER_MQTT_PASSWORD") or None
+    if args.mqtt_password_file is not None:
+        password = args.mqtt_password_file.read_text().strip()
+    if args.mqtt_ca is not None and not args.mqtt_ca.is_file():
+        raise FileNotFoundError(f"--mqtt-ca {args.mqtt_ca}: no such file")
+    return Broker(host, int(port), args.mqtt_user, password, args.mqtt_ca, args.mqtt_tls)
+
+
 class NoticePublisher:
-    def __init__(self, host: str, port: int, mall: str) -> None:
-        self.host, self.port, self.mall = host, port, mall
+    def __init__(self, broker: Broker, mall: str) -> None:
+        self.broker, self.mall = broker, mall
         self._latest: dict[str, bytes] = {}  # topic -> retained payload still to publish
         self._wake = asyncio.Event()
 
@@ -43,7 +89,7 @@ class NoticePublisher:
         backoff = Backoff(base=1.0, cap=30.0)
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=f"posgw-ledger-{self.mall}") as client:
+                async with self.broker.client(f"posgw-ledger-{self.mall}") as client:
                     backoff.reset()
                     while True:
                         await self._wake.wait()
@@ -55,16 +101,16 @@ class NoticePublisher:
                             except aiomqtt.MqttError:
                                 self._latest.setdefault(topic, payload)  # sent again after reconnecting
                                 raise
-            except aiomqtt.MqttError as err:
+            except (aiomqtt.MqttError, OSError) as err:  # OSError: the CA file unreadable since start
                 self._wake.set()  # whatever is pending goes out after reconnecting
                 delay = backoff.next_delay()
                 log.warning("mqtt_unavailable", error=str(err), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
 
 
-async def send_command(host: str, port: int, mall: str, terminal_id: str, name: str) -> None:
+async def send_command(broker: Broker, mall: str, terminal_id: str, name: str) -> None:
     """An operator's command to one terminal (``posgw-ledger command``)."""
-    async with aiomqtt.Client(host, port, identifier=f"posgw-ledger-cmd-{terminal_id}") as client:
+    async with broker.client(f"posgw-ledger-cmd-{terminal_id}") as client:
         await client.publish(command_topic(mall, terminal_id), encode({"command": name}), qos=1)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(0.1)  # let the broker take it before disconnecting

@@ -108,3 +108,22 @@ def test_payment_providers_are_checked_with_every_problem_named() -> None:
     assert "payments.providers[1].options.url" in text
     assert "payments.providers[2].wallet: expected one of wechat, alipay" in text
     assert "no payment provider named 'no-such-provider' (installed: ecr-serial, micropay-http)" in text
+
+
+def test_mqtt_over_tls_defaults_to_8883_and_needs_its_ca_file(tmp_path: Path) -> None:
+    env = {"POSGW_API_TOKEN": "a" * 16, "POSGW_LEDGER_TOKEN": "b" * 16}
+
+    def mqtt(**given: object) -> tuple[bool, int, str | None]:
+        base = {"terminal": {"id": "T1", "store_id": "S1", "merchant_id": "M1"}, "ledger": {"url": "http://x:1"}}
+        config = parse_config({**base, "mqtt": {"host": "mqtt.mall", "mall": "m", **given}}, "t", env=env).mqtt
+        assert config is not None
+        return config.tls, config.port, config.ca_file
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert mqtt() == (False, 1883, None)
+    assert mqtt(tls=True) == (True, 8883, None)  # the system's CAs
+    assert mqtt(ca_file=str(ca)) == (True, 8883, str(ca))
+    with pytest.raises(SchemaError) as refused:
+        mqtt(ca_file=str(tmp_path / "gone.pem"))
+    assert "mqtt.ca_file" in str(refused.value.problems)

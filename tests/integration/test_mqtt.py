@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +16,7 @@ import aiomqtt
 import pytest
 
 from simulators.processes import Stack, free_port
+from tests.brokers import broker_with_account, start_broker, until
 from tests.gateway.records import draft
 from tests.harness import LedgerHandle, gateway_config, post_batch, register_key, running_gateway, sealed
 
@@ -122,14 +120,6 @@ async def test_without_a_broker_the_till_sells_as_ever(
         await pos.wait_status(lambda s: s["journal"]["pending"] == 0)  # and it syncs over HTTP
 
 
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_the_broker_restarted_the_terminal_reconnects_and_hears_again(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], mall: str
 ) -> None:
@@ -160,11 +150,6 @@ async def test_the_broker_restarted_the_terminal_reconnects_and_hears_again(
         broker.wait()
 
 
-def start_broker(conf: Path) -> subprocess.Popen[bytes]:
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    return subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 async def test_a_broker_that_wants_an_account_gets_the_terminals_own(
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str], mall: str
 ) -> None:
@@ -188,13 +173,3 @@ async def test_a_broker_that_wants_an_account_gets_the_terminals_own(
     finally:
         broker.kill()
         broker.wait()
-
-
-def broker_with_account(tmp_path: Path, port: int, user: str, password: str) -> Path:
-    passwords = tmp_path / "passwords"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), user, password], check=True)
-    conf = tmp_path / "mosquitto.conf"
-    # As root, mosquitto would switch to its own user, who cannot read pytest's private temp folder.
-    keep_user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"{keep_user}listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n")
-    return conf
