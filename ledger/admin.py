@@ -8,12 +8,16 @@ import csv
 import json
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger import rulebooks
 from ledger.database import DATABASE_HELP, StorageError
+from ledger.issuer import issue_coupon, load_or_create_key
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
+from ledger.rulebooks import RulebookRefusedError
 from ledger.store import LedgerStore
 from protocols.errors import SchemaError
 from protocols.money import format_cny
@@ -30,8 +34,8 @@ def add_commands(sub: Any) -> None:
     member = sub.add_parser("member", help="a member's balances and history")
     member.add_argument("action", choices=["show"])
     member.add_argument("member_id")
-    report = sub.add_parser("report", help="the day's figures, or reconcile a terminal's journal export")
-    report.add_argument("kind", choices=["day", "reconcile"])
+    report = sub.add_parser("report", help="the day's figures, reconcile a journal export, or the points books")
+    report.add_argument("kind", choices=["day", "reconcile", "points"])
     report.add_argument("--day", default=datetime.now(UTC).date().isoformat(), help="UTC date (default: today)")
     report.add_argument("--journal", type=Path, help="reconcile: a terminal's `posgw journal export` (JSON lines)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -39,7 +43,15 @@ def add_commands(sub: Any) -> None:
     points = sub.add_parser("points", help="points jobs: expire what was earned before a date and not spent")
     points.add_argument("action", choices=["expire"])
     points.add_argument("--before", required=True, help="ISO date: points earned before it lapse (e.g. 2026-01-01)")
-    for parser in (members, member, report, books, points):
+    rules = sub.add_parser("rulebook", help="put a new rulebook version in force (JSON or TOML), or list versions")
+    rules.add_argument("action", choices=["load", "show"])
+    rules.add_argument("file", type=Path, nargs="?", help="load: the rulebook (its version newer than in force)")
+    coupons = sub.add_parser("coupons", help="issue coupon copies (CP1. tokens) to a member")
+    coupons.add_argument("action", choices=["issue"])
+    coupons.add_argument("coupon_id", help="a coupon of the rulebook in force")
+    coupons.add_argument("--member", required=True)
+    coupons.add_argument("--count", type=int, default=1, choices=range(1, 1001), metavar="1..1000")
+    for parser in (members, member, report, books, points, rules, coupons):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
         parser.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
 
@@ -65,12 +77,22 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"  {member_id}: {n:,} points expired")
             print(f"{sum(expired.values()):,} points expired for {len(expired)} members (earned before {args.before})")
             return 0
+        if args.command == "rulebook":
+            return await rulebook_command(store, args)
+        if args.command == "coupons":
+            return await issue_coupons(store, args)
         if args.command == "check":
             problems = await store.check()
             for p in problems:
                 print(f"  {p}")
             print("books hold: every posting set sums to zero, every balance matches" if not problems else "BROKEN")
             return 1 if problems else 0
+        if args.kind == "points":
+            books = await store.points_books()
+            print(
+                json.dumps(books, indent=2) if args.json else "\n".join(f"  {k:<12}{v:>14,}" for k, v in books.items())
+            )
+            return 0
         if args.kind == "day":
             summary = day_summary(await store.records_of_day(args.day), args.day)
             print(json.dumps(summary, indent=2) if args.json else _day_table(summary))
@@ -81,6 +103,47 @@ async def _run(args: argparse.Namespace) -> int:
         return await reconcile_journal(store, args.journal, args.day, as_json=args.json)
     finally:
         await store.close()
+
+
+async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        for version, digest, loaded_at in await store.rulebook_versions():
+            print(f"  version {version:<6} sha256 {digest}  loaded {loaded_at}")
+        return 0
+    if args.file is None:
+        print("posgw-ledger: rulebook load needs a FILE", file=sys.stderr)
+        return 2
+    try:
+        body = rulebooks.read_file(args.file)
+        rulebooks.assemble(body, await store.phone_salt(), load_or_create_key(args.data / "issuer.key"))
+        version, digest = await store.add_rulebook(body)
+    except SchemaError as err:
+        print(f"posgw-ledger: {args.file} is not a rulebook:", file=sys.stderr)
+        for p in err.problems[:50]:
+            print(f"  - {p}", file=sys.stderr)
+        return 65  # EX_DATAERR
+    except RulebookRefusedError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 65
+    print(f"rulebook version {version} in force (sha256 {digest}); running ledgers sign and serve it within seconds")
+    return 0
+
+
+async def issue_coupons(store: LedgerStore, args: argparse.Namespace) -> int:
+    """Print ``--count`` coupon tokens, one a line (to hand to a campaign's sender)."""
+    body = await store.get_meta("rulebook")
+    key = load_or_create_key(args.data / "issuer.key")
+    rules = rulebooks.assemble(body or {"version": 0, "currency": "CNY", "tiers": {}}, await store.phone_salt(), key)
+    if args.coupon_id not in rules.coupons:
+        print(f"posgw-ledger: no coupon {args.coupon_id} in rulebook version {rules.version}", file=sys.stderr)
+        return 65
+    if await store.member_account(args.member) is None:
+        print(f"posgw-ledger: no member {args.member}", file=sys.stderr)
+        return 1
+    now = int(time.time())
+    for _ in range(args.count):
+        print(issue_coupon(key, rules, args.coupon_id, args.member, now)["token"])
+    return 0
 
 
 async def load_members(store: LedgerStore, path: Path) -> int:
@@ -128,7 +191,7 @@ async def show_member(store: LedgerStore, member_id: str) -> int:
         print(f"posgw-ledger: no member {member_id}", file=sys.stderr)
         return 1
     print(f"{account['member_id']}  tier {account['tier']}  {account['status']}")
-    print(f"  points {account['points']:,}   wallet {format_cny(account['wallet'])}")
+    print(f"  points {account['points']:,}   wallet {format_cny(account['wallet'])}   growth {account['growth']:,}")
     for h in await store.member_history(member_id):
         amount = f"{h['amount']:+,} points" if h["account"] == "points" else format_cny(h["amount"])
         print(f"  {h['created_at']}  {h['kind']:<6} {h['terminal_id']:<12} {amount:>14}  {h['txn_id']}")

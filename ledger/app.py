@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.chain_check import seal_refusals
 from ledger.database import StorageUnavailableError
+from ledger.issuer import issue_coupon
 from ledger.notices import NoticePublisher
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.store import LedgerStore
@@ -268,22 +268,11 @@ async def member_coupon(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     member_id = _param(request, "member_id")
     coupon_id = await _one_field(request, "coupon", "coupon_id", r"[A-Za-z0-9_.-]{1,64}")
-    definition = svc.rulebook.coupons.get(coupon_id)
-    if definition is None:
+    if coupon_id not in svc.rulebook.coupons:
         return problem(404, "unknown-coupon", f"no coupon {coupon_id} in the rulebook")
     if await svc.store.member_account(member_id) is None:
         return problem(404, "unknown-member", f"no member {member_id}")
-    now = int(time.time())
-    expires = now + 30 * 86_400
-    if definition.valid_to:
-        expires = min(
-            expires, int(datetime.fromisoformat(definition.valid_to).replace(tzinfo=UTC).timestamp()) + 86_400
-        )
-    instance = secrets.token_hex(8)
-    claims = TokenClaims("CP1.", f"{coupon_id}:{instance}:{member_id}", now, expires, secrets.token_urlsafe(9), svc.kid)
-    return web.json_response(
-        {"token": sign_token("CP1.", claims, svc.issuer), "instance": instance, "expires_at": expires}, status=201
-    )
+    return web.json_response(issue_coupon(svc.issuer, svc.rulebook, coupon_id, member_id, int(time.time())), status=201)
 
 
 RESERVATION_TTL = 120.0  # seconds a hold lasts if the sale never arrives

@@ -15,7 +15,7 @@ import aiomqtt
 import structlog
 from aiohttp import web
 
-from ledger import admin
+from ledger import admin, rulebooks
 from ledger.app import VERIFY_WORKERS, LedgerService, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
@@ -25,8 +25,7 @@ from ledger.store import LedgerStore
 from protocols.masking import mask_processor
 from protocols.mqtt_topics import COMMANDS
 from protocols.phone import phone_identifier
-from protocols.rulebook import Rulebook
-from protocols.tokens import b64url_decode, b64url_encode, key_id, public_key_text
+from protocols.tokens import b64url_decode
 
 log = structlog.get_logger("posgw.ledger")
 
@@ -49,31 +48,16 @@ async def open_service(
 ) -> LedgerService:
     store = await LedgerStore.open(data_dir, database)
     issuer = load_or_create_key(data_dir / "issuer.key")
-    public = issuer.public_key()
     if demo and await store.get_meta("rulebook") is None:
         await store.upsert_members(list(DEMO_MEMBERS))
-        await store.set_meta(
-            "rulebook",
-            {
-                "version": 1,
-                "currency": "CNY",
-                "tiers": DEMO_TIERS,
-                "excluded_categories": DEMO_EXCLUDED,
-                **DEMO_BENEFITS,
-            },
-        )
-    salt = await store.get_meta("phone_salt")
-    if salt is None:
-        salt = b64url_encode(os.urandom(16))
-        await store.set_meta("phone_salt", salt)
+        demo_rules = {"version": 1, "currency": "CNY", "tiers": DEMO_TIERS, "excluded_categories": DEMO_EXCLUDED}
+        await store.add_rulebook({**demo_rules, **DEMO_BENEFITS})
+    salt = await store.phone_salt()
     if demo:
         for member_id, phone in DEMO_PHONES.items():
             await store.add_identifier(member_id, phone_identifier(phone, b64url_decode(salt)))
     body = await store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
-    body["phone_salt"] = salt
-    # The issuer key is the ledger's own, so the rulebook always carries it.
-    body["issuer_keys"] = {key_id(public): public_key_text(public)}
-    return LedgerService(store, issuer, Rulebook.from_wire(body), terminal_token, app_token)
+    return LedgerService(store, issuer, rulebooks.assemble(body, salt, issuer), terminal_token, app_token)
 
 
 async def serve(args: argparse.Namespace, terminal_token: str) -> None:
@@ -97,6 +81,7 @@ async def run(svc: LedgerService, host: str, port: int) -> None:
     # forkserver: worker processes are not forked from this (threaded) process.
     svc.verifier = ProcessPoolExecutor(VERIFY_WORKERS, mp_context=multiprocessing.get_context("forkserver"))
     publisher = None
+    following = asyncio.create_task(rulebooks.follow(svc, svc.rulebook.phone_salt), name="rulebook-versions")
     if svc.notices is not None:
         svc.notices.rulebook(svc.rulebook.version)
         svc.notices.members(await svc.store.member_revision())
@@ -109,6 +94,7 @@ async def run(svc: LedgerService, host: str, port: int) -> None:
     try:
         await stop.wait()
     finally:
+        following.cancel()
         if publisher is not None:
             publisher.cancel()
         await runner.cleanup()

@@ -63,6 +63,7 @@ class Plan:
     conflicts: list[tuple[str, str, str]] = field(default_factory=list)
     released: list[tuple[str]] = field(default_factory=list)  # wallet holds their sale consumed
     changed: set[str] = field(default_factory=set)
+    growth: dict[str, int] = field(default_factory=dict)  # member -> growth value earned in this batch
 
     @classmethod
     async def load(cls, tx: Tx, terminal_id: str, records: Sequence[TransactionRecord]) -> Plan:
@@ -109,6 +110,9 @@ class Plan:
         # Double entry; spending beyond the balance posts the shortfall to the mall's overdraft.
         if r.member_id and delta and (shortfall := self._move(r.txn_id, r.member_id, "points", delta)):
             conflicts.append(f"points overdrawn by {shortfall} (spent offline twice?)")
+        if r.member_id and r.growth_earned and (r.member_id, "points") in self.balances:
+            self.growth[r.member_id] = self.growth.get(r.member_id, 0) + r.growth_earned  # tier progress, not money
+            self.changed.add(r.member_id)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
         # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
         return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
@@ -148,8 +152,11 @@ class Plan:
         )
         await tx.many(postings.INSERT, self.postings)
         await tx.many(
-            "UPDATE members SET points = $1, wallet = $2 WHERE member_id = $3",
-            [(self.balances[(m, "points")], self.balances[(m, "fen")], m) for m in sorted(self.changed)],
+            "UPDATE members SET points = $1, wallet = $2, growth = growth + $3 WHERE member_id = $4",
+            [
+                (self.balances[(m, "points")], self.balances[(m, "fen")], self.growth.get(m, 0), m)
+                for m in sorted(self.changed)
+            ],
         )
         await tx.many("DELETE FROM wallet_holds WHERE ref = $1", self.released)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)

@@ -1,9 +1,12 @@
-"""The ledger's issuer key: it signs member QR tokens that terminals verify offline."""
+"""The ledger's issuer key: it signs member QR tokens and coupons that terminals verify offline."""
 
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -12,6 +15,11 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_pem_private_key,
 )
+
+from protocols.rulebook import Rulebook
+from protocols.tokens import TokenClaims, key_id, sign_token
+
+COUPON_LIFETIME = 30 * 86_400  # seconds, unless the coupon's own validity ends sooner
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
@@ -28,3 +36,18 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     return key
+
+
+def issue_coupon(
+    key: Ed25519PrivateKey, rulebook: Rulebook, coupon_id: str, member_id: str, now: int
+) -> dict[str, Any]:
+    """A ``CP1.`` coupon copy for a member: ``{"token", "instance", "expires_at"}``; KeyError if not in the rulebook."""
+    definition = rulebook.coupons[coupon_id]
+    expires = now + COUPON_LIFETIME
+    if definition.valid_to:
+        ends = datetime.fromisoformat(definition.valid_to).replace(tzinfo=UTC)
+        expires = min(expires, int(ends.timestamp()) + 86_400)
+    instance = secrets.token_hex(8)
+    kid = key_id(key.public_key())
+    claims = TokenClaims("CP1.", f"{coupon_id}:{instance}:{member_id}", now, expires, secrets.token_urlsafe(9), kid)
+    return {"token": sign_token("CP1.", claims, key), "instance": instance, "expires_at": expires}

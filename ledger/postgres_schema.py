@@ -108,6 +108,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "growth value, rulebook versions",
+        """
+        ALTER TABLE members ADD COLUMN growth BIGINT NOT NULL DEFAULT 0 CHECK (growth >= 0);
+        CREATE TABLE rulebooks (
+            version   BIGINT PRIMARY KEY,
+            body      TEXT NOT NULL,
+            sha256    TEXT NOT NULL,
+            loaded_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

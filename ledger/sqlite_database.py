@@ -99,6 +99,12 @@ CREATE TABLE IF NOT EXISTS postings (
 CREATE INDEX IF NOT EXISTS postings_account ON postings(account);
 CREATE INDEX IF NOT EXISTS postings_txn ON postings(txn_id);
 CREATE INDEX IF NOT EXISTS postings_ref ON postings(ref) WHERE ref IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rulebooks (
+    version   INTEGER PRIMARY KEY,
+    body      TEXT NOT NULL,
+    sha256    TEXT NOT NULL,
+    loaded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS wallet_holds (
     ref         TEXT PRIMARY KEY,  -- the terminal's payment id
     member_id   TEXT NOT NULL,
@@ -109,10 +115,14 @@ CREATE TABLE IF NOT EXISTS wallet_holds (
 """
 
 
-def upgrade_wallets(conn: sqlite3.Connection) -> None:
-    """A file made before wallets gets its wallet column (and the revision trigger that sees it)."""
-    if "wallet" not in _columns(conn, "members"):
+def upgrade_members(conn: sqlite3.Connection) -> None:
+    """A file made before wallets gets its wallet column (and the revision trigger that sees it), and
+    one made before growth value its growth column."""
+    columns = _columns(conn, "members")
+    if "wallet" not in columns:
         conn.execute("ALTER TABLE members ADD COLUMN wallet INTEGER NOT NULL DEFAULT 0 CHECK (wallet >= 0)")
+    if "growth" not in columns:
+        conn.execute("ALTER TABLE members ADD COLUMN growth INTEGER NOT NULL DEFAULT 0 CHECK (growth >= 0)")
     conn.executescript(
         """
         DROP TRIGGER IF EXISTS members_rev_upd;
@@ -204,7 +214,7 @@ class SqliteDatabase:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(SCHEMA)
-            upgrade_wallets(self._conn)
+            upgrade_members(self._conn)
             upgrade_postings(self._conn)
             upgrade_transactions(self._conn)
         except sqlite3.DatabaseError as err:

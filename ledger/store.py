@@ -8,7 +8,9 @@ Batches of terminal records are applied by :mod:`ledger.ingest`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import secrets
 import time
 from datetime import UTC, datetime
@@ -17,9 +19,11 @@ from typing import Any
 
 from ledger import ingest, postings, wallet
 from ledger.database import Database, Tx, open_database
+from ledger.rulebooks import RulebookRefusedError
 from protocols.records import TransactionRecord
 from protocols.rulebook import MemberEntry
 from protocols.sync import SyncReply
+from protocols.tokens import b64url_encode
 
 
 class LedgerStore:
@@ -49,6 +53,51 @@ class LedgerStore:
     async def get_meta(self, key: str) -> Any:
         row = await self.db.read(lambda tx: tx.one("SELECT value FROM meta WHERE key = $1", key))
         return None if row is None else json.loads(row[0])
+
+    async def phone_salt(self) -> str:
+        """The mall's salt for hashing phone numbers and payer ids (made once, on first use; base64url)."""
+        fresh = json.dumps(b64url_encode(os.urandom(16)))
+
+        async def salt(tx: Tx) -> str:
+            await tx.run("INSERT INTO meta VALUES ('phone_salt', $1) ON CONFLICT (key) DO NOTHING", fresh)
+            row = await tx.one("SELECT value FROM meta WHERE key = 'phone_salt'")
+            return str(json.loads(row[0])) if row else ""
+
+        return await self.db.write(salt)
+
+    async def add_rulebook(self, body: dict[str, Any]) -> tuple[int, str]:
+        """Put a rulebook version in force, kept beside the earlier ones; (version, SHA-256 of its text).
+
+        Raises :class:`RulebookRefusedError` unless it is newer than the one in force.
+        """
+        text = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        digest, version = hashlib.sha256(text.encode()).hexdigest(), int(body["version"])
+
+        async def add(tx: Tx) -> tuple[int, str]:
+            row = await tx.one("SELECT value FROM meta WHERE key = 'rulebook'")
+            current = int(json.loads(row[0])["version"]) if row else 0
+            if version <= current:
+                raise RulebookRefusedError(f"version {version} is not newer than version {current}, in force")
+            await tx.run(
+                "INSERT INTO rulebooks (version, body, sha256, loaded_at) VALUES ($1, $2, $3, $4)",
+                version,
+                text,
+                digest,
+                datetime.now(UTC).isoformat(),
+            )
+            await tx.run(
+                "INSERT INTO meta VALUES ('rulebook', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", text
+            )
+            return version, digest
+
+        return await self.db.write(add)
+
+    async def rulebook_versions(self) -> list[tuple[int, str, str]]:
+        """Every version loaded: (version, SHA-256, loaded at), oldest first."""
+        rows = await self.db.read(
+            lambda tx: tx.all("SELECT version, sha256, loaded_at FROM rulebooks ORDER BY version")
+        )
+        return [(int(v), str(d), str(at)) for v, d, at in rows]
 
     async def upsert_members(self, members: list[MemberEntry]) -> None:
         """Add or update members (tier, status; a new member's opening wallet) in one transaction."""
@@ -123,10 +172,10 @@ class LedgerStore:
     async def member_account(self, member_id: str) -> dict[str, Any] | None:
         row = await self.db.read(
             lambda tx: tx.one(
-                "SELECT member_id, tier, status, points, wallet FROM members WHERE member_id = $1", member_id
+                "SELECT member_id, tier, status, points, wallet, growth FROM members WHERE member_id = $1", member_id
             )
         )
-        keys = ("member_id", "tier", "status", "points", "wallet")
+        keys = ("member_id", "tier", "status", "points", "wallet", "growth")
         return None if row is None else dict(zip(keys, row, strict=True))
 
     # -- sync ----------------------------------------------------------------
@@ -273,6 +322,26 @@ class LedgerStore:
         )
         keys = ("account", "amount", "txn_id", "created_at", "kind", "terminal_id")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def points_books(self) -> dict[str, int]:
+        """Points issued, spent, expired and outstanding, from the postings (issued = spent + expired + outstanding).
+
+        ``overdrawn`` is what members spent beyond their balance offline, carried by the mall (``mall:overdraft``).
+        """
+        row = await self.db.read(
+            lambda tx: tx.one(
+                "SELECT "
+                "CAST(COALESCE(SUM(CASE WHEN account LIKE 'member:%' AND amount > 0 THEN amount END), 0) AS BIGINT), "
+                "CAST(COALESCE(-SUM(CASE WHEN account LIKE 'member:%' AND amount < 0 AND txn_id NOT LIKE 'expiry:%' "
+                "THEN amount END), 0) AS BIGINT), "
+                "CAST(COALESCE(SUM(CASE WHEN account = 'mall:expired' THEN amount END), 0) AS BIGINT), "
+                "CAST(COALESCE(SUM(CASE WHEN account LIKE 'member:%' THEN amount END), 0) AS BIGINT), "
+                "CAST(COALESCE(-SUM(CASE WHEN account = 'mall:overdraft' THEN amount END), 0) AS BIGINT) "
+                "FROM postings WHERE unit = 'points'"
+            )
+        )
+        keys = ("issued", "spent", "expired", "outstanding", "overdrawn")
+        return dict(zip(keys, (int(v) for v in row), strict=True)) if row else dict.fromkeys(keys, 0)
 
     async def expire_points(self, cutoff: str) -> dict[str, int]:
         """Year-end clearing: points earned before ``cutoff`` and still unspent lapse (``ledger/postings.py``)."""

@@ -130,6 +130,10 @@ class LedgerHandle:
             r.raise_for_status()
             return str((await r.json())["state"])
 
+    async def account(self, member_id: str) -> dict[str, object]:
+        """The member's balances as the member app sees them."""
+        return await self._app_call("GET", f"/v1/members/{member_id}")
+
     async def points(self, member_id: str) -> int:
         points = (await self._app_call("GET", f"/v1/members/{member_id}"))["points"]
         assert isinstance(points, int)

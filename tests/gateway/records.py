@@ -25,6 +25,7 @@ def draft(terminal_id: str = "T-1", amount: int = 1000, member_id: str | None = 
         member_id=member_id,
         member_via="qr" if member_id else None,
         points_earned=amount // 10_000 if member_id else 0,
+        growth_earned=amount // 100 if member_id else 0,
         rulebook_version=1,
         offline=True,
     )

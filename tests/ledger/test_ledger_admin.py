@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from ledger.issuer import load_or_create_key
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
+from protocols.rulebook import Rulebook, open_rulebook
+from protocols.tokens import key_id, verify_token
 from tests.harness import LedgerHandle, gateway_config, running_gateway
 
 pytestmark = [pytest.mark.ledger]
@@ -94,3 +100,69 @@ def export_journal(path: Path, key_path: Path, out: Path) -> Path:
     journal = TransactionJournal(path, load_or_create_signing_key(key_path))
     out.write_text("".join(line + "\n" for line in journal.export_lines()))
     return out
+
+
+async def served_rulebook(ledger: LedgerHandle) -> Rulebook:
+    """The rulebook as a terminal gets it, its signature checked."""
+    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{ledger.url}/v1/rulebook") as r:
+        r.raise_for_status()
+        book, _ = open_rulebook(await r.json(), ledger.issuer_key().public_key())
+        return book
+
+
+async def test_a_new_rulebook_version_is_loaded_then_signed_and_served(tmp_path: Path, ledger: LedgerHandle) -> None:
+    body = (await served_rulebook(ledger)).to_wire()
+    for own in ("phone_salt", "issuer_keys"):
+        del body[own]
+    body |= {"version": 2, "excluded_categories": [*body["excluded_categories"], "lottery"]}
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(body))
+    loaded = ledger_cli("rulebook", "load", str(rules), *ledger.store_args())
+    assert loaded.returncode == 0, loaded.stderr
+    assert "rulebook version 2 in force" in loaded.stdout
+    for _ in range(100):  # the running ledger picks it up within seconds
+        book = await served_rulebook(ledger)
+        if book.version == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert book.version == 2
+    assert "lottery" in book.excluded_categories
+
+    again = ledger_cli("rulebook", "load", str(rules), *ledger.store_args())
+    assert again.returncode == 65
+    assert "version 2 is not newer than version 2, in force" in again.stderr
+    rules.write_text(json.dumps({**body, "version": 3, "tiers": "gold", "currency": 7}))
+    broken = ledger_cli("rulebook", "load", str(rules), *ledger.store_args())
+    assert broken.returncode == 65
+    assert "tiers" in broken.stderr
+    assert "currency" in broken.stderr
+    rules.write_text(json.dumps({**body, "version": 3, "phone_salt": "AAAA"}))
+    assert "the ledger's own" in ledger_cli("rulebook", "load", str(rules), *ledger.store_args()).stderr
+    shown = ledger_cli("rulebook", "show", *ledger.store_args()).stdout
+    assert "version 1 " in shown
+    assert "version 2 " in shown
+    assert "version 3" not in shown
+
+
+def test_coupons_are_issued_as_signed_tokens_for_a_member(ledger_database: str | None, tmp_path: Path) -> None:
+    data = ["--data", str(tmp_path / "ledger"), *(["--database", ledger_database] if ledger_database else [])]
+    members = tmp_path / "members.csv"
+    members.write_text("member_id,tier\nN1,classic\n")
+    assert ledger_cli("members", "load", str(members), *data).returncode == 0
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        'version = 1\ncurrency = "CNY"\n[tiers.classic]\ndefault_rate = 9500\n'
+        '[[coupons]]\nid = "C-5-OFF"\nname = "5 off"\nkind = "amount"\namount = 500\nmin_spend = 5000\n'
+    )
+    loaded = ledger_cli("rulebook", "load", str(rules), *data)
+    assert loaded.returncode == 0, loaded.stderr
+    issued = ledger_cli("coupons", "issue", "C-5-OFF", "--member", "N1", "--count", "3", *data)
+    assert issued.returncode == 0, issued.stderr
+    key = load_or_create_key(tmp_path / "ledger" / "issuer.key").public_key()
+    claims = [verify_token(t, "CP1.", {key_id(key): key}, now=int(time.time())) for t in issued.stdout.split()]
+    assert len({c.subject for c in claims}) == 3  # three distinct copies
+    assert all(c.subject.startswith("C-5-OFF:") and c.subject.endswith(":N1") for c in claims)
+    unknown = ledger_cli("coupons", "issue", "C-NOPE", "--member", "N1", *data)
+    assert unknown.returncode == 65
+    assert "no coupon C-NOPE" in unknown.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import sqlite3
 import subprocess
 import sys
@@ -201,7 +202,7 @@ async def test_a_ledger_file_from_before_double_entry_keeps_its_points(tmp_path:
     try:
         assert await store.check() == []  # the old postings were paired with the mall's side
         assert await store.member_account("M1") == {
-            "member_id": "M1", "tier": "classic", "status": "active", "points": 5, "wallet": 0
+            "member_id": "M1", "tier": "classic", "status": "active", "points": 5, "wallet": 0, "growth": 0
         }  # fmt: skip
     finally:
         await store.close()
@@ -216,6 +217,7 @@ async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: L
     )
     await post(ledger, batch_to_wire("T-3", numbered([old, new, spend])))
     assert await ledger.points("M0001") == 4
+    assert (await ledger.account("M0001"))["growth"] == 300 + 200 + 10  # 1 growth per ¥1, kept beside the points
     argv = [sys.executable, "-m", "ledger.cli", "points", "expire", "--before", "2026-01-01"]
     argv += ledger.store_args()
     first = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
@@ -226,6 +228,11 @@ async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: L
     assert "0 points expired" in again.stdout  # the job may run twice; points lapse once
     assert await ledger.points("M0001") == 2
     assert await ledger.books_problems() == []
+    # The points books: issued = spent + expired + outstanding.
+    argv = [sys.executable, "-m", "ledger.cli", "report", "points", "--json", *ledger.store_args()]
+    report = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=True)
+    books = json.loads(report.stdout)
+    assert books == {"issued": 5, "spent": 1, "expired": 2, "outstanding": 2, "overdrawn": 0}
 
 
 async def test_a_revoked_coupon_redeemed_offline_comes_back_as_a_conflict(ledger: LedgerHandle) -> None:

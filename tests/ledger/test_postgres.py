@@ -1,4 +1,4 @@
-"""PostgreSQL under the ledger fails: killed mid-batch, unreachable at start, newer than the ledger."""
+"""PostgreSQL only: versioned migrations, and the database failing (killed mid-batch, unreachable, too new)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ledger.postgres_database import PostgresDatabase
+from ledger.postgres_schema import MIGRATIONS
+from ledger.store import LedgerStore
 from simulators.fleet import run_fleet
 from tests.harness import LedgerHandle, fleet_differences
 from tests.pg import PrivateServer, fresh_schema
@@ -78,3 +81,31 @@ async def test_a_database_migrated_by_a_newer_ledger_is_refused(tmp_path: Path) 
         done = ledger_cli("check", "--data", str(tmp_path), "--database", url)
         assert done.returncode == 74
         assert "schema version 99, newer than this posgw-ledger" in done.stderr
+
+
+async def test_a_database_of_an_older_ledger_is_migrated_in_place_once() -> None:
+    async with fresh_schema() as url:
+        conn = await asyncpg.connect(url)
+        try:  # what the first release left: migration 1 and a member
+            version, name, sql = MIGRATIONS[0]
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            await conn.execute("INSERT INTO members (member_id, tier, points) VALUES ('M1', 'classic', 0)")
+        finally:
+            await conn.close()
+        databases = await asyncio.gather(*(PostgresDatabase.connect(url) for _ in range(3)))  # three ledgers at once
+        for db in databases:
+            await db.close()
+        store = await LedgerStore.open(Path("/nonexistent"), url)
+        try:
+            assert (await store.member_account("M1") or {})["growth"] == 0
+            assert await store.db.read(lambda tx: tx.all("SELECT version FROM schema_migrations ORDER BY 1")) == [
+                (1,),
+                (2,),
+            ]
+        finally:
+            await store.close()

@@ -1,0 +1,75 @@
+"""Rulebook versions at the ledger: an operator loads one, the ledger signs and serves it.
+
+An operator loads a rulebook (tiers, benefits, coupons, risk limits) from a
+JSON or TOML file: it is read through the same schema terminals apply, must
+carry a newer ``version`` than the one in force, and is kept with its
+SHA-256 beside every earlier version. The ledger adds what is its own (the
+mall's phone salt, its issuer key) and signs what it serves; a running
+ledger notices a new version within :data:`POLL_SECONDS`, serves it and
+announces it over MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocols.errors import FinalError
+from protocols.rulebook import Rulebook
+from protocols.tokens import key_id, public_key_text
+
+if TYPE_CHECKING:
+    from ledger.app import LedgerService
+
+log = structlog.get_logger("posgw.ledger")
+
+POLL_SECONDS = 2.0
+OWN_FIELDS = ("phone_salt", "issuer_keys")  # filled in by the ledger, never loaded
+
+
+class RulebookRefusedError(FinalError):
+    """A rulebook file that cannot be loaded: unreadable, not newer, or carrying the ledger's own fields."""
+
+    code = "rulebook-refused"
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as err:  # tomllib.TOMLDecodeError and json's errors are ValueErrors
+        raise RulebookRefusedError(f"{path}: {err}") from err
+    if not isinstance(data, dict):
+        raise RulebookRefusedError(f"{path}: expected a table of rules, got {type(data).__name__}")
+    if own := [name for name in OWN_FIELDS if name in data]:
+        raise RulebookRefusedError(f"{path}: {', '.join(own)} are the ledger's own; leave them out")
+    return data
+
+
+def assemble(body: dict[str, Any], phone_salt: str, issuer: Ed25519PrivateKey) -> Rulebook:
+    """The rulebook terminals get: the loaded body, the mall's phone salt and the ledger's issuer key.
+
+    Raises :class:`SchemaError` naming every problem of a body that is not a rulebook.
+    """
+    public = issuer.public_key()
+    wire = {**body, "phone_salt": phone_salt, "issuer_keys": {key_id(public): public_key_text(public)}}
+    return Rulebook.from_wire(wire, "rulebook")
+
+
+async def follow(svc: LedgerService, phone_salt: str) -> None:
+    """Keep ``svc.rulebook`` the newest loaded version (loaded by an operator's command, or another ledger)."""
+    while True:
+        await asyncio.sleep(POLL_SECONDS)
+        body = await svc.store.get_meta("rulebook")
+        if body is None or int(body["version"]) <= svc.rulebook.version:
+            continue
+        svc.rulebook = assemble(body, phone_salt, svc.issuer)
+        log.info("rulebook_in_force", version=svc.rulebook.version)
+        if svc.notices is not None:
+            svc.notices.rulebook(svc.rulebook.version)
