@@ -62,7 +62,7 @@ class LedgerService:
 
 
 SERVICE = web.AppKey("ledger", LedgerService)
-VERIFY_WORKERS = os.cpu_count() or 2
+VERIFY_WORKERS = int(os.environ.get("POSGW_LEDGER_VERIFY_WORKERS", 0)) or os.cpu_count() or 2
 
 
 def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:

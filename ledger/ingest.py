@@ -16,16 +16,88 @@ and written as each record comes.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger import chain_check, postings
-from ledger.database import Tx
+from ledger.database import Database, Tx
 from protocols.money import format_cny
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
+
+GROUP_RECORDS = 2_000  # at most this many records share one transaction
+
+
+@dataclass
+class _Waiting:
+    terminal_id: str
+    records: list[TransactionRecord]
+    seals: list[str | None]
+    answer: asyncio.Future[SyncReply]
+
+
+class GroupWriter:
+    """Applies batches; those that arrive while a transaction runs share the next one (and its commit).
+
+    If a shared transaction fails, each of its batches is applied again in a
+    transaction of its own, so one batch that cannot be applied never costs
+    the others their answer.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def ingest(self, terminal_id: str, records: list[TransactionRecord], seals: list[str | None]) -> SyncReply:
+        answer: asyncio.Future[SyncReply] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(terminal_id, records, seals, answer))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="ledger-ingest")
+        return await answer
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group: list[_Waiting] = []
+            size = 0
+            while self._waiting and (not group or size + len(self._waiting[0].records) <= GROUP_RECORDS):
+                group.append(self._waiting.pop(0))
+                size += len(group[-1].records)
+            try:
+                replies = await self._db.write(_applying(group))
+            except Exception:  # noqa: BLE001 - each batch then succeeds or fails on its own
+                for w in group:
+                    try:
+                        (reply,) = await self._db.write(_applying([w]))
+                    except Exception as err:  # noqa: BLE001 - handed to the batch's caller
+                        _answer(w, error=err)
+                    else:
+                        _answer(w, reply)
+                continue
+            for w, reply in zip(group, replies, strict=True):
+                _answer(w, reply)
+
+
+def _applying(group: list[_Waiting]) -> Callable[[Tx], Awaitable[list[SyncReply]]]:
+    now = datetime.now(UTC).isoformat()
+
+    async def apply(tx: Tx) -> list[SyncReply]:
+        return [await batch(tx, w.terminal_id, w.records, w.seals, now) for w in group]
+
+    return apply
+
+
+def _answer(w: _Waiting, reply: SyncReply | None = None, error: Exception | None = None) -> None:
+    if w.answer.done():  # its request went away; what was applied stands (a resend is a duplicate)
+        return
+    if error is not None:
+        w.answer.set_exception(error)
+    elif reply is not None:
+        w.answer.set_result(reply)
 
 
 async def batch(

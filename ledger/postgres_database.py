@@ -9,8 +9,10 @@ snapshots beside the writer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -69,23 +71,35 @@ class PostgresTx:
 class PostgresDatabase:
     engine = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        self._pool, self._loop, self._thread = pool, loop, thread
 
     @classmethod
     async def connect(cls, url: str, *, pool_size: int = 4) -> PostgresDatabase:
         """Connect and bring the schema up to date; an unreachable or newer database is a :class:`StorageError`."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="ledger-postgres", daemon=True)
+        thread.start()
+
+        async def create() -> asyncpg.Pool:
+            return await asyncpg.create_pool(url, min_size=1, max_size=pool_size, command_timeout=60)
+
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, command_timeout=60)
+            pool = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(create(), loop))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            _stop(loop, thread)
             raise StorageError(f"ledger database {redacted(url)}: cannot connect: {err}") from err
-        db = cls(pool)
+        db = cls(pool, loop, thread)
         try:
-            await db.migrate()
+            await db._on(db.migrate())
         except BaseException:
-            await pool.close()
+            await db.close()
             raise
         return db
+
+    async def _on(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run on the database's own thread and loop: a transaction's round trips never wait for a busy API loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
 
     async def migrate(self) -> int:
         """Apply the migrations this database lacks; return how many were applied."""
@@ -117,6 +131,12 @@ class PostgresDatabase:
         return applied
 
     async def write(self, fn: Work[T]) -> T:
+        return await self._on(self._write(fn))
+
+    async def read(self, fn: Work[T]) -> T:
+        return await self._on(self._read(fn))
+
+    async def _write(self, fn: Work[T]) -> T:
         try:
             async with self._pool.acquire() as conn:
                 await conn.execute(BEGIN_WRITE)
@@ -132,7 +152,7 @@ class PostgresDatabase:
             # Whether a cut-off COMMIT landed is unknown; a batch sent again is answered "duplicate" if it did.
             raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
 
-    async def read(self, fn: Work[T]) -> T:
+    async def _read(self, fn: Work[T]) -> T:
         try:
             async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 return await fn(PostgresTx(conn))
@@ -140,4 +160,11 @@ class PostgresDatabase:
             raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self._on(self._pool.close())
+        _stop(self._loop, self._thread)
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.close()

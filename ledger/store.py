@@ -29,6 +29,7 @@ from protocols.tokens import b64url_encode
 class LedgerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._ingest = ingest.GroupWriter(db)
         self._keys: dict[str, str] = {}  # terminal -> registered key; a key never changes once set
 
     @classmethod
@@ -181,9 +182,8 @@ class LedgerStore:
     # -- sync ----------------------------------------------------------------
 
     async def ingest(self, terminal_id: str, records: list[TransactionRecord], seals: list[str | None]) -> SyncReply:
-        """Apply a batch in one transaction; ``seals`` says, per record, why its own seal fails (None: it holds)."""
-        now = datetime.now(UTC).isoformat()
-        return await self.db.write(lambda tx: ingest.batch(tx, terminal_id, records, seals, now))
+        """Apply a batch whole (``ledger/ingest.py``); ``seals`` says, per record, why its own seal fails."""
+        return await self._ingest.ingest(terminal_id, records, seals)
 
     async def revoke_coupon(self, instance: str) -> list[str]:
         """Withdraw a coupon copy; return every copy withdrawn so far (for the terminals)."""

@@ -1,0 +1,46 @@
+"""Batches that arrive together share one transaction; one that cannot be applied costs the others nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from ledger.store import LedgerStore
+from protocols.sync import SyncReply
+from tests.gateway.records import draft
+from tests.harness import sealed
+
+pytestmark = [pytest.mark.ledger]
+
+
+async def test_a_batch_that_cannot_be_applied_leaves_the_others_of_its_group_applied(
+    tmp_path: Path, ledger_database: str | None
+) -> None:
+    store = await LedgerStore.open(tmp_path, ledger_database)
+    try:
+        good = {t: sealed([draft(t, 1000), draft(t, 2000)]) for t in ("T-A", "T-C")}
+        # A seq no database column holds: this batch fails inside the shared transaction.
+        poison = sealed([draft("T-B", 1000)])
+        poison = [dataclasses.replace(poison[0], seq=2**64)]
+        answers = await asyncio.gather(
+            store.ingest("T-A", good["T-A"], [None, None]),
+            store.ingest("T-B", poison, [None]),
+            store.ingest("T-C", good["T-C"], [None, None]),
+            return_exceptions=True,
+        )
+        a, b, c = answers
+        assert isinstance(a, SyncReply)
+        assert isinstance(c, SyncReply)
+        assert [r.status for r in (*a.results, *c.results)] == ["accepted"] * 4
+        assert (a.high_seq, c.high_seq) == (2, 2)
+        assert isinstance(b, Exception)  # the caller answers 500 and the terminal sends it again
+        assert [r["seq"] for r in await store.terminal_records("T-A")] == [1, 2]  # applied once, not twice
+        assert await store.terminal_records("T-B") == []
+        again = await store.ingest("T-A", good["T-A"], [None, None])
+        assert [r.status for r in again.results] == ["duplicate", "duplicate"]
+        assert await store.check() == []
+    finally:
+        await store.close()
