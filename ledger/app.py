@@ -173,7 +173,7 @@ async def sync_batch(request: web.Request) -> web.Response:
             409, "terminal-key-unknown", f"register {terminal_id}'s journal key first (PUT /v1/terminals/…/key)"
         )
     assert seals is not None  # a batch the schema accepts is shaped as seal_items reads it
-    reply = await svc.store.ingest(terminal_id, records, await seals)
+    reply = await svc.store.ingest(terminal_id, records, seals)  # the books are written while workers verify
     accepted = sum(r.status == "accepted" for r in reply.results)
     if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
         svc.notices.members(await svc.store.member_revision())

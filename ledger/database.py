@@ -15,6 +15,7 @@ Reads run concurrently.
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -53,6 +54,15 @@ class StorageUnavailableError(RetryableError):
     code = "ledger-storage-unavailable"
 
 
+class GateClosedError(RetryableError):
+    """A write was rolled back, as asked, because its gate opened on False (see :meth:`Database.write`)."""
+
+    code = "ledger-gate-closed"
+
+
+Gate = concurrent.futures.Future[bool]
+
+
 class Tx(Protocol):
     """One database transaction, as the ledger's logic sees it."""
 
@@ -71,8 +81,13 @@ Work = Callable[[Tx], Awaitable[T]]
 class Database(Protocol):
     engine: str  # "sqlite" or "postgres"
 
-    async def write(self, fn: Work[T]) -> T:
-        """Run ``fn`` in a write transaction (serialised with every other write); rolled back if it raises."""
+    async def write(self, fn: Work[T], gate: Gate | None = None) -> T:
+        """Run ``fn`` in a write transaction (serialised with every other write); rolled back if it raises.
+
+        With a ``gate``, the transaction waits for it before committing, and rolls back with
+        :class:`GateClosedError` if it says False (work done while a precondition is still being
+        decided elsewhere).
+        """
         ...
 
     async def read(self, fn: Work[T]) -> T:

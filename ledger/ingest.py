@@ -17,6 +17,7 @@ and written as each record comes.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,28 +25,33 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import chain_check, postings
-from ledger.database import Database, Tx
+from ledger.database import Database, Gate, GateClosedError, Tx
 from protocols.money import format_cny
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
 
 GROUP_RECORDS = 2_000  # at most this many records share one transaction
+Seals = list[str | None]  # per record, why its own seal fails (None: it holds)
 
 
 @dataclass
 class _Waiting:
     terminal_id: str
     records: list[TransactionRecord]
-    seals: list[str | None]
+    seals: asyncio.Future[Seals]  # decided in worker processes, perhaps still running
     answer: asyncio.Future[SyncReply]
 
 
 class GroupWriter:
     """Applies batches; those that arrive while a transaction runs share the next one (and its commit).
 
-    If a shared transaction fails, each of its batches is applied again in a
-    transaction of its own, so one batch that cannot be applied never costs
-    the others their answer.
+    A batch whose signatures are still being checked is applied as if they
+    hold, and the transaction waits for the verdict before it commits: the
+    database work overlaps the checks. Any seal that fails rolls the group
+    back, and it is applied again knowing which. If a shared transaction
+    fails otherwise, each of its batches is applied again in a transaction of
+    its own, so one batch that cannot be applied never costs the others
+    their answer.
     """
 
     def __init__(self, db: Database) -> None:
@@ -53,8 +59,14 @@ class GroupWriter:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def ingest(self, terminal_id: str, records: list[TransactionRecord], seals: list[str | None]) -> SyncReply:
-        answer: asyncio.Future[SyncReply] = asyncio.get_running_loop().create_future()
+    async def ingest(
+        self, terminal_id: str, records: list[TransactionRecord], seals: Seals | asyncio.Future[Seals]
+    ) -> SyncReply:
+        loop = asyncio.get_running_loop()
+        if not isinstance(seals, asyncio.Future):
+            known, seals = seals, loop.create_future()
+            seals.set_result(known)
+        answer: asyncio.Future[SyncReply] = loop.create_future()
         self._waiting.append(_Waiting(terminal_id, records, seals, answer))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="ledger-ingest")
@@ -68,10 +80,15 @@ class GroupWriter:
                 group.append(self._waiting.pop(0))
                 size += len(group[-1].records)
             try:
-                replies = await self._db.write(_applying(group))
+                try:
+                    replies = await self._db.write(_applying(group, optimistic=True), _verdict(group))
+                except GateClosedError:  # a seal failed: again, with every seal known
+                    await asyncio.wait([w.seals for w in group])
+                    replies = await self._db.write(_applying(group))
             except Exception:  # noqa: BLE001 - each batch then succeeds or fails on its own
                 for w in group:
                     try:
+                        await w.seals
                         (reply,) = await self._db.write(_applying([w]))
                     except Exception as err:  # noqa: BLE001 - handed to the batch's caller
                         _answer(w, error=err)
@@ -82,13 +99,38 @@ class GroupWriter:
                 _answer(w, reply)
 
 
-def _applying(group: list[_Waiting]) -> Callable[[Tx], Awaitable[list[SyncReply]]]:
+def _verdict(group: list[_Waiting]) -> Gate | None:
+    """Open (True) once every seal of the group is checked and holds; None when all are known already."""
+    pending = [w.seals for w in group if not w.seals.done()]
+    if not pending:
+        return None
+    gate: Gate = concurrent.futures.Future()
+
+    def decided(joined: asyncio.Future[list[Seals]]) -> None:
+        if joined.cancelled():
+            gate.set_result(False)
+        elif (err := joined.exception()) is not None:
+            gate.set_exception(err)
+        else:
+            gate.set_result(all(seal is None for seals in joined.result() for seal in seals))
+
+    asyncio.gather(*pending).add_done_callback(decided)
+    return gate
+
+
+def _applying(group: list[_Waiting], *, optimistic: bool = False) -> Callable[[Tx], Awaitable[list[SyncReply]]]:
+    """The group's batches in one transaction; ``optimistic``: seals not yet known are taken to hold."""
     now = datetime.now(UTC).isoformat()
+    seals = [w.seals.result() if w.seals.done() or not optimistic else _holding(len(w.records)) for w in group]
 
     async def apply(tx: Tx) -> list[SyncReply]:
-        return [await batch(tx, w.terminal_id, w.records, w.seals, now) for w in group]
+        return [await batch(tx, w.terminal_id, w.records, s, now) for w, s in zip(group, seals, strict=True)]
 
     return apply
+
+
+def _holding(n: int) -> Seals:
+    return [None] * n
 
 
 def _answer(w: _Waiting, reply: SyncReply | None = None, error: Exception | None = None) -> None:
@@ -100,9 +142,7 @@ def _answer(w: _Waiting, reply: SyncReply | None = None, error: Exception | None
         w.answer.set_result(reply)
 
 
-async def batch(
-    tx: Tx, terminal_id: str, records: list[TransactionRecord], seals: list[str | None], now: str
-) -> SyncReply:
+async def batch(tx: Tx, terminal_id: str, records: list[TransactionRecord], seals: Seals, now: str) -> SyncReply:
     """Apply ``records`` (all of ``terminal_id``); ``seals`` says, per record, why its own seal fails."""
     plan = await Plan.load(tx, terminal_id, records)
     results = [await plan.apply(tx, r, seal, now) for r, seal in zip(records, seals, strict=True)]

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from ledger.database import Row, StorageError, StorageUnavailableError, Work
+from ledger.database import Gate, GateClosedError, Row, StorageError, StorageUnavailableError, Work
 from ledger.postgres_schema import LATEST, MIGRATIONS
 
 T = TypeVar("T")
@@ -130,18 +130,20 @@ class PostgresDatabase:
                 await conn.execute("SELECT pg_advisory_unlock($1, hashtext(current_schema()))", LOCK_CLASS)
         return applied
 
-    async def write(self, fn: Work[T]) -> T:
-        return await self._on(self._write(fn))
+    async def write(self, fn: Work[T], gate: Gate | None = None) -> T:
+        return await self._on(self._write(fn, gate))
 
     async def read(self, fn: Work[T]) -> T:
         return await self._on(self._read(fn))
 
-    async def _write(self, fn: Work[T]) -> T:
+    async def _write(self, fn: Work[T], gate: Gate | None) -> T:
         try:
             async with self._pool.acquire() as conn:
                 await conn.execute(BEGIN_WRITE)
                 try:
                     result = await fn(PostgresTx(conn))
+                    if gate is not None and not await asyncio.wrap_future(gate):
+                        raise GateClosedError("the transaction's gate said no: rolled back")
                 except BaseException:
                     with contextlib.suppress(*UNAVAILABLE):
                         await conn.execute("ROLLBACK")

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger.database import Row, StorageError, StorageUnavailableError, Work
+from ledger.database import Gate, GateClosedError, Row, StorageError, StorageUnavailableError, Work
 
 T = TypeVar("T")
 
@@ -222,12 +222,14 @@ class SqliteDatabase:
         self._tx = SqliteTx(self._conn)
         self._lock = threading.Lock()
 
-    def _call(self, fn: Work[T], begin: str | None) -> T:
+    def _call(self, fn: Work[T], begin: str | None, gate: Gate | None = None) -> T:
         with self._lock:
             if begin:
                 self._conn.execute(begin)
             try:
                 result = _step(fn(self._tx))
+                if gate is not None and not gate.result():  # this worker thread waits; the API's loop does not
+                    raise GateClosedError("the transaction's gate said no: rolled back")
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
@@ -236,9 +238,9 @@ class SqliteDatabase:
                 self._conn.execute("COMMIT")
             return result
 
-    async def write(self, fn: Work[T]) -> T:
+    async def write(self, fn: Work[T], gate: Gate | None = None) -> T:
         try:
-            return await asyncio.to_thread(self._call, fn, "BEGIN IMMEDIATE")
+            return await asyncio.to_thread(self._call, fn, "BEGIN IMMEDIATE", gate)
         except sqlite3.OperationalError as err:  # disk full, an I/O error, locked by another process
             raise StorageUnavailableError(f"the ledger's database file: {err}") from err
 

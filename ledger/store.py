@@ -7,6 +7,7 @@ Batches of terminal records are applied by :mod:`ledger.ingest`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -181,8 +182,11 @@ class LedgerStore:
 
     # -- sync ----------------------------------------------------------------
 
-    async def ingest(self, terminal_id: str, records: list[TransactionRecord], seals: list[str | None]) -> SyncReply:
-        """Apply a batch whole (``ledger/ingest.py``); ``seals`` says, per record, why its own seal fails."""
+    async def ingest(
+        self, terminal_id: str, records: list[TransactionRecord], seals: ingest.Seals | asyncio.Future[ingest.Seals]
+    ) -> SyncReply:
+        """Apply a batch whole (``ledger/ingest.py``); ``seals`` says, per record, why its own seal fails
+        (perhaps still being decided: the database work starts meanwhile)."""
         return await self._ingest.ingest(terminal_id, records, seals)
 
     async def revoke_coupon(self, instance: str) -> list[str]:

@@ -40,6 +40,25 @@ async def test_ingest_is_idempotent_and_credits_points_once(ledger: LedgerHandle
     assert await ledger.points("M0001") == 3  # 2 + 1, once
 
 
+async def test_a_forged_record_in_a_big_batch_is_rejected_though_the_books_were_written_while_workers_checked(
+    ledger: LedgerHandle,
+) -> None:
+    """Batches of 32+ are verified in worker processes while the ledger writes them (optimistically): one
+    forged record among 40 rolls that back, and the batch is applied again knowing which one."""
+    await register(ledger, "T-40")
+    records = numbered([draft("T-40", 10_000, "M0002") for _ in range(40)])  # a point each
+    stranger = Ed25519PrivateKey.generate()
+    records[19] = dataclasses.replace(records[19], signature=stranger.sign(bytes.fromhex(records[19].hash)).hex())
+    status, body = await post(ledger, batch_to_wire("T-40", records))
+    assert status == 200
+    reply = SyncReply.from_wire(body)
+    assert [r.seq for r in reply.results if r.status == "rejected"] == [20]
+    assert sum(r.status == "accepted" for r in reply.results) == 39
+    assert (reply.high_seq, reply.gaps) == (19, ((20, 20),))
+    assert await ledger.points("M0002") == 39  # not 40, and not 79: the optimistic pass left nothing behind
+    assert await ledger.books_problems() == []
+
+
 async def test_a_seq_reused_by_another_transaction_is_rejected_and_gaps_hold_high_seq(ledger: LedgerHandle) -> None:
     await register(ledger, "T-8")
     chain = numbered([draft("T-8"), draft("T-8"), draft("T-8")])
