@@ -1,7 +1,7 @@
 """The ledger on embedded SQLite: the demo's and a single shop's storage.
 
-One connection, WAL with ``synchronous=FULL``, used from one worker thread
-at a time. The shared logic is written as coroutines (``database.py``); here
+Two connections (one writes, one reads), WAL with ``synchronous=FULL``,
+each used from one worker thread at a time. The shared logic is written as coroutines (``database.py``); here
 they never wait on anything, so each transaction is stepped to its end
 inside the worker thread without an event loop of its own.
 
@@ -204,52 +204,67 @@ def _step(work: Awaitable[T]) -> T:
     raise RuntimeError("a SQLite transaction waited on something other than the database")
 
 
+class _Connection:
+    """One SQLite connection, used by one worker thread at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.tx = SqliteTx(self.conn)
+        self.lock = threading.Lock()
+
+    def call(self, fn: Work[T], begin: str, gate: Gate | None = None) -> T:
+        with self.lock:
+            self.conn.execute(begin)
+            try:
+                result = _step(fn(self.tx))
+                if gate is not None and not gate.result():  # this worker thread waits; the API's loop does not
+                    raise GateClosedError("the transaction's gate said no: rolled back")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+            return result
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
 class SqliteDatabase:
+    """A writer connection and a reader connection: in WAL mode reads see the last commit and never
+    wait for a write in progress (a terminal's key or the member list while a batch is applied)."""
+
     engine = "sqlite"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(SCHEMA)
-            upgrade_members(self._conn)
-            upgrade_postings(self._conn)
-            upgrade_transactions(self._conn)
+            self._writer = _Connection(path)
+            conn = self._writer.conn
+            conn.executescript(SCHEMA)
+            upgrade_members(conn)
+            upgrade_postings(conn)
+            upgrade_transactions(conn)
+            self._reader = _Connection(path)
         except sqlite3.DatabaseError as err:
             raise StorageError(f"ledger database {path}: {err}") from err
-        self._tx = SqliteTx(self._conn)
-        self._lock = threading.Lock()
-
-    def _call(self, fn: Work[T], begin: str | None, gate: Gate | None = None) -> T:
-        with self._lock:
-            if begin:
-                self._conn.execute(begin)
-            try:
-                result = _step(fn(self._tx))
-                if gate is not None and not gate.result():  # this worker thread waits; the API's loop does not
-                    raise GateClosedError("the transaction's gate said no: rolled back")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            if self._conn.in_transaction:
-                self._conn.execute("COMMIT")
-            return result
 
     async def write(self, fn: Work[T], gate: Gate | None = None) -> T:
         try:
-            return await asyncio.to_thread(self._call, fn, "BEGIN IMMEDIATE", gate)
+            return await asyncio.to_thread(self._writer.call, fn, "BEGIN IMMEDIATE", gate)
         except sqlite3.OperationalError as err:  # disk full, an I/O error, locked by another process
             raise StorageUnavailableError(f"the ledger's database file: {err}") from err
 
     async def read(self, fn: Work[T]) -> T:
         try:
-            return await asyncio.to_thread(self._call, fn, "BEGIN")
+            return await asyncio.to_thread(self._reader.call, fn, "BEGIN")
         except sqlite3.OperationalError as err:
             raise StorageUnavailableError(f"the ledger's database file: {err}") from err
 
     async def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._reader.close()
+        self._writer.close()

@@ -280,7 +280,9 @@ class LedgerStore:
 
         if self._keys.get(terminal_id) == public_key:
             return True
-        return await self.db.write(register)
+        if registered := await self.db.write(register):
+            self._keys[terminal_id] = public_key
+        return registered
 
     async def terminal_key(self, terminal_id: str) -> str | None:
         row = await self.db.read(
