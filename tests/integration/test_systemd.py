@@ -66,3 +66,18 @@ def test_the_unit_file_passes_systemds_own_check(tmp_path: Path) -> None:
     result = subprocess.run(["systemd-analyze", "verify", str(checked)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""  # no warnings either
+
+
+@pytest.mark.parametrize(
+    "name", ["posgw-ledger.service", "posgw-ledger-points-expiry.service", "posgw-ledger-points-expiry.timer"]
+)
+def test_the_ledgers_units_pass_systemds_own_check(tmp_path: Path, name: str) -> None:
+    config = Path(__file__).resolve().parents[2] / "config"
+    for unit in config.glob("posgw-ledger*"):  # the timer is checked with the service it starts
+        text = unit.read_text().replace("/opt/posgw/.venv/bin/posgw-ledger", "/bin/true")
+        (tmp_path / unit.name).write_text(text.replace("/etc/posgw-ledger/environment", "/dev/null"))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / name)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""  # no warnings either
