@@ -1,6 +1,6 @@
 """One storage interface, two engines: embedded SQLite (the default) and PostgreSQL.
 
-The ledger's logic (``store.py``, ``postings.py``, ``wallet.py``,
+The ledger's logic (``store.py``, ``ingest.py``, ``postings.py``, ``wallet.py``,
 ``chain_check.py``) is written once, as coroutines over a :class:`Tx`, in the
 SQL both engines share: PostgreSQL's ``$1`` placeholders (rewritten to
 SQLite's ``?1``), ``ON CONFLICT`` upserts, window functions, ``CAST(... AS
@@ -97,17 +97,13 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
-def is_postgres_url(target: str) -> bool:
-    return target.startswith(("postgresql://", "postgres://"))
-
-
 async def open_database(data_dir: Path, url: str | None = None) -> Database:
     """PostgreSQL when ``url`` names one, otherwise the embedded SQLite file in ``data_dir``."""
     if url is None or url == "" or url.startswith("sqlite:"):
         from ledger.sqlite_database import SqliteDatabase
 
         return SqliteDatabase(Path(url[len("sqlite:") :]) if url else data_dir / SQLITE_FILE)
-    if not is_postgres_url(url):
+    if not url.startswith(("postgresql://", "postgres://")):
         raise StorageError(f"ledger database {url!r}: expected postgresql://… or sqlite:PATH")
     from ledger.postgres_database import PostgresDatabase
 

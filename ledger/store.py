@@ -43,15 +43,6 @@ class LedgerStore:
 
     # -- rules and members -------------------------------------------------
 
-    async def set_meta(self, key: str, value: Any) -> None:
-        await self.db.write(
-            lambda tx: tx.run(
-                "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                key,
-                json.dumps(value),
-            )
-        )
-
     async def get_meta(self, key: str) -> Any:
         row = await self.db.read(lambda tx: tx.one("SELECT value FROM meta WHERE key = $1", key))
         return None if row is None else json.loads(row[0])
