@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.database import StorageUnavailableError
 from protocols.errors import FinalError
 from protocols.rulebook import Rulebook
 from protocols.tokens import key_id, public_key_text
@@ -66,7 +67,11 @@ async def follow(svc: LedgerService, phone_salt: str) -> None:
     """Keep ``svc.rulebook`` the newest loaded version (loaded by an operator's command, or another ledger)."""
     while True:
         await asyncio.sleep(POLL_SECONDS)
-        body = await svc.store.get_meta("rulebook")
+        try:
+            body = await svc.store.get_meta("rulebook")
+        except StorageUnavailableError as err:  # the database is away: the version in force stays, ask again
+            log.warning("rulebook_check_failed", error=str(err))
+            continue
         if body is None or int(body["version"]) <= svc.rulebook.version:
             continue
         svc.rulebook = assemble(body, phone_salt, svc.issuer)

@@ -20,6 +20,7 @@ from ledger.reports import reconcile, totals_by_terminal
 from ledger.store import LedgerStore
 from protocols.chain import GENESIS, canonical, seal
 from protocols.records import TransactionRecord
+from protocols.rulebook import Rulebook, open_rulebook
 from protocols.tokens import public_key_text
 from simulators.pos_client import PosClient
 from simulators.processes import Proc, demo_env, free_port, ledger_proc
@@ -129,6 +130,23 @@ class LedgerHandle:
         async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{self.url}/v1/wallet/holds/{ref}") as r:
             r.raise_for_status()
             return str((await r.json())["state"])
+
+    async def rulebook(self) -> Rulebook:
+        """The rulebook as a terminal gets it, its signature checked."""
+        headers = {"Authorization": f"Bearer {self.tokens['ledger']}"}
+        async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{self.url}/v1/rulebook") as r:
+            r.raise_for_status()
+            book, _ = open_rulebook(await r.json(), self.issuer_key().public_key())
+            return book
+
+    async def wait_rulebook(self, version: int, within: float = 10.0) -> Rulebook:
+        """The served rulebook once it is at ``version`` (a running ledger picks a new one up by itself)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while (book := await self.rulebook()).version < version:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"the ledger still serves rulebook version {book.version}")
+            await asyncio.sleep(0.1)
+        return book
 
     async def account(self, member_id: str) -> dict[str, object]:
         """The member's balances as the member app sees them."""

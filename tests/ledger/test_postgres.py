@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from ledger.postgres_database import PostgresDatabase
 from ledger.postgres_schema import MIGRATIONS
+from ledger.rulebooks import OWN_FIELDS, POLL_SECONDS
 from ledger.store import LedgerStore
 from simulators.fleet import run_fleet
 from tests.harness import LedgerHandle, fleet_differences
@@ -49,6 +51,18 @@ async def test_the_database_killed_mid_batch_accepts_nothing_twice_and_loses_not
         assert result.rejected == 0
         assert await fleet_differences(ledger, [r for t in fleet for r in t.made]) == []
         assert "storage_unavailable" in (tmp_path / "ledger" / "ledger.log").read_text()
+        # Down long enough for the ledger's rulebook check to fail: it keeps checking, and a new version
+        # loaded once the database is back is served.
+        private_server.kill()
+        await asyncio.sleep(POLL_SECONDS + 1.0)
+        private_server.start()
+        body = (await ledger.rulebook()).to_wire()
+        rules = tmp_path / "rules.json"
+        rules.write_text(json.dumps({k: v for k, v in body.items() if k not in OWN_FIELDS} | {"version": 2}))
+        loaded = ledger_cli("rulebook", "load", str(rules), *ledger.store_args())
+        assert loaded.returncode == 0, loaded.stderr
+        assert (await ledger.wait_rulebook(2)).version == 2
+        assert "rulebook_check_failed" in (tmp_path / "ledger" / "ledger.log").read_text()
     finally:
         ledger.stop()
     assert await ledger.books_problems() == []
