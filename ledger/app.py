@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 
 import structlog
@@ -53,8 +53,9 @@ class LedgerService:
     terminal_token: str
     app_token: str | None
     notices: NoticePublisher | None = None  # MQTT news for terminals, when a broker is configured
-    # Worker processes for signature checks: Ed25519 holds the GIL, so threads would not help.
+    # Worker processes for signature checks, and how to make them again if one dies (OOM killer, a crash).
     verifier: Executor | None = None
+    new_verifier: Callable[[], Executor] | None = None
 
     @property
     def kid(self) -> str:
@@ -161,7 +162,7 @@ async def sync_batch(request: web.Request) -> web.Response:
     claimed, items = seal_items(data)
     key_text = await svc.store.terminal_key(claimed) if claimed else None
     if key_text is not None and items is not None:
-        seals = _start_seal_checks(svc.verifier, b64url_decode(key_text), items)
+        seals = _start_seal_checks(svc, b64url_decode(key_text), items)
     try:
         terminal_id, records = batch_from_wire(data)
     except BaseException:
@@ -185,16 +186,25 @@ async def sync_batch(request: web.Request) -> web.Response:
 
 
 def _start_seal_checks(
-    pool: Executor | None, key: bytes, items: list[tuple[str, str, str, bytes]]
+    svc: LedgerService, key: bytes, items: list[tuple[str, str, str, bytes]]
 ) -> asyncio.Future[list[str | None]]:
     """Every record's seal, checked in worker processes (submitted now) for a batch worth it, inline otherwise."""
     loop = asyncio.get_running_loop()
-    if pool is None or len(items) < 32:
+    if svc.verifier is None or len(items) < 32:
         done: asyncio.Future[list[str | None]] = loop.create_future()
         done.set_result(seal_refusals(key, items))
         return done
     size = -(-len(items) // VERIFY_WORKERS)
-    parts = [loop.run_in_executor(pool, seal_refusals, key, items[i : i + size]) for i in range(0, len(items), size)]
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    try:
+        parts = [loop.run_in_executor(svc.verifier, seal_refusals, key, chunk) for chunk in chunks]
+    except BrokenExecutor:  # a worker died: the batches it held failed (terminals resend), new workers now
+        if svc.new_verifier is None:
+            raise
+        log.error("verifier_restarted", reason="a signature-checking worker process died")
+        svc.verifier.shutdown(wait=False)
+        svc.verifier = svc.new_verifier()
+        parts = [loop.run_in_executor(svc.verifier, seal_refusals, key, chunk) for chunk in chunks]
 
     async def joined() -> list[str | None]:
         return [reason for part in await asyncio.gather(*parts) for reason in part]

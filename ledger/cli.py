@@ -79,7 +79,8 @@ async def run(svc: LedgerService, host: str, port: int) -> None:
     await web.TCPSite(runner, host, port).start()
     log.info("ledger_started", address=f"{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
     # forkserver: worker processes are not forked from this (threaded) process.
-    svc.verifier = ProcessPoolExecutor(VERIFY_WORKERS, mp_context=multiprocessing.get_context("forkserver"))
+    svc.new_verifier = lambda: ProcessPoolExecutor(VERIFY_WORKERS, mp_context=multiprocessing.get_context("forkserver"))
+    svc.verifier = svc.new_verifier()
     publisher = None
     following = asyncio.create_task(rulebooks.follow(svc, svc.rulebook.phone_salt), name="rulebook-versions")
     if svc.notices is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -265,3 +267,30 @@ async def test_a_revoked_coupon_redeemed_offline_comes_back_as_a_conflict(ledger
         "accepted",
         f"conflict: coupon {key} was redeemed after the mall revoked it",
     )
+
+
+def _children(pid: int, named: bytes = b"") -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split() if named in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+async def test_a_signature_worker_killed_is_replaced_and_nothing_is_lost(ledger: LedgerHandle) -> None:
+    await register(ledger, "T-W")
+    records = numbered([draft("T-W", 10_000, "M0003") for _ in range(80)])
+    status, _ = await post(ledger, batch_to_wire("T-W", records[:40]))  # 40: checked in the worker processes
+    assert status == 200
+    assert ledger.proc.popen is not None
+    workers = [w for server in _children(ledger.proc.popen.pid, b"forkserver") for w in _children(server)]
+    assert workers  # the workers exist, forked by the forkserver
+    for worker in workers:
+        os.kill(worker, signal.SIGKILL)  # as the OOM killer would
+    statuses = []
+    for _ in range(3):  # the terminal's outbox sends again until answered
+        status, body = await post(ledger, batch_to_wire("T-W", records[40:]))
+        statuses.append(status)
+        if status == 200:
+            break
+    assert statuses[-1] == 200, statuses
+    assert [r.status for r in SyncReply.from_wire(body).results] == ["accepted"] * 40
+    assert await ledger.points("M0003") == 80  # every record once
+    assert "verifier_restarted" in (ledger.data_dir / "ledger.log").read_text()
