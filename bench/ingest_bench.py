@@ -6,7 +6,9 @@ In one run, with the reference ledger as a real process, on each engine
 * one terminal sends a backlog of 50,000 signed records in batches of 200
   (every record's signature and chain checked, points posted);
 * a fleet of 500 terminals sells and syncs at once (``simulators/fleet.py``),
-  with the lag from a record made to the ledger's answer;
+  with the lag from a record made to the ledger's answer: a burst (all
+  records made at once, 20 % of terminals with an offline spell), then a
+  steady state (each terminal selling and syncing every 0.5 s);
 * the peer, the engine's limit for the same rows: on SQLite, inserted straight
   into the same table layout in one transaction per 200 rows, WAL with
   ``synchronous=FULL``; on PostgreSQL, a plain asyncpg ``COPY`` of 200 rows a
@@ -58,6 +60,7 @@ def plain_inserts(path: Path, rows: list[tuple[str, str, int, str]]) -> float:
     return rate
 
 
+PACE = 0.5  # seconds between one terminal's sales in the steady-state fleet
 COPY_COLUMNS = ["txn_id", "terminal_id", "seq", "body", "received_at"]
 
 
@@ -132,6 +135,10 @@ async def _run(
         else:
             plain_rate = plain_inserts(work / "plain.sqlite3", rows)
         fleet, _ = await run_fleet(url, tokens[1], terminals, records_each, offline_share=0.2)
+        # Steady state: every terminal sells and syncs every PACE seconds, none offline.
+        paced, _ = await run_fleet(
+            url, tokens[1], terminals, 10, offline_share=0.0, pace_seconds=PACE, prefix="T-STEADY"
+        )
     finally:
         ledger.stop()
     lag = summary(fleet.lags)
@@ -145,6 +152,8 @@ async def _run(
         "fleet_records": fleet.records,
         "fleet_ingest_per_s": fleet.records / fleet.seconds,
         "fleet_lag": lag,
+        "paced_per_s": paced.records / paced.seconds,
+        "paced_lag": summary(paced.lags),
         "fleet_rejected": fleet.rejected,
     }
 
@@ -165,6 +174,9 @@ def report(r: dict[str, Any]) -> None:
     print(f"  {fleet} {r['fleet_ingest_per_s']:10,.0f} /s")
     p50, p99 = lag["p50_ms"], lag["p99_ms"]
     print(f"  fleet lag, made → answered  p50 {p50:.0f} ms, p99 {p99:.0f} ms  ({verdict(p99 < 2000)} p99 < 2 s)")
+    steady = f"steady: {r['fleet_terminals']} terminals each selling and syncing every {PACE} s"
+    paced = r["paced_lag"]
+    print(f"  {steady} {r['paced_per_s']:8,.0f} /s, lag p50 {paced['p50_ms']:.0f} ms, p99 {paced['p99_ms']:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -80,10 +80,11 @@ async def run_fleet(
     offline_share: float = 0.2,
     seed: int = 1,
     pace_seconds: float = 0.0,
+    prefix: str = "T-FLEET",
 ) -> tuple[FleetResult, list[FleetTerminal]]:
     """Every terminal sells ``records_each`` and syncs them all; some go offline for a while."""
     rng = random.Random(seed)
-    fleet = [FleetTerminal(f"T-FLEET-{i:04d}") for i in range(terminals)]
+    fleet = [FleetTerminal(f"{prefix}-{i:04d}") for i in range(terminals)]
     result = FleetResult(terminals, terminals * records_each)
     headers = {"Authorization": f"Bearer {token}"}
     limit = aiohttp.TCPConnector(limit=64)
