@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from ledger.database import Tx
 from protocols.chain import GENESIS, link
 from protocols.records import TransactionRecord
 
@@ -61,14 +60,12 @@ def link_refusal(r: TransactionRecord, links: Mapping[int, tuple[str, str]]) -> 
     return None
 
 
-async def advance(tx: Tx, terminal_id: str, high: int, limit: int = 20) -> tuple[int, list[tuple[int, int]]]:
-    """The terminal's new contiguous high ``seq`` from ``high``, and the first ``limit`` missing runs above it."""
-    held = await tx.all(
-        "SELECT seq FROM transactions WHERE terminal_id = $1 AND seq > $2 ORDER BY seq", terminal_id, high
-    )
+def advance(high: int, held_above: list[int], limit: int = 20) -> tuple[int, list[tuple[int, int]]]:
+    """A terminal's new contiguous high ``seq`` from ``high``, and the first ``limit`` missing runs above it,
+    from the seqs held above ``high`` (ascending)."""
     missing: list[tuple[int, int]] = []
     expected = high + 1
-    for (seq,) in held:
+    for seq in held_above:
         if seq > expected:
             missing.append((expected, seq - 1))
             if len(missing) >= limit:

@@ -124,7 +124,7 @@ def _applying(group: list[_Waiting], *, optimistic: bool = False) -> Callable[[T
     seals = [w.seals.result() if w.seals.done() or not optimistic else _holding(len(w.records)) for w in group]
 
     async def apply(tx: Tx) -> list[SyncReply]:
-        return [await batch(tx, w.terminal_id, w.records, s, now) for w, s in zip(group, seals, strict=True)]
+        return await batches(tx, [(w.terminal_id, w.records, s) for w, s in zip(group, seals, strict=True)], now)
 
     return apply
 
@@ -142,33 +142,70 @@ def _answer(w: _Waiting, reply: SyncReply | None = None, error: Exception | None
         w.answer.set_result(reply)
 
 
-async def batch(tx: Tx, terminal_id: str, records: list[TransactionRecord], seals: Seals, now: str) -> SyncReply:
-    """Apply ``records`` (all of ``terminal_id``); ``seals`` says, per record, why its own seal fails."""
-    plan = await Plan.load(tx, terminal_id, records)
-    results = [await plan.apply(tx, r, seal, now) for r, seal in zip(records, seals, strict=True)]
+Batch = tuple[str, list[TransactionRecord], Seals]  # terminal, its records, their seals
+
+
+async def batches(tx: Tx, group: list[Batch], now: str) -> list[SyncReply]:
+    """Apply batches (each of one terminal) in the caller's transaction, in order; an answer for each.
+
+    The whole group is read, decided and written at once: a few round trips however many batches.
+    """
+    plan = await Plan.load(tx, [r for _, records, _ in group for r in records])
+    results = [
+        [await plan.apply(tx, r, seal, now) for r, seal in zip(records, seals, strict=True)]
+        for _, records, seals in group
+    ]
     await plan.write(tx)
-    row = await tx.one(
-        "INSERT INTO terminals (terminal_id) VALUES ($1) ON CONFLICT (terminal_id) "
-        "DO UPDATE SET high_seq = terminals.high_seq RETURNING high_seq",
-        terminal_id,
+    progress = await _advance(tx, sorted({terminal_id for terminal_id, _, _ in group}))
+    return [SyncReply(tuple(res), *progress[t]) for (t, _, _), res in zip(group, results, strict=True)]
+
+
+async def _advance(tx: Tx, terminals: list[str]) -> dict[str, tuple[int, tuple[tuple[int, int], ...]]]:
+    """Each terminal's new contiguous high ``seq`` (stored) and the runs still missing above it."""
+    values = ", ".join(f"(${i})" for i in range(1, len(terminals) + 1))
+    rows = await tx.all(
+        f"INSERT INTO terminals (terminal_id) VALUES {values} ON CONFLICT (terminal_id) "  # noqa: S608
+        "DO UPDATE SET high_seq = terminals.high_seq RETURNING terminal_id, high_seq",
+        *terminals,
     )
-    before = int(row[0]) if row else 0
-    high, missing = await chain_check.advance(tx, terminal_id, before)
-    if high != before:
-        await tx.run("UPDATE terminals SET high_seq = $1 WHERE terminal_id = $2", high, terminal_id)
-    return SyncReply(tuple(results), high, tuple(missing))
+    before = {str(t): int(h) for t, h in rows}
+    where, args = _terminal_ranges([(t, before[t] + 1, None) for t in terminals])
+    above: dict[str, list[int]] = {t: [] for t in terminals}
+    for t, seq in await tx.all(f"SELECT terminal_id, seq FROM transactions WHERE {where} ORDER BY seq", *args):  # noqa: S608
+        above[t].append(int(seq))
+    progress = {t: chain_check.advance(before[t], above[t]) for t in terminals}
+    await tx.many(
+        "UPDATE terminals SET high_seq = $1 WHERE terminal_id = $2",
+        [(high, t) for t, (high, _) in progress.items() if high != before[t]],
+    )
+    return {t: (high, tuple(missing)) for t, (high, missing) in progress.items()}
 
 
 def _marks(n: int, first: int = 1) -> str:
     return ", ".join(f"${i}" for i in range(first, first + n))
 
 
+def _terminal_ranges(ranges: list[tuple[str, int, int | None]]) -> tuple[str, list[Any]]:
+    """``(terminal_id = $a AND seq BETWEEN $b AND $c) OR …`` (no upper bound: ``seq >= $b``) and its values."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for terminal_id, low, high in ranges:
+        n = len(args)
+        if high is None:
+            parts.append(f"(terminal_id = ${n + 1} AND seq >= ${n + 2})")
+            args += [terminal_id, low]
+        else:
+            parts.append(f"(terminal_id = ${n + 1} AND seq BETWEEN ${n + 2} AND ${n + 3})")
+            args += [terminal_id, low, high]
+    return " OR ".join(parts), args
+
+
 @dataclass
 class Plan:
-    """What one batch reads first, decides in memory, and writes at the end."""
+    """What a group of batches reads first, decides in memory, and writes at the end."""
 
-    txn_ids: set[str]  # every txn_id held, of those this batch carries
-    links: dict[int, tuple[str, str]]  # seq -> (prev_hash, hash) held for this terminal near the batch
+    txn_ids: set[str]  # every txn_id held, of those the group carries
+    links: dict[str, dict[int, tuple[str, str]]]  # terminal -> seq -> (prev_hash, hash) held near its records
     balances: dict[tuple[str, str], int]  # (member, unit) -> balance, for the batch's known members
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     postings: list[tuple[Any, ...]] = field(default_factory=list)
@@ -178,18 +215,21 @@ class Plan:
     growth: dict[str, int] = field(default_factory=dict)  # member -> growth value earned in this batch
 
     @classmethod
-    async def load(cls, tx: Tx, terminal_id: str, records: Sequence[TransactionRecord]) -> Plan:
+    async def load(cls, tx: Tx, records: Sequence[TransactionRecord]) -> Plan:
         if not records:
             return cls(set(), {}, {})
         ids = [r.txn_id for r in records]
         held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({_marks(len(ids))})", *ids)  # noqa: S608
-        seqs = [r.seq for r in records]
-        near = await tx.all(
-            "SELECT seq, prev_hash, hash FROM transactions WHERE terminal_id = $1 AND seq BETWEEN $2 AND $3",
-            terminal_id,
-            min(seqs) - 1,
-            max(seqs) + 1,
-        )
+        seqs: dict[str, list[int]] = {}
+        for r in records:
+            seqs.setdefault(r.terminal_id, []).append(r.seq)
+        where, args = _terminal_ranges([(t, min(s) - 1, max(s) + 1) for t, s in seqs.items()])
+        links: dict[str, dict[int, tuple[str, str]]] = {t: {} for t in seqs}
+        for t, seq, prev_hash, digest in await tx.all(
+            f"SELECT terminal_id, seq, prev_hash, hash FROM transactions WHERE {where}",  # noqa: S608
+            *args,
+        ):
+            links[t][int(seq)] = (prev_hash, digest)
         members = sorted({r.member_id for r in records if r.member_id})
         balances: dict[tuple[str, str], int] = {}
         if members:
@@ -199,17 +239,18 @@ class Plan:
             ):
                 balances[(member_id, "points")] = int(points)
                 balances[(member_id, "fen")] = int(wallet)
-        return cls({t for (t,) in held}, {int(s): (p, h) for s, p, h in near}, balances)
+        return cls({t for (t,) in held}, links, balances)
 
     async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None, now: str) -> SyncResult:
         if r.txn_id in self.txn_ids:
             return SyncResult(r.txn_id, r.seq, "duplicate")
-        if r.seq in self.links:
+        links = self.links.setdefault(r.terminal_id, {})
+        if r.seq in links:
             return SyncResult(r.txn_id, r.seq, "rejected", f"seq {r.seq} already holds another transaction")
-        if reason := seal or chain_check.link_refusal(r, self.links):
+        if reason := seal or chain_check.link_refusal(r, links):
             return SyncResult(r.txn_id, r.seq, "rejected", reason)
         self.txn_ids.add(r.txn_id)
-        self.links[r.seq] = (r.prev_hash, r.hash)
+        links[r.seq] = (r.prev_hash, r.hash)
         body = json.dumps(r.to_wire())
         self.rows.append((r.txn_id, r.terminal_id, r.seq, body, now, r.prev_hash, r.hash, r.created_at, r.kind))
         if r.reservation:  # the hold becomes the spend itself (second half of the two phases)

@@ -44,3 +44,20 @@ async def test_a_batch_that_cannot_be_applied_leaves_the_others_of_its_group_app
         assert await store.check() == []
     finally:
         await store.close()
+
+
+async def test_two_batches_of_one_terminal_in_one_group_follow_each_other(
+    tmp_path: Path, ledger_database: str | None
+) -> None:
+    store = await LedgerStore.open(tmp_path, ledger_database)
+    try:
+        chain = sealed([draft("T-D", 100 * (i + 1), "M0001") for i in range(4)])
+        first, second = await asyncio.gather(
+            store.ingest("T-D", chain[:2], [None, None]), store.ingest("T-D", chain[2:], [None, None])
+        )
+        assert [r.status for r in (*first.results, *second.results)] == ["accepted"] * 4
+        assert second.high_seq == 4
+        assert second.gaps == ()
+        assert [r["seq"] for r in await store.terminal_records("T-D")] == [1, 2, 3, 4]
+    finally:
+        await store.close()
