@@ -1,17 +1,18 @@
-"""Applying a terminal's batch of records: dedup, chain links, coupons, points, stored value.
+"""Applying terminals' batches of records: dedup, chain links, coupons, points, stored value.
 
-One batch is one database transaction (the caller's write). Transactions are
-deduplicated permanently by ``txn_id`` and by ``(terminal_id, seq)``. A sale
-whose coupon or balance was spent twice by two offline terminals is accepted
-(money changed hands) with a compensating posting and a recorded conflict,
-never dropped.
+A batch is applied whole in one database transaction, never in part;
+batches that arrive while a transaction runs share the next one and its
+commit (:class:`GroupWriter`). Transactions are deduplicated permanently by
+``txn_id`` and by ``(terminal_id, seq)``. A sale whose coupon or balance was
+spent twice by two offline terminals is accepted (money changed hands) with
+a compensating posting and a recorded conflict, never dropped.
 
-Set-wise, so a batch costs a handful of round trips to the database rather
-than several per record (it matters on PostgreSQL over a network): what the
-batch needs to know is read first (held records near its ``seq`` range, its
-members' balances), each record is decided against that in memory, and the
-new rows are written together at the end. Coupons, the rare case, are read
-and written as each record comes.
+Set-wise, so a group costs a handful of round trips to the database rather
+than several per record or per batch (it matters on PostgreSQL over a
+network): what the group needs to know is read first (held records near
+each terminal's ``seq`` range, the members' balances), each record is
+decided against that in memory, and the new rows are written together at
+the end. Coupons, the rare case, are read and written as each record comes.
 """
 
 from __future__ import annotations
