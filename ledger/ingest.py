@@ -75,28 +75,38 @@ class GroupWriter:
 
     async def _write(self) -> None:
         while self._waiting:
-            group: list[_Waiting] = []
-            size = 0
-            while self._waiting and (not group or size + len(self._waiting[0].records) <= GROUP_RECORDS):
-                group.append(self._waiting.pop(0))
-                size += len(group[-1].records)
+            group = self._next_group()
             try:
-                try:
-                    replies = await self._db.write(_applying(group, optimistic=True), _verdict(group))
-                except GateClosedError:  # a seal failed: again, with every seal known
-                    await asyncio.wait([w.seals for w in group])
-                    replies = await self._db.write(_applying(group))
+                replies = await self._apply(group)
             except Exception:  # noqa: BLE001 - each batch then succeeds or fails on its own
-                for w in group:
-                    try:
-                        await w.seals
-                        (reply,) = await self._db.write(_applying([w]))
-                    except Exception as err:  # noqa: BLE001 - handed to the batch's caller
-                        _answer(w, error=err)
-                    else:
-                        _answer(w, reply)
+                await self._one_by_one(group)
                 continue
             for w, reply in zip(group, replies, strict=True):
+                _answer(w, reply)
+
+    def _next_group(self) -> list[_Waiting]:
+        group: list[_Waiting] = []
+        size = 0
+        while self._waiting and (not group or size + len(self._waiting[0].records) <= GROUP_RECORDS):
+            group.append(self._waiting.pop(0))
+            size += len(group[-1].records)
+        return group
+
+    async def _apply(self, group: list[_Waiting]) -> list[SyncReply]:
+        try:
+            return await self._db.write(_applying(group, optimistic=True), _verdict(group))
+        except GateClosedError:  # a seal failed: again, with every seal known
+            await asyncio.wait([w.seals for w in group])
+            return await self._db.write(_applying(group))
+
+    async def _one_by_one(self, group: list[_Waiting]) -> None:
+        for w in group:
+            try:
+                await w.seals
+                (reply,) = await self._db.write(_applying([w]))
+            except Exception as err:  # noqa: BLE001 - handed to the batch's caller
+                _answer(w, error=err)
+            else:
                 _answer(w, reply)
 
 
@@ -182,8 +192,8 @@ async def _advance(tx: Tx, terminals: list[str]) -> dict[str, tuple[int, tuple[t
     return {t: (high, tuple(missing)) for t, (high, missing) in progress.items()}
 
 
-def _marks(n: int, first: int = 1) -> str:
-    return ", ".join(f"${i}" for i in range(first, first + n))
+def _marks(n: int) -> str:
+    return ", ".join(f"${i}" for i in range(1, n + 1))
 
 
 def _terminal_ranges(ranges: list[tuple[str, int, int | None]]) -> tuple[str, list[Any]]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +158,22 @@ class LedgerHandle:
         points = (await self._app_call("GET", f"/v1/members/{member_id}"))["points"]
         assert isinstance(points, int)
         return points
+
+
+async def until(check: Callable[[], bool], within: float = 30.0) -> None:
+    """Wait for ``check`` to hold (polled every 50 ms); TimeoutError after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """An operator's ``posgw-ledger`` command, run as a process."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def gateway_config(

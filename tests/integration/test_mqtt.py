@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +14,18 @@ import aiomqtt
 import pytest
 
 from simulators.processes import Stack, free_port
-from tests.brokers import broker_with_account, start_broker, until
+from tests.brokers import broker_with_account, start_broker
 from tests.gateway.records import draft
-from tests.harness import LedgerHandle, gateway_config, post_batch, register_key, running_gateway, sealed
+from tests.harness import (
+    LedgerHandle,
+    gateway_config,
+    ledger_cli,
+    post_batch,
+    register_key,
+    running_gateway,
+    sealed,
+    until,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.ledger]
 
@@ -92,8 +99,7 @@ async def test_member_news_and_commands_reach_the_terminal_at_once(
             await until(lambda: directory.members is not None and directory.members["M0001"].points == 3)
             # An operator's command: refresh now (the refresh timer is an hour away).
             loaded = gw.services.sync.state.rules_loaded_at
-            argv = [sys.executable, "-m", "ledger.cli", "command", "T-TEST-01", "refresh", "--mall", mall]
-            sent = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
+            sent = await asyncio.to_thread(ledger_cli, "command", "T-TEST-01", "refresh", "--mall", mall)
             assert sent.returncode == 0, sent.stderr
             await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
             # The mall withdraws a coupon copy: the till hears it and refuses the copy at once.

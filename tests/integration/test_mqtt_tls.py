@@ -11,8 +11,8 @@ import aiomqtt
 import pytest
 
 from simulators.processes import free_port
-from tests.brokers import broker_conf, make_tls, start_broker, until
-from tests.harness import LedgerHandle, gateway_config, running_gateway
+from tests.brokers import broker_conf, make_tls, start_broker
+from tests.harness import LedgerHandle, gateway_config, running_gateway, until
 
 pytestmark = [pytest.mark.broker, pytest.mark.ledger]
 

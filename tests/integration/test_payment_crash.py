@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from simulators.acquirer import Acquirer
 from simulators.pos_client import PosClient
 from simulators.processes import Stack, payments_table
 from simulators.terminal import PtyTerminal
-from tests.harness import LedgerHandle
+from tests.harness import LedgerHandle, until
 
 pytestmark = [pytest.mark.ledger]
 
@@ -47,14 +46,6 @@ async def stack(tmp_path: Path, acquirer: tuple[str, Acquirer], terminal: PtyTer
     await stack.gateway.wait_healthy()
     yield stack
     stack.shutdown()
-
-
-async def until(check: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def restart_after_kill(stack: Stack) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,17 +13,11 @@ from ledger.issuer import load_or_create_key
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from protocols.tokens import key_id, verify_token
-from tests.harness import LedgerHandle, gateway_config, running_gateway
+from tests.harness import LedgerHandle, gateway_config, ledger_cli, running_gateway
 
 pytestmark = [pytest.mark.ledger]
 
 TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_price": 4250}
-
-
-def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def test_members_load_from_csv_with_every_problem_named(tmp_path: Path, ledger_database: str | None) -> None:

@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ledger.store import LedgerStore
 from protocols.records import Tender
 from protocols.sync import SyncReply, batch_to_wire
 from tests.gateway.records import draft
-from tests.harness import LedgerHandle
+from tests.harness import LedgerHandle, ledger_cli
 from tests.harness import post_batch as post
 from tests.harness import register_key as register
 from tests.harness import sealed as numbered
@@ -195,8 +194,7 @@ async def test_spending_twice_offline_is_a_compensating_posting_and_the_books_ho
     assert await ledger.points("M0001") == 0
     assert await ledger.wallet("M0001") == 0
     assert await ledger.books_problems() == []  # the shortfall went to the mall's overdraft, not into thin air
-    argv = [sys.executable, "-m", "ledger.cli", "check", *ledger.store_args()]
-    checked = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
+    checked = await asyncio.to_thread(ledger_cli, "check", *ledger.store_args())
     assert checked.returncode == 0
     assert "books hold" in checked.stdout
     # A balance edited behind the books' back is found.
@@ -239,19 +237,17 @@ async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: L
     await post(ledger, batch_to_wire("T-3", numbered([old, new, spend])))
     assert await ledger.points("M0001") == 4
     assert (await ledger.account("M0001"))["growth"] == 300 + 200 + 10  # 1 growth per ¥1, kept beside the points
-    argv = [sys.executable, "-m", "ledger.cli", "points", "expire", "--before", "2026-01-01"]
-    argv += ledger.store_args()
-    first = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
+    expire = ("points", "expire", "--before", "2026-01-01", *ledger.store_args())
+    first = await asyncio.to_thread(ledger_cli, *expire)
     assert first.returncode == 0, first.stderr
     assert "M0001: 2 points expired" in first.stdout  # 3 earned before, 1 spent since (oldest first)
     assert await ledger.points("M0001") == 2
-    again = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
+    again = await asyncio.to_thread(ledger_cli, *expire)
     assert "0 points expired" in again.stdout  # the job may run twice; points lapse once
     assert await ledger.points("M0001") == 2
     assert await ledger.books_problems() == []
     # The points books: issued = spent + expired + outstanding.
-    argv = [sys.executable, "-m", "ledger.cli", "report", "points", "--json", *ledger.store_args()]
-    report = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=True)
+    report = await asyncio.to_thread(ledger_cli, "report", "points", "--json", *ledger.store_args())
     books = json.loads(report.stdout)
     assert books == {"issued": 5, "spent": 1, "expired": 2, "outstanding": 2, "overdrawn": 0}
 

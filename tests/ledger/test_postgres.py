@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from ledger.postgres_schema import MIGRATIONS
 from ledger.rulebooks import OWN_FIELDS, POLL_SECONDS
 from ledger.store import LedgerStore
 from simulators.fleet import run_fleet
-from tests.harness import LedgerHandle, fleet_differences
+from tests.harness import LedgerHandle, fleet_differences, ledger_cli
 from tests.pg import PrivateServer, fresh_schema
 
 pytestmark = [pytest.mark.ledger, pytest.mark.postgres]
@@ -66,12 +64,6 @@ async def test_the_database_killed_mid_batch_accepts_nothing_twice_and_loses_not
     finally:
         ledger.stop()
     assert await ledger.books_problems() == []
-
-
-def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def test_an_unreachable_database_is_a_clear_refusal_without_the_password(tmp_path: Path) -> None:
