@@ -19,9 +19,10 @@ from ledger.issuer import issue_coupon, load_or_create_key
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
 from ledger.rulebooks import RulebookRefusedError
 from ledger.store import LedgerStore
+from ledger.tiers import AlreadyReviewedError, Ladder, TierReviewError
 from protocols.errors import SchemaError
 from protocols.money import format_cny
-from protocols.rulebook import MemberEntry
+from protocols.rulebook import MemberEntry, Rulebook
 from protocols.schema import Fields, Problems
 
 PROGRESS_EVERY = 5_000
@@ -43,6 +44,11 @@ def add_commands(sub: Any) -> None:
     points = sub.add_parser("points", help="points jobs: expire what was earned before a date and not spent")
     points.add_argument("action", choices=["expire"])
     points.add_argument("--before", required=True, help="ISO date: points earned before it lapse (e.g. 2026-01-01)")
+    tier = sub.add_parser("tiers", help="tier jobs: the yearly review of tiers by growth value")
+    tier.add_argument("action", choices=["review"])
+    tier.add_argument(
+        "--year", type=int, default=datetime.now(UTC).year - 1, help="the calendar year to review (default: last)"
+    )
     rules = sub.add_parser("rulebook", help="put a new rulebook version in force (JSON or TOML), or list versions")
     rules.add_argument("action", choices=["load", "show"])
     rules.add_argument("file", type=Path, nargs="?", help="load: the rulebook (its version newer than in force)")
@@ -51,7 +57,7 @@ def add_commands(sub: Any) -> None:
     coupons.add_argument("coupon_id", help="a coupon of the rulebook in force")
     coupons.add_argument("--member", required=True)
     coupons.add_argument("--count", type=int, default=1, choices=range(1, 1001), metavar="1..1000")
-    for parser in (members, member, report, books, points, rules, coupons):
+    for parser in (members, member, report, books, points, tier, rules, coupons):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
         parser.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
 
@@ -77,6 +83,8 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"  {member_id}: {n:,} points expired")
             print(f"{sum(expired.values()):,} points expired for {len(expired)} members (earned before {args.before})")
             return 0
+        if args.command == "tiers":
+            return await review_tiers(store, args)
         if args.command == "rulebook":
             return await rulebook_command(store, args)
         if args.command == "coupons":
@@ -129,18 +137,40 @@ async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:
     return 0
 
 
+async def rules_in_force(store: LedgerStore, data: Path) -> Rulebook:
+    body = await store.get_meta("rulebook")
+    key = load_or_create_key(data / "issuer.key")
+    return rulebooks.assemble(body or {"version": 0, "currency": "CNY", "tiers": {}}, await store.phone_salt(), key)
+
+
+async def review_tiers(store: LedgerStore, args: argparse.Namespace) -> int:
+    """The yearly review (``ledger/tiers.py``): each member on the ladder to the tier the year's growth reached."""
+    rules = await rules_in_force(store, args.data)
+    store.ladder = Ladder.of(rules)
+    try:
+        moves = await store.review_tiers(args.year)
+    except AlreadyReviewedError as err:  # a timer that caught up twice: nothing to do, not a failure
+        print(f"posgw-ledger: {err}")
+        return 0
+    except TierReviewError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 65  # EX_DATAERR
+    for member_id, old, new, growth in moves:
+        print(f"  {member_id}: {old} → {new} (growth {growth:,} in {args.year})")
+    print(f"tiers reviewed for {args.year} under rulebook version {rules.version}: {len(moves)} members moved")
+    return 0
+
+
 async def issue_coupons(store: LedgerStore, args: argparse.Namespace) -> int:
     """Print ``--count`` coupon tokens, one a line (to hand to a campaign's sender)."""
-    body = await store.get_meta("rulebook")
-    key = load_or_create_key(args.data / "issuer.key")
-    rules = rulebooks.assemble(body or {"version": 0, "currency": "CNY", "tiers": {}}, await store.phone_salt(), key)
+    rules = await rules_in_force(store, args.data)
     if args.coupon_id not in rules.coupons:
         print(f"posgw-ledger: no coupon {args.coupon_id} in rulebook version {rules.version}", file=sys.stderr)
         return 65
     if await store.member_account(args.member) is None:
         print(f"posgw-ledger: no member {args.member}", file=sys.stderr)
         return 1
-    now = int(time.time())
+    key, now = load_or_create_key(args.data / "issuer.key"), int(time.time())
     for _ in range(args.count):
         print(issue_coupon(key, rules, args.coupon_id, args.member, now)["token"])
     return 0
@@ -192,6 +222,10 @@ async def show_member(store: LedgerStore, member_id: str) -> int:
         return 1
     print(f"{account['member_id']}  tier {account['tier']}  {account['status']}")
     print(f"  points {account['points']:,}   wallet {format_cny(account['wallet'])}   growth {account['growth']:,}")
+    if by_year := await store.member_growth(member_id):
+        print("  growth by year  " + ", ".join(f"{year} {growth:,}" for year, growth in by_year.items()))
+    for c in await store.tier_changes(member_id):
+        print(f"  {c['changed_at']}  tier   {c['from_tier']} → {c['to_tier']} ({c['reason']}, growth {c['growth']:,})")
     for h in await store.member_history(member_id):
         amount = f"{h['amount']:+,} points" if h["account"] == "points" else format_cny(h["amount"])
         print(f"  {h['created_at']}  {h['kind']:<6} {h['terminal_id']:<12} {amount:>14}  {h['txn_id']}")

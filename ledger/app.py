@@ -28,6 +28,7 @@ from ledger.issuer import issue_coupon
 from ledger.notices import NoticePublisher
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.store import LedgerStore
+from ledger.tiers import Ladder
 from ledger.wallet import HOLD_TTL
 from protocols.errors import GatewayError, SchemaError
 from protocols.money import format_cny
@@ -56,6 +57,14 @@ class LedgerService:
     # Worker processes for signature checks, and how to make them again if one dies (OOM killer, a crash).
     verifier: Executor | None = None
     new_verifier: Callable[[], Executor] | None = None
+
+    def __post_init__(self) -> None:
+        self.use_rulebook(self.rulebook)
+
+    def use_rulebook(self, book: Rulebook) -> None:
+        """Put ``book`` in force: served to terminals, and its tier ladder applied to growth at ingest."""
+        self.rulebook = book
+        self.store.ladder = Ladder.of(book)
 
     @property
     def kid(self) -> str:

@@ -11,9 +11,12 @@ from typing import Any
 
 from protocols.rulebook import MemberEntry
 
+# Growth value (1 a yuan paid) moves members up the classic → supreme ladder within a
+# year, and the yearly review sets their tier to what the year reached; radiant is
+# by invitation, off the ladder.
 DEMO_TIERS: dict[str, Any] = {
-    "classic": {"default_rate": 9500, "merchant_rates": {"M-BAKERY": 8500}},
-    "supreme": {"default_rate": 9000, "merchant_rates": {"M-PARTNER": 5000}},
+    "classic": {"default_rate": 9500, "merchant_rates": {"M-BAKERY": 8500}, "growth": 0},
+    "supreme": {"default_rate": 9000, "merchant_rates": {"M-PARTNER": 5000}, "growth": 50_000},
     "radiant": {"default_rate": 10000, "merchant_rates": {"M-LUXURY": 9000}},
 }
 

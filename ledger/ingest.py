@@ -27,6 +27,7 @@ from typing import Any
 
 from ledger import chain_check, postings
 from ledger.database import Database, Gate, GateClosedError, Tx
+from ledger.tiers import ADD_GROWTH, INSERT_CHANGE, Ladder
 from protocols.money import format_cny
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
@@ -57,6 +58,7 @@ class GroupWriter:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.ladder = Ladder()  # the rulebook in force's tiers by growth (set by the service)
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -94,16 +96,16 @@ class GroupWriter:
 
     async def _apply(self, group: list[_Waiting]) -> list[SyncReply]:
         try:
-            return await self._db.write(_applying(group, optimistic=True), _verdict(group))
+            return await self._db.write(_applying(group, self.ladder, optimistic=True), _verdict(group))
         except GateClosedError:  # a seal failed: again, with every seal known
             await asyncio.wait([w.seals for w in group])
-            return await self._db.write(_applying(group))
+            return await self._db.write(_applying(group, self.ladder))
 
     async def _one_by_one(self, group: list[_Waiting]) -> None:
         for w in group:
             try:
                 await w.seals
-                (reply,) = await self._db.write(_applying([w]))
+                (reply,) = await self._db.write(_applying([w], self.ladder))
             except Exception as err:  # noqa: BLE001 - handed to the batch's caller
                 _answer(w, error=err)
             else:
@@ -129,13 +131,17 @@ def _verdict(group: list[_Waiting]) -> Gate | None:
     return gate
 
 
-def _applying(group: list[_Waiting], *, optimistic: bool = False) -> Callable[[Tx], Awaitable[list[SyncReply]]]:
+def _applying(
+    group: list[_Waiting], ladder: Ladder, *, optimistic: bool = False
+) -> Callable[[Tx], Awaitable[list[SyncReply]]]:
     """The group's batches in one transaction; ``optimistic``: seals not yet known are taken to hold."""
     now = datetime.now(UTC).isoformat()
     seals = [w.seals.result() if w.seals.done() or not optimistic else _holding(len(w.records)) for w in group]
 
     async def apply(tx: Tx) -> list[SyncReply]:
-        return await batches(tx, [(w.terminal_id, w.records, s) for w, s in zip(group, seals, strict=True)], now)
+        return await batches(
+            tx, [(w.terminal_id, w.records, s) for w, s in zip(group, seals, strict=True)], now, ladder
+        )
 
     return apply
 
@@ -156,12 +162,12 @@ def _answer(w: _Waiting, reply: SyncReply | None = None, error: Exception | None
 Batch = tuple[str, list[TransactionRecord], Seals]  # terminal, its records, their seals
 
 
-async def batches(tx: Tx, group: list[Batch], now: str) -> list[SyncReply]:
+async def batches(tx: Tx, group: list[Batch], now: str, ladder: Ladder) -> list[SyncReply]:
     """Apply batches (each of one terminal) in the caller's transaction, in order; an answer for each.
 
     The whole group is read, decided and written at once: a few round trips however many batches.
     """
-    plan = await Plan.load(tx, [r for _, records, _ in group for r in records])
+    plan = await Plan.load(tx, [r for _, records, _ in group for r in records], ladder)
     results = [
         [await plan.apply(tx, r, seal, now) for r, seal in zip(records, seals, strict=True)]
         for _, records, seals in group
@@ -192,8 +198,9 @@ async def _advance(tx: Tx, terminals: list[str]) -> dict[str, tuple[int, tuple[t
     return {t: (high, tuple(missing)) for t, (high, missing) in progress.items()}
 
 
-def _marks(n: int) -> str:
-    return ", ".join(f"${i}" for i in range(1, n + 1))
+def _marks(n: int, after: int = 0) -> str:
+    """``$1, …, $n`` (numbered from ``after + 1``)."""
+    return ", ".join(f"${i}" for i in range(after + 1, after + n + 1))
 
 
 def _terminal_ranges(ranges: list[tuple[str, int, int | None]]) -> tuple[str, list[Any]]:
@@ -224,11 +231,18 @@ class Plan:
     released: list[tuple[str]] = field(default_factory=list)  # wallet holds their sale consumed
     changed: set[str] = field(default_factory=set)
     growth: dict[str, int] = field(default_factory=dict)  # member -> growth value earned in this batch
+    # Tiers by growth (ledger/tiers.py): each known member's tier, growth per (member, year)
+    # held and earned here, and the moves up it makes.
+    ladder: Ladder = field(default_factory=Ladder)
+    tiers: dict[str, str] = field(default_factory=dict)
+    year_growth: dict[tuple[str, str], int] = field(default_factory=dict)
+    earned: dict[tuple[str, str], int] = field(default_factory=dict)
+    moves: list[tuple[str, str, str, int, str, str]] = field(default_factory=list)
 
     @classmethod
-    async def load(cls, tx: Tx, records: Sequence[TransactionRecord]) -> Plan:
+    async def load(cls, tx: Tx, records: Sequence[TransactionRecord], ladder: Ladder) -> Plan:
         if not records:
-            return cls(set(), {}, {})
+            return cls(set(), {}, {}, ladder=ladder)
         ids = [r.txn_id for r in records]
         held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({_marks(len(ids))})", *ids)  # noqa: S608
         seqs: dict[str, list[int]] = {}
@@ -243,14 +257,24 @@ class Plan:
             links[t][int(seq)] = (prev_hash, digest)
         members = sorted({r.member_id for r in records if r.member_id})
         balances: dict[tuple[str, str], int] = {}
+        plan = cls({t for (t,) in held}, links, balances, ladder=ladder)
         if members:
-            for member_id, points, wallet in await tx.all(
-                f"SELECT member_id, points, wallet FROM members WHERE member_id IN ({_marks(len(members))})",  # noqa: S608
+            # One row per member and year of growth held (years of this group's records only).
+            years = sorted({r.created_at[:4] for r in records})
+            n = len(members)
+            for member_id, points, wallet, tier, year, growth in await tx.all(
+                "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
+                f"LEFT JOIN member_growth g ON g.member_id = m.member_id AND g.year IN ({_marks(len(years), n)}) "
+                f"WHERE m.member_id IN ({_marks(n)})",
                 *members,
+                *years,
             ):
                 balances[(member_id, "points")] = int(points)
                 balances[(member_id, "fen")] = int(wallet)
-        return cls({t for (t,) in held}, links, balances)
+                plan.tiers[member_id] = tier
+                if year is not None:
+                    plan.year_growth[(member_id, year)] = int(growth)
+        return plan
 
     async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None, now: str) -> SyncResult:
         if r.txn_id in self.txn_ids:
@@ -275,11 +299,22 @@ class Plan:
         if r.member_id and delta and (shortfall := self._move(r.txn_id, r.member_id, "points", delta)):
             conflicts.append(f"points overdrawn by {shortfall} (spent offline twice?)")
         if r.member_id and r.growth_earned and (r.member_id, "points") in self.balances:
-            self.growth[r.member_id] = self.growth.get(r.member_id, 0) + r.growth_earned  # tier progress, not money
-            self.changed.add(r.member_id)
+            self._grow(r.member_id, r.created_at[:4], r.growth_earned, now)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
         # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
         return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
+
+    def _grow(self, member_id: str, year: str, growth: int, now: str) -> None:
+        """Growth value is tier progress, not money: no postings; the member may move up a tier."""
+        self.growth[member_id] = self.growth.get(member_id, 0) + growth
+        self.changed.add(member_id)
+        key = (member_id, year)
+        self.earned[key] = self.earned.get(key, 0) + growth
+        self.year_growth[key] = total = self.year_growth.get(key, 0) + growth
+        tier = self.tiers[member_id]
+        if (up := self.ladder.upgrade(tier, total)) is not None:
+            self.moves.append((member_id, tier, up, total, f"growth {year}", now))
+            self.tiers[member_id] = up
 
     def _wallet(self, r: TransactionRecord) -> list[str]:
         """The record's stored-value tenders (``wallet.py``); the conflicts to record."""
@@ -316,12 +351,14 @@ class Plan:
         )
         await tx.many(postings.INSERT, self.postings)
         await tx.many(
-            "UPDATE members SET points = $1, wallet = $2, growth = growth + $3 WHERE member_id = $4",
+            "UPDATE members SET points = $1, wallet = $2, growth = growth + $3, tier = $4 WHERE member_id = $5",
             [
-                (self.balances[(m, "points")], self.balances[(m, "fen")], self.growth.get(m, 0), m)
+                (self.balances[(m, "points")], self.balances[(m, "fen")], self.growth.get(m, 0), self.tiers[m], m)
                 for m in sorted(self.changed)
             ],
         )
+        await tx.many(ADD_GROWTH, [(m, year, g) for (m, year), g in sorted(self.earned.items())])
+        await tx.many(INSERT_CHANGE, self.moves)
         await tx.many("DELETE FROM wallet_holds WHERE ref = $1", self.released)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
 

@@ -121,6 +121,33 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "growth by year, tier changes and reviews",
+        """
+        CREATE TABLE member_growth (
+            member_id TEXT NOT NULL,
+            year      TEXT NOT NULL,  -- the calendar year of the records that earned it
+            growth    BIGINT NOT NULL CHECK (growth >= 0),
+            PRIMARY KEY (member_id, year)
+        );
+        CREATE TABLE tier_changes (
+            id         BIGSERIAL PRIMARY KEY,
+            member_id  TEXT NOT NULL,
+            from_tier  TEXT NOT NULL,
+            to_tier    TEXT NOT NULL,
+            growth     BIGINT NOT NULL,
+            reason     TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        );
+        CREATE INDEX tier_changes_member ON tier_changes(member_id);
+        CREATE TABLE tier_reviews (
+            year        TEXT PRIMARY KEY,
+            reviewed_at TEXT NOT NULL,
+            moved       BIGINT NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

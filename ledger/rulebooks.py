@@ -74,7 +74,7 @@ async def follow(svc: LedgerService, phone_salt: str) -> None:
             continue
         if body is None or int(body["version"]) <= svc.rulebook.version:
             continue
-        svc.rulebook = assemble(body, phone_salt, svc.issuer)
+        svc.use_rulebook(assemble(body, phone_salt, svc.issuer))
         log.info("rulebook_in_force", version=svc.rulebook.version)
         if svc.notices is not None:
             svc.notices.rulebook(svc.rulebook.version)

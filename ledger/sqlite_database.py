@@ -105,6 +105,27 @@ CREATE TABLE IF NOT EXISTS rulebooks (
     sha256    TEXT NOT NULL,
     loaded_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS member_growth (
+    member_id TEXT NOT NULL,
+    year      TEXT NOT NULL,  -- the calendar year of the records that earned it
+    growth    INTEGER NOT NULL CHECK (growth >= 0),
+    PRIMARY KEY (member_id, year)
+);
+CREATE TABLE IF NOT EXISTS tier_changes (
+    id         INTEGER PRIMARY KEY,
+    member_id  TEXT NOT NULL,
+    from_tier  TEXT NOT NULL,
+    to_tier    TEXT NOT NULL,
+    growth     INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    changed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tier_changes_member ON tier_changes(member_id);
+CREATE TABLE IF NOT EXISTS tier_reviews (
+    year        TEXT PRIMARY KEY,
+    reviewed_at TEXT NOT NULL,
+    moved       INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS wallet_holds (
     ref         TEXT PRIMARY KEY,  -- the terminal's payment id
     member_id   TEXT NOT NULL,

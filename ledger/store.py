@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import ingest, postings, wallet
+from ledger import ingest, postings, tiers, wallet
 from ledger.database import Database, Tx, open_database
 from ledger.rulebooks import RulebookRefusedError
 from protocols.records import TransactionRecord
@@ -40,6 +40,15 @@ class LedgerStore:
 
     async def close(self) -> None:
         await self.db.close()
+
+    @property
+    def ladder(self) -> tiers.Ladder:
+        """The tiers growth value moves members between (the rulebook in force's; ``ledger/tiers.py``)."""
+        return self._ingest.ladder
+
+    @ladder.setter
+    def ladder(self, ladder: tiers.Ladder) -> None:
+        self._ingest.ladder = ladder
 
     # -- rules and members -------------------------------------------------
 
@@ -170,6 +179,17 @@ class LedgerStore:
         )
         keys = ("member_id", "tier", "status", "points", "wallet", "growth")
         return None if row is None else dict(zip(keys, row, strict=True))
+
+    async def member_growth(self, member_id: str) -> dict[str, int]:
+        """A member's growth value by calendar year (what tiers follow)."""
+        rows = await self.db.read(
+            lambda tx: tx.all("SELECT year, growth FROM member_growth WHERE member_id = $1 ORDER BY year", member_id)
+        )
+        return {str(year): int(growth) for year, growth in rows}
+
+    async def tier_changes(self, member_id: str) -> list[dict[str, Any]]:
+        """A member's tier moves, oldest first: from, to, the growth behind it, why and when."""
+        return await self.db.read(lambda tx: tiers.changes(tx, member_id))
 
     # -- sync ----------------------------------------------------------------
 
@@ -343,6 +363,11 @@ class LedgerStore:
     async def expire_points(self, cutoff: str) -> dict[str, int]:
         """Year-end clearing: points earned before ``cutoff`` and still unspent lapse (``ledger/postings.py``)."""
         return await self.db.write(lambda tx: postings.expire_points(tx, cutoff))
+
+    async def review_tiers(self, year: int) -> list[tuple[str, str, str, int]]:
+        """The yearly review (``ledger/tiers.py``) under the rulebook in force: (member, from, to, growth) moved."""
+        now = datetime.now(UTC).isoformat()
+        return await self.db.write(lambda tx: tiers.review(tx, self.ladder, year, now))
 
     async def check(self) -> list[postings.CheckProblem]:
         """The double-entry invariants (``ledger/postings.py``): empty when the books hold."""

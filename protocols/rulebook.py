@@ -30,6 +30,9 @@ class Tier:
     default_rate: int = FULL_RATE
     merchant_rates: dict[str, int] = field(default_factory=dict)
     category_rates: dict[str, int] = field(default_factory=dict)
+    # The growth value a member earns in a calendar year to hold this tier
+    # (``ledger/tiers.py``); None for a tier growth never reaches (a paid card).
+    growth: int | None = None
 
     def rate_for(self, merchant_id: str, category: str = "") -> int:
         """The payable share in basis points (10000 = no discount).
@@ -40,6 +43,16 @@ class Tier:
         if category in self.category_rates:
             return self.category_rates[category]
         return self.merchant_rates.get(merchant_id, self.default_rate)
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "default_rate": self.default_rate,
+            "merchant_rates": dict(self.merchant_rates),
+            "category_rates": dict(self.category_rates),
+        }
+        if self.growth is not None:  # only when set: rulebooks without a ladder read as before
+            wire["growth"] = self.growth
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +80,7 @@ class Rulebook:
         return {
             "version": self.version,
             "currency": self.currency,
-            "tiers": {
-                t.name: {
-                    "default_rate": t.default_rate,
-                    "merchant_rates": dict(t.merchant_rates),
-                    "category_rates": dict(t.category_rates),
-                }
-                for t in self.tiers.values()
-            },
+            "tiers": {t.name: t.to_wire() for t in self.tiers.values()},
             "excluded_categories": sorted(self.excluded_categories),
             "issuer_keys": dict(self.issuer_keys),
             "earn": self.earn.to_wire(),
@@ -98,6 +104,7 @@ class Rulebook:
                 tf.integer("default_rate", FULL_RATE, minimum=0, maximum=FULL_RATE),
                 tf.int_map("merchant_rates", maximum=FULL_RATE),
                 tf.int_map("category_rates", maximum=FULL_RATE),
+                tf.optional_integer("growth", minimum=0),
             )
             tf.done()
         keys_f = f.table("issuer_keys")

@@ -49,7 +49,8 @@ class FleetTerminal:
             lines=(RecordLine("6901234567892", "Egg tart", "bakery", 1, price, price, 0, price),),
             total_gross=price, total_discount=0, total_due=price, tenders=(Tender("cash", price),), change=0,
             member_id=member, member_via="qr" if member else None,
-            points_earned=price // 10_000 if member else 0, rulebook_version=1, offline=self.offline_until > 0,
+            points_earned=price // 10_000 if member else 0, growth_earned=price // 100 if member else 0,
+            rulebook_version=1, offline=self.offline_until > 0,
         )  # fmt: skip
         digest, signature = seal(self.head, canonical(draft.to_wire()), self.key)
         record = dataclasses.replace(draft, prev_hash=self.head.hex(), hash=digest.hex(), signature=signature.hex())

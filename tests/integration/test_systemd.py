@@ -69,7 +69,14 @@ def test_the_unit_file_passes_systemds_own_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["posgw-ledger.service", "posgw-ledger-points-expiry.service", "posgw-ledger-points-expiry.timer"]
+    "name",
+    [
+        "posgw-ledger.service",
+        "posgw-ledger-points-expiry.service",
+        "posgw-ledger-points-expiry.timer",
+        "posgw-ledger-tier-review.service",
+        "posgw-ledger-tier-review.timer",
+    ],
 )
 def test_the_ledgers_units_pass_systemds_own_check(tmp_path: Path, name: str) -> None:
     config = Path(__file__).resolve().parents[2] / "config"
