@@ -9,6 +9,9 @@ In one run, with the reference ledger as a real process, on each engine
   with the lag from a record made to the ledger's answer: a burst (all
   records made at once, 20 % of terminals with an offline spell), then a
   steady state (each terminal selling and syncing every 0.5 s);
+* the steady state again with every terminal on MQTT as gateways are
+  (``simulators/fleet_news.py``): status with a last will, and a paced
+  refresh over HTTP whenever the ledger announces a member revision;
 * the peer, the engine's limit for the same rows: on SQLite, inserted straight
   into the same table layout in one transaction per 200 rows, WAL with
   ``synchronous=FULL``; on PostgreSQL, a plain asyncpg ``COPY`` of 200 rows a
@@ -38,6 +41,7 @@ from bench.stats import summary
 from protocols.sync import MAX_BATCH, batch_to_wire
 from protocols.tokens import public_key_text
 from simulators.fleet import FleetTerminal, run_fleet
+from simulators.fleet_news import FleetBroker, quiet_links
 from simulators.postgres import fresh_schema
 from simulators.processes import demo_env, free_port, ledger_proc
 
@@ -61,6 +65,7 @@ def plain_inserts(path: Path, rows: list[tuple[str, str, int, str]]) -> float:
 
 
 PACE = 0.5  # seconds between one terminal's sales in the steady-state fleet
+BROKER = ("127.0.0.1", 1883)  # the machine's Mosquitto
 COPY_COLUMNS = ["txn_id", "terminal_id", "seq", "body", "received_at"]
 
 
@@ -123,7 +128,8 @@ async def _run(
 ) -> dict[str, Any]:
     tokens = [secrets.token_urlsafe(24) for _ in range(3)]
     port = free_port()
-    extra = ("--database", database) if database else ()
+    mall = f"bench-{secrets.token_hex(4)}"
+    extra = ("--mqtt", f"{BROKER[0]}:{BROKER[1]}", "--mall", mall, *(("--database", database) if database else ()))
     ledger = ledger_proc(work / "ledger", port, demo_env(*tokens), work / "ledger.log", extra)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -139,6 +145,12 @@ async def _run(
         paced, _ = await run_fleet(
             url, tokens[1], terminals, 10, offline_share=0.0, pace_seconds=PACE, prefix="T-STEADY"
         )
+        quiet_links()
+        on_mqtt, _ = await run_fleet(
+            url, tokens[1], terminals, 10, offline_share=0.0, pace_seconds=PACE, prefix="T-MQTT",
+            broker=FleetBroker(*BROKER, mall),
+        )  # fmt: skip
+        assert on_mqtt.news is not None
     finally:
         ledger.stop()
     lag = summary(fleet.lags)
@@ -154,6 +166,11 @@ async def _run(
         "fleet_lag": lag,
         "paced_per_s": paced.records / paced.seconds,
         "paced_lag": summary(paced.lags),
+        "mqtt_per_s": on_mqtt.records / on_mqtt.seconds,
+        "mqtt_lag": summary(on_mqtt.lags),
+        "mqtt_refreshes_per_s": on_mqtt.news.refreshes / (on_mqtt.seconds + on_mqtt.news_settled),
+        "mqtt_refresh": summary(on_mqtt.news.refresh_seconds),
+        "mqtt_settled_s": on_mqtt.news_settled,
         "fleet_rejected": fleet.rejected,
     }
 
@@ -177,6 +194,12 @@ def report(r: dict[str, Any]) -> None:
     steady = f"steady: {r['fleet_terminals']} terminals each selling and syncing every {PACE} s"
     paced = r["paced_lag"]
     print(f"  {steady} {r['paced_per_s']:8,.0f} /s, lag p50 {paced['p50_ms']:.0f} ms, p99 {paced['p99_ms']:.0f} ms")
+    mqtt = r["mqtt_lag"]
+    print(
+        f"  the same, every terminal on MQTT too {r['mqtt_per_s']:8,.0f} /s, lag p50 {mqtt['p50_ms']:.0f} ms, "
+        f"p99 {mqtt['p99_ms']:.0f} ms; {r['mqtt_refreshes_per_s']:,.0f} refreshes/s on news "
+        f"(p50 {r['mqtt_refresh']['p50_ms']:.0f} ms), every terminal current {r['mqtt_settled_s']:.1f} s after the last"
+    )
 
 
 if __name__ == "__main__":

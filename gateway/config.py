@@ -48,6 +48,9 @@ class LedgerConfig:
     sync_interval: float = 5.0
     batch_size: int = 100
     refresh_interval: float = 60.0
+    # Seconds left between two refreshes a notice asks for, plus up to half of it at random
+    # (protocols/pacing.py): a mall's terminals do not all fetch at the same instant. 0: at once.
+    min_refresh_interval: float = 5.0
     rulebook_key: str | None = None  # the ledger's signing key (base64url); None: pinned at first contact
 
 
@@ -165,6 +168,7 @@ def _read_ledger(f: Fields, env: dict[str, str]) -> LedgerConfig:
         sync_interval=f.number("sync_interval", 5.0, minimum=0.05, maximum=3600),
         batch_size=f.integer("batch_size", 100, minimum=1, maximum=200),
         refresh_interval=f.number("refresh_interval", 60.0, minimum=1, maximum=86400),
+        min_refresh_interval=f.number("min_refresh_interval", 5.0, minimum=0, maximum=3600),
         rulebook_key=f.optional_text("rulebook_key", pattern=r"[A-Za-z0-9_-]{43}"),
     )
     f.done()

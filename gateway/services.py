@@ -30,6 +30,7 @@ from offline_queue.keys import load_or_create_signing_key
 from offline_queue.limits import JournalLimits
 from offline_queue.personal import Keyring
 from protocols.errors import GatewayError
+from protocols.pacing import RefreshPacer
 from protocols.tokens import public_key_text
 
 
@@ -72,6 +73,7 @@ class Services:
             sync,
             config.terminal.terminal_id,
             public_key_text(journal.signing_key.public_key()),
+            RefreshPacer(config.ledger.min_refresh_interval),
         )
         limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
         wallet = MemberWalletProvider(

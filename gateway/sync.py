@@ -25,6 +25,7 @@ from offline_queue.journal import TransactionJournal
 from offline_queue.rows import JournalStats
 from protocols.backoff import Backoff
 from protocols.errors import GatewayError
+from protocols.pacing import RefreshPacer
 
 log = structlog.get_logger("posgw.sync")
 
@@ -165,14 +166,16 @@ class RulesRefresher:
     sync: SyncWorker
     terminal_id: str
     public_key: str
+    pacer: RefreshPacer = field(default_factory=lambda: RefreshPacer(0.0))  # how soon a notice is answered
     key_registered: bool = False
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
 
     def kick(self) -> None:
-        """Refresh now (a newer rulebook or member revision was announced)."""
+        """Refresh soon (a newer rulebook or member revision was announced), paced by ``pacer``."""
         self._kick.set()
 
     async def refresh_once(self) -> None:
+        self.pacer.refreshed(time.monotonic())
         if not self.key_registered:
             await self.client.register_key(self.terminal_id, self.public_key)
             self.key_registered = True
@@ -203,4 +206,5 @@ class RulesRefresher:
             backoff.reset()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.interval)
-            self._kick.clear()
+                await asyncio.sleep(self.pacer.wait(time.monotonic()))  # a notice: paced, as the whole mall hears it
+            self._kick.clear()  # notices heard while waiting are answered by this refresh

@@ -20,7 +20,7 @@ from ledger.app import VERIFY_WORKERS, LedgerService, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.issuer import load_or_create_key
-from ledger.notices import NoticePublisher, add_broker_options, broker_from, send_command
+from ledger.notices import MEMBERS_EVERY, NoticePublisher, add_broker_options, broker_from, send_command
 from ledger.store import LedgerStore
 from protocols.masking import mask_processor
 from protocols.mqtt_topics import COMMANDS
@@ -69,7 +69,7 @@ async def serve(args: argparse.Namespace, terminal_token: str) -> None:
         app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
     )
     if args.mqtt:
-        svc.notices = NoticePublisher(broker_from(args), args.mall)
+        svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0))
     await run(svc, args.host, args.port)
 
 
@@ -114,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=8780)
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
     add_broker_options(run, None)  # --mqtt: announce rulebook and member revisions over MQTT
+    run.add_argument(
+        "--member-notices-every",
+        type=float,
+        default=MEMBERS_EVERY,
+        metavar="SECONDS",
+        help=f"at most one member-revision notice per this many seconds (default {MEMBERS_EVERY})",
+    )
     cmd = sub.add_parser("command", help="send a terminal a command over MQTT (refresh its rules, sync now)")
     cmd.add_argument("terminal_id")
     cmd.add_argument("name", choices=COMMANDS)

@@ -25,7 +25,8 @@ from aiohttp import web
 from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
 from simulators.demo import main as demo_main
-from simulators.fleet import run_fleet
+from simulators.fleet import FleetError, run_fleet
+from simulators.fleet_news import FleetBroker, quiet_links
 from simulators.scanner import PtyScanner
 from simulators.terminal import MODES as TERMINAL_MODES
 from simulators.terminal import serve as serve_terminal
@@ -110,9 +111,26 @@ def _fleet(args: argparse.Namespace) -> int:
     if not token:
         print("posgw-sim fleet: set POSGW_LEDGER_TOKEN (the ledger's terminal token)", file=sys.stderr)
         return 78
-    result, _ = asyncio.run(
-        run_fleet(args.ledger, token, args.terminals, args.records, offline_share=args.offline_share)
-    )
+    broker = None
+    if args.mqtt:
+        host, _, port = args.mqtt.rpartition(":")
+        broker = FleetBroker(host, int(port), args.mall)
+        quiet_links()
+    try:
+        result, _ = asyncio.run(
+            run_fleet(
+                args.ledger,
+                token,
+                args.terminals,
+                args.records,
+                offline_share=args.offline_share,
+                prefix=args.prefix,
+                broker=broker,
+            )
+        )
+    except FleetError as err:
+        print(f"posgw-sim fleet: {err}", file=sys.stderr)
+        return 1
     lags = sorted(result.lags) or [0.0]
     print(
         f"{result.terminals} terminals, {result.records:,} records in {result.seconds:.1f} s "
@@ -120,6 +138,12 @@ def _fleet(args: argparse.Namespace) -> int:
         f"duplicate {result.duplicates}, rejected {result.rejected}; "
         f"lag p50 {lags[len(lags) // 2] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
     )
+    if result.news is not None:
+        print(
+            f"MQTT: {result.news.refreshes:,} refreshes on news ({result.news.refresh_failures} failed), "
+            f"{result.news.members_fetched:,} member entries fetched; every terminal held the last member "
+            f"revision {result.news_settled:.1f} s after the last answer"
+        )
     return 0 if result.rejected == 0 and result.accepted == result.records else 1
 
 
@@ -154,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--records", type=int, default=20, help="sales per terminal")
     fl.add_argument("--ledger", default="http://127.0.0.1:8780")
     fl.add_argument("--offline-share", type=float, default=0.2, help="share of terminals that go offline a while")
+    fl.add_argument("--prefix", default="T-FLEET", help="the terminals' names: PREFIX-0000, PREFIX-0001, …")
+    fl.add_argument("--mqtt", metavar="HOST:PORT", help="the terminals on this broker too: status out, news in")
+    fl.add_argument("--mall", default="demo", help="the mall's id in MQTT topics (default: demo)")
     sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner, card) on this machine")
     args = parser.parse_args(argv)
     if args.command == "demo":

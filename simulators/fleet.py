@@ -11,19 +11,25 @@ made (the fleet's terminals keep what they made, for that check).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocols.chain import GENESIS, canonical, seal
+from protocols.errors import GatewayError
 from protocols.records import RecordLine, Tender, TransactionRecord
+from protocols.rulebook import members_from_wire
 from protocols.sync import MAX_BATCH, SyncReply, batch_to_wire
 from protocols.tokens import public_key_text
+from simulators.fleet_news import FleetBroker, NewsCounts, TerminalNews, on_mqtt
 
 MEMBERS = ("M0001", "M0002", "M0003", None, None)  # the demo mall's members, and walk-in customers
 
@@ -37,6 +43,7 @@ class FleetTerminal:
     made: list[TransactionRecord] = field(default_factory=list)
     outbox: list[tuple[TransactionRecord, float]] = field(default_factory=list)  # (record, made at)
     offline_until: float = 0.0
+    status: dict[str, Any] = field(default_factory=lambda: {"queue_depth": 0, "offline": False})  # on MQTT
 
     def sell(self, rng: random.Random) -> TransactionRecord:
         self.seq += 1
@@ -57,6 +64,7 @@ class FleetTerminal:
         self.head = digest
         self.made.append(record)
         self.outbox.append((record, time.monotonic()))
+        self.status.update(queue_depth=len(self.outbox), offline=self.offline_until > 0)
         return record
 
 
@@ -70,6 +78,8 @@ class FleetResult:
     lags: list[float] = field(default_factory=list)  # seconds from a record made to the ledger's answer
     seconds: float = 0.0
     failed_posts: int = 0  # batches that got no answer (the ledger down or restarting): sent again
+    news: NewsCounts | None = None  # on MQTT: what the terminals fetched because of notices
+    news_settled: float = 0.0  # seconds from the last answer until every terminal held the last member revision
 
 
 async def run_fleet(
@@ -82,8 +92,14 @@ async def run_fleet(
     seed: int = 1,
     pace_seconds: float = 0.0,
     prefix: str = "T-FLEET",
+    broker: FleetBroker | None = None,
 ) -> tuple[FleetResult, list[FleetTerminal]]:
-    """Every terminal sells ``records_each`` and syncs them all; some go offline for a while."""
+    """Every terminal sells ``records_each`` and syncs them all; some go offline for a while.
+
+    With a ``broker`` the terminals are on MQTT as well (``fleet_news.py``):
+    connected and holding the rules before they sell, and at the end the run
+    waits until every one has heard of and fetched the last member revision.
+    """
     rng = random.Random(seed)
     fleet = [FleetTerminal(f"{prefix}-{i:04d}") for i in range(terminals)]
     result = FleetResult(terminals, terminals * records_each)
@@ -91,18 +107,65 @@ async def run_fleet(
     limit = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(headers=headers, connector=limit) as http:
         await asyncio.gather(*(_register(http, ledger_url, t) for t in fleet))
-        started = time.monotonic()
-        await asyncio.gather(
-            *(_terminal(http, ledger_url, t, records_each, rng.random() < offline_share, pace_seconds, result)
-              for t in fleet)
-        )  # fmt: skip
-        result.seconds = time.monotonic() - started
+        async with contextlib.AsyncExitStack() as stack:
+            news: list[TerminalNews] = []
+            if broker is not None:
+                statuses = {t.terminal_id: t.status for t in fleet}
+                news, result.news = await stack.enter_async_context(on_mqtt(broker, http, ledger_url, statuses))
+                for n in news:
+                    n.kick()  # a terminal's first refresh, as at a gateway's start
+                await _until(
+                    lambda: all(n.link.state.connected and n.rulebook_version >= 0 for n in news),
+                    broker.within,
+                    "connect to the broker and fetch the rules",
+                )
+            started = time.monotonic()
+            await asyncio.gather(
+                *(_terminal(http, ledger_url, t, records_each, rng.random() < offline_share, pace_seconds, result)
+                  for t in fleet)
+            )  # fmt: skip
+            result.seconds = time.monotonic() - started
+            if broker is not None:
+                last = await _member_revision(http, ledger_url)
+                await _until(
+                    lambda: all(n.members_version >= last for n in news),
+                    broker.within,
+                    f"hear of member revision {last} (is the ledger on this broker and mall?)",
+                )
+                result.news_settled = time.monotonic() - started - result.seconds
     return result, fleet
+
+
+class FleetError(GatewayError):
+    """The fleet cannot run: its names are taken at the ledger, or its terminals got stuck (on MQTT)."""
+
+    code = "fleet-error"
+
+
+async def _until(check: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise FleetError(f"the fleet's terminals did not all {what} within {within:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def _member_revision(http: aiohttp.ClientSession, url: str) -> int:
+    """The ledger's newest member revision (a delta from far ahead is empty but carries it)."""
+    async with http.get(f"{url}/v1/members", params={"since": str(2**61)}) as r:
+        r.raise_for_status()
+        version, _ = members_from_wire((await r.json())["members"])
+    return version
 
 
 async def _register(http: aiohttp.ClientSession, url: str, t: FleetTerminal) -> None:
     body = {"public_key": public_key_text(t.key.public_key())}
     async with http.put(f"{url}/v1/terminals/{t.terminal_id}/key", json=body) as r:
+        if r.status == 409:
+            raise FleetError(
+                f"{t.terminal_id} is registered at this ledger with another key (an earlier fleet?): "
+                "give this fleet's terminals other names (--prefix)"
+            )
         r.raise_for_status()
 
 
@@ -157,3 +220,4 @@ async def _sync(http: aiohttp.ClientSession, url: str, t: FleetTerminal, result:
         result.duplicates += status == "duplicate"
         result.rejected += status == "rejected"
     t.outbox = [(r, at) for r, at in t.outbox if r.txn_id not in answered]
+    t.status.update(queue_depth=len(t.outbox), offline=t.offline_until > 0)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +16,15 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from ledger.notices import Broker, NoticePublisher
+from simulators.fleet import FleetError, run_fleet
+from simulators.fleet_news import FleetBroker
 from simulators.processes import Stack, free_port
 from tests.brokers import broker_with_account, start_broker
 from tests.gateway.records import draft
 from tests.harness import (
     LedgerHandle,
+    fleet_differences,
     gateway_config,
     ledger_cli,
     post_batch,
@@ -179,3 +186,91 @@ async def test_a_broker_that_wants_an_account_gets_the_terminals_own(
     finally:
         broker.kill()
         broker.wait()
+
+
+async def test_member_notices_are_paced_the_newest_goes_and_rulebooks_do_not_wait(mall: str) -> None:
+    publisher = NoticePublisher(Broker(*BROKER), mall, members_every=2.0)
+    seen: list[tuple[str, int]] = []
+    async with aiomqtt.Client(*BROKER, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+        await client.subscribe(f"posgw/{mall}/#", qos=1)
+
+        async def listen() -> None:
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else b"{}"
+                seen.append((str(message.topic).rsplit("/", 1)[-1], json.loads(payload)["version"]))
+
+        tasks = [asyncio.create_task(publisher.run()), asyncio.create_task(listen())]
+        try:
+            for version in range(1, 101):  # a busy mall: a new member revision every 10 ms
+                publisher.members(version)
+                await asyncio.sleep(0.01)
+            publisher.rulebook(7)
+            await until(lambda: ("members", 100) in seen, within=15)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    assert [v for topic, v in seen if topic == "members"] == [1, 100]  # the first at once, then the newest
+    assert seen.index(("rulebook", 7)) < seen.index(("members", 100))  # a rulebook never waits for the pace
+    assert publisher.published == 3
+
+
+async def test_a_fleet_on_mqtt_reports_its_status_and_follows_member_news(
+    tmp_path: Path, tokens: dict[str, str], mall: str
+) -> None:
+    extra = ("--mqtt", "127.0.0.1:1883", "--mall", mall, "--member-notices-every", "0.2")
+    ledger = LedgerHandle(tmp_path / "ledger", tokens, extra)
+    await ledger.start()
+    statuses: dict[str, list[dict[str, Any]]] = {}
+    started = asyncio.Event()
+
+    async def collect() -> None:
+        async with aiomqtt.Client(*BROKER, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+            await client.subscribe(f"posgw/{mall}/terminals/+/status", qos=1)
+            started.set()
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else b"{}"
+                statuses.setdefault(str(message.topic).split("/")[3], []).append(json.loads(payload))
+
+    watcher = asyncio.create_task(collect())
+    try:
+        await started.wait()
+        broker = FleetBroker("127.0.0.1", 1883, mall, heartbeat=0.5, min_refresh=0.5)
+        result, fleet = await run_fleet(
+            ledger.url, tokens["ledger"], terminals=20, records_each=15, offline_share=0.3, broker=broker
+        )
+        assert result.accepted == result.records == 300
+        assert await fleet_differences(ledger, [r for t in fleet for r in t.made]) == []
+        # Every terminal fetched and verified the rules at its start and then on news; run_fleet
+        # returned only once every one held the ledger's last member revision.
+        assert result.news is not None
+        assert result.news.refreshes > 20
+        assert result.news.refresh_failures == 0
+        assert result.news.members_fetched > 0
+        # Each published its status, online with its queue, and said goodbye when the run ended.
+        await until(lambda: len(statuses) == 20 and all(s[-1].get("reason") == "stopped" for s in statuses.values()))
+        assert all(any(m["online"] and "queue_depth" in m for m in seen) for seen in statuses.values())
+
+        # The command, and a fleet on a mall the ledger does not announce to: told, not hung.
+        argv = ["-m", "simulators.cli", "fleet", "-n", "3", "--records", "2", "--ledger", ledger.url]
+        argv += ["--mqtt", "127.0.0.1:1883", "--mall", mall]
+        env = {**os.environ, "POSGW_LEDGER_TOKEN": tokens["ledger"]}
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, *argv], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 1  # the same names as the fleet above, with other keys
+        assert "T-FLEET-0000 is registered at this ledger with another key" in done.stderr
+        argv += ["--prefix", "T-CLI"]
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, *argv], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert "accepted 6, duplicate 0, rejected 0" in done.stdout
+        assert "MQTT: " in done.stdout
+        assert "mqtt_connected" not in done.stdout  # the links' info lines would be one a terminal
+        elsewhere = FleetBroker("127.0.0.1", 1883, f"{mall}-elsewhere", min_refresh=0.1, within=3.0)
+        with pytest.raises(FleetError, match=r"hear of member revision \d+ \(is the ledger on this broker"):
+            await run_fleet(ledger.url, tokens["ledger"], 2, 2, offline_share=0.0, prefix="T-ELSE", broker=elsewhere)
+    finally:
+        watcher.cancel()
+        ledger.stop()

@@ -1,0 +1,150 @@
+"""The fleet's terminals on MQTT, as gateways are: status out with a last will, news in.
+
+Each simulated terminal runs the gateway's own MQTT link (``gateway/mqtt_link.py``):
+it publishes its status (queue depth, offline or not) retained on its topic,
+with a last will that marks it offline, and hears the mall's rulebook and
+member notices and coupon revocations. A notice of something newer makes it
+refresh as a gateway does: fetch the signed rulebook and the member delta
+over HTTP and verify both against the ledger's key (pinned at first contact).
+So a fleet run drives the ledger over HTTP and MQTT at once, and shows what
+a notice costs the ledger when every terminal answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.config import MqttConfig
+from gateway.mqtt_link import MqttLink
+from protocols.pacing import RefreshPacer
+from protocols.rulebook import open_members, open_rulebook
+
+
+@dataclass(frozen=True)
+class FleetBroker:
+    host: str
+    port: int
+    mall: str
+    heartbeat: float = 15.0  # seconds between a terminal's status messages
+    min_refresh: float = 5.0  # seconds a terminal leaves between two refreshes, as the gateway's default
+    within: float = 60.0  # seconds the terminals may take to connect, or to hear of the last revision
+
+
+@dataclass
+class NewsCounts:
+    """What the fleet's terminals did on MQTT's account."""
+
+    refreshes: int = 0  # rulebook + member delta fetched and verified
+    refresh_failures: int = 0
+    members_fetched: int = 0  # member entries received in deltas
+    refresh_seconds: list[float] = field(default_factory=list)  # each refresh's two requests, round trip
+
+
+class TerminalNews:
+    """One simulated terminal's MQTT link and its verified copy of the ledger's rules and members."""
+
+    def __init__(
+        self,
+        terminal_id: str,
+        broker: FleetBroker,
+        http: aiohttp.ClientSession,
+        ledger_url: str,
+        counts: NewsCounts,
+        status: dict[str, Any],
+    ) -> None:
+        self.terminal_id = terminal_id
+        self.http, self.url, self.counts = http, ledger_url, counts
+        self.status = status  # what the terminal reports: its outbox depth, offline or not (kept by the fleet)
+        self.rulebook_version = -1
+        self.members_version = 0
+        self.members: dict[str, str] = {}  # member -> tier, as the terminal's cache holds them
+        self.revoked: list[str] = []
+        self.key: Ed25519PublicKey | None = None
+        self.pacer = RefreshPacer(broker.min_refresh, random.Random(terminal_id))
+        self._kick = asyncio.Event()
+        config = MqttConfig(broker.host, broker.mall, broker.port, heartbeat=broker.heartbeat)
+        self.link = MqttLink(
+            config,
+            terminal_id,
+            self._status,
+            lambda: (self.rulebook_version, self.members_version),
+            self._kick.set,
+            lambda: None,  # a sync command: the fleet's terminals sync on their own schedule
+            self._revoked,
+        )
+
+    def kick(self) -> None:
+        """Refresh (paced), as a notice of something newer asks."""
+        self._kick.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.link.run())
+            tg.create_task(self._refresher())
+
+    async def _status(self) -> dict[str, Any]:
+        return dict(self.status)
+
+    def _revoked(self, instances: list[str]) -> None:
+        self.revoked = instances
+
+    async def _refresher(self) -> None:
+        while True:
+            await self._kick.wait()
+            await asyncio.sleep(self.pacer.wait(time.monotonic()))
+            self._kick.clear()  # notices that came while waiting are answered by this one refresh
+            self.pacer.refreshed(time.monotonic())
+            try:
+                await self.refresh_once()
+            except (aiohttp.ClientError, TimeoutError, ValueError) as err:  # the next notice tries again
+                self.counts.refresh_failures += 1
+                self.status["last_error"] = str(err)
+
+    async def refresh_once(self) -> None:
+        started = time.monotonic()
+        async with self.http.get(f"{self.url}/v1/rulebook") as r:
+            r.raise_for_status()
+            envelope = await r.json()
+        async with self.http.get(f"{self.url}/v1/members", params={"since": str(self.members_version)}) as r:
+            r.raise_for_status()
+            members = await r.json()
+        self.counts.refresh_seconds.append(time.monotonic() - started)
+        book, key = open_rulebook(envelope, self.key)
+        version, entries = open_members(members, key)
+        self.key = key
+        self.rulebook_version = book.version
+        self.members_version = max(self.members_version, version)
+        self.members.update({m.member_id: m.tier for m in entries})
+        self.counts.refreshes += 1
+        self.counts.members_fetched += len(entries)
+
+
+def quiet_links() -> None:
+    """Only warnings from the terminals' links: a fleet's info lines are hundreds of "connected"."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+@contextlib.asynccontextmanager
+async def on_mqtt(
+    broker: FleetBroker, http: aiohttp.ClientSession, ledger_url: str, statuses: dict[str, dict[str, Any]]
+) -> Any:
+    """Every terminal of ``statuses`` on the broker while the block runs; yields their news and the counts."""
+    counts = NewsCounts()
+    news = [TerminalNews(t, broker, http, ledger_url, counts, status) for t, status in statuses.items()]
+    tasks = [asyncio.create_task(n.run(), name=f"fleet-mqtt-{n.terminal_id}") for n in news]
+    try:
+        yield news, counts
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # each link says "stopped" on its way down
