@@ -23,6 +23,7 @@ import structlog
 from gateway.config import MqttConfig
 from gateway.sync import utc_now
 from protocols.backoff import Backoff
+from protocols.cancel import raise_if_cancelled
 from protocols.errors import GatewayError, ProtocolError
 from protocols.mqtt_topics import (
     command,
@@ -103,9 +104,11 @@ class MqttLink:
                 command_topic(self.config.mall, self.terminal_id),
             ):
                 await client.subscribe(topic, qos=1)
+                raise_if_cancelled()
             heartbeat = asyncio.create_task(self._heartbeat(client), name="mqtt-heartbeat")
             try:
                 async for message in client.messages:
+                    raise_if_cancelled()
                     payload = message.payload
                     data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else str(payload).encode()
                     self._handle(str(message.topic), data)
@@ -127,6 +130,7 @@ class MqttLink:
                 figures = {"status_error": str(err)}
             body = {"online": True, "terminal_id": self.terminal_id, "at": utc_now(), **figures}
             await client.publish(self.status_topic, encode(body), qos=1, retain=True)
+            raise_if_cancelled()
             await asyncio.sleep(self.config.heartbeat)
 
     def _handle(self, topic: str, payload: bytes) -> None:

@@ -36,7 +36,7 @@ from protocols.payer import payer_identifier
 from protocols.records import ID_PATTERN
 from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
-from protocols.sync import batch_from_wire, seal_items
+from protocols.sync import SyncReply, batch_from_wire, seal_items
 from protocols.tokens import TokenClaims, b64url_decode, key_id, sign_token
 
 log = structlog.get_logger("posgw.ledger")
@@ -187,11 +187,22 @@ async def sync_batch(request: web.Request) -> web.Response:
     accepted = sum(r.status == "accepted" for r in reply.results)
     if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
         svc.notices.members(await svc.store.member_revision())
+    _alert_conflicts(svc, terminal_id, reply)
     rejected = [f"{r.seq}: {r.reason}" for r in reply.results if r.status == "rejected"]
     log.info("batch_ingested", terminal=terminal_id, records=len(records), accepted=accepted, high_seq=reply.high_seq)
     if rejected or reply.gaps:
         log.warning("batch_problems", terminal=terminal_id, rejected=rejected, gaps=reply.gaps)
     return web.json_response(reply.to_wire())
+
+
+def _alert_conflicts(svc: LedgerService, terminal_id: str, reply: SyncReply) -> None:
+    """Records accepted with something for the mall to settle: in the log and on MQTT, never silent."""
+    for r in reply.results:
+        if r.status == "accepted" and r.reason and r.reason.startswith("conflict: "):
+            log.warning("conflict_recorded", terminal=terminal_id, txn_id=r.txn_id, seq=r.seq, detail=r.reason)
+            if svc.notices is not None:
+                alert = {"kind": "conflict", "terminal_id": terminal_id, "txn_id": r.txn_id, "detail": r.reason}
+                svc.notices.alert(alert)
 
 
 def _start_seal_checks(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import os
 import ssl
@@ -20,7 +21,8 @@ import aiomqtt
 import structlog
 
 from protocols.backoff import Backoff
-from protocols.mqtt_topics import command_topic, encode, members_topic, revoked_topic, rulebook_topic
+from protocols.cancel import raise_if_cancelled
+from protocols.mqtt_topics import alerts_topic, command_topic, encode, members_topic, revoked_topic, rulebook_topic
 
 log = structlog.get_logger("posgw.ledger.mqtt")
 
@@ -66,6 +68,7 @@ def broker_from(args: Any) -> Broker:
 
 
 MEMBERS_EVERY = 1.0  # seconds between two member-revision notices (see NoticePublisher)
+ALERTS_PENDING = 1000  # alerts kept while the broker is away; each is in the books and the log anyway
 
 
 class NoticePublisher:
@@ -77,7 +80,8 @@ class NoticePublisher:
     each every half second: 200,000/s, measured to take the fleet's own
     throughput from 850 to under 400 records/s). So a member revision is
     announced at most every ``members_every`` seconds, the newest one then;
-    rulebooks and revocations go at once.
+    rulebooks and revocations go at once. Alerts (not retained) go at once,
+    each of them, oldest first.
     """
 
     def __init__(self, broker: Broker, mall: str, members_every: float = MEMBERS_EVERY) -> None:
@@ -86,6 +90,7 @@ class NoticePublisher:
         self._latest: dict[str, bytes] = {}  # topic -> retained payload still to publish
         self._wake = asyncio.Event()
         self._members_next = 0.0  # loop time before which no member notice goes out
+        self._alerts: collections.deque[bytes] = collections.deque(maxlen=ALERTS_PENDING)
         self.published = 0  # notices sent (for the tests and the bench)
 
     def rulebook(self, version: int) -> None:
@@ -96,6 +101,11 @@ class NoticePublisher:
 
     def revoked(self, instances: list[str]) -> None:
         self._latest[revoked_topic(self.mall)] = encode({"instances": instances})
+        self._wake.set()
+
+    def alert(self, payload: dict[str, Any]) -> None:
+        """Tell the mall's operators (``posgw/<mall>/alerts``); kept until the broker takes it."""
+        self._alerts.append(encode(payload))
         self._wake.set()
 
     def _announce(self, topic: str, version: int) -> None:
@@ -122,6 +132,11 @@ class NoticePublisher:
         """Everything pending, member notices no sooner than their pace allows."""
         loop = asyncio.get_running_loop()
         members = members_topic(self.mall)
+        while self._alerts:
+            await client.publish(alerts_topic(self.mall), self._alerts[0], qos=1)
+            self._alerts.popleft()  # only once the broker has it
+            self.published += 1
+            raise_if_cancelled()
         while self._latest:
             if set(self._latest) == {members} and (wait := self._members_next - loop.time()) > 0:
                 await asyncio.sleep(wait)  # whatever arrives meanwhile replaces it: the newest goes
@@ -134,6 +149,7 @@ class NoticePublisher:
                 self._latest.setdefault(topic, payload)  # sent again after reconnecting
                 raise
             self.published += 1
+            raise_if_cancelled()
             if topic == members:
                 self._members_next = loop.time() + self.members_every
 

@@ -11,6 +11,7 @@ mall (``docs/protocols/sync.md``)::
     posgw/<mall>/coupons/revoked               retained  {"instances": ["<coupon id>:<instance>", ...]}
     posgw/<mall>/terminals/<id>/command        -         {"command": "refresh" | "sync"}
     posgw/<mall>/terminals/<id>/status         retained  {"online": bool, ...}; the last will says offline
+    posgw/<mall>/alerts                        -         {"kind": "conflict", "txn_id", "terminal_id", "detail"}
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def revoked_instances(data: bytes) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(i, str) and 0 < len(i) <= 130 for i in value):
         raise MqttPayloadError("a revocation notice needs a list of coupon copies")
     return list(value)
+
+
+def alerts_topic(mall: str) -> str:
+    """For the mall's operators: what the ledger accepted but someone must settle."""
+    return f"{PREFIX}/{mall}/alerts"
 
 
 def command_topic(mall: str, terminal_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -273,4 +274,27 @@ async def test_a_fleet_on_mqtt_reports_its_status_and_follows_member_news(
             await run_fleet(ledger.url, tokens["ledger"], 2, 2, offline_share=0.0, prefix="T-ELSE", broker=elsewhere)
     finally:
         watcher.cancel()
+        ledger.stop()
+
+
+async def test_a_conflict_is_logged_and_alerted_to_the_malls_operators(
+    tmp_path: Path, tokens: dict[str, str], mall: str
+) -> None:
+    ledger = LedgerHandle(tmp_path / "ledger", tokens, ("--mqtt", "127.0.0.1:1883", "--mall", mall))
+    await ledger.start()
+    try:
+        started = asyncio.Event()
+        alert = asyncio.create_task(watch(f"posgw/{mall}/alerts", lambda m: m.get("kind") == "conflict", started))
+        await started.wait()
+        await register_key(ledger, "T-TWICE")
+        spent = dataclasses.replace(draft("T-TWICE", 1000, "M0001"), points_redeemed=50, points_earned=0)
+        batch = {"terminal_id": "T-TWICE", "records": [r.to_wire() for r in sealed([spent])]}
+        status, _ = await post_batch(ledger, batch)
+        assert status == 200
+        got = await alert
+        assert got["terminal_id"] == "T-TWICE"
+        assert got["detail"] == "conflict: points overdrawn by 50 (spent offline twice?)"
+        assert got["txn_id"] == spent.txn_id
+        assert "conflict_recorded" in (tmp_path / "ledger" / "ledger.log").read_text()
+    finally:
         ledger.stop()

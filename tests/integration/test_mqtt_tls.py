@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import ssl
 import uuid
@@ -12,12 +14,14 @@ import pytest
 
 from simulators.processes import free_port
 from tests.brokers import broker_conf, make_tls, start_broker
-from tests.harness import LedgerHandle, gateway_config, running_gateway, until
+from tests.gateway.records import draft
+from tests.harness import LedgerHandle, gateway_config, post_batch, register_key, running_gateway, sealed, until
 
 pytestmark = [pytest.mark.broker, pytest.mark.ledger]
 
 LEDGER_PASSWORD = "ledger-secret-0123456789"
 TILL_PASSWORD = "till-secret-0123456789"
+OPS_PASSWORD = "ops-secret-0123456789"
 
 
 async def retained(port: int, ca: Path, user: str, password: str, topic: str) -> dict[str, object]:
@@ -35,13 +39,25 @@ async def retained(port: int, ca: Path, user: str, password: str, topic: str) ->
     raise AssertionError("unreachable")
 
 
+async def first_message(port: int, ca: Path, user: str, password: str, topic: str, ready: asyncio.Event) -> bytes:
+    """The next message on ``topic`` (not retained ones: alerts are not), read over TLS with an account."""
+    tls = ssl.create_default_context(cafile=ca)
+    async with aiomqtt.Client("127.0.0.1", port, username=user, password=password, tls_context=tls) as client:
+        await client.subscribe(topic, qos=1)
+        ready.set()
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            return message.payload
+    raise AssertionError("unreachable")
+
+
 async def test_terminal_and_ledger_over_tls_with_their_own_accounts_held_to_the_acl(
     tmp_path: Path, tokens: dict[str, str]
 ) -> None:
     mall, port = f"tls-{uuid.uuid4().hex[:8]}", free_port()
     tls = make_tls(tmp_path / "tls")
     ca = tls / "ca.pem"
-    accounts = {"posgw-ledger": LEDGER_PASSWORD, "T-TEST-01": TILL_PASSWORD}
+    accounts = {"posgw-ledger": LEDGER_PASSWORD, "T-TEST-01": TILL_PASSWORD, "posgw-ops": OPS_PASSWORD}
     broker = start_broker(broker_conf(tmp_path, port, accounts, tls=tls, acl=True))
     (tmp_path / "ledger-mqtt").write_text(LEDGER_PASSWORD)
     (tmp_path / "till-mqtt").write_text(TILL_PASSWORD)
@@ -71,6 +87,16 @@ async def test_terminal_and_ledger_over_tls_with_their_own_accounts_held_to_the_
             ) as forger:
                 await forger.publish(rulebook, b'{"version": 999}', qos=1, retain=True)
             assert await retained(port, ca, "T-TEST-01", TILL_PASSWORD, rulebook) == {"version": 1}
+            # Points spent twice offline: the ledger's alert reaches the operators' account.
+            ready = asyncio.Event()
+            alerts = f"posgw/{mall}/alerts"
+            alert = asyncio.create_task(first_message(port, ca, "posgw-ops", OPS_PASSWORD, alerts, ready))
+            await ready.wait()
+            await register_key(ledger, "T-TWICE")
+            spent = dataclasses.replace(draft("T-TWICE", 1000, "M0001"), points_redeemed=50, points_earned=0)
+            await post_batch(ledger, {"terminal_id": "T-TWICE", "records": [r.to_wire() for r in sealed([spent])]})
+            async with asyncio.timeout(15):
+                assert json.loads(await alert)["terminal_id"] == "T-TWICE"
     finally:
         ledger.stop()
         broker.kill()

@@ -1,0 +1,45 @@
+"""A stop request that lands as a broker call completes is not lost."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from protocols.cancel import raise_if_cancelled
+
+
+async def answered_as_cancelled(check: bool) -> str:
+    """A call answered in the same loop turn as its caller is cancelled (a PUBACK racing a stop)."""
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def caller() -> str:
+        result = await asyncio.wait_for(answer, 5)  # how aiomqtt waits for the broker
+        if check:
+            raise_if_cancelled()
+        return result
+
+    task = asyncio.create_task(caller())
+    await asyncio.sleep(0)  # the caller is waiting now
+    answer.set_result("acked")
+    task.cancel()
+    return await task
+
+
+async def test_the_lost_cancellation_is_raised_after_the_call() -> None:
+    with pytest.raises(asyncio.CancelledError):
+        await answered_as_cancelled(check=True)
+
+
+async def test_without_the_check_the_caller_would_carry_on_on_this_python() -> None:
+    """What the check is for: on 3.11 the cancellation vanishes (3.12 raises it itself)."""
+    try:
+        outcome = await answered_as_cancelled(check=False)
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+    assert outcome == ("acked" if sys.version_info < (3, 12) else "cancelled")
+
+
+async def test_a_task_not_asked_to_stop_goes_on() -> None:
+    raise_if_cancelled()  # nothing to raise
