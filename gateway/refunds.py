@@ -27,6 +27,7 @@ class _Unit:
     net: int
     clawback: int
     returned: int
+    growth: int
 
 
 def _units(sale: TransactionRecord, excluded: frozenset[str]) -> list[_Unit]:
@@ -40,7 +41,8 @@ def _units(sale: TransactionRecord, excluded: frozenset[str]) -> list[_Unit]:
         weights = [1] * len(nets)
     clawback = allocate(sale.points_earned, weights)
     returned = allocate(sale.points_redeemed, weights)
-    return [_Unit(i, n, c, r) for (i, n), c, r in zip(nets, clawback, returned, strict=True)]
+    growth = allocate(sale.growth_earned, weights)
+    return [_Unit(i, n, c, r, g) for (i, n), c, r, g in zip(nets, clawback, returned, growth, strict=True)]
 
 
 def plan_refund(
@@ -80,7 +82,7 @@ def plan_refund(
         raise ConflictError("nothing is left to refund on this sale")
 
     units = _units(sale, rulebook.excluded_categories)
-    lines, clawback, returned = [], 0, 0
+    lines, clawback, returned, growth = [], 0, 0, 0
     for number, quantity in sorted(wanted.items()):
         index = number - 1
         mine = [u for u in units if u.line_index == index][done[index] : done[index] + quantity]
@@ -102,6 +104,7 @@ def plan_refund(
         )
         clawback += sum(u.clawback for u in mine)
         returned += sum(u.returned for u in mine)
+        growth += sum(u.growth for u in mine)
     full = all(left[i] - wanted.get(i + 1, 0) == 0 for i in range(len(sale.lines)))
     restored = tuple(c for c in sale.coupons if full and _still_valid(c, rulebook, today))
     total_gross = sum(x.gross for x in lines)
@@ -125,6 +128,7 @@ def plan_refund(
         refund_of=sale.txn_id,
         points_clawback=clawback,
         points_returned=returned,
+        growth_clawback=growth,
         coupons_restored=restored,
     )
 

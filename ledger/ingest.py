@@ -27,7 +27,7 @@ from typing import Any
 
 from ledger import chain_check, postings
 from ledger.database import Database, Gate, GateClosedError, Tx
-from ledger.tiers import ADD_GROWTH, INSERT_CHANGE, Ladder
+from ledger.tiers import ADD_GROWTH, INSERT_CHANGE, TAKE_GROWTH, Ladder
 from protocols.money import format_cny
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
@@ -238,6 +238,10 @@ class Plan:
     year_growth: dict[tuple[str, str], int] = field(default_factory=dict)
     earned: dict[tuple[str, str], int] = field(default_factory=dict)
     moves: list[tuple[str, str, str, int, str, str]] = field(default_factory=list)
+    # For refunds that take growth back: the year of each refunded sale, and per (member, year)
+    # the tier held before that year's growth first moved the member up.
+    sale_years: dict[str, str] = field(default_factory=dict)
+    floors: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, tx: Tx, records: Sequence[TransactionRecord], ladder: Ladder) -> Plan:
@@ -258,9 +262,10 @@ class Plan:
         members = sorted({r.member_id for r in records if r.member_id})
         balances: dict[tuple[str, str], int] = {}
         plan = cls({t for (t,) in held}, links, balances, ladder=ladder)
+        await plan._load_refunded(tx, records)
         if members:
-            # One row per member and year of growth held (years of this group's records only).
-            years = sorted({r.created_at[:4] for r in records})
+            # One row per member and year of growth held (years of this group's records and refunded sales).
+            years = sorted({r.created_at[:4] for r in records} | set(plan.sale_years.values()))
             n = len(members)
             for member_id, points, wallet, tier, year, growth in await tx.all(
                 "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
@@ -275,6 +280,26 @@ class Plan:
                 if year is not None:
                     plan.year_growth[(member_id, year)] = int(growth)
         return plan
+
+    async def _load_refunded(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
+        """What refunds taking growth back need (none in most groups: no round trip then)."""
+        refunds = [r for r in records if r.growth_clawback and r.refund_of and r.member_id]
+        if not refunds:
+            return
+        sales = sorted({str(r.refund_of) for r in refunds})
+        rows = await tx.all(
+            f"SELECT txn_id, created_at FROM transactions WHERE txn_id IN ({_marks(len(sales))})",  # noqa: S608
+            *sales,
+        )
+        self.sale_years = {str(t): str(created)[:4] for t, created in rows}
+        self.sale_years |= {r.txn_id: r.created_at[:4] for r in records if r.txn_id in sales}  # in this very group
+        members = sorted({str(r.member_id) for r in refunds})
+        for member_id, from_tier, reason in await tx.all(
+            "SELECT member_id, from_tier, reason FROM tier_changes "  # noqa: S608
+            f"WHERE member_id IN ({_marks(len(members))}) AND reason LIKE 'growth %' ORDER BY id",
+            *members,
+        ):
+            self.floors.setdefault((member_id, str(reason).removeprefix("growth ")), from_tier)
 
     async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None, now: str) -> SyncResult:
         if r.txn_id in self.txn_ids:
@@ -300,6 +325,8 @@ class Plan:
             conflicts.append(f"points overdrawn by {shortfall} (spent offline twice?)")
         if r.member_id and r.growth_earned and (r.member_id, "points") in self.balances:
             self._grow(r.member_id, r.created_at[:4], r.growth_earned, now)
+        if r.member_id and r.growth_clawback and (r.member_id, "points") in self.balances:
+            self._shrink(r.member_id, self.sale_years.get(r.refund_of or "", r.created_at[:4]), r.growth_clawback, now)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
         # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
         return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
@@ -315,6 +342,23 @@ class Plan:
         if (up := self.ladder.upgrade(tier, total)) is not None:
             self.moves.append((member_id, tier, up, total, f"growth {year}", now))
             self.tiers[member_id] = up
+            self.floors.setdefault(key, tier)
+
+    def _shrink(self, member_id: str, year: str, growth: int, now: str) -> None:
+        """A refund takes back the growth it had earned (never below zero), and what it no longer holds."""
+        key = (member_id, year)
+        held = self.year_growth.get(key, 0)
+        taken = min(growth, held)
+        if not taken:
+            return
+        self.year_growth[key] = left = held - taken
+        self.earned[key] = self.earned.get(key, 0) - taken
+        self.growth[member_id] = self.growth.get(member_id, 0) - taken
+        self.changed.add(member_id)
+        tier, before = self.tiers[member_id], self.floors.get(key)
+        if before is not None and (down := self.ladder.undo(tier, left, before)) is not None:
+            self.moves.append((member_id, tier, down, left, f"refund {year}", now))
+            self.tiers[member_id] = down
 
     def _wallet(self, r: TransactionRecord) -> list[str]:
         """The record's stored-value tenders (``wallet.py``); the conflicts to record."""
@@ -357,7 +401,9 @@ class Plan:
                 for m in sorted(self.changed)
             ],
         )
-        await tx.many(ADD_GROWTH, [(m, year, g) for (m, year), g in sorted(self.earned.items())])
+        earned = sorted(self.earned.items())
+        await tx.many(ADD_GROWTH, [(m, year, g) for (m, year), g in earned if g > 0])
+        await tx.many(TAKE_GROWTH, [(m, year, -g) for (m, year), g in earned if g < 0])  # refunds: held, so a row
         await tx.many(INSERT_CHANGE, self.moves)
         await tx.many("DELETE FROM wallet_holds WHERE ref = $1", self.released)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)

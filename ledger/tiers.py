@@ -12,7 +12,11 @@ an invitation-only tier) are never moved. Every move is kept in
 
 A record's growth counts toward the year of its ``created_at``, so a sale
 made offline on 31 December and synced in January still counts for the year
-it was made in.
+it was made in. A refund takes back the growth its lines had earned
+(``growth_clawback``), from the year of the sale it refunds; if that year's
+growth had moved the member up and no longer reaches their tier, they go
+back down at once (never below the tier they held before that year's
+growth moved them): buying a tier and returning the goods does not keep it.
 """
 
 from __future__ import annotations
@@ -68,6 +72,20 @@ class Ladder:
         target_rank = self.rank(target)
         return target if target_rank is not None and target_rank > current else None
 
+    def undo(self, tier: str, growth: int, before: str) -> str | None:
+        """After a refund took growth back: the tier to drop to, if this year's moves no longer hold.
+
+        ``before`` is what the member held until this year's growth first moved
+        them up: a refund never takes them below it. None to stay.
+        """
+        current = self.rank(tier)
+        candidates = [t for t in (self.reached(growth), before) if t is not None and self.rank(t) is not None]
+        target = max(candidates, key=lambda t: self.rank(t) or 0, default=None)
+        if current is None or target is None:
+            return None
+        target_rank = self.rank(target)
+        return target if target_rank is not None and target_rank < current else None
+
     def review(self, tier: str, growth: int, since: int = 0) -> str | None:
         """The tier a member in ``tier`` holds after a year's review; None to stay.
 
@@ -93,6 +111,7 @@ ADD_GROWTH = (
     "INSERT INTO member_growth (member_id, year, growth) VALUES ($1, $2, $3) "
     "ON CONFLICT (member_id, year) DO UPDATE SET growth = member_growth.growth + excluded.growth"
 )
+TAKE_GROWTH = "UPDATE member_growth SET growth = growth - $3 WHERE member_id = $1 AND year = $2"
 
 
 async def review(tx: Tx, ladder: Ladder, year: int, now: str) -> list[tuple[str, str, str, int]]:

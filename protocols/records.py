@@ -84,6 +84,7 @@ class TransactionRecord:
     points_returned: int = 0
     coupons_restored: tuple[str, ...] = ()
     reservation: str | None = None  # the ledger's hold on the points this sale spends, when it was online
+    growth_clawback: int = 0  # a refund: the growth value the refunded lines had earned, taken back
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -97,6 +98,8 @@ class TransactionRecord:
         wire["tenders"] = [t.to_wire() for t in self.tenders]
         wire["coupons"] = list(self.coupons)
         wire["coupons_restored"] = list(self.coupons_restored)
+        if not self.growth_clawback:  # only when set: every record made before it keeps its signed form
+            del wire["growth_clawback"]
         return wire
 
     @classmethod
@@ -143,6 +146,7 @@ def read_record(f: Fields) -> TransactionRecord:
         points_returned=f.integer("points_returned", 0, minimum=0),
         coupons_restored=tuple(f.texts("coupons_restored")),
         reservation=f.optional_text("reservation", pattern=r"[0-9a-f]{1,64}"),
+        growth_clawback=f.integer("growth_clawback", 0, minimum=0),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),

@@ -20,7 +20,7 @@ BOOK = Rulebook(1, "CNY", {}, frozenset(), {}, coupons={"C20": CouponDefinition(
 TODAY = date(2026, 11, 24)
 
 
-def sale(lines: list[tuple[int, int, int]], earned: int, redeemed: int) -> TransactionRecord:
+def sale(lines: list[tuple[int, int, int]], earned: int, redeemed: int, growth: int = 0) -> TransactionRecord:
     """lines: (unit_price, quantity, discount)."""
     record_lines = tuple(
         RecordLine(f"S{i}", "x", "c", q, u, u * q, d, u * q - d) for i, (u, q, d) in enumerate(lines, 1)
@@ -48,6 +48,7 @@ def sale(lines: list[tuple[int, int, int]], earned: int, redeemed: int) -> Trans
         True,
         coupons=("C20:abc",),
         points_redeemed=redeemed,
+        growth_earned=growth,
     )
 
 
@@ -64,13 +65,14 @@ def refund(s: TransactionRecord, earlier: list[TransactionRecord], wanted: dict[
 
 
 def test_a_partial_then_the_rest() -> None:
-    s = sale([(3_800, 3, 1_710), (4_250, 1, 637)], earned=7, redeemed=300)
+    s = sale([(3_800, 3, 1_710), (4_250, 1, 637)], earned=7, redeemed=300, growth=72)
     first = refund(s, [], {1: 1})
     assert (first.total_due, first.lines[0].refund_line, first.coupons_restored) == (3_230, 1, ())
     rest = refund(s, [first], None)
     assert first.total_due + rest.total_due == s.total_due
     assert first.points_clawback + rest.points_clawback == 7
     assert first.points_returned + rest.points_returned == 300
+    assert (first.growth_clawback, rest.growth_clawback) == (18, 54)  # a unit of 3,230 of 13,303 net: 17.5 → 18
     assert rest.coupons_restored == ("C20:abc",)
     with pytest.raises(ConflictError, match="nothing is left"):
         refund(s, [first, rest], None)
@@ -87,12 +89,13 @@ def test_asking_for_more_than_is_left_names_the_line() -> None:
     st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 6), st.integers(0, 100)), min_size=1, max_size=6),
     st.integers(0, 500),
     st.integers(0, 5_000),
+    st.integers(0, 60_000),
     st.randoms(use_true_random=False),
 )
 def test_any_split_adds_up_to_the_sale(
-    lines: list[tuple[int, int, int]], earned: int, redeemed: int, rng: object
+    lines: list[tuple[int, int, int]], earned: int, redeemed: int, growth: int, rng: object
 ) -> None:
-    s = sale([(u, q, min(d, u * q)) for u, q, d in lines], earned, redeemed)
+    s = sale([(u, q, min(d, u * q)) for u, q, d in lines], earned, redeemed, growth)
     left = {i + 1: x.quantity for i, x in enumerate(s.lines)}
     refunds: list[TransactionRecord] = []
     while any(left.values()):
@@ -104,6 +107,7 @@ def test_any_split_adds_up_to_the_sale(
     assert sum(r.total_gross for r in refunds) == s.total_gross
     assert sum(r.points_clawback for r in refunds) == s.points_earned
     assert sum(r.points_returned for r in refunds) == s.points_redeemed
+    assert sum(r.growth_clawback for r in refunds) == s.growth_earned
     assert [r.coupons_restored for r in refunds][-1] == ("C20:abc",)
     assert all(min(x.net for x in r.lines) >= 0 for r in refunds)
 

@@ -170,3 +170,51 @@ async def test_the_review_command_and_a_live_upgrade_through_the_ledger(ledger: 
     again = ledger_cli("tiers", "review", "--year", str(this_year - 1), *ledger.store_args())
     assert again.returncode == 0  # a timer that runs twice is told, not failed
     assert f"{this_year - 1} was reviewed already" in again.stdout
+
+
+def test_a_refund_undoes_only_the_moves_its_growth_had_made() -> None:
+    assert LADDER.undo("gold", 220, before="classic") == "silver"  # what is left still reaches silver
+    assert LADDER.undo("gold", 50, before="silver") == "silver"  # never below the tier held before
+    assert LADDER.undo("silver", 300, before="classic") is None  # still holds
+    assert LADDER.undo("vip", 0, before="classic") is None  # off the ladder: never moved
+
+
+def refund_of(sale: TransactionRecord, growth: int, terminal: str, year: str = "2026") -> TransactionRecord:
+    return dataclasses.replace(
+        draft(terminal, sale.total_due, sale.member_id),
+        kind="refund",
+        refund_of=sale.txn_id,
+        growth_earned=0,
+        points_earned=0,
+        growth_clawback=growth,
+        created_at=f"{year}-07-01T10:00:00.000Z",
+    )
+
+
+async def test_a_refund_takes_growth_back_from_the_sales_year_and_the_tier_it_bought(
+    tmp_path: Path, ledger_database: str | None
+) -> None:
+    store = await stocked(tmp_path, ledger_database)
+    try:
+        sales = grown("T-6", "A", [150, 70, 400])  # classic → silver (220) → gold (620)
+        await store.ingest("T-6", sales, [None] * 3)
+        assert (await store.member_account("A") or {})["tier"] == "gold"
+        # The 400 bought back at another till, in the next year: taken from the sale's year.
+        (refund,) = sealed([refund_of(sales[2], 400, "T-7", year="2027")])
+        assert [r.status for r in (await store.ingest("T-7", [refund], [None])).results] == ["accepted"]
+        assert await store.member_growth("A") == {"2026": 220}
+        account = await store.member_account("A") or {}
+        assert (account["tier"], account["growth"]) == ("silver", 220)
+        assert [(c["from_tier"], c["to_tier"], c["reason"]) for c in await store.tier_changes("A")][-1] == (
+            "gold",
+            "silver",
+            "refund 2026",
+        )
+        # More taken back than the year holds (a refund of a sale the ledger never counted): stops at zero.
+        (refund,) = sealed([refund_of(grown("T-8", "A", [999])[0], 999, "T-8")])
+        await store.ingest("T-8", [refund], [None])
+        assert await store.member_growth("A") == {"2026": 0}
+        assert (await store.member_account("A") or {})["tier"] == "classic"  # the tier held before 2026's growth
+        assert await store.check() == []
+    finally:
+        await store.close()
