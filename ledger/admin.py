@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import rulebooks
+from ledger.copy import CopyCheckError, CopyRefusedError, copy_to_postgres, report
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.issuer import issue_coupon, load_or_create_key
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
@@ -57,6 +58,9 @@ def add_commands(sub: Any) -> None:
     coupons.add_argument("coupon_id", help="a coupon of the rulebook in force")
     coupons.add_argument("--member", required=True)
     coupons.add_argument("--count", type=int, default=1, choices=range(1, 1001), metavar="1..1000")
+    copy = sub.add_parser("copy", help="copy this SQLite ledger into an empty PostgreSQL database (whole or nothing)")
+    copy.add_argument("--data", type=Path, required=True, help="the ledger's data directory (its ledger.sqlite3)")
+    copy.add_argument("--to", required=True, metavar="postgresql://…", help="the empty PostgreSQL database")
     for parser in (members, member, report, books, points, tier, rules, coupons):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
         parser.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
@@ -71,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "copy":
+        return await copy_ledger(args)
     store = await LedgerStore.open(args.data, args.database)
     try:
         if args.command == "members":
@@ -134,6 +140,20 @@ async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 65
     print(f"rulebook version {version} in force (sha256 {digest}); running ledgers sign and serve it within seconds")
+    return 0
+
+
+async def copy_ledger(args: argparse.Namespace) -> int:
+    try:
+        copied = await copy_to_postgres(args.data, args.to, report)
+    except CopyRefusedError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 65  # EX_DATAERR
+    except CopyCheckError as err:
+        print(f"posgw-ledger: {err}; the SQLite ledger is untouched: keep using it", file=sys.stderr)
+        return 70  # EX_SOFTWARE
+    print(", ".join(f"{table} {n:,}" for table, n in copied.items() if n))
+    print(f"copied {sum(copied.values()):,} rows; the books hold. Start the ledger with --database (the same --data)")
     return 0
 
 
