@@ -27,7 +27,8 @@ from typing import Any
 
 from ledger import chain_check, postings
 from ledger.database import Database, Gate, GateClosedError, Tx
-from ledger.tiers import ADD_GROWTH, INSERT_CHANGE, TAKE_GROWTH, Ladder
+from ledger.growth import GrowthBook
+from ledger.tiers import Ladder
 from protocols.money import format_cny
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
@@ -230,23 +231,13 @@ class Plan:
     conflicts: list[tuple[str, str, str]] = field(default_factory=list)
     released: list[tuple[str]] = field(default_factory=list)  # wallet holds their sale consumed
     changed: set[str] = field(default_factory=set)
-    growth: dict[str, int] = field(default_factory=dict)  # member -> growth value earned in this batch
-    # Tiers by growth (ledger/tiers.py): each known member's tier, growth per (member, year)
-    # held and earned here, and the moves up it makes.
-    ladder: Ladder = field(default_factory=Ladder)
-    tiers: dict[str, str] = field(default_factory=dict)
-    year_growth: dict[tuple[str, str], int] = field(default_factory=dict)
-    earned: dict[tuple[str, str], int] = field(default_factory=dict)
-    moves: list[tuple[str, str, str, int, str, str]] = field(default_factory=list)
-    # For refunds that take growth back: the year of each refunded sale, and per (member, year)
-    # the tier held before that year's growth first moved the member up.
-    sale_years: dict[str, str] = field(default_factory=dict)
-    floors: dict[tuple[str, str], str] = field(default_factory=dict)
+    growth: dict[str, int] = field(default_factory=dict)  # member -> lifetime growth value changed here
+    book: GrowthBook = field(default_factory=lambda: GrowthBook(Ladder()))  # growth by year, and tiers
 
     @classmethod
     async def load(cls, tx: Tx, records: Sequence[TransactionRecord], ladder: Ladder) -> Plan:
         if not records:
-            return cls(set(), {}, {}, ladder=ladder)
+            return cls(set(), {}, {}, book=GrowthBook(ladder))
         ids = [r.txn_id for r in records]
         held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({_marks(len(ids))})", *ids)  # noqa: S608
         seqs: dict[str, list[int]] = {}
@@ -261,11 +252,11 @@ class Plan:
             links[t][int(seq)] = (prev_hash, digest)
         members = sorted({r.member_id for r in records if r.member_id})
         balances: dict[tuple[str, str], int] = {}
-        plan = cls({t for (t,) in held}, links, balances, ladder=ladder)
-        await plan._load_refunded(tx, records)
+        plan = cls({t for (t,) in held}, links, balances, book=GrowthBook(ladder))
+        await plan.book.load_refunded(tx, records)
         if members:
-            # One row per member and year of growth held (years of this group's records and refunded sales).
-            years = sorted({r.created_at[:4] for r in records} | set(plan.sale_years.values()))
+            # One row per member and year of growth held (the years the group's growth touches).
+            years = plan.book.years(records)
             n = len(members)
             for member_id, points, wallet, tier, year, growth in await tx.all(
                 "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
@@ -276,30 +267,8 @@ class Plan:
             ):
                 balances[(member_id, "points")] = int(points)
                 balances[(member_id, "fen")] = int(wallet)
-                plan.tiers[member_id] = tier
-                if year is not None:
-                    plan.year_growth[(member_id, year)] = int(growth)
+                plan.book.hold(member_id, tier, year, int(growth or 0))
         return plan
-
-    async def _load_refunded(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        """What refunds taking growth back need (none in most groups: no round trip then)."""
-        refunds = [r for r in records if r.growth_clawback and r.refund_of and r.member_id]
-        if not refunds:
-            return
-        sales = sorted({str(r.refund_of) for r in refunds})
-        rows = await tx.all(
-            f"SELECT txn_id, created_at FROM transactions WHERE txn_id IN ({_marks(len(sales))})",  # noqa: S608
-            *sales,
-        )
-        self.sale_years = {str(t): str(created)[:4] for t, created in rows}
-        self.sale_years |= {r.txn_id: r.created_at[:4] for r in records if r.txn_id in sales}  # in this very group
-        members = sorted({str(r.member_id) for r in refunds})
-        for member_id, from_tier, reason in await tx.all(
-            "SELECT member_id, from_tier, reason FROM tier_changes "  # noqa: S608
-            f"WHERE member_id IN ({_marks(len(members))}) AND reason LIKE 'growth %' ORDER BY id",
-            *members,
-        ):
-            self.floors.setdefault((member_id, str(reason).removeprefix("growth ")), from_tier)
 
     async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None, now: str) -> SyncResult:
         if r.txn_id in self.txn_ids:
@@ -323,42 +292,13 @@ class Plan:
         # Double entry; spending beyond the balance posts the shortfall to the mall's overdraft.
         if r.member_id and delta and (shortfall := self._move(r.txn_id, r.member_id, "points", delta)):
             conflicts.append(f"points overdrawn by {shortfall} (spent offline twice?)")
-        if r.member_id and r.growth_earned and (r.member_id, "points") in self.balances:
-            self._grow(r.member_id, r.created_at[:4], r.growth_earned, now)
-        if r.member_id and r.growth_clawback and (r.member_id, "points") in self.balances:
-            self._shrink(r.member_id, self.sale_years.get(r.refund_of or "", r.created_at[:4]), r.growth_clawback, now)
+        # Growth: tier progress, not money (ledger/growth.py); for known members only, as points.
+        if r.member_id and (r.member_id, "points") in self.balances and (change := self.book.apply(r, now)):
+            self.growth[r.member_id] = self.growth.get(r.member_id, 0) + change
+            self.changed.add(r.member_id)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
         # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
         return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
-
-    def _grow(self, member_id: str, year: str, growth: int, now: str) -> None:
-        """Growth value is tier progress, not money: no postings; the member may move up a tier."""
-        self.growth[member_id] = self.growth.get(member_id, 0) + growth
-        self.changed.add(member_id)
-        key = (member_id, year)
-        self.earned[key] = self.earned.get(key, 0) + growth
-        self.year_growth[key] = total = self.year_growth.get(key, 0) + growth
-        tier = self.tiers[member_id]
-        if (up := self.ladder.upgrade(tier, total)) is not None:
-            self.moves.append((member_id, tier, up, total, f"growth {year}", now))
-            self.tiers[member_id] = up
-            self.floors.setdefault(key, tier)
-
-    def _shrink(self, member_id: str, year: str, growth: int, now: str) -> None:
-        """A refund takes back the growth it had earned (never below zero), and what it no longer holds."""
-        key = (member_id, year)
-        held = self.year_growth.get(key, 0)
-        taken = min(growth, held)
-        if not taken:
-            return
-        self.year_growth[key] = left = held - taken
-        self.earned[key] = self.earned.get(key, 0) - taken
-        self.growth[member_id] = self.growth.get(member_id, 0) - taken
-        self.changed.add(member_id)
-        tier, before = self.tiers[member_id], self.floors.get(key)
-        if before is not None and (down := self.ladder.undo(tier, left, before)) is not None:
-            self.moves.append((member_id, tier, down, left, f"refund {year}", now))
-            self.tiers[member_id] = down
 
     def _wallet(self, r: TransactionRecord) -> list[str]:
         """The record's stored-value tenders (``wallet.py``); the conflicts to record."""
@@ -397,14 +337,11 @@ class Plan:
         await tx.many(
             "UPDATE members SET points = $1, wallet = $2, growth = growth + $3, tier = $4 WHERE member_id = $5",
             [
-                (self.balances[(m, "points")], self.balances[(m, "fen")], self.growth.get(m, 0), self.tiers[m], m)
+                (self.balances[(m, "points")], self.balances[(m, "fen")], self.growth.get(m, 0), self.book.tiers[m], m)
                 for m in sorted(self.changed)
             ],
         )
-        earned = sorted(self.earned.items())
-        await tx.many(ADD_GROWTH, [(m, year, g) for (m, year), g in earned if g > 0])
-        await tx.many(TAKE_GROWTH, [(m, year, -g) for (m, year), g in earned if g < 0])  # refunds: held, so a row
-        await tx.many(INSERT_CHANGE, self.moves)
+        await self.book.write(tx)
         await tx.many("DELETE FROM wallet_holds WHERE ref = $1", self.released)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
 
