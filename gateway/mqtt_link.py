@@ -23,7 +23,6 @@ import structlog
 from gateway.config import MqttConfig
 from gateway.sync import utc_now
 from protocols.backoff import Backoff
-from protocols.cancel import raise_if_cancelled
 from protocols.errors import GatewayError, ProtocolError
 from protocols.mqtt_topics import (
     command,
@@ -38,6 +37,21 @@ from protocols.mqtt_topics import (
 )
 
 log = structlog.get_logger("posgw.mqtt")
+
+
+def raise_if_cancelled() -> None:
+    """Raise the ``CancelledError`` a broker call swallowed, if the current task was asked to stop.
+
+    On Python 3.11, ``asyncio.wait_for`` returns its result and drops the
+    caller's cancellation when the awaited call completes in the same loop turn
+    as the cancel (fixed in 3.12). aiomqtt waits for every SUBACK and PUBACK
+    that way, so a link cancelled just as the broker answered carried on and
+    waited for the next message forever: a gateway that never stopped (seen in
+    the tests, one stop in two around a subscribe). Called after each such call.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass
@@ -56,6 +70,7 @@ class MqttLink:
         refresh: Callable[[], None],
         sync: Callable[[], None],
         revoked: Callable[[list[str]], None] = lambda instances: None,
+        refresh_now: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.terminal_id = terminal_id
@@ -64,6 +79,7 @@ class MqttLink:
         self.refresh = refresh
         self.sync = sync
         self.revoked = revoked  # the mall's withdrawn coupon copies, replacing the last list
+        self.refresh_now = refresh_now or refresh  # an operator's "refresh" command: not paced
         self.state = MqttState()
         self.status_topic = status_topic(config.mall, terminal_id)
 
@@ -147,6 +163,6 @@ class MqttLink:
             elif topic == command_topic(mall, self.terminal_id):
                 what = command(payload)
                 log.info("mqtt_command", command=what)
-                (self.refresh if what == "refresh" else self.sync)()
+                (self.refresh_now if what == "refresh" else self.sync)()
         except ProtocolError as err:  # a bad message is logged and dropped: it can at most cause a fetch
             log.warning("mqtt_message_refused", topic=topic, error=str(err))

@@ -96,6 +96,7 @@ class Services:
                 refresher.kick,
                 sync.kick,
                 directory.revoke_coupons,
+                refresh_now=refresher.kick_now,
             )
         return svc
 

@@ -169,9 +169,15 @@ class RulesRefresher:
     pacer: RefreshPacer = field(default_factory=lambda: RefreshPacer(0.0))  # how soon a notice is answered
     key_registered: bool = False
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
+    _now: asyncio.Event = field(default_factory=asyncio.Event)
 
     def kick(self) -> None:
         """Refresh soon (a newer rulebook or member revision was announced), paced by ``pacer``."""
+        self._kick.set()
+
+    def kick_now(self) -> None:
+        """Refresh at once, unpaced: an operator's command to this terminal alone."""
+        self._now.set()
         self._kick.set()
 
     async def refresh_once(self) -> None:
@@ -206,5 +212,7 @@ class RulesRefresher:
             backoff.reset()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.interval)
-                await asyncio.sleep(self.pacer.wait(time.monotonic()))  # a notice: paced, as the whole mall hears it
+                # A notice: paced, as the whole mall hears it; a command cuts the wait short.
+                await asyncio.wait_for(self._now.wait(), self.pacer.wait(time.monotonic()))
             self._kick.clear()  # notices heard while waiting are answered by this refresh
+            self._now.clear()

@@ -21,10 +21,16 @@ import aiomqtt
 import structlog
 
 from protocols.backoff import Backoff
-from protocols.cancel import raise_if_cancelled
 from protocols.mqtt_topics import alerts_topic, command_topic, encode, members_topic, revoked_topic, rulebook_topic
 
 log = structlog.get_logger("posgw.ledger.mqtt")
+
+
+def raise_if_cancelled() -> None:
+    """A stop that a PUBACK arriving at the same moment swallowed (Python 3.11; gateway/mqtt_link.py says how)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True)

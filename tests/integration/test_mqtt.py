@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,16 @@ BROKER = ("127.0.0.1", 1883)
 @pytest.fixture
 def mall() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"  # topics of their own: no retained message from another test
+
+
+@pytest.fixture
+async def mqtt_ledger(tmp_path: Path, tokens: dict[str, str], mall: str) -> AsyncIterator[LedgerHandle]:
+    """A ledger announcing on the machine's broker, to this test's mall (member news paced at 0.2 s)."""
+    extra = ("--mqtt", f"{BROKER[0]}:{BROKER[1]}", "--mall", mall, "--member-notices-every", "0.2")
+    ledger = LedgerHandle(tmp_path / "ledger", tokens, extra)
+    await ledger.start()
+    yield ledger
+    ledger.stop()
 
 
 async def watch(
@@ -87,38 +97,46 @@ async def test_a_terminal_publishes_its_status_and_its_last_will_marks_it_offlin
 
 
 async def test_member_news_and_commands_reach_the_terminal_at_once(
-    tmp_path: Path, tokens: dict[str, str], mall: str
+    tmp_path: Path, tokens: dict[str, str], mall: str, mqtt_ledger: LedgerHandle
 ) -> None:
-    ledger = LedgerHandle(tmp_path / "ledger", tokens, ("--mqtt", "127.0.0.1:1883", "--mall", mall))
-    await ledger.start()
+    ledger = mqtt_ledger
     mqtt = {"host": "127.0.0.1", "mall": mall, "heartbeat": 1.0}
     config = gateway_config(tmp_path / "gw", ledger.url, tokens, mqtt=mqtt, refresh_interval=3600)
-    try:
-        async with running_gateway(config) as (gw, pos):
-            await pos.wait_status(lambda s: bool(s["members_cached"]) and s["mqtt"]["connected"])
-            directory = gw.services.directory
-            assert directory.members is not None
-            assert directory.members["M0001"].points == 0
-            # Another till's sale earns M0001 points; the ledger announces the member revision.
-            await register_key(ledger, "T-OTHER")
-            records = [r.to_wire() for r in sealed([draft("T-OTHER", 30_000, "M0001")])]
-            status, _ = await post_batch(ledger, {"terminal_id": "T-OTHER", "records": records})
-            assert status == 200
-            await until(lambda: directory.members is not None and directory.members["M0001"].points == 3)
-            # An operator's command: refresh now (the refresh timer is an hour away).
-            loaded = gw.services.sync.state.rules_loaded_at
-            sent = await asyncio.to_thread(ledger_cli, "command", "T-TEST-01", "refresh", "--mall", mall)
-            assert sent.returncode == 0, sent.stderr
-            await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
-            # The mall withdraws a coupon copy: the till hears it and refuses the copy at once.
-            token, key = await ledger.coupon("M0001", "C-20-OFF-200")
-            await ledger.revoke_coupon(key)
-            await until(lambda: key in directory.revoked_coupons)
-            basket = (await pos.new_basket())["basket_id"]
-            refused = await pos.call_problem("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
-            assert refused["type"] == "urn:posgw:problem:coupon-revoked"
-    finally:
-        ledger.stop()
+    async with running_gateway(config) as (gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]) and s["mqtt"]["connected"])
+        directory = gw.services.directory
+        assert directory.members is not None
+        assert directory.members["M0001"].points == 0
+        # Another till's sale earns M0001 points; the ledger announces the member revision.
+        await register_key(ledger, "T-OTHER")
+        records = [r.to_wire() for r in sealed([draft("T-OTHER", 30_000, "M0001")])]
+        status, _ = await post_batch(ledger, {"terminal_id": "T-OTHER", "records": records})
+        assert status == 200
+        await until(lambda: directory.members is not None and directory.members["M0001"].points == 3)
+        # The mall withdraws a coupon copy: the till hears it and refuses the copy at once.
+        token, key = await ledger.coupon("M0001", "C-20-OFF-200")
+        await ledger.revoke_coupon(key)
+        await until(lambda: key in directory.revoked_coupons)
+        basket = (await pos.new_basket())["basket_id"]
+        refused = await pos.call_problem("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
+        assert refused["type"] == "urn:posgw:problem:coupon-revoked"
+
+
+async def test_an_operators_refresh_command_is_answered_at_once_not_paced(
+    tmp_path: Path, tokens: dict[str, str], mall: str, mqtt_ledger: LedgerHandle
+) -> None:
+    mqtt = {"host": "127.0.0.1", "mall": mall, "heartbeat": 1.0}
+    # An hour both ways: neither the refresh timer nor a notice would refresh within the test.
+    config = gateway_config(
+        tmp_path / "gw", mqtt_ledger.url, tokens, mqtt=mqtt, refresh_interval=3600, min_refresh_interval=3600
+    )
+    async with running_gateway(config) as (gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]) and s["mqtt"]["connected"])  # first load done
+        loaded = gw.services.sync.state.rules_loaded_at
+        assert loaded is not None
+        sent = await asyncio.to_thread(ledger_cli, "command", "T-TEST-01", "refresh", "--mall", mall)
+        assert sent.returncode == 0, sent.stderr
+        await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
 
 
 async def test_without_a_broker_the_till_sells_as_ever(
@@ -217,11 +235,9 @@ async def test_member_notices_are_paced_the_newest_goes_and_rulebooks_do_not_wai
 
 
 async def test_a_fleet_on_mqtt_reports_its_status_and_follows_member_news(
-    tmp_path: Path, tokens: dict[str, str], mall: str
+    tokens: dict[str, str], mall: str, mqtt_ledger: LedgerHandle
 ) -> None:
-    extra = ("--mqtt", "127.0.0.1:1883", "--mall", mall, "--member-notices-every", "0.2")
-    ledger = LedgerHandle(tmp_path / "ledger", tokens, extra)
-    await ledger.start()
+    ledger = mqtt_ledger
     statuses: dict[str, list[dict[str, Any]]] = {}
     started = asyncio.Event()
 
@@ -274,27 +290,22 @@ async def test_a_fleet_on_mqtt_reports_its_status_and_follows_member_news(
             await run_fleet(ledger.url, tokens["ledger"], 2, 2, offline_share=0.0, prefix="T-ELSE", broker=elsewhere)
     finally:
         watcher.cancel()
-        ledger.stop()
 
 
 async def test_a_conflict_is_logged_and_alerted_to_the_malls_operators(
-    tmp_path: Path, tokens: dict[str, str], mall: str
+    tmp_path: Path, mall: str, mqtt_ledger: LedgerHandle
 ) -> None:
-    ledger = LedgerHandle(tmp_path / "ledger", tokens, ("--mqtt", "127.0.0.1:1883", "--mall", mall))
-    await ledger.start()
-    try:
-        started = asyncio.Event()
-        alert = asyncio.create_task(watch(f"posgw/{mall}/alerts", lambda m: m.get("kind") == "conflict", started))
-        await started.wait()
-        await register_key(ledger, "T-TWICE")
-        spent = dataclasses.replace(draft("T-TWICE", 1000, "M0001"), points_redeemed=50, points_earned=0)
-        batch = {"terminal_id": "T-TWICE", "records": [r.to_wire() for r in sealed([spent])]}
-        status, _ = await post_batch(ledger, batch)
-        assert status == 200
-        got = await alert
-        assert got["terminal_id"] == "T-TWICE"
-        assert got["detail"] == "conflict: points overdrawn by 50 (spent offline twice?)"
-        assert got["txn_id"] == spent.txn_id
-        assert "conflict_recorded" in (tmp_path / "ledger" / "ledger.log").read_text()
-    finally:
-        ledger.stop()
+    ledger = mqtt_ledger
+    started = asyncio.Event()
+    alert = asyncio.create_task(watch(f"posgw/{mall}/alerts", lambda m: m.get("kind") == "conflict", started))
+    await started.wait()
+    await register_key(ledger, "T-TWICE")
+    spent = dataclasses.replace(draft("T-TWICE", 1000, "M0001"), points_redeemed=50, points_earned=0)
+    batch = {"terminal_id": "T-TWICE", "records": [r.to_wire() for r in sealed([spent])]}
+    status, _ = await post_batch(ledger, batch)
+    assert status == 200
+    got = await alert
+    assert got["terminal_id"] == "T-TWICE"
+    assert got["detail"] == "conflict: points overdrawn by 50 (spent offline twice?)"
+    assert got["txn_id"] == spent.txn_id
+    assert "conflict_recorded" in (tmp_path / "ledger" / "ledger.log").read_text()
