@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import rulebooks
-from ledger.copy import CopyCheckError, CopyRefusedError, copy_to_postgres, report
+from ledger.copy import CopyCheckError, CopyRefusedError, copy_to_postgres
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.issuer import issue_coupon, load_or_create_key
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
@@ -145,7 +145,7 @@ async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:
 
 async def copy_ledger(args: argparse.Namespace) -> int:
     try:
-        copied = await copy_to_postgres(args.data, args.to, report)
+        copied = await copy_to_postgres(args.data, args.to, lambda line: print(f"  {line}", file=sys.stderr))
     except CopyRefusedError as err:
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 65  # EX_DATAERR

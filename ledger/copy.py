@@ -14,7 +14,6 @@ counted on both sides and the copy's books are checked.
 from __future__ import annotations
 
 import sqlite3
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,7 +130,3 @@ _COLUMNS = (
     "SELECT column_name FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
 )
-
-
-def report(line: str) -> None:
-    print(f"  {line}", file=sys.stderr)
