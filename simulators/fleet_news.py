@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.config import MqttConfig
 from gateway.mqtt_link import MqttLink
+from protocols.errors import GatewayError
 from protocols.pacing import RefreshPacer
 from protocols.rulebook import open_members, open_rulebook
 
@@ -106,7 +107,8 @@ class TerminalNews:
             self.pacer.refreshed(time.monotonic())
             try:
                 await self.refresh_once()
-            except (aiohttp.ClientError, TimeoutError, ValueError) as err:  # the next notice tries again
+            # The ledger away, or what it sent refused (a signature, a schema): the next notice tries again.
+            except (aiohttp.ClientError, TimeoutError, ValueError, GatewayError) as err:
                 self.counts.refresh_failures += 1
                 self.status["last_error"] = str(err)
 
