@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.database import SQLITE_FILE, Tx, open_database
+from ledger.database import SQLITE_FILE, Tx, marks, open_database
 from ledger.store import LedgerStore
 from protocols.errors import GatewayError
 
@@ -91,10 +91,9 @@ async def _copy(tx: Tx, source: sqlite3.Connection, progress: Callable[[str], No
     for table in TABLES:
         columns = [c for (c,) in await tx.all(_COLUMNS, table)]
         names = ", ".join(columns)
-        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
         overriding = " OVERRIDING SYSTEM VALUE" if table in IDENTITY else ""
         upsert = " ON CONFLICT (key) DO UPDATE SET value = excluded.value" if table == "meta" else ""
-        insert = f"INSERT INTO {table} ({names}){overriding} VALUES ({marks}){upsert}"  # noqa: S608 - our names
+        insert = f"INSERT INTO {table} ({names}){overriding} VALUES ({marks(len(columns))}){upsert}"  # noqa: S608 - our names
         (total,) = source.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
         done, last = 0, None
         while True:  # by rowid, a chunk at a time: a large ledger never sits in memory whole

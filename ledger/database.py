@@ -36,6 +36,13 @@ class Row(Protocol):
 
 
 SQLITE_FILE = "ledger.sqlite3"
+
+
+def marks(n: int, after: int = 0) -> str:
+    """``$1, …, $n`` placeholders (numbered from ``after + 1``), for an ``IN`` list or a row."""
+    return ", ".join(f"${i}" for i in range(after + 1, after + n + 1))
+
+
 DATABASE_HELP = (
     "postgresql://user@host/db for PostgreSQL (default: $POSGW_LEDGER_DATABASE, "
     "else the SQLite file ledger.sqlite3 in --data)"

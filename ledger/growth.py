@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ledger.database import Tx
+from ledger.database import Tx, marks
 from ledger.tiers import ADD_GROWTH, INSERT_CHANGE, TAKE_GROWTH, Ladder
 from protocols.records import TransactionRecord
 
@@ -45,15 +45,16 @@ class GrowthBook:
         if not refunds:
             return
         sales = sorted({str(r.refund_of) for r in refunds})
-        marks = ", ".join(f"${i}" for i in range(1, len(sales) + 1))
-        rows = await tx.all(f"SELECT txn_id, created_at FROM transactions WHERE txn_id IN ({marks})", *sales)  # noqa: S608
+        rows = await tx.all(
+            f"SELECT txn_id, created_at FROM transactions WHERE txn_id IN ({marks(len(sales))})",  # noqa: S608
+            *sales,
+        )
         self.sale_years = {str(t): str(created)[:4] for t, created in rows}
         self.sale_years |= {r.txn_id: r.created_at[:4] for r in records if r.txn_id in sales}  # in this very group
         members = sorted({str(r.member_id) for r in refunds})
-        marks = ", ".join(f"${i}" for i in range(1, len(members) + 1))
         for member_id, from_tier, reason in await tx.all(
             "SELECT member_id, from_tier, reason FROM tier_changes "  # noqa: S608
-            f"WHERE member_id IN ({marks}) AND reason LIKE 'growth %' ORDER BY id",
+            f"WHERE member_id IN ({marks(len(members))}) AND reason LIKE 'growth %' ORDER BY id",
             *members,
         ):
             self.floors.setdefault((member_id, str(reason).removeprefix("growth ")), from_tier)

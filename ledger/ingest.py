@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import chain_check, postings
-from ledger.database import Database, Gate, GateClosedError, Tx
+from ledger.database import Database, Gate, GateClosedError, Tx, marks
 from ledger.growth import GrowthBook
 from ledger.tiers import Ladder
 from protocols.money import format_cny
@@ -199,11 +199,6 @@ async def _advance(tx: Tx, terminals: list[str]) -> dict[str, tuple[int, tuple[t
     return {t: (high, tuple(missing)) for t, (high, missing) in progress.items()}
 
 
-def _marks(n: int, after: int = 0) -> str:
-    """``$1, …, $n`` (numbered from ``after + 1``)."""
-    return ", ".join(f"${i}" for i in range(after + 1, after + n + 1))
-
-
 def _terminal_ranges(ranges: list[tuple[str, int, int | None]]) -> tuple[str, list[Any]]:
     """``(terminal_id = $a AND seq BETWEEN $b AND $c) OR …`` (no upper bound: ``seq >= $b``) and its values."""
     parts: list[str] = []
@@ -239,7 +234,7 @@ class Plan:
         if not records:
             return cls(set(), {}, {}, book=GrowthBook(ladder))
         ids = [r.txn_id for r in records]
-        held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({_marks(len(ids))})", *ids)  # noqa: S608
+        held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({marks(len(ids))})", *ids)  # noqa: S608
         seqs: dict[str, list[int]] = {}
         for r in records:
             seqs.setdefault(r.terminal_id, []).append(r.seq)
@@ -260,8 +255,8 @@ class Plan:
             n = len(members)
             for member_id, points, wallet, tier, year, growth in await tx.all(
                 "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
-                f"LEFT JOIN member_growth g ON g.member_id = m.member_id AND g.year IN ({_marks(len(years), n)}) "
-                f"WHERE m.member_id IN ({_marks(n)})",
+                f"LEFT JOIN member_growth g ON g.member_id = m.member_id AND g.year IN ({marks(len(years), n)}) "
+                f"WHERE m.member_id IN ({marks(n)})",
                 *members,
                 *years,
             ):

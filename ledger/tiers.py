@@ -64,13 +64,17 @@ class Ladder:
                 best = name
         return best
 
+    def highest(self, *tiers: str | None) -> str | None:
+        """The highest of ``tiers`` on the ladder; None if none is on it."""
+        on = [(rank, t) for t in tiers if t is not None and (rank := self.rank(t)) is not None]
+        return max(on)[1] if on else None
+
     def upgrade(self, tier: str, growth: int) -> str | None:
         """The tier a member in ``tier`` moves up to with ``growth`` this year; None to stay."""
         current, target = self.rank(tier), self.reached(growth)
         if current is None or target is None:
             return None
-        target_rank = self.rank(target)
-        return target if target_rank is not None and target_rank > current else None
+        return target if (self.rank(target) or 0) > current else None
 
     def undo(self, tier: str, growth: int, before: str) -> str | None:
         """After a refund took growth back: the tier to drop to, if this year's moves no longer hold.
@@ -78,13 +82,10 @@ class Ladder:
         ``before`` is what the member held until this year's growth first moved
         them up: a refund never takes them below it. None to stay.
         """
-        current = self.rank(tier)
-        candidates = [t for t in (self.reached(growth), before) if t is not None and self.rank(t) is not None]
-        target = max(candidates, key=lambda t: self.rank(t) or 0, default=None)
+        current, target = self.rank(tier), self.highest(self.reached(growth), before)
         if current is None or target is None:
             return None
-        target_rank = self.rank(target)
-        return target if target_rank is not None and target_rank < current else None
+        return target if (self.rank(target) or 0) < current else None
 
     def review(self, tier: str, growth: int, since: int = 0) -> str | None:
         """The tier a member in ``tier`` holds after a year's review; None to stay.
@@ -93,11 +94,7 @@ class Ladder:
         in the year after it so far (a review run late never takes back a tier
         the new year's growth has already reached).
         """
-        target = max(
-            (t for t in (self.reached(growth), self.reached(since)) if t is not None),
-            key=lambda t: self.rank(t) or 0,
-            default=None,
-        )
+        target = self.highest(self.reached(growth), self.reached(since))
         if self.rank(tier) is None or target is None or target == tier:
             return None
         return target
