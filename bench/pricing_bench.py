@@ -13,9 +13,8 @@ from datetime import date
 from typing import Any
 
 from bench.stats import summary
-from gateway.basket import BasketLine
-from gateway.pricing import price
 from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule
+from protocols.pricing import BasketLine, Payment, price
 from protocols.rulebook import MemberEntry, Rulebook, Tier
 
 BOOK = Rulebook(
@@ -63,15 +62,15 @@ def run(n: int = 10_000) -> dict[str, Any]:
             MEMBER,
             BOOK,
             "M-BAKERY",
-            today=TUESDAY,
+            day=TUESDAY,
             coupons=COUPONS,
             points_to_redeem=500,
             points_balance=2_000,
-            payment_method="wallet",
+            payments=[Payment("wallet", 10_000)],
         )
 
     def tier_only() -> object:
-        return price(BASKET, MEMBER, BOOK, "M-BAKERY", today=TUESDAY)
+        return price(BASKET, MEMBER, BOOK, "M-BAKERY", day=TUESDAY)
 
     _time(full, 500)  # warm up
     full_s, tier_s = summary(_time(full, n)), summary(_time(tier_only, n))

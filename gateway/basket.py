@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.errors import ConflictError, NotFoundError
+from protocols.pricing.model import BasketLine
 from protocols.rulebook import MemberEntry
 
 if TYPE_CHECKING:
     from gateway.coupons import HeldCoupon
-    from gateway.pricing import PricedBasket
     from offline_queue.payments import PaymentIntent
+    from protocols.pricing import PricedBasket
 
 MAX_OPEN_BASKETS = 64
 MAX_LINES = 500
@@ -30,16 +31,6 @@ class BasketState(enum.StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
     CANCELLED = "cancelled"  # given up; any payment taken was given back
-
-
-@dataclass(frozen=True, slots=True)
-class BasketLine:
-    line_id: int
-    sku: str
-    name: str
-    category: str
-    quantity: int
-    unit_price: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ weak. Every outcome reaches the cashier as a ``card`` event.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -57,7 +56,7 @@ class CardRouter:
     async def _identify(self, event: CardEvent) -> MemberMatch:
         assert event.reading is not None
         directory = self.checkout.directory
-        identifier = directory.verify_card(event.reading, today=datetime.now(UTC).strftime("%Y%m%d"))
+        identifier = directory.verify_card(event.reading, today=self.checkout.today().strftime("%Y%m%d"))
         member = await resolve(directory, self.client, identifier, "this card is not registered to any member")
         weak = event.reading.record is None
         return MemberMatch(check_active(member), "card-uid" if weak else "card", weak)

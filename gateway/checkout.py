@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import structlog
 
@@ -31,19 +32,22 @@ from gateway.membership import MemberDirectory, check_active, resolve
 from gateway.payments.desk import PaymentDesk
 from gateway.payments.refunding import RefundDesk
 from gateway.points import PointsSpending
-from gateway.pricing import PricedBasket, price
-from gateway.refunds import plan_refund
-from gateway.sync import SyncWorker, utc_now
+from gateway.sync import SyncWorker, instant, utc_now
 from offline_queue.errors import MemberCodeUsedError
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
 from offline_queue.limits import JournalLimits
 from offline_queue.payments import PaymentIntent
+from protocols.business_day import business_day
 from protocols.errors import GatewayError
 from protocols.money import format_cny
 from protocols.payer import payer_identifier
 from protocols.phone import phone_identifier
-from protocols.records import RecordLine, Tender, TransactionRecord
+from protocols.pricing import Payment, PricedBasket, price, with_earning
+from protocols.pricing.earning import payments_of
+from protocols.pricing.record import record_lines
+from protocols.records import RECORD_VERSION, Tender, TransactionRecord
+from protocols.refunds import plan_refund
 from protocols.rulebook import MemberEntry
 from protocols.tokens import b64url_decode
 
@@ -86,6 +90,7 @@ class Checkout:
         self._idle.set()
         self._report: asyncio.Task[None] | None = None
         self._refund_locks: dict[str, asyncio.Lock] = {}
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def wait_idle(self) -> None:
         """Return once no completion is in progress."""
@@ -98,36 +103,40 @@ class Checkout:
         self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
         return basket
 
-    def price(
-        self, basket: Basket, tenders: list[Tender] | None = None, earn_as: MemberEntry | None = None
-    ) -> PricedBasket:
-        """The basket's price; once a payment is held against it, the price it was paid at.
+    def today(self) -> date:
+        """The mall's business day now (the rulebook's time zone, never the host's)."""
+        return business_day(self.clock(), self.directory.rulebook.zone)
 
-        With ``tenders`` (at completion), points are earned as the bill was paid:
-        campaigns for the payment method, stored value rewarded or not.
-        """
-        method, stored_value = _payment_method(tenders or [])
-        priced = self._price(basket, method, stored_value, earn_as)
-        if basket.frozen is not None and basket.payments_held() and priced.total_due != basket.frozen.total_due:
-            return basket.frozen  # the rules changed under a paid basket: it keeps the price it was paid at
-        return priced
+    def price(self, basket: Basket) -> PricedBasket:
+        """The basket's price, and what it earns with the payments taken so far; once a payment is
+        held against it, the price it was paid at (the rules may have changed since)."""
+        paid = [Payment(p.wallet, p.amount) for p in basket.payments if p.state == "paid"]
+        day = self.today()
+        return self._earned(basket, self._priced(basket, day), paid, None, day)
 
-    def _price(
-        self, basket: Basket, method: str | None, stored_value: int, earn_as: MemberEntry | None
-    ) -> PricedBasket:
+    def _priced(self, basket: Basket, day: date) -> PricedBasket:
         member = basket.member.member if basket.member else None
-        return price(
+        priced = price(
             basket.lines,
             member,
             self.directory.rulebook,
             self.config.terminal.merchant_id,
+            day=day,
             coupons=[c.definition for c in basket.coupons],
             points_to_redeem=basket.points_to_redeem,
             points_balance=basket.points_available,
-            payment_method=method,
-            stored_value_paid=stored_value,
-            earn_as=earn_as,
         )
+        if basket.frozen is not None and basket.payments_held() and priced.total_due != basket.frozen.total_due:
+            return basket.frozen  # the rules changed under a paid basket: it keeps the price it was paid at
+        return priced
+
+    def _earned(
+        self, basket: Basket, priced: PricedBasket, payments: list[Payment], earn_as: MemberEntry | None, day: date
+    ) -> PricedBasket:
+        """What ``priced`` earns its member (or ``earn_as``, "pay = member") paid by ``payments`` so far."""
+        earner = basket.member.member if basket.member else earn_as
+        rules = self.directory.rulebook
+        return with_earning(priced, earner, rules, self.config.terminal.merchant_id, day=day, payments=payments)
 
     async def pay(self, basket: Basket, code: str | None, amount: int | None, key: str) -> tuple[PaymentIntent, bool]:
         """Take a payment toward the basket: a scanned code, or (no code) the card terminal; see docs/payments.md."""
@@ -220,7 +229,7 @@ class Checkout:
                 await self.journal.refunds_of(txn_id),
                 wanted,
                 rulebook=self.directory.rulebook,
-                today=datetime.now(UTC).date(),  # records carry UTC times
+                today=self.today(),
                 draft_fields={
                     "txn_id": str(uuid7()),
                     "terminal_id": self.config.terminal.terminal_id,
@@ -291,8 +300,14 @@ class Checkout:
         tenders = [*(_tender(p) for p in paid), *tenders]
         # No member shown, but a wallet told who paid: if the ledger knows them, they earn ("pay = member").
         payer = None if basket.member else await self._payer_member(paid)
-        priced = self.price(basket, tenders, earn_as=payer)
+        now = self.clock()  # one instant: the record's time and the business day it was priced on
+        day = business_day(now, self.directory.rulebook.zone)
+        priced = self._priced(basket, day)
         change = _settle(priced.total_due, tenders)
+        # Earned as the bill was paid: each tender's campaigns, stored value rewarded or not.
+        payments = payments_of([(t.kind, t.amount) for t in tenders], change)
+        priced = self._earned(basket, priced, payments, payer, day)
+        earner = basket.member.member if basket.member else payer
         txn_id = str(uuid7())
         reservation = (
             await self.points.reserve(basket, priced.points_redeemed, txn_id) if priced.points_redeemed else None
@@ -303,23 +318,11 @@ class Checkout:
             terminal_id=term.terminal_id,
             seq=0,
             kind="sale",
-            created_at=utc_now(),
+            created_at=instant(now),
             store_id=term.store_id,
             merchant_id=term.merchant_id,
             currency=term.currency,
-            lines=tuple(
-                RecordLine(
-                    p.line.sku,
-                    p.line.name,
-                    p.line.category,
-                    p.line.quantity,
-                    p.line.unit_price,
-                    p.gross,
-                    p.discount,
-                    p.net,
-                )
-                for p in priced.lines
-            ),
+            lines=record_lines(priced),
             total_gross=priced.total_gross,
             total_discount=priced.total_discount,
             total_due=priced.total_due,
@@ -335,6 +338,8 @@ class Checkout:
             points_redeemed=priced.points_redeemed,
             growth_earned=priced.growth_earned,
             reservation=reservation,
+            version=RECORD_VERSION,
+            member_tier=earner.tier if earner else None,
         )
         try:
             record, replayed = await self.journal.append(
@@ -387,16 +392,6 @@ class Checkout:
         if breaches := self.limits.breaches(stats):
             log.error("journal_limit_passed", breaches=breaches)
             self.hub.publish("alert", code="journal-limit", message="; ".join(breaches))
-
-
-def _payment_method(tenders: list[Tender]) -> tuple[str | None, int]:
-    """How a bill was paid, for earning: the wallet when any of it came from stored value
-    (its campaigns apply), else the largest tender's kind; and the stored value paid."""
-    stored_value = sum(t.amount for t in tenders if t.kind == "wallet")
-    if stored_value:
-        return "wallet", stored_value
-    largest = max(tenders, key=lambda t: t.amount, default=None)
-    return (largest.kind if largest else None), 0
 
 
 def _tender(p: PaymentIntent) -> Tender:

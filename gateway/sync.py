@@ -31,7 +31,12 @@ log = structlog.get_logger("posgw.sync")
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return instant(datetime.now(UTC))
+
+
+def instant(at: datetime) -> str:
+    """An aware moment as records carry it: UTC, to the millisecond, ``Z``."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

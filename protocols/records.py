@@ -2,7 +2,14 @@
 
 A record is immutable once committed. Amounts are integer fen. The wire form
 is a JSON object (``to_wire`` / ``from_wire``); ``from_wire`` checks every
-field and reports all problems together.
+field and reports all problems together, and bounds every integer.
+
+Format versions (``docs/protocols/sync.md``): version 1 records carry the
+benefits as totals only; version 2 records (``"version": 2``) carry, per line,
+the fen paid with points and the points and growth it earned and the points
+it consumed (on a refund: what its units give back), and the member's tier
+the sale was priced at. A record keeps the form it was signed in for ever:
+the fields a version does not know are not on its wire at all.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from protocols.business_day import INSTANT_PATTERN
 from protocols.schema import Fields, Problems
 
 MAX_LINES = 500
@@ -19,6 +27,12 @@ TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card")
 RECORD_KINDS = ("sale", "refund", "void")
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 MASKED_PAN = r"[0-9]{6}\*{2,9}[0-9]{4}"  # never a full card number
+RECORD_VERSION = 2  # the format this posgw writes
+# Bounds on every integer a record may carry: far above any real till, far below
+# what JSON numbers, SQLite and PostgreSQL BIGINT hold exactly (2**53).
+MAX_FEN = 10**15
+MAX_POINTS = 10**12
+MAX_SEQ = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +46,11 @@ class RecordLine:
     discount: int
     net: int
     refund_line: int = 0  # on a refund: which line of the sale (1-based) this gives back
+    # Version 2: the line's share of the benefits (a refund's line: what its units give back).
+    offset: int = 0  # fen of it paid with points (part of ``discount``)
+    points: int = 0  # points earned (a refund: clawed back)
+    growth: int = 0  # growth value earned (a refund: taken back)
+    points_spent: int = 0  # points consumed: offset share, exchange price (a refund: returned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +104,9 @@ class TransactionRecord:
     coupons_restored: tuple[str, ...] = ()
     reservation: str | None = None  # the ledger's hold on the points this sale spends, when it was online
     growth_clawback: int = 0  # a refund: the growth value the refunded lines had earned, taken back
+    version: int = 1  # the record format (see the module docstring)
+    member_tier: str | None = None  # version 2: the tier the sale was priced and earned at
+    epoch: int = 1  # the terminal's chain epoch: a replaced till starts the next one
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -93,13 +115,17 @@ class TransactionRecord:
 
     def to_wire(self) -> dict[str, Any]:
         """A JSON-ready dict (lists, not tuples). Hand-written: this is on the journal's hot path."""
-        wire = {f: getattr(self, f) for f in _RECORD_FIELDS}
-        wire["lines"] = [{f: getattr(line, f) for f in _LINE_FIELDS} for line in self.lines]
+        v2 = self.version >= 2
+        wire = {f: getattr(self, f) for f in (_V2_FIELDS if v2 else _V1_FIELDS)}
+        line_fields = _LINE_FIELDS if v2 else _V1_LINE_FIELDS
+        wire["lines"] = [{f: getattr(line, f) for f in line_fields} for line in self.lines]
         wire["tenders"] = [t.to_wire() for t in self.tenders]
         wire["coupons"] = list(self.coupons)
         wire["coupons_restored"] = list(self.coupons_restored)
         if not self.growth_clawback:  # only when set: every record made before it keeps its signed form
             del wire["growth_clawback"]
+        if self.epoch > 1:  # likewise: a first chain's records never carry it
+            wire["epoch"] = self.epoch
         return wire
 
     @classmethod
@@ -110,47 +136,62 @@ class TransactionRecord:
         return record
 
 
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord))
+_V2_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord) if f.name != "epoch")
+_V1_FIELDS = tuple(f for f in _V2_FIELDS if f not in ("version", "member_tier"))
 _LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine))
+_V1_LINE_FIELDS = _LINE_FIELDS[: _LINE_FIELDS.index("refund_line") + 1]
 
 
 def read_record(f: Fields) -> TransactionRecord:
     """Read one record from ``f``; problems go to ``f.problems``."""
-    lines = tuple(_read_line(lf) for lf in f.tables("lines", max_items=MAX_LINES))
+    version = f.integer("version", 1, minimum=1, maximum=RECORD_VERSION)
+    lines = tuple(_read_line(lf, version) for lf in f.tables("lines", max_items=MAX_LINES))
     tenders = tuple(_read_tender(tf) for tf in f.tables("tenders", max_items=20))
+
+    def fen(key: str) -> int:
+        return f.integer(key, minimum=0, maximum=MAX_FEN)
+
+    def points(key: str) -> int:
+        return f.integer(key, 0, minimum=0, maximum=MAX_POINTS)
+
     record = TransactionRecord(
         txn_id=f.text("txn_id", pattern=r"[0-9a-f-]{36}"),
         terminal_id=f.text("terminal_id", pattern=ID_PATTERN),
-        seq=f.integer("seq", minimum=1),
+        seq=f.integer("seq", minimum=1, maximum=MAX_SEQ),
         kind=f.text("kind", choices=RECORD_KINDS),
-        created_at=f.text("created_at", max_len=40),
+        created_at=f.text("created_at", pattern=INSTANT_PATTERN),
         store_id=f.text("store_id", pattern=ID_PATTERN),
         merchant_id=f.text("merchant_id", pattern=ID_PATTERN),
         currency=f.text("currency", pattern=r"[A-Z]{3}"),
         lines=lines,
-        total_gross=f.integer("total_gross", minimum=0),
-        total_discount=f.integer("total_discount", minimum=0),
-        total_due=f.integer("total_due", minimum=0),
+        total_gross=fen("total_gross"),
+        total_discount=fen("total_discount"),
+        total_due=fen("total_due"),
         tenders=tenders,
-        change=f.integer("change", minimum=0),
+        change=fen("change"),
         member_id=f.optional_text("member_id", pattern=ID_PATTERN),
         member_via=f.optional_text("member_via", max_len=32),
-        points_earned=f.integer("points_earned", minimum=0),
-        rulebook_version=f.integer("rulebook_version", minimum=0),
+        points_earned=f.integer("points_earned", minimum=0, maximum=MAX_POINTS),
+        rulebook_version=f.integer("rulebook_version", minimum=0, maximum=MAX_SEQ),
         offline=f.flag("offline"),
         coupons=tuple(f.texts("coupons")),
-        points_redeemed=f.integer("points_redeemed", 0, minimum=0),
-        growth_earned=f.integer("growth_earned", 0, minimum=0),
+        points_redeemed=points("points_redeemed"),
+        growth_earned=points("growth_earned"),
         refund_of=f.optional_text("refund_of", pattern=r"[0-9a-f-]{36}"),
-        points_clawback=f.integer("points_clawback", 0, minimum=0),
-        points_returned=f.integer("points_returned", 0, minimum=0),
+        points_clawback=points("points_clawback"),
+        points_returned=points("points_returned"),
         coupons_restored=tuple(f.texts("coupons_restored")),
         reservation=f.optional_text("reservation", pattern=r"[0-9a-f]{1,64}"),
-        growth_clawback=f.integer("growth_clawback", 0, minimum=0),
+        growth_clawback=points("growth_clawback"),
+        version=version,
+        member_tier=f.optional_text("member_tier", pattern=r"[A-Za-z0-9_-]{1,32}") if version >= 2 else None,
+        epoch=f.integer("epoch", 1, minimum=1, maximum=10**6),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
     )
+    if len(record.coupons) > 20 or len(record.coupons_restored) > 20:
+        f.problems.add(f.path, "at most 20 coupons a record")
     f.done()
     _check_sums(record, f)
     return record
@@ -159,7 +200,7 @@ def read_record(f: Fields) -> TransactionRecord:
 def _read_tender(f: Fields) -> Tender:
     tender = Tender(
         f.text("kind", choices=TENDER_KINDS),
-        f.integer("amount", minimum=0),
+        f.integer("amount", minimum=0, maximum=MAX_FEN),
         f.optional_text("ref", pattern=ID_PATTERN),
         f.optional_text("scheme", pattern=r"[A-Za-z0-9 _-]{1,32}"),
         f.optional_text("pan", pattern=MASKED_PAN),
@@ -169,21 +210,30 @@ def _read_tender(f: Fields) -> Tender:
     return tender
 
 
-def _read_line(f: Fields) -> RecordLine:
+def _read_line(f: Fields, version: int) -> RecordLine:
+    def benefit(key: str, maximum: int) -> int:
+        return f.integer(key, 0, minimum=0, maximum=maximum) if version >= 2 else 0
+
     line = RecordLine(
         sku=f.text("sku", max_len=64),
         name=f.text("name", max_len=200),
         category=f.text("category", max_len=64),
         quantity=f.integer("quantity", minimum=1, maximum=100_000),
         unit_price=f.integer("unit_price", minimum=0, maximum=10**10),
-        gross=f.integer("gross", minimum=0),
-        discount=f.integer("discount", minimum=0),
-        net=f.integer("net", minimum=0),
+        gross=f.integer("gross", minimum=0, maximum=MAX_FEN),
+        discount=f.integer("discount", minimum=0, maximum=MAX_FEN),
+        net=f.integer("net", minimum=0, maximum=MAX_FEN),
         refund_line=f.integer("refund_line", 0, minimum=0, maximum=MAX_LINES),
+        offset=benefit("offset", MAX_FEN),
+        points=benefit("points", MAX_POINTS),
+        growth=benefit("growth", MAX_POINTS),
+        points_spent=benefit("points_spent", MAX_POINTS),
     )
     f.done()
     if line.gross != line.unit_price * line.quantity or line.net != line.gross - line.discount:
         f.problems.add(f.path, "line amounts do not add up (gross = unit_price × quantity, net = gross − discount)")
+    if line.offset > line.discount:
+        f.problems.add(f.path, "the part paid with points (offset) is more than the line's discount")
     return line
 
 
@@ -200,3 +250,26 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "change is more than the cash tendered (only cash gives change)")
     if (r.kind in ("refund", "void")) != (r.refund_of is not None):
         f.problems.add(f.path, "a refund or void names the sale it reverses (refund_of), and only they do")
+    if r.version >= 2:
+        _check_benefits(r, f)
+
+
+def _check_benefits(r: TransactionRecord, f: Fields) -> None:
+    """Version 2: the lines' benefits add up to the record's, which say what a sale earns or a refund gives back."""
+    sale = r.kind == "sale"
+    totals = (
+        (r.points_earned, r.growth_earned, r.points_redeemed)
+        if sale
+        else (r.points_clawback, r.growth_clawback, r.points_returned)
+    )
+    lines = (sum(x.points for x in r.lines), sum(x.growth for x in r.lines), sum(x.points_spent for x in r.lines))
+    if lines != totals:
+        what = "earned, growth and spent" if sale else "clawed back, growth taken back and returned"
+        f.problems.add(f.path, f"the lines' points {what} {lines} do not add up to the record's {totals}")
+    other = (
+        (r.points_clawback, r.growth_clawback, r.points_returned)
+        if sale
+        else (r.points_earned, r.growth_earned, r.points_redeemed)
+    )
+    if any(other):
+        f.problems.add(f.path, "a sale gives nothing back and a refund earns and spends nothing")

@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule, RiskLimits
+from protocols.business_day import DEFAULT_ZONE, is_zone
 from protocols.chain import canonical_json
 from protocols.errors import GatewayError, ProtocolError, SchemaError
 from protocols.money import FULL_RATE
@@ -68,6 +69,8 @@ class Rulebook:
     coupons: dict[str, CouponDefinition] = field(default_factory=dict)
     risk: RiskLimits = field(default_factory=RiskLimits)
     phone_salt: str = ""  # base64url; members' phone identifiers are hashed with it (protocols/phone.py)
+    # The mall's time zone: every business day is cut at its midnight (``protocols/business_day.py``).
+    zone: str = DEFAULT_ZONE
 
     @property
     def fen_per_point(self) -> int:
@@ -89,6 +92,7 @@ class Rulebook:
             "coupons": [c.to_wire() for c in self.coupons.values()],
             "phone_salt": self.phone_salt,
             "risk": self.risk.to_wire(),
+            "timezone": self.zone,
         }
 
     @classmethod
@@ -122,7 +126,10 @@ class Rulebook:
             coupons={c.coupon_id: c for c in coupons},
             phone_salt=f.text("phone_salt", "", pattern=r"[A-Za-z0-9_-]*"),
             risk=RiskLimits.read(f.table("risk")),
+            zone=f.text("timezone", DEFAULT_ZONE, max_len=64),
         )
+        if not is_zone(book.zone):
+            problems.add("timezone", f"{book.zone!r} is not a time zone this machine knows (an IANA name)")
 
         f.done()
         problems.raise_if_any()

@@ -20,6 +20,7 @@ from offline_queue.errors import (
 from offline_queue.limits import JournalLimitError
 from offline_queue.payments import PaymentNotSettleableError
 from protocols.errors import CodeError, GatewayError, SchemaError, TokenError
+from protocols.refunds import RefundRefusedError
 
 log = structlog.get_logger("posgw.api")
 
@@ -34,6 +35,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (CouponAlreadyRedeemedError, 409),
     (MemberCodeUsedError, 422),
     (gw.ConflictError, 409),
+    (RefundRefusedError, 409),
     (SchemaError, 422),
     (TokenError, 422),
     (CodeError, 422),

@@ -6,8 +6,8 @@ from typing import Any
 
 from gateway.basket import Basket
 from gateway.payments.desk import message
-from gateway.pricing import PricedBasket, receipt_lines
 from offline_queue.payments import PaymentIntent
+from protocols.pricing import PricedBasket, receipt_lines
 from protocols.records import TransactionRecord
 
 

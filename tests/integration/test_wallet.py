@@ -35,10 +35,16 @@ async def test_one_scan_names_the_member_and_pays_from_the_wallet_earning_double
         assert (payment["wallet"], payment["state"], payment["amount"]) == ("wallet", "paid", 76_500)
         assert paid["basket"]["member"]["member_id"] == "M0002"  # pay = member
         assert await ledger.wallet_hold(payment["payment_id"]) == "held"
+        # The customer display, as soon as the wallet has paid, says what the completed sale will:
+        # paying with the wallet earns ×2 (the supreme ×1.5 alone would give 11): 76500 × 2 / 10000 → 15.
+        shown = await pos.call("GET", f"/v1/baskets/{basket}")
+        assert shown["points_earned"] == 15
+        assert "points earned  15   growth  765" in shown["breakdown"]
+        assert "  wallet ¥765.00: 15 points" in shown["breakdown"]
         record = (await pos.complete(basket))["record"]
         assert record["tenders"] == [{"kind": "wallet", "amount": 76_500, "ref": payment["payment_id"]}]
-        # Paying with the wallet earns ×2 (the supreme ×1.5 alone would give 11): 76500 × 2 / 10000 → 15.
         assert record["points_earned"] == 15
+        assert [x["points"] for x in record["lines"]] == [15]
         await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
         assert await ledger.wallet("M0002") == 100_000 - 76_500
         assert await ledger.wallet_hold(payment["payment_id"]) == "spent"

@@ -1,9 +1,12 @@
-"""The breakdown a customer reads: which rule gave what, in fen rendered as ¥."""
+"""The breakdown a customer reads: which rule gave what, in fen rendered as ¥, and what each tender earned."""
 
 from __future__ import annotations
 
-from gateway.pricing.model import PricedBasket
 from protocols.money import format_cny
+from protocols.pricing.earning import OFFSET_METHOD
+from protocols.pricing.model import PricedBasket
+
+_PAID_BY = {None: "not paid yet", OFFSET_METHOD: "paid with points"}
 
 
 def receipt_lines(priced: PricedBasket) -> list[str]:
@@ -20,5 +23,10 @@ def receipt_lines(priced: PricedBasket) -> list[str]:
         out.append(f"points spent  {priced.points_redeemed}")
     if priced.points_earned or priced.growth_earned:
         out.append(f"points earned  {priced.points_earned}   growth  {priced.growth_earned}")
+        if len([e for e in priced.earned_by if e.amount]) > 1 or any(e.method for e in priced.earned_by):
+            for e in priced.earned_by:
+                if e.amount:
+                    how = _PAID_BY.get(e.method, e.method)
+                    out.append(f"  {how} {format_cny(e.amount)}: {e.points} points")
     out.extend(f"note: {n}" for n in priced.notices)
     return out

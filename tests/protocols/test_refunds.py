@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import ConflictError
-from gateway.refunds import plan_refund
 from protocols.benefits import CouponDefinition
 from protocols.errors import SchemaError
 from protocols.records import RecordLine, Tender, TransactionRecord
+from protocols.refunds import RefundRefusedError, plan_refund
 from protocols.rulebook import Rulebook
 
 BOOK = Rulebook(1, "CNY", {}, frozenset(), {}, coupons={"C20": CouponDefinition("C20", "¥20", "amount", amount=2000)})
@@ -74,7 +73,7 @@ def test_a_partial_then_the_rest() -> None:
     assert first.points_returned + rest.points_returned == 300
     assert (first.growth_clawback, rest.growth_clawback) == (18, 54)  # a unit of 3,230 of 13,303 net: 17.5 → 18
     assert rest.coupons_restored == ("C20:abc",)
-    with pytest.raises(ConflictError, match="nothing is left"):
+    with pytest.raises(RefundRefusedError, match="nothing is left"):
         refund(s, [first, rest], None)
 
 
@@ -123,7 +122,7 @@ def test_a_void_is_a_full_refund_of_a_sale_of_today_only() -> None:
     }
     v = plan_refund(s, [], None, rulebook=BOOK, today=TODAY, draft_fields=fields, void=True)
     assert (v.kind, v.total_due, v.points_clawback, v.points_returned) == ("void", s.total_due, 3, 5)
-    with pytest.raises(ConflictError, match="refund it instead"):
+    with pytest.raises(RefundRefusedError, match="refund it instead"):
         plan_refund(s, [], None, rulebook=BOOK, today=date(2026, 11, 25), draft_fields=fields, void=True)
-    with pytest.raises(ConflictError, match="refund it instead"):
+    with pytest.raises(RefundRefusedError, match="refund it instead"):
         plan_refund(s, [], {1: 1}, rulebook=BOOK, today=TODAY, draft_fields=fields, void=True)

@@ -1,10 +1,29 @@
-"""What pricing produces: lines with each benefit's share, totals, and the reasons."""
+"""What pricing takes and produces: lines with each benefit's share, totals, and the reasons."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.basket import BasketLine
+
+@dataclass(frozen=True, slots=True)
+class BasketLine:
+    """A line as the cashier rang it up: an item, how many, at what unit price (fen)."""
+
+    line_id: int
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    unit_price: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """Part of the bill and how it is paid, for earning: a tender kind (``cash``, ``wallet``…),
+    or ``None`` for the part whose tender is not known yet."""
+
+    method: str | None
+    amount: int  # fen toward the bill (cash net of change)
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,10 +33,13 @@ class PricedLine:
     rate: int  # the tier rate applied, basis points (10000 = no tier discount)
     tier_discount: int
     coupon_discount: int
-    offset: int  # paid with points
+    offset: int  # fen paid with points
     net: int  # what the customer pays for this line in money
-    multiplier: int  # the points multiplier that applied, basis points
+    multiplier: int  # the highest points multiplier that applied to any part of it, basis points
     eligible: bool  # False for excluded categories (gift cards, tobacco…)
+    points: int = 0  # points this line earned (its share of the basket's, ``earning.py``)
+    growth: int = 0  # growth value it earned
+    points_spent: int = 0  # points it consumed: its share of the offset, or an exchange's price
 
     @property
     def discount(self) -> int:
@@ -37,6 +59,15 @@ class Adjustment:
 
 
 @dataclass(frozen=True, slots=True)
+class TenderEarning:
+    """What one way of paying earned: ``method`` None is the part not paid yet (or paid with points)."""
+
+    method: str | None
+    amount: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
 class PricedBasket:
     lines: tuple[PricedLine, ...]
     total_gross: int
@@ -51,6 +82,7 @@ class PricedBasket:
     adjustments: tuple[Adjustment, ...]
     notices: tuple[str, ...]  # benefits asked for but not given, with the reason
     rulebook_version: int
+    earned_by: tuple[TenderEarning, ...] = ()  # the points, by how the bill is paid
 
     @property
     def total_discount(self) -> int:

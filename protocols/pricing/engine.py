@@ -1,41 +1,42 @@
-"""``price()``: the pure pricing function.
+"""``price()``: the pure pricing function, the same at the till and at the ledger.
 
 Steps, in this order, each on what the previous one left:
 
 1. **Tier discount**, per line: ``net = round_half_up(gross × rate)``; the rate
    is the member's tier rate for the line's category, else for this merchant,
    else the tier's default. Lines in excluded categories get no benefit at all.
-2. **Coupons**, in the order given: scope (merchant, category), validity,
-   minimum spend on the scoped lines' current net, then the amount (fixed,
-   percent with ceiling, or one item exchanged for points). A coupon that does
-   not stack with the tier discount first gives its lines back their tier
-   discount. An exclusive coupon admits no other. The discount is allocated
-   to the scoped lines pro rata by net, largest remainder.
+2. **Coupons**, in the order given: scope (merchant, category), validity on
+   the mall's business day, minimum spend on the scoped lines' current net,
+   then the amount (fixed, percent with ceiling, or one item exchanged for
+   points). A coupon that does not stack with the tier discount first gives
+   its lines back their tier discount. An exclusive coupon admits no other.
+   The discount is allocated to the scoped lines pro rata by net, largest
+   remainder.
 3. **Points offset**, on allowed days and shops: whole units of
    ``points_per_yuan`` points per ¥1, capped at ``cap`` of the eligible bill
    (rounded down) and by the balance above ``min_balance``; allocated like
-   coupons.
-4. **Earning**, for members: each eligible line's net (plus its offset if the
-   rule says so), less any stored-value payment the rule does not reward,
-   times the highest multiplier of the campaigns that apply to it (they never
-   compound); ``points = floor(Σ base × multiplier / (10000 × fen_per_point))``,
-   ``growth = floor(Σ base / fen_per_growth)``.
+   coupons, fen and points alike.
+4. **Earning** (``earning.py``), for members: points and growth on what was
+   paid, by line and by way of paying, with the payments known so far (the
+   rest counted as not known yet): a wallet campaign shows in the priced
+   basket as soon as the wallet has paid.
 
 Lines always add up: ``gross − tier − coupon − offset = net`` per line and in
-total, and no line goes below zero.
+total, and no line goes below zero. Per line, the points earned, the growth
+and the points spent add up to the basket's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from math import gcd
 
-from gateway.basket import BasketLine
-from gateway.pricing.model import Adjustment, PricedBasket, PricedLine
 from protocols.benefits import CouponDefinition
 from protocols.money import FULL_RATE, allocate, apply_rate, format_cny
+from protocols.pricing.earning import EarningLine, earn, nothing, payments_for
+from protocols.pricing.model import Adjustment, BasketLine, Payment, PricedBasket, PricedLine
 from protocols.rulebook import MemberEntry, Rulebook
 
 
@@ -48,7 +49,7 @@ class _Line:
     tier: int = 0
     coupon: int = 0
     offset: int = 0
-    multiplier: int = FULL_RATE
+    points_spent: int = 0
 
     @property
     def net(self) -> int:
@@ -71,17 +72,20 @@ def price(
     rulebook: Rulebook,
     merchant_id: str,
     *,
-    today: date | None = None,
+    day: date,
     coupons: Sequence[CouponDefinition] = (),
     points_to_redeem: int = 0,
     points_balance: int = 0,
-    payment_method: str | None = None,
-    stored_value_paid: int = 0,
+    payments: Sequence[Payment] = (),
     earn_as: MemberEntry | None = None,
 ) -> PricedBasket:
-    """Price a basket. ``earn_as``: a member found only after paying ("pay = member"), who
-    earns points on what was paid but whose tier did not price the basket."""
-    day = today or date.today()
+    """Price a basket on the mall's business ``day``.
+
+    ``payments``: what is known of how the bill is paid (the rest is counted as
+    not known yet). ``earn_as``: a member found only after paying ("pay =
+    member"), who earns points on what was paid but whose tier did not price
+    the basket.
+    """
     state = _State([_Line(b, b.unit_price * b.quantity, b.category not in rulebook.excluded_categories) for b in lines])
     _tier(state, member, rulebook, merchant_id)
     for coupon in coupons:
@@ -89,26 +93,57 @@ def price(
     if points_to_redeem:
         _offset(state, member, rulebook, merchant_id, day, points_to_redeem, points_balance)
     _tier_adjustment(state, member)
-    earner = member or earn_as
-    earned, growth = _earn(state, earner, rulebook, merchant_id, day, payment_method, stored_value_paid)
-    priced = tuple(
-        PricedLine(x.line, x.gross, x.rate, x.tier, x.coupon, x.offset, x.net, x.multiplier, x.eligible)
-        for x in state.lines
-    )
-    return PricedBasket(
-        lines=priced,
-        total_gross=sum(p.gross for p in priced),
-        total_tier_discount=sum(p.tier_discount for p in priced),
-        total_coupon_discount=sum(p.coupon_discount for p in priced),
-        total_offset=sum(p.offset for p in priced),
-        total_due=sum(p.net for p in priced),
+    priced = PricedBasket(
+        lines=tuple(
+            PricedLine(
+                x.line, x.gross, x.rate, x.tier, x.coupon, x.offset, x.net, FULL_RATE, x.eligible, 0, 0, x.points_spent
+            )
+            for x in state.lines
+        ),
+        total_gross=sum(x.gross for x in state.lines),
+        total_tier_discount=sum(x.tier for x in state.lines),
+        total_coupon_discount=sum(x.coupon for x in state.lines),
+        total_offset=sum(x.offset for x in state.lines),
+        total_due=sum(x.net for x in state.lines),
         points_redeemed=state.points_spent,
-        points_earned=earned,
-        growth_earned=growth,
+        points_earned=0,
+        growth_earned=0,
         coupons_applied=tuple(state.coupons),
         adjustments=tuple(state.adjustments),
         notices=tuple(state.notices),
         rulebook_version=rulebook.version,
+    )
+    return with_earning(priced, member or earn_as, rulebook, merchant_id, day=day, payments=payments)
+
+
+def with_earning(
+    priced: PricedBasket,
+    earner: MemberEntry | None,
+    rulebook: Rulebook,
+    merchant_id: str,
+    *,
+    day: date,
+    payments: Sequence[Payment] = (),
+) -> PricedBasket:
+    """``priced`` with its earning worked out for ``earner`` and the payments known now.
+
+    Also how a basket whose price was frozen (a payment is held against it)
+    learns what its payments earn, without being priced again.
+    """
+    lines = [EarningLine(p.line.category, p.eligible, p.net, p.offset) for p in priced.lines]
+    if earner is None:
+        result = nothing(len(lines))
+    else:
+        result = earn(lines, payments_for(priced.total_due, payments), rulebook, merchant_id, day, earner.tier)
+    return replace(
+        priced,
+        lines=tuple(
+            replace(p, points=pts, growth=g, multiplier=m)
+            for p, pts, g, m in zip(priced.lines, result.points, result.growth, result.multipliers, strict=True)
+        ),
+        points_earned=result.total_points,
+        growth_earned=result.total_growth,
+        earned_by=result.by_payment,
     )
 
 
@@ -155,7 +190,7 @@ def _coupon(
         return refuse("cannot be combined with another coupon")
     scope = [x for x in state.lines if x.eligible and (not c.categories or x.line.category in c.categories)]
     if c.kind == "exchange":
-        scope = [x for x in scope if x.line.sku == c.sku][:1]
+        scope = exchange_scope(scope, c)
     if not scope:
         return refuse("no item in the basket qualifies")
     if not c.stack_with_tier:
@@ -179,6 +214,7 @@ def _coupon(
         x = scope[0]
         # One unit at its current price: the line's net shared per unit, rounded half-up.
         amount, points = (2 * x.net + x.line.quantity) // (2 * x.line.quantity), c.points
+        x.points_spent += points
     per_line = _spread(scope, amount, "coupon")
     state.points_spent += points
     state.coupons.append(c.coupon_id)
@@ -186,6 +222,17 @@ def _coupon(
     kind = "exchange" if c.kind == "exchange" else "coupon"
     state.adjustments.append(Adjustment(kind, c.coupon_id, c.name or c.coupon_id, amount, per_line, points))
     return None
+
+
+def exchange_scope(scope: list[_Line], c: CouponDefinition) -> list[_Line]:
+    """The one line an exchange coupon takes a unit of: the first with its item."""
+    return [x for x in scope if x.line.sku == c.sku][:1]
+
+
+def offset_units(points_per_yuan: int) -> tuple[int, int]:
+    """The smallest whole exchange of the offset rule: ``(points, fen)``, e.g. (100, 1) or (3, 1)."""
+    g = gcd(points_per_yuan, 100)
+    return points_per_yuan // g, 100 // g
 
 
 def _offset(
@@ -207,9 +254,7 @@ def _offset(
     if reason := rule.allowed(day, merchant_id):
         state.notices.append(reason)
         return
-    # Whole units only: unit_points points pay exactly unit_fen fen.
-    g = gcd(rule.points_per_yuan, 100)
-    unit_points, unit_fen = rule.points_per_yuan // g, 100 // g
+    unit_points, unit_fen = offset_units(rule.points_per_yuan)
     targets = [x for x in state.lines if x.eligible and x.net > 0]
     cap_fen = sum(x.net for x in targets) * rule.cap // FULL_RATE
     available = max(0, balance - state.points_spent - rule.min_balance)
@@ -222,34 +267,7 @@ def _offset(
     if points < wanted:
         state.notices.append(f"{wanted - points} of the {wanted} points asked were not used (cap or balance)")
     per_line = _spread(targets, fen, "offset")
+    for x, spent in zip(targets, allocate(points, [per_line.get(x.line.line_id, 0) for x in targets]), strict=True):
+        x.points_spent += spent
     state.points_spent += points
     state.adjustments.append(Adjustment("offset", "offset", f"{points} points", fen, per_line, points))
-
-
-def _earn(
-    state: _State,
-    member: MemberEntry | None,
-    rulebook: Rulebook,
-    merchant_id: str,
-    day: date,
-    payment_method: str | None,
-    stored_value_paid: int,
-) -> tuple[int, int]:
-    if member is None:
-        return 0, 0
-    earn = rulebook.earn
-    earning = [x for x in state.lines if x.eligible]
-    bases = [x.net + (x.offset if earn.on_offset else 0) for x in earning]
-    if stored_value_paid and not earn.on_stored_value:
-        unrewarded = allocate(min(stored_value_paid, sum(x.net for x in earning)), [x.net for x in earning])
-        bases = [b - u for b, u in zip(bases, unrewarded, strict=True)]
-    weighted = 0
-    for x, base in zip(earning, bases, strict=True):
-        applicable = [
-            c.multiplier
-            for c in rulebook.campaigns
-            if c.applies(day, merchant_id, x.line.category, member.tier, payment_method)
-        ]
-        x.multiplier = max([FULL_RATE, *applicable])
-        weighted += base * x.multiplier
-    return weighted // (FULL_RATE * earn.fen_per_point), sum(bases) // earn.fen_per_growth
