@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from simulators.pos_client import PosClient
-from simulators.processes import Stack
+from simulators.processes import Stack, issuer_key
 from simulators.scanner import PtyScanner
 
 
@@ -19,10 +21,11 @@ class BenchRig:
     workdir: Path
     scanner: PtyScanner
     pos: PosClient
+    env: dict[str, str]
 
-    @property
-    def issuer_key_path(self) -> Path:
-        return self.workdir / "ledger" / "issuer.key"
+    def issuer_key(self) -> Ed25519PrivateKey:
+        """The ledger's issuer key, as the card bureau gets it."""
+        return issuer_key(self.workdir / "ledger", self.env)
 
 
 @asynccontextmanager
@@ -36,7 +39,7 @@ async def rig() -> AsyncIterator[BenchRig]:
         stack.gateway.start()
         await stack.gateway.wait_healthy()
         await pos.wait_status(lambda s: all(d["state"] == "idle" for d in s["devices"]) and s["ledger"]["online"])
-        yield BenchRig(workdir, stack.scanner, pos)
+        yield BenchRig(workdir, stack.scanner, pos, stack.ledger.env)
     finally:
         await pos.close()
         stack.shutdown()

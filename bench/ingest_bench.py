@@ -38,10 +38,13 @@ import aiohttp
 import asyncpg
 
 from bench.stats import summary
+from ledger import terminals
+from ledger.store import LedgerStore
 from protocols.sync import MAX_BATCH, batch_to_wire
-from protocols.tokens import public_key_text
+from simulators import fleet
 from simulators.fleet import FleetTerminal, run_fleet
 from simulators.fleet_news import FleetBroker, quiet_links
+from simulators.ledger_session import SignedSession, enrol
 from simulators.postgres import fresh_schema
 from simulators.processes import demo_env, free_port, ledger_proc
 
@@ -88,22 +91,33 @@ async def plain_copy(url: str, rows: list[tuple[str, str, int, str]]) -> float:
         await conn.close()
 
 
-async def backlog(url: str, token: str, n: int) -> tuple[float, list[tuple[str, str, int, str]]]:
-    terminal = FleetTerminal("T-BACKLOG")
+async def codes(data: Path, database: str | None, prefix: str, count: int) -> dict[str, str]:
+    """The operator's enrolment codes for ``count`` terminals (``posgw-ledger terminal add PREFIX --count N``)."""
+    store = await LedgerStore.open(data, database)
+    try:
+        return await store.db.write(
+            lambda tx: terminals.add_many(tx, prefix, count, fleet.STORE, fleet.MERCHANT, "bench")
+        )
+    finally:
+        await store.close()
+
+
+async def backlog(url: str, code: str, n: int) -> tuple[float, list[tuple[str, str, int, str]]]:
+    terminal = FleetTerminal("T-BACKLOG-0000", code)
     rng = random.Random(7)
     records = [terminal.sell(rng) for _ in range(n)]
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-        body = {"public_key": public_key_text(terminal.key.public_key())}
-        async with http.put(f"{url}/v1/terminals/T-BACKLOG/key", json=body) as r:
-            r.raise_for_status()
-        batches = [json.dumps(batch_to_wire("T-BACKLOG", records[i : i + MAX_BATCH])) for i in range(0, n, MAX_BATCH)]
+    async with aiohttp.ClientSession() as http:
+        status, answer = await enrol(http, url, terminal.terminal_id, terminal.key, code)
+        assert status == 201, answer
+        session = SignedSession(http, url, terminal.terminal_id, terminal.key)
+        batches = [
+            json.dumps(batch_to_wire(terminal.terminal_id, records[i : i + MAX_BATCH])).encode()
+            for i in range(0, n, MAX_BATCH)
+        ]
         t0 = time.perf_counter()
         for payload in batches:
-            async with http.post(
-                f"{url}/v1/sync/batch", data=payload, headers={"Content-Type": "application/json"}
-            ) as r:
-                r.raise_for_status()
-                await r.read()
+            status, reply = await session.request("POST", "/v1/sync/batch", raw=payload)
+            assert status == 200, reply
         rate = n / (time.perf_counter() - t0)
     rows = [(r.txn_id, r.terminal_id, r.seq, json.dumps(r.to_wire())) for r in records]
     return rate, rows
@@ -135,25 +149,26 @@ async def _run(
     try:
         ledger.start()
         await ledger.wait_healthy()
-        backlog_rate, rows = await backlog(url, tokens[1], backlog_n)
+        data = work / "ledger"
+        (code,) = (await codes(data, database, "T-BACKLOG", 1)).values()
+        backlog_rate, rows = await backlog(url, code, backlog_n)
         if database:
             plain_rate = await plain_copy(database, rows)
         else:
             plain_rate = plain_inserts(work / "plain.sqlite3", rows)
-        fleet, _ = await run_fleet(url, tokens[1], terminals, records_each, offline_share=0.2)
+        burst, _ = await run_fleet(url, await codes(data, database, "T-FLEET", terminals), records_each)
         # Steady state: every terminal sells and syncs every PACE seconds, none offline.
-        paced, _ = await run_fleet(
-            url, tokens[1], terminals, 10, offline_share=0.0, pace_seconds=PACE, prefix="T-STEADY"
-        )
+        steady = await codes(data, database, "T-STEADY", terminals)
+        paced, _ = await run_fleet(url, steady, 10, offline_share=0.0, pace_seconds=PACE)
         quiet_links()
         on_mqtt, _ = await run_fleet(
-            url, tokens[1], terminals, 10, offline_share=0.0, pace_seconds=PACE, prefix="T-MQTT",
+            url, await codes(data, database, "T-MQTT", terminals), 10, offline_share=0.0, pace_seconds=PACE,
             broker=FleetBroker(*BROKER, mall),
         )  # fmt: skip
         assert on_mqtt.news is not None
     finally:
         ledger.stop()
-    lag = summary(fleet.lags)
+    lag = summary(burst.lags)
     return {
         "engine": engine,
         "backlog_records": backlog_n,
@@ -161,8 +176,8 @@ async def _run(
         "plain_insert_per_s": plain_rate,
         "ratio_vs_plain_insert": backlog_rate / plain_rate,
         "fleet_terminals": terminals,
-        "fleet_records": fleet.records,
-        "fleet_ingest_per_s": fleet.records / fleet.seconds,
+        "fleet_records": burst.records,
+        "fleet_ingest_per_s": burst.records / burst.seconds,
         "fleet_lag": lag,
         "paced_per_s": paced.records / paced.seconds,
         "paced_lag": summary(paced.lags),
@@ -171,7 +186,7 @@ async def _run(
         "mqtt_refreshes_per_s": on_mqtt.news.refreshes / (on_mqtt.seconds + on_mqtt.news_settled),
         "mqtt_refresh": summary(on_mqtt.news.refresh_seconds),
         "mqtt_settled_s": on_mqtt.news_settled,
-        "fleet_rejected": fleet.rejected,
+        "fleet_rejected": burst.rejected,
     }
 
 

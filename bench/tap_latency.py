@@ -16,11 +16,11 @@ from typing import Any
 
 from bench.environment import BenchRig
 from bench.stats import summary
-from simulators.vcard import VirtualCard, load_issuer_key, make_applet
+from simulators.vcard import VirtualCard, make_applet
 
 
 async def run(rig: BenchRig, taps: int = 200) -> dict[str, Any]:
-    issuer = load_issuer_key(rig.issuer_key_path)
+    issuer = rig.issuer_key()
     card = VirtualCard(make_applet("member", issuer, "8600000002"))
     await rig.pos.connect_events()
     totals: list[float] = []

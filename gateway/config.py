@@ -43,7 +43,6 @@ class ApiConfig:
 @dataclass(frozen=True, slots=True)
 class LedgerConfig:
     url: str
-    token: str = field(default="", repr=False)
     timeout: float = 5.0
     sync_interval: float = 5.0
     batch_size: int = 100
@@ -51,7 +50,8 @@ class LedgerConfig:
     # Seconds left between two refreshes a notice asks for, plus up to half of it at random
     # (protocols/pacing.py): a mall's terminals do not all fetch at the same instant. 0: at once.
     min_refresh_interval: float = 5.0
-    rulebook_key: str | None = None  # the ledger's signing key (base64url); None: pinned at first contact
+    rulebook_key: str | None = None  # the ledger's signing key (base64url); None: from the enrolment
+    ca_file: str | None = None  # the CA the ledger's HTTPS certificate is checked against (else the system's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +161,16 @@ def _read_api(f: Fields, env: dict[str, str]) -> ApiConfig:
 
 
 def _read_ledger(f: Fields, env: dict[str, str]) -> LedgerConfig:
+    # No shared ledger token any more: a till signs its requests with its own key (``posgw enroll``).
+    # The keys of configs written before are read and ignored, so those configs still load.
+    f.text("token_env", "")
+    f.text("token_file", "")
+    ca_file = f.file_path("ca_file", "") or None
+    if ca_file and not Path(ca_file).is_file():
+        f.problems.add(f"{f.path}.ca_file", f"no such file: {ca_file}")
     ledger = LedgerConfig(
         url=f.text("url", pattern=r"https?://[^\s]+"),
-        token=_secret(f, "token", "POSGW_LEDGER_TOKEN", env),
+        ca_file=ca_file,
         timeout=f.number("timeout", 5.0, minimum=0.1, maximum=120),
         sync_interval=f.number("sync_interval", 5.0, minimum=0.05, maximum=3600),
         batch_size=f.integer("batch_size", 100, minimum=1, maximum=200),

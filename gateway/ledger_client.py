@@ -1,17 +1,25 @@
-"""HTTP client for the central ledger: rules, member cache, batch sync.
+"""HTTP client for the central ledger: rules, member cache, batch sync, holds.
 
-Every failure becomes a :class:`LedgerError`: the caller keeps its work
-queued and tries again later. A reply that is not the ledger's protocol is a
-:class:`LedgerGarbageError`, never a crash and never "synced".
+Every request is signed with this terminal's own key (HTTP Message
+Signatures, ``protocols/http_signature.py``): there is no shared secret. Over
+``https://`` the ledger's certificate is checked (against ``[ledger]
+ca_file`` when set). Every failure becomes a :class:`LedgerError`: the caller
+keeps its work queued and tries again later. A reply that is not the
+ledger's protocol is a :class:`LedgerGarbageError`, never a crash and never
+"synced".
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import ssl
+import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.errors import (
     LedgerAuthError,
@@ -20,6 +28,7 @@ from gateway.errors import (
     LedgerRefusedError,
     LedgerUnreachableError,
 )
+from protocols import http_signature
 from protocols.errors import SchemaError
 from protocols.rulebook import MemberEntry
 from protocols.schema import Fields, Problems
@@ -29,11 +38,31 @@ MAX_REPLY_BYTES = 64 * 1024 * 1024
 _JSON = {"Content-Type": "application/json"}
 
 
+async def _detail(resp: aiohttp.ClientResponse) -> str:
+    """A problem document's code and detail, for the operator (bounded; never the body whole)."""
+    try:
+        problem = json.loads((await resp.content.read(4096)).decode("utf-8", "replace"))
+    except ValueError:
+        return resp.reason or ""
+    if not isinstance(problem, dict):
+        return resp.reason or ""
+    return f"{str(problem.get('title', ''))[:64]}: {str(problem.get('detail', ''))[:300]}"
+
+
 class LedgerClient:
-    def __init__(self, base_url: str, token: str, timeout: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        terminal_id: str,
+        key: Ed25519PrivateKey | None,
+        timeout: float,
+        ca_file: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self.terminal_id = terminal_id
+        self._key = key  # None: requests go unsigned (only enrolment and health need none)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -41,20 +70,38 @@ class LedgerClient:
             await self._session.close()
             self._session = None
 
+    def _signed(self, method: str, url: str, data: bytes) -> dict[str, str]:
+        headers = dict(_JSON) if data else {}
+        if self._key is not None:
+            parts = urlsplit(url)
+            nonce = secrets.token_urlsafe(16)
+            headers |= http_signature.sign(
+                self._key,
+                self.terminal_id,
+                method,
+                unquote(parts.path),
+                unquote(parts.query),
+                data,
+                int(time.time()),
+                nonce,
+            )
+        return headers
+
     async def _request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = f"{self.base_url}{path}"
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         try:
-            kwargs: dict[str, Any] = {"json": body} if raw is None else {"data": raw, "headers": _JSON}
-            async with self._session.request(method, url, **kwargs) as resp:
+            headers = self._signed(method, url, data)
+            async with self._session.request(method, url, data=data or None, headers=headers, ssl=self._ssl) as resp:
                 if resp.status == 404 and method == "GET" and path.startswith("/v1/identifiers/"):
                     return None
                 if resp.status == 409 and path.startswith(("/v1/reservations", "/v1/wallet/")):
                     detail = (await resp.json(content_type=None)).get("detail", "refused")
                     raise LedgerRefusedError(str(detail))
                 if resp.status in (401, 403):
-                    raise LedgerAuthError(f"the ledger refused this terminal's token ({resp.status})")
+                    raise LedgerAuthError(f"the ledger refused this terminal ({resp.status}): {await _detail(resp)}")
                 if resp.status >= 400:
                     text = (await resp.text(errors="replace"))[:200]
                     raise LedgerError(f"ledger answered {resp.status} to {method} {path}: {text}")
@@ -68,10 +115,6 @@ class LedgerClient:
             raise LedgerUnreachableError(f"ledger unreachable at {self.base_url}: {err}") from err
         except (aiohttp.ClientError, TimeoutError) as err:
             raise LedgerError(f"ledger unreachable at {self.base_url}: {err or type(err).__name__}") from err
-
-    async def register_key(self, terminal_id: str, public_key: str) -> None:
-        """Tell the ledger which key signs this terminal's journal (first key wins)."""
-        await self._request("PUT", f"/v1/terminals/{quote(terminal_id, safe='')}/key", {"public_key": public_key})
 
     async def reserve_points(self, member_id: str, points: int, txn_id: str, terminal_id: str) -> str:
         """Hold ``points`` of the member's balance for a sale about to be journaled (two-phase, first half)."""

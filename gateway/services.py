@@ -11,6 +11,7 @@ from typing import Any
 
 from drivers.events import CardEvent, DeviceStatus, DriverEvent, ReaderEvent, ScanEvent, ScanRejected
 from drivers.supervisor import DeviceSupervisor
+from gateway import enrolment
 from gateway.api.views import payment_view
 from gateway.basket import BasketStore
 from gateway.cards import CardRouter
@@ -31,7 +32,6 @@ from offline_queue.limits import JournalLimits
 from offline_queue.personal import Keyring
 from protocols.errors import GatewayError
 from protocols.pacing import RefreshPacer
-from protocols.tokens import public_key_text
 
 
 @dataclass
@@ -57,11 +57,19 @@ class Services:
     def build(cls, config: GatewayConfig) -> Services:
         hub = EventHub()
         baskets = BasketStore()
-        directory = MemberDirectory(pinned_key=config.ledger.rulebook_key)
+        enrolled = enrolment.load(config)
+        # The ledger's key: pinned at enrolment (or named in the config), believed from then on.
+        directory = MemberDirectory(
+            pinned_key=config.ledger.rulebook_key or (enrolled.pinned_key if enrolled else None)
+        )
         directory.load(config.cache_path)
         keyring = Keyring.from_text(config.journal.keys, config.journal.keys_source) if config.journal.keys else None
-        journal = TransactionJournal(config.journal_path, load_or_create_signing_key(config.key_path), keyring=keyring)
-        client = LedgerClient(config.ledger.url, config.ledger.token, config.ledger.timeout)
+        key = load_or_create_signing_key(config.key_path)
+        epoch = enrolled.epoch if enrolled else 1
+        journal = TransactionJournal(config.journal_path, key, keyring=keyring, epoch=epoch)
+        client = LedgerClient(
+            config.ledger.url, config.terminal.terminal_id, key, config.ledger.timeout, config.ledger.ca_file
+        )
         sync = SyncWorker(
             config.terminal.terminal_id, journal, client, hub, config.ledger.sync_interval, config.ledger.batch_size
         )
@@ -72,7 +80,6 @@ class Services:
             config.ledger.refresh_interval,
             sync,
             config.terminal.terminal_id,
-            public_key_text(journal.signing_key.public_key()),
             RefreshPacer(config.ledger.min_refresh_interval),
         )
         limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)

@@ -46,6 +46,7 @@ class SyncState:
     last_error: str | None = None
     synced_total: int = 0
     rejected_total: int = 0
+    quarantined_total: int = 0
     rules_loaded_at: float | None = None
     # The journal is behind the ledger: stays until a person looks.
     integrity_error: str | None = None
@@ -137,6 +138,12 @@ class SyncWorker:
             rejected = [r for r in answered if r.status == "rejected"]
             for r in rejected:
                 log.error("sync_rejected", txn_id=r.txn_id, seq=r.seq, reason=r.reason)
+            for r in (r for r in answered if r.status == "quarantined"):
+                # Held at the ledger, not applied: an operator must look. The till is told at once.
+                log.error("sync_quarantined", txn_id=r.txn_id, seq=r.seq, reason=r.reason)
+                message = f"sale seq {r.seq} is held by the ledger for an operator: {r.reason}"
+                self.hub.publish("alert", code="record-quarantined", message=message)
+                self.state.quarantined_total += 1
             done += settled
             self.state.synced_total += settled
             self.state.rejected_total += len(rejected)
@@ -170,9 +177,7 @@ class RulesRefresher:
     interval: float
     sync: SyncWorker
     terminal_id: str
-    public_key: str
     pacer: RefreshPacer = field(default_factory=lambda: RefreshPacer(0.0))  # how soon a notice is answered
-    key_registered: bool = False
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
     _now: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -187,9 +192,6 @@ class RulesRefresher:
 
     async def refresh_once(self) -> None:
         self.pacer.refreshed(time.monotonic())
-        if not self.key_registered:
-            await self.client.register_key(self.terminal_id, self.public_key)
-            self.key_registered = True
         asked_at = utc_now()  # sales acknowledged after this may be missing from the snapshot
         since = self.directory.members_version if self.directory.members is not None else 0
         envelope, members = await self.client.fetch_rules(since)

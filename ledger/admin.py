@@ -13,14 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import rulebooks
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger import operations, rulebooks, secrets
 from ledger.copy import CopyCheckError, CopyRefusedError, copy_to_postgres
 from ledger.database import DATABASE_HELP, StorageError
-from ledger.issuer import issue_coupon, load_or_create_key
+from ledger.issuer import issue_coupon
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
 from ledger.rulebooks import RulebookRefusedError
 from ledger.store import LedgerStore
-from ledger.tiers import AlreadyReviewedError, Ladder, TierReviewError
+from ledger.tiers import AlreadyReviewedError, TierReviewError
+from protocols.business_day import business_day
 from protocols.errors import SchemaError
 from protocols.money import format_cny
 from protocols.rulebook import MemberEntry, Rulebook
@@ -33,12 +36,15 @@ def add_commands(sub: Any) -> None:
     members = sub.add_parser("members", help="load members from a CSV file")
     members.add_argument("action", choices=["load"])
     members.add_argument("file", type=Path, help="CSV: member_id,tier[,status][,wallet][,identifiers]")
-    member = sub.add_parser("member", help="a member's balances and history")
-    member.add_argument("action", choices=["show"])
-    member.add_argument("member_id")
+    member = sub.add_parser("member", help="a member's balances and history; move a card, merge two accounts")
+    member.add_argument("action", choices=["show", "move-identifier", "merge"])
+    member.add_argument("member_id", help="show: the member; move-identifier: the identifier; merge: the one merged")
+    member.add_argument("--to", help="move-identifier, merge: the member it goes to")
+    member.add_argument("--reason", help="move-identifier, merge: why (kept in the audit trail)")
+    member.add_argument("--by", default=os.environ.get("USER", "operator"), help="who does it (the audit trail)")
     report = sub.add_parser("report", help="the day's figures, reconcile a journal export, or the points books")
     report.add_argument("kind", choices=["day", "reconcile", "points"])
-    report.add_argument("--day", default=datetime.now(UTC).date().isoformat(), help="UTC date (default: today)")
+    report.add_argument("--day", help="the mall's business day, YYYY-MM-DD (default: today in the mall's zone)")
     report.add_argument("--journal", type=Path, help="reconcile: a terminal's `posgw journal export` (JSON lines)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     books = sub.add_parser("check", help="check the books: postings sum to zero, balances match their accounts")
@@ -47,9 +53,7 @@ def add_commands(sub: Any) -> None:
     points.add_argument("--before", required=True, help="ISO date: points earned before it lapse (e.g. 2026-01-01)")
     tier = sub.add_parser("tiers", help="tier jobs: the yearly review of tiers by growth value")
     tier.add_argument("action", choices=["review"])
-    tier.add_argument(
-        "--year", type=int, default=datetime.now(UTC).year - 1, help="the calendar year to review (default: last)"
-    )
+    tier.add_argument("--year", type=int, help="the calendar year to review (default: last year, in the mall's zone)")
     rules = sub.add_parser("rulebook", help="put a new rulebook version in force (JSON or TOML), or list versions")
     rules.add_argument("action", choices=["load", "show"])
     rules.add_argument("file", type=Path, nargs="?", help="load: the rulebook (its version newer than in force)")
@@ -61,9 +65,10 @@ def add_commands(sub: Any) -> None:
     copy = sub.add_parser("copy", help="copy this SQLite ledger into an empty PostgreSQL database (whole or nothing)")
     copy.add_argument("--data", type=Path, required=True, help="the ledger's data directory (its ledger.sqlite3)")
     copy.add_argument("--to", required=True, metavar="postgresql://…", help="the empty PostgreSQL database")
-    for parser in (members, member, report, books, points, tier, rules, coupons):
+    for parser in (members, member, report, books, points, tier, rules, coupons, *operations.add_commands(sub)):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
         parser.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
+        add_secrets_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     except StorageError as err:
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 74  # EX_IOERR
+    except secrets.SecretsError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 78  # EX_CONFIG
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -79,8 +87,13 @@ async def _run(args: argparse.Namespace) -> int:
         return await copy_ledger(args)
     store = await LedgerStore.open(args.data, args.database)
     try:
+        store.use_rules(await rules_in_force(store, args))
+        if args.command in operations.COMMANDS:
+            return await operations.run(store, args)
         if args.command == "members":
             return await load_members(store, args.file)
+        if args.command == "member" and args.action != "show":
+            return await operations.member_command(store, args)
         if args.command == "member":
             return await show_member(store, args.member_id)
         if args.command == "points":
@@ -107,14 +120,16 @@ async def _run(args: argparse.Namespace) -> int:
                 json.dumps(books, indent=2) if args.json else "\n".join(f"  {k:<12}{v:>14,}" for k, v in books.items())
             )
             return 0
+        day = args.day or business_day(datetime.now(UTC), store.shelf.zone).isoformat()
         if args.kind == "day":
-            summary = day_summary(await store.records_of_day(args.day), args.day)
+            records, points = await store.records_of_day(day), await store.points_of_day(day)
+            summary = day_summary(records, day, points, store.shelf.zone)
             print(json.dumps(summary, indent=2) if args.json else _day_table(summary))
             return 0
         if args.journal is None:
             print("posgw-ledger: report reconcile needs --journal EXPORT.jsonl", file=sys.stderr)
             return 2
-        return await reconcile_journal(store, args.journal, args.day, as_json=args.json)
+        return await reconcile_journal(store, args.journal, day, as_json=args.json)
     finally:
         await store.close()
 
@@ -129,7 +144,7 @@ async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:
         return 2
     try:
         body = rulebooks.read_file(args.file)
-        rulebooks.assemble(body, await store.phone_salt(), load_or_create_key(args.data / "issuer.key"))
+        rulebooks.assemble(body, await store.phone_salt(), await issuer_of(store, args))
         version, digest = await store.add_rulebook(body)
     except SchemaError as err:
         print(f"posgw-ledger: {args.file} is not a rulebook:", file=sys.stderr)
@@ -157,18 +172,30 @@ async def copy_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
-async def rules_in_force(store: LedgerStore, data: Path) -> Rulebook:
-    body = await store.get_meta("rulebook")
-    key = load_or_create_key(data / "issuer.key")
-    return rulebooks.assemble(body or {"version": 0, "currency": "CNY", "tiers": {}}, await store.phone_salt(), key)
+async def issuer_of(store: LedgerStore, args: argparse.Namespace) -> Ed25519PrivateKey:
+    """The ledger's issuer key, from its database (``ledger/secrets.py``)."""
+    return await secrets.issuer_key(store.db, args.data, secrets.secrets_key(args.data, args.secrets_key_file))
+
+
+async def rules_in_force(store: LedgerStore, args: argparse.Namespace) -> Rulebook:
+    body = await store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
+    return rulebooks.assemble(body, await store.phone_salt(), await issuer_of(store, args))
+
+
+def add_secrets_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secrets-key-file",
+        type=Path,
+        help=f"the key sealing the ledger's secrets (default: ${secrets.KEY_ENV}, else DATA/secrets.key)",
+    )
 
 
 async def review_tiers(store: LedgerStore, args: argparse.Namespace) -> int:
     """The yearly review (``ledger/tiers.py``): each member on the ladder to the tier the year's growth reached."""
-    rules = await rules_in_force(store, args.data)
-    store.ladder = Ladder.of(rules)
+    rules = store.shelf.in_force
+    year = args.year or business_day(datetime.now(UTC), rules.zone).year - 1
     try:
-        moves = await store.review_tiers(args.year)
+        moves = await store.review_tiers(year)
     except AlreadyReviewedError as err:  # a timer that caught up twice: nothing to do, not a failure
         print(f"posgw-ledger: {err}")
         return 0
@@ -176,21 +203,21 @@ async def review_tiers(store: LedgerStore, args: argparse.Namespace) -> int:
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 65  # EX_DATAERR
     for member_id, old, new, growth in moves:
-        print(f"  {member_id}: {old} → {new} (growth {growth:,} in {args.year})")
-    print(f"tiers reviewed for {args.year} under rulebook version {rules.version}: {len(moves)} members moved")
+        print(f"  {member_id}: {old} → {new} (growth {growth:,} in {year})")
+    print(f"tiers reviewed for {year} under rulebook version {rules.version}: {len(moves)} members moved")
     return 0
 
 
 async def issue_coupons(store: LedgerStore, args: argparse.Namespace) -> int:
     """Print ``--count`` coupon tokens, one a line (to hand to a campaign's sender)."""
-    rules = await rules_in_force(store, args.data)
+    rules = store.shelf.in_force
     if args.coupon_id not in rules.coupons:
         print(f"posgw-ledger: no coupon {args.coupon_id} in rulebook version {rules.version}", file=sys.stderr)
         return 65
     if await store.member_account(args.member) is None:
         print(f"posgw-ledger: no member {args.member}", file=sys.stderr)
         return 1
-    key, now = load_or_create_key(args.data / "issuer.key"), int(time.time())
+    key, now = await issuer_of(store, args), int(time.time())
     for _ in range(args.count):
         print(issue_coupon(key, rules, args.coupon_id, args.member, now)["token"])
     return 0
@@ -256,8 +283,9 @@ async def reconcile_journal(store: LedgerStore, journal: Path, day: str, *, as_j
     """The terminal's totals (from its journal export) against the ledger's, to the fen; exit 1 on any difference."""
     with journal.open(encoding="utf-8") as fh:
         theirs = [json.loads(line) for line in fh if line.strip()]
-    mine = totals_by_terminal(theirs, day)
-    held = totals_by_terminal(await store.records_of_day(day), day)
+    zone = store.shelf.zone
+    mine = totals_by_terminal(theirs, day, zone)
+    held = totals_by_terminal(await store.records_of_day(day), day, zone)
     ledger = {t: held.get(t, Totals()) for t in mine}  # only the terminals this export is from
     differences = reconcile(mine, ledger)
     if as_json:
@@ -277,12 +305,14 @@ async def reconcile_journal(store: LedgerStore, journal: Path, day: str, *, as_j
 def _day_table(s: dict[str, Any]) -> str:
     points = s["points"]
     lines = [
-        f"day {s['day']}",
+        f"day {s['day']} ({s['zone']})",
         f"  sales (net of refunds)  {format_cny(s['sales_net'])}",
         f"  by members              {format_cny(s['member_sales_net'])} ({s['member_share']:.1%})",
-        f"  points earned {points.get('earned', 0):,}, redeemed {points.get('redeemed', 0):,}, "
-        f"clawed back {points.get('clawed_back', 0):,}, returned {points.get('returned', 0):,}",
+        f"  points issued {points['issued']:,}, redeemed {points['redeemed']:,} (offset {points['offset']:,}, "
+        f"exchanged {points['exchanged']:,}), clawed back {points['clawed_back']:,}, returned {points['returned']:,}",
         f"  stored value paid (net) {format_cny(s['wallet_paid_net'])}",
     ]
+    if s["quarantined"]:
+        lines.append(f"  in quarantine: {s['quarantined']} records, {format_cny(s['quarantined_due'])} (not counted)")
     lines += [f"  coupon {cid}: {n} redeemed" for cid, n in s["coupons_redeemed"].items()]
     return "\n".join(lines)

@@ -1,14 +1,16 @@
-"""The ledger's HTTP API: rules and members for terminals, batch sync, member QR tokens.
+"""The ledger's HTTP API: enrolment, rules and members for terminals, batch sync, holds, the member app's
+codes and bindings, the operators' views.
 
-Terminals authenticate with the terminal token; the member app (which asks
-for QR tokens on the customer's behalf) with the app token. Errors are
-``application/problem+json``.
+Each route belongs to one principal (``ledger/auth.py``): a terminal, which
+signs every request with its own key and may touch only its own records
+and holds; the member app's backend; or an operator. Errors are
+``application/problem+json`` with the reason, never a stack trace.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import contextlib
 import json
 import os
 import re
@@ -16,33 +18,40 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import BrokenExecutor, Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger import holds
+from ledger.auth import Authenticator, AuthError, Principal
 from ledger.chain_check import seal_refusals
 from ledger.database import StorageUnavailableError
+from ledger.identity import IdentifierOwnedError
 from ledger.issuer import issue_coupon
+from ledger.metrics import LedgerMetrics
 from ledger.notices import NoticePublisher
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.store import LedgerStore
-from ledger.tiers import Ladder
-from ledger.wallet import HOLD_TTL
+from ledger.terminals import EnrolRefusedError
+from protocols.enrolment import CODE_PATTERN
 from protocols.errors import GatewayError, SchemaError
 from protocols.money import format_cny
 from protocols.payer import payer_identifier
-from protocols.records import ID_PATTERN
+from protocols.records import ID_PATTERN, MAX_POINTS
 from protocols.rulebook import Rulebook, sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import SyncReply, batch_from_wire, seal_items
-from protocols.tokens import TokenClaims, b64url_decode, key_id, sign_token
+from protocols.tokens import TokenClaims, b64url_decode, key_id, public_key_text, sign_token
 
 log = structlog.get_logger("posgw.ledger")
 
 QR_TOKEN_LIFETIME = 60
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+MAX_POINTS_HOLD = 10**9
+MAX_FEN_HOLD = 10**10
+assert MAX_POINTS_HOLD <= MAX_POINTS
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,20 +60,23 @@ class LedgerService:
     store: LedgerStore
     issuer: Ed25519PrivateKey
     rulebook: Rulebook
-    terminal_token: str
     app_token: str | None
+    operator_token: str | None = None
     notices: NoticePublisher | None = None  # MQTT news for terminals, when a broker is configured
     # Worker processes for signature checks, and how to make them again if one dies (OOM killer, a crash).
     verifier: Executor | None = None
     new_verifier: Callable[[], Executor] | None = None
+    auth: Authenticator = field(init=False)
+    metrics: LedgerMetrics = field(default_factory=LedgerMetrics)
 
     def __post_init__(self) -> None:
         self.use_rulebook(self.rulebook)
+        self.auth = Authenticator(self.store.signing_key, self.app_token, self.operator_token)
 
     def use_rulebook(self, book: Rulebook) -> None:
-        """Put ``book`` in force: served to terminals, and its tier ladder applied to growth at ingest."""
+        """Put ``book`` in force: served to terminals, re-checked against, its ladder and time zone used."""
         self.rulebook = book
-        self.store.ladder = Ladder.of(book)
+        self.store.use_rules(book)
 
     @property
     def kid(self) -> str:
@@ -80,21 +92,56 @@ def problem(status: int, code: str, detail: str, **extra: object) -> web.Respons
     return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
 
 
-def _authorised(request: web.Request, token: str | None) -> bool:
-    given = request.headers.get("Authorization", "").encode()
-    return token is not None and hmac.compare_digest(given, f"Bearer {token}".encode())
+PRINCIPAL = web.RequestKey("principal", Principal)
+_CHALLENGE = {
+    "terminal": 'Signature realm="posgw-ledger", label="posgw", alg="ed25519"',
+    "app": 'Bearer realm="posgw-ledger-app"',
+    "operator": 'Bearer realm="posgw-ledger-operator"',
+}
+
+
+async def _authenticate(request: web.Request, needs: str) -> Principal:
+    svc = request.app[SERVICE]
+    if needs == "terminal|operator":  # a terminal's own data, or an operator's audit of it: one of the two
+        bearer = "Authorization" in request.headers
+        if bearer and ("Signature" in request.headers or "Signature-Input" in request.headers):
+            raise AuthError(401, "unauthorized", "one credential a request: a terminal's signature or a bearer token")
+        needs = "operator" if bearer else "terminal"
+    if needs != "terminal":
+        return svc.auth.bearer(request.headers.get("Authorization"), needs)
+    body = await request.read()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return await svc.auth.terminal(request.method, request.path, request.query_string, body, headers)
+
+
+def me(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def own(request: web.Request, terminal_id: str, what: str) -> None:
+    """A terminal acts only for itself (an operator, where a route admits one, for any)."""
+    if me(request).kind == "operator":
+        return
+    if me(request).name != terminal_id:
+        raise AuthError(403, "not-your-terminal", f"terminal {me(request).name} may not {what} for {terminal_id}")
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     svc = request.app[SERVICE]
     needs = ROLE.get(request.match_info.handler)
-    if needs == "terminal" and not _authorised(request, svc.terminal_token):
-        return problem(401, "unauthorized", "missing or wrong terminal token")
-    if needs == "app" and not _authorised(request, svc.app_token):
-        return problem(401, "unauthorized", "missing or wrong member-app token")
+    started = time.perf_counter()
     try:
+        if needs is not None:
+            request[PRINCIPAL] = await _authenticate(request, needs)
         return await handler(request)
+    except AuthError as err:
+        svc.metrics.refused(err.code)
+        log.warning("request_refused", path=request.path, code=err.code, reason=str(err))
+        response = problem(err.status, err.code, str(err))
+        if err.status == 401 and needs is not None:
+            response.headers["WWW-Authenticate"] = ", ".join(_CHALLENGE[n] for n in needs.split("|"))
+        return response
     except SchemaError as err:
         return problem(422, err.code, f"{len(err.problems)} problem(s)", problems=err.problems)
     except StorageUnavailableError as err:  # terminals keep their records and send again
@@ -102,6 +149,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = problem(503, err.code, str(err))
         response.headers["Retry-After"] = "2"
         return response
+    except (IdentifierOwnedError, EnrolRefusedError) as err:
+        return problem(409 if isinstance(err, IdentifierOwnedError) else 403, err.code, str(err))
     except GatewayError as err:
         return problem(400, err.code, str(err))
     except web.HTTPRequestEntityTooLarge:
@@ -118,6 +167,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:  # a bug answers 500 and is logged; the ledger keeps serving
         log.exception("ledger_unhandled", path=request.path)
         return problem(500, "internal", "the ledger hit an unexpected error; it was logged")
+    finally:
+        svc.metrics.request(request.method, request.match_info.route.resource, time.perf_counter() - started)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -126,6 +177,41 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers and a rulebook is in force; each check named, with its reason."""
+    svc = request.app[SERVICE]
+    checks = [
+        {
+            "name": "rulebook",
+            "ok": svc.rulebook.version > 0,
+            "reason": None if svc.rulebook.version else "no rulebook loaded",
+        }
+    ]
+    try:
+        held = await svc.store.quarantine_count()
+        checks.append({"name": "database", "ok": True, "reason": None})
+        checks.append(
+            {
+                "name": "quarantine",
+                "ok": True,
+                "held": held,
+                "reason": f"{held} records wait for an operator" if held else None,
+            }
+        )
+    except StorageUnavailableError as err:
+        checks.append({"name": "database", "ok": False, "reason": str(err)})
+    ready = all(c["ok"] for c in checks)
+    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    with contextlib.suppress(StorageUnavailableError):  # the scrape still answers; the rest says enough
+        svc.metrics.quarantine.set(await svc.store.quarantine_count())
+    body, content_type = svc.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def rulebook(request: web.Request) -> web.Response:
@@ -164,35 +250,51 @@ async def _json(request: web.Request) -> object:
 
 
 async def sync_batch(request: web.Request) -> web.Response:
+    """A terminal's records, sealed with the key of its chain epoch: each accepted, a duplicate, rejected
+    (chain or seal), or quarantined (the ledger cannot believe it: ``ledger/recheck.py``)."""
     svc = request.app[SERVICE]
+    who = me(request)
     data = await _json(request)
-    # Signatures are checked in worker processes while this one reads the records through the schema.
-    seals: asyncio.Future[list[str | None]] | None = None
     claimed, items = seal_items(data)
-    key_text = await svc.store.terminal_key(claimed) if claimed else None
-    if key_text is not None and items is not None:
-        seals = _start_seal_checks(svc, b64url_decode(key_text), items)
+    if claimed is not None:
+        own(request, claimed, "send records")
+    key_text = await svc.store.chain_key(who.name, who.epoch)
+    # Signatures are checked in worker processes while this one reads the records through the schema.
+    seals = _start_seal_checks(svc, b64url_decode(key_text), items) if key_text and items is not None else None
     try:
         terminal_id, records = batch_from_wire(data)
+        own(request, terminal_id, "send records")
+        if other := [r.seq for r in records if r.epoch != who.epoch]:
+            raise SchemaError("sync batch", [f"records {other[:5]} are not of chain epoch {who.epoch}, this key's"])
     except BaseException:
         if seals is not None:
             seals.cancel()
         raise
-    if key_text is None:  # the terminal registers its key at its first contact; it will send again
-        return problem(
-            409, "terminal-key-unknown", f"register {terminal_id}'s journal key first (PUT /v1/terminals/…/key)"
-        )
-    assert seals is not None  # a batch the schema accepts is shaped as seal_items reads it
+    if seals is None:  # the schema accepted a batch seal_items could not read: a bug, not the terminal's
+        raise SchemaError("sync batch", ["the batch could not be read for its seals"])
+    started = time.perf_counter()
     reply = await svc.store.ingest(terminal_id, records, seals)  # the books are written while workers verify
+    svc.metrics.ingested(reply, time.perf_counter() - started)
     accepted = sum(r.status == "accepted" for r in reply.results)
     if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
         svc.notices.members(await svc.store.member_revision())
     _alert_conflicts(svc, terminal_id, reply)
+    _alert_quarantine(svc, terminal_id, reply)
     rejected = [f"{r.seq}: {r.reason}" for r in reply.results if r.status == "rejected"]
     log.info("batch_ingested", terminal=terminal_id, records=len(records), accepted=accepted, high_seq=reply.high_seq)
     if rejected or reply.gaps:
         log.warning("batch_problems", terminal=terminal_id, rejected=rejected, gaps=reply.gaps)
     return web.json_response(reply.to_wire())
+
+
+def _alert_quarantine(svc: LedgerService, terminal_id: str, reply: SyncReply) -> None:
+    """A record the ledger cannot believe: an alert now, and it waits for an operator (never applied, never lost)."""
+    for r in reply.results:
+        if r.status == "quarantined":
+            log.error("record_quarantined", terminal=terminal_id, txn_id=r.txn_id, seq=r.seq, reason=r.reason)
+            if svc.notices is not None:
+                alert = {"kind": "quarantine", "terminal_id": terminal_id, "txn_id": r.txn_id, "detail": r.reason}
+                svc.notices.alert(alert)
 
 
 def _alert_conflicts(svc: LedgerService, terminal_id: str, reply: SyncReply) -> None:
@@ -240,20 +342,38 @@ async def _one_field(request: web.Request, what: str, name: str, pattern: str) -
     return value
 
 
-async def terminal_key(request: web.Request) -> web.Response:
-    """A terminal registers the Ed25519 key its journal records are signed with."""
-    key = await _one_field(request, "terminal key", "public_key", r"[A-Za-z0-9_-]{43}")
-    terminal_id = _param(request, "terminal_id")
-    if not await request.app[SERVICE].store.register_terminal_key(terminal_id, key):
-        log.error("terminal_key_mismatch", terminal=terminal_id)
-        return problem(409, "terminal-key-conflict", "this terminal already has another key; an operator must reset it")
-    return web.json_response({"terminal_id": terminal_id, "public_key": key})
+async def enrol(request: web.Request) -> web.Response:
+    """A till proves its journal key with a one-time code (``ledger/terminals.py``) and gets the ledger's keys."""
+    svc = request.app[SERVICE]
+    problems = Problems("enrolment")
+    f = Fields(await _json(request), problems)
+    terminal_id = f.text("terminal_id", pattern=ID_PATTERN)
+    code = f.text("code", pattern=CODE_PATTERN)
+    public_key = f.text("public_key", pattern=r"[A-Za-z0-9_-]{43}")
+    proof = f.text("proof", pattern=r"[0-9a-f]{128}")
+    f.done()
+    problems.raise_if_any()
+    done = await svc.store.enrol(terminal_id, code, public_key, bytes.fromhex(proof))
+    svc.auth.forget(terminal_id)
+    log.info("terminal_enrolled", terminal=terminal_id, epoch=done.epoch)
+    issuer = svc.issuer.public_key()
+    return web.json_response(
+        {
+            "terminal_id": done.terminal_id,
+            "store_id": done.store_id,
+            "merchant_id": done.merchant_id,
+            "epoch": done.epoch,
+            "issuer_keys": {key_id(issuer): public_key_text(issuer)},
+        },
+        status=201,
+    )
 
 
 async def terminal_records(request: web.Request) -> web.Response:
-    """Every record the ledger holds from one terminal, in seq order (reconciliation, audits)."""
-    records = await request.app[SERVICE].store.terminal_records(_param(request, "terminal_id"))
-    return web.json_response({"records": records})
+    """Every record the ledger holds from one terminal, in seq order (reconciliation, audits): its own."""
+    terminal_id = _param(request, "terminal_id")
+    own(request, terminal_id, "read the records")
+    return web.json_response({"records": await request.app[SERVICE].store.terminal_records(terminal_id)})
 
 
 async def identifier(request: web.Request) -> web.Response:
@@ -288,6 +408,7 @@ async def add_identifier(request: web.Request) -> web.Response:
     if ident.startswith("payer:"):  # kept, and sent to terminals, only as its salted hash
         _, wallet, payer = ident.split(":", 2)
         ident = payer_identifier(wallet, payer, b64url_decode(request.app[SERVICE].rulebook.phone_salt))
+    # Another member's card is refused (identifier-owned, 409): moving one is an operator's command.
     if not await request.app[SERVICE].store.add_identifier(_param(request, "member_id"), ident):
         return problem(404, "unknown-member", "no such member")
     return web.json_response({"member_id": _param(request, "member_id"), "identifier": ident}, status=201)
@@ -305,52 +426,75 @@ async def member_coupon(request: web.Request) -> web.Response:
     return web.json_response(issue_coupon(svc.issuer, svc.rulebook, coupon_id, member_id, int(time.time())), status=201)
 
 
-RESERVATION_TTL = 120.0  # seconds a hold lasts if the sale never arrives
+async def _hold_request(request: web.Request, what: str, amount: str, maximum: int) -> tuple[str, int, str]:
+    """``member_id``, the amount and the ref of a hold request; a ``terminal_id`` in it must be the caller's."""
+    problems = Problems(what)
+    f = Fields(await _json(request), problems)
+    member_id = f.text("member_id", pattern=ID_PATTERN)
+    value = f.integer(amount, minimum=1, maximum=maximum)
+    ref = f.text("ref", pattern=ID_PATTERN) if amount == "amount" else f.text("txn_id", pattern=r"[0-9a-f-]{36}")
+    terminal_id = f.optional_text("terminal_id", pattern=ID_PATTERN)
+    f.done()
+    problems.raise_if_any()
+    if terminal_id is not None:
+        own(request, terminal_id, "hold a balance")
+    return member_id, value, ref
 
 
 async def reserve(request: web.Request) -> web.Response:
-    """Hold a member's points for a sale about to be made (two-phase: the sale record consumes it)."""
+    """Hold a member's points for a sale about to be made (two-phase: the sale record posts the hold)."""
     svc = request.app[SERVICE]
-    problems = Problems("reservation")
-    f = Fields(await _json(request), problems)
-    member_id, points = f.text("member_id", max_len=64), f.integer("points", minimum=1, maximum=10**9)
-    txn_id, terminal_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}"), f.text("terminal_id", max_len=64)
-    f.done()
-    problems.raise_if_any()
-    held = await svc.store.reserve(member_id, points, txn_id, terminal_id, RESERVATION_TTL)
+    member_id, points, txn_id = await _hold_request(request, "reservation", "points", MAX_POINTS_HOLD)
+    held = await svc.store.reserve(member_id, points, txn_id, me(request).name)
     if held is None:
-        available = await svc.store.available_points(member_id)
+        available = await svc.store.available(member_id, "points")
         return problem(409, "insufficient-points", f"the member has {available} points available, not {points}")
-    return web.json_response({"reservation": held, "expires_in": RESERVATION_TTL}, status=201)
+    svc.metrics.held("points")
+    return web.json_response({"reservation": held, "expires_in": holds.TTL["points"]}, status=201)
 
 
 async def release(request: web.Request) -> web.Response:
-    await request.app[SERVICE].store.release(_param(request, "reservation"))
+    """Give up a points hold of this terminal's (a sale that was not made)."""
+    await _void(request, "reservation", "points")
     return web.json_response({"released": True})
 
 
-async def wallet_hold(request: web.Request) -> web.Response:
-    """Hold stored value for a payment about to be made: ``{"member_id", "amount", "ref", "terminal_id"}``."""
+async def _void(request: web.Request, name: str, unit: str) -> None:
     svc = request.app[SERVICE]
-    problems = Problems("wallet hold")
-    f = Fields(await _json(request), problems)
-    member_id, amount = f.text("member_id", max_len=64), f.integer("amount", minimum=1, maximum=10**10)
-    ref, terminal_id = f.text("ref", pattern=ID_PATTERN), f.text("terminal_id", pattern=ID_PATTERN)
-    f.done()
-    problems.raise_if_any()
-    held, left = await svc.store.hold_wallet(member_id, amount, ref, terminal_id)
+    ref = _param(request, name) if name == "ref" else request.match_info[name]
+    if not re.fullmatch(ID_PATTERN, ref):
+        raise SchemaError(f"path {name}", [f"{name}: not an id"])
+    hold = await svc.store.hold(ref)
+    if hold is not None:
+        if hold.unit != unit:
+            raise AuthError(403, "not-your-hold", "no such hold of this terminal's")
+        own(request, hold.terminal_id, "release a hold")
+        await svc.store.void_hold(ref, me(request).name)
+
+
+async def wallet_hold(request: web.Request) -> web.Response:
+    """Hold stored value for a payment about to be made: ``{"member_id", "amount", "ref"}``."""
+    svc = request.app[SERVICE]
+    member_id, amount, ref = await _hold_request(request, "wallet hold", "amount", MAX_FEN_HOLD)
+    held, left = await svc.store.hold_wallet(member_id, amount, ref, me(request).name)
     if not held:
         return problem(409, "insufficient-funds", f"the member's wallet has {format_cny(left)} available")
-    return web.json_response({"ref": ref, "available": left, "expires_in": HOLD_TTL}, status=201)
+    svc.metrics.held("fen")
+    return web.json_response({"ref": ref, "available": left, "expires_in": holds.TTL["fen"]}, status=201)
 
 
 async def wallet_hold_state(request: web.Request) -> web.Response:
-    """``held``, ``spent`` (its sale arrived) or ``none``."""
-    return web.json_response({"state": await request.app[SERVICE].store.wallet_hold_state(_param(request, "ref"))})
+    """``held``, ``spent`` (its sale arrived) or ``none``: of this terminal's holds only."""
+    svc = request.app[SERVICE]
+    ref = _param(request, "ref")
+    hold = await svc.store.hold(ref)
+    if hold is not None and hold.terminal_id != me(request).name:
+        return web.json_response({"state": "none"})  # not theirs: as if unknown (nothing to learn)
+    return web.json_response({"state": await svc.store.hold_state(ref)})
 
 
 async def wallet_release(request: web.Request) -> web.Response:
-    await request.app[SERVICE].store.release_wallet(_param(request, "ref"))
+    await _void(request, "ref", "fen")
     return web.json_response({"released": True})
 
 
@@ -366,6 +510,14 @@ async def revoke_coupon(request: web.Request) -> web.Response:
     return web.json_response({"revoked": key, "count": len(revoked)})
 
 
+async def quarantine(request: web.Request) -> web.Response:
+    """Records held in quarantine (``?state=held|released|rejected``), for operators."""
+    state = request.query.get("state", "held")
+    if state not in ("held", "released", "rejected"):
+        return problem(400, "bad-request", "state is held, released or rejected")
+    return web.json_response({"quarantine": await request.app[SERVICE].store.quarantine(state)})
+
+
 async def conflicts(request: web.Request) -> web.Response:
     """Sales that the ledger accepted with a conflict to settle (a coupon or points spent twice offline)."""
     return web.json_response({"conflicts": await request.app[SERVICE].store.conflicts()})
@@ -378,14 +530,14 @@ async def member_account(request: web.Request) -> web.Response:
     return web.json_response(account)
 
 
-# Who may call what: terminals fetch rules and sync; the member app gets QR codes.
+# Who may call what: terminals fetch rules, sync and hold; the member app issues codes and binds
+# identifiers; operators see conflicts and quarantine, and revoke. Unlisted routes are public.
 ROLE: dict[Callable[..., object], str] = {
     rulebook: "terminal",
     members: "terminal",
     sync_batch: "terminal",
     identifier: "terminal",
-    terminal_key: "terminal",
-    terminal_records: "terminal",
+    terminal_records: "terminal|operator",
     reserve: "terminal",
     release: "terminal",
     wallet_hold: "terminal",
@@ -394,9 +546,11 @@ ROLE: dict[Callable[..., object], str] = {
     member_qr: "app",
     add_identifier: "app",
     member_coupon: "app",
-    revoke_coupon: "app",
-    conflicts: "app",
     member_account: "app",
+    revoke_coupon: "operator",
+    conflicts: "operator",
+    quarantine: "operator",
+    metrics: "operator",
 }
 
 
@@ -404,12 +558,14 @@ def build_app(svc: LedgerService) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BATCH_BYTES)
     app[SERVICE] = svc
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_post("/v1/enrol", enrol)
     app.router.add_get("/v1/rulebook", rulebook)
     app.router.add_get("/v1/members", members)
     app.router.add_post("/v1/sync/batch", sync_batch)
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
-    app.router.add_put("/v1/terminals/{terminal_id}/key", terminal_key)
     app.router.add_get("/v1/terminals/{terminal_id}/transactions", terminal_records)
     app.router.add_post("/v1/reservations", reserve)
     app.router.add_delete("/v1/reservations/{reservation}", release)
@@ -421,5 +577,6 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)
     app.router.add_post("/v1/members/{member_id}/coupons", member_coupon)
     app.router.add_get("/v1/conflicts", conflicts)
+    app.router.add_get("/v1/quarantine", quarantine)
     app.router.add_post("/v1/coupons/{coupon}/revoke", revoke_coupon)
     return app

@@ -7,6 +7,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import ssl
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -15,11 +16,10 @@ import aiomqtt
 import structlog
 from aiohttp import web
 
-from ledger import admin, rulebooks
+from ledger import admin, rulebooks, secrets
 from ledger.app import VERIFY_WORKERS, LedgerService, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
-from ledger.issuer import load_or_create_key
 from ledger.notices import MEMBERS_EVERY, NoticePublisher, add_broker_options, broker_from, send_command
 from ledger.store import LedgerStore
 from protocols.masking import mask_processor
@@ -44,10 +44,20 @@ def _configure_logging() -> None:
 
 
 async def open_service(
-    data_dir: Path, database: str | None, *, demo: bool, terminal_token: str, app_token: str | None
+    data_dir: Path,
+    database: str | None,
+    *,
+    demo: bool,
+    app_token: str | None,
+    operator_token: str | None = None,
+    secrets_key_file: Path | None = None,
 ) -> LedgerService:
     store = await LedgerStore.open(data_dir, database)
-    issuer = load_or_create_key(data_dir / "issuer.key")
+    try:
+        issuer = await secrets.issuer_key(store.db, data_dir, secrets.secrets_key(data_dir, secrets_key_file))
+    except BaseException:
+        await store.close()
+        raise
     if demo and await store.get_meta("rulebook") is None:
         await store.upsert_members(list(DEMO_MEMBERS))
         demo_rules = {"version": 1, "currency": "CNY", "tiers": DEMO_TIERS, "excluded_categories": DEMO_EXCLUDED}
@@ -57,27 +67,43 @@ async def open_service(
         for member_id, phone in DEMO_PHONES.items():
             await store.add_identifier(member_id, phone_identifier(phone, b64url_decode(salt)))
     body = await store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
-    return LedgerService(store, issuer, rulebooks.assemble(body, salt, issuer), terminal_token, app_token)
+    return LedgerService(
+        store, issuer, rulebooks.assemble(body, salt, issuer), app_token=app_token, operator_token=operator_token
+    )
 
 
-async def serve(args: argparse.Namespace, terminal_token: str) -> None:
+async def serve(args: argparse.Namespace) -> None:
     svc = await open_service(
         args.data,
         args.database,
         demo=args.demo_data,
-        terminal_token=terminal_token,
         app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
+        operator_token=os.environ.get("POSGW_LEDGER_OPERATOR_TOKEN") or None,
+        secrets_key_file=args.secrets_key_file,
     )
     if args.mqtt:
         svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0))
-    await run(svc, args.host, args.port)
+    await run(svc, args.host, args.port, tls_context(args.tls_cert, args.tls_key))
 
 
-async def run(svc: LedgerService, host: str, port: int) -> None:
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """HTTPS with this certificate and key (TLS 1.2 and newer); None: plain HTTP (behind a TLS proxy)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise OSError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
     runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("ledger_started", address=f"{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
+    scheme = "https" if tls else "http"
+    log.info("ledger_started", address=f"{scheme}://{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
     # forkserver: worker processes are not forked from this (threaded) process.
     svc.new_verifier = lambda: ProcessPoolExecutor(VERIFY_WORKERS, mp_context=multiprocessing.get_context("forkserver"))
     svc.verifier = svc.new_verifier()
@@ -113,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8780)
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
+    run.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM, with its chain)")
+    run.add_argument("--tls-key", type=Path, help="… and this private key (PEM)")
+    admin.add_secrets_option(run)
     add_broker_options(run, None)  # --mqtt: announce rulebook and member revisions over MQTT
     run.add_argument(
         "--member-notices-every",
@@ -137,16 +166,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "serve":
         return admin.run(args)
 
-    terminal_token = os.environ.get("POSGW_LEDGER_TOKEN", "")
-    if len(terminal_token) < 16:
-        print("posgw-ledger: set POSGW_LEDGER_TOKEN (16+ characters) for terminals", file=sys.stderr)
-        return 78
+    for name in ("POSGW_LEDGER_APP_TOKEN", "POSGW_LEDGER_OPERATOR_TOKEN"):
+        if 0 < len(os.environ.get(name, "")) < 16:
+            print(f"posgw-ledger: {name} must be 16 characters or more", file=sys.stderr)
+            return 78  # EX_CONFIG
     _configure_logging()
     try:
-        asyncio.run(serve(args, terminal_token))
+        asyncio.run(serve(args))
     except StorageError as err:
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 74  # EX_IOERR
+    except secrets.SecretsError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 78  # EX_CONFIG
+    except ssl.SSLError as err:
+        print(f"posgw-ledger: TLS: {err}", file=sys.stderr)
+        return 78
     except OSError as err:  # a broker password or CA file that cannot be read
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 66  # EX_NOINPUT

@@ -4,8 +4,9 @@
 PostgreSQL transaction, row for row with its ids, so the copy is whole or
 nothing: the terminals' records and chains, members with their identifiers
 and change revisions (terminals' member caches go on with deltas), postings,
-holds, coupons, conflicts, rulebook versions, tiers, and the mall's phone
-salt (members' phone identifiers are hashed with it). The target must hold
+holds, coupons, conflicts, rulebook versions, tiers, terminals with their
+chain epochs, records in quarantine, the audit trail, the sealed secrets and
+the mall's phone salt (members' phone identifiers are hashed with it). The target must hold
 no members, records or postings; the SQLite file is only read (after the
 in-place upgrade every start makes). Afterwards each table's rows are
 counted on both sides and the copy's books are checked.
@@ -25,22 +26,26 @@ from protocols.errors import GatewayError
 # Parents before children; member_rev (one row both sides start with) is carried over apart.
 TABLES = (
     "meta",
+    "secrets",
     "rulebooks",
     "members",
     "identifiers",
     "terminals",
+    "terminal_chains",
     "transactions",
     "postings",
-    "reservations",
-    "wallet_holds",
+    "holds",
+    "unheld_spends",
+    "quarantine",
     "coupon_redemptions",
     "revoked_coupons",
     "conflicts",
     "member_growth",
     "tier_changes",
     "tier_reviews",
+    "audit",
 )
-IDENTITY = ("postings", "conflicts", "tier_changes")  # ids PostgreSQL makes: given here, then moved past
+IDENTITY = ("postings", "conflicts", "tier_changes", "audit")  # ids PostgreSQL makes: given here, then moved past
 CHUNK = 5_000
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ledger.database import Tx, marks
 from ledger.tiers import ADD_GROWTH, INSERT_CHANGE, TAKE_GROWTH, Ladder
+from protocols.business_day import DEFAULT_ZONE, business_year
 from protocols.records import TransactionRecord
 
 Key = tuple[str, str]  # (member, calendar year)
@@ -20,6 +21,7 @@ Key = tuple[str, str]  # (member, calendar year)
 @dataclass
 class GrowthBook:
     ladder: Ladder
+    zone: str = DEFAULT_ZONE  # the mall's: a record's growth counts toward its business year
     tiers: dict[str, str] = field(default_factory=dict)  # each known member's tier, as moved here
     held: dict[Key, int] = field(default_factory=dict)  # growth per member and year, with this group's
     changed: dict[Key, int] = field(default_factory=dict)  # what this group adds (or takes back)
@@ -31,7 +33,7 @@ class GrowthBook:
 
     def years(self, records: Sequence[TransactionRecord]) -> list[str]:
         """The years whose growth the group touches: its records' and the sales its refunds refund."""
-        return sorted({r.created_at[:4] for r in records} | set(self.sale_years.values()))
+        return sorted({business_year(r.created_at, self.zone) for r in records} | set(self.sale_years.values()))
 
     def hold(self, member_id: str, tier: str, year: str | None, growth: int) -> None:
         """A row of the members' read: the member's tier, and their growth in ``year`` if any."""
@@ -49,8 +51,9 @@ class GrowthBook:
             f"SELECT txn_id, created_at FROM transactions WHERE txn_id IN ({marks(len(sales))})",  # noqa: S608
             *sales,
         )
-        self.sale_years = {str(t): str(created)[:4] for t, created in rows}
-        self.sale_years |= {r.txn_id: r.created_at[:4] for r in records if r.txn_id in sales}  # in this very group
+        self.sale_years = {str(t): business_year(str(created), self.zone) for t, created in rows}
+        in_group = {r.txn_id: business_year(r.created_at, self.zone) for r in records if r.txn_id in sales}
+        self.sale_years |= in_group
         members = sorted({str(r.member_id) for r in refunds})
         for member_id, from_tier, reason in await tx.all(
             "SELECT member_id, from_tier, reason FROM tier_changes "  # noqa: S608
@@ -64,9 +67,9 @@ class GrowthBook:
         assert r.member_id is not None
         change = 0
         if r.growth_earned:
-            change += self._earn(r.member_id, r.created_at[:4], r.growth_earned, now)
+            change += self._earn(r.member_id, business_year(r.created_at, self.zone), r.growth_earned, now)
         if r.growth_clawback:
-            year = self.sale_years.get(r.refund_of or "", r.created_at[:4])
+            year = self.sale_years.get(r.refund_of or "", business_year(r.created_at, self.zone))
             change -= self._take_back(r.member_id, year, r.growth_clawback, now)
         return change
 

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import chain_check, postings
+from ledger import chain_check, holds, postings, recheck
 from ledger.database import Database, Gate, GateClosedError, Tx, marks
 from ledger.growth import GrowthBook
+from ledger.holds import Hold
+from ledger.rulebooks import Shelf
 from ledger.tiers import Ladder
+from protocols.business_day import parse_instant
 from protocols.money import format_cny
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
@@ -59,7 +63,7 @@ class GroupWriter:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self.ladder = Ladder()  # the rulebook in force's tiers by growth (set by the service)
+        self.shelf = Shelf()  # the rulebooks records are re-checked by, and the one in force (set by the service)
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -97,16 +101,16 @@ class GroupWriter:
 
     async def _apply(self, group: list[_Waiting]) -> list[SyncReply]:
         try:
-            return await self._db.write(_applying(group, self.ladder, optimistic=True), _verdict(group))
+            return await self._db.write(_applying(group, self.shelf, optimistic=True), _verdict(group))
         except GateClosedError:  # a seal failed: again, with every seal known
             await asyncio.wait([w.seals for w in group])
-            return await self._db.write(_applying(group, self.ladder))
+            return await self._db.write(_applying(group, self.shelf))
 
     async def _one_by_one(self, group: list[_Waiting]) -> None:
         for w in group:
             try:
                 await w.seals
-                (reply,) = await self._db.write(_applying([w], self.ladder))
+                (reply,) = await self._db.write(_applying([w], self.shelf))
             except Exception as err:  # noqa: BLE001 - handed to the batch's caller
                 _answer(w, error=err)
             else:
@@ -133,16 +137,14 @@ def _verdict(group: list[_Waiting]) -> Gate | None:
 
 
 def _applying(
-    group: list[_Waiting], ladder: Ladder, *, optimistic: bool = False
+    group: list[_Waiting], shelf: Shelf, *, optimistic: bool = False
 ) -> Callable[[Tx], Awaitable[list[SyncReply]]]:
     """The group's batches in one transaction; ``optimistic``: seals not yet known are taken to hold."""
-    now = datetime.now(UTC).isoformat()
+    now = datetime.now(UTC)
     seals = [w.seals.result() if w.seals.done() or not optimistic else _holding(len(w.records)) for w in group]
 
     async def apply(tx: Tx) -> list[SyncReply]:
-        return await batches(
-            tx, [(w.terminal_id, w.records, s) for w, s in zip(group, seals, strict=True)], now, ladder
-        )
+        return await batches(tx, [(w.terminal_id, w.records, s) for w, s in zip(group, seals, strict=True)], now, shelf)
 
     return apply
 
@@ -161,173 +163,331 @@ def _answer(w: _Waiting, reply: SyncReply | None = None, error: Exception | None
 
 
 Batch = tuple[str, list[TransactionRecord], Seals]  # terminal, its records, their seals
+Chain = tuple[str, int]  # (terminal, epoch)
 
 
-async def batches(tx: Tx, group: list[Batch], now: str, ladder: Ladder) -> list[SyncReply]:
-    """Apply batches (each of one terminal) in the caller's transaction, in order; an answer for each.
+async def batches(tx: Tx, group: list[Batch], now: datetime, shelf: Shelf) -> list[SyncReply]:
+    """Apply batches (each of one terminal and epoch) in the caller's transaction, in order; an answer for each.
 
     The whole group is read, decided and written at once: a few round trips however many batches.
     """
-    plan = await Plan.load(tx, [r for _, records, _ in group for r in records], ladder)
+    plan = await Plan.load(tx, [r for _, records, _ in group for r in records], shelf, now)
     results = [
-        [await plan.apply(tx, r, seal, now) for r, seal in zip(records, seals, strict=True)]
-        for _, records, seals in group
+        [await plan.apply(tx, r, seal) for r, seal in zip(records, seals, strict=True)] for _, records, seals in group
     ]
     await plan.write(tx)
-    progress = await _advance(tx, sorted({terminal_id for terminal_id, _, _ in group}))
-    return [SyncReply(tuple(res), *progress[t]) for (t, _, _), res in zip(group, results, strict=True)]
+    chains = sorted({(terminal_id, records[0].epoch if records else 1) for terminal_id, records, _ in group})
+    progress = await _advance(tx, chains)
+    return [
+        SyncReply(tuple(res), *progress[(t, records[0].epoch if records else 1)])
+        for (t, records, _), res in zip(group, results, strict=True)
+    ]
 
 
-async def _advance(tx: Tx, terminals: list[str]) -> dict[str, tuple[int, tuple[tuple[int, int], ...]]]:
-    """Each terminal's new contiguous high ``seq`` (stored) and the runs still missing above it."""
-    values = ", ".join(f"(${i})" for i in range(1, len(terminals) + 1))
-    rows = await tx.all(
-        f"INSERT INTO terminals (terminal_id) VALUES {values} ON CONFLICT (terminal_id) "  # noqa: S608
-        "DO UPDATE SET high_seq = terminals.high_seq RETURNING terminal_id, high_seq",
-        *terminals,
-    )
-    before = {str(t): int(h) for t, h in rows}
-    where, args = _terminal_ranges([(t, before[t] + 1, None) for t in terminals])
-    above: dict[str, list[int]] = {t: [] for t in terminals}
-    for t, seq in await tx.all(f"SELECT terminal_id, seq FROM transactions WHERE {where} ORDER BY seq", *args):  # noqa: S608
-        above[t].append(int(seq))
-    progress = {t: chain_check.advance(before[t], above[t]) for t in terminals}
+async def _advance(tx: Tx, chains: list[Chain]) -> dict[Chain, tuple[int, tuple[tuple[int, int], ...]]]:
+    """Each chain's new contiguous high ``seq`` (stored) and the runs still missing above it."""
+    where = " OR ".join(f"(terminal_id = ${2 * i + 1} AND epoch = ${2 * i + 2})" for i in range(len(chains)))
+    args = [v for chain in chains for v in chain]
+    before: dict[Chain, int] = dict.fromkeys(chains, 0)
+    held = f"SELECT terminal_id, epoch, high_seq FROM terminal_chains WHERE {where}"  # noqa: S608
+    for t, epoch, high in await tx.all(held, *args):
+        before[(str(t), int(epoch))] = int(high)
+    ranges, range_args = _chain_ranges([(t, e, before[(t, e)] + 1, None) for t, e in chains])
+    above: dict[Chain, list[int]] = {c: [] for c in chains}
+    for t, epoch, seq in await tx.all(
+        f"SELECT terminal_id, epoch, seq FROM transactions WHERE {ranges} ORDER BY seq",  # noqa: S608
+        *range_args,
+    ):
+        above[(str(t), int(epoch))].append(int(seq))
+    progress = {c: chain_check.advance(before[c], above[c]) for c in chains}
     await tx.many(
-        "UPDATE terminals SET high_seq = $1 WHERE terminal_id = $2",
-        [(high, t) for t, (high, _) in progress.items() if high != before[t]],
+        "UPDATE terminal_chains SET high_seq = $1 WHERE terminal_id = $2 AND epoch = $3",
+        [(high, t, e) for (t, e), (high, _) in progress.items() if high != before[(t, e)]],
     )
-    return {t: (high, tuple(missing)) for t, (high, missing) in progress.items()}
+    return {c: (high, tuple(missing)) for c, (high, missing) in progress.items()}
 
 
-def _terminal_ranges(ranges: list[tuple[str, int, int | None]]) -> tuple[str, list[Any]]:
-    """``(terminal_id = $a AND seq BETWEEN $b AND $c) OR …`` (no upper bound: ``seq >= $b``) and its values."""
+def _chain_ranges(ranges: list[tuple[str, int, int, int | None]]) -> tuple[str, list[Any]]:
+    """``(terminal_id = $a AND epoch = $b AND seq BETWEEN $c AND $d) OR …`` (no upper bound: ``seq >= $c``)."""
     parts: list[str] = []
     args: list[Any] = []
-    for terminal_id, low, high in ranges:
+    for terminal_id, epoch, low, high in ranges:
         n = len(args)
+        chain = f"terminal_id = ${n + 1} AND epoch = ${n + 2}"
         if high is None:
-            parts.append(f"(terminal_id = ${n + 1} AND seq >= ${n + 2})")
-            args += [terminal_id, low]
+            parts.append(f"({chain} AND seq >= ${n + 3})")
+            args += [terminal_id, epoch, low]
         else:
-            parts.append(f"(terminal_id = ${n + 1} AND seq BETWEEN ${n + 2} AND ${n + 3})")
-            args += [terminal_id, low, high]
+            parts.append(f"({chain} AND seq BETWEEN ${n + 3} AND ${n + 4})")
+            args += [terminal_id, epoch, low, high]
     return " OR ".join(parts), args
+
+
+@dataclass
+class Spend:
+    """A spend without a hold, for the offline limits: when made (terminal's clock) and received."""
+
+    terminal_id: str
+    member_id: str
+    unit: str
+    amount: int
+    made: float
+    received: float
 
 
 @dataclass
 class Plan:
     """What a group of batches reads first, decides in memory, and writes at the end."""
 
+    shelf: Shelf
+    now: datetime
     txn_ids: set[str]  # every txn_id held, of those the group carries
-    links: dict[str, dict[int, tuple[str, str]]]  # terminal -> seq -> (prev_hash, hash) held near its records
+    links: dict[Chain, dict[int, tuple[str, str]]]  # chain -> seq -> (prev_hash, hash) held near its records
     balances: dict[tuple[str, str], int]  # (member, unit) -> balance, for the batch's known members
+    members: dict[str, set[str]] = field(default_factory=dict)  # member -> tiers held now and before
+    shops: dict[str, recheck.Shop] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)
+    sales: dict[str, tuple[TransactionRecord, str]] = field(default_factory=dict)  # refunded sales, and state
+    refunds: dict[str, list[TransactionRecord]] = field(default_factory=dict)  # sale -> its refunds applied
+    unheld: list[Spend] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    postings: list[tuple[Any, ...]] = field(default_factory=list)
+    postings: list[postings.PostingRow] = field(default_factory=list)
     conflicts: list[tuple[str, str, str]] = field(default_factory=list)
-    released: list[tuple[str]] = field(default_factory=list)  # wallet holds their sale consumed
+    quarantined: list[tuple[Any, ...]] = field(default_factory=list)
+    posted: list[tuple[str, str]] = field(default_factory=list)  # holds their records consumed
     changed: set[str] = field(default_factory=set)
     growth: dict[str, int] = field(default_factory=dict)  # member -> lifetime growth value changed here
     book: GrowthBook = field(default_factory=lambda: GrowthBook(Ladder()))  # growth by year, and tiers
 
     @classmethod
-    async def load(cls, tx: Tx, records: Sequence[TransactionRecord], ladder: Ladder) -> Plan:
+    async def load(cls, tx: Tx, records: Sequence[TransactionRecord], shelf: Shelf, now: datetime) -> Plan:
+        plan = cls(shelf, now, set(), {}, {}, book=GrowthBook(shelf.ladder, shelf.zone))
         if not records:
-            return cls(set(), {}, {}, book=GrowthBook(ladder))
+            return plan
         ids = [r.txn_id for r in records]
         held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({marks(len(ids))})", *ids)  # noqa: S608
-        seqs: dict[str, list[int]] = {}
+        plan.txn_ids = {str(t) for (t,) in held}
+        seqs: dict[Chain, list[int]] = {}
         for r in records:
-            seqs.setdefault(r.terminal_id, []).append(r.seq)
-        where, args = _terminal_ranges([(t, min(s) - 1, max(s) + 1) for t, s in seqs.items()])
-        links: dict[str, dict[int, tuple[str, str]]] = {t: {} for t in seqs}
-        for t, seq, prev_hash, digest in await tx.all(
-            f"SELECT terminal_id, seq, prev_hash, hash FROM transactions WHERE {where}",  # noqa: S608
+            seqs.setdefault((r.terminal_id, r.epoch), []).append(r.seq)
+        where, args = _chain_ranges([(t, e, min(s) - 1, max(s) + 1) for (t, e), s in seqs.items()])
+        plan.links = {c: {} for c in seqs}
+        for t, epoch, seq, prev_hash, digest in await tx.all(
+            f"SELECT terminal_id, epoch, seq, prev_hash, hash FROM transactions WHERE {where}",  # noqa: S608
             *args,
         ):
-            links[t][int(seq)] = (prev_hash, digest)
-        members = sorted({r.member_id for r in records if r.member_id})
-        balances: dict[tuple[str, str], int] = {}
-        plan = cls({t for (t,) in held}, links, balances, book=GrowthBook(ladder))
+            plan.links[(str(t), int(epoch))][int(seq)] = (prev_hash, digest)
+        await shelf.load(tx, {r.rulebook_version for r in records})
         await plan.book.load_refunded(tx, records)
-        if members:
-            # One row per member and year of growth held (the years the group's growth touches).
-            years = plan.book.years(records)
-            n = len(members)
-            for member_id, points, wallet, tier, year, growth in await tx.all(
-                "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
-                f"LEFT JOIN member_growth g ON g.member_id = m.member_id AND g.year IN ({marks(len(years), n)}) "
-                f"WHERE m.member_id IN ({marks(n)})",
-                *members,
-                *years,
-            ):
-                balances[(member_id, "points")] = int(points)
-                balances[(member_id, "fen")] = int(wallet)
-                plan.book.hold(member_id, tier, year, int(growth or 0))
+        await plan._load_members(tx, records)
+        await plan._load_context(tx, records)
         return plan
 
-    async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None, now: str) -> SyncResult:
+    async def _load_members(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
+        members = sorted({r.member_id for r in records if r.member_id})
+        if not members:
+            return
+        # One row per member and year of growth held (the years the group's growth touches).
+        years = self.book.years(records)
+        n = len(members)
+        for member_id, points, wallet, tier, year, growth in await tx.all(
+            "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
+            f"LEFT JOIN member_growth g ON g.member_id = m.member_id AND g.year IN ({marks(len(years), n)}) "
+            f"WHERE m.member_id IN ({marks(n)})",
+            *members,
+            *years,
+        ):
+            self.balances[(member_id, "points")] = int(points)
+            self.balances[(member_id, "fen")] = int(wallet)
+            self.members.setdefault(member_id, {tier})
+            self.book.hold(member_id, tier, year, int(growth or 0))
+        for member_id, from_tier, to_tier in await tx.all(
+            f"SELECT member_id, from_tier, to_tier FROM tier_changes WHERE member_id IN ({marks(n)})",  # noqa: S608
+            *members,
+        ):
+            self.members.get(member_id, set()).update((from_tier, to_tier))
+
+    async def _load_context(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
+        """What the re-checks need: the terminals' shops, holds, refunded sales, spends without a hold."""
+        terminals = sorted({r.terminal_id for r in records})
+        for t, store, merchant in await tx.all(
+            f"SELECT terminal_id, store_id, merchant_id FROM terminals WHERE terminal_id IN ({marks(len(terminals))})",  # noqa: S608
+            *terminals,
+        ):
+            self.shops[str(t)] = recheck.Shop(store, merchant)
+        refs = sorted(
+            {r.reservation for r in records if r.reservation}
+            | {t.ref for r in records for t in r.tenders if t.kind == "wallet" and t.ref}
+        )
+        self.holds = await holds.of_refs(tx, refs)
+        sales = sorted({r.refund_of for r in records if r.refund_of})
+        if sales:
+            ids = marks(len(sales))
+            for txn_id, body, state in await tx.all(
+                f"SELECT txn_id, body, state FROM transactions WHERE txn_id IN ({ids})",  # noqa: S608
+                *sales,
+            ):
+                self.sales[str(txn_id)] = (TransactionRecord.from_wire(json.loads(body)), str(state))
+            for refund_of, body in await tx.all(
+                f"SELECT refund_of, body FROM transactions WHERE refund_of IN ({ids}) AND state = 'applied' "  # noqa: S608
+                "ORDER BY epoch, seq",
+                *sales,
+            ):
+                self.refunds.setdefault(str(refund_of), []).append(TransactionRecord.from_wire(json.loads(body)))
+        pairs = sorted({(r.terminal_id, r.member_id) for r in records if r.member_id and r.kind == "sale"})
+        if pairs:
+            since = min(_seconds(r.created_at) for r in records) - 7 * 86_400
+            where = " OR ".join(f"(terminal_id = ${2 * i + 2} AND member_id = ${2 * i + 3})" for i in range(len(pairs)))
+            for t, m, unit, amount, made, received in await tx.all(
+                "SELECT terminal_id, member_id, unit, amount, made_at, received_at FROM unheld_spends "  # noqa: S608
+                f"WHERE received_at > $1 AND ({where})",
+                since,
+                *(v for pair in pairs for v in pair),
+            ):
+                self.unheld.append(Spend(str(t), str(m), str(unit), int(amount), float(made), float(received)))
+
+    def _context(self, r: TransactionRecord) -> recheck.Context:
+        member = None
+        if r.member_id and (r.member_id, "points") in self.balances:
+            current = self.book.tiers.get(r.member_id, "")
+            member = recheck.MemberView(current, frozenset(self.members.get(r.member_id, set()) | {current}))
+        sale, state = self.sales.get(r.refund_of or "", (None, None))
+        made = _seconds(r.created_at)
+        mine = [
+            s
+            for s in self.unheld
+            if s.terminal_id == r.terminal_id and s.member_id == r.member_id and s.made <= made < s.received
+        ]
+        unheld = recheck.Unheld(
+            points=sum(s.amount for s in mine if s.unit == "points"),
+            point_sales=sum(1 for s in mine if s.unit == "points"),
+            fen=sum(s.amount for s in mine if s.unit == "fen"),
+        )
+        return recheck.Context(
+            shop=self.shops.get(r.terminal_id, recheck.Shop(None, None)),
+            rules=self.shelf.get,
+            member=member,
+            holds=self.holds,
+            unheld=unheld,
+            sale=sale,
+            sale_state=state,
+            earlier=list(self.refunds.get(r.refund_of or "", [])),
+        )
+
+    async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None) -> SyncResult:
         if r.txn_id in self.txn_ids:
             return SyncResult(r.txn_id, r.seq, "duplicate")
-        links = self.links.setdefault(r.terminal_id, {})
+        links = self.links.setdefault((r.terminal_id, r.epoch), {})
         if r.seq in links:
             return SyncResult(r.txn_id, r.seq, "rejected", f"seq {r.seq} already holds another transaction")
         if reason := seal or chain_check.link_refusal(r, links):
             return SyncResult(r.txn_id, r.seq, "rejected", reason)
         self.txn_ids.add(r.txn_id)
         links[r.seq] = (r.prev_hash, r.hash)
-        body = json.dumps(r.to_wire())
-        self.rows.append((r.txn_id, r.terminal_id, r.seq, body, now, r.prev_hash, r.hash, r.created_at, r.kind))
+        verdict = recheck.check(r, self._context(r))
+        state = "applied" if verdict.refusal is None else "quarantined"
+        self.rows.append(
+            (r.txn_id, r.terminal_id, r.epoch, r.seq, json.dumps(r.to_wire()), self.now.isoformat(), r.prev_hash,
+             r.hash, r.created_at, r.kind, state, r.refund_of, r.member_id, int(r.offline))
+        )  # fmt: skip
+        if r.kind == "sale":
+            self.sales[r.txn_id] = (r, state)
+        elif r.refund_of and state == "applied":  # what a refund in quarantine gives back is not given yet
+            self.refunds.setdefault(r.refund_of, []).append(r)
+        if verdict.refusal is not None:  # kept with its chain, never applied, until an operator decides
+            self.quarantined.append((r.txn_id, r.terminal_id, r.epoch, r.seq, verdict.refusal, self.now.isoformat()))
+            return SyncResult(r.txn_id, r.seq, "quarantined", verdict.refusal)
+        conflicts = await self.effects(tx, r, verdict.offset_points)
+        # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
+        return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
+
+    async def effects(self, tx: Tx, r: TransactionRecord, offset_points: int) -> list[str]:
+        """What a believed record moves: coupons, holds, points and stored value, growth; its conflicts."""
         if r.reservation:  # the hold becomes the spend itself (second half of the two phases)
-            await tx.run("DELETE FROM reservations WHERE reservation = $1 AND txn_id = $2", r.reservation, r.txn_id)
+            self._post(r.reservation, r.txn_id)
         conflicts = [c for c in [await redeem(tx, r, instance) for instance in r.coupons] if c]
         for instance in r.coupons_restored:  # a full refund gives the coupon back
             await tx.run("DELETE FROM coupon_redemptions WHERE instance = $1 AND txn_id = $2", instance, r.refund_of)
         conflicts += self._wallet(r)
-        delta = r.points_earned - r.points_redeemed + r.points_returned - r.points_clawback
-        # Double entry; spending beyond the balance posts the shortfall to the mall's overdraft.
-        if r.member_id and delta and (shortfall := self._move(r.txn_id, r.member_id, "points", delta)):
-            conflicts.append(f"points overdrawn by {shortfall} (spent offline twice?)")
+        if r.member_id:
+            conflicts += self._points(r, offset_points)
         # Growth: tier progress, not money (ledger/growth.py); for known members only, as points.
-        if r.member_id and (r.member_id, "points") in self.balances and (change := self.book.apply(r, now)):
+        if (
+            r.member_id
+            and (r.member_id, "points") in self.balances
+            and (change := self.book.apply(r, self.now.isoformat()))
+        ):
             self.growth[r.member_id] = self.growth.get(r.member_id, 0) + change
             self.changed.add(r.member_id)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
-        # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
-        return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
+        return conflicts
+
+    def _points(self, r: TransactionRecord, offset_points: int) -> list[str]:
+        """Double entry by kind: credits first, so splitting them out never changes what a balance can give."""
+        assert r.member_id is not None
+        spent = r.points_redeemed
+        moves = (
+            ("earn", r.points_earned),
+            ("return", r.points_returned),
+            ("offset", min(offset_points, spent) if r.version >= 2 else 0),
+            ("exchange", spent - min(offset_points, spent) if r.version >= 2 else 0),
+            ("spend", spent if r.version < 2 else 0),
+            ("clawback", r.points_clawback),
+        )
+        shortfall = 0
+        for kind, amount in moves:
+            if amount:
+                sign = 1 if kind in postings.POINTS_CREDITS else -1
+                shortfall += self._move(r.txn_id, r.member_id, "points", sign * amount, kind)
+        if not r.reservation and spent and r.kind == "sale":
+            self._spend_unheld(r, "points", spent)
+        # Spending beyond the balance posted the shortfall to the mall's overdraft.
+        return [f"points overdrawn by {shortfall} (spent offline twice?)"] if shortfall else []
 
     def _wallet(self, r: TransactionRecord) -> list[str]:
-        """The record's stored-value tenders (``wallet.py``); the conflicts to record."""
+        """The record's stored-value tenders (``holds.py``); the conflicts to record."""
         conflicts: list[str] = []
-        sign = 1 if r.kind in ("refund", "void") else -1  # a refund's wallet tender gives the money back
+        sale = r.kind == "sale"
         for tender in (t for t in r.tenders if t.kind == "wallet"):
             if r.member_id is None:
                 conflicts.append(f"wallet tender {tender.ref} without a member")
             elif (r.member_id, "fen") not in self.balances:
                 conflicts.append(f"wallet tender {tender.ref} for unknown member {r.member_id}")
             else:
-                if shortfall := self._move(r.txn_id, r.member_id, "fen", sign * tender.amount, tender.ref):
+                delta, kind = (-tender.amount, "pay") if sale else (tender.amount, "refund")
+                if shortfall := self._move(r.txn_id, r.member_id, "fen", delta, kind, tender.ref):
                     conflicts.append(f"wallet overdrawn by {format_cny(shortfall)} (spent twice offline?)")
-                if tender.ref:
-                    self.released.append((tender.ref,))  # the hold becomes the spend itself
+                if sale and tender.ref in self.holds:
+                    self._post(tender.ref, r.txn_id)
+                elif sale:
+                    self._spend_unheld(r, "fen", tender.amount)
         return conflicts
 
-    def _move(self, txn_id: str, member_id: str, unit: str, delta: int, ref: str | None = None) -> int:
+    def _post(self, ref: str, txn_id: str) -> None:
+        held = self.holds.get(ref)
+        if held is not None and held.state == "pending":
+            self.holds[ref] = dataclasses.replace(held, state="posted", posted_by=txn_id)
+            self.posted.append((txn_id, ref))
+
+    def _spend_unheld(self, r: TransactionRecord, unit: str, amount: int) -> None:
+        assert r.member_id is not None
+        self.unheld.append(
+            Spend(r.terminal_id, r.member_id, unit, amount, _seconds(r.created_at), self.now.timestamp())
+        )
+
+    def _move(self, txn_id: str, member_id: str, unit: str, delta: int, kind: str, ref: str | None = None) -> int:
         """Post a change to a known member's balance; the shortfall sent to overdraft (0 for unknown members)."""
         balance = self.balances.get((member_id, unit))
         if balance is None:
             return 0
-        applied, shortfall, rows = postings.plan(txn_id, member_id, unit, balance, delta, ref)
+        applied, shortfall, rows = postings.plan(txn_id, member_id, unit, balance, delta, kind, ref)
         self.balances[(member_id, unit)] = balance + applied
         self.postings += rows
         self.changed.add(member_id)
         return shortfall
 
     async def write(self, tx: Tx) -> None:
-        await tx.many(
-            "INSERT INTO transactions (txn_id, terminal_id, seq, body, received_at, prev_hash, hash, created_at, "
-            "kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            self.rows,
-        )
+        await tx.many(INSERT_RECORD, self.rows)
         await tx.many(postings.INSERT, self.postings)
         await tx.many(
             "UPDATE members SET points = $1, wallet = $2, growth = growth + $3, tier = $4 WHERE member_id = $5",
@@ -337,8 +497,32 @@ class Plan:
             ],
         )
         await self.book.write(tx)
-        await tx.many("DELETE FROM wallet_holds WHERE ref = $1", self.released)
+        await tx.many(holds.POST, self.posted)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
+        await tx.many(
+            "INSERT INTO quarantine (txn_id, terminal_id, epoch, seq, reason, held_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            self.quarantined,
+        )
+        now = self.now.timestamp()
+        await tx.many(
+            "INSERT INTO unheld_spends (terminal_id, member_id, unit, amount, made_at, received_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            [
+                (s.terminal_id, s.member_id, s.unit, s.amount, s.made, s.received)
+                for s in self.unheld
+                if s.received == now
+            ],
+        )
+
+
+INSERT_RECORD = (
+    "INSERT INTO transactions (txn_id, terminal_id, epoch, seq, body, received_at, prev_hash, hash, created_at, kind, "
+    "state, refund_of, member_id, offline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+)
+
+
+def _seconds(instant: str) -> float:
+    return parse_instant(instant).timestamp()
 
 
 async def redeem(tx: Tx, r: TransactionRecord, instance: str) -> str | None:

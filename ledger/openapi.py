@@ -1,6 +1,8 @@
 """The reference ledger's API as OpenAPI 3.1, served at ``GET /openapi.json``.
 
-Two bearer tokens: terminals' and the member app's. Held to the code by
+Three principals: terminals (each request signed with the terminal's own key,
+HTTP Message Signatures, ``docs/protocols/sync.md``), the member app's backend
+and operators (a bearer token each). Held to the code by
 ``tests/ledger/test_ledger_openapi.py`` (every route described) and
 schemathesis against a live ledger process.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocols.enrolment import CODE_PATTERN
 from protocols.openapi_parts import JSON, errors, ok
 
 _ID = "^[A-Za-z0-9_.:-]{1,64}$"
@@ -24,8 +27,9 @@ def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 
 def _op(role: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    answers = {**responses, **errors(400, 401, 422, 503)}  # 503: its database did not answer; send again
-    return {"summary": summary, "security": [{role: []}], "responses": answers, **extra}
+    answers = {**responses, **errors(400, 401, 403, 422, 503)}  # 503: its database did not answer; send again
+    security: list[dict[str, list[str]]] = [] if role == "public" else [{role: []}]
+    return {"summary": summary, "security": security, "responses": answers, **extra}
 
 
 _common = errors(404, 409, 413, 422)
@@ -37,12 +41,30 @@ DOCUMENT: dict[str, Any] = {
     "info": {"title": "posgw reference ledger", "version": "1", "description": "See docs/protocols/sync.md."},
     "components": {
         "securitySchemes": {
-            "terminal": {"type": "http", "scheme": "bearer", "description": "POSGW_LEDGER_TOKEN"},
+            "terminal": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Signature",
+                "description": "RFC 9421 HTTP Message Signatures with the terminal's enrolled Ed25519 key: "
+                'Signature-Input posgw=("@method" "@path" "@query" "content-digest");created;keyid;nonce;'
+                'alg="ed25519", Signature and Content-Digest (RFC 9530)',
+            },
             "app": {"type": "http", "scheme": "bearer", "description": "POSGW_LEDGER_APP_TOKEN"},
+            "operator": {"type": "http", "scheme": "bearer", "description": "POSGW_LEDGER_OPERATOR_TOKEN"},
         }
     },
     "paths": {
         "/healthz": {"get": {"summary": "alive", "responses": ok()}},
+        "/readyz": {
+            "get": {"summary": "ready: database and rulebook, each check named", "responses": {**ok(), **errors(503)}}
+        },
+        "/metrics": {
+            "get": _op(
+                "operator",
+                "Prometheus metrics",
+                {"200": {"description": "the text format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            )
+        },
         "/v1/rulebook": {"get": _op("terminal", "the signed rulebook", ok())},
         "/v1/members": {
             "get": _op(
@@ -73,17 +95,28 @@ DOCUMENT: dict[str, Any] = {
                 "terminal", "the member behind an identifier", {**ok(), **_common}, parameters=[_path("identifier")]
             )
         },
-        "/v1/terminals/{terminal_id}/key": {
-            "put": _op(
-                "terminal",
-                "register a terminal's journal key (first key wins)",
-                {**ok(), **_common},
-                parameters=[_path("terminal_id")],
-                requestBody=_body({"public_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}}, ["public_key"]),
+        "/v1/enrol": {
+            "post": _op(
+                "public",
+                "enrol a terminal's key with a one-time code (the proof: the key's signature of the code)",
+                {**ok(201), **_common},
+                requestBody=_body(
+                    {
+                        "terminal_id": {"type": "string", "pattern": _ID},
+                        "code": {"type": "string", "pattern": f"^{CODE_PATTERN}$"},
+                        "public_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+                        "proof": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+                    },
+                    ["terminal_id", "code", "public_key", "proof"],
+                ),
             )
         },
         "/v1/terminals/{terminal_id}/transactions": {
-            "get": _op("terminal", "what the ledger holds of a terminal", ok(), parameters=[_path("terminal_id")])
+            "get": {
+                **_op("terminal", "what the ledger holds of a terminal: its own, or any for an operator", ok()),
+                "security": [{"terminal": []}, {"operator": []}],
+                "parameters": [_path("terminal_id")],
+            }
         },
         "/v1/reservations": {
             "post": _op(
@@ -95,9 +128,9 @@ DOCUMENT: dict[str, Any] = {
                         "member_id": {"type": "string", "maxLength": 64},
                         "points": _points,
                         "txn_id": {"type": "string", "pattern": "^[0-9a-f-]{36}$"},
-                        "terminal_id": {"type": "string", "maxLength": 64},
+                        "terminal_id": {"type": "string", "pattern": _ID},
                     },
-                    ["member_id", "points", "txn_id", "terminal_id"],
+                    ["member_id", "points", "txn_id"],
                 ),
             )
         },
@@ -116,7 +149,7 @@ DOCUMENT: dict[str, Any] = {
                         "ref": {"type": "string", "pattern": _ID},
                         "terminal_id": {"type": "string", "pattern": _ID},
                     },
-                    ["member_id", "amount", "ref", "terminal_id"],
+                    ["member_id", "amount", "ref"],
                 ),
             )
         },
@@ -158,10 +191,24 @@ DOCUMENT: dict[str, Any] = {
                 ),
             )
         },
-        "/v1/conflicts": {"get": _op("app", "sales with a conflict to settle", ok())},
+        "/v1/conflicts": {"get": _op("operator", "sales with a conflict to settle", ok())},
+        "/v1/quarantine": {
+            "get": _op(
+                "operator",
+                "records the ledger could not believe, by state",
+                ok(),
+                parameters=[
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["held", "released", "rejected"]},
+                    }
+                ],
+            )
+        },
         "/v1/coupons/{coupon}/revoke": {
             "post": _op(
-                "app",
+                "operator",
                 "withdraw a coupon copy",
                 {**ok(), **_common},
                 parameters=[_path("coupon", "^[A-Za-z0-9_.-]{1,64}:[0-9a-f]{16}$")],

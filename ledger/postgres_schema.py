@@ -150,4 +150,106 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        4,
+        "terminal enrolment and chain epochs, one hold primitive, quarantine, audit, postings by kind, secrets",
+        """
+        CREATE TABLE holds (
+            ref         TEXT PRIMARY KEY,  -- points: the ledger's reservation id; stored value: the payment id
+            unit        TEXT NOT NULL CHECK (unit IN ('points', 'fen')),
+            member_id   TEXT NOT NULL,
+            amount      BIGINT NOT NULL CHECK (amount > 0),
+            terminal_id TEXT NOT NULL,
+            txn_id      TEXT,
+            state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'posted', 'voided')),
+            expires_at  DOUBLE PRECISION NOT NULL,
+            posted_by   TEXT
+        );
+        CREATE INDEX holds_member ON holds(member_id, unit) WHERE state = 'pending';
+        INSERT INTO holds (ref, unit, member_id, amount, terminal_id, txn_id, expires_at)
+            SELECT reservation, 'points', member_id, points, terminal_id, txn_id, expires_at FROM reservations;
+        INSERT INTO holds (ref, unit, member_id, amount, terminal_id, expires_at)
+            SELECT ref, 'fen', member_id, amount, terminal_id, expires_at FROM wallet_holds
+            ON CONFLICT (ref) DO NOTHING;
+        DROP TABLE reservations;
+        DROP TABLE wallet_holds;
+
+        CREATE TABLE terminal_chains (
+            terminal_id TEXT NOT NULL,
+            epoch       BIGINT NOT NULL,
+            public_key  TEXT NOT NULL,
+            high_seq    BIGINT NOT NULL DEFAULT 0,
+            opened_at   TEXT NOT NULL,
+            closed_at   TEXT,
+            PRIMARY KEY (terminal_id, epoch)
+        );
+        INSERT INTO terminal_chains (terminal_id, epoch, public_key, high_seq, opened_at)
+            SELECT terminal_id, 1, public_key, high_seq, now()::text FROM terminals WHERE public_key IS NOT NULL;
+        ALTER TABLE terminals
+            ADD COLUMN store_id TEXT,
+            ADD COLUMN merchant_id TEXT,
+            ADD COLUMN status TEXT NOT NULL DEFAULT 'legacy',
+            ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1,
+            ADD COLUMN code_hash TEXT,
+            ADD COLUMN code_expires_at DOUBLE PRECISION,
+            ADD COLUMN failed_codes INTEGER NOT NULL DEFAULT 0,
+            ADD COLUMN enrolled_at TEXT,
+            ADD COLUMN retired_at TEXT;
+        UPDATE terminals SET status = 'active' WHERE public_key IS NOT NULL;
+        ALTER TABLE terminals DROP COLUMN public_key;
+
+        ALTER TABLE transactions
+            ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1,
+            ADD COLUMN state TEXT NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'quarantined', 'rejected')),
+            ADD COLUMN refund_of TEXT,
+            ADD COLUMN member_id TEXT,
+            ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;
+        UPDATE transactions SET refund_of = body::jsonb ->> 'refund_of', member_id = body::jsonb ->> 'member_id',
+            offline = CASE WHEN (body::jsonb ->> 'offline')::boolean THEN 1 ELSE 0 END;
+        ALTER TABLE transactions DROP CONSTRAINT transactions_terminal_id_seq_key;
+        ALTER TABLE transactions ADD CONSTRAINT transactions_chain_key UNIQUE (terminal_id, epoch, seq);
+        CREATE INDEX transactions_refund_of ON transactions(refund_of) WHERE refund_of IS NOT NULL;
+        CREATE INDEX transactions_member ON transactions(member_id, terminal_id) WHERE member_id IS NOT NULL;
+
+        ALTER TABLE postings ADD COLUMN kind TEXT;
+
+        CREATE TABLE quarantine (
+            txn_id      TEXT PRIMARY KEY,
+            terminal_id TEXT NOT NULL,
+            epoch       BIGINT NOT NULL,
+            seq         BIGINT NOT NULL,
+            reason      TEXT NOT NULL,
+            state       TEXT NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'released', 'rejected')),
+            held_at     TEXT NOT NULL,
+            decided_at  TEXT,
+            decided_by  TEXT,
+            note        TEXT
+        );
+        CREATE TABLE audit (
+            id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at      TEXT NOT NULL,
+            actor   TEXT NOT NULL,
+            action  TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail  TEXT NOT NULL
+        );
+        CREATE TABLE unheld_spends (  -- points and stored value spent without a hold (offline limits)
+            terminal_id TEXT NOT NULL,
+            member_id   TEXT NOT NULL,
+            unit        TEXT NOT NULL,
+            amount      BIGINT NOT NULL,
+            made_at     DOUBLE PRECISION NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX unheld_spends_pair ON unheld_spends(terminal_id, member_id, received_at);
+        CREATE TABLE secrets (
+            name       TEXT PRIMARY KEY,
+            value      TEXT NOT NULL,  -- sealed with the ledger's secrets key (ledger/secrets.py)
+            created_at TEXT NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

@@ -1,7 +1,27 @@
 """Reports for the mall's operators, from the ledger's records (and a terminal's journal export).
 
-All money is integer fen, summed exactly. A *day* is the records' UTC date
-(``created_at``), as terminals stamp them.
+All money is integer fen, summed exactly. A *day* is the mall's business day
+(``protocols/business_day.py``): records keep UTC instants, the day is cut at
+midnight in the rulebook's time zone.
+
+Points are counted the same way in every report, from what the ledger
+posted (``ledger/postings.py``), so the day report and the points books use
+one set of definitions:
+
+| figure | what it counts |
+|---|---|
+| issued | points earned by sales (``earn``) |
+| clawed back | points refunds took back, as their units had earned them |
+| redeemed | points spent: ``offset`` (as money) + ``exchanged`` (for items) (+ unsplit, records before v2) |
+| returned | points refunds gave back, as their units had consumed them |
+| expired | points that lapsed unspent (year-end clearing) |
+| overdrawn | spent beyond a balance (two offline tills): the mall's loss, settled apart |
+| netted | moved before postings said what moved, by no record the ledger holds (old files) |
+| outstanding | the members' balances |
+
+and conservation holds: ``issued − clawed back − redeemed + returned − expired + overdrawn (+ netted) =
+outstanding``,
+checked by ``posgw-ledger check``.
 """
 
 from __future__ import annotations
@@ -10,6 +30,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ledger.database import Tx
+from ledger.postings import CheckProblem
+from protocols.business_day import DEFAULT_ZONE, business_day
 
 Record = dict[str, Any]
 
@@ -48,10 +72,11 @@ class Totals:
         }
 
 
-def totals_by_terminal(records: Iterable[Record], day: str) -> dict[str, Totals]:
+def totals_by_terminal(records: Iterable[Record], day: str, zone: str = DEFAULT_ZONE) -> dict[str, Totals]:
+    """Each terminal's records of the mall's ``day``: every record held, believed or in quarantine."""
     out: dict[str, Totals] = defaultdict(Totals)
     for r in records:
-        if r["created_at"][:10] == day:
+        if business_day(r["created_at"], zone).isoformat() == day:
             out[r["terminal_id"]].add(r)
     return dict(out)
 
@@ -86,32 +111,104 @@ def reconcile(terminal: dict[str, Totals], ledger: dict[str, Totals]) -> list[Di
     return found
 
 
-def day_summary(records: Iterable[Record], day: str) -> dict[str, Any]:
-    """Member share of sales, points issued/redeemed/taken back, coupons redeemed, stored value."""
+def day_summary(
+    records: Iterable[Record], day: str, points: dict[str, int], zone: str = DEFAULT_ZONE
+) -> dict[str, Any]:
+    """Member share of sales, points (``points``: :func:`points_posted` for the day), coupons redeemed,
+    stored value; records in quarantine counted apart, never in the figures."""
     sales = member_sales = 0
-    points: Counter[str] = Counter()
     coupons: Counter[str] = Counter()
     wallet = 0
+    held = Counter[str]()
     for r in records:
-        if r["created_at"][:10] != day:
+        if business_day(r["created_at"], zone).isoformat() != day:
+            continue
+        if r.get("state", "applied") != "applied":
+            held[r.get("state", "")] += 1
+            held["quarantined_due"] += r["total_due"] if r.get("state") == "quarantined" else 0
             continue
         sign = 1 if r["kind"] == "sale" else -1
         sales += sign * r["total_due"]
         if r.get("member_id"):
             member_sales += sign * r["total_due"]
-        points["earned"] += r.get("points_earned", 0)
-        points["redeemed"] += r.get("points_redeemed", 0)
-        points["clawed_back"] += r.get("points_clawback", 0)
-        points["returned"] += r.get("points_returned", 0)
         for c in r.get("coupons", []):
             coupons[c.partition(":")[0]] += 1
         wallet += sum(sign * t["amount"] for t in r["tenders"] if t["kind"] == "wallet")
     return {
         "day": day,
+        "zone": zone,
         "sales_net": sales,
         "member_sales_net": member_sales,
         "member_share": member_sales / sales if sales else 0.0,
-        "points": dict(points),
+        "points": points,
         "coupons_redeemed": dict(sorted(coupons.items())),
         "wallet_paid_net": wallet,
+        "quarantined": held.get("quarantined", 0),
+        "quarantined_due": held.get("quarantined_due", 0),
     }
+
+
+POINT_FIGURES = ("issued", "clawed_back", "redeemed", "offset", "exchanged", "unsplit", "returned", "netted")
+# The mall's side of each kind of posting, and the sign that makes it the figure.
+_MALL_KINDS = {"earn": ("issued", -1), "clawback": ("clawed_back", 1), "offset": ("offset", 1),
+               "exchange": ("exchanged", 1), "spend": ("unsplit", 1), "return": ("returned", -1),
+               "netted": ("netted", -1)}  # fmt: skip
+
+
+def _figures(rows: Iterable[tuple[Any, Any]]) -> dict[str, int]:
+    out = dict.fromkeys(POINT_FIGURES, 0)
+    for kind, total in rows:
+        if kind in _MALL_KINDS:
+            name, sign = _MALL_KINDS[kind]
+            out[name] += sign * int(total)
+    out["redeemed"] = out["offset"] + out["exchanged"] + out["unsplit"]
+    return out
+
+
+async def points_posted(tx: Tx, start: str, end: str) -> dict[str, int]:
+    """The points figures of the records made in ``[start, end)`` (UTC text, ``day_bounds``)."""
+    rows = await tx.all(
+        "SELECT p.kind, CAST(SUM(p.amount) AS BIGINT) FROM postings p JOIN transactions t USING (txn_id) "
+        "WHERE t.created_at >= $1 AND t.created_at < $2 AND p.unit = 'points' AND p.account = 'mall:points' "
+        "GROUP BY p.kind",
+        start,
+        end,
+    )
+    return _figures((k, v) for k, v in rows)
+
+
+async def points_books(tx: Tx) -> dict[str, int]:
+    """Every points figure since the books began, and the balances they come to."""
+    rows = await tx.all(
+        "SELECT kind, CAST(SUM(amount) AS BIGINT) FROM postings WHERE unit = 'points' AND account = 'mall:points' "
+        "GROUP BY kind"
+    )
+    books = _figures((k, v) for k, v in rows)
+    other = await tx.one(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN account = 'mall:expired' THEN amount END), 0) AS BIGINT), "
+        "CAST(COALESCE(-SUM(CASE WHEN account = 'mall:overdraft' THEN amount END), 0) AS BIGINT), "
+        "CAST(COALESCE(SUM(CASE WHEN account LIKE 'member:%' THEN amount END), 0) AS BIGINT) "
+        "FROM postings WHERE unit = 'points'"
+    )
+    expired, overdrawn, outstanding = (int(v) for v in other) if other else (0, 0, 0)
+    return {**books, "expired": expired, "overdrawn": overdrawn, "outstanding": outstanding}
+
+
+def conserved(books: dict[str, int]) -> int:
+    """What the flows say the members hold: issued − clawed back − redeemed + returned − expired + overdrawn."""
+    return (
+        books["issued"] - books["clawed_back"] - books["redeemed"] + books["returned"]
+        - books["expired"] + books["overdrawn"] + books["netted"]
+    )  # fmt: skip
+
+
+async def conservation(tx: Tx) -> list[CheckProblem]:
+    """Points conservation: the flows the books record come to the balances members hold."""
+    books = await points_books(tx)
+    if conserved(books) != books["outstanding"]:
+        return [
+            CheckProblem(
+                f"points do not add up: the flows come to {conserved(books)}, members hold {books['outstanding']}"
+            )
+        ]
+    return []

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.database import StorageUnavailableError
-from protocols.errors import FinalError
+from ledger.database import StorageUnavailableError, Tx, marks
+from ledger.tiers import Ladder
+from protocols.errors import FinalError, SchemaError
 from protocols.rulebook import Rulebook
 from protocols.tokens import key_id, public_key_text
 
@@ -61,6 +62,41 @@ def assemble(body: dict[str, Any], phone_salt: str, issuer: Ed25519PrivateKey) -
     public = issuer.public_key()
     wire = {**body, "phone_salt": phone_salt, "issuer_keys": {key_id(public): public_key_text(public)}}
     return Rulebook.from_wire(wire, "rulebook")
+
+
+EMPTY = Rulebook(0, "CNY", {}, frozenset(), {})  # what a terminal that never had rules priced by
+
+
+class Shelf:
+    """Every rulebook version the ledger issued, by number (records are re-checked by the one they name),
+    and the one in force (its tier ladder and the mall's time zone)."""
+
+    def __init__(self, in_force: Rulebook = EMPTY) -> None:
+        self.in_force = in_force
+        self.ladder = Ladder.of(in_force)
+        self._versions: dict[int, Rulebook] = {0: EMPTY, in_force.version: in_force}
+
+    @property
+    def zone(self) -> str:
+        return self.in_force.zone
+
+    def get(self, version: int) -> Rulebook | None:
+        return self._versions.get(version)
+
+    async def load(self, tx: Tx, versions: set[int]) -> None:
+        """Read the versions not on the shelf yet (each is immutable once issued)."""
+        missing = sorted(v for v in versions if v not in self._versions)
+        if not missing:
+            return
+        for version, body in await tx.all(
+            f"SELECT version, body FROM rulebooks WHERE version IN ({marks(len(missing))})",  # noqa: S608
+            *missing,
+        ):
+            try:  # the ledger's own fields do not change what a record earns
+                book = Rulebook.from_wire({**json.loads(body), "phone_salt": "", "issuer_keys": {}})
+            except SchemaError:
+                continue  # unreadable by this version: records naming it are quarantined, not guessed at
+            self._versions[int(version)] = book
 
 
 async def follow(svc: LedgerService, phone_salt: str) -> None:

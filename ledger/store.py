@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import ingest, postings, tiers, wallet
+from ledger import holds, identity, ingest, postings, quarantine, reports, terminals, tiers
 from ledger.database import Database, Tx, open_database
-from ledger.rulebooks import RulebookRefusedError
+from ledger.rulebooks import RulebookRefusedError, Shelf
+from protocols.business_day import day_bounds
 from protocols.records import TransactionRecord
-from protocols.rulebook import MemberEntry
+from protocols.rulebook import MemberEntry, Rulebook
 from protocols.sync import SyncReply
 from protocols.tokens import b64url_encode
 
@@ -31,24 +32,29 @@ class LedgerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._ingest = ingest.GroupWriter(db)
-        self._keys: dict[str, str] = {}  # terminal -> registered key; a key never changes once set
 
     @classmethod
     async def open(cls, data_dir: Path, url: str | None = None) -> LedgerStore:
         """PostgreSQL at ``url`` (``postgresql://…``), or the SQLite file in ``data_dir``."""
-        return cls(await open_database(data_dir, url))
+        db = await open_database(data_dir, url)
+        try:
+            await db.write(postings.upgrade_kinds)  # books from before postings said what moved (once)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
 
     async def close(self) -> None:
         await self.db.close()
 
     @property
-    def ladder(self) -> tiers.Ladder:
-        """The tiers growth value moves members between (the rulebook in force's; ``ledger/tiers.py``)."""
-        return self._ingest.ladder
+    def shelf(self) -> Shelf:
+        """The rulebooks records are re-checked by, and the one in force (its ladder and time zone)."""
+        return self._ingest.shelf
 
-    @ladder.setter
-    def ladder(self, ladder: tiers.Ladder) -> None:
-        self._ingest.ladder = ladder
+    def use_rules(self, book: Rulebook) -> None:
+        """Put ``book`` in force for ingest, the yearly jobs and reports; earlier versions stay on the shelf."""
+        self._ingest.shelf = Shelf(book)
 
     # -- rules and members -------------------------------------------------
 
@@ -102,22 +108,30 @@ class LedgerStore:
         return [(int(v), str(d), str(at)) for v, d, at in rows]
 
     async def upsert_members(self, members: list[MemberEntry]) -> None:
-        """Add or update members (tier, status; a new member's opening wallet) in one transaction."""
+        """Add or update members (tier, status; a new member's opening wallet) in one transaction.
+
+        A tier changed here is kept in the member's tier history (``loaded``), as growth's moves are.
+        Raises :class:`IdentifierOwnedError` (nothing loaded) for an identifier another member carries.
+        """
+        now = datetime.now(UTC).isoformat()
 
         async def upsert(tx: Tx) -> None:
+            await identity.refuse_owned(tx, [(i, m.member_id) for m in members for i in m.identifiers])
             for m in members:
-                new = not await tx.one("SELECT 1 FROM members WHERE member_id = $1", m.member_id)
+                before = await tx.one("SELECT tier FROM members WHERE member_id = $1", m.member_id)
                 await tx.run(
                     "INSERT INTO members (member_id, tier, status, wallet) VALUES ($1, $2, $3, $4) "
                     "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
                     m.member_id,
                     m.tier,
                     m.status,
-                    m.wallet if new else 0,
+                    m.wallet if before is None else 0,
                 )
-                if new:
+                if before is None:
                     await postings.opening(tx, m.member_id, m.wallet)  # stored value brought in
-            await tx.many(_ADD_IDENTIFIER, [(i, m.member_id) for m in members for i in m.identifiers])
+                elif before[0] != m.tier:
+                    await tx.run(tiers.INSERT_CHANGE, m.member_id, before[0], m.tier, 0, "loaded", now)
+            await tx.many(identity.BIND, [(i, m.member_id) for m in members for i in m.identifiers])
 
         await self.db.write(upsert)
 
@@ -157,15 +171,12 @@ class LedgerStore:
         return await self.db.read(members)
 
     async def add_identifier(self, member_id: str, identifier: str) -> bool:
-        """Register a card (or other identifier) to a member, replacing any earlier owner; False if no such member."""
+        """Bind a card (or other identifier) to a member; False if no such member.
 
-        async def add(tx: Tx) -> bool:
-            if await tx.one("SELECT 1 FROM members WHERE member_id = $1", member_id) is None:
-                return False
-            await tx.run(_ADD_IDENTIFIER, identifier, member_id)
-            return True
-
-        return await self.db.write(add)
+        Raises :class:`IdentifierOwnedError` when another member carries it: moving it is an
+        operator's explicit command (``ledger/identity.py``), never a side effect.
+        """
+        return await self.db.write(lambda tx: identity.bind(tx, member_id, identifier))
 
     async def member_by_identifier(self, identifier: str) -> MemberEntry | None:
         found = await self.db.read(lambda tx: self._members(tx, identifier))
@@ -220,90 +231,66 @@ class LedgerStore:
     async def _revoked(tx: Tx) -> list[str]:
         return [str(i) for (i,) in await tx.all("SELECT instance FROM revoked_coupons ORDER BY instance")]
 
-    # -- two-phase holds -------------------------------------------------------
+    # -- two-phase holds (``ledger/holds.py``) ----------------------------------------
 
-    async def reserve(
-        self, member_id: str, points: int, txn_id: str, terminal_id: str, ttl_seconds: float
-    ) -> str | None:
-        """Hold points of a member's balance; ``None`` when the balance (less other holds) is short."""
-        now = time.time()
+    async def reserve(self, member_id: str, points: int, txn_id: str, terminal_id: str) -> str | None:
+        """Hold points of a member's balance for a sale; ``None`` when the balance (less other holds) is short."""
+        ref = secrets.token_hex(12)
 
         async def reserve(tx: Tx) -> str | None:
-            await tx.run("DELETE FROM reservations WHERE expires_at < $1", now)
-            row = await tx.one("SELECT points FROM members WHERE member_id = $1", member_id)
-            held = await tx.one(
-                "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM reservations WHERE member_id = $1", member_id
-            )
-            if row is None or int(row[0]) - (int(held[0]) if held else 0) < points:
-                return None
-            reservation = secrets.token_hex(12)
-            await tx.run(
-                "INSERT INTO reservations VALUES ($1, $2, $3, $4, $5, $6)",
-                reservation,
-                member_id,
-                points,
-                txn_id,
-                terminal_id,
-                now + ttl_seconds,
-            )
-            return reservation
+            held, _ = await holds.place(tx, ref, "points", member_id, points, terminal_id, time.time(), txn_id)
+            return ref if held else None
 
         return await self.db.write(reserve)
 
-    async def release(self, reservation: str) -> None:
-        await self.db.write(lambda tx: tx.run("DELETE FROM reservations WHERE reservation = $1", reservation))
+    async def hold(self, ref: str) -> holds.Hold | None:
+        return await self.db.read(lambda tx: holds.get(tx, ref))
 
-    async def available_points(self, member_id: str) -> int:
-        row = await self.db.read(
-            lambda tx: tx.one(
-                "SELECT m.points - CAST(COALESCE((SELECT SUM(points) FROM reservations r "
-                "WHERE r.member_id = m.member_id AND r.expires_at >= $1), 0) AS BIGINT) "
-                "FROM members m WHERE member_id = $2",
-                time.time(),
-                member_id,
-            )
-        )
-        return 0 if row is None else int(row[0])
+    async def void_hold(self, ref: str, terminal_id: str) -> bool:
+        """Give up a pending hold of this terminal's; False when it has none by that ref."""
+        return await self.db.write(lambda tx: holds.void(tx, ref, terminal_id))
+
+    async def available(self, member_id: str, unit: str) -> int:
+        """What a member may still hold or spend: the balance less live holds, never below nothing."""
+        found = await self.db.read(lambda tx: holds.available(tx, member_id, unit, time.time()))
+        return max(0, found or 0)
 
     async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str) -> tuple[bool, int]:
-        return await self.db.write(lambda tx: wallet.hold(tx, member_id, amount, ref, terminal_id))
+        return await self.db.write(lambda tx: holds.place(tx, ref, "fen", member_id, amount, terminal_id, time.time()))
 
-    async def wallet_hold_state(self, ref: str) -> str:
-        return await self.db.read(lambda tx: wallet.state(tx, ref))
+    async def hold_state(self, ref: str) -> str:
+        return await self.db.read(lambda tx: holds.state(tx, ref, time.time()))
 
-    async def release_wallet(self, ref: str) -> None:
-        await self.db.write(lambda tx: wallet.release(tx, ref))
+    # -- terminals (enrolment and keys: ``ledger/terminals.py``) -----------------------
 
-    # -- terminals ---------------------------------------------------------------
+    async def signing_key(self, terminal_id: str) -> tuple[int, str] | None:
+        """The (epoch, key) a terminal signs requests with now; None if not enrolled or retired."""
+        return await self.db.read(lambda tx: terminals.signing_key(tx, terminal_id))
 
-    async def register_terminal_key(self, terminal_id: str, public_key: str) -> bool:
-        """Record a terminal's signing key; the first key wins, a different one is refused."""
+    async def chain_key(self, terminal_id: str, epoch: int) -> str | None:
+        return await self.db.read(lambda tx: terminals.chain_key(tx, terminal_id, epoch))
 
-        async def register(tx: Tx) -> bool:
-            await tx.run(
-                "INSERT INTO terminals (terminal_id, public_key) VALUES ($1, $2) ON CONFLICT (terminal_id) "
-                "DO UPDATE SET public_key = excluded.public_key WHERE terminals.public_key IS NULL",
-                terminal_id,
-                public_key,
+    async def enrol(self, terminal_id: str, code: str, public_key: str, proof: bytes) -> terminals.Enrolment:
+        try:
+            return await self.db.write(
+                lambda tx: terminals.enrol(tx, terminal_id, code, public_key, proof, time.time())
             )
-            stored = await tx.one("SELECT public_key FROM terminals WHERE terminal_id = $1", terminal_id)
-            return stored is not None and stored[0] == public_key
+        except terminals.EnrolRefusedError as err:
+            if err.code == "enrolment-code-invalid":
+                await self.db.write(lambda tx: terminals.code_failed(tx, terminal_id))
+            raise
 
-        if self._keys.get(terminal_id) == public_key:
-            return True
-        if registered := await self.db.write(register):
-            self._keys[terminal_id] = public_key
-        return registered
+    # -- quarantine (``ledger/quarantine.py``) --------------------------------------------
 
-    async def terminal_key(self, terminal_id: str) -> str | None:
-        row = await self.db.read(
-            lambda tx: tx.one("SELECT public_key FROM terminals WHERE terminal_id = $1", terminal_id)
-        )
-        return None if row is None or row[0] is None else str(row[0])
+    async def quarantine(self, state: str = "held") -> list[dict[str, Any]]:
+        return await self.db.read(lambda tx: quarantine.listing(tx, state))
+
+    async def quarantine_count(self) -> int:
+        return await self.db.read(quarantine.held_count)
 
     async def terminal_records(self, terminal_id: str) -> list[dict[str, Any]]:
         rows = await self.db.read(
-            lambda tx: tx.all("SELECT body FROM transactions WHERE terminal_id = $1 ORDER BY seq", terminal_id)
+            lambda tx: tx.all("SELECT body FROM transactions WHERE terminal_id = $1 ORDER BY epoch, seq", terminal_id)
         )
         return [json.loads(body) for (body,) in rows]
 
@@ -314,15 +301,23 @@ class LedgerStore:
         return [{"txn_id": t, "terminal_id": term, "detail": d} for t, term, d in rows]
 
     async def records_of_day(self, day: str) -> list[dict[str, Any]]:
-        """Every record the ledger holds that a terminal made on ``day`` (UTC, YYYY-MM-DD)."""
+        """Every record the ledger holds that a terminal made on the mall's business ``day`` (YYYY-MM-DD),
+        each with ``"state"`` beside it (applied, quarantined, rejected)."""
+        start, end = day_bounds(day, self.shelf.zone)
         rows = await self.db.read(
             lambda tx: tx.all(
-                "SELECT body FROM transactions WHERE created_at >= $1 AND created_at < $2 ORDER BY terminal_id, seq",
-                day,
-                day + "~",  # after every "YYYY-MM-DDT…" of that day
+                "SELECT body, state FROM transactions WHERE created_at >= $1 AND created_at < $2 "
+                "ORDER BY terminal_id, epoch, seq",
+                start,
+                end,
             )
         )
-        return [json.loads(body) for (body,) in rows]
+        return [{**json.loads(body), "state": str(state)} for body, state in rows]
+
+    async def points_of_day(self, day: str) -> dict[str, int]:
+        """The points the mall's side posted for records of ``day``, by kind (``ledger/reports.py``)."""
+        start, end = day_bounds(day, self.shelf.zone)
+        return await self.db.read(lambda tx: reports.points_posted(tx, start, end))
 
     async def member_history(self, member_id: str) -> list[dict[str, Any]]:
         """A member's points and stored-value postings, oldest first, with the record each came from."""
@@ -341,43 +336,27 @@ class LedgerStore:
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def points_books(self) -> dict[str, int]:
-        """Points issued, spent, expired and outstanding, from the postings (issued = spent + expired + outstanding).
-
-        ``overdrawn`` is what members spent beyond their balance offline, carried by the mall (``mall:overdraft``).
-        """
-        row = await self.db.read(
-            lambda tx: tx.one(
-                "SELECT "
-                "CAST(COALESCE(SUM(CASE WHEN account LIKE 'member:%' AND amount > 0 THEN amount END), 0) AS BIGINT), "
-                "CAST(COALESCE(-SUM(CASE WHEN account LIKE 'member:%' AND amount < 0 AND txn_id NOT LIKE 'expiry:%' "
-                "THEN amount END), 0) AS BIGINT), "
-                "CAST(COALESCE(SUM(CASE WHEN account = 'mall:expired' THEN amount END), 0) AS BIGINT), "
-                "CAST(COALESCE(SUM(CASE WHEN account LIKE 'member:%' THEN amount END), 0) AS BIGINT), "
-                "CAST(COALESCE(-SUM(CASE WHEN account = 'mall:overdraft' THEN amount END), 0) AS BIGINT) "
-                "FROM postings WHERE unit = 'points'"
-            )
-        )
-        keys = ("issued", "spent", "expired", "outstanding", "overdrawn")
-        return dict(zip(keys, (int(v) for v in row), strict=True)) if row else dict.fromkeys(keys, 0)
+        """Points issued, redeemed, clawed back, returned, expired, overdrawn, outstanding (``ledger/reports.py``)."""
+        return await self.db.read(reports.points_books)
 
     async def expire_points(self, cutoff: str) -> dict[str, int]:
-        """Year-end clearing: points earned before ``cutoff`` and still unspent lapse (``ledger/postings.py``)."""
-        return await self.db.write(lambda tx: postings.expire_points(tx, cutoff))
+        """Year-end clearing: points earned before the mall's day ``cutoff`` and still unspent lapse."""
+        return await self.db.write(lambda tx: postings.expire_points(tx, cutoff, self.shelf.zone))
 
     async def review_tiers(self, year: int) -> list[tuple[str, str, str, int]]:
         """The yearly review (``ledger/tiers.py``) under the rulebook in force: (member, from, to, growth) moved."""
         now = datetime.now(UTC).isoformat()
-        return await self.db.write(lambda tx: tiers.review(tx, self.ladder, year, now))
+        return await self.db.write(lambda tx: tiers.review(tx, self.shelf.ladder, year, now))
 
     async def check(self) -> list[postings.CheckProblem]:
-        """The double-entry invariants (``ledger/postings.py``): empty when the books hold."""
-        return await self.db.read(postings.check)
+        """The double-entry invariants (``ledger/postings.py``) and points conservation: empty when the books hold."""
+
+        async def check(tx: Tx) -> list[postings.CheckProblem]:
+            return [*await postings.check(tx), *await reports.conservation(tx)]
+
+        return await self.db.read(check)
 
 
-_ADD_IDENTIFIER = (
-    "INSERT INTO identifiers (identifier, member_id) VALUES ($1, $2) "
-    "ON CONFLICT (identifier) DO UPDATE SET member_id = excluded.member_id"
-)
 # Members and their identifiers, one row per identifier.
 _MEMBERS = (
     "SELECT m.member_id, m.tier, m.status, m.points, m.wallet, i.identifier FROM members m "

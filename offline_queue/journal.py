@@ -48,7 +48,7 @@ from protocols.records import TransactionRecord
 from protocols.sync import SyncResult
 
 T = TypeVar("T")
-FINAL_STATUSES = ("accepted", "duplicate", "rejected")
+FINAL_STATUSES = ("accepted", "duplicate", "rejected", "quarantined")
 
 
 class TransactionJournal(JournalLookups, JournalPayments):
@@ -59,9 +59,11 @@ class TransactionJournal(JournalLookups, JournalPayments):
         *,
         keyring: Keyring | None = None,
         max_bytes: int | None = None,
+        epoch: int = 1,
     ) -> None:
         self.path = Path(path)
         self.signing_key = signing_key
+        self.epoch = epoch  # the chain epoch the ledger enrolled this key for: every record carries it
         self.keyring = keyring
         self.max_bytes = max_bytes
         self._writer = GroupCommitWriter(lambda: connect(self.path, max_bytes), sqlite_error, self._forget_head)
@@ -189,6 +191,8 @@ class TransactionJournal(JournalLookups, JournalPayments):
             if used is not None:
                 raise CouponAlreadyRedeemedError(f"coupon {instance} was already redeemed by sale {used[0]}")
         check_settleable(conn, payments)
+        if draft.epoch != self.epoch:
+            draft = dataclasses.replace(draft, epoch=self.epoch)
         last = self._head or _read_head(conn)
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
         wire = draft.to_wire()
@@ -337,9 +341,9 @@ class TransactionJournal(JournalLookups, JournalPayments):
 
     async def stats(self) -> JournalStats:
         def stats(conn: sqlite3.Connection) -> JournalStats:
-            total, last, rejected, synced = conn.execute(
+            total, last, rejected, synced, quarantined = conn.execute(
                 "SELECT COUNT(*), COALESCE(MAX(seq), 0), COALESCE(SUM(sync_status = 'rejected'), 0),"
-                " MAX(synced_at) FROM journal"
+                " MAX(synced_at), COALESCE(SUM(sync_status = 'quarantined'), 0) FROM journal"
             ).fetchone()
             pending, oldest = conn.execute(
                 "SELECT COUNT(*), MIN(created_at) FROM journal WHERE sync_status IS NULL"
@@ -353,7 +357,8 @@ class TransactionJournal(JournalLookups, JournalPayments):
                 checkpoint = conn.execute("SELECT MAX(seq) FROM checkpoints").fetchone()
                 last = checkpoint[0] or 0
             size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
-            return JournalStats(total, pending, amounts, oldest, last, rejected, synced, size, self._key_ids(conn))
+            keys = self._key_ids(conn)
+            return JournalStats(total, pending, amounts, oldest, last, rejected, synced, size, keys, quarantined)
 
         return await self._read(stats)
 

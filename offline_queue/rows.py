@@ -23,6 +23,7 @@ class JournalStats:
     last_synced_at: str | None
     file_bytes: int
     key_ids: list[str]
+    quarantined: int = 0  # held by the ledger, which could not believe them: an operator decides
 
 
 @dataclass(frozen=True, slots=True)

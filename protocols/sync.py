@@ -17,7 +17,7 @@ from protocols.records import ID_PATTERN, TransactionRecord, read_record
 from protocols.schema import Fields, Problems
 
 MAX_BATCH = 200
-STATUSES = ("accepted", "duplicate", "rejected")
+STATUSES = ("accepted", "duplicate", "rejected", "quarantined")
 
 
 @dataclass(frozen=True, slots=True)

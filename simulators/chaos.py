@@ -117,7 +117,7 @@ async def run_chaos(workdir: Path, kills: int, producers: int = 4, seed: int | N
             await pos.wait_status(lambda s: s["journal"]["pending"] == 0, within=120)
         finally:
             await pos.close()
-        records = await _ledger_records(stack.ledger_url, stack.tokens["ledger"])
+        records = await _ledger_records(stack.ledger_url, stack.tokens["operator"])
     finally:
         stack.shutdown(signal.SIGKILL)
     return _judge(attempts, records, kills, time.monotonic() - started)

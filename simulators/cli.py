@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -107,10 +106,11 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _fleet(args: argparse.Namespace) -> int:
-    token = os.environ.get("POSGW_LEDGER_TOKEN", "")
-    if not token:
-        print("posgw-sim fleet: set POSGW_LEDGER_TOKEN (the ledger's terminal token)", file=sys.stderr)
-        return 78
+    try:
+        codes = dict(line.split() for line in args.codes.read_text().splitlines() if line.strip())
+    except (OSError, ValueError) as err:
+        print(f"posgw-sim fleet: cannot read the codes in {args.codes}: {err}", file=sys.stderr)
+        return 66  # EX_NOINPUT
     broker = None
     if args.mqtt:
         host, _, port = args.mqtt.rpartition(":")
@@ -118,15 +118,7 @@ def _fleet(args: argparse.Namespace) -> int:
         quiet_links()
     try:
         result, _ = asyncio.run(
-            run_fleet(
-                args.ledger,
-                token,
-                args.terminals,
-                args.records,
-                offline_share=args.offline_share,
-                prefix=args.prefix,
-                broker=broker,
-            )
+            run_fleet(args.ledger, codes, args.records, offline_share=args.offline_share, broker=broker)
         )
     except FleetError as err:
         print(f"posgw-sim fleet: {err}", file=sys.stderr)
@@ -174,11 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     tm.add_argument("--link", type=Path, required=True, help="stable path to create for the serial port")
     tm.add_argument("--mode", choices=TERMINAL_MODES, default="approve")
     fl = sub.add_parser("fleet", help="many terminals' sync clients (own keys, seqs, offline spells) against a ledger")
-    fl.add_argument("-n", "--terminals", type=int, default=100)
+    fl.add_argument(
+        "--codes",
+        type=Path,
+        required=True,
+        help="the terminals and their enrolment codes, a line each (`posgw-ledger terminal add PREFIX --count N`)",
+    )
     fl.add_argument("--records", type=int, default=20, help="sales per terminal")
     fl.add_argument("--ledger", default="http://127.0.0.1:8780")
     fl.add_argument("--offline-share", type=float, default=0.2, help="share of terminals that go offline a while")
-    fl.add_argument("--prefix", default="T-FLEET", help="the terminals' names: PREFIX-0000, PREFIX-0001, …")
     fl.add_argument("--mqtt", metavar="HOST:PORT", help="the terminals on this broker too: status out, news in")
     fl.add_argument("--mall", default="demo", help="the mall's id in MQTT topics (default: demo)")
     sub.add_parser("demo", help="run the end-to-end demo (ledger, gateway, scanner, card) on this machine")

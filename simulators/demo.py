@@ -11,6 +11,7 @@ back and the queue drains.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import shutil
@@ -22,9 +23,18 @@ import aiohttp
 
 from protocols.money import format_cny
 from simulators.pos_client import ApiProblemError, PosClient
-from simulators.processes import Proc, demo_env, free_port, gateway_proc, ledger_proc, payments_table
+from simulators.processes import (
+    Proc,
+    demo_env,
+    enrol_gateway,
+    free_port,
+    gateway_proc,
+    issuer_key,
+    ledger_proc,
+    payments_table,
+)
 from simulators.scanner import PtyScanner
-from simulators.vcard import VirtualCard, load_issuer_key, make_applet
+from simulators.vcard import VirtualCard, make_applet
 
 # The POS application's own catalogue: EAN-13 → (name, category, unit price in fen).
 CATALOGUE: dict[str, tuple[str, str, int]] = {
@@ -178,6 +188,13 @@ async def run_demo(repo: Path) -> int:
         acquirer.start()
         await acquirer.wait_healthy()
         say(f"payment acquirer simulator (WeChat Pay / Alipay scan-to-pay) up on {acquirer_url}")
+        config = demo_dir / "gateway.toml"
+        enrol_gateway(config, demo_dir / "ledger", "T-DEMO-01", "S-JOYCITY-B1", "M-BAKERY", env)
+        enrolled = json.loads((demo_dir / "gateway" / "enrolment.json").read_text())
+        say(
+            f"till T-DEMO-01 enrolled: the operator's one-time code (posgw-ledger terminal add), then posgw enroll;"
+            f" its own key signs every request (chain epoch {enrolled['epoch']}), the ledger's key is pinned"
+        )
         scanner.plug()
         gateway.start()
         await gateway.wait_healthy()
@@ -208,7 +225,8 @@ async def run_demo(repo: Path) -> int:
 
         say("\n-- sale 2: a member taps their member card, pays by scanning their WeChat Pay code")
         basket = await pos.new_basket()
-        card = VirtualCard(make_applet("member", load_issuer_key(demo_dir / "ledger" / "issuer.key"), "8600000002"))
+        bureau = issuer_key(demo_dir / "ledger", env)  # the key a card personalisation bureau is given
+        card = VirtualCard(make_applet("member", bureau, "8600000002"))
         card.insert()
         tap = await pos.next_event("card", within=15)
         if "card_error" in tap:
@@ -221,7 +239,7 @@ async def run_demo(repo: Path) -> int:
         await scan_products(pos, scanner, basket["basket_id"], ["6954767430386"])
         await scan_to_pay(pos, scanner, basket["basket_id"], "134567890123456702")  # the customer types a password
         card.remove()
-        fake = VirtualCard(make_applet("cloned", load_issuer_key(demo_dir / "ledger" / "issuer.key"), "8600000002"))
+        fake = VirtualCard(make_applet("cloned", bureau, "8600000002"))
         fake.insert()
         tap = await pos.next_event("card", within=15)
         while tap["kind"] == "removed":

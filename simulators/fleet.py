@@ -1,6 +1,7 @@
 """``posgw-sim fleet``: many terminals' sync clients driving one ledger over HTTP.
 
-Each simulated terminal has its own Ed25519 key (registered with the ledger),
+Each simulated terminal has its own Ed25519 key (enrolled with the ledger with
+an operator's one-time code; every request it makes is signed with it),
 its own gapless ``seq`` and hash chain, and sells at random; now and then it
 goes offline for a spell and its records wait, then it sends them in
 batches like the gateway's outbox. Every record is sent until the ledger has
@@ -16,7 +17,7 @@ import dataclasses
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,16 +29,21 @@ from protocols.errors import GatewayError
 from protocols.records import RecordLine, Tender, TransactionRecord
 from protocols.rulebook import members_from_wire
 from protocols.sync import MAX_BATCH, SyncReply, batch_to_wire
-from protocols.tokens import public_key_text
 from simulators.fleet_news import FleetBroker, NewsCounts, TerminalNews, on_mqtt
+from simulators.ledger_session import SignedSession, enrol
 
 MEMBERS = ("M0001", "M0002", "M0003", None, None)  # the demo mall's members, and walk-in customers
+
+
+STORE, MERCHANT = "S-FLEET", "M-BAKERY"  # what the fleet's terminals are enrolled for
 
 
 @dataclass
 class FleetTerminal:
     terminal_id: str
+    code: str = ""  # the operator's enrolment code for it
     key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    session: SignedSession | None = None
     seq: int = 0
     head: bytes = GENESIS
     made: list[TransactionRecord] = field(default_factory=list)
@@ -51,8 +57,8 @@ class FleetTerminal:
         member = rng.choice(MEMBERS)
         draft = TransactionRecord(
             txn_id=str(uuid.uuid4()), terminal_id=self.terminal_id, seq=self.seq, kind="sale",
-            created_at=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), store_id="S-FLEET",
-            merchant_id="M-BAKERY", currency="CNY",
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), store_id=STORE,
+            merchant_id=MERCHANT, currency="CNY",
             lines=(RecordLine("6901234567892", "Egg tart", "bakery", 1, price, price, 0, price),),
             total_gross=price, total_discount=0, total_due=price, tenders=(Tender("cash", price),), change=0,
             member_id=member, member_via="qr" if member else None,
@@ -75,6 +81,7 @@ class FleetResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    quarantined: int = 0
     lags: list[float] = field(default_factory=list)  # seconds from a record made to the ledger's answer
     seconds: float = 0.0
     failed_posts: int = 0  # batches that got no answer (the ledger down or restarting): sent again
@@ -84,34 +91,33 @@ class FleetResult:
 
 async def run_fleet(
     ledger_url: str,
-    token: str,
-    terminals: int,
+    codes: Mapping[str, str],
     records_each: int,
     *,
     offline_share: float = 0.2,
     seed: int = 1,
     pace_seconds: float = 0.0,
-    prefix: str = "T-FLEET",
     broker: FleetBroker | None = None,
 ) -> tuple[FleetResult, list[FleetTerminal]]:
-    """Every terminal sells ``records_each`` and syncs them all; some go offline for a while.
+    """Every terminal (``codes``: terminal id → its enrolment code) enrols, sells ``records_each`` and
+    syncs them all; some go offline for a while.
 
     With a ``broker`` the terminals are on MQTT as well (``fleet_news.py``):
     connected and holding the rules before they sell, and at the end the run
     waits until every one has heard of and fetched the last member revision.
     """
     rng = random.Random(seed)
-    fleet = [FleetTerminal(f"{prefix}-{i:04d}") for i in range(terminals)]
-    result = FleetResult(terminals, terminals * records_each)
-    headers = {"Authorization": f"Bearer {token}"}
+    fleet = [FleetTerminal(terminal_id, code) for terminal_id, code in sorted(codes.items())]
+    result = FleetResult(len(fleet), len(fleet) * records_each)
     limit = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(headers=headers, connector=limit) as http:
-        await asyncio.gather(*(_register(http, ledger_url, t) for t in fleet))
+    async with aiohttp.ClientSession(connector=limit) as http:
+        await asyncio.gather(*(_enrol(http, ledger_url, t) for t in fleet))
         async with contextlib.AsyncExitStack() as stack:
             news: list[TerminalNews] = []
             if broker is not None:
                 statuses = {t.terminal_id: t.status for t in fleet}
-                news, result.news = await stack.enter_async_context(on_mqtt(broker, http, ledger_url, statuses))
+                sessions = {t.terminal_id: t.session for t in fleet if t.session is not None}
+                news, result.news = await stack.enter_async_context(on_mqtt(broker, sessions, statuses))
                 for n in news:
                     n.kick()  # a terminal's first refresh, as at a gateway's start
                 await _until(
@@ -121,12 +127,11 @@ async def run_fleet(
                 )
             started = time.monotonic()
             await asyncio.gather(
-                *(_terminal(http, ledger_url, t, records_each, rng.random() < offline_share, pace_seconds, result)
-                  for t in fleet)
-            )  # fmt: skip
+                *(_terminal(t, records_each, rng.random() < offline_share, pace_seconds, result) for t in fleet)
+            )
             result.seconds = time.monotonic() - started
             if broker is not None:
-                last = await _member_revision(http, ledger_url)
+                last = await _member_revision(fleet[0])
                 await _until(
                     lambda: all(n.members_version >= last for n in news),
                     broker.within,
@@ -150,28 +155,25 @@ async def _until(check: Callable[[], bool], within: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _member_revision(http: aiohttp.ClientSession, url: str) -> int:
+async def _member_revision(t: FleetTerminal) -> int:
     """The ledger's newest member revision (a delta from far ahead is empty but carries it)."""
-    async with http.get(f"{url}/v1/members", params={"since": str(2**61)}) as r:
-        r.raise_for_status()
-        version, _ = members_from_wire((await r.json())["members"])
+    assert t.session is not None
+    status, body = await t.session.request("GET", "/v1/members", params={"since": str(2**61)})
+    if status != 200:
+        raise FleetError(f"the ledger answered {status} for the member revision")
+    version, _ = members_from_wire(body["members"])
     return version
 
 
-async def _register(http: aiohttp.ClientSession, url: str, t: FleetTerminal) -> None:
-    body = {"public_key": public_key_text(t.key.public_key())}
-    async with http.put(f"{url}/v1/terminals/{t.terminal_id}/key", json=body) as r:
-        if r.status == 409:
-            raise FleetError(
-                f"{t.terminal_id} is registered at this ledger with another key (an earlier fleet?): "
-                "give this fleet's terminals other names (--prefix)"
-            )
-        r.raise_for_status()
+async def _enrol(http: aiohttp.ClientSession, url: str, t: FleetTerminal) -> None:
+    status, answer = await enrol(http, url, t.terminal_id, t.key, t.code)
+    if status != 201:
+        detail = answer.get("detail") if isinstance(answer, dict) else answer
+        raise FleetError(f"{t.terminal_id} could not enrol ({status}): {detail}")
+    t.session = SignedSession(http, url, t.terminal_id, t.key)
 
 
 async def _terminal(
-    http: aiohttp.ClientSession,
-    url: str,
     t: FleetTerminal,
     count: int,
     goes_offline: bool,
@@ -187,26 +189,30 @@ async def _terminal(
         if t.offline_until and i >= offline_at + max(1, count // 4):
             t.offline_until = 0.0  # back online: the backlog goes out with the next sync
         if not t.offline_until and (len(t.outbox) >= 20 or pace):
-            await _sync(http, url, t, result)
+            await _sync(t, result)
         if pace:
             await asyncio.sleep(pace)
     t.offline_until = 0.0
     while t.outbox:
-        await _sync(http, url, t, result)
+        await _sync(t, result)
 
 
-async def _sync(http: aiohttp.ClientSession, url: str, t: FleetTerminal, result: FleetResult) -> None:
+async def _sync(t: FleetTerminal, result: FleetResult) -> None:
+    assert t.session is not None
     batch = t.outbox[:MAX_BATCH]
     body = batch_to_wire(t.terminal_id, [r for r, _ in batch])
     for attempt in range(600):  # like the gateway's outbox: unanswered records are simply sent again
         try:
-            async with http.post(f"{url}/v1/sync/batch", json=body) as resp:
-                resp.raise_for_status()
-                reply = SyncReply.from_wire(await resp.json())
-            break
+            code, answer = await t.session.request("POST", "/v1/sync/batch", body)
         except (aiohttp.ClientError, TimeoutError):
-            result.failed_posts += 1
-            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+            code, answer = 0, None
+        if code == 200:
+            reply = SyncReply.from_wire(answer)
+            break
+        if 400 <= code < 500:  # refused, not unavailable: the fleet is wrong, not the ledger away
+            raise FleetError(f"{t.terminal_id}: the ledger answered {code} to a batch: {str(answer)[:300]}")
+        result.failed_posts += 1
+        await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
     else:
         return
     now = time.monotonic()
@@ -219,5 +225,6 @@ async def _sync(http: aiohttp.ClientSession, url: str, t: FleetTerminal, result:
         result.accepted += status == "accepted"
         result.duplicates += status == "duplicate"
         result.rejected += status == "rejected"
+        result.quarantined += status == "quarantined"
     t.outbox = [(r, at) for r, at in t.outbox if r.txn_id not in answered]
     t.status.update(queue_depth=len(t.outbox), offline=t.offline_until > 0)

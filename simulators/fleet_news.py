@@ -29,6 +29,7 @@ from gateway.mqtt_link import MqttLink
 from protocols.errors import GatewayError
 from protocols.pacing import RefreshPacer
 from protocols.rulebook import open_members, open_rulebook
+from simulators.ledger_session import SignedSession
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,12 @@ class TerminalNews:
         self,
         terminal_id: str,
         broker: FleetBroker,
-        http: aiohttp.ClientSession,
-        ledger_url: str,
+        session: SignedSession,
         counts: NewsCounts,
         status: dict[str, Any],
     ) -> None:
         self.terminal_id = terminal_id
-        self.http, self.url, self.counts = http, ledger_url, counts
+        self.session, self.counts = session, counts
         self.status = status  # what the terminal reports: its outbox depth, offline or not (kept by the fleet)
         self.rulebook_version = -1
         self.members_version = 0
@@ -114,12 +114,12 @@ class TerminalNews:
 
     async def refresh_once(self) -> None:
         started = time.monotonic()
-        async with self.http.get(f"{self.url}/v1/rulebook") as r:
-            r.raise_for_status()
-            envelope = await r.json()
-        async with self.http.get(f"{self.url}/v1/members", params={"since": str(self.members_version)}) as r:
-            r.raise_for_status()
-            members = await r.json()
+        status, envelope = await self.session.request("GET", "/v1/rulebook")
+        if status != 200:
+            raise FleetNewsError(f"the ledger answered {status} for the rulebook")
+        status, members = await self.session.request("GET", "/v1/members", params={"since": str(self.members_version)})
+        if status != 200:
+            raise FleetNewsError(f"the ledger answered {status} for the members")
         self.counts.refresh_seconds.append(time.monotonic() - started)
         book, key = open_rulebook(envelope, self.key)
         version, entries = open_members(members, key)
@@ -131,18 +131,22 @@ class TerminalNews:
         self.counts.members_fetched += len(entries)
 
 
+class FleetNewsError(GatewayError):
+    """The ledger did not answer a simulated terminal's refresh."""
+
+    code = "fleet-news"
+
+
 def quiet_links() -> None:
     """Only warnings from the terminals' links: a fleet's info lines are hundreds of "connected"."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 @contextlib.asynccontextmanager
-async def on_mqtt(
-    broker: FleetBroker, http: aiohttp.ClientSession, ledger_url: str, statuses: dict[str, dict[str, Any]]
-) -> Any:
+async def on_mqtt(broker: FleetBroker, sessions: dict[str, SignedSession], statuses: dict[str, dict[str, Any]]) -> Any:
     """Every terminal of ``statuses`` on the broker while the block runs; yields their news and the counts."""
     counts = NewsCounts()
-    news = [TerminalNews(t, broker, http, ledger_url, counts, status) for t, status in statuses.items()]
+    news = [TerminalNews(t, broker, sessions[t], counts, status) for t, status in statuses.items()]
     tasks = [asyncio.create_task(n.run(), name=f"fleet-mqtt-{n.terminal_id}") for n in news]
     try:
         yield news, counts

@@ -10,14 +10,19 @@ import asyncio
 import os
 import secrets
 import signal
+import ssl
 import socket
 import subprocess
 import sys
 import time
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from simulators.pos_client import PosClient
 from simulators.scanner import PtyScanner
@@ -39,8 +44,12 @@ class Proc:
     log_path: Path
     health_url: str
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    before_start: Callable[[], None] | None = field(default=None, repr=False)  # e.g. enrol a till, once
+    health_ssl: ssl.SSLContext | bool = field(default=True, repr=False)  # a test CA's, for an HTTPS service
 
     def start(self) -> None:
+        if self.before_start is not None:
+            self.before_start()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
@@ -53,7 +62,7 @@ class Proc:
                 if self.popen is not None and self.popen.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.popen.returncode}; see {self.log_path}")
                 try:
-                    async with http.get(self.health_url) as resp:
+                    async with http.get(self.health_url, ssl=self.health_ssl) as resp:
                         if resp.status == 200:
                             return
                 except (aiohttp.ClientError, TimeoutError):
@@ -87,13 +96,52 @@ def gateway_proc(config: Path, port: int, env: dict[str, str], log_path: Path) -
     return Proc("gateway", argv, env, log_path, f"http://127.0.0.1:{port}/healthz")
 
 
-def demo_env(api_token: str, ledger_token: str, app_token: str) -> dict[str, str]:
+def demo_env(api_token: str, operator_token: str, app_token: str) -> dict[str, str]:
     return {
         **os.environ,
         "POSGW_API_TOKEN": api_token,
-        "POSGW_LEDGER_TOKEN": ledger_token,
+        "POSGW_LEDGER_OPERATOR_TOKEN": operator_token,
         "POSGW_LEDGER_APP_TOKEN": app_token,
     }
+
+
+def enrol_gateway(
+    config: Path, data_dir: Path, terminal_id: str, store_id: str, merchant_id: str, env: dict[str, str],
+    database: str | None = None,
+) -> None:  # fmt: skip
+    """What an installer does once per till: the operator's ``terminal add`` prints a code, the till's
+    ``posgw enroll`` uses it (the ledger must be running). Nothing to do when the till is enrolled."""
+    state = _state_dir(config)
+    if (state / "enrolment.json").exists():
+        return
+    where = ["--data", str(data_dir), *(["--database", database] if database else [])]
+    add = [sys.executable, "-m", "ledger.cli", "terminal", "add", terminal_id, "--store", store_id,
+           "--merchant", merchant_id, *where]  # fmt: skip
+    made = subprocess.run(add, env=env, capture_output=True, text=True, timeout=60, check=False)
+    if made.returncode != 0:
+        raise RuntimeError(f"posgw-ledger terminal add {terminal_id}: {made.stderr.strip()}")
+    code = made.stdout.strip().splitlines()[-1]
+    enrol = [sys.executable, "-m", "gateway.cli", "enroll", "-c", str(config), "--code", code]
+    done = subprocess.run(enrol, env=env, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"posgw enroll {terminal_id}: {done.stderr.strip()}")
+
+
+def issuer_key(data_dir: Path, env: dict[str, str], database: str | None = None) -> Ed25519PrivateKey:
+    """The ledger's issuer key as an operator exports it for the card bureau (``posgw-ledger secrets issuer-pem``)."""
+    argv = [sys.executable, "-m", "ledger.cli", "secrets", "issuer-pem", "--data", str(data_dir)]
+    done = subprocess.run([*argv, *(["--database", database] if database else [])], env=env, capture_output=True,
+                          timeout=60, check=True)  # fmt: skip
+    key = load_pem_private_key(done.stdout, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise RuntimeError("the ledger's issuer key is not an Ed25519 key")
+    return key
+
+
+def _state_dir(config: Path) -> Path:
+    data = tomllib.loads(config.read_text())
+    state = Path(str(data.get("state_dir", "/var/lib/posgw")))
+    return state if state.is_absolute() else (config.parent / state).resolve()
 
 
 CARD_READER_TABLE = """
@@ -191,8 +239,8 @@ class Stack:
 
     @classmethod
     def create(cls, workdir: Path, *, card_reader: bool = False, extra_config: str = "") -> Stack:
-        tokens = {name: secrets.token_urlsafe(24) for name in ("api", "ledger", "app")}
-        env = demo_env(tokens["api"], tokens["ledger"], tokens["app"])
+        tokens = {name: secrets.token_urlsafe(24) for name in ("api", "operator", "app")}
+        env = demo_env(tokens["api"], tokens["operator"], tokens["app"])
         ledger_port, api_port = free_port(), free_port()
         scanner = PtyScanner(workdir / "scanner")
         scanner.plug()
@@ -205,6 +253,11 @@ class Stack:
             card_reader=card_reader,
             extra=extra_config,
         )
+        gateway = gateway_proc(config, api_port, env, workdir / "gateway.log")
+        # The till is enrolled the first time it starts (the ledger up by then), as an installer would.
+        gateway.before_start = lambda: enrol_gateway(
+            config, workdir / "ledger", "T-DEMO-01", "S-JOYCITY-B1", "M-BAKERY", env
+        )
         return cls(
             workdir,
             tokens,
@@ -212,8 +265,21 @@ class Stack:
             ledger_port,
             scanner,
             ledger_proc(workdir / "ledger", ledger_port, env, workdir / "ledger.log"),
-            gateway_proc(config, api_port, env, workdir / "gateway.log"),
+            gateway,
         )
+
+    async def enrol(self) -> None:
+        """Enrol the till now, as an installer does once (the ledger is started for it if it is not up)."""
+        running = self.ledger.popen is not None
+        if not running:
+            self.ledger.start()
+            await self.ledger.wait_healthy()
+        try:
+            assert self.gateway.before_start is not None
+            await asyncio.to_thread(self.gateway.before_start)
+        finally:
+            if not running:
+                self.ledger.stop()
 
     @property
     def ledger_url(self) -> str:

@@ -30,7 +30,7 @@ def pty_scanner(tmp_path: Path) -> Iterator[PtyScanner]:
 
 @pytest.fixture
 def tokens() -> dict[str, str]:
-    return {name: secrets.token_urlsafe(24) for name in ("api", "ledger", "app")}
+    return {name: secrets.token_urlsafe(24) for name in ("api", "operator", "app")}
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import hashlib
+import ssl
 import subprocess
 import sys
 import time
@@ -11,37 +14,80 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway import enrolment
 from gateway.config import GatewayConfig, parse_config
 from gateway.daemon import Gateway
-from ledger.issuer import load_or_create_key
+from ledger import secrets, terminals
+from ledger.database import Tx
+from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_TIERS
 from ledger.reports import reconcile, totals_by_terminal
 from ledger.store import LedgerStore
+from protocols.business_day import business_day
 from protocols.chain import GENESIS, canonical, seal
 from protocols.records import TransactionRecord
 from protocols.rulebook import Rulebook, open_rulebook
-from protocols.tokens import public_key_text
+from protocols.sync import SyncReply, SyncResult, batch_to_wire
+from simulators import fleet
+from simulators.ledger_session import SignedSession, enrol
 from simulators.pos_client import PosClient
 from simulators.processes import Proc, demo_env, free_port, ledger_proc
+
+DEMO_RULES = {
+    "version": 1,
+    "currency": "CNY",
+    "tiers": DEMO_TIERS,
+    "excluded_categories": DEMO_EXCLUDED,
+    **DEMO_BENEFITS,
+}
+
+
+async def books(path: Path, database: str | None = None) -> LedgerStore:
+    """A ledger's books without its process: the demo's rulebook loaded (version 1, as ``draft`` records name),
+    no members."""
+    store = await LedgerStore.open(path, database)
+    await store.add_rulebook(DEMO_RULES)
+    return store
+
+
+def key_for(terminal_id: str) -> Ed25519PrivateKey:
+    """Each test terminal's own journal key (the same for the same name, so records sealed in a test
+    and the key enrolled for them agree)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"posgw test {terminal_id}".encode()).digest())
 
 
 class LedgerHandle:
     """A real ``posgw-ledger`` process with the demo data."""
 
+    _running: ClassVar[dict[str, LedgerHandle]] = {}  # by URL: a gateway under test enrols with its ledger
+
     def __init__(
-        self, data_dir: Path, tokens: dict[str, str], extra: tuple[str, ...] = (), database: str | None = None
+        self,
+        data_dir: Path,
+        tokens: dict[str, str],
+        extra: tuple[str, ...] = (),
+        database: str | None = None,
+        env: dict[str, str] | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.tokens = tokens
         self.data_dir = data_dir
         self.database = database  # PostgreSQL URL, or None for the SQLite file in data_dir
-        env = demo_env(tokens["api"], tokens["ledger"], tokens["app"])
+        self.env = {**demo_env(tokens["api"], tokens["operator"], tokens["app"]), **(env or {})}
+        if tls is not None:  # (CA, certificate, key): HTTPS, checked against the test's own CA
+            extra = (*extra, "--tls-cert", str(tls[1]), "--tls-key", str(tls[2]))
         extra = (*self.database_args(), *extra)
-        self.proc: Proc = ledger_proc(data_dir, self.port, env, data_dir / "ledger.log", extra)
+        self.proc: Proc = ledger_proc(data_dir, self.port, self.env, data_dir / "ledger.log", extra)
+        if tls is not None:
+            self.proc.health_url = self.proc.health_url.replace("http://", "https://")
+            self.proc.health_ssl = ssl.create_default_context(cafile=tls[0])
+        self.ca_file = None if tls is None else str(tls[0])
 
     def database_args(self) -> tuple[str, ...]:
         return ("--database", self.database) if self.database else ()
@@ -71,9 +117,59 @@ class LedgerHandle:
     async def start(self) -> None:
         self.proc.start()
         await self.proc.wait_healthy()
+        LedgerHandle._running[self.url] = self
 
     def stop(self) -> None:
         self.proc.stop()
+        LedgerHandle._running.pop(self.url, None)
+
+    @classmethod
+    def at(cls, url: str) -> LedgerHandle | None:
+        return cls._running.get(url.rstrip("/"))
+
+    async def codes(self, *ids: str, store: str = "S-1", merchant: str = "M-1") -> dict[str, str]:
+        """What ``posgw-ledger terminal add`` prints: a one-time enrolment code per terminal."""
+        books = await self.open_store()
+
+        async def add(tx: Tx) -> dict[str, str]:
+            """A new terminal's code, or (its name taken by a till of an earlier step) its replacement's."""
+            return {
+                t: await (
+                    terminals.add(tx, t, store, merchant, "test")
+                    if await terminals.get(tx, t) is None
+                    else terminals.replace(tx, t, "test", store_id=store, merchant_id=merchant)
+                )
+                for t in ids
+            }
+
+        try:
+            return await books.db.write(add)
+        finally:
+            await books.close()
+
+    async def fleet_codes(self, count: int, prefix: str = "T-FLEET") -> dict[str, str]:
+        """Codes for a simulated fleet (``posgw-ledger terminal add PREFIX --count N``)."""
+        ids = [f"{prefix}-{i:04d}" for i in range(count)]
+        return await self.codes(*ids, store=fleet.STORE, merchant=fleet.MERCHANT)
+
+    async def terminal(
+        self, terminal_id: str, key: Ed25519PrivateKey | None = None, store: str = "S-1", merchant: str = "M-1"
+    ) -> TestTerminal:
+        """A terminal enrolled here (with its own key, ``key_for`` unless given), to act as a till does."""
+        key = key or key_for(terminal_id)
+        (code,) = (await self.codes(terminal_id, store=store, merchant=merchant)).values()
+        till = TestTerminal(self.url, terminal_id, key, ca_file=self.ca_file)
+        async with till.session() as http:
+            status, answer = await enrol(http, self.url, terminal_id, key, code)
+        assert status == 201, answer
+        till.epoch = int(answer["epoch"])
+        return till
+
+    async def enrol_gateway(self, config: GatewayConfig) -> None:
+        """Enrol a gateway under test as its installer would (operator's code, then ``posgw enroll``)."""
+        term = config.terminal
+        (code,) = (await self.codes(term.terminal_id, store=term.store_id, merchant=term.merchant_id)).values()
+        await enrolment.enroll(config, self.url, code, config.ledger.ca_file)
 
     async def books_problems(self) -> list[str]:
         """The double-entry check of this ledger's books (``ledger/postings.py``)."""
@@ -83,8 +179,8 @@ class LedgerHandle:
         finally:
             await store.close()
 
-    async def _app_call(self, method: str, path: str) -> dict[str, object]:
-        headers = {"Authorization": f"Bearer {self.tokens['app']}"}
+    async def _app_call(self, method: str, path: str, role: str = "app") -> dict[str, object]:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
         async with aiohttp.ClientSession(headers=headers) as http, http.request(method, self.url + path) as r:
             r.raise_for_status()
             body: dict[str, object] = await r.json()
@@ -99,8 +195,18 @@ class LedgerHandle:
             r.raise_for_status()
 
     def issuer_key(self) -> Ed25519PrivateKey:
-        """The ledger's own issuer key, as a card personalisation bureau would hold it."""
-        return load_or_create_key(self.data_dir / "issuer.key")
+        """The ledger's own issuer key, as a card personalisation bureau would hold it (from its database)."""
+
+        async def read() -> Ed25519PrivateKey:
+            store = await self.open_store()
+            try:
+                key = secrets.secrets_key(self.data_dir, env=self.env)
+                return await secrets.issuer_key(store.db, self.data_dir, key)
+            finally:
+                await store.close()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # callable from sync and async code alike
+            return pool.submit(asyncio.run, read()).result()
 
     async def member_qr(self, member_id: str) -> str:
         return str((await self._app_call("POST", f"/v1/members/{member_id}/qr"))["token"])
@@ -115,7 +221,7 @@ class LedgerHandle:
             return str(body["token"]), f"{coupon_id}:{body['instance']}"
 
     async def revoke_coupon(self, key: str) -> None:
-        await self._app_call("POST", f"/v1/coupons/{key}/revoke")
+        await self._app_call("POST", f"/v1/coupons/{key}/revoke", role="operator")
 
     async def wallet_code(self, member_id: str) -> str:
         """A ``PW1.`` code from the member app: it identifies the member and pays from their stored value."""
@@ -127,19 +233,27 @@ class LedgerHandle:
         return balance
 
     async def wallet_hold(self, ref: str) -> str:
-        """The hold's state, asked as a terminal would."""
-        headers = {"Authorization": f"Bearer {self.tokens['ledger']}"}
-        async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{self.url}/v1/wallet/holds/{ref}") as r:
-            r.raise_for_status()
-            return str((await r.json())["state"])
+        """The hold's state, as the ledger's books have it."""
+        store = await self.open_store()
+        try:
+            return await store.hold_state(ref)
+        finally:
+            await store.close()
+
+    async def observer(self) -> TestTerminal:
+        """A terminal of the tests' own, enrolled once, to see what terminals are served."""
+        if self._observer is None:
+            self._observer = await self.terminal("T-OBSERVER")
+        return self._observer
+
+    _observer: TestTerminal | None = None
 
     async def rulebook(self) -> Rulebook:
         """The rulebook as a terminal gets it, its signature checked."""
-        headers = {"Authorization": f"Bearer {self.tokens['ledger']}"}
-        async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{self.url}/v1/rulebook") as r:
-            r.raise_for_status()
-            book, _ = open_rulebook(await r.json(), self.issuer_key().public_key())
-            return book
+        status, envelope = await (await self.observer()).call("GET", "/v1/rulebook")
+        assert status == 200, envelope
+        book, _ = open_rulebook(envelope, self.issuer_key().public_key())
+        return book
 
     async def wait_rulebook(self, version: int, within: float = 10.0) -> Rulebook:
         """The served rulebook once it is at ``version`` (a running ledger picks a new one up by itself)."""
@@ -206,13 +320,17 @@ def gateway_config(
     }
     if mqtt is not None:
         data["mqtt"] = mqtt
-    env = {"POSGW_API_TOKEN": tokens["api"], "POSGW_LEDGER_TOKEN": tokens["ledger"]}
+    env = {"POSGW_API_TOKEN": tokens["api"]}
     return parse_config(data, "test config", env=env)
 
 
 @asynccontextmanager
 async def running_gateway(config: GatewayConfig) -> AsyncIterator[tuple[Gateway, PosClient]]:
-    """An in-process gateway on a free port, and a POS client for it."""
+    """An in-process gateway on a free port (enrolled with its ledger first, if that is a test's), and a POS
+    client for it."""
+    ledger = LedgerHandle.at(config.ledger.url)
+    if ledger is not None and enrolment.load(config) is None:
+        await ledger.enrol_gateway(config)
     gw = Gateway(config)
     task = asyncio.create_task(gw.run(), name="gateway-under-test")
     while gw.port is None:
@@ -250,11 +368,61 @@ def files_containing(root: Path, needle: bytes) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
-SIGNING_KEY = Ed25519PrivateKey.generate()
+class TestTerminal:
+    """A terminal's signed requests to a ledger (what a till's ``LedgerClient`` sends), answers as they come."""
+
+    __test__ = False  # not a test class, for pytest
+
+    def __init__(
+        self, url: str, terminal_id: str, key: Ed25519PrivateKey, epoch: int = 1, ca_file: str | None = None
+    ) -> None:
+        self.url, self.terminal_id, self.key, self.epoch = url, terminal_id, key, epoch
+        self.seq, self.head = 0, GENESIS  # its chain, as its journal would keep it
+        self.ca_file = ca_file  # the test CA of an HTTPS ledger
+
+    def session(self) -> aiohttp.ClientSession:
+        context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context) if context else None)
+
+    def seal(self, records: list[TransactionRecord]) -> list[TransactionRecord]:
+        """The records as this terminal's journal commits them: its id and epoch, the next seqs, its chain."""
+        out = []
+        for r in records:
+            self.seq += 1
+            r = dataclasses.replace(r, terminal_id=self.terminal_id, seq=self.seq, epoch=self.epoch)
+            digest, signature = seal(self.head, canonical(r.to_wire()), self.key)
+            out.append(dataclasses.replace(r, prev_hash=self.head.hex(), hash=digest.hex(), signature=signature.hex()))
+            self.head = digest
+        return out
+
+    async def send(self, *records: TransactionRecord) -> list[SyncResult]:
+        """Seal and sync records, as the till's outbox does; the ledger's answer for each."""
+        status, body = await self.post_batch(self.seal(list(records)))
+        assert status == 200, body
+        return list(SyncReply.from_wire(body).results)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        raw: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        async with self.session() as http:
+            return await SignedSession(http, self.url, self.terminal_id, self.key).request(
+                method, path, body, params=params, raw=raw
+            )
+
+    async def post_batch(self, records: list[TransactionRecord]) -> tuple[int, Any]:
+        return await self.call("POST", "/v1/sync/batch", batch_to_wire(self.terminal_id, records))
 
 
-def sealed(records: list[TransactionRecord], key: Ed25519PrivateKey = SIGNING_KEY) -> list[TransactionRecord]:
-    """Records numbered from 1 and sealed onto a chain as a terminal's journal does."""
+def sealed(records: list[TransactionRecord], key: Ed25519PrivateKey | None = None) -> list[TransactionRecord]:
+    """Records numbered from 1 and sealed onto a chain as a terminal's journal does (with its ``key_for``)."""
+    if not records:
+        return []
+    key = key or key_for(records[0].terminal_id)
     out, prev = [], GENESIS
     for i, r in enumerate(records, 1):
         r = dataclasses.replace(r, seq=i)
@@ -264,20 +432,17 @@ def sealed(records: list[TransactionRecord], key: Ed25519PrivateKey = SIGNING_KE
     return out
 
 
-async def register_key(ledger: LedgerHandle, terminal_id: str, key: Ed25519PrivateKey = SIGNING_KEY) -> None:
-    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
-    body = {"public_key": public_key_text(key.public_key())}
-    async with (
-        aiohttp.ClientSession(headers=headers) as http,
-        http.put(f"{ledger.url}/v1/terminals/{terminal_id}/key", json=body) as r,
-    ):
-        r.raise_for_status()
+async def register_key(ledger: LedgerHandle, terminal_id: str, key: Ed25519PrivateKey | None = None) -> None:
+    """Enrol ``terminal_id`` (store S-1, merchant M-1, as ``draft`` records say) with its key."""
+    await ledger.terminal(terminal_id, key)
 
 
-async def post_batch(ledger: LedgerHandle, body: object, token: str | None = None) -> tuple[int, object]:
-    headers = {"Authorization": f"Bearer {token or ledger.tokens['ledger']}"}
-    async with aiohttp.ClientSession(headers=headers) as http, http.post(f"{ledger.url}/v1/sync/batch", json=body) as r:
-        return r.status, await r.json(content_type=None)
+async def post_batch(
+    ledger: LedgerHandle, body: dict[str, Any], key: Ed25519PrivateKey | None = None
+) -> tuple[int, Any]:
+    """A batch sent as the terminal it names (signed with its ``key_for`` unless another key is given)."""
+    terminal_id = str(body["terminal_id"])
+    return await TestTerminal(ledger.url, terminal_id, key or key_for(terminal_id)).call("POST", "/v1/sync/batch", body)
 
 
 def schemathesis_argv(openapi_url: str, token: str) -> list[str]:
@@ -310,11 +475,12 @@ async def paying_gateway(
 
 async def fleet_differences(ledger: LedgerHandle, made: list[TransactionRecord]) -> list[str]:
     """What the ledger holds against what a fleet made today, per terminal, to the fen (empty: they agree)."""
-    today = datetime.now(UTC).date().isoformat()
+    today = business_day(datetime.now(UTC)).isoformat()
     store = await ledger.open_store()
     try:
         held = totals_by_terminal(await store.records_of_day(today), today)
     finally:
         await store.close()
     mine = totals_by_terminal((r.to_wire() for r in made), today)
+    assert not made or mine, "none of the records is of today's business day: the check would say nothing"
     return [f"{d.terminal_id} {d.what}" for d in reconcile(mine, {t: held[t] for t in mine})]

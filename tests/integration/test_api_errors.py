@@ -11,7 +11,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.events import MAX_SUBSCRIBERS
-from ledger.issuer import load_or_create_key
 from protocols.tokens import TokenClaims, key_id, sign_token
 from simulators.pos_client import ApiProblemError, PosClient
 from tests.harness import LedgerHandle, gateway_config, running_gateway
@@ -83,7 +82,7 @@ async def test_token_and_request_errors(tmp_path: Path, tokens: dict[str, str]) 
 
 async def test_member_token_errors(tmp_path: Path, tokens: dict[str, str], ledger: LedgerHandle) -> None:
     config = gateway_config(tmp_path / "gw", ledger.url, tokens)
-    issuer = load_or_create_key(ledger.data_dir / "issuer.key")
+    issuer = ledger.issuer_key()
     kid = key_id(issuer.public_key())
     now = int(time.time())
 

@@ -22,7 +22,7 @@ async def issue_coupon(ledger: LedgerHandle, member_id: str, coupon_id: str) -> 
 
 
 async def conflicts(ledger: LedgerHandle) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {ledger.tokens['app']}"}
+    headers = {"Authorization": f"Bearer {ledger.tokens['operator']}"}
     async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{ledger.url}/v1/conflicts") as r:
         body: list[dict[str, Any]] = (await r.json())["conflicts"]
         return body

@@ -25,7 +25,7 @@ async def test_sigterm_finishes_and_exits_zero(tmp_path: Path, tokens: dict[str,
     config = write_gateway_config(
         tmp_path / "gw.toml", api_port=port, ledger_port=9, state_dir=tmp_path / "state", scanner=pty_scanner.link
     )
-    proc = gateway_proc(config, port, demo_env(tokens["api"], tokens["ledger"], tokens["app"]), tmp_path / "gw.log")
+    proc = gateway_proc(config, port, demo_env(tokens["api"], tokens["operator"], tokens["app"]), tmp_path / "gw.log")
     proc.start()
     await proc.wait_healthy()
     pos = PosClient(f"http://127.0.0.1:{port}", tokens["api"])
@@ -37,7 +37,7 @@ async def test_sigterm_finishes_and_exits_zero(tmp_path: Path, tokens: dict[str,
     log = (tmp_path / "gw.log").read_text()
     assert '"event": "gateway_stopped"' in log
     assert tokens["api"] not in log
-    assert tokens["ledger"] not in log
+    assert tokens["operator"] not in log
 
 
 def test_bad_config_exits_78_and_names_every_problem(tmp_path: Path) -> None:

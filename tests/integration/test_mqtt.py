@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -235,7 +234,7 @@ async def test_member_notices_are_paced_the_newest_goes_and_rulebooks_do_not_wai
 
 
 async def test_a_fleet_on_mqtt_reports_its_status_and_follows_member_news(
-    tokens: dict[str, str], mall: str, mqtt_ledger: LedgerHandle
+    tokens: dict[str, str], mall: str, mqtt_ledger: LedgerHandle, tmp_path: Path
 ) -> None:
     ledger = mqtt_ledger
     statuses: dict[str, list[dict[str, Any]]] = {}
@@ -253,9 +252,7 @@ async def test_a_fleet_on_mqtt_reports_its_status_and_follows_member_news(
     try:
         await started.wait()
         broker = FleetBroker("127.0.0.1", 1883, mall, heartbeat=0.5, min_refresh=0.5)
-        result, fleet = await run_fleet(
-            ledger.url, tokens["ledger"], terminals=20, records_each=15, offline_share=0.3, broker=broker
-        )
+        result, fleet = await run_fleet(ledger.url, await ledger.fleet_codes(20), 15, offline_share=0.3, broker=broker)
         assert result.accepted == result.records == 300
         assert await fleet_differences(ledger, [r for t in fleet for r in t.made]) == []
         # Every terminal fetched and verified the rules at its start and then on news; run_fleet
@@ -269,25 +266,30 @@ async def test_a_fleet_on_mqtt_reports_its_status_and_follows_member_news(
         assert all(any(m["online"] and "queue_depth" in m for m in seen) for seen in statuses.values())
 
         # The command, and a fleet on a mall the ledger does not announce to: told, not hung.
-        argv = ["-m", "simulators.cli", "fleet", "-n", "3", "--records", "2", "--ledger", ledger.url]
-        argv += ["--mqtt", "127.0.0.1:1883", "--mall", mall]
-        env = {**os.environ, "POSGW_LEDGER_TOKEN": tokens["ledger"]}
+        made = await asyncio.to_thread(
+            ledger_cli, "terminal", "add", "T-CLI", "--count", "3", "--store", "S-FLEET", "--merchant", "M-BAKERY",
+            *ledger.store_args(),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        (tmp_path / "codes").write_text(made.stdout)
+        argv = ["-m", "simulators.cli", "fleet", "--codes", str(tmp_path / "codes"), "--records", "2"]
+        argv += ["--ledger", ledger.url, "--mqtt", "127.0.0.1:1883", "--mall", mall]
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, *argv], capture_output=True, text=True, env=env, timeout=120
-        )
-        assert done.returncode == 1  # the same names as the fleet above, with other keys
-        assert "T-FLEET-0000 is registered at this ledger with another key" in done.stderr
-        argv += ["--prefix", "T-CLI"]
-        done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, *argv], capture_output=True, text=True, env=env, timeout=120
+            subprocess.run, [sys.executable, *argv], capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr
+        again = await asyncio.to_thread(  # the same codes again: each was good once
+            subprocess.run, [sys.executable, *argv], capture_output=True, text=True, timeout=120
+        )
+        assert again.returncode == 1
+        assert "T-CLI-0000 could not enrol (403)" in again.stderr
         assert "accepted 6, duplicate 0, rejected 0" in done.stdout
         assert "MQTT: " in done.stdout
         assert "mqtt_connected" not in done.stdout  # the links' info lines would be one a terminal
         elsewhere = FleetBroker("127.0.0.1", 1883, f"{mall}-elsewhere", min_refresh=0.1, within=3.0)
+        codes = await ledger.fleet_codes(2, "T-ELSE")
         with pytest.raises(FleetError, match=r"hear of member revision \d+ \(is the ledger on this broker"):
-            await run_fleet(ledger.url, tokens["ledger"], 2, 2, offline_share=0.0, prefix="T-ELSE", broker=elsewhere)
+            await run_fleet(ledger.url, codes, 2, offline_share=0.0, broker=elsewhere)
     finally:
         watcher.cancel()
 

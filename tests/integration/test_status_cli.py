@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.ledger, pytest.mark.pty]
 
 async def posgw(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "gateway.cli", *args, "-c", str(stack.workdir / "gateway.toml")]
-    env = demo_env(*(stack.tokens[k] for k in ("api", "ledger", "app")))
+    env = demo_env(*(stack.tokens[k] for k in ("api", "operator", "app")))
     return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, env=env, timeout=30)
 
 
@@ -48,6 +48,7 @@ async def test_status_and_devices_read_as_tables(tmp_path: Path) -> None:
 async def test_following_a_backlog_drain_with_a_progress_bar(tmp_path: Path) -> None:
     stack = Stack.create(tmp_path)
     try:
+        await stack.enrol()  # installed and enrolled; later the ledger is away
         stack.gateway.start()  # the ledger is not there yet: sales wait in the journal
         await stack.gateway.wait_healthy()
         async with stack.pos() as pos:

@@ -28,6 +28,7 @@ async def snapshot(data: Path, url: str | None) -> dict[str, object]:
             "points": await store.points_books(),
             "salt": await store.get_meta("phone_salt"),
             "tiers": await store.tier_changes("M0001"),
+            "quarantine": await store.quarantine(),
         }
     finally:
         await store.close()
@@ -38,26 +39,29 @@ async def test_a_shops_ledger_moves_to_postgresql_whole(tmp_path: Path, tokens: 
     shop = LedgerHandle(data, tokens)
     await shop.start()
     try:
-        _, fleet = await run_fleet(shop.url, tokens["ledger"], terminals=8, records_each=10, offline_share=0.3)
-        await register_key(shop, "T-TWICE")  # a conflict and a tier move, to be carried over too
-        spent = dataclasses.replace(draft("T-TWICE", 6_000_000, "M0001"), points_redeemed=99_999)
-        status, _ = await post_batch(shop, batch_to_wire("T-TWICE", sealed([spent])))
+        _, fleet = await run_fleet(shop.url, await shop.fleet_codes(8), 10, offline_share=0.3)
+        # A conflict, a tier move and a record in quarantine, to be carried over too.
+        await register_key(shop, "T-TWICE")
+        spent = dataclasses.replace(draft("T-TWICE", 6_000_000, "M0001"), points_earned=0, points_redeemed=400)
+        minted = dataclasses.replace(draft("T-TWICE", 100, "M0001"), points_earned=5_000)
+        status, _ = await post_batch(shop, batch_to_wire("T-TWICE", sealed([spent, minted])))
         assert status == 200
     finally:
         shop.stop()
     before = await snapshot(data, None)
     assert before["conflicts"]
     assert before["tiers"]
+    assert before["quarantine"]
 
     async with fresh_schema() as url:
         done = ledger_cli("copy", "--data", str(data), "--to", url)
         assert done.returncode == 0, done.stderr
-        assert "transactions: 81 / 81 (100%)" in done.stderr
+        assert "transactions: 82 / 82 (100%)" in done.stderr
         assert "the books hold" in done.stdout
         assert await snapshot(data, url) == before  # balances, member revisions, conflicts, salt, tiers
         again = ledger_cli("copy", "--data", str(data), "--to", url)
         assert again.returncode == 65
-        assert "the target already holds a ledger (4 members, 81 transactions" in again.stderr
+        assert "the target already holds a ledger (4 members, 82 transactions" in again.stderr
 
         group = LedgerHandle(data, tokens, database=url)  # the same data directory: the same issuer key
         await group.start()
@@ -66,7 +70,7 @@ async def test_a_shops_ledger_moves_to_postgresql_whole(tmp_path: Path, tokens: 
             # A terminal carries on where it was: its next record follows its chain.
             terminal = fleet[0]
             record = terminal.sell(random.Random(5))
-            status, body = await post_batch(group, batch_to_wire(terminal.terminal_id, [record]))
+            status, body = await post_batch(group, batch_to_wire(terminal.terminal_id, [record]), terminal.key)
             assert status == 200
             reply = SyncReply.from_wire(body)
             assert [r.status for r in reply.results] == ["accepted"]

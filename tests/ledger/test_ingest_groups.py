@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.store import LedgerStore
 from protocols.sync import SyncReply
 from tests.gateway.records import draft
-from tests.harness import sealed
+from tests.harness import books, sealed
 
 pytestmark = [pytest.mark.ledger]
 
@@ -19,7 +18,7 @@ pytestmark = [pytest.mark.ledger]
 async def test_a_batch_that_cannot_be_applied_leaves_the_others_of_its_group_applied(
     tmp_path: Path, ledger_database: str | None
 ) -> None:
-    store = await LedgerStore.open(tmp_path, ledger_database)
+    store = await books(tmp_path, ledger_database)
     try:
         good = {t: sealed([draft(t, 1000), draft(t, 2000)]) for t in ("T-A", "T-C")}
         # A seq no database column holds: this batch fails inside the shared transaction.
@@ -49,7 +48,7 @@ async def test_a_batch_that_cannot_be_applied_leaves_the_others_of_its_group_app
 async def test_two_batches_of_one_terminal_in_one_group_follow_each_other(
     tmp_path: Path, ledger_database: str | None
 ) -> None:
-    store = await LedgerStore.open(tmp_path, ledger_database)
+    store = await books(tmp_path, ledger_database)
     try:
         chain = sealed([draft("T-D", 100 * (i + 1), "M0001") for i in range(4)])
         first, second = await asyncio.gather(

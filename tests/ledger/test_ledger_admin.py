@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from ledger.issuer import load_or_create_key
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
+from protocols.business_day import business_day
 from protocols.tokens import key_id, verify_token
 from tests.harness import LedgerHandle, gateway_config, ledger_cli, running_gateway
 
@@ -46,7 +48,7 @@ async def test_reconciliation_agrees_to_the_fen_then_names_what_the_ledger_lacks
     tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
 ) -> None:
     config = gateway_config(tmp_path / "gw", ledger.url, tokens)
-    today = datetime.now(UTC).date().isoformat()
+    today = business_day(datetime.now(UTC)).isoformat()
     async with running_gateway(config) as (_gw, pos):
         await pos.wait_status(lambda s: bool(s["members_cached"]) and s["ledger"]["online"])
         for quantity in (1, 3):
@@ -134,7 +136,11 @@ def test_coupons_are_issued_as_signed_tokens_for_a_member(ledger_database: str |
     assert loaded.returncode == 0, loaded.stderr
     issued = ledger_cli("coupons", "issue", "C-5-OFF", "--member", "N1", "--count", "3", *data)
     assert issued.returncode == 0, issued.stderr
-    key = load_or_create_key(tmp_path / "ledger" / "issuer.key").public_key()
+    pem = ledger_cli("secrets", "issuer-pem", *data)  # what a card bureau is given by the operator
+    assert pem.returncode == 0, pem.stderr
+    private = load_pem_private_key(pem.stdout.encode(), password=None)
+    assert isinstance(private, Ed25519PrivateKey)
+    key = private.public_key()
     claims = [verify_token(t, "CP1.", {key_id(key): key}, now=int(time.time())) for t in issued.stdout.split()]
     assert len({c.subject for c in claims}) == 3  # three distinct copies
     assert all(c.subject.startswith("C-5-OFF:") and c.subject.endswith(":N1") for c in claims)

@@ -20,7 +20,7 @@ from ledger.store import LedgerStore
 from protocols.records import Tender
 from protocols.sync import SyncReply, batch_to_wire
 from tests.gateway.records import draft
-from tests.harness import LedgerHandle, ledger_cli
+from tests.harness import LedgerHandle, TestTerminal, key_for, ledger_cli
 from tests.harness import post_batch as post
 from tests.harness import register_key as register
 from tests.harness import sealed as numbered
@@ -97,72 +97,63 @@ async def test_records_are_checked_against_the_terminals_key_and_chain(ledger: L
     assert SyncReply.from_wire(body).high_seq == 4
 
 
-async def test_a_terminal_that_never_registered_its_key_is_told_to(ledger: LedgerHandle) -> None:
+async def test_a_terminal_that_was_never_enrolled_is_refused(ledger: LedgerHandle) -> None:
     status, body = await post(ledger, batch_to_wire("T-NEW", numbered([draft("T-NEW")])))
-    assert status == 409
-    assert isinstance(body, dict)
-    assert body["type"] == "urn:posgw:problem:terminal-key-unknown"
+    assert status == 401
+    assert body["type"] == "urn:posgw:problem:terminal-unknown"
+    assert "enrol it with a code" in body["detail"]
 
 
-async def test_bad_batches_and_bad_tokens(ledger: LedgerHandle) -> None:
+async def test_bad_batches_and_bad_credentials(ledger: LedgerHandle) -> None:
+    await register(ledger, "T-1")
     status, body = await post(ledger, {"terminal_id": "T-1", "records": [{"seq": "x"}]})
     assert status == 422
     assert isinstance(body, dict)
     assert any("seq" in p for p in body["problems"])
-    status, _ = await post(ledger, batch_to_wire("T-1", []), token="not-the-token-at-all")
-    assert status == 401
-    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
-    async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.post(f"{ledger.url}/v1/sync/batch", data=b"\xff not json") as r:
-            assert r.status == 400
-        # The terminal token does not let anyone mint member QR codes.
-        async with http.post(f"{ledger.url}/v1/members/M0001/qr") as r:
+    status, body = await post(ledger, batch_to_wire("T-1", []), key=Ed25519PrivateKey.generate())
+    assert (status, body["type"]) == (401, "urn:posgw:problem:signature-refused")
+    status, body = await TestTerminal(ledger.url, "T-1", key_for("T-1")).call("POST", "/v1/sync/batch", raw=b"\xff x")
+    assert status == 400
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{ledger.url}/v1/sync/batch", json=batch_to_wire("T-1", [])) as r:
+            assert r.status == 401  # unsigned
+            assert r.headers["WWW-Authenticate"].startswith("Signature ")
+        # The operator's token is not a terminal's, and a terminal cannot mint member QR codes.
+        operator = {"Authorization": f"Bearer {ledger.tokens['operator']}"}
+        async with http.post(f"{ledger.url}/v1/sync/batch", json=batch_to_wire("T-1", []), headers=operator) as r:
             assert r.status == 401
+    status, _ = await TestTerminal(ledger.url, "T-1", key_for("T-1")).call("POST", "/v1/members/M0001/qr")
+    assert status == 401
 
 
-async def test_rulebook_carries_the_issuer_key_and_survives_restart(ledger: LedgerHandle, tmp_path: Path) -> None:
-    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
-    async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.get(f"{ledger.url}/v1/rulebook") as r:
-            before = await r.json()
-        ledger.stop()
-        await ledger.start()
-        async with http.get(f"{ledger.url}/v1/rulebook") as r:
-            after = await r.json()
-    assert before == after
-    assert len(before["rulebook"]["issuer_keys"]) == 1
-    assert before["kid"] in before["rulebook"]["issuer_keys"]
-    assert (ledger.data_dir / "issuer.key").stat().st_mode & 0o777 == 0o600
-
-
-async def test_terminal_key_registration_first_key_wins(ledger: LedgerHandle) -> None:
-    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
-    url = f"{ledger.url}/v1/terminals/T-5/key"
-    async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.put(url, json={"public_key": "A" * 43}) as r:
-            assert r.status == 200
-        async with http.put(url, json={"public_key": "A" * 43}) as r:
-            assert r.status == 200  # the same key again is fine (a restart)
-        async with http.put(url, json={"public_key": "B" * 43}) as r:
-            assert r.status == 409
-            assert (await r.json(content_type=None))["type"] == "urn:posgw:problem:terminal-key-conflict"
-        async with http.put(url, json={"public_key": "short"}) as r:
-            assert r.status == 422
+async def test_the_issuer_key_is_the_ledgers_kept_sealed_in_its_database(ledger: LedgerHandle, tmp_path: Path) -> None:
+    before = await ledger.rulebook()
+    ledger.stop()
+    await ledger.start()
+    after = await ledger.rulebook()
+    assert before.issuer_keys == after.issuer_keys
+    assert len(before.issuer_keys) == 1
+    assert not (ledger.data_dir / "issuer.key").exists()  # no node's file holds it
+    assert (ledger.data_dir / "secrets.key").stat().st_mode & 0o777 == 0o600
+    store = await ledger.open_store()
+    try:
+        row = await store.db.read(lambda tx: tx.one("SELECT value FROM secrets WHERE name = 'issuer'"))
+    finally:
+        await store.close()
+    assert row is not None
+    assert "PRIVATE KEY" not in row[0]  # sealed, not the PEM
 
 
 async def test_member_deltas_carry_only_what_changed(ledger: LedgerHandle) -> None:
-    headers = {"Authorization": f"Bearer {ledger.tokens['ledger']}"}
+    observer = await ledger.observer()
 
     async def members(since: int) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession(headers=headers) as http,
-            http.get(f"{ledger.url}/v1/members", params={"since": str(since)}) as r,
-        ):
-            envelope: dict[str, Any] = await r.json()
-            assert envelope["kid"]
-            assert envelope["signature"]
-            body: dict[str, Any] = envelope["members"]
-            return body
+        status, envelope = await observer.call("GET", "/v1/members", params={"since": str(since)})
+        assert status == 200
+        assert envelope["kid"]
+        assert envelope["signature"]
+        body: dict[str, Any] = envelope["members"]
+        return body
 
     full = await members(0)
     assert full["full"] is True
@@ -180,16 +171,24 @@ async def test_member_deltas_carry_only_what_changed(ledger: LedgerHandle) -> No
 async def test_spending_twice_offline_is_a_compensating_posting_and_the_books_hold(
     ledger: LedgerHandle, tmp_path: Path
 ) -> None:
-    await register(ledger, "T-4")
+    """Two offline tills, each within its own limits, spend the same member's points and wallet."""
+    for terminal in ("T-4", "T-5"):
+        await register(ledger, terminal)
     spend = dataclasses.replace(draft("T-4", 1000, "M0001"), points_redeemed=50, points_earned=0)
-    wallet = dataclasses.replace(
-        draft("T-4", 60_000, "M0001"), tenders=(Tender("wallet", 60_000, "pay-x"),), points_earned=0
-    )  # M0001 holds ¥500 of stored value
-    _, body = await post(ledger, batch_to_wire("T-4", numbered([spend, wallet])))
-    reasons = [r.reason for r in SyncReply.from_wire(body).results]
-    assert reasons == [
+
+    def paid(terminal: str, ref: str) -> Any:  # M0001 holds ¥500 of stored value; ¥300 a sale offline
+        return dataclasses.replace(
+            draft(terminal, 30_000, "M0001"), tenders=(Tender("wallet", 30_000, ref),), points_earned=0
+        )
+
+    _, body = await post(ledger, batch_to_wire("T-4", numbered([spend, paid("T-4", "pay-x")])))
+    assert [r.reason for r in SyncReply.from_wire(body).results] == [
         "conflict: points overdrawn by 50 (spent offline twice?)",
-        "conflict: wallet overdrawn by ¥100.00 (spent twice offline?)",
+        None,
+    ]
+    _, body = await post(ledger, batch_to_wire("T-5", numbered([paid("T-5", "pay-y")])))
+    assert [r.reason for r in SyncReply.from_wire(body).results] == [
+        "conflict: wallet overdrawn by ¥100.00 (spent twice offline?)"
     ]
     assert await ledger.points("M0001") == 0
     assert await ledger.wallet("M0001") == 0
@@ -246,10 +245,13 @@ async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: L
     assert "0 points expired" in again.stdout  # the job may run twice; points lapse once
     assert await ledger.points("M0001") == 2
     assert await ledger.books_problems() == []
-    # The points books: issued = spent + expired + outstanding.
+    # The points books: issued − redeemed − expired = outstanding.
     report = await asyncio.to_thread(ledger_cli, "report", "points", "--json", *ledger.store_args())
     books = json.loads(report.stdout)
-    assert books == {"issued": 5, "spent": 1, "expired": 2, "outstanding": 2, "overdrawn": 0}
+    assert books == {
+        "issued": 5, "clawed_back": 0, "redeemed": 1, "offset": 0, "exchanged": 0, "unsplit": 1, "returned": 0,
+        "netted": 0, "expired": 2, "overdrawn": 0, "outstanding": 2,
+    }  # fmt: skip
 
 
 async def test_a_revoked_coupon_redeemed_offline_comes_back_as_a_conflict(ledger: LedgerHandle) -> None:

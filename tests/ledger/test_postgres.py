@@ -36,9 +36,7 @@ async def test_the_database_killed_mid_batch_accepts_nothing_twice_and_loses_not
     ledger = LedgerHandle(tmp_path / "ledger", tokens, database=private_server.url)
     await ledger.start()
     try:
-        fleet_run = asyncio.create_task(
-            run_fleet(ledger.url, tokens["ledger"], terminals=30, records_each=40, pace_seconds=0.01)
-        )
+        fleet_run = asyncio.create_task(run_fleet(ledger.url, await ledger.fleet_codes(30), 40, pace_seconds=0.01))
         for _ in range(2):
             await asyncio.sleep(0.4)
             private_server.kill()
@@ -101,6 +99,10 @@ async def test_a_database_of_an_older_ledger_is_migrated_in_place_once() -> None
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
             await conn.execute("INSERT INTO members (member_id, tier, points) VALUES ('M1', 'classic', 0)")
+            # A terminal that registered its key before enrolment, and a hold of each kind.
+            await conn.execute(f"INSERT INTO terminals VALUES ('T-OLD', 7, '{'K' * 43}')")
+            await conn.execute("INSERT INTO reservations VALUES ('r1', 'M1', 5, 'txn', 'T-OLD', 1e12)")
+            await conn.execute("INSERT INTO wallet_holds VALUES ('pay-1', 'M1', 500, 'T-OLD', 1e12)")
         finally:
             await conn.close()
         databases = await asyncio.gather(*(PostgresDatabase.connect(url) for _ in range(3)))  # three ledgers at once
@@ -112,7 +114,12 @@ async def test_a_database_of_an_older_ledger_is_migrated_in_place_once() -> None
             assert await store.db.read(lambda tx: tx.all("SELECT version FROM schema_migrations ORDER BY 1")) == [
                 (v,) for v, _, _ in MIGRATIONS
             ]
-            assert LATEST == 3
+            assert LATEST == 4
             assert await store.member_growth("M1") == {}  # migration 3's table is there
+            # Migration 4: the old key is the terminal's first chain (to be checked by an operator), holds moved.
+            assert await store.signing_key("T-OLD") == (1, "K" * 43)
+            assert await store.chain_key("T-OLD", 1) == "K" * 43
+            assert (await store.hold("r1"), await store.hold("pay-1")) != (None, None)
+            assert await store.available("M1", "points") == 0  # 0 points, 5 held: never below nothing
         finally:
             await store.close()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from ledger.store import LedgerStore
 from ledger.tiers import AlreadyReviewedError, Ladder, TierReviewError
+from offline_queue.ids import uuid7
+from protocols.business_day import business_day
 from protocols.errors import SchemaError
 from protocols.records import TransactionRecord
+from protocols.refunds import plan_refund
 from protocols.rulebook import MemberEntry, Rulebook, Tier
 from tests.gateway.records import draft
 from tests.harness import LedgerHandle, ledger_cli, post_batch, register_key, sealed
@@ -66,12 +68,21 @@ def grown(terminal: str, member: str, growth: list[int], year: str = "2026") -> 
     return sealed(records)
 
 
+def ladder_book(rungs: Ladder = LADDER, version: int = 1) -> Rulebook:
+    """A rulebook whose tiers carry ``rungs``' growth thresholds (and vip, off the ladder)."""
+    tiers = {name: Tier(name, growth=growth) for growth, name in rungs.rungs}
+    return Rulebook(version, "CNY", {**tiers, "vip": Tier("vip")}, frozenset(), {})
+
+
 async def stocked(tmp_path: Path, database: str | None) -> LedgerStore:
     store = await LedgerStore.open(tmp_path, database)
     await store.upsert_members(
         [MemberEntry("A", "classic"), MemberEntry("B", "gold"), MemberEntry("C", "vip"), MemberEntry("D", "classic")]
     )
-    store.ladder = LADDER
+    book = ladder_book()
+    wire = book.to_wire()
+    await store.add_rulebook({k: v for k, v in wire.items() if k not in ("phone_salt", "issuer_keys")})
+    store.use_rules(book)
     return store
 
 
@@ -123,7 +134,7 @@ async def test_the_yearly_review_moves_members_up_and_down_once(tmp_path: Path, 
     try:
         await store.ingest("T-4", grown("T-4", "A", [120, 100], year="2025"), [None, None])  # silver during 2025
         await store.ingest("T-5", grown("T-5", "D", [300], year="2025"), [None])
-        store.ladder = Ladder(((0, "classic"), (250, "silver"), (500, "gold")))  # a new rulebook raised silver
+        store.use_rules(ladder_book(Ladder(((0, "classic"), (250, "silver"), (500, "gold"))), 2))  # silver raised
         moves = await store.review_tiers(2025)
         assert sorted(moves) == [
             ("A", "silver", "classic", 220),  # 220 no longer holds silver
@@ -144,16 +155,13 @@ async def test_the_yearly_review_moves_members_up_and_down_once(tmp_path: Path, 
 async def test_the_review_command_and_a_live_upgrade_through_the_ledger(ledger: LedgerHandle) -> None:
     """The demo ledger's ladder (classic → supreme at 50,000 growth) applied to batches it receives."""
     await register_key(ledger, "T-TIER")
-    this_year = datetime.now(UTC).year
+    this_year = business_day(datetime.now(UTC)).year
     records = grown("T-TIER", "M0001", [30_000, 25_000], year=str(this_year - 1))
     status, reply = await post_batch(ledger, {"terminal_id": "T-TIER", "records": [r.to_wire() for r in records]})
     assert status == 200, reply
     assert (await ledger.account("M0001"))["tier"] == "supreme"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{ledger.url}/v1/members", headers={"Authorization": f"Bearer {ledger.tokens['ledger']}"}) as r,
-    ):
-        snapshot = (await r.json())["members"]["members"]  # inside the signed envelope
+    _, envelope = await (await ledger.observer()).call("GET", "/v1/members")
+    snapshot = envelope["members"]["members"]  # inside the signed envelope
     assert {m["member_id"]: m["tier"] for m in snapshot}["M0001"] == "supreme"  # what terminals cache
     shown = ledger_cli("member", "show", "M0001", *ledger.store_args())
     assert "tier supreme" in shown.stdout
@@ -179,16 +187,11 @@ def test_a_refund_undoes_only_the_moves_its_growth_had_made() -> None:
     assert LADDER.undo("vip", 0, before="classic") is None  # off the ladder: never moved
 
 
-def refund_of(sale: TransactionRecord, growth: int, terminal: str, year: str = "2026") -> TransactionRecord:
-    return dataclasses.replace(
-        draft(terminal, sale.total_due, sale.member_id),
-        kind="refund",
-        refund_of=sale.txn_id,
-        growth_earned=0,
-        points_earned=0,
-        growth_clawback=growth,
-        created_at=f"{year}-07-01T10:00:00.000Z",
-    )
+def refund_of(sale: TransactionRecord, year: str = "2026") -> TransactionRecord:
+    """All of ``sale`` given back at its own till, planned as a till plans it."""
+    fields = {"txn_id": str(uuid7()), "terminal_id": sale.terminal_id, "seq": 0,
+              "created_at": f"{year}-07-01T10:00:00.000Z", "offline": True}  # fmt: skip
+    return plan_refund(sale, [], None, rulebook=ladder_book(), today=date(int(year), 7, 1), draft_fields=fields)
 
 
 async def test_a_refund_takes_growth_back_from_the_sales_year_and_the_tier_it_bought(
@@ -199,9 +202,9 @@ async def test_a_refund_takes_growth_back_from_the_sales_year_and_the_tier_it_bo
         sales = grown("T-6", "A", [150, 70, 400])  # classic → silver (220) → gold (620)
         await store.ingest("T-6", sales, [None] * 3)
         assert (await store.member_account("A") or {})["tier"] == "gold"
-        # The 400 bought back at another till, in the next year: taken from the sale's year.
-        (refund,) = sealed([refund_of(sales[2], 400, "T-7", year="2027")])
-        assert [r.status for r in (await store.ingest("T-7", [refund], [None])).results] == ["accepted"]
+        # The 400 brought back in the next year: taken from the sale's year.
+        refund = sealed([*sales, refund_of(sales[2], year="2027")])[3]
+        assert [r.status for r in (await store.ingest("T-6", [refund], [None])).results] == ["accepted"]
         assert await store.member_growth("A") == {"2026": 220}
         account = await store.member_account("A") or {}
         assert (account["tier"], account["growth"]) == ("silver", 220)
@@ -210,11 +213,15 @@ async def test_a_refund_takes_growth_back_from_the_sales_year_and_the_tier_it_bo
             "silver",
             "refund 2026",
         )
-        # More taken back than the year holds (a refund of a sale the ledger never counted): stops at zero.
-        (refund,) = sealed([refund_of(grown("T-8", "A", [999])[0], 999, "T-8")])
-        await store.ingest("T-8", [refund], [None])
-        assert await store.member_growth("A") == {"2026": 0}
-        assert (await store.member_account("A") or {})["tier"] == "classic"  # the tier held before 2026's growth
+        # A refund of a sale the ledger never held is not believed: quarantined, nothing taken back.
+        stranger = grown("T-8", "A", [999])[0]
+        (refund,) = sealed([refund_of(stranger)])
+        (result,) = (await store.ingest("T-8", [refund], [None])).results
+        assert (result.status, result.reason) == (
+            "quarantined",
+            f"it refunds sale {stranger.txn_id}, which the ledger does not hold",
+        )
+        assert await store.member_growth("A") == {"2026": 220}
         assert await store.check() == []
     finally:
         await store.close()

@@ -1,0 +1,323 @@
+"""What the ledger re-derives from a record before it lets the record move a balance.
+
+A terminal's signature says which terminal made a record, not that the
+record is true: a till that is lost, cloned or tampered with signs whatever
+it is told to. So the ledger believes nothing it can check for itself
+(``docs/protocols/sync.md``, the trust model):
+
+- **The shop.** The record's store and merchant are the ones the terminal was
+  enrolled for (merchant decides tier rates, and settlement).
+- **Earning.** Points and growth are computed again with the pure pricing
+  code (``protocols/pricing/earning.py``) from the record's lines, the
+  rulebook version it names, the mall's business day of its time, how it
+  was paid and the tier it names, which must be one the member holds or
+  held; version 2 records line by line, version 1 records against the most
+  the rulebook could have given.
+- **Spending.** Points consumed follow the offset rule (whole units, on an
+  allowed day) and the exchange coupons applied. Points and stored value
+  spent match a hold the ledger made for that member and terminal
+  (``ledger/holds.py``), or stay within the rulebook's offline limits for
+  that terminal: per sale, and together with what the terminal had spent
+  for the member but not yet synced when it made this record.
+- **Refunds.** A refund names a sale the ledger holds, from the same
+  terminal and member; it is planned again (``protocols/refunds.py``) from
+  that sale and the refunds before it, and must give back exactly what its
+  units took and earned, to tenders the sale used, never more than remains.
+
+A record that fails is *quarantined* by the caller: kept with its chain,
+never applied, raised as an alert, until an operator releases or rejects it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from ledger.holds import Hold
+from protocols.business_day import business_day
+from protocols.errors import GatewayError
+from protocols.money import FULL_RATE, allocate
+from protocols.pricing.earning import EarningLine, earn, payments_of
+from protocols.pricing.engine import offset_units
+from protocols.records import TransactionRecord
+from protocols.refunds import plan_refund, tenders_given_back
+from protocols.rulebook import Rulebook
+
+
+@dataclass(frozen=True, slots=True)
+class Shop:
+    """What a terminal was enrolled for (None: enrolled before enrolment said so)."""
+
+    store_id: str | None
+    merchant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    tier: str
+    tiers_held: frozenset[str]  # the tier now and every tier the member's history names
+
+
+@dataclass(frozen=True, slots=True)
+class Unheld:
+    """What a terminal spent for a member without a hold, in records the ledger had not received yet
+    when this record was made: the offline limits count it."""
+
+    points: int = 0
+    point_sales: int = 0
+    fen: int = 0
+
+
+@dataclass
+class Context:
+    shop: Shop
+    rules: Callable[[int], Rulebook | None]
+    member: MemberView | None  # None: no member, or one the ledger does not know (nothing is posted)
+    holds: dict[str, Hold]
+    unheld: Unheld = field(default_factory=Unheld)
+    sale: TransactionRecord | None = None  # a refund's sale, as the ledger holds it
+    sale_state: str | None = None
+    earlier: list[TransactionRecord] = field(default_factory=list)  # refunds of that sale before this one
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    refusal: str | None
+    offset_points: int = 0  # of the points the record spends, those paid as offset (the rest: exchanges)
+
+
+def check(r: TransactionRecord, ctx: Context) -> Verdict:
+    """Whether the ledger can believe ``r``: a refusal to quarantine it with, or None."""
+    try:
+        if (refusal := _shop(r, ctx)) is not None:
+            return Verdict(refusal)
+        book = ctx.rules(r.rulebook_version)
+        if book is None:
+            return Verdict(f"it names rulebook version {r.rulebook_version}, which this ledger never issued")
+        if r.kind == "sale":
+            return _sale(r, ctx, book)
+        return Verdict(_refund(r, ctx, book))
+    except GatewayError as err:  # a figure the pricing code itself refuses (money that cannot add up)
+        return Verdict(f"its figures cannot be worked out: {err}")
+
+
+def _shop(r: TransactionRecord, ctx: Context) -> str | None:
+    if ctx.shop.store_id is not None and r.store_id != ctx.shop.store_id:
+        return f"store {r.store_id}, but terminal {r.terminal_id} is enrolled for store {ctx.shop.store_id}"
+    if ctx.shop.merchant_id is not None and r.merchant_id != ctx.shop.merchant_id:
+        return f"merchant {r.merchant_id}, but terminal {r.terminal_id} is enrolled for {ctx.shop.merchant_id}"
+    return None
+
+
+def _sale(r: TransactionRecord, ctx: Context, book: Rulebook) -> Verdict:
+    if r.member_id is None:
+        if r.points_earned or r.growth_earned or r.points_redeemed:
+            return Verdict("it earns or spends points with no member")
+        return Verdict(_wallet(r, ctx, book))
+    if ctx.member is None:  # a member the ledger does not know: nothing of theirs moves
+        return Verdict(None)
+    day = business_day(r.created_at, book.zone)
+    if r.version >= 2:
+        refusal = _earning(r, ctx.member, book, day)
+        spent = _spent(r, book, day)
+        refusal = refusal or (spent if isinstance(spent, str) else None)
+        offset_points = spent if isinstance(spent, int) else 0
+    else:
+        refusal, offset_points = _earning_bound(r, ctx.member, book, day), 0
+    refusal = refusal or _points_spend(r, ctx, book) or _wallet(r, ctx, book)
+    return Verdict(refusal, offset_points)
+
+
+def _lines(r: TransactionRecord, book: Rulebook) -> list[EarningLine]:
+    return [EarningLine(x.category, x.category not in book.excluded_categories, x.net, x.offset) for x in r.lines]
+
+
+def _earning(r: TransactionRecord, member: MemberView, book: Rulebook, day: date) -> str | None:
+    if r.member_tier is None or r.member_tier not in member.tiers_held:
+        return f"it was priced at tier {r.member_tier}, which member {r.member_id} does not and did not hold"
+    payments = payments_of([(t.kind, t.amount) for t in r.tenders], r.change)
+    result = earn(_lines(r, book), payments, book, r.merchant_id, day, r.member_tier)
+    claimed = ([x.points for x in r.lines], [x.growth for x in r.lines])
+    if claimed != (list(result.points), list(result.growth)):
+        return (
+            f"it earns {r.points_earned} points and {r.growth_earned} growth; rulebook version "
+            f"{r.rulebook_version} gives {result.total_points} and {result.total_growth} for its lines"
+        )
+    return None
+
+
+def _earning_bound(r: TransactionRecord, member: MemberView, book: Rulebook, day: date) -> str | None:
+    """A version 1 record says only its totals: never more than the rulebook could have given."""
+    rule = book.earn
+    methods = {None, *(t.kind for t in r.tenders)}
+    weighted = growth = 0
+    for x in r.lines:
+        if x.category in book.excluded_categories:
+            continue
+        base = x.net + (x.discount if rule.on_offset else 0)
+        mult = max(
+            [int(FULL_RATE)]
+            + [
+                c.multiplier
+                for c in book.campaigns
+                for tier in member.tiers_held
+                for method in methods
+                if c.applies(day, r.merchant_id, x.category, tier, method)
+            ]
+        )
+        weighted += base * mult
+        growth += base
+    most, most_growth = weighted // (FULL_RATE * rule.fen_per_point), growth // rule.fen_per_growth
+    if r.points_earned > most or r.growth_earned > most_growth:
+        return (
+            f"it earns {r.points_earned} points and {r.growth_earned} growth; rulebook version "
+            f"{r.rulebook_version} gives at most {most} and {most_growth} for its lines"
+        )
+    return None
+
+
+def _spent(r: TransactionRecord, book: Rulebook, day: date) -> str | int:
+    """Version 2: each line's points consumed follow the offset rule and the exchanges applied;
+    the refusal, or the points paid as offset."""
+    offset_fen = sum(x.offset for x in r.lines)
+    offset_points = 0
+    if offset_fen:
+        rule = book.offset
+        if rule is None:
+            return "it pays with points, which its rulebook version does not offer"
+        if reason := rule.allowed(day, r.merchant_id):
+            return f"it pays with points where its rulebook says: {reason}"
+        unit_points, unit_fen = offset_units(rule.points_per_yuan)
+        if offset_fen % unit_fen:
+            return f"{offset_fen} fen paid with points is not a whole number of {unit_fen}-fen units"
+        offset_points = offset_fen // unit_fen * unit_points
+    expected = allocate(offset_points, [x.offset for x in r.lines]) if offset_fen else [0] * len(r.lines)
+    for instance in r.coupons:
+        coupon = book.coupons.get(instance.partition(":")[0])
+        if coupon is None or coupon.kind != "exchange":
+            continue
+        scope = [
+            i
+            for i, x in enumerate(r.lines)
+            if x.category not in book.excluded_categories
+            and (not coupon.categories or x.category in coupon.categories)
+            and x.sku == coupon.sku
+        ]
+        if scope:
+            expected[scope[0]] += coupon.points
+    if [x.points_spent for x in r.lines] != expected:
+        return f"it spends {r.points_redeemed} points; its offset and exchanges come to {sum(expected)}"
+    return offset_points
+
+
+def offset_points(r: TransactionRecord, book: Rulebook) -> int:
+    """The points a record paid as offset (as its rulebook converts its lines' offset fen); 0 if it cannot say."""
+    offset_fen = sum(x.offset for x in r.lines)
+    if r.version < 2 or not offset_fen or book.offset is None:
+        return 0
+    unit_points, unit_fen = offset_units(book.offset.points_per_yuan)
+    return offset_fen // unit_fen * unit_points
+
+
+def _points_spend(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
+    if not r.points_redeemed:
+        return None
+    if r.reservation is not None:
+        hold = ctx.holds.get(r.reservation)
+        if not _holds_for(hold, r, "points", r.points_redeemed):
+            return f"it spends {r.points_redeemed} points on a hold the ledger did not make for it"
+        return None
+    risk = book.risk
+    if r.points_redeemed > risk.max_points_per_sale:
+        return f"it spends {r.points_redeemed} points with no hold: the offline limit is {risk.max_points_per_sale}"
+    if (
+        ctx.unheld.points + r.points_redeemed > risk.max_member_points
+        or ctx.unheld.point_sales + 1 > risk.max_member_sales
+    ):
+        return (
+            f"with no hold, this terminal had spent {ctx.unheld.points} points of this member on "
+            f"{ctx.unheld.point_sales} sales not yet synced: past the offline limits"
+        )
+    return None
+
+
+def _wallet(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
+    risk = book.risk
+    unheld = ctx.unheld.fen
+    for t in (t for t in r.tenders if t.kind == "wallet"):
+        hold = ctx.holds.get(t.ref or "")
+        if hold is not None:
+            if not _holds_for(hold, r, "fen", t.amount):
+                return f"stored value {t.ref} was held by the ledger for another member, terminal or amount"
+            continue
+        if t.amount > risk.max_wallet_per_sale or unheld + t.amount > risk.max_member_wallet:
+            return (
+                f"it pays {t.amount} fen from stored value with no hold, past the offline limits "
+                f"({risk.max_wallet_per_sale} a sale, {risk.max_member_wallet} a member at a till)"
+            )
+        unheld += t.amount
+    return None
+
+
+def _holds_for(hold: Hold | None, r: TransactionRecord, unit: str, amount: int) -> bool:
+    return (
+        hold is not None
+        and hold.unit == unit
+        and hold.member_id == r.member_id
+        and hold.terminal_id == r.terminal_id
+        and amount <= hold.amount
+        and (hold.state == "pending" or (hold.state == "posted" and hold.posted_by == r.txn_id))
+    )
+
+
+def _refund(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
+    sale = ctx.sale
+    if sale is None:
+        return f"it refunds sale {r.refund_of}, which the ledger does not hold"
+    if ctx.sale_state != "applied":
+        return f"it refunds sale {sale.txn_id}, which is {ctx.sale_state} here"
+    if sale.terminal_id != r.terminal_id:
+        return f"it refunds sale {sale.txn_id} of terminal {sale.terminal_id}"
+    if sale.member_id != r.member_id:
+        return f"it names member {r.member_id}; the sale was {sale.member_id}'s"
+    wanted: dict[int, int] = {}
+    for x in r.lines:
+        if x.refund_line in wanted:
+            return f"it names line {x.refund_line} of the sale twice"
+        wanted[x.refund_line] = x.quantity
+    try:
+        expected = plan_refund(
+            sale,
+            ctx.earlier,
+            wanted,
+            rulebook=book,
+            today=business_day(r.created_at, book.zone),
+            draft_fields={f: getattr(r, f) for f in ("txn_id", "terminal_id", "seq", "created_at", "offline")},
+            void=r.kind == "void",
+        )
+    except GatewayError as err:
+        return f"it cannot be a refund of sale {sale.txn_id}: {err}"
+    mine = [(x.refund_line, x.quantity, x.gross, x.net) for x in r.lines]
+    if mine != [(x.refund_line, x.quantity, x.gross, x.net) for x in expected.lines]:
+        return "its money per line is not what the refunded units were paid"
+    if r.version >= 2 and [(x.points, x.growth, x.points_spent, x.offset) for x in r.lines] != [
+        (x.points, x.growth, x.points_spent, x.offset) for x in expected.lines
+    ]:
+        return "its points per line are not what the refunded units earned and consumed"
+    figures = ("points_clawback", "points_returned", "growth_clawback", "total_due")
+    if any(getattr(r, f) != getattr(expected, f) for f in figures):
+        got = ", ".join(f"{f} {getattr(r, f)}" for f in figures)
+        want = ", ".join(f"{f} {getattr(expected, f)}" for f in figures)
+        return f"it gives back {got}; the refunded units come to {want}"
+    if not set(r.coupons_restored) <= set(expected.coupons_restored):
+        return "it restores coupons its sale did not redeem, or before the sale is refunded in full"
+    left = {(t.kind, t.ref): t.amount for t in sale.tenders if t.kind != "cash"}
+    for key, given in tenders_given_back(ctx.earlier).items():
+        if key in left:
+            left[key] -= given
+    for t in (t for t in r.tenders if t.kind != "cash"):
+        if t.amount > left.get((t.kind, t.ref), 0):
+            return f"it gives {t.amount} fen back to {t.kind} {t.ref}, more than that tender has left to give"
+        left[(t.kind, t.ref)] -= t.amount
+    return None
