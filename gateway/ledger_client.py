@@ -151,8 +151,8 @@ class LedgerClient:
         await self._request("DELETE", f"/v1/wallet/holds/{quote(ref, safe='')}")
 
     async def ping(self) -> None:
-        """A cheap round trip, so an idle terminal still knows whether it is online."""
-        await self._request("GET", "/healthz")
+        """A cheap signed round trip, so an idle terminal knows the ledger is there *and accepts it*."""
+        await self._request("GET", "/v1/hello")
 
     async def fetch_rules(self, since: int = 0) -> tuple[object, object]:
         """The signed rulebook and the signed members changed since ``since``; the directory checks both."""

@@ -342,6 +342,12 @@ async def _one_field(request: web.Request, what: str, name: str, pattern: str) -
     return value
 
 
+async def hello(request: web.Request) -> web.Response:
+    """A terminal's cheap probe: the ledger accepts its key now (and says its clock, for a till's skew)."""
+    who = me(request)
+    return web.json_response({"terminal_id": who.name, "epoch": who.epoch, "time": time.time()})
+
+
 async def enrol(request: web.Request) -> web.Response:
     """A till proves its journal key with a one-time code (``ledger/terminals.py``) and gets the ledger's keys."""
     svc = request.app[SERVICE]
@@ -533,6 +539,7 @@ async def member_account(request: web.Request) -> web.Response:
 # Who may call what: terminals fetch rules, sync and hold; the member app issues codes and binds
 # identifiers; operators see conflicts and quarantine, and revoke. Unlisted routes are public.
 ROLE: dict[Callable[..., object], str] = {
+    hello: "terminal",
     rulebook: "terminal",
     members: "terminal",
     sync_batch: "terminal",
@@ -562,6 +569,7 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_post("/v1/enrol", enrol)
+    app.router.add_get("/v1/hello", hello)
     app.router.add_get("/v1/rulebook", rulebook)
     app.router.add_get("/v1/members", members)
     app.router.add_post("/v1/sync/batch", sync_batch)

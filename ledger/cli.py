@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -21,7 +22,9 @@ from ledger.app import VERIFY_WORKERS, LedgerService, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.notices import MEMBERS_EVERY, NoticePublisher, add_broker_options, broker_from, send_command
+from ledger.rulebooks import RulebookRefusedError
 from ledger.store import LedgerStore
+from protocols.errors import GatewayError
 from protocols.masking import mask_processor
 from protocols.mqtt_topics import COMMANDS
 from protocols.phone import phone_identifier
@@ -61,7 +64,8 @@ async def open_service(
     if demo and await store.get_meta("rulebook") is None:
         await store.upsert_members(list(DEMO_MEMBERS))
         demo_rules = {"version": 1, "currency": "CNY", "tiers": DEMO_TIERS, "excluded_categories": DEMO_EXCLUDED}
-        await store.add_rulebook({**demo_rules, **DEMO_BENEFITS})
+        with contextlib.suppress(RulebookRefusedError):  # another node, starting at the same moment, put it in
+            await store.add_rulebook({**demo_rules, **DEMO_BENEFITS})
     salt = await store.phone_salt()
     if demo:
         for member_id, phone in DEMO_PHONES.items():
@@ -182,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     except ssl.SSLError as err:
         print(f"posgw-ledger: TLS: {err}", file=sys.stderr)
         return 78
+    except GatewayError as err:  # any other refusal at start: one line, never a traceback
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 70  # EX_SOFTWARE
     except OSError as err:  # a broker password or CA file that cannot be read
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 66  # EX_NOINPUT

@@ -65,6 +65,9 @@ DOCUMENT: dict[str, Any] = {
                 {"200": {"description": "the text format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
             )
         },
+        "/v1/hello": {
+            "get": _op("terminal", "the ledger accepts this terminal now: its id, epoch, the ledger's time", ok())
+        },
         "/v1/rulebook": {"get": _op("terminal", "the signed rulebook", ok())},
         "/v1/members": {
             "get": _op(

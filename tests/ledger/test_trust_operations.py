@@ -20,10 +20,11 @@ from gateway import enrolment
 from gateway.config import load_config
 from ledger import secrets
 from protocols.chain import ChainLink, canonical, verify_chain
+from protocols.rulebook import open_rulebook
 from protocols.tokens import public_key_from_text
 from tests.brokers import make_tls
 from tests.gateway.records import draft
-from tests.harness import LedgerHandle, gateway_config, ledger_cli, running_gateway
+from tests.harness import LedgerHandle, TestTerminal, gateway_config, ledger_cli, running_gateway
 from tests.pg import fresh_schema
 
 pytestmark = [pytest.mark.ledger]
@@ -32,12 +33,13 @@ pytestmark = [pytest.mark.ledger]
 async def test_a_till_syncs_over_https_and_refuses_a_ledger_its_ca_did_not_sign(
     tmp_path: Path, tokens: dict[str, str], ledger_database: str | None
 ) -> None:
-    ca = make_tls(tmp_path / "tls")
+    tls = make_tls(tmp_path / "tls")
+    ca = tls / "ca.pem"
     ledger = LedgerHandle(
         tmp_path / "ledger",
         tokens,
         database=ledger_database,
-        tls=(ca, ca.parent / "server.pem", ca.parent / "server.key"),
+        tls=(ca, tls / "server.pem", tls / "server.key"),
     )
     await ledger.start()
     try:
@@ -50,7 +52,7 @@ async def test_a_till_syncs_over_https_and_refuses_a_ledger_its_ca_did_not_sign(
             await pos.complete_cash(basket, 1_000)
             await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
         # Plain HTTP to an HTTPS ledger, and a CA that did not sign its certificate: nothing believed.
-        stranger = make_tls(tmp_path / "other")
+        stranger = make_tls(tmp_path / "other") / "ca.pem"
         other = gateway_config(tmp_path / "gw2", ledger.url, tokens, ca_file=str(stranger), terminal_id="T-TEST-02")
         with pytest.raises(Exception, match="certificate verify failed"):
             await ledger.enrol_gateway(other)
@@ -67,9 +69,16 @@ async def test_two_nodes_on_one_database_come_up_together_with_one_issuer_key(
         nodes = [LedgerHandle(tmp_path / f"node{i}", tokens, database=url, env=shared) for i in range(2)]
         await asyncio.gather(*(node.start() for node in nodes))  # both at once, on an empty database
         try:
-            kids = [set((await node.rulebook()).issuer_keys) for node in nodes]
-            assert kids[0] == kids[1]
-            assert len(kids[0]) == 1
+            first = await nodes[0].rulebook()
+            # The same terminal asks the other node: the same rulebook, signed by the same key.
+            observer = await nodes[0].observer()
+            status, envelope = await TestTerminal(nodes[1].url, observer.terminal_id, observer.key).call(
+                "GET", "/v1/rulebook"
+            )
+            assert status == 200
+            second, _ = open_rulebook(envelope, nodes[0].issuer_key().public_key())  # refused were it another key
+            assert first.issuer_keys == second.issuer_keys
+            assert len(first.issuer_keys) == 1
             # A node given another secrets key cannot open the ledger's: one clear line, not a traceback.
             other = {secrets.KEY_ENV: secrets.new_secrets_key()}
             stray = LedgerHandle(tmp_path / "node-stray", tokens, database=url, env=other)
