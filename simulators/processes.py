@@ -10,8 +10,8 @@ import asyncio
 import os
 import secrets
 import signal
-import ssl
 import socket
+import ssl
 import subprocess
 import sys
 import time
