@@ -50,7 +50,9 @@ def add_commands(sub: Any) -> None:
     books = sub.add_parser("check", help="check the books: postings sum to zero, balances match their accounts")
     points = sub.add_parser("points", help="points jobs: expire what was earned before a date and not spent")
     points.add_argument("action", choices=["expire"])
-    points.add_argument("--before", required=True, help="ISO date: points earned before it lapse (e.g. 2026-01-01)")
+    points.add_argument(
+        "--before", help="the mall's day: points earned before its midnight lapse (default: 1 January of this year)"
+    )
     tier = sub.add_parser("tiers", help="tier jobs: the yearly review of tiers by growth value")
     tier.add_argument("action", choices=["review"])
     tier.add_argument("--year", type=int, help="the calendar year to review (default: last year, in the mall's zone)")
@@ -97,10 +99,14 @@ async def _run(args: argparse.Namespace) -> int:
         if args.command == "member":
             return await show_member(store, args.member_id)
         if args.command == "points":
-            expired = await store.expire_points(args.before)
+            before = args.before or f"{business_day(datetime.now(UTC), store.shelf.zone).year}-01-01"
+            expired = await store.expire_points(before)
             for member_id, n in sorted(expired.items()):
                 print(f"  {member_id}: {n:,} points expired")
-            print(f"{sum(expired.values()):,} points expired for {len(expired)} members (earned before {args.before})")
+            print(
+                f"{sum(expired.values()):,} points expired for {len(expired)} members "
+                f"(earned before {before}, {store.shelf.zone})"
+            )
             return 0
         if args.command == "tiers":
             return await review_tiers(store, args)

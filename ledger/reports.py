@@ -165,8 +165,9 @@ def _figures(rows: Iterable[tuple[Any, Any]]) -> dict[str, int]:
     return out
 
 
-async def points_posted(tx: Tx, start: str, end: str) -> dict[str, int]:
-    """The points figures of the records made in ``[start, end)`` (UTC text, ``day_bounds``)."""
+async def points_posted(tx: Tx, start: str, end: str, day: str) -> dict[str, int]:
+    """The points figures of the records made in ``[start, end)`` (UTC text, ``day_bounds``), and what the
+    year-end clearing run for ``day`` (its cutoff) let lapse."""
     rows = await tx.all(
         "SELECT p.kind, CAST(SUM(p.amount) AS BIGINT) FROM postings p JOIN transactions t USING (txn_id) "
         "WHERE t.created_at >= $1 AND t.created_at < $2 AND p.unit = 'points' AND p.account = 'mall:points' "
@@ -174,7 +175,12 @@ async def points_posted(tx: Tx, start: str, end: str) -> dict[str, int]:
         start,
         end,
     )
-    return _figures((k, v) for k, v in rows)
+    expired = await tx.one(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM postings WHERE account = 'mall:expired' "
+        "AND txn_id LIKE $1",
+        f"expiry:{day}:%",
+    )
+    return {**_figures((k, v) for k, v in rows), "expired": int(expired[0]) if expired else 0}
 
 
 async def points_books(tx: Tx) -> dict[str, int]:

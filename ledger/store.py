@@ -317,7 +317,7 @@ class LedgerStore:
     async def points_of_day(self, day: str) -> dict[str, int]:
         """The points the mall's side posted for records of ``day``, by kind (``ledger/reports.py``)."""
         start, end = day_bounds(day, self.shelf.zone)
-        return await self.db.read(lambda tx: reports.points_posted(tx, start, end))
+        return await self.db.read(lambda tx: reports.points_posted(tx, start, end, day))
 
     async def member_history(self, member_id: str) -> list[dict[str, Any]]:
         """A member's points and stored-value postings, oldest first, with the record each came from."""

@@ -17,7 +17,7 @@ import dataclasses
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +90,7 @@ class FleetResult:
 
 
 async def run_fleet(
-    ledger_url: str,
+    ledger_url: str | Sequence[str],
     codes: Mapping[str, str],
     records_each: int,
     *,
@@ -100,7 +100,8 @@ async def run_fleet(
     broker: FleetBroker | None = None,
 ) -> tuple[FleetResult, list[FleetTerminal]]:
     """Every terminal (``codes``: terminal id → its enrolment code) enrols, sells ``records_each`` and
-    syncs them all; some go offline for a while.
+    syncs them all; some go offline for a while. Several ledger URLs (nodes of one ledger behind no
+    load balancer) share the terminals out, one each in turn.
 
     With a ``broker`` the terminals are on MQTT as well (``fleet_news.py``):
     connected and holding the rules before they sell, and at the end the run
@@ -111,7 +112,8 @@ async def run_fleet(
     result = FleetResult(len(fleet), len(fleet) * records_each)
     limit = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=limit) as http:
-        await asyncio.gather(*(_enrol(http, ledger_url, t) for t in fleet))
+        urls = [ledger_url] if isinstance(ledger_url, str) else list(ledger_url)
+        await asyncio.gather(*(_enrol(http, urls[i % len(urls)], t) for i, t in enumerate(fleet)))
         async with contextlib.AsyncExitStack() as stack:
             news: list[TerminalNews] = []
             if broker is not None:

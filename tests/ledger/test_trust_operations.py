@@ -22,9 +22,17 @@ from ledger import secrets
 from protocols.chain import ChainLink, canonical, verify_chain
 from protocols.rulebook import open_rulebook
 from protocols.tokens import public_key_from_text
+from simulators.fleet import run_fleet
 from tests.brokers import make_tls
 from tests.gateway.records import draft
-from tests.harness import LedgerHandle, TestTerminal, gateway_config, ledger_cli, running_gateway
+from tests.harness import (
+    LedgerHandle,
+    TestTerminal,
+    fleet_differences,
+    gateway_config,
+    ledger_cli,
+    running_gateway,
+)
 from tests.pg import fresh_schema
 
 pytestmark = [pytest.mark.ledger]
@@ -89,12 +97,17 @@ async def test_two_nodes_on_one_database_come_up_together_with_one_issuer_key(
             log = (tmp_path / "node-stray" / "ledger.log").read_text()
             assert "cannot be opened with this node's secrets key" in log
             assert "Traceback" not in log
+            # A fleet spread over both nodes: every record once, nothing doubled, the books hold.
+            result, fleet = await run_fleet([n.url for n in nodes], await nodes[0].fleet_codes(20), 15)
+            assert (result.accepted, result.rejected, result.quarantined) == (300, 0, 0)
+            assert await fleet_differences(nodes[1], [r for t in fleet for r in t.made]) == []
+            assert await nodes[0].books_problems() == []
             # A record sent to one node is a duplicate at the other: one ledger.
             till = await nodes[0].terminal("T-TWO")
-            (first,) = till.seal([draft("T-TWO", 1_000)])
-            assert (await till.post_batch([first]))[1]["results"][0]["status"] == "accepted"
+            (record,) = till.seal([draft("T-TWO", 1_000)])
+            assert (await till.post_batch([record]))[1]["results"][0]["status"] == "accepted"
             till.url = nodes[1].url
-            assert (await till.post_batch([first]))[1]["results"][0]["status"] == "duplicate"
+            assert (await till.post_batch([record]))[1]["results"][0]["status"] == "duplicate"
         finally:
             for node in nodes:
                 node.stop()
