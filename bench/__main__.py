@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    exactness,
     ingest_bench,
     journal_bench,
     ops_bench,
@@ -27,7 +28,7 @@ from bench.environment import rig
 from bench.stats import line
 
 
-async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
+async def main(scans: int, sales: int, taps: int, exact_cases: int) -> dict[str, Any]:
     async with rig() as r:
         print(f"scan → WebSocket, {scans} scans (gateway and ledger as real processes, scanner on a pty)")
         scan = await scan_latency.run(r, scans)
@@ -66,7 +67,11 @@ async def main(scans: int, sales: int, taps: int) -> dict[str, Any]:
     print("\npricing, 10,000 baskets (pure function, one core)")
     pricing = pricing_bench.run()
     pricing_bench.report(pricing)
+    print(f"\nexactness: {exact_cases:,} random baskets refunded in random pieces, till and ledger (every core)")
+    exact = await asyncio.to_thread(exactness.run, exact_cases)
+    exactness.report(exact)
     return {
+        "exactness": exact,
         "pricing": pricing,
         "pay": pay,
         "ingest": ingest,
@@ -87,8 +92,9 @@ if __name__ == "__main__":
     parser.add_argument("--scans", type=int, default=1000)
     parser.add_argument("--sales", type=int, default=500)
     parser.add_argument("--taps", type=int, default=200)
+    parser.add_argument("--exact-cases", type=int, default=1_000_000, help="the exactness long run's baskets")
     args = parser.parse_args()
-    results = asyncio.run(main(args.scans, args.sales, args.taps))
+    results = asyncio.run(main(args.scans, args.sales, args.taps, args.exact_cases))
     out = Path(__file__).parent / "results" / "latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

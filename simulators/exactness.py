@@ -97,7 +97,8 @@ def random_case(rng: random.Random) -> Case:
         for i in range(1, n + 1)
     )
     member = rng.choice([None, MemberEntry("M1", "classic"), MemberEntry("M2", "supreme")])
-    kinds = tuple(rng.choice(["cash", "wallet", "wechat", "card"]) for _ in range(rng.randint(1, 3)))
+    methods = ["cash", "wallet", "wechat", "card"] if member else ["cash", "wechat", "card"]  # stored value: a member's
+    kinds = tuple(rng.choice(methods) for _ in range(rng.randint(1, 3)))
     return Case(
         book=book,
         lines=lines,

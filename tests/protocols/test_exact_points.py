@@ -13,6 +13,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.exactness import ledger_refusals
 from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule
 from protocols.pricing import BasketLine, Payment, price, receipt_lines, with_earning
 from protocols.pricing.earning import payments_of
@@ -131,8 +132,11 @@ def test_version_1_sales_are_still_refunded_as_they_always_were() -> None:
 
 @settings(max_examples=1000, deadline=None)
 @given(st.randoms(use_true_random=False))
-def test_random_baskets_and_partial_refunds_add_up(rng: random.Random) -> None:
-    assert check_case(random_case(rng)) == []
+def test_random_baskets_and_partial_refunds_add_up_and_the_ledger_believes_them(rng: random.Random) -> None:
+    """Every figure adds up per line and in total after every refund, and the ledger's re-check (the same
+    pricing code, run on the records) believes the honest sale and each of its refunds."""
+    case = random_case(rng)
+    assert check_case(case, also=lambda sale, refunds: ledger_refusals(case, sale, refunds)) == []
 
 
 def test_no_refunded_unit_pays_more_with_points_than_its_discount() -> None:
