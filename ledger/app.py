@@ -68,6 +68,7 @@ class LedgerService:
     new_verifier: Callable[[], Executor] | None = None
     auth: Authenticator = field(init=False)
     metrics: LedgerMetrics = field(default_factory=LedgerMetrics)
+    lookups: Pacing = field(default_factory=lambda: Pacing(rate=10.0, burst=30))  # identifier lookups per terminal
 
     def __post_init__(self) -> None:
         self.use_rulebook(self.rulebook)
@@ -90,6 +91,25 @@ VERIFY_WORKERS = int(os.environ.get("POSGW_LEDGER_VERIFY_WORKERS", 0)) or os.cpu
 def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
     body = {"type": f"urn:posgw:problem:{code}", "title": code, "status": status, "detail": detail, **extra}
     return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
+
+
+@dataclass
+class Pacing:
+    """A token bucket per terminal: ``rate`` a second, ``burst`` at once (per ledger node)."""
+
+    rate: float
+    burst: int
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # terminal -> (tokens, at)
+
+    def take(self, who: str, now: float) -> float:
+        """0 if ``who`` may go now (a token taken), else the seconds until it may."""
+        tokens, at = self.buckets.get(who, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self.buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self.buckets[who] = (tokens - 1, now)
+        return 0.0
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -210,6 +230,9 @@ async def metrics(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     with contextlib.suppress(StorageUnavailableError):  # the scrape still answers; the rest says enough
         svc.metrics.quarantine.set(await svc.store.quarantine_count())
+    if (pool := svc.store.db.pool_stats()) is not None:
+        svc.metrics.pool.labels("size").set(pool[0])
+        svc.metrics.pool.labels("idle").set(pool[1])
     body, content_type = svc.metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -383,8 +406,14 @@ async def terminal_records(request: web.Request) -> web.Response:
 
 
 async def identifier(request: web.Request) -> web.Response:
-    """Who carries this card (for a terminal whose cache does not know it yet)."""
-    member = await request.app[SERVICE].store.member_by_identifier(request.match_info["identifier"])
+    """Who carries this card (for a terminal whose cache does not know it yet): one at a time, paced
+    per terminal so that no till can walk the member list."""
+    svc = request.app[SERVICE]
+    if (wait := svc.lookups.take(me(request).name, time.monotonic())) > 0:
+        response = problem(429, "too-many-lookups", f"identifier lookups are paced; try again in {wait:.1f} s")
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
+    member = await svc.store.member_by_identifier(request.match_info["identifier"])
     if member is None:
         return problem(404, "unknown-identifier", "no member carries this identifier")
     return web.json_response(member.to_wire())

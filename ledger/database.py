@@ -101,6 +101,10 @@ class Database(Protocol):
         """Run ``fn`` in a read-only snapshot."""
         ...
 
+    def pool_stats(self) -> tuple[int, int] | None:
+        """(connections, idle) of a connection pool; None for an engine without one."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -26,6 +26,7 @@ class LedgerMetrics:
         self.quarantine = Gauge("posgw_ledger_quarantine", "Records held in quarantine for an operator", registry=r)
         self.refusals = Counter("posgw_ledger_refused", "Requests refused, by reason", ["reason"], registry=r)
         self.holds = Counter("posgw_ledger_holds", "Holds placed, by unit", ["unit"], registry=r)
+        self.pool = Gauge("posgw_ledger_db_connections", "PostgreSQL pool connections, by state", ["state"], registry=r)
         self.latency = Histogram(
             "posgw_ledger_request_seconds", "API latency by route", ["route"], registry=r,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),

@@ -95,7 +95,10 @@ DOCUMENT: dict[str, Any] = {
         },
         "/v1/identifiers/{identifier}": {
             "get": _op(
-                "terminal", "the member behind an identifier", {**ok(), **_common}, parameters=[_path("identifier")]
+                "terminal",
+                "the member behind an identifier (paced per terminal: 429 with Retry-After)",
+                {**ok(), **_common, **errors(429)},
+                parameters=[_path("identifier")],
             )
         },
         "/v1/enrol": {

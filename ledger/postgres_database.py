@@ -161,6 +161,9 @@ class PostgresDatabase:
         except UNAVAILABLE as err:
             raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
 
+    def pool_stats(self) -> tuple[int, int] | None:
+        return self._pool.get_size(), self._pool.get_idle_size()
+
     async def close(self) -> None:
         await self._on(self._pool.close())
         _stop(self._loop, self._thread)

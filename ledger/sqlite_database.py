@@ -440,6 +440,9 @@ class SqliteDatabase:
         except sqlite3.OperationalError as err:
             raise StorageUnavailableError(f"the ledger's database file: {err}") from err
 
+    def pool_stats(self) -> tuple[int, int] | None:
+        return None  # two connections of its own, always open
+
     async def close(self) -> None:
         self._reader.close()
         self._writer.close()

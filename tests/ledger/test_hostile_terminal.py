@@ -341,3 +341,10 @@ async def test_a_quarantined_record_is_released_or_rejected_by_an_operator(
     decided = ledger_cli("quarantine", "list", "--state", "released", *ledger.store_args())
     assert generous.txn_id in decided.stdout
     assert await ledger.books_problems() == []
+
+
+async def test_it_cannot_walk_the_member_list_through_lookups(ledger: LedgerHandle, till: TestTerminal) -> None:
+    """One identifier at a time, paced: a burst of guesses is told to wait (429), not answered."""
+    statuses = [(await till.call("GET", f"/v1/identifiers/card:87000{i:05d}"))[0] for i in range(40)]
+    assert statuses[:30] == [404] * 30  # the burst a till's cache misses may need
+    assert 429 in statuses[30:]
