@@ -17,30 +17,26 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import BrokenExecutor, Executor
-from dataclasses import dataclass, field
+from concurrent.futures import BrokenExecutor
 
 import structlog
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import holds
-from ledger.auth import Authenticator, AuthError, Principal
+from ledger.auth import AuthError, Principal
 from ledger.chain_check import seal_refusals
 from ledger.database import StorageUnavailableError
 from ledger.identity import IdentifierOwnedError
 from ledger.issuer import issue_coupon
-from ledger.metrics import LedgerMetrics
-from ledger.notices import NoticePublisher
 from ledger.openapi import DOCUMENT as OPENAPI
-from ledger.store import LedgerStore
+from ledger.service import LedgerService
 from ledger.terminals import EnrolRefusedError
 from protocols.enrolment import CODE_PATTERN
 from protocols.errors import GatewayError, SchemaError
 from protocols.money import format_cny
 from protocols.payer import payer_identifier
 from protocols.records import ID_PATTERN, MAX_POINTS
-from protocols.rulebook import Rulebook, sign_members, sign_rulebook
+from protocols.rulebook import sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import SyncReply, batch_from_wire, seal_items
 from protocols.tokens import TokenClaims, b64url_decode, key_id, public_key_text, sign_token
@@ -55,35 +51,6 @@ assert MAX_POINTS_HOLD <= MAX_POINTS
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass
-class LedgerService:
-    store: LedgerStore
-    issuer: Ed25519PrivateKey
-    rulebook: Rulebook
-    app_token: str | None
-    operator_token: str | None = None
-    notices: NoticePublisher | None = None  # MQTT news for terminals, when a broker is configured
-    # Worker processes for signature checks, and how to make them again if one dies (OOM killer, a crash).
-    verifier: Executor | None = None
-    new_verifier: Callable[[], Executor] | None = None
-    auth: Authenticator = field(init=False)
-    metrics: LedgerMetrics = field(default_factory=LedgerMetrics)
-    lookups: Pacing = field(default_factory=lambda: Pacing(rate=10.0, burst=30))  # identifier lookups per terminal
-
-    def __post_init__(self) -> None:
-        self.use_rulebook(self.rulebook)
-        self.auth = Authenticator(self.store.signing_key, self.app_token, self.operator_token)
-
-    def use_rulebook(self, book: Rulebook) -> None:
-        """Put ``book`` in force: served to terminals, re-checked against, its ladder and time zone used."""
-        self.rulebook = book
-        self.store.use_rules(book)
-
-    @property
-    def kid(self) -> str:
-        return key_id(self.issuer.public_key())
-
-
 SERVICE = web.AppKey("ledger", LedgerService)
 VERIFY_WORKERS = int(os.environ.get("POSGW_LEDGER_VERIFY_WORKERS", 0)) or os.cpu_count() or 2
 
@@ -91,25 +58,6 @@ VERIFY_WORKERS = int(os.environ.get("POSGW_LEDGER_VERIFY_WORKERS", 0)) or os.cpu
 def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
     body = {"type": f"urn:posgw:problem:{code}", "title": code, "status": status, "detail": detail, **extra}
     return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
-
-
-@dataclass
-class Pacing:
-    """A token bucket per terminal: ``rate`` a second, ``burst`` at once (per ledger node)."""
-
-    rate: float
-    burst: int
-    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # terminal -> (tokens, at)
-
-    def take(self, who: str, now: float) -> float:
-        """0 if ``who`` may go now (a token taken), else the seconds until it may."""
-        tokens, at = self.buckets.get(who, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
-        if tokens < 1:
-            self.buckets[who] = (tokens, now)
-            return (1 - tokens) / self.rate
-        self.buckets[who] = (tokens - 1, now)
-        return 0.0
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)

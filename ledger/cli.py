@@ -18,11 +18,12 @@ import structlog
 from aiohttp import web
 
 from ledger import admin, rulebooks, secrets
-from ledger.app import VERIFY_WORKERS, LedgerService, build_app
+from ledger.app import VERIFY_WORKERS, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.notices import MEMBERS_EVERY, NoticePublisher, add_broker_options, broker_from, send_command
 from ledger.rulebooks import RulebookRefusedError
+from ledger.service import LedgerService, follow
 from ledger.store import LedgerStore
 from protocols.errors import GatewayError
 from protocols.masking import mask_processor
@@ -112,7 +113,7 @@ async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | No
     svc.new_verifier = lambda: ProcessPoolExecutor(VERIFY_WORKERS, mp_context=multiprocessing.get_context("forkserver"))
     svc.verifier = svc.new_verifier()
     publisher = None
-    following = asyncio.create_task(rulebooks.follow(svc, svc.rulebook.phone_salt), name="rulebook-versions")
+    following = asyncio.create_task(follow(svc, svc.rulebook.phone_salt), name="rulebook-versions")
     if svc.notices is not None:
         svc.notices.rulebook(svc.rulebook.version)
         svc.notices.members(await svc.store.member_revision())

@@ -11,27 +11,19 @@ announces it over MQTT.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.database import StorageUnavailableError, Tx, marks
+from ledger.database import Tx, marks
 from ledger.tiers import Ladder
 from protocols.errors import FinalError, SchemaError
 from protocols.rulebook import Rulebook
 from protocols.tokens import key_id, public_key_text
 
-if TYPE_CHECKING:
-    from ledger.app import LedgerService
-
-log = structlog.get_logger("posgw.ledger")
-
-POLL_SECONDS = 2.0
 OWN_FIELDS = ("phone_salt", "issuer_keys")  # filled in by the ledger, never loaded
 
 
@@ -97,20 +89,3 @@ class Shelf:
             except SchemaError:
                 continue  # unreadable by this version: records naming it are quarantined, not guessed at
             self._versions[int(version)] = book
-
-
-async def follow(svc: LedgerService, phone_salt: str) -> None:
-    """Keep ``svc.rulebook`` the newest loaded version (loaded by an operator's command, or another ledger)."""
-    while True:
-        await asyncio.sleep(POLL_SECONDS)
-        try:
-            body = await svc.store.get_meta("rulebook")
-        except StorageUnavailableError as err:  # the database is away: the version in force stays, ask again
-            log.warning("rulebook_check_failed", error=str(err))
-            continue
-        if body is None or int(body["version"]) <= svc.rulebook.version:
-            continue
-        svc.use_rulebook(assemble(body, phone_salt, svc.issuer))
-        log.info("rulebook_in_force", version=svc.rulebook.version)
-        if svc.notices is not None:
-            svc.notices.rulebook(svc.rulebook.version)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.app import LedgerService, build_app
+from ledger.app import build_app
 from ledger.openapi import DOCUMENT, NOT_DESCRIBED
+from ledger.service import LedgerService
 from ledger.store import LedgerStore
 from protocols.rulebook import Rulebook
 from tests.harness import LedgerHandle, schemathesis_argv

@@ -12,7 +12,8 @@ import pytest
 
 from ledger.postgres_database import PostgresDatabase
 from ledger.postgres_schema import LATEST, MIGRATIONS
-from ledger.rulebooks import OWN_FIELDS, POLL_SECONDS
+from ledger.rulebooks import OWN_FIELDS
+from ledger.service import POLL_SECONDS
 from ledger.store import LedgerStore
 from simulators.fleet import run_fleet
 from tests.harness import LedgerHandle, fleet_differences, ledger_cli
