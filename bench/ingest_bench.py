@@ -46,7 +46,7 @@ from simulators.fleet import FleetTerminal, run_fleet
 from simulators.fleet_news import FleetBroker, quiet_links
 from simulators.ledger_session import SignedSession, enrol
 from simulators.postgres import fresh_schema
-from simulators.processes import demo_env, free_port, ledger_proc
+from simulators.processes import Proc, demo_env, free_port, ledger_proc
 
 
 def plain_inserts(path: Path, rows: list[tuple[str, str, int, str]]) -> float:
@@ -123,6 +123,31 @@ async def backlog(url: str, code: str, n: int) -> tuple[float, list[tuple[str, s
     return rate, rows
 
 
+async def backlog_checking_every_signature(work: Path, database: str | None, n: int) -> float:
+    """The same backlog at a ledger that checks each record's own signature (in worker processes), the peer
+    of the default check (every hash link, one signature vouching for a run)."""
+    tokens = [secrets.token_urlsafe(24) for _ in range(3)]
+    port, data = free_port(), work / "every"
+    env = {**demo_env(*tokens), "POSGW_LEDGER_SEAL_CHECK": "every"}
+    if database:  # a schema of its own: the main ledger's terminals and records stay apart
+        async with fresh_schema("bench_every_") as url:
+            return await _backlog_at(
+                ledger_proc(data, port, env, work / "every.log", ("--database", url)), port, data, url, n
+            )
+    return await _backlog_at(ledger_proc(data, port, env, work / "every.log"), port, data, None, n)
+
+
+async def _backlog_at(ledger: Proc, port: int, data: Path, database: str | None, n: int) -> float:
+    ledger.start()
+    try:
+        await ledger.wait_healthy()
+        (code,) = (await codes(data, database, "T-BACKLOG", 1)).values()
+        rate, _ = await backlog(f"http://127.0.0.1:{port}", code, n)
+        return rate
+    finally:
+        ledger.stop()
+
+
 async def run(
     engine: str = "sqlite", backlog_n: int = 50_000, terminals: int = 500, records_each: int = 20
 ) -> dict[str, Any]:
@@ -156,6 +181,7 @@ async def _run(
             plain_rate = await plain_copy(database, rows)
         else:
             plain_rate = plain_inserts(work / "plain.sqlite3", rows)
+        every_rate = await backlog_checking_every_signature(work, database, backlog_n)
         burst, _ = await run_fleet(url, await codes(data, database, "T-FLEET", terminals), records_each)
         # Steady state: every terminal sells and syncs every PACE seconds, none offline.
         steady = await codes(data, database, "T-STEADY", terminals)
@@ -173,6 +199,7 @@ async def _run(
         "engine": engine,
         "backlog_records": backlog_n,
         "backlog_ingest_per_s": backlog_rate,
+        "backlog_every_signature_per_s": every_rate,
         "plain_insert_per_s": plain_rate,
         "ratio_vs_plain_insert": backlog_rate / plain_rate,
         "fleet_terminals": terminals,
@@ -202,6 +229,11 @@ def report(r: dict[str, Any]) -> None:
         "plain asyncpg COPY of the same rows" if r["engine"] == "postgres" else "plain SQLite insert of the same rows"
     )
     print(f"  peer: {peer}, 200 a commit {plain:10,.0f} /s  → ledger {ratio:.2f}×")
+    every = r["backlog_every_signature_per_s"]
+    print(
+        f"  the same backlog checking every record's own signature {every:10,.0f} /s"
+        f"  → the chain's check {rate / every:.2f}×"
+    )
     fleet = f"fleet of {r['fleet_terminals']} terminals, {r['fleet_records']:,} records"
     print(f"  {fleet} {r['fleet_ingest_per_s']:10,.0f} /s")
     p50, p99 = lag["p50_ms"], lag["p99_ms"]

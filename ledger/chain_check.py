@@ -48,6 +48,50 @@ def seal_refusals(public_key: bytes, items: list[tuple[str, str, str, bytes]]) -
     return [seal_refusal(key, *item) for item in items]
 
 
+def vouched_refusals(public_key: bytes, items: list[tuple[str, str, str, bytes]]) -> list[str | None]:
+    """Each record's seal, with one signature vouching for the records before it (``docs/protocols/sync.md``).
+
+    Every record's hash is computed over the bytes sent; a record is *vouched*
+    when the record after it in the batch links to it (its ``prev_hash`` is this
+    record's hash) and is itself vouched or carries a signature that verifies.
+    Only the records nothing vouches for have their own signature checked: the
+    batch's newest, and the last of any run the batch breaks (a gap). A record's
+    hash covers its predecessor's, so the newest signature commits to every
+    record it reaches; an edit anywhere breaks a hash. Per-record signatures stay
+    in the records, for auditors.
+    """
+    key = VerifyKey(public_key)
+    refusals: list[str | None] = [None] * len(items)
+    digests: list[bytes | None] = [None] * len(items)
+    for i, (prev_hash, digest_hex, signature_hex, body) in enumerate(items):
+        try:
+            prev, digest, signature = bytes.fromhex(prev_hash), bytes.fromhex(digest_hex), bytes.fromhex(signature_hex)
+        except ValueError:
+            refusals[i] = "unsigned: the record carries no chain fields"
+            continue
+        if not (prev and digest and signature):
+            refusals[i] = "unsigned: the record carries no chain fields"
+        elif link(prev, body) != digest:
+            refusals[i] = "edited: the content does not match its hash"
+        else:
+            digests[i] = digest
+    vouched: bytes | None = None  # the prev_hash a vouched record after this one commits to
+    for i in range(len(items) - 1, -1, -1):
+        known = digests[i]
+        if known is None:
+            vouched = None
+            continue
+        if vouched != known:  # nothing after it reaches it: its own signature must hold
+            try:
+                key.verify(known, bytes.fromhex(items[i][2]))
+            except (BadSignatureError, ValueError):
+                refusals[i] = "forged: the signature is not this terminal's registered key"
+                vouched = None
+                continue
+        vouched = bytes.fromhex(items[i][0])
+    return refusals
+
+
 def link_refusal(r: TransactionRecord, links: Mapping[int, tuple[str, str]]) -> str | None:
     """Whether the record links to the neighbours held (``links``: seq -> (prev_hash, hash) near it)."""
     before = links.get(r.seq - 1)

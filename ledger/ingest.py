@@ -301,11 +301,12 @@ class Plan:
             self.balances[(member_id, "fen")] = int(wallet)
             self.members.setdefault(member_id, {tier})
             self.book.hold(member_id, tier, year, int(growth or 0))
-        for member_id, from_tier, to_tier in await tx.all(
-            f"SELECT member_id, from_tier, to_tier FROM tier_changes WHERE member_id IN ({marks(n)})",  # noqa: S608
-            *members,
-        ):
-            self.members.get(member_id, set()).update((from_tier, to_tier))
+        if any(r.member_tier for r in records):  # only version 2 records name the tier they were priced at
+            for member_id, from_tier, to_tier in await tx.all(
+                f"SELECT member_id, from_tier, to_tier FROM tier_changes WHERE member_id IN ({marks(n)})",  # noqa: S608
+                *members,
+            ):
+                self.members.get(member_id, set()).update((from_tier, to_tier))
 
     async def _load_context(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         """What the re-checks need: the terminals' shops, holds, refunded sales, spends without a hold."""
@@ -334,9 +335,10 @@ class Plan:
                 *sales,
             ):
                 self.refunds.setdefault(str(refund_of), []).append(TransactionRecord.from_wire(json.loads(body)))
-        pairs = sorted({(r.terminal_id, r.member_id) for r in records if r.member_id and r.kind == "sale"})
+        spending = [r for r in records if r.member_id and r.kind == "sale" and _spends(r)]
+        pairs = sorted({(r.terminal_id, str(r.member_id)) for r in spending})
         if pairs:
-            since = min(_seconds(r.created_at) for r in records) - 7 * 86_400
+            since = min(_seconds(r.created_at) for r in spending) - 7 * 86_400
             where = " OR ".join(f"(terminal_id = ${2 * i + 2} AND member_id = ${2 * i + 3})" for i in range(len(pairs)))
             for t, m, unit, amount, made, received in await tx.all(
                 "SELECT terminal_id, member_id, unit, amount, made_at, received_at FROM unheld_spends "  # noqa: S608
@@ -519,6 +521,11 @@ INSERT_RECORD = (
     "INSERT INTO transactions (txn_id, terminal_id, epoch, seq, body, received_at, prev_hash, hash, created_at, kind, "
     "state, refund_of, member_id, offline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 )
+
+
+def _spends(r: TransactionRecord) -> bool:
+    """Whether a sale spends points or stored value (the offline limits look at what it spent before)."""
+    return bool(r.points_redeemed) or any(t.kind == "wallet" for t in r.tenders)
 
 
 def _seconds(instant: str) -> float:

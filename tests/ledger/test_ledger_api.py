@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,45 @@ async def test_ingest_is_idempotent_and_credits_points_once(ledger: LedgerHandle
     assert await ledger.points("M0001") == 3  # 2 + 1, once
 
 
-async def test_a_forged_record_in_a_big_batch_is_rejected_though_the_books_were_written_while_workers_checked(
+@pytest.fixture
+async def every_seal(
+    tmp_path: Path, tokens: dict[str, str], ledger_database: str | None
+) -> AsyncIterator[LedgerHandle]:
+    """A ledger that checks every record's own signature (POSGW_LEDGER_SEAL_CHECK=every), in worker processes."""
+    handle = LedgerHandle(
+        tmp_path / "every", tokens, database=ledger_database, env={"POSGW_LEDGER_SEAL_CHECK": "every"}
+    )
+    await handle.start()
+    yield handle
+    handle.stop()
+
+
+async def test_an_edit_in_the_middle_of_a_batch_is_caught_by_the_chain_and_a_forged_head_by_its_signature(
     ledger: LedgerHandle,
 ) -> None:
-    """Batches of 32+ are verified in worker processes while the ledger writes them (optimistically): one
-    forged record among 40 rolls that back, and the batch is applied again knowing which one."""
+    """The default check: every hash link, and one signature vouching for the run before it."""
+    await register(ledger, "T-41")
+    records = numbered([draft("T-41", 10_000, "M0002") for _ in range(40)])  # a point each
+    records[19] = dataclasses.replace(records[19], member_id="M0001")  # after it was sealed
+    records[39] = dataclasses.replace(records[39], signature=Ed25519PrivateKey.generate().sign(b"x").hex())
+    status, body = await post(ledger, batch_to_wire("T-41", records))
+    assert status == 200
+    results = SyncReply.from_wire(body).results
+    assert [(r.seq, (r.reason or "").split(":")[0]) for r in results if r.status == "rejected"] == [
+        (20, "edited"),
+        (40, "forged"),
+    ]
+    assert sum(r.status == "accepted" for r in results) == 38  # each vouched by its own run's newest signature
+    assert await ledger.points("M0002") == 38
+    assert await ledger.books_problems() == []
+
+
+async def test_a_forged_record_in_a_big_batch_is_rejected_though_the_books_were_written_while_workers_checked(
+    every_seal: LedgerHandle,
+) -> None:
+    """Checking every signature: batches of 32+ are verified in worker processes while the ledger writes them
+    (optimistically): one forged record among 40 rolls that back, and the batch is applied again knowing which."""
+    ledger = every_seal
     await register(ledger, "T-40")
     records = numbered([draft("T-40", 10_000, "M0002") for _ in range(40)])  # a point each
     stranger = Ed25519PrivateKey.generate()
@@ -272,7 +307,8 @@ def _children(pid: int, named: bytes = b"") -> list[int]:
     return [int(p) for p in found.stdout.split() if named in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
-async def test_a_signature_worker_killed_is_replaced_and_nothing_is_lost(ledger: LedgerHandle) -> None:
+async def test_a_signature_worker_killed_is_replaced_and_nothing_is_lost(every_seal: LedgerHandle) -> None:
+    ledger = every_seal
     await register(ledger, "T-W")
     records = numbered([draft("T-W", 10_000, "M0003") for _ in range(80)])
     status, _ = await post(ledger, batch_to_wire("T-W", records[:40]))  # 40: checked in the worker processes
