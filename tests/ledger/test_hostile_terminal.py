@@ -348,3 +348,35 @@ async def test_it_cannot_walk_the_member_list_through_lookups(ledger: LedgerHand
     statuses = [(await till.call("GET", f"/v1/identifiers/card:87000{i:05d}"))[0] for i in range(40)]
     assert statuses[:30] == [404] * 30  # the burst a till's cache misses may need
     assert 429 in statuses[30:]
+
+
+async def test_it_cannot_spend_points_it_was_not_given_or_pay_with_points_it_did_not_spend(
+    ledger: LedgerHandle, till: TestTerminal
+) -> None:
+    book = await ledger.rulebook()
+    classic = MemberEntry("M0001", "classic")
+    # M0001 earns 85 points first (¥10,000 at the bakery, classic pays 85 %), honestly.
+    (earned,) = await till.send(honest_sale(book, classic, 1_000_000))
+    assert earned.status == "accepted"
+    # A hold of 1 point is no authority to spend 5.
+    status, body = await till.call(
+        "POST", "/v1/reservations", {"member_id": "M0001", "points": 1, "txn_id": str(uuid7())}
+    )
+    assert status == 201, body
+    spend = dataclasses.replace(honest_sale(book, classic, 1_000), points_redeemed=5, reservation=body["reservation"])
+    spend = dataclasses.replace(spend, lines=(dataclasses.replace(spend.lines[0], points_spent=5),))
+    # An offset claiming ¥9.00 of the bill paid with 1 point (the rule is 100 points to ¥1).
+    offset = dataclasses.replace(honest_sale(book, classic, 10_000), points_redeemed=1)
+    line = offset.lines[0]
+    offset = dataclasses.replace(
+        offset,
+        lines=(dataclasses.replace(line, offset=900, discount=line.discount + 900, net=line.net - 900,
+                                   points_spent=1),),
+        total_discount=offset.total_discount + 900, total_due=offset.total_due - 900,
+        tenders=(Tender("cash", offset.total_due - 900),),
+    )  # fmt: skip
+    results = await till.send(spend, offset)
+    assert [r.status for r in results] == ["quarantined", "quarantined"], results
+    assert "5 points" in (results[0].reason or "")  # no offset nor exchange to spend them on, and no hold for 5
+    assert await ledger.points("M0001") == 85  # what the honest sale earned (85 % of ¥10,000 → ¥8,500), no more
+    assert await ledger.books_problems() == []
