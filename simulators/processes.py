@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# Every child this process started and has not stopped: a test session stops what its tests left (by pid).
+STARTED: dict[int, Proc] = {}
+
+
+def stop_leftovers(pids: Collection[int] | None = None) -> list[str]:
+    """Stop the children this process started (of ``pids``, when given) still running; return what they were."""
+    chosen = {pid: p for pid, p in list(STARTED.items()) if pids is None or pid in pids}
+    left = [f"{p.name} (pid {pid})" for pid, p in chosen.items() if p.popen is not None and p.popen.poll() is None]
+    for proc in chosen.values():
+        proc.stop()
+    return left
 
 
 @dataclass
@@ -54,6 +67,7 @@ class Proc:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
         log.close()
+        STARTED[self.popen.pid] = self
 
     async def wait_healthy(self, within: float = 20.0) -> None:
         deadline = time.monotonic() + within
@@ -68,6 +82,8 @@ class Proc:
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 await asyncio.sleep(0.05)
+        # Nobody will use a process that never came up, and a caller's clean-up may not cover it: stop it here.
+        self.stop()
         raise TimeoutError(f"{self.name} did not become healthy within {within} s; see {self.log_path}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
@@ -81,6 +97,7 @@ class Proc:
                 self.popen.kill()
                 self.popen.wait()
         code = self.popen.returncode
+        STARTED.pop(self.popen.pid, None)
         self.popen = None
         return code
 

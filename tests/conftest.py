@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
-from simulators.processes import free_port
+from simulators.processes import free_port, stop_leftovers
 from simulators.scanner import PtyScanner
 from simulators.terminal import PtyTerminal
 from simulators.vcard import VirtualCard
@@ -90,3 +90,12 @@ async def card_terminal(tmp_path: Path) -> AsyncIterator[PtyTerminal]:
     sim.plug()
     yield sim
     sim.unplug()
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures were torn down: only true leftovers remain
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A process a test started and did not stop (its clean-up never ran) is stopped here, by pid, and named."""
+    left = stop_leftovers()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if left and reporter is not None:
+        reporter.write_line(f"stopped {len(left)} process(es) a test left running: {', '.join(left)}", yellow=True)

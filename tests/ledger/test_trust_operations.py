@@ -75,8 +75,8 @@ async def test_two_nodes_on_one_database_come_up_together_with_one_issuer_key(
     shared = {secrets.KEY_ENV: secrets.new_secrets_key()}
     async with fresh_schema() as url:
         nodes = [LedgerHandle(tmp_path / f"node{i}", tokens, database=url, env=shared) for i in range(2)]
-        await asyncio.gather(*(node.start() for node in nodes))  # both at once, on an empty database
-        try:
+        try:  # a node that came up is stopped even when the other did not
+            await asyncio.gather(*(node.start() for node in nodes))  # both at once, on an empty database
             first = await nodes[0].rulebook()
             # The same terminal asks the other node: the same rulebook, signed by the same key.
             observer = await nodes[0].observer()
