@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 import structlog
 
 from gateway.basket import Basket, BasketState, BasketStore, MemberMatch
+from gateway.clock import instant, utc_now
 from gateway.config import GatewayConfig
 from gateway.coupons import HeldCoupon, check_coupon, hold
 from gateway.errors import (
@@ -32,7 +33,7 @@ from gateway.membership import MemberDirectory, check_active, resolve
 from gateway.payments.desk import PaymentDesk
 from gateway.payments.refunding import RefundDesk
 from gateway.points import PointsSpending
-from gateway.sync import SyncWorker, instant, utc_now
+from gateway.sync import SyncWorker
 from offline_queue.errors import MemberCodeUsedError
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal

@@ -20,8 +20,8 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from gateway.clock import utc_now
 from gateway.config import MqttConfig
-from gateway.sync import utc_now
 from protocols.backoff import Backoff
 from protocols.errors import GatewayError, ProtocolError
 from protocols.mqtt_topics import (

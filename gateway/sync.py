@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from gateway.clock import utc_now
 from gateway.events import EventHub
 from gateway.ledger_client import LedgerClient
 from gateway.membership import MemberDirectory
@@ -28,15 +28,6 @@ from protocols.errors import GatewayError
 from protocols.pacing import RefreshPacer
 
 log = structlog.get_logger("posgw.sync")
-
-
-def utc_now() -> str:
-    return instant(datetime.now(UTC))
-
-
-def instant(at: datetime) -> str:
-    """An aware moment as records carry it: UTC, to the millisecond, ``Z``."""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

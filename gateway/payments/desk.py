@@ -22,12 +22,12 @@ from collections.abc import Callable
 import structlog
 
 from gateway.basket import Basket, BasketState
+from gateway.clock import utc_now
 from gateway.config import GatewayConfig
 from gateway.errors import ConflictError, PaymentCodeError, PaymentUnavailableError
 from gateway.events import EventHub
 from gateway.payments.provider import WALLET_NAMES, PaymentProvider
 from gateway.payments.runner import run_flow
-from gateway.sync import utc_now
 from offline_queue.errors import IdempotencyConflictError
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal

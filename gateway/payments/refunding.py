@@ -27,11 +27,11 @@ from collections import defaultdict
 
 import structlog
 
+from gateway.clock import utc_now
 from gateway.errors import ConflictError
 from gateway.events import EventHub
 from gateway.payments.desk import PaymentDesk, message
 from gateway.payments.runner import run_refund
-from gateway.sync import utc_now
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
 from offline_queue.payments import PaymentIntent
