@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import serial
 import serial_asyncio_fast
 
+from drivers.errors import DeviceLostError
+from drivers.payment_provider import ProviderClass
 from protocols.ecr import (
     ACK,
     MAX_RETRANSMISSIONS,
@@ -45,8 +47,10 @@ from protocols.records import MASKED_PAN
 from protocols.schema import Fields
 
 
-class LinkDownError(Exception):
+class LinkDownError(DeviceLostError):
     """No acknowledgement after every retransmission, or the port went away."""
+
+    code = "ecr-link-down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +223,7 @@ def _card_detail(fields: dict[str, str]) -> dict[str, str]:
     elif re.fullmatch(r"[0-9]{12,19}", pan):
         detail["pan"] = masked_pan(pan)
     return detail
+
+
+# mypy checks the terminal keeps the payment provider contract (drivers/payment_provider.py).
+_CONTRACT: ProviderClass = EcrTerminal

@@ -7,11 +7,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway import enrolment as enrollment
-from gateway import journal_cli, status_cli
 from gateway.config import GatewayConfig, load_config
 from gateway.daemon import run_gateway
-from gateway.logs import configure_logging
+from gateway.ledger_link import enrolment as enrollment
+from gateway.ops import journal_cli, status_cli
+from gateway.ops.logs import configure_logging
 from protocols.errors import FinalError, RetryableError, SchemaError
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd will not restart-loop on it

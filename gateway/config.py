@@ -16,8 +16,8 @@ from pathlib import Path
 
 from drivers.base import Device
 from drivers.errors import DriverLoadError, DriverNotFoundError
+from drivers.payment_provider import WALLETS, PaymentProvider, ProviderRegistry
 from drivers.registry import DriverRegistry
-from gateway.payments.provider import WALLETS, PaymentProvider, ProviderRegistry
 from protocols.errors import SchemaError
 from protocols.records import ID_PATTERN
 from protocols.schema import Fields, Problems

@@ -14,9 +14,9 @@ import signal
 import structlog
 from aiohttp import web
 
-from gateway import systemd
 from gateway.api.app import build_app
 from gateway.config import GatewayConfig
+from gateway.ops import systemd
 from gateway.reload import reload
 from gateway.services import Services
 from protocols.errors import GatewayError
@@ -71,21 +71,21 @@ class Gateway:
                     tg.create_task(svc.sync.run(), name="sync"),
                     tg.create_task(svc.refresher.run(), name="rules-refresh"),
                     tg.create_task(svc.scans.run(), name="scans"),
-                    tg.create_task(svc.checkout.desk.resolve(leftovers), name="payments-resolve"),
-                    tg.create_task(svc.checkout.refund_desk.finish(refunds_left), name="refunds-finish"),
+                    tg.create_task(svc.desk.resolve(leftovers), name="payments-resolve"),
+                    tg.create_task(svc.refund_desk.finish(refunds_left), name="refunds-finish"),
                     *(tg.create_task(s.run(), name=f"device:{s.device.name}") for s in svc.supervisors),
                 ]
                 if svc.mqtt is not None:
                     workers.append(tg.create_task(svc.mqtt.run(), name="mqtt"))
                 workers.append(tg.create_task(systemd.watchdog(self._healthy), name="watchdog"))
                 await self.stopping.wait()
-                log.info("gateway_stopping", in_flight=svc.checkout.in_flight)
+                log.info("gateway_stopping", in_flight=svc.intake.in_flight)
                 systemd.notify("STOPPING=1\nSTATUS=finishing sales and payments in progress")
-                svc.checkout.draining = True
+                svc.intake.draining = True
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(svc.checkout.wait_idle(), DRAIN_TIMEOUT)
+                    await asyncio.wait_for(svc.intake.wait_idle(), DRAIN_TIMEOUT)
                 # A payment is never cut off half way: its flow ends (paid, declined, reversed) first.
-                await svc.checkout.desk.wait_idle()
+                await svc.desk.wait_idle()
                 for task in workers:
                     task.cancel()
             await self._final_sync()
@@ -93,7 +93,7 @@ class Gateway:
             svc.hub.close()
             await runner.cleanup()
             await svc.client.close()
-            await svc.checkout.desk.close()
+            await svc.desk.close()
             await svc.journal.close()
             log.info("gateway_stopped")
 

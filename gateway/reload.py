@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from gateway.config import GatewayConfig, load_config
-from gateway.logs import configure_logging
+from gateway.ops.logs import configure_logging
 from gateway.services import Services
 from offline_queue.limits import JournalLimits
 from protocols.errors import SchemaError
@@ -53,7 +53,7 @@ def reload(services: Services, running: GatewayConfig) -> GatewayConfig:
     j, old = new.journal, running.journal
     if (j.max_records, j.max_bytes, j.max_pending_age) != (old.max_records, old.max_bytes, old.max_pending_age):
         limits = JournalLimits(j.max_records, j.max_bytes, j.max_pending_age)
-        services.checkout.limits = services.checkout.desk.limits = limits
+        services.sync.limits = services.desk.limits = limits
         applied.append("journal limits")
     before, after = _shape(running), _shape(new)
     needs_restart = [name for name in before if before[name] != after[name]]

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.events import CardEvent, DeviceStatus, DriverEvent, ReaderEvent, ScanEvent, ScanRejected
 from drivers.supervisor import DeviceSupervisor
-from gateway import enrolment
-from gateway.api.views import payment_view
-from gateway.basket import BasketStore
-from gateway.cards import CardRouter
-from gateway.checkout import Checkout
 from gateway.config import GatewayConfig
+from gateway.devices.cards import CardRouter
+from gateway.devices.dispatch import DeviceEvents
+from gateway.devices.scans import ScanRouter
 from gateway.events import EventHub
-from gateway.ledger_client import LedgerClient
-from gateway.membership import MemberDirectory
-from gateway.metrics import Metrics
-from gateway.mqtt_link import MqttLink
+from gateway.ledger_link import enrolment
+from gateway.ledger_link.client import LedgerClient
+from gateway.ledger_link.link import LedgerLink
+from gateway.ledger_link.mqtt import MqttLink
+from gateway.ledger_link.rules import RulesRefresher
+from gateway.ledger_link.sync import SyncWorker
+from gateway.members.directory import MemberDirectory
+from gateway.members.identify import Identification
+from gateway.members.points import PointsSpending
+from gateway.ops.metrics import Metrics
 from gateway.payments.desk import PaymentDesk
+from gateway.payments.messages import payment_view
+from gateway.payments.refunding import RefundDesk
 from gateway.payments.wallet import MemberWalletProvider
-from gateway.scans import ScanRouter
-from gateway.sync import RulesRefresher, SyncWorker
+from gateway.sale.basket import BasketStore
+from gateway.sale.building import Building
+from gateway.sale.completion import Completion
+from gateway.sale.intake import Intake
+from gateway.sale.paying import Paying
+from gateway.sale.pricing import Pricer
+from gateway.sale.refunds import Refunds
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.limits import JournalLimits
@@ -36,26 +45,39 @@ from protocols.pacing import RefreshPacer
 
 @dataclass
 class Services:
+    """Every part of the till, built once from the config; the HTTP layer and the daemon use them."""
+
     config: GatewayConfig
     hub: EventHub
+    link: LedgerLink
     baskets: BasketStore
     directory: MemberDirectory
     journal: TransactionJournal
     client: LedgerClient
     sync: SyncWorker
     refresher: RulesRefresher
-    checkout: Checkout
+    intake: Intake
+    pricer: Pricer
+    identification: Identification
+    building: Building
+    desk: PaymentDesk
+    refund_desk: RefundDesk
+    paying: Paying
+    completion: Completion
+    refunds: Refunds
     scans: ScanRouter
     cards: CardRouter
+    devices: DeviceEvents
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
     mqtt: MqttLink | None = None
     metrics: Metrics = field(default_factory=Metrics)
     recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=10))
-    _card_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
     def build(cls, config: GatewayConfig) -> Services:
+        term = config.terminal
         hub = EventHub()
+        link = LedgerLink(hub)
         baskets = BasketStore()
         enrolled = enrolment.load(config)
         # The ledger's key: pinned at enrolment (or named in the config), believed from then on.
@@ -67,41 +89,67 @@ class Services:
         key = load_or_create_signing_key(config.key_path)
         epoch = enrolled.epoch if enrolled else 1
         journal = TransactionJournal(config.journal_path, key, keyring=keyring, epoch=epoch)
-        client = LedgerClient(
-            config.ledger.url, config.terminal.terminal_id, key, config.ledger.timeout, config.ledger.ca_file
-        )
+        client = LedgerClient(config.ledger.url, term.terminal_id, key, config.ledger.timeout, config.ledger.ca_file)
+        limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
         sync = SyncWorker(
-            config.terminal.terminal_id, journal, client, hub, config.ledger.sync_interval, config.ledger.batch_size
+            term.terminal_id, journal, client, link, config.ledger.sync_interval, config.ledger.batch_size, limits
         )
         refresher = RulesRefresher(
             client,
             directory,
             config.cache_path,
             config.ledger.refresh_interval,
-            sync,
-            config.terminal.terminal_id,
+            link,
+            term.terminal_id,
             RefreshPacer(config.ledger.min_refresh_interval),
         )
-        limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
-        wallet = MemberWalletProvider(
-            config.terminal.terminal_id, directory, journal, sync, client, config.token_leeway
-        )
+        wallet = MemberWalletProvider(term.terminal_id, directory, journal, link, client, config.token_leeway)
         desk = PaymentDesk(config, journal, hub, limits, builtin={"wallet": wallet})
-        checkout = Checkout(config, baskets, directory, journal, hub, sync, limits, client, desk)
-        scans = ScanRouter(checkout, hub)
-        cards = CardRouter(checkout, scans, client, hub)
-        svc = cls(config, hub, baskets, directory, journal, client, sync, refresher, checkout, scans, cards)
-        svc.supervisors = [DeviceSupervisor(d.device, svc.on_device_event) for d in config.devices]
+        refund_desk = RefundDesk(desk, journal, hub, config.payments.refund_retry)
+        intake = Intake()
+        pricer = Pricer(directory, term.merchant_id)
+        identification = Identification(directory, client, journal, config.token_leeway)
+        points = PointsSpending(term.terminal_id, directory, journal, link, client)
+        building = Building(baskets, intake, directory, journal, points, hub, config.token_leeway)
+        paying = Paying(desk, pricer, identification, building, intake, hub)
+        completion = Completion(term, journal, pricer, identification, points, link, sync, client, intake, hub)
+        refunds = Refunds(term.terminal_id, journal, refund_desk, directory, pricer, link, intake, hub)
+        scans = ScanRouter(baskets, building, identification, paying, hub)
+        cards = CardRouter(identification, pricer, scans, hub)
+        svc = cls(
+            config,
+            hub,
+            link,
+            baskets,
+            directory,
+            journal,
+            client,
+            sync,
+            refresher,
+            intake,
+            pricer,
+            identification,
+            building,
+            desk,
+            refund_desk,
+            paying,
+            completion,
+            refunds,
+            scans,
+            cards,
+            DeviceEvents(scans, cards, hub),
+        )
+        svc.supervisors = [DeviceSupervisor(d.device, svc.devices.on_event) for d in config.devices]
         hub.listeners.append(svc.metrics.observe)
         hub.listeners.append(svc._remember_errors)
         if config.mqtt is not None:
             svc.mqtt = MqttLink(
                 config.mqtt,
-                config.terminal.terminal_id,
+                term.terminal_id,
                 svc.fleet_status,
                 lambda: (directory.rulebook.version, directory.members_version or 0),
                 refresher.kick,
-                sync.kick,
+                link.records_waiting,
                 directory.revoke_coupons,
                 refresh_now=refresher.kick_now,
             )
@@ -128,15 +176,15 @@ class Services:
         checks: list[dict[str, Any]] = []
         try:
             stats = await self.journal.stats()
-            breaches = self.checkout.limits.breaches(stats)
+            breaches = self.sync.limits.breaches(stats)
             checks.append({"name": "journal", "ok": True, "critical": True, "reason": "; ".join(breaches) or None})
         except GatewayError as err:
             checks.append({"name": "journal", "ok": False, "critical": True, "reason": str(err)})
-        stopping = self.checkout.draining
+        stopping = self.intake.draining
         checks.append(
             {"name": "accepting", "ok": not stopping, "critical": True, "reason": "shutting down" if stopping else None}
         )
-        sync = self.sync.state
+        sync = self.link.state
         checks.append({"name": "ledger", "ok": sync.online, "critical": False, "reason": sync.last_error})
         for s in self.supervisors:
             ok = s.status.state in ("idle", "busy")
@@ -149,40 +197,19 @@ class Services:
         return {
             "pending": stats.pending,
             "oldest_pending": stats.oldest_pending,
-            "ledger_online": self.sync.state.online,
+            "ledger_online": self.link.online,
             "devices": {s.device.name: s.status.state for s in self.supervisors},
             "rulebook_version": self.directory.rulebook.version,
         }
 
-    def on_device_event(self, event: DriverEvent | DeviceStatus) -> None:
-        if isinstance(event, ScanEvent):
-            self.scans.submit(event.device, event.data, event.symbology, event.at)
-        elif isinstance(event, CardEvent):
-            # Identifying a card may ask the ledger, so it runs beside the driver, not in it.
-            task = asyncio.get_running_loop().create_task(self.cards.handle(event), name=f"card:{event.reader}")
-            self._card_tasks.add(task)
-            task.add_done_callback(self._card_tasks.discard)
-        elif isinstance(event, ReaderEvent):
-            self.hub.publish("reader", device=event.device, reader=event.reader, present=event.present)
-        elif isinstance(event, ScanRejected):
-            self.hub.publish(
-                "scan_rejected",
-                device=event.device,
-                reason=event.reason,
-                length=event.length,
-                message="scan not understood, please scan again",
-            )
-        else:
-            self.hub.publish("device", **dataclasses.asdict(event))
-
     async def status(self) -> dict[str, Any]:
         stats = await self.journal.stats()
-        sync = self.sync.state
+        sync = self.link.state
         return {
             "terminal_id": self.config.terminal.terminal_id,
-            "draining": self.checkout.draining,
+            "draining": self.intake.draining,
             "devices": [dataclasses.asdict(s.status) for s in self.supervisors],
-            "journal": {**dataclasses.asdict(stats), "limits_breached": self.checkout.limits.breaches(stats)},
+            "journal": {**dataclasses.asdict(stats), "limits_breached": self.sync.limits.breaches(stats)},
             "ledger": {
                 "online": sync.online,
                 "last_sync": sync.last_sync,
@@ -198,9 +225,9 @@ class Services:
             if self.mqtt is None
             else {"connected": self.mqtt.state.connected, "last_error": self.mqtt.state.last_error},
             "payments": {
-                "running": self.checkout.desk.running,
-                "resolved_after_restart": [payment_view(p) for p in self.checkout.desk.resolved],
-                "unresolved": self.checkout.desk.unresolved,
+                "running": self.desk.running,
+                "resolved_after_restart": [payment_view(p) for p in self.desk.resolved],
+                "unresolved": self.desk.unresolved,
                 "attention": [payment_view(p) for p in await self.journal.payments_needing_attention()],
             },
         }

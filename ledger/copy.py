@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.database import SQLITE_FILE, Tx, marks, open_database
+from ledger.database import SQLITE_FILE, Tx, marks
+from ledger.engines import open_database
 from ledger.store import LedgerStore
 from protocols.errors import GatewayError
 

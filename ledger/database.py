@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from protocols.errors import FinalError, RetryableError
@@ -106,16 +105,3 @@ class Database(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-async def open_database(data_dir: Path, url: str | None = None) -> Database:
-    """PostgreSQL when ``url`` names one, otherwise the embedded SQLite file in ``data_dir``."""
-    if url is None or url == "" or url.startswith("sqlite:"):
-        from ledger.sqlite_database import SqliteDatabase
-
-        return SqliteDatabase(Path(url[len("sqlite:") :]) if url else data_dir / SQLITE_FILE)
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise StorageError(f"ledger database {url!r}: expected postgresql://… or sqlite:PATH")
-    from ledger.postgres_database import PostgresDatabase
-
-    return await PostgresDatabase.connect(url)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger import holds, identity, ingest, postings, quarantine, reports, terminals, tiers
-from ledger.database import Database, Tx, open_database
+from ledger.database import Database, Tx
+from ledger.engines import open_database
 from ledger.rulebooks import RulebookRefusedError, Shelf
 from protocols.business_day import day_bounds
 from protocols.records import TransactionRecord

@@ -123,7 +123,7 @@ async def run_fleet(
                 for n in news:
                     n.kick()  # a terminal's first refresh, as at a gateway's start
                 await _until(
-                    lambda: all(n.link.state.connected and n.rulebook_version >= 0 for n in news),
+                    lambda: all(n.connected and n.rulebook_version >= 0 for n in news),
                     broker.within,
                     "connect to the broker and fetch the rules",
                 )

@@ -1,9 +1,12 @@
 """The fleet's terminals on MQTT, as gateways are: status out with a last will, news in.
 
-Each simulated terminal runs the gateway's own MQTT link (``gateway/mqtt_link.py``):
-it publishes its status (queue depth, offline or not) retained on its topic,
-with a last will that marks it offline, and hears the mall's rulebook and
-member notices and coupon revocations. A notice of something newer makes it
+Each simulated terminal speaks MQTT as ``docs/protocols/mqtt.md`` says a
+gateway does, written here from the topics and payloads of
+``protocols/mqtt_topics.py`` (a second implementation beside the gateway's
+``gateway/ledger_link/mqtt.py``, so the ledger is driven by the protocol, not
+by one client's habits): it publishes its status (queue depth, offline or
+not) retained on its topic, with a last will that marks it offline, and hears
+the mall's rulebook and member notices and coupon revocations. A notice of something newer makes it
 refresh as a gateway does: fetch the signed rulebook and the member delta
 over HTTP and verify both against the ledger's key (pinned at first contact).
 So a fleet run drives the ledger over HTTP and MQTT at once, and shows what
@@ -21,12 +24,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import aiomqtt
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.config import MqttConfig
-from gateway.mqtt_link import MqttLink
-from protocols.errors import GatewayError
+from ledger.notices import raise_if_cancelled
+from protocols.backoff import Backoff
+from protocols.errors import GatewayError, ProtocolError
+from protocols.mqtt_topics import (
+    command,
+    command_topic,
+    encode,
+    members_topic,
+    revoked_instances,
+    revoked_topic,
+    rulebook_topic,
+    status_topic,
+    version_notice,
+)
 from protocols.pacing import RefreshPacer
 from protocols.rulebook import open_members, open_rulebook
 from simulators.ledger_session import SignedSession
@@ -73,16 +88,9 @@ class TerminalNews:
         self.key: Ed25519PublicKey | None = None
         self.pacer = RefreshPacer(broker.min_refresh, random.Random(terminal_id))
         self._kick = asyncio.Event()
-        config = MqttConfig(broker.host, broker.mall, broker.port, heartbeat=broker.heartbeat)
-        self.link = MqttLink(
-            config,
-            terminal_id,
-            self._status,
-            lambda: (self.rulebook_version, self.members_version),
-            self._kick.set,
-            lambda: None,  # a sync command: the fleet's terminals sync on their own schedule
-            self._revoked,
-        )
+        self.broker = broker
+        self.connected = False
+        self.topic = status_topic(broker.mall, terminal_id)
 
     def kick(self) -> None:
         """Refresh (paced), as a notice of something newer asks."""
@@ -90,14 +98,70 @@ class TerminalNews:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.link.run())
+            tg.create_task(self._link())
             tg.create_task(self._refresher())
 
-    async def _status(self) -> dict[str, Any]:
-        return dict(self.status)
+    async def _link(self) -> None:
+        backoff = Backoff(base=1.0, cap=30.0)
+        while True:
+            try:
+                await self._session()
+            except (aiomqtt.MqttError, OSError):
+                self.connected = False
+                await asyncio.sleep(backoff.next_delay())
+            else:
+                backoff.reset()
 
-    def _revoked(self, instances: list[str]) -> None:
-        self.revoked = instances
+    async def _session(self) -> None:
+        will = aiomqtt.Will(self.topic, encode({"online": False, "terminal_id": self.terminal_id}), qos=1, retain=True)
+        async with aiomqtt.Client(
+            self.broker.host, self.broker.port, identifier=f"posgw-{self.terminal_id}", will=will, timeout=5.0
+        ) as client:
+            mall = self.broker.mall
+            for topic in (
+                rulebook_topic(mall),
+                members_topic(mall),
+                revoked_topic(mall),
+                command_topic(mall, self.terminal_id),
+            ):
+                await client.subscribe(topic, qos=1)
+                raise_if_cancelled()
+            self.connected = True
+            heartbeat = asyncio.create_task(self._heartbeat(client), name=f"fleet-heartbeat-{self.terminal_id}")
+            try:
+                async for message in client.messages:
+                    raise_if_cancelled()
+                    payload = message.payload
+                    self._hear(str(message.topic), payload if isinstance(payload, bytes) else str(payload).encode())
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await heartbeat
+                with contextlib.suppress(aiomqtt.MqttError):  # stopped, not lost: said before the will would
+                    stopped = {"online": False, "terminal_id": self.terminal_id, "reason": "stopped"}
+                    await client.publish(self.topic, encode(stopped), qos=1, retain=True)
+                self.connected = False
+
+    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        while True:
+            body = {"online": True, "terminal_id": self.terminal_id, **self.status}
+            await client.publish(self.topic, encode(body), qos=1, retain=True)
+            raise_if_cancelled()
+            await asyncio.sleep(self.broker.heartbeat)
+
+    def _hear(self, topic: str, payload: bytes) -> None:
+        mall = self.broker.mall
+        try:
+            if (topic == rulebook_topic(mall) and version_notice(payload) > self.rulebook_version) or (
+                topic == members_topic(mall) and version_notice(payload) > self.members_version
+            ):
+                self.kick()
+            elif topic == revoked_topic(mall):
+                self.revoked = revoked_instances(payload)
+            elif topic == command_topic(mall, self.terminal_id) and command(payload) == "refresh":
+                self.kick()  # a sync command: the fleet's terminals sync on their own schedule
+        except ProtocolError:  # a bad notice can at most cause a fetch; dropped
+            pass
 
     async def _refresher(self) -> None:
         while True:

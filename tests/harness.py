@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway import enrolment
 from gateway.config import GatewayConfig, parse_config
 from gateway.daemon import Gateway
+from gateway.ledger_link import enrolment
 from ledger import secrets, terminals
 from ledger.database import Tx
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_TIERS

@@ -14,10 +14,11 @@ from prometheus_client import Histogram
 from gateway.api import status_page
 from gateway.api.openapi import DOCUMENT as OPENAPI
 from gateway.api.problems import Handler, problem_middleware
-from gateway.api.views import basket_view, payment_view, sale_view
-from gateway.checkout import CompletedSale
+from gateway.api.views import basket_view, sale_view
 from gateway.errors import BadRequestError, UnauthorizedError
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.payments.messages import payment_view
+from gateway.sale.completion import CompletedSale
 from gateway.services import Services
 from protocols.records import Tender
 from protocols.schema import Fields, Problems
@@ -56,7 +57,7 @@ def _finish(f: Fields) -> None:
 
 def _basket_json(svc: Services, basket_id: str) -> dict[str, Any]:
     basket = svc.baskets.get(basket_id)
-    return basket_view(basket, svc.checkout.price(basket))
+    return basket_view(basket, svc.pricer.price(basket))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -104,10 +105,7 @@ async def status(request: web.Request) -> web.Response:
 
 async def create_basket(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
-    basket = svc.checkout.new_basket()
-    pending = svc.scans.take_pending_member()
-    if pending is not None:
-        svc.checkout.attach_member(basket, pending)
+    basket = svc.building.new_basket(svc.scans.take_pending_member())
     return web.json_response(_basket_json(svc, basket.basket_id), status=201)
 
 
@@ -125,8 +123,7 @@ async def add_line(request: web.Request) -> web.Response:
     quantity = f.integer("quantity", 1, minimum=1, maximum=100_000)
     unit_price = f.integer("unit_price", minimum=0, maximum=10**10)
     _finish(f)
-    basket.add_line(sku, name, category, quantity, unit_price)
-    svc.hub.publish("basket", basket_id=basket.basket_id, lines=len(basket.lines))
+    svc.building.add_line(basket, sku, name, category, quantity, unit_price)
     return web.json_response(_basket_json(svc, basket.basket_id), status=201)
 
 
@@ -140,11 +137,11 @@ async def attach_member(request: web.Request) -> web.Response:
         f.problems.add("", "give exactly one of token (a member code) or phone")
     _finish(f)
     if token is not None:
-        match = await svc.checkout.identify_token(token)
+        match = await svc.identification.by_token(token)
     else:
         assert phone is not None
-        match = await svc.checkout.identify_phone(phone)
-    svc.checkout.attach_member(basket, match)
+        match = await svc.identification.by_phone(phone)
+    svc.building.attach_member(basket, match)
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 
@@ -154,7 +151,7 @@ async def add_coupon(request: web.Request) -> web.Response:
     f = await _body(request, "coupon")
     token = f.text("token", max_len=1024)
     _finish(f)
-    await svc.checkout.add_coupon(basket, token)
+    await svc.building.add_coupon(basket, token)
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 
@@ -164,7 +161,7 @@ async def redeem_points(request: web.Request) -> web.Response:
     f = await _body(request, "points")
     points = f.integer("points", minimum=0, maximum=10**9)
     _finish(f)
-    await svc.checkout.redeem_points(basket, points)
+    await svc.building.redeem_points(basket, points)
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 
@@ -194,10 +191,10 @@ async def complete(request: web.Request) -> web.Response:
     phone = f.optional_text("receipt_phone", pattern=r"1[3-9][0-9]{9}")
     key = _idempotency_key(request, f, "completion")
     _finish(f)
-    sale = await svc.checkout.replay(basket_id, key)
+    sale = await svc.completion.replay(basket_id, key)
     if sale is None:
         personal = {"receipt_phone": phone} if phone else None
-        sale = await svc.checkout.complete(svc.baskets.get(basket_id), tenders, key, personal)
+        sale = await svc.completion.complete(svc.baskets.get(basket_id), tenders, key, personal)
     return _sale_response(sale)
 
 
@@ -216,7 +213,7 @@ async def pay(request: web.Request) -> web.Response:
     amount = f.integer("amount", minimum=1, maximum=10**10) if f.has("amount") else None
     key = _idempotency_key(request, f, "a payment")
     _finish(f)
-    intent, replayed = await svc.checkout.pay(basket, code, amount, key)
+    intent, replayed = await svc.paying.pay(basket, code, amount, key)
     body = {"payment": payment_view(intent), "basket": _basket_json(svc, basket.basket_id)}
     return web.json_response(body, status=200 if replayed else 201)
 
@@ -225,7 +222,7 @@ async def cancel_basket(request: web.Request) -> web.Response:
     """Give the basket up; any payment taken for it is given back (reversed) first."""
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
-    await svc.checkout.cancel(basket)
+    await svc.paying.cancel(basket)
     return web.json_response(_basket_json(svc, basket.basket_id))
 
 
@@ -242,7 +239,7 @@ async def refund(request: web.Request) -> web.Response:
             lf.done()
     key = _idempotency_key(request, f, "a refund")
     _finish(f)
-    return _sale_response(await svc.checkout.refund(txn_id, wanted, key))
+    return _sale_response(await svc.refunds.refund(txn_id, wanted, key))
 
 
 async def void(request: web.Request) -> web.Response:
@@ -252,7 +249,7 @@ async def void(request: web.Request) -> web.Response:
     txn_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}")
     key = _idempotency_key(request, f, "a void")
     _finish(f)
-    return _sale_response(await svc.checkout.refund(txn_id, None, key, void=True))
+    return _sale_response(await svc.refunds.refund(txn_id, None, key, void=True))
 
 
 async def scan(request: web.Request) -> web.Response:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.basket import Basket
-from gateway.payments.desk import message
-from offline_queue.payments import PaymentIntent
+from gateway.payments.messages import payment_view
+from gateway.sale.basket import Basket
 from protocols.pricing import PricedBasket, receipt_lines
 from protocols.records import TransactionRecord
 
@@ -66,19 +65,6 @@ def basket_view(basket: Basket, priced: PricedBasket) -> dict[str, Any]:
         "txn_id": basket.txn_id,
         "payments": [payment_view(p) for p in basket.payments],
         "left_to_pay": priced.total_due - sum(p.amount for p in basket.payments_held()),
-    }
-
-
-def payment_view(p: PaymentIntent) -> dict[str, Any]:
-    return {
-        "payment_id": p.payment_id,
-        "wallet": p.wallet,
-        "code_hint": p.code_hint,
-        "amount": p.amount,
-        "state": p.state,
-        "message": message(p),
-        "history": list(p.history),
-        "txn_id": p.txn_id,
     }
 
 

@@ -6,6 +6,7 @@ a cashier's request that gives up, or a client that disconnects, never
 abandons a payment half way. Every step goes to the till over the WebSocket
 (``payment`` events) and the outcome is on disk before the cashier hears it.
 
+The desk knows payments, not baskets (``gateway/sale/paying.py`` ties them).
 A paid payment belongs to its basket until the sale that uses it is committed
 (in the same commit). A basket that is cancelled gives its payments back
 (reverse); so does a restart, which finds the baskets gone: every payment the
@@ -21,12 +22,12 @@ from collections.abc import Callable
 
 import structlog
 
-from gateway.basket import Basket, BasketState
+from drivers.payment_provider import WALLET_NAMES, PaymentProvider
 from gateway.clock import utc_now
 from gateway.config import GatewayConfig
 from gateway.errors import ConflictError, PaymentCodeError, PaymentUnavailableError
 from gateway.events import EventHub
-from gateway.payments.provider import WALLET_NAMES, PaymentProvider
+from gateway.payments.messages import MESSAGES, message
 from gateway.payments.runner import run_flow
 from offline_queue.errors import IdempotencyConflictError
 from offline_queue.ids import uuid7
@@ -37,20 +38,8 @@ from protocols.codes import payment_provider
 from protocols.errors import GatewayError
 from protocols.micropay import Answer, MicropayFlow, Outcome, Step
 from protocols.money import format_cny
-from protocols.refund import RefundOutcome
 
 log = structlog.get_logger("posgw.payments")
-
-MESSAGES = {
-    Outcome.PENDING: "waiting for the wallet (the customer may be entering a password)",
-    Outcome.PAID: "paid",
-    Outcome.DECLINED: "declined by the wallet: nothing was charged; ask for another way to pay",
-    Outcome.UNREACHABLE: "the payment service cannot be reached (no network): nothing was charged; take cash",
-    Outcome.REVERSED: "no confirmed payment: it was cancelled and nothing is charged; ask for another way to pay",
-    Outcome.ATTENTION: (
-        "the payment could not be confirmed or cancelled: money may be held; do not hand over goods, call store IT"
-    ),
-}
 
 
 class PaymentDesk:
@@ -93,29 +82,16 @@ class PaymentDesk:
             )
         return wallet, provider
 
-    async def pay(
-        self, basket: Basket, due: int, code: str | None, amount: int | None, key: str
-    ) -> tuple[PaymentIntent, bool]:
-        """Take ``amount`` (default: what is left of ``due``) with a scanned code; return it, and if replayed."""
-        async with basket.lock:  # one payment at a time per basket; a retry waits for the first
-            earlier = await self.journal.payment_by_key(key)
-            if earlier is not None:
-                if earlier.basket_id != basket.basket_id:
-                    raise IdempotencyConflictError("this Idempotency-Key was already used for another basket")
-                intent, replayed = earlier, True
-            else:
-                intent, replayed = await self._begin(basket, due, code, amount, key), False
-            running = self._running.get(intent.payment_id)
-            if running is not None:
-                intent = await asyncio.shield(running)  # the payment goes on even if this request is dropped
-            _replace(basket, intent)
-            return intent, replayed
+    async def earlier(self, basket_id: str, key: str) -> PaymentIntent | None:
+        """The payment an earlier request with this key began, if any (for this basket only)."""
+        earlier = await self.journal.payment_by_key(key)
+        if earlier is not None and earlier.basket_id != basket_id:
+            raise IdempotencyConflictError("this Idempotency-Key was already used for another basket")
+        return earlier
 
-    async def _begin(self, basket: Basket, due: int, code: str | None, amount: int | None, key: str) -> PaymentIntent:
-        if basket.state is not BasketState.OPEN:
-            raise ConflictError(f"basket {basket.basket_id} is {basket.state}; no payment can be taken")
+    async def begin(self, basket_id: str, left: int, code: str | None, amount: int | None, key: str) -> PaymentIntent:
+        """Journal a payment of ``amount`` (default: all of ``left``) and start its flow; return it, pending."""
         wallet, provider = self.route(code)
-        left = due - sum(p.amount for p in basket.payments_held())
         amount = left if amount is None else amount
         if left <= 0:
             raise ConflictError("nothing is left to pay on this basket")
@@ -126,7 +102,7 @@ class PaymentDesk:
         now = utc_now()
         intent = PaymentIntent(
             str(uuid7()),
-            basket.basket_id,
+            basket_id,
             key,
             wallet,
             provider.name,
@@ -139,7 +115,6 @@ class PaymentDesk:
             now,
         )
         await self.journal.begin_payment(intent)  # on disk before the request leaves
-        basket.payments.append(intent)
         loop = asyncio.get_running_loop()
         task = loop.create_task(
             self._drive(intent, provider, code or "", MicropayFlow(loop.time(), deadline=self.deadline)),
@@ -148,6 +123,11 @@ class PaymentDesk:
         self._running[intent.payment_id] = task
         task.add_done_callback(lambda _: self._running.pop(intent.payment_id, None))
         return intent
+
+    async def outcome(self, intent: PaymentIntent) -> PaymentIntent:
+        """The payment as it ended; a flow still running is awaited (and goes on if the caller is dropped)."""
+        running = self._running.get(intent.payment_id)
+        return intent if running is None else await asyncio.shield(running)
 
     async def _drive(
         self, intent: PaymentIntent, provider: PaymentProvider, code: str, flow: MicropayFlow
@@ -206,19 +186,10 @@ class PaymentDesk:
         await run_flow(provider, intent.payment_id, "", intent.amount, flow, self.reporter(intent))
         return await self._settle_outcome(intent, flow)
 
-    async def cancel(self, basket: Basket) -> list[PaymentIntent]:
-        """Give up the basket: every payment it holds is given back (reversed)."""
-        async with basket.lock:
-            if basket.state is not BasketState.OPEN:
-                raise ConflictError(f"basket {basket.basket_id} is {basket.state}; it cannot be cancelled")
-            basket.state = BasketState.CANCELLED
-            for intent in basket.payments_held():
-                if (running := self._running.get(intent.payment_id)) is not None:
-                    intent = await asyncio.shield(running)  # a payment still running ends first, then is judged
-                    _replace(basket, intent)
-                if intent.state == Outcome.PAID.value:
-                    _replace(basket, await self.give_back(intent))
-            return basket.payments
+    async def give_back_held(self, intent: PaymentIntent) -> PaymentIntent:
+        """A payment of a basket given up: a flow still running ends first, then a paid one is given back."""
+        intent = await self.outcome(intent)
+        return await self.give_back(intent) if intent.state == Outcome.PAID.value else intent
 
     async def resolve(self, leftovers: list[PaymentIntent]) -> list[PaymentIntent]:
         """At start: settle the payments a previous run left open; their baskets are gone, so paid means give back."""
@@ -263,26 +234,3 @@ class PaymentDesk:
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.close()
-
-
-REFUND_MESSAGES = {
-    RefundOutcome.PENDING.value: "asking the wallet to give the money back",
-    RefundOutcome.REFUNDED.value: "given back to the wallet or card that paid",
-    RefundOutcome.REFUSED.value: "the wallet would not take this refund: pay it in cash",
-    RefundOutcome.UNKNOWN.value: (
-        "the refund could not be confirmed: it may or may not have gone back; call store IT, do not pay it again"
-    ),
-}
-
-
-def message(p: PaymentIntent) -> str:
-    """What the cashier is told about a payment; a refusal says why when the provider did."""
-    if p.state in REFUND_MESSAGES:
-        return REFUND_MESSAGES[p.state]
-    if p.state == Outcome.DECLINED.value and (reason := p.detail.get("reason")):
-        return f"{reason}; nothing was charged"
-    return MESSAGES.get(Outcome(p.state), p.state)
-
-
-def _replace(basket: Basket, intent: PaymentIntent) -> None:
-    basket.payments = [intent if p.payment_id == intent.payment_id else p for p in basket.payments]

@@ -30,7 +30,8 @@ import structlog
 from gateway.clock import utc_now
 from gateway.errors import ConflictError
 from gateway.events import EventHub
-from gateway.payments.desk import PaymentDesk, message
+from gateway.payments.desk import PaymentDesk
+from gateway.payments.messages import message
 from gateway.payments.runner import run_refund
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from gateway.payments.provider import PaymentProvider
+from drivers.payment_provider import PaymentProvider
 from protocols.micropay import Answer, MicropayFlow, Step
 from protocols.refund import RefundFlow
 

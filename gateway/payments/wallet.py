@@ -11,13 +11,12 @@ since only a sale record ever debits a wallet, nothing is charged either way.
 from __future__ import annotations
 
 import contextlib
-import time
 
 from gateway.errors import LedgerError, LedgerRefusedError, LedgerUnreachableError
-from gateway.ledger_client import LedgerClient
-from gateway.membership import MemberDirectory
-from gateway.risk import stale_reason
-from gateway.sync import SyncWorker
+from gateway.ledger_link.client import LedgerClient
+from gateway.ledger_link.link import LedgerLink
+from gateway.members.directory import MemberDirectory
+from gateway.members.risk import stale_reason
 from offline_queue.journal import TransactionJournal
 from protocols.errors import GatewayError
 from protocols.micropay import Answer, Reply, Step
@@ -33,14 +32,14 @@ class MemberWalletProvider:
         terminal_id: str,
         directory: MemberDirectory,
         journal: TransactionJournal,
-        sync: SyncWorker,
+        link: LedgerLink,
         client: LedgerClient,
         leeway: int,
     ) -> None:
         self.terminal_id = terminal_id
         self.directory = directory
         self.journal = journal
-        self.sync = sync
+        self.link = link
         self.client = client
         self.leeway = leeway
 
@@ -61,17 +60,17 @@ class MemberWalletProvider:
 
     async def _pay(self, ref: str, code: str, amount: int) -> Reply:
         try:
-            member = self.directory.identify_token(code, now=int(time.time()), leeway=self.leeway).member
+            member = self.directory.identify_token(code, now=int(self.link.clock()), leeway=self.leeway).member
         except GatewayError as err:
             return Reply(Answer.FAILED, {"reason": str(err)})
         detail = {"member_id": member.member_id}
-        if self.sync.state.online:
+        if self.link.online:
             try:
                 await self.client.hold_wallet(member.member_id, amount, ref, self.terminal_id)
             except LedgerRefusedError as err:
                 return Reply(Answer.FAILED, {**detail, "reason": f"the wallet cannot pay this: {err}"})
             except LedgerUnreachableError as err:
-                self.sync.set_online(False, str(err))  # nothing left: the offline rules decide below
+                self.link.set_online(False, str(err))  # nothing left: the offline rules decide below
             except LedgerError:
                 return Reply(Answer.UNKNOWN, detail)  # the hold may have been made: ask
             else:
@@ -85,7 +84,7 @@ class MemberWalletProvider:
         risk = self.directory.rulebook.risk
         if amount > risk.max_wallet_per_sale:
             return f"offline, at most {format_cny(risk.max_wallet_per_sale)} may be paid from the wallet on one sale"
-        if reason := stale_reason(self.sync, self.directory, "stored value"):
+        if reason := stale_reason(self.link, self.directory, "stored value"):
             return reason
         spent, spent_offline = await self.journal.wallet_spending(member.member_id, self.directory.loaded_at)
         balance = member.wallet - spent

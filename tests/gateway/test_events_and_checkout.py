@@ -47,7 +47,7 @@ async def test_two_concurrent_completions_record_one_sale(tmp_path: Path, tokens
 async def test_draining_refuses_new_baskets(tmp_path: Path, tokens: dict[str, str]) -> None:
     config = gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens)
     async with running_gateway(config) as (gw, pos):
-        gw.services.checkout.draining = True
+        gw.services.intake.draining = True
         with pytest.raises(ApiProblemError) as err:
             await pos.new_basket()
         assert (err.value.status, err.value.body["type"]) == (503, "urn:posgw:problem:shutting-down")

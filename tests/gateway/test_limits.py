@@ -29,7 +29,7 @@ def test_each_limit_is_named() -> None:
 async def test_past_a_limit_cash_is_still_taken_and_an_alert_raised(tmp_path: Path, tokens: dict[str, str]) -> None:
     config = gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens)
     async with running_gateway(config) as (gw, pos):
-        gw.services.checkout.limits = JournalLimits(max_records=2, max_bytes=10**12, max_pending_age=10**9)
+        gw.services.sync.limits = JournalLimits(max_records=2, max_bytes=10**12, max_pending_age=10**9)
         await pos.connect_events()
         for i in range(3):
             basket = (await pos.new_basket())["basket_id"]

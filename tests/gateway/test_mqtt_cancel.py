@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway import mqtt_link
+from gateway.ledger_link import mqtt as mqtt_link
 from ledger import notices
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.membership import MemberDirectory
+from gateway.members.directory import MemberDirectory
 from protocols.rulebook import MemberEntry, Rulebook, RulebookRefusedError, Tier, sign_members, sign_rulebook
 from protocols.tokens import key_id, public_key_text
 

@@ -43,8 +43,8 @@ async def test_an_offset_day_is_the_malls_day_not_the_hosts(
 ) -> None:
     async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (gw, pos):
         await pos.wait_status(lambda s: bool(s["members_cached"]))
-        checkout = gw.services.checkout
-        checkout.clock = lambda: TUESDAY_MORNING
+        pricer = gw.services.pricer
+        pricer.clock = lambda: TUESDAY_MORNING
         earn = (await pos.new_basket())["basket_id"]  # ¥1,000 at the bakery, classic 85 % → 8 points
         await pos.call("POST", f"/v1/baskets/{earn}/member", {"token": await ledger.member_qr("M0001")})
         await pos.add_line(earn, sku="BIG", category="bakery", unit_price=100_000)
@@ -55,7 +55,7 @@ async def test_an_offset_day_is_the_malls_day_not_the_hosts(
 
         results = {}
         for moment in (TUESDAY_NIGHT_UTC, TUESDAY_MORNING):
-            checkout.clock = lambda moment=moment: moment  # type: ignore[misc]
+            pricer.clock = lambda moment=moment: moment  # type: ignore[misc]
             basket = (await pos.new_basket())["basket_id"]
             await pos.call("POST", f"/v1/baskets/{basket}/member", {"token": await ledger.member_qr("M0001")})
             await pos.add_line(basket, sku="SMALL", category="bakery", unit_price=1_000)

@@ -172,7 +172,7 @@ async def test_offline_points_spending_stays_within_the_risk_limits(
 
         basket = (await pos.new_basket())["basket_id"]
         await pos.call("POST", f"/v1/baskets/{basket}/member", {"phone": "13800000001"})
-        gw.services.sync.state.last_contact = time.time() - 25 * 3600
+        gw.services.link.state.last_contact = time.time() - 25 * 3600
         with pytest.raises(ApiProblemError) as err:
             await pos.call("POST", f"/v1/baskets/{basket}/points", {"points": 1})
         assert "out of reach for over 24 h" in str(err.value.body["detail"])

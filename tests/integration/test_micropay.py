@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from gateway.payments.micropay_http import MicropayHttpProvider
+from drivers.micropay_http import MicropayHttpProvider
 from gateway.payments.runner import run_flow
 from protocols.micropay import Answer, MicropayFlow, Outcome, Step
 from simulators.acquirer import Acquirer

@@ -131,11 +131,11 @@ async def test_an_operators_refresh_command_is_answered_at_once_not_paced(
     )
     async with running_gateway(config) as (gw, pos):
         await pos.wait_status(lambda s: bool(s["members_cached"]) and s["mqtt"]["connected"])  # first load done
-        loaded = gw.services.sync.state.rules_loaded_at
+        loaded = gw.services.link.state.rules_loaded_at
         assert loaded is not None
         sent = await asyncio.to_thread(ledger_cli, "command", "T-TEST-01", "refresh", "--mall", mall)
         assert sent.returncode == 0, sent.stderr
-        await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
+        await until(lambda: gw.services.link.state.rules_loaded_at != loaded)
 
 
 async def test_without_a_broker_the_till_sells_as_ever(
@@ -172,10 +172,10 @@ async def test_the_broker_restarted_the_terminal_reconnects_and_hears_again(
             assert (await pos.complete_cash(cash_sale, 500))["record"]["seq"] == 1
             broker = start_broker(conf)
             await pos.wait_status(lambda s: s["mqtt"]["connected"], within=40)
-            loaded = gw.services.sync.state.rules_loaded_at
+            loaded = gw.services.link.state.rules_loaded_at
             async with aiomqtt.Client("127.0.0.1", port) as client:
                 await client.publish(f"posgw/{mall}/terminals/T-TEST-01/command", b'{"command": "refresh"}', qos=1)
-            await until(lambda: gw.services.sync.state.rules_loaded_at != loaded)
+            await until(lambda: gw.services.link.state.rules_loaded_at != loaded)
     finally:
         broker.kill()
         broker.wait()

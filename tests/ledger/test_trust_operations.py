@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway import enrolment
 from gateway.config import load_config
+from gateway.ledger_link import enrolment
 from ledger import secrets
 from protocols.chain import ChainLink, canonical, verify_chain
 from protocols.rulebook import open_rulebook

@@ -24,7 +24,7 @@ WALLET_NAMES = {
     "wallet": "The member wallet",
 }
 BUILTIN: dict[str, str] = {
-    "micropay-http": "gateway.payments.micropay_http:MicropayHttpProvider",
+    "micropay-http": "drivers.micropay_http:MicropayHttpProvider",
     "ecr-serial": "drivers.ecr_terminal:EcrTerminal",
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from drivers.payment_provider import ProviderClass
 from protocols.micropay import Answer, Reply, Step
 from protocols.schema import Fields
 
@@ -64,3 +65,7 @@ class MicropayHttpProvider:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+
+
+# mypy checks the provider keeps the payment provider contract (drivers/payment_provider.py).
+_CONTRACT: ProviderClass = MicropayHttpProvider

@@ -3,6 +3,10 @@
 A basket is only state on the way to a sale; the sale itself lives in the
 journal. The most recently created open basket is the *active* one: member
 tokens scanned at the till attach to it.
+
+The basket owns its transitions: it changes (lines, member, coupons, points)
+only while open and no payment is held against it; it is ``cancel``led or
+``complete``d once, from open.
 """
 
 from __future__ import annotations
@@ -12,16 +16,13 @@ import enum
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from gateway.errors import ConflictError, NotFoundError
+from gateway.members.coupons import HeldCoupon, hold
+from gateway.members.match import MemberMatch
+from offline_queue.payments import PaymentIntent
+from protocols.pricing import PricedBasket
 from protocols.pricing.model import BasketLine
-from protocols.rulebook import MemberEntry
-
-if TYPE_CHECKING:
-    from gateway.coupons import HeldCoupon
-    from offline_queue.payments import PaymentIntent
-    from protocols.pricing import PricedBasket
 
 MAX_OPEN_BASKETS = 64
 MAX_LINES = 500
@@ -31,17 +32,6 @@ class BasketState(enum.StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
     CANCELLED = "cancelled"  # given up; any payment taken was given back
-
-
-@dataclass(frozen=True, slots=True)
-class MemberMatch:
-    """A member attached to a basket, and how the customer was identified."""
-
-    member: MemberEntry
-    via: str  # "qr", "card", "card-uid"
-    # A UID-only card can be copied; later rules refuse offline points spending with it.
-    weak: bool = False
-    token_nonce: str | None = None  # a member QR code is good for one sale only
 
 
 @dataclass
@@ -69,6 +59,11 @@ class Basket:
                 "a payment was taken for this basket: complete it, or cancel it to give the payment back"
             )
 
+    def require_payable(self) -> None:
+        """A payment may be taken: the basket is open (payments already held do not stop another)."""
+        if self.state is not BasketState.OPEN:
+            raise ConflictError(f"basket {self.basket_id} is {self.state}; no payment can be taken")
+
     def payments_held(self) -> list[PaymentIntent]:
         """Payments paid or still running: they count toward the bill."""
         return [p for p in self.payments if p.state in ("pending", "paid")]
@@ -80,6 +75,57 @@ class Basket:
         line = BasketLine(len(self.lines) + 1, sku, name, category, quantity, unit_price)
         self.lines.append(line)
         return line
+
+    def attach(self, match: MemberMatch) -> None:
+        """The customer, identified; replaces a member attached before."""
+        self.require_open()
+        self.member = match
+
+    def hold_coupon(self, coupon: HeldCoupon) -> None:
+        """A checked coupon, held until the sale redeems it (one copy once, the member's own)."""
+        self.require_open()
+        hold(self.coupons, coupon, self.member.member.member_id if self.member else None)
+
+    def spend_points(self, points: int, available: int) -> None:
+        """Ask to pay ``points`` of the bill with points; ``available``: the balance as this till knows it."""
+        self.require_open()
+        self.points_to_redeem = points
+        self.points_available = available
+
+    def note_balance(self, available: int) -> None:
+        """The member's points balance as this till knows it now (shown beside the price)."""
+        self.points_available = available
+
+    def record_payment(self, intent: PaymentIntent) -> None:
+        """A payment taken for this basket, or its new state: replaces the same payment's earlier state."""
+        for i, p in enumerate(self.payments):
+            if p.payment_id == intent.payment_id:
+                self.payments[i] = intent
+                return
+        self.payments.append(intent)
+
+    def left_to_pay(self, due: int) -> int:
+        return due - sum(p.amount for p in self.payments_held())
+
+    def cancel(self) -> list[PaymentIntent]:
+        """Give the basket up; return the payments it holds, which must be given back."""
+        if self.state is not BasketState.OPEN:
+            raise ConflictError(f"basket {self.basket_id} is {self.state}; it cannot be cancelled")
+        self.state = BasketState.CANCELLED
+        return self.payments_held()
+
+    def require_completable(self) -> None:
+        if not self.lines:
+            raise ConflictError("the basket is empty")
+        if self.state is not BasketState.OPEN:
+            raise ConflictError(f"basket {self.basket_id} is {self.state}; start a new basket")
+        if any(p.state == "pending" for p in self.payments):
+            raise ConflictError("a payment for this basket is still running; wait for its outcome")
+
+    def complete(self, txn_id: str, completion_key: str) -> None:
+        """The sale is on disk: the basket is done, and a retry with the same key is answered from it."""
+        self.require_completable()
+        self.state, self.txn_id, self.completion_key = BasketState.COMPLETED, txn_id, completion_key
 
 
 class BasketStore:

@@ -13,11 +13,11 @@ news arrived comes back from the ledger as a conflict.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.errors import ConflictError, CouponRevokedError, UnknownMemberError
-from gateway.membership import MemberDirectory
+from gateway.members.directory import MemberDirectory
 from offline_queue.errors import CouponAlreadyRedeemedError
-from offline_queue.journal import TransactionJournal
 from protocols.benefits import CouponDefinition
 from protocols.errors import TokenMalformedError
 from protocols.tokens import verify_token
@@ -35,6 +35,12 @@ class HeldCoupon:
         return f"{self.definition.coupon_id}:{self.instance}"
 
 
+class RedeemedCoupons(Protocol):
+    """Which copies this terminal already redeemed (the journal)."""
+
+    async def coupon_redeemed(self, instance: str) -> str | None: ...
+
+
 def parse_subject(subject: str) -> tuple[str, str, str]:
     parts = subject.split(":")
     if len(parts) != 3 or not all(parts):
@@ -43,7 +49,7 @@ def parse_subject(subject: str) -> tuple[str, str, str]:
 
 
 async def check_coupon(
-    token: str, directory: MemberDirectory, journal: TransactionJournal, *, now: int, leeway: int
+    token: str, directory: MemberDirectory, journal: RedeemedCoupons, *, now: int, leeway: int
 ) -> HeldCoupon:
     """Verify a coupon token and that this copy is still unused here."""
     claims = verify_token(token, "CP1.", directory.public_keys(), now=now, leeway=leeway)

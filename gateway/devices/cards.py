@@ -14,22 +14,21 @@ from typing import Any
 import structlog
 
 from drivers.events import CardEvent, CardEventKind
-from gateway.basket import MemberMatch
-from gateway.checkout import Checkout
+from gateway.devices.scans import ScanRouter
 from gateway.events import EventHub
-from gateway.ledger_client import LedgerClient
-from gateway.membership import check_active, resolve
-from gateway.scans import ScanRouter
+from gateway.members.identify import Identification
+from gateway.members.match import MemberMatch
+from gateway.sale.pricing import Pricer
 from protocols.errors import GatewayError
 
 log = structlog.get_logger("posgw.cards")
 
 
 class CardRouter:
-    def __init__(self, checkout: Checkout, scans: ScanRouter, client: LedgerClient, hub: EventHub) -> None:
-        self.checkout = checkout
+    def __init__(self, identification: Identification, pricer: Pricer, scans: ScanRouter, hub: EventHub) -> None:
+        self.identification = identification
+        self.pricer = pricer
         self.scans = scans
-        self.client = client
         self.hub = hub
 
     async def handle(self, event: CardEvent) -> dict[str, Any]:
@@ -55,8 +54,4 @@ class CardRouter:
 
     async def _identify(self, event: CardEvent) -> MemberMatch:
         assert event.reading is not None
-        directory = self.checkout.directory
-        identifier = directory.verify_card(event.reading, today=self.checkout.today().strftime("%Y%m%d"))
-        member = await resolve(directory, self.client, identifier, "this card is not registered to any member")
-        weak = event.reading.record is None
-        return MemberMatch(check_active(member), "card-uid" if weak else "card", weak)
+        return await self.identification.by_card(event.reading, self.pricer.today().strftime("%Y%m%d"))

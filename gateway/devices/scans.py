@@ -17,9 +17,12 @@ from typing import Any
 
 import structlog
 
-from gateway.basket import MemberMatch
-from gateway.checkout import Checkout
 from gateway.events import EventHub
+from gateway.members.identify import Identification
+from gateway.members.match import MemberMatch
+from gateway.sale.basket import BasketStore
+from gateway.sale.building import Building
+from gateway.sale.paying import Paying
 from protocols.codes import CodeKind, classify
 from protocols.errors import GatewayError
 
@@ -30,8 +33,18 @@ _SECRET_KINDS = {CodeKind.MEMBER_TOKEN, CodeKind.COUPON_TOKEN, CodeKind.WALLET_C
 
 
 class ScanRouter:
-    def __init__(self, checkout: Checkout, hub: EventHub) -> None:
-        self.checkout = checkout
+    def __init__(
+        self,
+        baskets: BasketStore,
+        building: Building,
+        identification: Identification,
+        paying: Paying,
+        hub: EventHub,
+    ) -> None:
+        self.baskets = baskets
+        self.building = building
+        self.identification = identification
+        self.paying = paying
         self.hub = hub
         self._pending: tuple[MemberMatch, float] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,24 +102,24 @@ class ScanRouter:
         task.add_done_callback(self._tasks.discard)
 
     async def _pay(self, code: str) -> None:
-        basket = self.checkout.baskets.active()
+        basket = self.baskets.active()
         if basket is None:
             self.hub.publish("payment", error={"code": "no-basket", "message": "start a basket before the payment"})
             return
         try:
             # Each scan is one request: its own key (a second scan of the same code is the provider's to refuse).
-            await self.checkout.pay(basket, code, None, f"scan:{uuid.uuid4().hex}")
+            await self.paying.pay(basket, code, None, f"scan:{uuid.uuid4().hex}")
         except GatewayError as err:
             log.info("payment_refused", code=err.code, error=str(err))
             self.hub.publish("payment", basket_id=basket.basket_id, error={"code": err.code, "message": str(err)})
 
     async def _coupon(self, token: str) -> None:
-        basket = self.checkout.baskets.active()
+        basket = self.baskets.active()
         if basket is None:
             self.hub.publish("coupon", error={"code": "no-basket", "message": "start a basket before the coupon"})
             return
         try:
-            coupon = await self.checkout.add_coupon(basket, token)
+            coupon = await self.building.add_coupon(basket, token)
         except GatewayError as err:
             log.info("coupon_refused", code=err.code, error=str(err))
             self.hub.publish("coupon", basket_id=basket.basket_id, error={"code": err.code, "message": str(err)})
@@ -117,7 +130,7 @@ class ScanRouter:
 
     async def _identify(self, token: str) -> dict[str, Any]:
         try:
-            match = await self.checkout.identify_token(token)
+            match = await self.identification.by_token(token)
         except GatewayError as err:
             log.info("member_refused", error=str(err), code=err.code)
             return {"member_error": {"code": err.code, "message": str(err)}}
@@ -125,12 +138,12 @@ class ScanRouter:
 
     def attach(self, match: MemberMatch) -> dict[str, Any]:
         """Put an identified member on the active basket, or hold them for the next one."""
-        basket = self.checkout.baskets.active()
+        basket = self.baskets.active()
         if basket is None:
             self._pending = (match, time.monotonic())
             target = None
         else:
-            self.checkout.attach_member(basket, match)
+            self.building.attach_member(basket, match)
             target = basket.basket_id
         log.info("member_identified", member=match.member.member_id, via=match.via, basket=target)
         member = {"member_id": match.member.member_id, "tier": match.member.tier, "via": match.via, "weak": match.weak}

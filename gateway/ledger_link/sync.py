@@ -1,47 +1,32 @@
-"""Drain the journal to the ledger, and keep the rules and member cache fresh.
+"""Drain the journal to the ledger.
 
 The sync worker sends pending records in ``seq`` order, in batches, and
 marks each one with the ledger's answer. When the ledger is down it backs off
 (capped, with jitter) and the records simply wait on disk; a completed sale
-``kick``s it so that an online terminal syncs within milliseconds.
+rings the link (``records_waiting``) so that an online terminal syncs within
+milliseconds. After a burst of sales it tells the till how much waits, and
+raises an alert when a journal limit is passed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from gateway.clock import utc_now
 from gateway.events import EventHub
-from gateway.ledger_client import LedgerClient
-from gateway.membership import MemberDirectory
+from gateway.ledger_link.client import LedgerClient
+from gateway.ledger_link.link import LedgerLink, LinkState
 from offline_queue.journal import TransactionJournal
+from offline_queue.limits import JournalLimits
 from offline_queue.rows import JournalStats
 from protocols.backoff import Backoff
 from protocols.errors import GatewayError
-from protocols.pacing import RefreshPacer
 
 log = structlog.get_logger("posgw.sync")
-
-
-@dataclass
-class SyncState:
-    online: bool = False
-    last_sync: str | None = None
-    last_error: str | None = None
-    synced_total: int = 0
-    rejected_total: int = 0
-    quarantined_total: int = 0
-    rules_loaded_at: float | None = None
-    # The journal is behind the ledger: stays until a person looks.
-    integrity_error: str | None = None
-    last_contact: float | None = None  # wall-clock time of the last answer from the ledger
 
 
 @dataclass
@@ -49,16 +34,21 @@ class SyncWorker:
     terminal_id: str
     journal: TransactionJournal
     client: LedgerClient
-    hub: EventHub
+    link: LedgerLink
     interval: float
     batch_size: int
+    limits: JournalLimits
     lease_seconds: float = 30.0
-    state: SyncState = field(default_factory=SyncState)
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=30.0))
-    _kick: asyncio.Event = field(default_factory=asyncio.Event)
+    _report: asyncio.Task[None] | None = None
 
-    def kick(self) -> None:
-        self._kick.set()
+    @property
+    def hub(self) -> EventHub:
+        return self.link.hub
+
+    @property
+    def state(self) -> LinkState:
+        return self.link.state
 
     async def journal_status(self, stats: JournalStats | None = None) -> dict[str, Any]:
         """The ``journal`` event's fields (from ``stats`` when the caller already has them)."""
@@ -72,15 +62,23 @@ class SyncWorker:
             "online": self.state.online,
         }
 
-    def set_online(self, online: bool, error: str | None = None) -> None:
-        if online:
-            self.state.last_contact = time.time()
-        changed = online != self.state.online
-        self.state.online = online
-        self.state.last_error = error
-        if changed:
-            log.info("ledger_online" if online else "ledger_offline", error=error)
-            self.hub.publish("sync", online=online, error=error)
+    def report_soon(self) -> None:
+        """After a sale: tell the till how much waits, off the request path (a burst shares one report)."""
+        if self._report is None or self._report.done():
+            self._report = asyncio.get_running_loop().create_task(self._report_journal(), name="journal-report")
+
+    async def _report_journal(self) -> None:
+        await asyncio.sleep(0.05)  # let a burst of sales share one report
+        try:
+            stats = await self.journal.stats()
+            status = await self.journal_status(stats)
+        except GatewayError as err:  # the journal is closing; the next sale reports again
+            log.debug("journal_report_skipped", error=str(err))
+            return
+        self.hub.publish("journal", **status)
+        if breaches := self.limits.breaches(stats):
+            log.error("journal_limit_passed", breaches=breaches)
+            self.hub.publish("alert", code="journal-limit", message="; ".join(breaches))
 
     async def _check_high_water(self, ledger_high: int) -> None:
         """The ledger holds more of this terminal's records than the journal: records were lost here.
@@ -108,7 +106,7 @@ class SyncWorker:
             if not leased:
                 if not done:
                     await self.client.ping()
-                    self.set_online(True)
+                    self.link.set_online(True)
                 return done
             sent = {p.txn_id for p in leased}
             try:
@@ -139,78 +137,18 @@ class SyncWorker:
             self.state.synced_total += settled
             self.state.rejected_total += len(rejected)
             self.state.last_sync = utc_now()
-            self.set_online(True)
+            self.link.set_online(True)
             self.hub.publish("sync", online=True, synced=len(answered), rejected=len(rejected))
 
     async def run(self) -> None:
         while True:
-            self._kick.clear()
             try:
                 await self.sync_once()
             except GatewayError as err:
-                self.set_online(False, str(err))
+                self.link.set_online(False, str(err))
                 delay = self.backoff.next_delay()
                 log.warning("sync_failed", error=str(err), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
             self.backoff.reset()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.interval)
-
-
-@dataclass
-class RulesRefresher:
-    """Fetch the rulebook and member snapshot from the ledger, and cache them on disk."""
-
-    client: LedgerClient
-    directory: MemberDirectory
-    cache_path: Path
-    interval: float
-    sync: SyncWorker
-    terminal_id: str
-    pacer: RefreshPacer = field(default_factory=lambda: RefreshPacer(0.0))  # how soon a notice is answered
-    _kick: asyncio.Event = field(default_factory=asyncio.Event)
-    _now: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def kick(self) -> None:
-        """Refresh soon (a newer rulebook or member revision was announced), paced by ``pacer``."""
-        self._kick.set()
-
-    def kick_now(self) -> None:
-        """Refresh at once, unpaced: an operator's command to this terminal alone."""
-        self._now.set()
-        self._kick.set()
-
-    async def refresh_once(self) -> None:
-        self.pacer.refreshed(time.monotonic())
-        asked_at = utc_now()  # sales acknowledged after this may be missing from the snapshot
-        since = self.directory.members_version if self.directory.members is not None else 0
-        envelope, members = await self.client.fetch_rules(since)
-        try:
-            rulebook = self.directory.accept_signed(envelope, members, asked_at, delta=since > 0)
-        except GatewayError as err:
-            log.error("rulebook_refused", error=str(err))
-            self.sync.hub.publish("alert", code="rulebook-refused", message=f"{err}; the rules in force stay")
-            raise
-        await asyncio.to_thread(self.directory.save, self.cache_path)
-        self.sync.state.rules_loaded_at = time.time()
-        self.sync.set_online(True)
-        log.info("rules_loaded", rulebook=rulebook.version, members=len(self.directory.members or {}))
-
-    async def run(self) -> None:
-        backoff = Backoff(base=1.0, cap=self.interval)
-        while True:
-            try:
-                await self.refresh_once()
-            except GatewayError as err:
-                log.warning("rules_refresh_failed", error=str(err))
-                self.sync.set_online(False, str(err))
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            backoff.reset()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.interval)
-                # A notice: paced, as the whole mall hears it; a command cuts the wait short.
-                await asyncio.wait_for(self._now.wait(), self.pacer.wait(time.monotonic()))
-            self._kick.clear()  # notices heard while waiting are answered by this refresh
-            self._now.clear()
+            await self.link.wait_for_records(self.interval)

@@ -8,13 +8,28 @@ less what this till has spent since the snapshot was asked for.
 
 from __future__ import annotations
 
-from gateway.basket import Basket
+from typing import Protocol
+
 from gateway.errors import ConflictError, LedgerError, LedgerRefusedError, PointsRefusedError, RiskLimitError
-from gateway.ledger_client import LedgerClient
-from gateway.membership import MemberDirectory
-from gateway.risk import stale_reason
-from gateway.sync import SyncWorker
-from offline_queue.journal import TransactionJournal
+from gateway.ledger_link.link import LedgerLink
+from gateway.members.directory import MemberDirectory
+from gateway.members.match import MemberMatch
+from gateway.members.risk import stale_reason
+from protocols.rulebook import MemberEntry
+
+
+class PointsLedger(Protocol):
+    """The ledger's points holds (``LedgerClient``)."""
+
+    async def reserve_points(self, member_id: str, points: int, txn_id: str, terminal_id: str) -> str: ...
+
+
+class PointsSpent(Protocol):
+    """What this terminal already spent (the journal)."""
+
+    async def points_spent_since(self, member_id: str, since: str) -> int: ...
+
+    async def offline_spending(self, member_id: str) -> tuple[int, int]: ...
 
 
 class PointsSpending:
@@ -22,40 +37,36 @@ class PointsSpending:
         self,
         terminal_id: str,
         directory: MemberDirectory,
-        journal: TransactionJournal,
-        sync: SyncWorker,
-        client: LedgerClient,
+        journal: PointsSpent,
+        link: LedgerLink,
+        client: PointsLedger,
     ) -> None:
         self.terminal_id = terminal_id
         self.directory = directory
         self.journal = journal
-        self.sync = sync
+        self.link = link
         self.client = client
 
-    async def reserve(self, basket: Basket, points: int, txn_id: str) -> str | None:
+    async def reserve(self, member_id: str, points: int, txn_id: str) -> str | None:
         """Online, hold the points at the ledger first; unreachable, the offline risk limits decide."""
-        assert basket.member is not None
-        if self.sync.state.online:
+        if self.link.online:
             try:
-                return await self.client.reserve_points(
-                    basket.member.member.member_id, points, txn_id, self.terminal_id
-                )
+                return await self.client.reserve_points(member_id, points, txn_id, self.terminal_id)
             except LedgerRefusedError as err:
                 raise PointsRefusedError(f"the ledger refused the points: {err}") from err
             except LedgerError as err:
-                self.sync.set_online(False, str(err))
-        await self.check_offline(basket, points)
+                self.link.set_online(False, str(err))
+        await self.check_offline(member_id, points)
         return None
 
-    async def check_offline(self, basket: Basket, points: int) -> None:
+    async def check_offline(self, member_id: str, points: int) -> None:
         """Online, the ledger is the judge; offline, the rulebook's risk limits are."""
-        if self.sync.state.online or basket.member is None:
+        if self.link.online:
             return
         risk = self.directory.rulebook.risk
-        member_id = basket.member.member.member_id
         if points > risk.max_points_per_sale:
             raise RiskLimitError(f"offline, at most {risk.max_points_per_sale} points may be spent on one sale")
-        if reason := stale_reason(self.sync, self.directory, "points"):
+        if reason := stale_reason(self.link, self.directory, "points"):
             raise RiskLimitError(reason)
         spent, sales = await self.journal.offline_spending(member_id)
         if spent + points > risk.max_member_points:
@@ -65,23 +76,20 @@ class PointsSpending:
         if sales + 1 > risk.max_member_sales:
             raise RiskLimitError(f"offline, this member may spend points on at most {risk.max_member_sales} sales")
 
-    async def refresh(self, basket: Basket) -> None:
+    async def available(self, member: MemberEntry | None) -> int:
         """The member's balance: the snapshot's, less what this terminal spent since it was taken."""
-        if basket.member is None:
-            basket.points_available = 0
-            return
-        member = basket.member.member
+        if member is None:
+            return 0
         spent = await self.journal.points_spent_since(member.member_id, self.directory.loaded_at)
-        basket.points_available = max(0, member.points - spent)
+        return max(0, member.points - spent)
 
-    async def redeem(self, basket: Basket, points: int) -> None:
-        """Ask to pay part of the bill with points (priced by the offset rule)."""
-        basket.require_open()
-        if basket.member is None:
+    async def check_spend(self, match: MemberMatch | None, points: int) -> int:
+        """May this member spend ``points`` here now? Return their balance as this till knows it."""
+        if match is None:
             raise ConflictError("identify the member before spending points")
-        if basket.member.weak and points:
+        if match.weak and points:
             raise ConflictError("a card read by its UID alone may not spend points; ask for the app's member code")
-        await self.refresh(basket)
+        available = await self.available(match.member)
         if points:
-            await self.check_offline(basket, min(points, basket.points_available))
-        basket.points_to_redeem = points
+            await self.check_offline(match.member.member_id, min(points, available))
+        return available

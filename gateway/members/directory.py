@@ -14,14 +14,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.basket import MemberMatch
 from gateway.errors import MemberRefusedError, RulesUnavailableError, UnknownMemberError
-from gateway.ledger_client import LedgerClient
+from gateway.members.match import MemberMatch
 from protocols.errors import GatewayError
 from protocols.member_card import CardReading, verify_reading
 from protocols.rulebook import (
@@ -93,6 +92,13 @@ class MemberDirectory:
             members = list({**self.members, **{m.member_id: m for m in members}}.values())
         self.update(book, members_version, members, loaded_at)
         return book
+
+    def has_members(self) -> bool:
+        """A member snapshot was taken (before the first contact with the ledger, none)."""
+        return self.members is not None
+
+    def member_count(self) -> int:
+        return len(self.members or {})
 
     def learn(self, member: MemberEntry) -> None:
         """Remember a member found online, until the next snapshot."""
@@ -179,7 +185,13 @@ def check_active(member: MemberEntry) -> MemberEntry:
     return member
 
 
-async def resolve(directory: MemberDirectory, client: LedgerClient, identifier: str, unknown: str) -> MemberEntry:
+class IdentifierLookup(Protocol):
+    """The ledger, asked for an identifier the cache does not know (``LedgerClient``)."""
+
+    async def lookup_identifier(self, identifier: str) -> MemberEntry | None: ...
+
+
+async def resolve(directory: MemberDirectory, client: IdentifierLookup, identifier: str, unknown: str) -> MemberEntry:
     """The member behind an identifier: from the cache, else asked of the ledger (and remembered)."""
     member = directory.by_identifier(identifier)
     if member is None:

@@ -1,0 +1,41 @@
+"""What a device reported, sent where it belongs: scans to the scan router, cards to the card router."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from drivers.events import CardEvent, DeviceStatus, DriverEvent, ReaderEvent, ScanEvent, ScanRejected
+from gateway.devices.cards import CardRouter
+from gateway.devices.scans import ScanRouter
+from gateway.events import EventHub
+
+
+class DeviceEvents:
+    def __init__(self, scans: ScanRouter, cards: CardRouter, hub: EventHub) -> None:
+        self.scans = scans
+        self.cards = cards
+        self.hub = hub
+        self._card_tasks: set[asyncio.Task[Any]] = set()
+
+    def on_event(self, event: DriverEvent | DeviceStatus) -> None:
+        if isinstance(event, ScanEvent):
+            self.scans.submit(event.device, event.data, event.symbology, event.at)
+        elif isinstance(event, CardEvent):
+            # Identifying a card may ask the ledger, so it runs beside the driver, not in it.
+            task = asyncio.get_running_loop().create_task(self.cards.handle(event), name=f"card:{event.reader}")
+            self._card_tasks.add(task)
+            task.add_done_callback(self._card_tasks.discard)
+        elif isinstance(event, ReaderEvent):
+            self.hub.publish("reader", device=event.device, reader=event.reader, present=event.present)
+        elif isinstance(event, ScanRejected):
+            self.hub.publish(
+                "scan_rejected",
+                device=event.device,
+                reason=event.reason,
+                length=event.length,
+                message="scan not understood, please scan again",
+            )
+        else:
+            self.hub.publish("device", **dataclasses.asdict(event))

@@ -1,0 +1,1 @@
+"""Who the customer is, and what they may spend: identification, coupons, points, offline risk."""

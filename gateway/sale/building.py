@@ -1,0 +1,75 @@
+"""Building a basket: start it, add lines, attach the member, hold coupons, ask to spend points.
+
+Each change is announced to the till as a ``basket`` event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from gateway.events import EventHub
+from gateway.members.coupons import HeldCoupon, RedeemedCoupons, check_coupon
+from gateway.members.directory import MemberDirectory
+from gateway.members.match import MemberMatch
+from gateway.members.points import PointsSpending
+from gateway.sale.basket import Basket, BasketStore
+from gateway.sale.intake import Intake
+from protocols.pricing.model import BasketLine
+
+
+class Building:
+    def __init__(
+        self,
+        baskets: BasketStore,
+        intake: Intake,
+        directory: MemberDirectory,
+        redeemed: RedeemedCoupons,
+        points: PointsSpending,
+        hub: EventHub,
+        leeway: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.baskets = baskets
+        self.intake = intake
+        self.directory = directory
+        self.redeemed = redeemed
+        self.points = points
+        self.hub = hub
+        self.leeway = leeway
+        self.clock = clock
+
+    def new_basket(self, member: MemberMatch | None = None) -> Basket:
+        """A new active basket; ``member``: one identified before it was started."""
+        self.intake.refuse_if_draining("starts no new baskets")
+        basket = self.baskets.create()
+        self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
+        if member is not None:
+            self.attach_member(basket, member)
+        return basket
+
+    def add_line(
+        self, basket: Basket, sku: str, name: str, category: str, quantity: int, unit_price: int
+    ) -> BasketLine:
+        line = basket.add_line(sku, name, category, quantity, unit_price)
+        self.hub.publish("basket", basket_id=basket.basket_id, lines=len(basket.lines))
+        return line
+
+    def attach_member(self, basket: Basket, match: MemberMatch) -> None:
+        basket.attach(match)
+        self.hub.publish("basket", basket_id=basket.basket_id, member_id=match.member.member_id, tier=match.member.tier)
+
+    async def add_coupon(self, basket: Basket, token: str) -> HeldCoupon:
+        basket.require_open()
+        coupon = await check_coupon(token, self.directory, self.redeemed, now=int(self.clock()), leeway=self.leeway)
+        basket.hold_coupon(coupon)
+        # An exchange coupon spends points: the balance beside the price is refreshed.
+        basket.note_balance(await self.points.available(basket.member.member if basket.member else None))
+        self.hub.publish("basket", basket_id=basket.basket_id, coupon=coupon.definition.coupon_id)
+        return coupon
+
+    async def redeem_points(self, basket: Basket, points: int) -> None:
+        """Ask to pay part of the bill with points (priced by the offset rule)."""
+        basket.require_open()
+        available = await self.points.check_spend(basket.member, points)
+        basket.spend_points(points, available)

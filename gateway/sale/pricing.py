@@ -1,0 +1,70 @@
+"""A basket's price on the mall's business day, and what it earns as it is paid.
+
+The clock is injected: the business day (the rulebook's time zone, never the
+host's) and the record's time come from one instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+from gateway.sale.basket import Basket
+from protocols.business_day import business_day
+from protocols.pricing import Payment, PricedBasket, price, with_earning
+from protocols.rulebook import MemberEntry, Rulebook
+
+
+class RulesInForce(Protocol):
+    """The signed rulebook the till runs on (``MemberDirectory``)."""
+
+    @property
+    def rulebook(self) -> Rulebook: ...
+
+
+class Pricer:
+    def __init__(
+        self, rules: RulesInForce, merchant_id: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.rules = rules
+        self.merchant_id = merchant_id
+        self.clock = clock
+
+    def today(self) -> date:
+        """The mall's business day now."""
+        return self.day_of(self.clock())
+
+    def day_of(self, moment: datetime) -> date:
+        return business_day(moment, self.rules.rulebook.zone)
+
+    def price(self, basket: Basket) -> PricedBasket:
+        """The basket's price, and what it earns with the payments taken so far; once a payment is
+        held against it, the price it was paid at (the rules may have changed since)."""
+        paid = [Payment(p.wallet, p.amount) for p in basket.payments if p.state == "paid"]
+        day = self.today()
+        return self.earned(basket, self.priced(basket, day), paid, None, day)
+
+    def priced(self, basket: Basket, day: date) -> PricedBasket:
+        member = basket.member.member if basket.member else None
+        priced = price(
+            basket.lines,
+            member,
+            self.rules.rulebook,
+            self.merchant_id,
+            day=day,
+            coupons=[c.definition for c in basket.coupons],
+            points_to_redeem=basket.points_to_redeem,
+            points_balance=basket.points_available,
+        )
+        if basket.frozen is not None and basket.payments_held() and priced.total_due != basket.frozen.total_due:
+            return basket.frozen  # the rules changed under a paid basket: it keeps the price it was paid at
+        return priced
+
+    def earned(
+        self, basket: Basket, priced: PricedBasket, payments: list[Payment], earn_as: MemberEntry | None, day: date
+    ) -> PricedBasket:
+        """What ``priced`` earns its member (or ``earn_as``, "pay = member") paid by ``payments`` so far."""
+        earner = basket.member.member if basket.member else earn_as
+        rules = self.rules.rulebook
+        return with_earning(priced, earner, rules, self.merchant_id, day=day, payments=payments)
