@@ -13,6 +13,7 @@ from gateway.ledger_link import enrolment as enrollment
 from gateway.ops import journal_cli, status_cli
 from gateway.ops.logs import configure_logging
 from protocols.errors import FinalError, RetryableError, SchemaError
+from protocols.version import VERSION
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd will not restart-loop on it
 EXIT_REFUSED = 70  # EX_SOFTWARE: a journal or key problem that needs a person
@@ -20,6 +21,7 @@ EXIT_REFUSED = 70  # EX_SOFTWARE: a journal or key problem that needs a person
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posgw", description="POS payment-and-membership gateway")
+    parser.add_argument("--version", action="version", version=f"posgw {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the gateway daemon")
     run.add_argument("-c", "--config", type=Path, required=True, help="TOML config file")

@@ -13,7 +13,7 @@ from gateway.config import GatewayConfig
 from gateway.devices.cards import CardRouter
 from gateway.devices.dispatch import DeviceEvents
 from gateway.devices.scans import ScanRouter
-from gateway.events import EventHub
+from gateway.events import Alert, DeviceChanged, Event, EventHub, LedgerStatus
 from gateway.ledger_link import enrolment
 from gateway.ledger_link.client import LedgerClient
 from gateway.ledger_link.link import LedgerLink
@@ -41,6 +41,7 @@ from offline_queue.limits import JournalLimits
 from offline_queue.personal import Keyring
 from protocols.errors import GatewayError
 from protocols.pacing import RefreshPacer
+from protocols.version import VERSION
 
 
 @dataclass
@@ -104,7 +105,8 @@ class Services:
             RefreshPacer(config.ledger.min_refresh_interval),
         )
         wallet = MemberWalletProvider(term.terminal_id, directory, journal, link, client, config.token_leeway)
-        desk = PaymentDesk(config, journal, hub, limits, builtin={"wallet": wallet})
+        providers = {"wallet": wallet, **dict(config.payments.providers)}
+        desk = PaymentDesk(providers, journal, hub, limits, deadline=config.payments.deadline, currency=term.currency)
         refund_desk = RefundDesk(desk, journal, hub, config.payments.refund_retry)
         intake = Intake()
         pricer = Pricer(directory, term.merchant_id)
@@ -155,13 +157,16 @@ class Services:
             )
         return svc
 
-    def _remember_errors(self, event: dict[str, Any]) -> None:
+    def _remember_errors(self, event: Event) -> None:
         """The last few problems, for the status page (alerts, sync failures, device errors)."""
-        at = time.strftime("%H:%M:%S", time.localtime(event["at"]))
-        if event["type"] == "alert":
-            self.recent_errors.appendleft(f"{at} {event.get('code')}: {event.get('message')}")
-        elif event["type"] in ("sync", "device") and event.get("error"):
-            self.recent_errors.appendleft(f"{at} {event.get('device', 'ledger')}: {event['error']}")
+        at = time.strftime("%H:%M:%S", time.localtime(event.at))
+        match event:
+            case Alert(code=code, message=message):
+                self.recent_errors.appendleft(f"{at} {code}: {message}")
+            case LedgerStatus(error=str(error)):
+                self.recent_errors.appendleft(f"{at} ledger: {error}")
+            case DeviceChanged(device=device, error=str(error)):
+                self.recent_errors.appendleft(f"{at} {device}: {error}")
 
     async def status_page(self) -> dict[str, Any]:
         return {**(await self.status()), "recent_errors": list(self.recent_errors)}
@@ -207,6 +212,7 @@ class Services:
         sync = self.link.state
         return {
             "terminal_id": self.config.terminal.terminal_id,
+            "version": VERSION,
             "draining": self.intake.draining,
             "devices": [dataclasses.asdict(s.status) for s in self.supervisors],
             "journal": {**dataclasses.asdict(stats), "limits_breached": self.sync.limits.breaches(stats)},

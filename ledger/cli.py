@@ -30,6 +30,7 @@ from protocols.masking import mask_processor
 from protocols.mqtt_topics import COMMANDS
 from protocols.phone import phone_identifier
 from protocols.tokens import b64url_decode
+from protocols.version import VERSION
 
 log = structlog.get_logger("posgw.ledger")
 
@@ -137,6 +138,7 @@ async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posgw-ledger", description="posgw reference central ledger")
+    parser.add_argument("--version", action="version", version=f"posgw-ledger {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("serve", help="serve the ledger API")
     run.add_argument("--data", type=Path, required=True, help="data directory (issuer key; the SQLite file)")

@@ -8,9 +8,12 @@ Prometheus sums them.
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from protocols.sync import SyncReply
+from protocols.version import VERSION
 
 
 class LedgerMetrics:
@@ -26,6 +29,8 @@ class LedgerMetrics:
         self.quarantine = Gauge("posgw_ledger_quarantine", "Records held in quarantine for an operator", registry=r)
         self.refusals = Counter("posgw_ledger_refused", "Requests refused, by reason", ["reason"], registry=r)
         self.holds = Counter("posgw_ledger_holds", "Holds placed, by unit", ["unit"], registry=r)
+        build = Gauge("posgw_ledger_build_info", "1, labelled with what is running", ["version", "python"], registry=r)
+        build.labels(VERSION, platform.python_version()).set(1)
         self.pool = Gauge("posgw_ledger_db_connections", "PostgreSQL pool connections, by state", ["state"], registry=r)
         self.latency = Histogram(
             "posgw_ledger_request_seconds", "API latency by route", ["route"], registry=r,

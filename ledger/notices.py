@@ -27,7 +27,7 @@ log = structlog.get_logger("posgw.ledger.mqtt")
 
 
 def raise_if_cancelled() -> None:
-    """A stop that a PUBACK arriving at the same moment swallowed (Python 3.11; gateway/ledger_link/mqtt.py says how)."""
+    """A stop that a PUBACK arriving at the same moment swallowed (Python 3.11; gateway/ledger_link/mqtt.py)."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

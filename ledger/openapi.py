@@ -13,6 +13,7 @@ from typing import Any
 
 from protocols.enrolment import CODE_PATTERN
 from protocols.openapi_parts import JSON, errors, ok
+from protocols.version import VERSION
 
 _ID = "^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -38,7 +39,7 @@ _fen = {"type": "integer", "minimum": 1, "maximum": 10**10}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "posgw reference ledger", "version": "1", "description": "See docs/protocols/sync.md."},
+    "info": {"title": "posgw reference ledger", "version": VERSION, "description": "See docs/protocols/sync.md."},
     "components": {
         "securitySchemes": {
             "terminal": {

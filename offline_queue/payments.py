@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from offline_queue.errors import IdempotencyConflictError
 from protocols.errors import FinalError
+from protocols.micropay import Outcome
+from protocols.refund import RefundOutcome
 
 T = TypeVar("T")
 OPEN_STATES = ("pending", "paid")  # unsettled payments in these states may hold money
@@ -47,6 +49,15 @@ class PaymentNotSettleableError(FinalError):
     code = "payment-not-settleable"
 
 
+PaymentState = Outcome | RefundOutcome
+_OUTCOMES = {o.value: o for o in Outcome}
+
+
+def payment_state(value: str) -> PaymentState:
+    """A stored state as its enum: the two sets of values do not overlap."""
+    return _OUTCOMES.get(value) or RefundOutcome(value)
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentIntent:
     payment_id: str  # also the reference the provider knows the payment by
@@ -57,7 +68,7 @@ class PaymentIntent:
     code_hint: str  # last four characters of the payment code
     amount: int  # fen
     currency: str
-    state: str  # pending | paid | declined | reversed | unreachable | attention
+    state: PaymentState  # a payments micropay outcome, or a refund parts
     history: tuple[str, ...]
     created_at: str
     updated_at: str
@@ -69,7 +80,7 @@ def _intent(row: Sequence[Any]) -> PaymentIntent:
     payment_id, basket_id, key, wallet, provider, hint, amount, currency, state, history, created, updated, *rest = row
     txn, detail = rest
     return PaymentIntent(
-        payment_id, basket_id, key, wallet, provider, hint, amount, currency, state,
+        payment_id, basket_id, key, wallet, provider, hint, amount, currency, payment_state(state),
         tuple(json.loads(history)), created, updated, txn, json.loads(detail),
     )  # fmt: skip
 

@@ -258,7 +258,8 @@ async def scan(request: web.Request) -> web.Response:
     f = await _body(request, "scan")
     data = f.text("data", max_len=1024, pattern=r"[\x20-\x7e]+")
     _finish(f)
-    return web.json_response(await svc.scans.handle("keyboard", data))
+    seen = (await svc.scans.handle("keyboard", data)).to_wire()
+    return web.json_response({k: v for k, v in seen.items() if k not in ("type", "at")})
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
@@ -279,7 +280,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
                 event = getter.result()
                 if event is None:
                     break
-                await ws.send_json(event)
+                await ws.send_json(event.to_wire())
         finally:
             reader.cancel()
             await ws.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocols.openapi_parts import JSON, errors, ok
+from protocols.version import VERSION
 
 KEY_PATTERN = "^[A-Za-z0-9_.:-]{8,128}$"
 
@@ -57,7 +58,7 @@ _txn = {"type": "string", "pattern": "^[0-9a-f-]{36}$"}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "posgw local API", "version": "1", "description": "See docs/api.md."},
+    "info": {"title": "posgw local API", "version": VERSION, "description": "See docs/api.md."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     "paths": {
         "/healthz": {"get": {"summary": "alive", "responses": ok()}},

@@ -36,6 +36,7 @@ td, th { padding: .25em .8em; text-align: left; border-bottom: 1px solid #ddd; }
 <div id="ledger" class="unknown">connecting…</div>
 <table>
 <tr><th>terminal</th><td id="terminal">-</td></tr>
+<tr><th>version</th><td id="version">-</td></tr>
 <tr><th>queue</th><td id="queue">-</td></tr>
 <tr><th>oldest pending</th><td id="oldest">-</td></tr>
 <tr><th>last sync</th><td id="last-sync">-</td></tr>
@@ -50,6 +51,7 @@ function render(s) {
   ledger.className = s.ledger.online ? "online" : "offline";
   ledger.textContent = s.ledger.online ? "Ledger: online" : "Ledger: OFFLINE, sales are kept on this till";
   text("terminal", s.terminal_id + (s.draining ? " (shutting down)" : ""));
+  text("version", "posgw " + s.version);
   text("queue", s.journal.pending + " waiting to sync");
   text("oldest", s.journal.oldest_pending || "-");
   text("last-sync", s.ledger.last_sync || "never");

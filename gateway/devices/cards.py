@@ -9,13 +9,11 @@ weak. Every outcome reaches the cashier as a ``card`` event.
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
 from drivers.events import CardEvent, CardEventKind
 from gateway.devices.scans import ScanRouter
-from gateway.events import EventHub
+from gateway.events import CardRead, EventHub, Problem
 from gateway.members.identify import Identification
 from gateway.members.match import MemberMatch
 from gateway.sale.pricing import Pricer
@@ -31,26 +29,32 @@ class CardRouter:
         self.scans = scans
         self.hub = hub
 
-    async def handle(self, event: CardEvent) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "device": event.device,
-            "reader": event.reader,
-            "kind": event.kind,
-            "pcsc_ms": round(event.pcsc_seconds * 1000, 3),
-            "read_at": event.at,
-        }
+    async def handle(self, event: CardEvent) -> CardRead:
+        member, basket_id, refusal = None, None, None
         if event.kind is CardEventKind.ERROR:
-            result["card_error"] = {"code": event.error_code, "message": event.error}
+            refusal = Problem(
+                code=event.error_code or "card-error", message=event.error or "the card could not be read"
+            )
         elif event.kind is CardEventKind.INSERTED and event.reading is not None:
             try:
                 match = await self._identify(event)
             except GatewayError as err:
                 log.info("card_refused", reader=event.reader, code=err.code, error=str(err))
-                result["card_error"] = {"code": err.code, "message": str(err)}
+                refusal = Problem(code=err.code, message=str(err))
             else:
-                result.update(self.scans.attach(match))
-        self.hub.publish("card", **result)
-        return result
+                member, basket_id = self.scans.attach(match)
+        read = CardRead(
+            device=event.device,
+            reader=event.reader,
+            kind=event.kind,
+            pcsc_ms=round(event.pcsc_seconds * 1000, 3),
+            read_at=event.at,
+            member=member,
+            basket_id=basket_id,
+            card_error=refusal,
+        )
+        self.hub.publish(read)
+        return read
 
     async def _identify(self, event: CardEvent) -> MemberMatch:
         assert event.reading is not None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from drivers.events import CardEvent, DeviceStatus, DriverEvent, ReaderEvent, ScanEvent, ScanRejected
 from gateway.devices.cards import CardRouter
 from gateway.devices.scans import ScanRouter
-from gateway.events import EventHub
+from gateway.events import DeviceChanged, EventHub, ReaderChanged, ScanNotUnderstood
 
 
 class DeviceEvents:
@@ -28,14 +27,10 @@ class DeviceEvents:
             self._card_tasks.add(task)
             task.add_done_callback(self._card_tasks.discard)
         elif isinstance(event, ReaderEvent):
-            self.hub.publish("reader", device=event.device, reader=event.reader, present=event.present)
+            self.hub.publish(ReaderChanged(device=event.device, reader=event.reader, present=event.present))
         elif isinstance(event, ScanRejected):
-            self.hub.publish(
-                "scan_rejected",
-                device=event.device,
-                reason=event.reason,
-                length=event.length,
-                message="scan not understood, please scan again",
-            )
+            self.hub.publish(ScanNotUnderstood(device=event.device, reason=event.reason, length=event.length))
         else:
-            self.hub.publish("device", **dataclasses.asdict(event))
+            self.hub.publish(
+                DeviceChanged(device=event.device, state=event.state, error=event.error, retry_in=event.retry_in)
+            )

@@ -17,7 +17,15 @@ from typing import Any
 
 import structlog
 
-from gateway.events import EventHub
+from gateway.events import (
+    CouponHeld,
+    CouponRefused,
+    EventHub,
+    MemberSeen,
+    PaymentRefused,
+    Problem,
+    ScanSeen,
+)
 from gateway.members.identify import Identification
 from gateway.members.match import MemberMatch
 from gateway.sale.basket import BasketStore
@@ -69,32 +77,33 @@ class ScanRouter:
             except GatewayError as err:  # a journal hiccup must not stop the scanner
                 log.error("scan_failed", device=device, error=str(err))
 
-    async def handle(
-        self, device: str, data: str, symbology: str | None = None, at: float | None = None
-    ) -> dict[str, Any]:
+    async def handle(self, device: str, data: str, symbology: str | None = None, at: float | None = None) -> ScanSeen:
         code = classify(data)
-        shown = None if code.kind in _SECRET_KINDS else code.data
-        result: dict[str, Any] = {
-            "device": device,
-            "kind": code.kind,
-            "data": shown,
-            "detail": code.detail,
-            "symbology": symbology,
-            "problem": code.problem,
-            "scanned_at": at,
-        }
+        member, basket_id, refusal = None, None, None
         if code.kind in (CodeKind.MEMBER_TOKEN, CodeKind.WALLET_CODE):
-            result.update(await self._identify(code.data))
-        self.hub.publish("scan", **result)
+            member, basket_id, refusal = await self._identify(code.data)
+        seen = ScanSeen(
+            device=device,
+            kind=code.kind,
+            data=None if code.kind in _SECRET_KINDS else code.data,
+            detail=code.detail,
+            symbology=symbology,
+            problem=code.problem,
+            scanned_at=at,
+            basket_id=basket_id,
+            member=member,
+            member_error=refusal,
+        )
+        self.hub.publish(seen)
         if code.kind is CodeKind.COUPON_TOKEN:
             # Checking a coupon reads the journal, so it finishes beside the scan; a
             # ``coupon`` event tells the till the outcome.
             self._beside(self._coupon(code.data), "coupon-scan")
-        elif code.kind is CodeKind.PAYMENT_CODE or (code.kind is CodeKind.WALLET_CODE and "member" in result):
+        elif code.kind is CodeKind.PAYMENT_CODE or (code.kind is CodeKind.WALLET_CODE and member is not None):
             # A payment may wait for the customer's password: later scans must not wait for it.
             # A member wallet code identified its member above, and pays too ("pay = member").
             self._beside(self._pay(code.data), "payment-scan")
-        return result
+        return seen
 
     def _beside(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(work, name=name)
@@ -104,40 +113,41 @@ class ScanRouter:
     async def _pay(self, code: str) -> None:
         basket = self.baskets.active()
         if basket is None:
-            self.hub.publish("payment", error={"code": "no-basket", "message": "start a basket before the payment"})
+            self.hub.publish(
+                PaymentRefused(error=Problem(code="no-basket", message="start a basket before the payment"))
+            )
             return
         try:
             # Each scan is one request: its own key (a second scan of the same code is the provider's to refuse).
             await self.paying.pay(basket, code, None, f"scan:{uuid.uuid4().hex}")
         except GatewayError as err:
             log.info("payment_refused", code=err.code, error=str(err))
-            self.hub.publish("payment", basket_id=basket.basket_id, error={"code": err.code, "message": str(err)})
+            self.hub.publish(PaymentRefused(basket_id=basket.basket_id, error=Problem(code=err.code, message=str(err))))
 
     async def _coupon(self, token: str) -> None:
         basket = self.baskets.active()
         if basket is None:
-            self.hub.publish("coupon", error={"code": "no-basket", "message": "start a basket before the coupon"})
+            self.hub.publish(CouponRefused(error=Problem(code="no-basket", message="start a basket before the coupon")))
             return
         try:
             coupon = await self.building.add_coupon(basket, token)
         except GatewayError as err:
             log.info("coupon_refused", code=err.code, error=str(err))
-            self.hub.publish("coupon", basket_id=basket.basket_id, error={"code": err.code, "message": str(err)})
+            self.hub.publish(CouponRefused(basket_id=basket.basket_id, error=Problem(code=err.code, message=str(err))))
             return
-        self.hub.publish(
-            "coupon", basket_id=basket.basket_id, coupon_id=coupon.definition.coupon_id, name=coupon.definition.name
-        )
+        definition = coupon.definition
+        self.hub.publish(CouponHeld(basket_id=basket.basket_id, coupon_id=definition.coupon_id, name=definition.name))
 
-    async def _identify(self, token: str) -> dict[str, Any]:
+    async def _identify(self, token: str) -> tuple[MemberSeen | None, str | None, Problem | None]:
         try:
             match = await self.identification.by_token(token)
         except GatewayError as err:
             log.info("member_refused", error=str(err), code=err.code)
-            return {"member_error": {"code": err.code, "message": str(err)}}
-        return self.attach(match)
+            return None, None, Problem(code=err.code, message=str(err))
+        return *self.attach(match), None
 
-    def attach(self, match: MemberMatch) -> dict[str, Any]:
-        """Put an identified member on the active basket, or hold them for the next one."""
+    def attach(self, match: MemberMatch) -> tuple[MemberSeen, str | None]:
+        """Put an identified member on the active basket, or hold them for the next one; return who, and where."""
         basket = self.baskets.active()
         if basket is None:
             self._pending = (match, time.monotonic())
@@ -146,5 +156,5 @@ class ScanRouter:
             self.building.attach_member(basket, match)
             target = basket.basket_id
         log.info("member_identified", member=match.member.member_id, via=match.via, basket=target)
-        member = {"member_id": match.member.member_id, "tier": match.member.tier, "via": match.via, "weak": match.weak}
-        return {"member": member, "basket_id": target}
+        member = match.member
+        return MemberSeen(member_id=member.member_id, tier=member.tier, via=match.via, weak=match.weak), target

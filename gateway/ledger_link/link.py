@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from gateway.events import EventHub
+from gateway.events import EventHub, LedgerStatus
 
 log = structlog.get_logger("posgw.ledger_link")
 
@@ -55,7 +55,7 @@ class LedgerLink:
         self.state.last_error = error
         if changed:
             log.info("ledger_online" if online else "ledger_offline", error=error)
-            self.hub.publish("sync", online=online, error=error)
+            self.hub.publish(LedgerStatus(online=online, error=error))
 
     def records_waiting(self) -> None:
         """A record was journaled: the sync worker sends it now rather than at its next round."""

@@ -17,6 +17,7 @@ from typing import Protocol
 import structlog
 
 from gateway.clock import utc_now
+from gateway.events import Alert
 from gateway.ledger_link.client import LedgerClient
 from gateway.ledger_link.link import LedgerLink
 from protocols.backoff import Backoff
@@ -76,7 +77,7 @@ class RulesRefresher:
             rulebook = self.directory.accept_signed(envelope, members, asked_at, delta=since > 0)
         except GatewayError as err:
             log.error("rulebook_refused", error=str(err))
-            self.link.hub.publish("alert", code="rulebook-refused", message=f"{err}; the rules in force stay")
+            self.link.hub.publish(Alert(code="rulebook-refused", message=f"{err}; the rules in force stay"))
             raise
         await asyncio.to_thread(self.directory.save, self.cache_path)
         self.link.state.rules_loaded_at = time.time()

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
 from gateway.clock import utc_now
-from gateway.events import EventHub
+from gateway.events import Alert, EventHub, JournalStatus, LedgerStatus
 from gateway.ledger_link.client import LedgerClient
 from gateway.ledger_link.link import LedgerLink, LinkState
 from offline_queue.journal import TransactionJournal
@@ -50,17 +49,17 @@ class SyncWorker:
     def state(self) -> LinkState:
         return self.link.state
 
-    async def journal_status(self, stats: JournalStats | None = None) -> dict[str, Any]:
-        """The ``journal`` event's fields (from ``stats`` when the caller already has them)."""
+    async def journal_status(self, stats: JournalStats | None = None) -> JournalStatus:
+        """The ``journal`` event (from ``stats`` when the caller already has them)."""
         stats = stats or await self.journal.stats()
-        return {
-            "pending": stats.pending,
-            "pending_amount": stats.pending_amount,
-            "oldest_pending": stats.oldest_pending,
-            "last_seq": stats.last_seq,
-            "last_synced_at": stats.last_synced_at,
-            "online": self.state.online,
-        }
+        return JournalStatus(
+            pending=stats.pending,
+            pending_amount=stats.pending_amount,
+            oldest_pending=stats.oldest_pending,
+            last_seq=stats.last_seq,
+            last_synced_at=stats.last_synced_at,
+            online=self.state.online,
+        )
 
     def report_soon(self) -> None:
         """After a sale: tell the till how much waits, off the request path (a burst shares one report)."""
@@ -75,10 +74,10 @@ class SyncWorker:
         except GatewayError as err:  # the journal is closing; the next sale reports again
             log.debug("journal_report_skipped", error=str(err))
             return
-        self.hub.publish("journal", **status)
+        self.hub.publish(status)
         if breaches := self.limits.breaches(stats):
             log.error("journal_limit_passed", breaches=breaches)
-            self.hub.publish("alert", code="journal-limit", message="; ".join(breaches))
+            self.hub.publish(Alert(code="journal-limit", message="; ".join(breaches)))
 
     async def _check_high_water(self, ledger_high: int) -> None:
         """The ledger holds more of this terminal's records than the journal: records were lost here.
@@ -96,7 +95,7 @@ class SyncWorker:
             )
             self.state.integrity_error = message
             log.critical("journal_behind_ledger", ledger_high=ledger_high, journal_last=local)
-            self.hub.publish("alert", code="journal-behind-ledger", message=message)
+            self.hub.publish(Alert(code="journal-behind-ledger", message=message))
 
     async def sync_once(self) -> int:
         """Send every pending record; return how many the ledger answered for."""
@@ -123,7 +122,7 @@ class SyncWorker:
                 raise GatewayError("the ledger answered none of the batch's records")
             if reply.high_seq > max(p.seq for p in leased):
                 await self._check_high_water(reply.high_seq)
-            self.hub.publish("journal", **(await self.journal_status()))
+            self.hub.publish(await self.journal_status())
             rejected = [r for r in answered if r.status == "rejected"]
             for r in rejected:
                 log.error("sync_rejected", txn_id=r.txn_id, seq=r.seq, reason=r.reason)
@@ -131,14 +130,14 @@ class SyncWorker:
                 # Held at the ledger, not applied: an operator must look. The till is told at once.
                 log.error("sync_quarantined", txn_id=r.txn_id, seq=r.seq, reason=r.reason)
                 message = f"sale seq {r.seq} is held by the ledger for an operator: {r.reason}"
-                self.hub.publish("alert", code="record-quarantined", message=message)
+                self.hub.publish(Alert(code="record-quarantined", message=message))
                 self.state.quarantined_total += 1
             done += settled
             self.state.synced_total += settled
             self.state.rejected_total += len(rejected)
             self.state.last_sync = utc_now()
             self.link.set_online(True)
-            self.hub.publish("sync", online=True, synced=len(answered), rejected=len(rejected))
+            self.hub.publish(LedgerStatus(online=True, synced=len(answered), rejected=len(rejected)))
 
     async def run(self) -> None:
         while True:

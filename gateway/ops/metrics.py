@@ -9,11 +9,27 @@ know about metrics. API latency is measured by a middleware. Served at
 
 from __future__ import annotations
 
+import platform
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gateway.events import (
+    Alert,
+    BasketChanged,
+    CardRead,
+    DeviceChanged,
+    Event,
+    JournalStatus,
+    LedgerStatus,
+    PaymentStep,
+    RefundRecorded,
+    SaleRecorded,
+    ScanNotUnderstood,
+    ScanSeen,
+)
+from protocols.version import VERSION
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -48,38 +64,39 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        build = Gauge("posgw_build_info", "1, labelled with what is running", ["version", "python"], registry=r)
+        build.labels(VERSION, platform.python_version()).set(1)
         self._devices: dict[str, str] = {}
 
-    def observe(self, event: dict[str, Any]) -> None:
+    def observe(self, event: Event) -> None:
         """Count one hub event (called for every event the gateway publishes)."""
-        kind = event.get("type")
-        if kind == "scan":
-            self.scans.labels(str(event.get("kind"))).inc()
-        elif kind == "scan_rejected":
-            self.scans_rejected.inc()
-        elif kind == "card" and event.get("kind") == "inserted":
-            self.card_taps.labels("refused" if "card_error" in event else "member").inc()
-        elif kind in ("sale", "refund"):
-            self.records.labels(kind).inc()
-        elif kind == "payment" and "outcome" in event:
-            self.payments.labels(str(event.get("wallet")), str(event["outcome"])).inc()
-        elif kind == "basket" and event.get("state") == "open":
-            self.baskets.inc()
-        elif kind == "sync":
-            self.ledger_online.set(1 if event.get("online") else 0)
-            if event.get("error"):
-                self.ledger_lost.inc()
-            if event.get("synced"):
-                self.last_sync.set(float(event["at"]))
-        elif kind == "alert":
-            self.alerts.labels(str(event.get("code"))).inc()
-        elif kind == "device":
-            self._device(str(event.get("device")), str(event.get("state")))
-        elif kind == "journal":
-            self.journal_pending.set(int(event.get("pending") or 0))
-            self.ledger_online.set(1 if event.get("online") else 0)
-            oldest = event.get("oldest_pending")
-            self.journal_oldest.set(_timestamp(oldest) if isinstance(oldest, str) else 0)
+        match event:
+            case ScanSeen(kind=kind):
+                self.scans.labels(kind).inc()
+            case ScanNotUnderstood():
+                self.scans_rejected.inc()
+            case CardRead(kind="inserted", card_error=refusal):
+                self.card_taps.labels("refused" if refusal else "member").inc()
+            case SaleRecorded() | RefundRecorded():
+                self.records.labels(event.type).inc()
+            case PaymentStep(wallet=wallet, outcome=str(outcome)):
+                self.payments.labels(wallet, outcome).inc()
+            case BasketChanged(state="open"):
+                self.baskets.inc()
+            case LedgerStatus(online=online, error=error, synced=synced):
+                self.ledger_online.set(1 if online else 0)
+                if error:
+                    self.ledger_lost.inc()
+                if synced:
+                    self.last_sync.set(event.at)
+            case Alert(code=code):
+                self.alerts.labels(code).inc()
+            case DeviceChanged(device=device, state=state):
+                self._device(device, state)
+            case JournalStatus(pending=pending, online=online, oldest_pending=oldest):
+                self.journal_pending.set(pending)
+                self.ledger_online.set(1 if online else 0)
+                self.journal_oldest.set(_timestamp(oldest) if oldest else 0)
 
     def _device(self, device: str, state: str) -> None:
         previous = self._devices.get(device)

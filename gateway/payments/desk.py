@@ -24,9 +24,8 @@ import structlog
 
 from drivers.payment_provider import WALLET_NAMES, PaymentProvider
 from gateway.clock import utc_now
-from gateway.config import GatewayConfig
 from gateway.errors import ConflictError, PaymentCodeError, PaymentUnavailableError
-from gateway.events import EventHub
+from gateway.events import Alert, EventHub, PaymentStep
 from gateway.payments.messages import MESSAGES, message
 from gateway.payments.runner import run_flow
 from offline_queue.errors import IdempotencyConflictError
@@ -45,16 +44,17 @@ log = structlog.get_logger("posgw.payments")
 class PaymentDesk:
     def __init__(
         self,
-        config: GatewayConfig,
+        providers: dict[str, PaymentProvider],
         journal: TransactionJournal,
         hub: EventHub,
         limits: JournalLimits,
-        builtin: dict[str, PaymentProvider] | None = None,
+        *,
+        deadline: float,
+        currency: str,
     ) -> None:
-        # The member wallet is the gateway's own (through the ledger); the rest come from the config.
-        self.providers: dict[str, PaymentProvider] = {**(builtin or {}), **dict(config.payments.providers)}
-        self.deadline = config.payments.deadline
-        self.currency = config.terminal.currency
+        self.providers = providers  # by wallet: the member wallet (the gateway's own) and the configured ones
+        self.deadline = deadline
+        self.currency = currency
         self.journal = journal
         self.hub = hub
         self.limits = limits
@@ -109,7 +109,7 @@ class PaymentDesk:
             (code or "")[-4:],
             amount,
             self.currency,
-            Outcome.PENDING.value,
+            Outcome.PENDING,
             (),
             now,
             now,
@@ -135,19 +135,31 @@ class PaymentDesk:
         detail = await run_flow(provider, intent.payment_id, code, intent.amount, flow, self.reporter(intent))
         return await self._settle_outcome(intent, flow, detail)
 
-    def publish(self, intent: PaymentIntent, **fields: str) -> None:
-        """A ``payment`` event for the till."""
+    def publish(
+        self,
+        intent: PaymentIntent,
+        *,
+        step: Step | None = None,
+        answer: Answer | None = None,
+        outcome: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """A ``payment`` event for the till: a provider call and its answer, or the outcome."""
         self.hub.publish(
-            "payment",
-            basket_id=intent.basket_id,
-            payment_id=intent.payment_id,
-            wallet=intent.wallet,
-            amount=intent.amount,
-            **fields,
+            PaymentStep(
+                basket_id=intent.basket_id,
+                payment_id=intent.payment_id,
+                wallet=intent.wallet,
+                amount=intent.amount,
+                step=None if step is None else step.value,
+                answer=None if answer is None else answer.value,
+                outcome=outcome,
+                message=message,
+            )
         )
 
     def reporter(self, intent: PaymentIntent) -> Callable[[Step, Answer], None]:
-        return lambda step, answer: self.publish(intent, step=step.value, answer=answer.value)
+        return lambda step, answer: self.publish(intent, step=step, answer=answer)
 
     async def _settle_outcome(
         self, intent: PaymentIntent, flow: MicropayFlow, detail: dict[str, str] | None = None
@@ -155,7 +167,7 @@ class PaymentDesk:
         history = (*intent.history, *(what for _, what in flow.history))
         done = dataclasses.replace(
             intent,
-            state=flow.outcome.value,
+            state=flow.outcome,
             history=history,
             updated_at=utc_now(),
             detail={**intent.detail, **(detail or {})},
@@ -171,7 +183,7 @@ class PaymentDesk:
         )
         self.publish(done, outcome=done.state, message=message(done))
         if flow.outcome is Outcome.ATTENTION:
-            self.hub.publish("alert", code="payment-attention", message=MESSAGES[Outcome.ATTENTION])
+            self.hub.publish(Alert(code="payment-attention", message=MESSAGES[Outcome.ATTENTION]))
         return done
 
     async def give_back(self, intent: PaymentIntent) -> PaymentIntent:
@@ -189,7 +201,7 @@ class PaymentDesk:
     async def give_back_held(self, intent: PaymentIntent) -> PaymentIntent:
         """A payment of a basket given up: a flow still running ends first, then a paid one is given back."""
         intent = await self.outcome(intent)
-        return await self.give_back(intent) if intent.state == Outcome.PAID.value else intent
+        return await self.give_back(intent) if intent.state == Outcome.PAID else intent
 
     async def resolve(self, leftovers: list[PaymentIntent]) -> list[PaymentIntent]:
         """At start: settle the payments a previous run left open; their baskets are gone, so paid means give back."""
@@ -199,7 +211,7 @@ class PaymentDesk:
                 settled = await self._resolve_one(intent)
             except GatewayError as err:  # one payment that cannot be settled must not stop the till
                 log.error("payment_unresolvable", payment_id=intent.payment_id, wallet=intent.wallet, error=str(err))
-                self.hub.publish("alert", code="payment-unresolved", message=f"payment {intent.payment_id}: {err}")
+                self.hub.publish(Alert(code="payment-unresolved", message=f"payment {intent.payment_id}: {err}"))
                 self.unresolved.append({"payment_id": intent.payment_id, "wallet": intent.wallet, "reason": str(err)})
                 continue
             log.warning("payment_resolved_after_restart", payment_id=settled.payment_id, outcome=settled.state)
@@ -208,7 +220,7 @@ class PaymentDesk:
         return resolved
 
     async def _resolve_one(self, intent: PaymentIntent) -> PaymentIntent:
-        if intent.state == Outcome.PENDING.value:
+        if intent.state == Outcome.PENDING:
             provider = self.providers.get(intent.wallet)
             if provider is None:
                 raise PaymentUnavailableError(f"{intent.wallet} is no longer set up here; settle it by hand")
@@ -217,7 +229,7 @@ class PaymentDesk:
             flow.on_restart(now)  # the pay request may have left: ask before anything else
             detail = await run_flow(provider, intent.payment_id, "", intent.amount, flow, self.reporter(intent))
             intent = await self._settle_outcome(intent, flow, detail)
-        if intent.state == Outcome.PAID.value:
+        if intent.state == Outcome.PAID:
             intent = await self.give_back(intent)
         return intent
 

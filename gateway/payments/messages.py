@@ -21,10 +21,10 @@ MESSAGES = {
 
 
 REFUND_MESSAGES = {
-    RefundOutcome.PENDING.value: "asking the wallet to give the money back",
-    RefundOutcome.REFUNDED.value: "given back to the wallet or card that paid",
-    RefundOutcome.REFUSED.value: "the wallet would not take this refund: pay it in cash",
-    RefundOutcome.UNKNOWN.value: (
+    RefundOutcome.PENDING: "asking the wallet to give the money back",
+    RefundOutcome.REFUNDED: "given back to the wallet or card that paid",
+    RefundOutcome.REFUSED: "the wallet would not take this refund: pay it in cash",
+    RefundOutcome.UNKNOWN: (
         "the refund could not be confirmed: it may or may not have gone back; call store IT, do not pay it again"
     ),
 }
@@ -32,11 +32,11 @@ REFUND_MESSAGES = {
 
 def message(p: PaymentIntent) -> str:
     """What the cashier is told about a payment; a refusal says why when the provider did."""
-    if p.state in REFUND_MESSAGES:
+    if isinstance(p.state, RefundOutcome):
         return REFUND_MESSAGES[p.state]
-    if p.state == Outcome.DECLINED.value and (reason := p.detail.get("reason")):
+    if p.state is Outcome.DECLINED and (reason := p.detail.get("reason")):
         return f"{reason}; nothing was charged"
-    return MESSAGES.get(Outcome(p.state), p.state)
+    return MESSAGES[p.state]
 
 
 def payment_view(p: PaymentIntent) -> dict[str, Any]:

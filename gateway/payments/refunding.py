@@ -29,7 +29,7 @@ import structlog
 
 from gateway.clock import utc_now
 from gateway.errors import ConflictError
-from gateway.events import EventHub
+from gateway.events import Alert, EventHub
 from gateway.payments.desk import PaymentDesk
 from gateway.payments.messages import message
 from gateway.payments.runner import run_refund
@@ -75,7 +75,7 @@ class RefundDesk:
                 "",
                 t.amount,
                 draft.currency,
-                RefundOutcome.PENDING.value,
+                RefundOutcome.PENDING,
                 (),
                 now,
                 now,
@@ -96,7 +96,7 @@ class RefundDesk:
             original = intent.detail["original"]
             await run_refund(provider, intent.payment_id, original, intent.amount, flow, self.desk.reporter(intent))
         history = (*intent.history, *(what for _, what in flow.history))
-        done = dataclasses.replace(intent, state=flow.outcome.value, history=history, updated_at=utc_now())
+        done = dataclasses.replace(intent, state=flow.outcome, history=history, updated_at=utc_now())
         await self.journal.payment_outcome(done)
         log.info(
             "refund_part",
@@ -107,7 +107,7 @@ class RefundDesk:
         )
         self.desk.publish(done, outcome=done.state, message=message(done))
         if flow.outcome is RefundOutcome.UNKNOWN:
-            self.hub.publish("alert", code="refund-unknown", message=message(done))
+            self.hub.publish(Alert(code="refund-unknown", message=message(done)))
         return done
 
     async def finish(self, leftovers: list[PaymentIntent]) -> list[TransactionRecord]:
@@ -119,7 +119,7 @@ class RefundDesk:
         for plan, parts in groups.items():
             try:
                 draft = dataclasses.replace(TransactionRecord.from_wire(json.loads(plan)), seq=0)
-                done = [p if p.state != RefundOutcome.PENDING.value else await self._run(p) for p in parts]
+                done = [p if p.state != RefundOutcome.PENDING else await self._run(p) for p in parts]
                 record, _ = await self.journal.append(
                     _as_paid(draft, done),
                     idempotency_key=parts[0].detail["key"],
@@ -128,7 +128,7 @@ class RefundDesk:
                 )
             except (GatewayError, ValueError, KeyError) as err:
                 log.error("refund_unfinished", parts=[p.payment_id for p in parts], error=str(err))
-                self.hub.publish("alert", code="refund-unfinished", message=f"a refund could not be completed: {err}")
+                self.hub.publish(Alert(code="refund-unfinished", message=f"a refund could not be completed: {err}"))
                 continue
             log.warning("refund_finished_after_restart", txn_id=record.txn_id, refund_of=record.refund_of)
             written.append(record)
@@ -137,6 +137,6 @@ class RefundDesk:
 
 def _as_paid(draft: TransactionRecord, done: list[PaymentIntent]) -> TransactionRecord:
     """The planned tenders as they went: a refused part is paid in cash instead."""
-    refused = {int(p.detail["part"]) for p in done if p.state == RefundOutcome.REFUSED.value}
+    refused = {int(p.detail["part"]) for p in done if p.state == RefundOutcome.REFUSED}
     tenders = tuple(Tender("cash", t.amount) if i in refused else t for i, t in enumerate(draft.tenders))
     return dataclasses.replace(draft, tenders=tenders)

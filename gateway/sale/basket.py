@@ -21,6 +21,7 @@ from gateway.errors import ConflictError, NotFoundError
 from gateway.members.coupons import HeldCoupon, hold
 from gateway.members.match import MemberMatch
 from offline_queue.payments import PaymentIntent
+from protocols.micropay import Outcome
 from protocols.pricing import PricedBasket
 from protocols.pricing.model import BasketLine
 
@@ -66,7 +67,7 @@ class Basket:
 
     def payments_held(self) -> list[PaymentIntent]:
         """Payments paid or still running: they count toward the bill."""
-        return [p for p in self.payments if p.state in ("pending", "paid")]
+        return [p for p in self.payments if p.state in (Outcome.PENDING, Outcome.PAID)]
 
     def add_line(self, sku: str, name: str, category: str, quantity: int, unit_price: int) -> BasketLine:
         self.require_open()
@@ -119,7 +120,7 @@ class Basket:
             raise ConflictError("the basket is empty")
         if self.state is not BasketState.OPEN:
             raise ConflictError(f"basket {self.basket_id} is {self.state}; start a new basket")
-        if any(p.state == "pending" for p in self.payments):
+        if any(p.state is Outcome.PENDING for p in self.payments):
             raise ConflictError("a payment for this basket is still running; wait for its outcome")
 
     def complete(self, txn_id: str, completion_key: str) -> None:

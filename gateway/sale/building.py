@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gateway.events import EventHub
+from gateway.events import BasketChanged, EventHub
 from gateway.members.coupons import HeldCoupon, RedeemedCoupons, check_coupon
 from gateway.members.directory import MemberDirectory
 from gateway.members.match import MemberMatch
@@ -43,7 +43,7 @@ class Building:
         """A new active basket; ``member``: one identified before it was started."""
         self.intake.refuse_if_draining("starts no new baskets")
         basket = self.baskets.create()
-        self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, state=basket.state))
         if member is not None:
             self.attach_member(basket, member)
         return basket
@@ -52,12 +52,14 @@ class Building:
         self, basket: Basket, sku: str, name: str, category: str, quantity: int, unit_price: int
     ) -> BasketLine:
         line = basket.add_line(sku, name, category, quantity, unit_price)
-        self.hub.publish("basket", basket_id=basket.basket_id, lines=len(basket.lines))
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, lines=len(basket.lines)))
         return line
 
     def attach_member(self, basket: Basket, match: MemberMatch) -> None:
         basket.attach(match)
-        self.hub.publish("basket", basket_id=basket.basket_id, member_id=match.member.member_id, tier=match.member.tier)
+        self.hub.publish(
+            BasketChanged(basket_id=basket.basket_id, member_id=match.member.member_id, tier=match.member.tier)
+        )
 
     async def add_coupon(self, basket: Basket, token: str) -> HeldCoupon:
         basket.require_open()
@@ -65,7 +67,7 @@ class Building:
         basket.hold_coupon(coupon)
         # An exchange coupon spends points: the balance beside the price is refreshed.
         basket.note_balance(await self.points.available(basket.member.member if basket.member else None))
-        self.hub.publish("basket", basket_id=basket.basket_id, coupon=coupon.definition.coupon_id)
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, coupon=coupon.definition.coupon_id))
         return coupon
 
     async def redeem_points(self, basket: Basket, points: int) -> None:

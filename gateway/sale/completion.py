@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
 from gateway.clock import instant
 from gateway.config import TerminalConfig
 from gateway.errors import ConflictError, TenderError
-from gateway.events import EventHub
-from gateway.ledger_link.client import LedgerClient
+from gateway.events import EventHub, SaleRecorded
 from gateway.ledger_link.link import LedgerLink
-from gateway.ledger_link.sync import SyncWorker
 from gateway.members.identify import Identification
 from gateway.members.points import PointsSpending
 from gateway.sale.basket import Basket, BasketState
 from gateway.sale.intake import Intake
 from gateway.sale.pricing import Pricer
 from offline_queue.ids import uuid7
-from offline_queue.journal import TransactionJournal
 from offline_queue.payments import PaymentIntent
 from protocols.errors import GatewayError
+from protocols.micropay import Outcome
 from protocols.money import format_cny
 from protocols.pricing.earning import payments_of
 from protocols.pricing.record import record_lines
@@ -42,17 +41,48 @@ class CompletedSale:
     replayed: bool
 
 
+class SaleJournal(Protocol):
+    """Where sales are committed and found again (``offline_queue/journal.py``)."""
+
+    async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None: ...
+
+    async def get(self, txn_id: str) -> TransactionRecord | None: ...
+
+    async def append(
+        self,
+        draft: TransactionRecord,
+        *,
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+        personal: dict[str, str] | None = None,
+        member_code: str | None = None,
+        payments: tuple[str, ...] = (),
+    ) -> tuple[TransactionRecord, bool]: ...
+
+
+class JournalReports(Protocol):
+    """Tells the till how much waits to be synced (``SyncWorker``)."""
+
+    def report_soon(self) -> None: ...
+
+
+class PointsRelease(Protocol):
+    """Lets a points hold go at once when its sale was not made (``LedgerClient``)."""
+
+    async def release_points(self, reservation: str) -> None: ...
+
+
 class Completion:
     def __init__(
         self,
         terminal: TerminalConfig,
-        journal: TransactionJournal,
+        journal: SaleJournal,
         pricer: Pricer,
         identification: Identification,
         points: PointsSpending,
         link: LedgerLink,
-        sync: SyncWorker,
-        client: LedgerClient,
+        sync: JournalReports,
+        client: PointsRelease,
         intake: Intake,
         hub: EventHub,
     ) -> None:
@@ -95,7 +125,7 @@ class Completion:
         self, basket: Basket, tenders: list[Tender], key: str, personal: dict[str, str] | None
     ) -> CompletedSale:
         basket.require_completable()
-        paid = [p for p in basket.payments if p.state == "paid"]
+        paid = [p for p in basket.payments if p.state is Outcome.PAID]
         # Payments taken are tenders too (the limits were checked before each was taken).
         tenders = [*(_tender(p) for p in paid), *tenders]
         # No member shown, but a wallet told who paid: if the ledger knows them, they earn ("pay = member").
@@ -168,13 +198,14 @@ class Completion:
             replayed=replayed,
         )
         self.hub.publish(
-            "sale",
-            basket_id=basket.basket_id,
-            txn_id=record.txn_id,
-            seq=record.seq,
-            total_due=record.total_due,
-            points_earned=record.points_earned,
-            offline=record.offline,
+            SaleRecorded(
+                basket_id=basket.basket_id,
+                txn_id=record.txn_id,
+                seq=record.seq,
+                total_due=record.total_due,
+                points_earned=record.points_earned,
+                offline=record.offline,
+            )
         )
         self.sync.report_soon()  # off the request path: the till hears "done" as soon as the commit is on disk
         return CompletedSale(record, replayed)

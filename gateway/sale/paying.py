@@ -8,10 +8,11 @@ basket: a retried request waits for the first and gets its outcome.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from gateway.errors import ConflictError
-from gateway.events import EventHub
+from gateway.events import BasketChanged, EventHub
 from gateway.members.identify import Identification
-from gateway.payments.desk import PaymentDesk
 from gateway.sale.basket import Basket
 from gateway.sale.building import Building
 from gateway.sale.intake import Intake
@@ -19,10 +20,24 @@ from gateway.sale.pricing import Pricer
 from offline_queue.payments import PaymentIntent
 
 
+class PaymentTaking(Protocol):
+    """The payment desk as a sale uses it (``gateway/payments/desk.py``)."""
+
+    async def earlier(self, basket_id: str, key: str) -> PaymentIntent | None: ...
+
+    async def begin(
+        self, basket_id: str, left: int, code: str | None, amount: int | None, key: str
+    ) -> PaymentIntent: ...
+
+    async def outcome(self, intent: PaymentIntent) -> PaymentIntent: ...
+
+    async def give_back_held(self, intent: PaymentIntent) -> PaymentIntent: ...
+
+
 class Paying:
     def __init__(
         self,
-        desk: PaymentDesk,
+        desk: PaymentTaking,
         pricer: Pricer,
         identification: Identification,
         building: Building,
@@ -68,5 +83,5 @@ class Paying:
         async with basket.lock:
             for intent in basket.cancel():
                 basket.record_payment(await self.desk.give_back_held(intent))
-        self.hub.publish("basket", basket_id=basket.basket_id, state=basket.state)
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, state=basket.state))
         return basket.payments

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from gateway.sale.basket import Basket
 from protocols.business_day import business_day
+from protocols.micropay import Outcome
 from protocols.pricing import Payment, PricedBasket, price, with_earning
 from protocols.rulebook import MemberEntry, Rulebook
 
@@ -41,7 +42,7 @@ class Pricer:
     def price(self, basket: Basket) -> PricedBasket:
         """The basket's price, and what it earns with the payments taken so far; once a payment is
         held against it, the price it was paid at (the rules may have changed since)."""
-        paid = [Payment(p.wallet, p.amount) for p in basket.payments if p.state == "paid"]
+        paid = [Payment(p.wallet, p.amount) for p in basket.payments if p.state is Outcome.PAID]
         day = self.today()
         return self.earned(basket, self.priced(basket, day), paid, None, day)
 

@@ -13,7 +13,7 @@ import structlog
 
 from gateway.clock import utc_now
 from gateway.errors import ConflictError, NotFoundError
-from gateway.events import EventHub
+from gateway.events import EventHub, RefundRecorded
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.directory import MemberDirectory
 from gateway.payments.refunding import RefundDesk
@@ -94,6 +94,6 @@ class Refunds:
             clawback=record.points_clawback,
             returned=record.points_returned,
         )
-        self.hub.publish("refund", txn_id=record.txn_id, refund_of=txn_id, total_due=record.total_due)
+        self.hub.publish(RefundRecorded(txn_id=record.txn_id, refund_of=txn_id, total_due=record.total_due))
         self.link.records_waiting()
         return CompletedSale(record, replayed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.events import QUEUE_SIZE, EventHub
+from gateway.events import QUEUE_SIZE, EventHub, Overflow, ReaderChanged
 from simulators.pos_client import ApiProblemError
 from tests.harness import gateway_config, running_gateway
 
@@ -16,14 +16,14 @@ async def test_a_slow_subscriber_is_cut_off_not_buffered_forever() -> None:
     hub = EventHub()
     async with hub.subscribe() as slow, hub.subscribe() as fast:
         for i in range(QUEUE_SIZE + 5):
-            hub.publish("scan", n=i)
+            hub.publish(ReaderChanged(device="r", reader=f"reader {i}", present=True))
             if not fast.empty():
                 await fast.get()
         assert hub.subscriber_count == 1
         items = [slow.get_nowait() for _ in range(slow.qsize())]
         overflow = items[-2]
-        assert overflow is not None
-        assert overflow["type"] == "overflow"
+        assert isinstance(overflow, Overflow)
+        assert overflow.to_wire()["type"] == "overflow"
         assert items[-1] is None
 
 

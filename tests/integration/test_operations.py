@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -74,3 +78,21 @@ async def test_readiness_says_what_is_degraded_and_why(
         assert checks["ledger"]["ok"] is False
         assert "unreachable" in checks["ledger"]["reason"]
         await ledger.start()
+
+
+@pytest.mark.parametrize(("program", "name"), [("gateway.cli", "posgw"), ("ledger.cli", "posgw-ledger")])
+def test_both_programs_say_their_version(program: str, name: str) -> None:
+    shown = subprocess.run([sys.executable, "-m", program, "--version"], capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == [name, importlib.metadata.version("posgw")]
+
+
+async def test_every_surface_names_the_version_that_is_running(tmp_path: Path, tokens: dict[str, str]) -> None:
+    installed = importlib.metadata.version("posgw")
+    async with running_gateway(gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens)) as (gw, pos):
+        assert (await pos.call("GET", "/v1/status"))["version"] == installed
+        _, text = await get(f"http://127.0.0.1:{gw.port}/metrics")
+        assert sample(text, "posgw_build_info", version=installed) == 1
+        _, document = await get(f"http://127.0.0.1:{gw.port}/openapi.json")
+        assert json.loads(document)["info"]["version"] == installed
+        _, page = await get(f"http://127.0.0.1:{gw.port}/status")
+        assert 'id="version"' in page

@@ -19,6 +19,7 @@ import pytest
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.payments import PaymentIntent
+from protocols.micropay import Outcome
 from simulators.acquirer import Acquirer
 from simulators.pos_client import PosClient
 from simulators.processes import Stack, payments_table
@@ -143,7 +144,7 @@ async def test_killed_after_the_intent_before_the_request_left(stack: Stack, acq
     await journal.open()
     now = "2026-11-24T00:00:00.000Z"
     intent = PaymentIntent("0190-left-behind", "b1", "key-left-behind", "wechat", "wechat", "6700", 8500, "CNY",
-                           "pending", (), now, now)  # fmt: skip
+                           Outcome.PENDING, (), now, now)  # fmt: skip
     await journal.begin_payment(intent)
     await journal.close()
     stack.gateway.start()

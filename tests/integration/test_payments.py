@@ -11,6 +11,7 @@ import pytest
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.payments import PaymentIntent
+from protocols.micropay import Outcome
 from simulators.acquirer import Acquirer
 from simulators.pos_client import ApiProblemError, PosClient
 from simulators.processes import free_port
@@ -282,7 +283,7 @@ async def test_a_payment_left_open_for_a_provider_no_longer_set_up_is_raised_not
     await journal.open()
     now = "2026-11-24T00:00:00.000Z"
     await journal.begin_payment(
-        PaymentIntent("left-1", "b1", "key-left-1", "alipay", "alipay", "0000", 100, "CNY", "paid", (), now, now)
+        PaymentIntent("left-1", "b1", "key-left-1", "alipay", "alipay", "0000", 100, "CNY", Outcome.PAID, (), now, now)
     )
     await journal.close()
     async with running_gateway(config) as (_gw, pos):
