@@ -36,7 +36,7 @@ class TooManySubscribersError(RetryableError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Problem:
+class Refusal:
     """A refusal the cashier can act on: the problem type's code and a sentence."""
 
     code: str
@@ -98,7 +98,7 @@ class ScanSeen(Event):
     scanned_at: float | None
     basket_id: str | None = None
     member: MemberSeen | None = field(default=None, metadata=SENT_WHEN_SET)
-    member_error: Problem | None = field(default=None, metadata=SENT_WHEN_SET)
+    member_error: Refusal | None = field(default=None, metadata=SENT_WHEN_SET)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +122,7 @@ class CardRead(Event):
     read_at: float
     basket_id: str | None = None
     member: MemberSeen | None = field(default=None, metadata=SENT_WHEN_SET)
-    card_error: Problem | None = field(default=None, metadata=SENT_WHEN_SET)
+    card_error: Refusal | None = field(default=None, metadata=SENT_WHEN_SET)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,7 +177,7 @@ class PaymentRefused(Event):
     """A scanned payment code that could not start a payment (no basket, not a code this till takes…)."""
 
     type: ClassVar[str] = "payment"
-    error: Problem
+    error: Refusal
     basket_id: str | None = field(default=None, metadata=SENT_WHEN_SET)
 
 
@@ -192,7 +192,7 @@ class CouponHeld(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CouponRefused(Event):
     type: ClassVar[str] = "coupon"
-    error: Problem
+    error: Refusal
     basket_id: str | None = field(default=None, metadata=SENT_WHEN_SET)
 
 

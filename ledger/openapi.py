@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocols.enrolment import CODE_PATTERN
-from protocols.openapi_parts import JSON, errors, ok
+from protocols.openapi_parts import JSON, PROBLEM_SCHEMA, errors, ok
 from protocols.version import VERSION
 
 _ID = "^[A-Za-z0-9_.:-]{1,64}$"
@@ -52,7 +52,8 @@ DOCUMENT: dict[str, Any] = {
             },
             "app": {"type": "http", "scheme": "bearer", "description": "POSGW_LEDGER_APP_TOKEN"},
             "operator": {"type": "http", "scheme": "bearer", "description": "POSGW_LEDGER_OPERATOR_TOKEN"},
-        }
+        },
+        "schemas": {"Problem": PROBLEM_SCHEMA},
     },
     "paths": {
         "/healthz": {"get": {"summary": "alive", "responses": ok()}},

@@ -432,7 +432,8 @@ def _find_idempotent(conn: sqlite3.Connection, key: str, fingerprint: str) -> Tr
     ).fetchone()
     if row is None:
         return None
-    if row[0] != fingerprint:
+    # A key stored before requests carried a digest (``<request>#<digest>``) matches its request alone.
+    if row[0] != fingerprint and not fingerprint.startswith(row[0] + "#"):
         raise IdempotencyConflictError("this Idempotency-Key was already used for a different request")
     if row[2] is None:
         raise IdempotencyConflictError(f"this sale was completed long ago as {row[1]} and has been archived")

@@ -22,11 +22,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}  # the one problem schema each document holds
+
+
 def errors(*statuses: int) -> dict[str, Any]:
-    """Responses for these statuses: each a problem document."""
+    """Responses for these statuses: each the shared problem document."""
     return {
-        str(s): {"description": "a problem document", "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
-        for s in statuses
+        str(s): {"description": "a problem document", "content": {PROBLEM: {"schema": PROBLEM_REF}}} for s in statuses
     }
 
 

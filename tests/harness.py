@@ -445,6 +445,10 @@ async def post_batch(
     return await TestTerminal(ledger.url, terminal_id, key or key_for(terminal_id)).call("POST", "/v1/sync/batch", body)
 
 
+# The programs the tests run, in their own venv (.ci/tools-requirements.txt): never imported here.
+TOOLS = Path(__file__).resolve().parents[1] / ".venv-tools" / "bin"
+
+
 def schemathesis_argv(openapi_url: str, token: str) -> list[str]:
     """A deterministic schemathesis run against a live service, every check but one.
 
@@ -453,7 +457,7 @@ def schemathesis_argv(openapi_url: str, token: str) -> list[str]:
     that does not exist, a short tender), which schemathesis cannot know.
     """
     return [
-        sys.executable, "-m", "schemathesis.cli", "run", openapi_url,
+        str(TOOLS / "python"), "-m", "schemathesis.cli", "run", openapi_url,
         "-H", f"Authorization: Bearer {token}",
         "--max-examples", "25", "--seed", "20261124", "--request-timeout", "10",
         "--phases", "examples,coverage,fuzzing",

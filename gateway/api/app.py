@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
-import json
+import re
 import time
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import WSMsgType, web
 from prometheus_client import Histogram
 
-from gateway.api import status_page
-from gateway.api.openapi import DOCUMENT as OPENAPI
+from gateway.api import contract, status_page
 from gateway.api.problems import Handler, problem_middleware
-from gateway.api.views import basket_view, sale_view
-from gateway.errors import BadRequestError, UnauthorizedError
+from gateway.api.views import basket_view, payment_view
+from gateway.errors import UnauthorizedError
 from gateway.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.payments.messages import payment_view
 from gateway.sale.completion import CompletedSale
 from gateway.services import Services
+from protocols.errors import SchemaError
 from protocols.records import Tender
-from protocols.schema import Fields, Problems
+
+M = TypeVar("M", bound=msgspec.Struct)
 
 SERVICES = web.AppKey("services", Services)
-KEY_PATTERN = r"[A-Za-z0-9_.:-]{8,128}"
 
 
 def _auth_middleware(token: str) -> Any:
@@ -41,33 +42,33 @@ def _auth_middleware(token: str) -> Any:
     return auth
 
 
-async def _body(request: web.Request, what: str) -> Fields:
-    raw = await request.read()
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequestError(f"the {what} body is not valid JSON: {err}") from err
-    return Fields(data, Problems(what))
+def _json(answer: msgspec.Struct | dict[str, Any], status: int = 200) -> web.Response:
+    """An answer of the contract (a model, or the status document the model describes), as JSON."""
+    return web.Response(body=msgspec.json.encode(answer), status=status, content_type="application/json")
 
 
-def _finish(f: Fields) -> None:
-    f.done()
-    f.problems.raise_if_any()
+async def _read(request: web.Request, model: type[M], what: str) -> M:
+    return contract.read(await request.read(), model, what)
 
 
-def _basket_json(svc: Services, basket_id: str) -> dict[str, Any]:
+def _digest(body: msgspec.Struct) -> str:
+    """What a request asked, as a short digest: the same key with another body is refused (422)."""
+    return hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:16]
+
+
+def _basket_json(svc: Services, basket_id: str, status: int = 200) -> web.Response:
     basket = svc.baskets.get(basket_id)
-    return basket_view(basket, svc.pricer.price(basket))
+    return _json(basket_view(basket, svc.pricer.price(basket)), status)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json(contract.Health(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
     """200 when the till can take a sale (503 otherwise), with every check and its reason."""
     ready, checks = await request.app[SERVICES].readiness()
-    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    return _json({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -96,126 +97,111 @@ def _timing_middleware(observe: Histogram) -> Any:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+    # Imported on the first request: generating the schemas costs memory an idle till need not hold.
+    from gateway.api.openapi import DOCUMENT
+
+    return web.json_response(DOCUMENT)
+
+
+async def asyncapi(request: web.Request) -> web.Response:
+    from gateway.api.asyncapi import DOCUMENT
+
+    return web.json_response(DOCUMENT)
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SERVICES].status())
+    return _json(await request.app[SERVICES].status())
 
 
 async def create_basket(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.building.new_basket(svc.scans.take_pending_member())
-    return web.json_response(_basket_json(svc, basket.basket_id), status=201)
+    return _basket_json(svc, basket.basket_id, 201)
 
 
 async def get_basket(request: web.Request) -> web.Response:
-    return web.json_response(_basket_json(request.app[SERVICES], request.match_info["basket_id"]))
+    return _basket_json(request.app[SERVICES], request.match_info["basket_id"])
 
 
 async def add_line(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
-    f = await _body(request, "line")
-    sku = f.text("sku", max_len=64, pattern=r"[\x21-\x7e]{1,64}")
-    name = f.text("name", "", max_len=200)
-    category = f.text("category", "general", max_len=64)
-    quantity = f.integer("quantity", 1, minimum=1, maximum=100_000)
-    unit_price = f.integer("unit_price", minimum=0, maximum=10**10)
-    _finish(f)
-    svc.building.add_line(basket, sku, name, category, quantity, unit_price)
-    return web.json_response(_basket_json(svc, basket.basket_id), status=201)
+    line = await _read(request, contract.NewLine, "line")
+    svc.building.add_line(basket, line.sku, line.name, line.category, line.quantity, line.unit_price)
+    return _basket_json(svc, basket.basket_id, 201)
 
 
 async def attach_member(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
-    f = await _body(request, "member")
-    token = f.optional_text("token", max_len=1024)
-    phone = f.optional_text("phone", max_len=32, pattern=r"[0-9+ ()-]{11,32}")
-    if (token is None) == (phone is None):
-        f.problems.add("", "give exactly one of token (a member code) or phone")
-    _finish(f)
-    if token is not None:
-        match = await svc.identification.by_token(token)
+    body = await _read(request, contract.MemberIdentification, "member")
+    if body.token is not None and body.phone is None:
+        match = await svc.identification.by_token(body.token)
+    elif body.phone is not None and body.token is None:
+        match = await svc.identification.by_phone(body.phone)
     else:
-        assert phone is not None
-        match = await svc.identification.by_phone(phone)
+        raise SchemaError("member", ["give exactly one of token (a member code) or phone"])
     svc.building.attach_member(basket, match)
-    return web.json_response(_basket_json(svc, basket.basket_id))
+    return _basket_json(svc, basket.basket_id)
 
 
 async def add_coupon(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
-    f = await _body(request, "coupon")
-    token = f.text("token", max_len=1024)
-    _finish(f)
-    await svc.building.add_coupon(basket, token)
-    return web.json_response(_basket_json(svc, basket.basket_id))
+    body = await _read(request, contract.CouponToken, "coupon")
+    await svc.building.add_coupon(basket, body.token)
+    return _basket_json(svc, basket.basket_id)
 
 
 async def redeem_points(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
-    f = await _body(request, "points")
-    points = f.integer("points", minimum=0, maximum=10**9)
-    _finish(f)
-    await svc.building.redeem_points(basket, points)
-    return web.json_response(_basket_json(svc, basket.basket_id))
+    body = await _read(request, contract.PointsToSpend, "points")
+    await svc.building.redeem_points(basket, body.points)
+    return _basket_json(svc, basket.basket_id)
 
 
-def _idempotency_key(request: web.Request, f: Fields, what: str) -> str:
-    """The ``Idempotency-Key`` header every money-moving request needs; problems go with the body's."""
+def _idempotency_key(request: web.Request, what: str) -> str:
+    """The ``Idempotency-Key`` header every money-moving request needs."""
     key = request.headers.get("Idempotency-Key", "")
     if not key:
-        f.problems.add("Idempotency-Key", f"header is required on {what}")
-    else:
-        Fields({"Idempotency-Key": key}, f.problems).text("Idempotency-Key", pattern=KEY_PATTERN)
+        raise SchemaError(what, [f"Idempotency-Key: header is required on {what}"])
+    if not re.fullmatch(contract.KEY_PATTERN.strip("^$"), key):
+        raise SchemaError(what, [f"Idempotency-Key: {key[:40]!r} does not match {contract.KEY_PATTERN}"])
     return key
 
 
 def _sale_response(sale: CompletedSale) -> web.Response:
     """201 for a new record, 200 for the same answer to a retried request."""
-    return web.json_response(sale_view(sale.record, sale.replayed), status=200 if sale.replayed else 201)
+    body = {"replayed": sale.replayed, "record": sale.record.to_wire()}  # the record as signed
+    return _json(body, 200 if sale.replayed else 201)
 
 
 async def complete(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket_id = request.match_info["basket_id"]
-    f = await _body(request, "completion")
-    tenders = []
-    for tf in f.tables("tenders", max_items=20):
-        tenders.append(Tender(tf.text("kind", choices=("cash",)), tf.integer("amount", minimum=0, maximum=10**10)))
-        tf.done()
-    phone = f.optional_text("receipt_phone", pattern=r"1[3-9][0-9]{9}")
-    key = _idempotency_key(request, f, "completion")
-    _finish(f)
-    sale = await svc.completion.replay(basket_id, key)
+    key = _idempotency_key(request, "completion")
+    body = await _read(request, contract.Completion, "completion")
+    tenders = [Tender(t.kind, t.amount) for t in body.tenders]
+    digest = _digest(body)
+    sale = await svc.completion.replay(basket_id, key, digest)
     if sale is None:
-        personal = {"receipt_phone": phone} if phone else None
-        sale = await svc.completion.complete(svc.baskets.get(basket_id), tenders, key, personal)
+        personal = {"receipt_phone": body.receipt_phone} if body.receipt_phone else None
+        sale = await svc.completion.complete(svc.baskets.get(basket_id), tenders, key, personal, digest)
     return _sale_response(sale)
 
 
 async def pay(request: web.Request) -> web.Response:
-    """``{"code"}`` (scan-to-pay) or ``{"method": "card"}`` (the terminal), ``"amount"?`` (default: all that is left).
-
-    Answers once the payment has an outcome.
-    """
+    """A scanned code, or the card terminal; answers once the payment has an outcome."""
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
-    f = await _body(request, "payment")
-    code = f.optional_text("code", max_len=1024, pattern=r"[\x21-\x7e]{1,1024}")  # a PW1. code is long
-    method = f.optional_text("method", pattern="card")
-    if (code is None) == (method is None):
-        f.problems.add("", 'give exactly one of code (a scanned payment code) or method ("card")')
-    amount = f.integer("amount", minimum=1, maximum=10**10) if f.has("amount") else None
-    key = _idempotency_key(request, f, "a payment")
-    _finish(f)
-    intent, replayed = await svc.paying.pay(basket, code, amount, key)
-    body = {"payment": payment_view(intent), "basket": _basket_json(svc, basket.basket_id)}
-    return web.json_response(body, status=200 if replayed else 201)
+    key = _idempotency_key(request, "a payment")
+    body = await _read(request, contract.PaymentRequest, "payment")
+    if (body.code is None) == (body.method is None):
+        raise SchemaError("payment", ['give exactly one of code (a scanned payment code) or method ("card")'])
+    intent, replayed = await svc.paying.pay(basket, body.code, body.amount, key)
+    basket_json = basket_view(basket, svc.pricer.price(basket))
+    return _json(contract.PaymentTaken(payment=payment_view(intent), basket=basket_json), 200 if replayed else 201)
 
 
 async def cancel_basket(request: web.Request) -> web.Response:
@@ -223,43 +209,32 @@ async def cancel_basket(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
     await svc.paying.cancel(basket)
-    return web.json_response(_basket_json(svc, basket.basket_id))
+    return _basket_json(svc, basket.basket_id)
 
 
 async def refund(request: web.Request) -> web.Response:
-    """Refund a sale made here: ``{"txn_id", "lines"?: [{"line": n, "quantity": k}]}``; no lines = all that is left."""
+    """Refund a sale made here, in full or by line (no lines: all that is left)."""
     svc = request.app[SERVICES]
-    f = await _body(request, "refund")
-    txn_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}")
-    wanted: dict[int, int] | None = None
-    if f.has("lines"):
-        wanted = {}
-        for lf in f.tables("lines", max_items=500):
-            wanted[lf.integer("line", minimum=1, maximum=500)] = lf.integer("quantity", minimum=1, maximum=100_000)
-            lf.done()
-    key = _idempotency_key(request, f, "a refund")
-    _finish(f)
-    return _sale_response(await svc.refunds.refund(txn_id, wanted, key))
+    key = _idempotency_key(request, "a refund")
+    body = await _read(request, contract.RefundRequest, "refund")
+    wanted = None if body.lines is None else {line.line: line.quantity for line in body.lines}
+    return _sale_response(await svc.refunds.refund(body.txn_id, wanted, key, digest=_digest(body)))
 
 
 async def void(request: web.Request) -> web.Response:
-    """Void a sale of today in full: ``{"txn_id"}`` (a refund by another name, for the audit trail)."""
+    """Void a sale of today in full (a refund by another name, for the audit trail)."""
     svc = request.app[SERVICES]
-    f = await _body(request, "void")
-    txn_id = f.text("txn_id", pattern=r"[0-9a-f-]{36}")
-    key = _idempotency_key(request, f, "a void")
-    _finish(f)
-    return _sale_response(await svc.refunds.refund(txn_id, None, key, void=True))
+    key = _idempotency_key(request, "a void")
+    body = await _read(request, contract.VoidRequest, "void")
+    return _sale_response(await svc.refunds.refund(body.txn_id, None, key, void=True, digest=_digest(body)))
 
 
 async def scan(request: web.Request) -> web.Response:
     """A code typed or pasted by the cashier, routed exactly like a scan."""
     svc = request.app[SERVICES]
-    f = await _body(request, "scan")
-    data = f.text("data", max_len=1024, pattern=r"[\x20-\x7e]+")
-    _finish(f)
-    seen = (await svc.scans.handle("keyboard", data)).to_wire()
-    return web.json_response({k: v for k, v in seen.items() if k not in ("type", "at")})
+    body = await _read(request, contract.TypedCode, "scan")
+    seen = (await svc.scans.handle("keyboard", body.data)).to_wire()
+    return _json({k: v for k, v in seen.items() if k not in ("type", "at")})
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
@@ -307,6 +282,7 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/asyncapi.json", asyncapi)
     app.router.add_get("/status", status_page.page(svc))
     app.router.add_get("/status/ws", status_page.status_socket(svc))
     app.router.add_get("/v1/status", status)

@@ -1,215 +1,206 @@
 """The local API described as OpenAPI 3.1, served at ``GET /openapi.json``.
 
-Built from a few helpers so that it stays short and in step with the
-handlers' checks; ``tests/integration/test_openapi.py`` holds the code to it
-(every route documented, every documented route served) and runs
-schemathesis against a live daemon.
+Request and response schemas are the contract's models (``gateway/api/contract.py``),
+emitted as ``components.schemas`` and referenced; every operation has an
+``operationId`` a client generator names its function after, and every error
+is the one shared ``Problem``. ``tests/integration/test_openapi.py`` holds the
+code to it (every route documented, every documented route served), runs
+schemathesis against a live daemon (responses included), and drives a sale
+with a client generated from it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocols.openapi_parts import JSON, errors, ok
+import msgspec
+
+from gateway.api import contract as c
+from gateway.events import ScanSeen
+from protocols.openapi_parts import JSON, PROBLEM
 from protocols.version import VERSION
 
-KEY_PATTERN = "^[A-Za-z0-9_.:-]{8,128}$"
+MODELS: tuple[Any, ...] = (
+    c.Health,
+    c.Readiness,
+    c.Status,
+    c.BasketView,
+    c.PaymentTaken,
+    c.Sale,
+    ScanSeen,
+    c.Problem,
+    c.NewLine,
+    c.MemberIdentification,
+    c.CouponToken,
+    c.PointsToSpend,
+    c.PaymentRequest,
+    c.Completion,
+    c.RefundRequest,
+    c.VoidRequest,
+    c.TypedCode,
+)
+_REFS, SCHEMAS = msgspec.json.schema_components(MODELS, ref_template="#/components/schemas/{name}")
+REF = dict(zip(MODELS, _REFS, strict=True))
 
-_object = {"type": "object"}
 _basket_id = {"name": "basket_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 _key = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": True,
-    "schema": {"type": "string", "pattern": KEY_PATTERN},
+    "description": "the same key with the same body answers the first result again; with another body, 422",
+    "schema": {"type": "string", "pattern": c.KEY_PATTERN},
 }
 
 
-def _body(properties: dict[str, Any], required: list[str], one_of: tuple[str, ...] = ()) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
-    if one_of:  # exactly one of these keys
-        schema["oneOf"] = [{"required": [k]} for k in one_of]
-    return {"required": True, "content": {JSON: {"schema": schema}}}
+def _json(model: Any, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": REF[model]}}}
 
 
-def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    secured: dict[str, Any] = {"security": [{"bearer": []}]}
-    return {"summary": summary, **secured, "responses": responses, **extra}
+def _errors(*statuses: int) -> dict[str, Any]:
+    problem = {"description": "a problem document", "content": {PROBLEM: {"schema": REF[c.Problem]}}}
+    return {str(s): problem for s in statuses}
 
 
-_common = errors(400, 401, 404, 409, 413, 422, 503)
-_money = {"type": "integer", "minimum": 0, "maximum": 10**10}
-_tenders = {
-    "type": "array",
-    "maxItems": 20,
-    "items": {
-        "type": "object",
-        "properties": {"kind": {"const": "cash"}, "amount": _money},
-        "required": ["kind", "amount"],
-        "additionalProperties": False,
-    },
-}
-_txn = {"type": "string", "pattern": "^[0-9a-f-]{36}$"}
+def _op(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    body: Any = None,
+    parameters: tuple[dict[str, Any], ...] = (),
+    secured: bool = True,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "responses": responses}
+    if secured:
+        op["security"] = [{"bearer": []}]
+        op["responses"] = {**responses, **_errors(401)}
+    if parameters:
+        op["parameters"] = list(parameters)
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": REF[body]}}}
+    return op
+
+
+_common = _errors(400, 404, 409, 413, 422, 503)
+_basket = {"200": _json(c.BasketView, "the basket, priced now"), **_errors(404)}
+_sale = {**_common, **_errors(507)}
+
+
+def _text(summary: str, operation_id: str, media: str) -> dict[str, Any]:
+    ok = {"200": {"description": summary, "content": {media: {"schema": {"type": "string"}}}}}
+    return {"get": _op(operation_id, summary, ok, secured=False)}
+
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "posgw local API", "version": VERSION, "description": "See docs/api.md."},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
     "paths": {
-        "/healthz": {"get": {"summary": "alive", "responses": ok()}},
-        "/readyz": {"get": {"summary": "ready for a sale?", "responses": {**ok(), **ok(503, "not ready")}}},
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {
-                    "200": {"description": "text", "content": {"text/plain": {"schema": {"type": "string"}}}}
-                },
-            }
+        "/healthz": {"get": _op("health", "alive", {"200": _json(c.Health, "alive")}, secured=False)},
+        "/readyz": {
+            "get": _op(
+                "readiness",
+                "ready for a sale?",
+                {"200": _json(c.Readiness, "ready"), "503": _json(c.Readiness, "not ready")},
+                secured=False,
+            )
         },
-        "/status": {
-            "get": {
-                "summary": "the status page",
-                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
-            }
+        "/metrics": _text("Prometheus metrics", "metrics", "text/plain"),
+        "/status": _text("the status page", "statusPage", "text/html"),
+        "/v1/status": {"get": _op("getStatus", "the daemon's status", {"200": _json(c.Status, "the status")})},
+        "/v1/baskets": {
+            "post": _op("createBasket", "start a basket", {"201": _json(c.BasketView, "started"), **_errors(409, 503)})
         },
-        "/v1/status": {"get": _op("the daemon's status", {**ok(), **errors(401)})},
-        "/v1/baskets": {"post": _op("start a basket", {**ok(201), **errors(401, 409, 503)})},
-        "/v1/baskets/{basket_id}": {
-            "get": _op("a basket, priced now", {**ok(), **errors(401, 404)}, parameters=[_basket_id])
-        },
+        "/v1/baskets/{basket_id}": {"get": _op("getBasket", "a basket, priced now", _basket, parameters=(_basket_id,))},
         "/v1/baskets/{basket_id}/price": {
-            "post": _op("a basket, priced now", {**ok(), **errors(401, 404)}, parameters=[_basket_id])
+            "post": _op("priceBasket", "a basket, priced now", _basket, parameters=(_basket_id,))
         },
         "/v1/baskets/{basket_id}/lines": {
             "post": _op(
+                "addLine",
                 "add a line",
-                {**ok(201), **_common},
-                parameters=[_basket_id],
-                requestBody=_body(
-                    {
-                        "sku": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,64}$"},
-                        "name": {"type": "string", "maxLength": 200},
-                        "category": {"type": "string", "maxLength": 64},
-                        "quantity": {"type": "integer", "minimum": 1, "maximum": 100_000},
-                        "unit_price": _money,
-                    },
-                    ["sku", "unit_price"],
-                ),
+                {"201": _json(c.BasketView, "added"), **_common},
+                body=c.NewLine,
+                parameters=(_basket_id,),
             )
         },
         "/v1/baskets/{basket_id}/member": {
             "post": _op(
+                "identifyMember",
                 "identify the member (a member code or a phone number)",
-                {**ok(), **_common},
-                parameters=[_basket_id],
-                requestBody=_body(
-                    {
-                        "token": {"type": "string", "minLength": 1, "maxLength": 1024},
-                        # A mainland mobile number, spaces, dashes, brackets and +86 allowed (protocols/phone.py).
-                        "phone": {
-                            "type": "string",
-                            "pattern": "^[ ()-]*(\\+86|0086)?[ ()-]*1[ ()-]*[3-9]([ ()-]*[0-9]){9}[ ()-]*$",
-                            "maxLength": 32,
-                        },
-                    },
-                    [],
-                    one_of=("token", "phone"),
-                ),
+                {**_basket, **_common},
+                body=c.MemberIdentification,
+                parameters=(_basket_id,),
             )
         },
         "/v1/baskets/{basket_id}/coupons": {
             "post": _op(
-                "hold a coupon",
-                {**ok(), **_common},
-                parameters=[_basket_id],
-                requestBody=_body({"token": {"type": "string", "minLength": 1, "maxLength": 1024}}, ["token"]),
+                "addCoupon", "hold a coupon", {**_basket, **_common}, body=c.CouponToken, parameters=(_basket_id,)
             )
         },
         "/v1/baskets/{basket_id}/points": {
             "post": _op(
-                "spend points",
-                {**ok(), **_common},
-                parameters=[_basket_id],
-                requestBody=_body({"points": {"type": "integer", "minimum": 0, "maximum": 10**9}}, ["points"]),
+                "spendPoints", "spend points", {**_basket, **_common}, body=c.PointsToSpend, parameters=(_basket_id,)
             )
         },
         "/v1/baskets/{basket_id}/payments": {
             "post": _op(
-                "take a payment (a scanned code, or the card terminal)",
-                {**ok(201), **ok(200, "the same payment again"), **_common},
-                parameters=[_basket_id, _key],
-                requestBody=_body(
-                    {
-                        "code": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,1024}$"},
-                        "method": {"const": "card"},
-                        "amount": {"type": "integer", "minimum": 1, "maximum": 10**10},
-                    },
-                    [],
-                    one_of=("code", "method"),
-                ),
+                "takePayment",
+                "take a payment (a scanned code, or the card terminal); answers once it has an outcome",
+                {
+                    "201": _json(c.PaymentTaken, "the payment's outcome"),
+                    "200": _json(c.PaymentTaken, "the same payment again"),
+                    **_common,
+                },
+                body=c.PaymentRequest,
+                parameters=(_basket_id, _key),
             )
         },
         "/v1/baskets/{basket_id}/cancel": {
-            "post": _op("give the basket up, payments given back", {**ok(), **_common}, parameters=[_basket_id])
+            "post": _op(
+                "cancelBasket",
+                "give the basket up, payments given back",
+                {**_basket, **_common},
+                parameters=(_basket_id,),
+            )
         },
         "/v1/baskets/{basket_id}/complete": {
             "post": _op(
+                "completeSale",
                 "complete the sale",
-                {**ok(201), **ok(200, "the same sale again"), **_common, **errors(507)},
-                parameters=[_basket_id, _key],
-                requestBody=_body(
-                    {"tenders": _tenders, "receipt_phone": {"type": "string", "pattern": "^1[3-9][0-9]{9}$"}}, []
-                ),
+                {"201": _json(c.Sale, "recorded"), "200": _json(c.Sale, "the same sale again"), **_sale},
+                body=c.Completion,
+                parameters=(_basket_id, _key),
             )
         },
         "/v1/scans": {
             "post": _op(
+                "typeCode",
                 "a code typed by the cashier, routed like a scan",
-                {**ok(), **_common},
-                requestBody=_body({"data": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,1024}$"}}, ["data"]),
+                {"200": _json(ScanSeen, "what the code is"), **_common},
+                body=c.TypedCode,
             )
         },
         "/v1/refunds": {
             "post": _op(
+                "refundSale",
                 "refund a sale, in full or by line",
-                {**ok(201), **ok(200, "the same refund again"), **_common, **errors(507)},
-                parameters=[_key],
-                requestBody=_body(
-                    {
-                        "txn_id": _txn,
-                        "lines": {
-                            "type": "array",
-                            "maxItems": 500,
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "line": {"type": "integer", "minimum": 1, "maximum": 500},
-                                    "quantity": {"type": "integer", "minimum": 1, "maximum": 100_000},
-                                },
-                                "required": ["line", "quantity"],
-                                "additionalProperties": False,
-                            },
-                        },
-                    },
-                    ["txn_id"],
-                ),
+                {"201": _json(c.Sale, "recorded"), "200": _json(c.Sale, "the same refund again"), **_sale},
+                body=c.RefundRequest,
+                parameters=(_key,),
             )
         },
         "/v1/voids": {
             "post": _op(
+                "voidSale",
                 "void a sale of today",
-                {**ok(201), **ok(200, "the same void again"), **_common, **errors(507)},
-                parameters=[_key],
-                requestBody=_body({"txn_id": _txn}, ["txn_id"]),
+                {"201": _json(c.Sale, "recorded"), "200": _json(c.Sale, "the same void again"), **_sale},
+                body=c.VoidRequest,
+                parameters=(_key,),
             )
         },
     },
 }
 
-# WebSockets are outside OpenAPI; these routes are documented in docs/api.md instead.
-NOT_DESCRIBED = ("/v1/events", "/status/ws", "/openapi.json")
+# WebSockets are outside OpenAPI: /v1/events and /status/ws are described by AsyncAPI (/asyncapi.json).
+NOT_DESCRIBED = ("/v1/events", "/status/ws", "/openapi.json", "/asyncapi.json")

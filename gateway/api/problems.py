@@ -31,7 +31,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.UnauthorizedError, 401),
     (gw.BadRequestError, 400),
     (gw.NotFoundError, 404),
-    (IdempotencyConflictError, 409),
+    (IdempotencyConflictError, 422),  # the same key with another request (the IETF Idempotency-Key draft)
     (CouponAlreadyRedeemedError, 409),
     (MemberCodeUsedError, 422),
     (gw.ConflictError, 409),

@@ -13,7 +13,7 @@ import structlog
 
 from drivers.events import CardEvent, CardEventKind
 from gateway.devices.scans import ScanRouter
-from gateway.events import CardRead, EventHub, Problem
+from gateway.events import CardRead, EventHub, Refusal
 from gateway.members.identify import Identification
 from gateway.members.match import MemberMatch
 from gateway.sale.pricing import Pricer
@@ -32,7 +32,7 @@ class CardRouter:
     async def handle(self, event: CardEvent) -> CardRead:
         member, basket_id, refusal = None, None, None
         if event.kind is CardEventKind.ERROR:
-            refusal = Problem(
+            refusal = Refusal(
                 code=event.error_code or "card-error", message=event.error or "the card could not be read"
             )
         elif event.kind is CardEventKind.INSERTED and event.reading is not None:
@@ -40,7 +40,7 @@ class CardRouter:
                 match = await self._identify(event)
             except GatewayError as err:
                 log.info("card_refused", reader=event.reader, code=err.code, error=str(err))
-                refusal = Problem(code=err.code, message=str(err))
+                refusal = Refusal(code=err.code, message=str(err))
             else:
                 member, basket_id = self.scans.attach(match)
         read = CardRead(

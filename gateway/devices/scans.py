@@ -23,7 +23,7 @@ from gateway.events import (
     EventHub,
     MemberSeen,
     PaymentRefused,
-    Problem,
+    Refusal,
     ScanSeen,
 )
 from gateway.members.identify import Identification
@@ -114,7 +114,7 @@ class ScanRouter:
         basket = self.baskets.active()
         if basket is None:
             self.hub.publish(
-                PaymentRefused(error=Problem(code="no-basket", message="start a basket before the payment"))
+                PaymentRefused(error=Refusal(code="no-basket", message="start a basket before the payment"))
             )
             return
         try:
@@ -122,28 +122,28 @@ class ScanRouter:
             await self.paying.pay(basket, code, None, f"scan:{uuid.uuid4().hex}")
         except GatewayError as err:
             log.info("payment_refused", code=err.code, error=str(err))
-            self.hub.publish(PaymentRefused(basket_id=basket.basket_id, error=Problem(code=err.code, message=str(err))))
+            self.hub.publish(PaymentRefused(basket_id=basket.basket_id, error=Refusal(code=err.code, message=str(err))))
 
     async def _coupon(self, token: str) -> None:
         basket = self.baskets.active()
         if basket is None:
-            self.hub.publish(CouponRefused(error=Problem(code="no-basket", message="start a basket before the coupon")))
+            self.hub.publish(CouponRefused(error=Refusal(code="no-basket", message="start a basket before the coupon")))
             return
         try:
             coupon = await self.building.add_coupon(basket, token)
         except GatewayError as err:
             log.info("coupon_refused", code=err.code, error=str(err))
-            self.hub.publish(CouponRefused(basket_id=basket.basket_id, error=Problem(code=err.code, message=str(err))))
+            self.hub.publish(CouponRefused(basket_id=basket.basket_id, error=Refusal(code=err.code, message=str(err))))
             return
         definition = coupon.definition
         self.hub.publish(CouponHeld(basket_id=basket.basket_id, coupon_id=definition.coupon_id, name=definition.name))
 
-    async def _identify(self, token: str) -> tuple[MemberSeen | None, str | None, Problem | None]:
+    async def _identify(self, token: str) -> tuple[MemberSeen | None, str | None, Refusal | None]:
         try:
             match = await self.identification.by_token(token)
         except GatewayError as err:
             log.info("member_refused", error=str(err), code=err.code)
-            return None, None, Problem(code=err.code, message=str(err))
+            return None, None, Refusal(code=err.code, message=str(err))
         return *self.attach(match), None
 
     def attach(self, match: MemberMatch) -> tuple[MemberSeen, str | None]:

@@ -82,11 +82,18 @@ class PaymentDesk:
             )
         return wallet, provider
 
-    async def earlier(self, basket_id: str, key: str) -> PaymentIntent | None:
-        """The payment an earlier request with this key began, if any (for this basket only)."""
+    async def earlier(
+        self, basket_id: str, key: str, code: str | None = None, amount: int | None = None
+    ) -> PaymentIntent | None:
+        """The payment an earlier request with this key began, if any: the same basket, code and amount only."""
         earlier = await self.journal.payment_by_key(key)
-        if earlier is not None and earlier.basket_id != basket_id:
+        if earlier is None:
+            return None
+        if earlier.basket_id != basket_id:
             raise IdempotencyConflictError("this Idempotency-Key was already used for another basket")
+        same_code = earlier.code_hint == (code or "")[-4:] and earlier.wallet == self.route(code)[0]
+        if not same_code or (amount is not None and amount != earlier.amount):
+            raise IdempotencyConflictError("this Idempotency-Key was already used for a different payment")
         return earlier
 
     async def begin(self, basket_id: str, left: int, code: str | None, amount: int | None, key: str) -> PaymentIntent:

@@ -97,32 +97,44 @@ class Completion:
         self.intake = intake
         self.hub = hub
 
-    async def replay(self, basket_id: str, idempotency_key: str) -> CompletedSale | None:
-        """The sale an earlier completion with this key recorded, even across a restart."""
-        record = await self.journal.replay(idempotency_key, basket_id)
+    async def replay(self, basket_id: str, idempotency_key: str, digest: str = "") -> CompletedSale | None:
+        """The sale an earlier completion with this key recorded, even across a restart.
+
+        ``digest`` is what the request asked (its body's digest): the same key with another
+        body is refused (``IdempotencyConflictError``), never answered with the first sale.
+        """
+        record = await self.journal.replay(idempotency_key, _fingerprint(basket_id, digest))
         return None if record is None else CompletedSale(record, True)
 
     async def complete(
-        self, basket: Basket, tenders: list[Tender], idempotency_key: str, personal: dict[str, str] | None = None
+        self,
+        basket: Basket,
+        tenders: list[Tender],
+        idempotency_key: str,
+        personal: dict[str, str] | None = None,
+        digest: str = "",
     ) -> CompletedSale:
+        fingerprint = _fingerprint(basket.basket_id, digest)
         with self.intake.working():
             async with basket.lock:
                 if basket.state is BasketState.COMPLETED:
-                    return await self._replay(basket, idempotency_key)
-                sale = await self._commit(basket, tenders, idempotency_key, personal)
+                    return await self._replay(basket, idempotency_key, fingerprint)
+                sale = await self._commit(basket, tenders, idempotency_key, personal, fingerprint)
         self.link.records_waiting()
         return sale
 
-    async def _replay(self, basket: Basket, key: str) -> CompletedSale:
+    async def _replay(self, basket: Basket, key: str, fingerprint: str) -> CompletedSale:
         if key != basket.completion_key or basket.txn_id is None:
             raise ConflictError(f"basket {basket.basket_id} is already completed")
+        if await self.journal.replay(key, fingerprint) is None:  # refuses the same key with another body
+            raise ConflictError(f"basket {basket.basket_id} is completed but its key is not in the journal")
         record = await self.journal.get(basket.txn_id)
         if record is None:
             raise ConflictError(f"basket {basket.basket_id} is completed but its sale is not in the journal")
         return CompletedSale(record, True)
 
     async def _commit(
-        self, basket: Basket, tenders: list[Tender], key: str, personal: dict[str, str] | None
+        self, basket: Basket, tenders: list[Tender], key: str, personal: dict[str, str] | None, fingerprint: str
     ) -> CompletedSale:
         basket.require_completable()
         paid = [p for p in basket.payments if p.state is Outcome.PAID]
@@ -177,7 +189,7 @@ class Completion:
             record, replayed = await self.journal.append(
                 draft,
                 idempotency_key=key,
-                fingerprint=basket.basket_id,
+                fingerprint=fingerprint,
                 personal=personal,
                 member_code=basket.member.token_nonce if basket.member else None,
                 payments=tuple(p.payment_id for p in paid),
@@ -209,6 +221,11 @@ class Completion:
         )
         self.sync.report_soon()  # off the request path: the till hears "done" as soon as the commit is on disk
         return CompletedSale(record, replayed)
+
+
+def _fingerprint(basket_id: str, digest: str) -> str:
+    """How the journal tells one completion request from another with the same key."""
+    return f"{basket_id}#{digest}" if digest else basket_id
 
 
 def _payers(paid: list[PaymentIntent]) -> list[tuple[str, str]]:

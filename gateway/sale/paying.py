@@ -23,7 +23,9 @@ from offline_queue.payments import PaymentIntent
 class PaymentTaking(Protocol):
     """The payment desk as a sale uses it (``gateway/payments/desk.py``)."""
 
-    async def earlier(self, basket_id: str, key: str) -> PaymentIntent | None: ...
+    async def earlier(
+        self, basket_id: str, key: str, code: str | None = None, amount: int | None = None
+    ) -> PaymentIntent | None: ...
 
     async def begin(
         self, basket_id: str, left: int, code: str | None, amount: int | None, key: str
@@ -59,7 +61,7 @@ class Paying:
         priced = self.pricer.price(basket)
         basket.frozen = priced  # what the customer pays against stays what was shown
         async with basket.lock:  # one payment at a time per basket; a retry waits for the first
-            intent = await self.desk.earlier(basket.basket_id, key)
+            intent = await self.desk.earlier(basket.basket_id, key, code, amount)
             replayed = intent is not None
             if intent is None:
                 basket.require_payable()

@@ -51,11 +51,11 @@ class Refunds:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def refund(
-        self, txn_id: str, wanted: dict[int, int] | None, idempotency_key: str, *, void: bool = False
+        self, txn_id: str, wanted: dict[int, int] | None, idempotency_key: str, *, void: bool = False, digest: str = ""
     ) -> CompletedSale:
         """Refund all or part of a sale made at this terminal, or void it, exactly (``protocols/refunds.py``)."""
         self.intake.refuse_if_draining("takes no refunds")
-        fingerprint = f"{'void' if void else 'refund'}:{txn_id}"
+        fingerprint = f"{'void' if void else 'refund'}:{txn_id}" + (f"#{digest}" if digest else "")
         earlier_reply = await self.journal.replay(idempotency_key, fingerprint)
         if earlier_reply is not None:
             return CompletedSale(earlier_reply, True)

@@ -11,7 +11,7 @@ from gateway.events import (
     LedgerStatus,
     MemberSeen,
     PaymentStep,
-    Problem,
+    Refusal,
     ScanSeen,
 )
 from gateway.ops.metrics import Metrics
@@ -26,7 +26,7 @@ def test_a_field_said_only_when_set_is_left_out_and_the_rest_always_sent() -> No
     assert "member" not in product
     assert "member_error" not in product
     refused = CardRead(
-        device="r", reader="R1", kind="inserted", pcsc_ms=1.5, read_at=2.0, card_error=Problem(code="x", message="y")
+        device="r", reader="R1", kind="inserted", pcsc_ms=1.5, read_at=2.0, card_error=Refusal(code="x", message="y")
     ).to_wire()
     assert refused["card_error"] == {"code": "x", "message": "y"}
     assert "member" not in refused

@@ -58,13 +58,15 @@ async def test_a_paid_payment_is_journaled_before_the_provider_is_asked_and_repo
     desk = desk_with(journal, provider, hub)
     begun = await desk.begin("B1", 5_000, WECHAT_CODE, None, "pay-00000001")
     assert begun.state is Outcome.PENDING
-    assert await desk.earlier("B1", "pay-00000001") is not None  # on disk before the call
+    assert await desk.earlier("B1", "pay-00000001", WECHAT_CODE) is not None  # on disk before the call
     done = await desk.outcome(begun)
     assert (done.state, done.amount, provider.calls[0][0]) == (Outcome.PAID, 5_000, Step.PAY)
     assert [s.step for s in steps[:1]] == ["pay"]
     assert (steps[-1].outcome, steps[-1].message) == ("paid", "paid")
-    with pytest.raises(IdempotencyConflictError):
-        await desk.earlier("B2", "pay-00000001")
+    with pytest.raises(IdempotencyConflictError, match="another basket"):
+        await desk.earlier("B2", "pay-00000001", WECHAT_CODE)
+    with pytest.raises(IdempotencyConflictError, match="different payment"):
+        await desk.earlier("B1", "pay-00000001", WECHAT_CODE, 4_999)
 
 
 async def test_a_declined_payment_charges_nothing_and_a_paid_one_is_given_back(journal: TransactionJournal) -> None:

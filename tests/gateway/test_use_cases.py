@@ -126,7 +126,9 @@ class FakeDesk:
         self.intents: dict[str, PaymentIntent] = {}
         self.given_back: list[str] = []
 
-    async def earlier(self, basket_id: str, key: str) -> PaymentIntent | None:
+    async def earlier(
+        self, basket_id: str, key: str, code: str | None = None, amount: int | None = None
+    ) -> PaymentIntent | None:
         return self.intents.get(key)
 
     async def begin(self, basket_id: str, left: int, code: str | None, amount: int | None, key: str) -> PaymentIntent:

@@ -136,7 +136,10 @@ async def test_a_retried_payment_never_pays_twice(
         assert books.books()[ref]["charges"] == 1
         # The same key on another basket is a different request: refused.
         other = await basket_of(pos)
-        assert (await problem(pos.pay(other, WECHAT + "00", key="pay-key-0001"))).status == 409
+        assert (await problem(pos.pay(other, WECHAT + "00", key="pay-key-0001"))).status == 422
+        # The same key on the same basket with another code or amount is another request too.
+        assert (await problem(pos.pay(basket, WECHAT + "13", key="pay-key-0001"))).status == 422
+        assert (await problem(pos.pay(basket, WECHAT + "02", amount=1, key="pay-key-0001"))).status == 422
 
 
 async def test_cancelling_a_basket_gives_its_payments_back(

@@ -1,0 +1,356 @@
+"""The local API's contract: every request and response as a typed model, in one place.
+
+Validation, the JSON sent back, and the OpenAPI document's ``components``
+(``gateway/api/openapi.py``) are all derived from these models, so the
+document cannot drift from what the handlers accept and answer.
+
+The models are msgspec ``Struct`` classes, chosen for size on a terminal (2.0 MB of
+RSS to import and decode a model, where pydantic 2 takes 12.8 MB; the idle
+budget is 60 MB), strictness (no coercion of ``"5"`` to ``5``, unknown keys
+refused), speed (decoding and validating in one C pass) and JSON Schema
+2020-12 output, which OpenAPI 3.1 speaks. msgspec stops at a body's first
+problem; :func:`read` then walks the model's fields to report every problem
+at once, as the API always has.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from gateway.errors import BadRequestError
+from gateway.sale.basket import BasketState
+from protocols.micropay import Outcome
+from protocols.records import TransactionRecord
+from protocols.refund import RefundOutcome
+from protocols.schema import Problems
+
+Money = Annotated[int, Meta(ge=0, le=10**10, description="fen")]
+Quantity = Annotated[int, Meta(ge=1, le=100_000)]
+TxnId = Annotated[str, Meta(pattern="^[0-9a-f-]{36}$")]
+Token = Annotated[str, Meta(min_length=1, max_length=1024)]
+KEY_PATTERN = "^[A-Za-z0-9_.:-]{8,128}$"
+# Digits and what people type between them; that it is a mainland mobile number is checked after
+# (``protocols/phone.py``), so the cashier hears "not a mainland mobile number" (code-error), not a schema error.
+PHONE_PATTERN = "^[0-9+ ()-]{11,32}$"
+
+M = TypeVar("M", bound=msgspec.Struct)
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True):
+    """A request body: unknown keys are refused, never ignored."""
+
+
+class NewLine(Request):
+    sku: Annotated[str, Meta(pattern="^[\\x21-\\x7e]{1,64}$")]
+    unit_price: Money
+    name: Annotated[str, Meta(max_length=200)] = ""
+    category: Annotated[str, Meta(max_length=64)] = "general"
+    quantity: Quantity = 1
+
+
+class MemberIdentification(Request):
+    """Exactly one of ``token`` (a member code the customer shows) or ``phone`` (typed by the cashier)."""
+
+    token: Token | None = None
+    phone: Annotated[str, Meta(pattern=PHONE_PATTERN, max_length=32)] | None = None
+
+
+class CouponToken(Request):
+    token: Token
+
+
+class PointsToSpend(Request):
+    points: Annotated[int, Meta(ge=0, le=10**9)]
+
+
+class PaymentRequest(Request):
+    """Exactly one of ``code`` (a scanned payment code) or ``method: "card"`` (the card terminal)."""
+
+    code: Annotated[str, Meta(pattern="^[\\x21-\\x7e]{1,1024}$")] | None = None
+    method: Literal["card"] | None = None
+    amount: Annotated[int, Meta(ge=1, le=10**10, description="fen; default: all that is left")] | None = None
+
+
+class CashTender(Request):
+    kind: Literal["cash"]
+    amount: Money
+
+
+class Completion(Request):
+    tenders: Annotated[list[CashTender], Meta(max_length=20)] = []
+    receipt_phone: Annotated[str, Meta(pattern="^1[3-9][0-9]{9}$")] | None = None
+
+
+class RefundLine(Request):
+    line: Annotated[int, Meta(ge=1, le=500)]
+    quantity: Quantity
+
+
+class RefundRequest(Request):
+    """``lines`` absent: all that is left of the sale."""
+
+    txn_id: TxnId
+    lines: Annotated[list[RefundLine], Meta(max_length=500)] | None = None
+
+
+class VoidRequest(Request):
+    txn_id: TxnId
+
+
+class TypedCode(Request):
+    data: Annotated[str, Meta(pattern="^[\\x20-\\x7e]{1,1024}$")]
+
+
+class Response(msgspec.Struct):
+    """An answer body."""
+
+
+class Health(Response):
+    status: Literal["ok"]
+
+
+class Check(Response):
+    name: str
+    ok: bool
+    critical: bool
+    reason: str | None
+
+
+class Readiness(Response):
+    ready: bool
+    checks: list[Check]
+
+
+class MemberView(Response):
+    member_id: str
+    tier: str
+    via: str
+    weak: bool
+
+
+class PricedLineView(Response):
+    line_id: int
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    unit_price: int
+    gross: int
+    rate: Annotated[int, Meta(description="the tier rate applied, basis points (10000 = none)")]
+    discount: int
+    tier_discount: int
+    coupon_discount: int
+    offset: Annotated[int, Meta(description="fen paid with points")]
+    net: int
+
+
+class CouponView(Response):
+    coupon_id: str
+    name: str
+    applied: bool
+
+
+class PaymentView(Response):
+    payment_id: str
+    wallet: str
+    code_hint: str
+    amount: int
+    state: Annotated[str, Meta(extra_json_schema={"enum": [*Outcome, *RefundOutcome]})]
+    message: str
+    history: list[str]
+    txn_id: str | None
+
+
+class BasketView(Response):
+    basket_id: str
+    state: BasketState
+    member: MemberView | None
+    lines: list[PricedLineView]
+    total_gross: int
+    total_discount: int
+    total_due: int
+    total_tier_discount: int
+    total_coupon_discount: int
+    total_offset: int
+    points_earned: int
+    growth_earned: int
+    points_redeemed: int
+    points_available: int
+    coupons: list[CouponView]
+    breakdown: list[str]
+    notices: list[str]
+    rulebook_version: int
+    txn_id: str | None
+    payments: list[PaymentView]
+    left_to_pay: int
+
+
+class PaymentTaken(Response):
+    payment: PaymentView
+    basket: BasketView
+
+
+class Sale(Response):
+    """A sale, refund or void as journaled (the signed record), and whether this answer repeats an earlier one."""
+
+    replayed: bool
+    record: TransactionRecord
+
+
+class DeviceView(Response):
+    device: str
+    state: str
+    error: str | None
+    retry_in: float | None
+
+
+class JournalView(Response):
+    total: int
+    pending: int
+    pending_amount: dict[str, int]
+    oldest_pending: str | None
+    last_seq: int
+    rejected: int
+    last_synced_at: str | None
+    file_bytes: int
+    key_ids: list[str]
+    quarantined: int
+    limits_breached: list[str]
+
+
+class LedgerView(Response):
+    online: bool
+    last_sync: str | None
+    last_error: str | None
+    synced_total: int
+    rejected_total: int
+    integrity_error: str | None
+
+
+class MqttView(Response):
+    connected: bool
+    last_error: str | None
+
+
+class Unresolved(Response):
+    payment_id: str
+    wallet: str
+    reason: str
+
+
+class PaymentsView(Response):
+    running: int
+    resolved_after_restart: list[PaymentView]
+    unresolved: list[Unresolved]
+    attention: list[PaymentView]
+
+
+class Status(Response):
+    terminal_id: str
+    version: str
+    draining: bool
+    devices: list[DeviceView]
+    journal: JournalView
+    ledger: LedgerView
+    rulebook_version: int
+    members_cached: int
+    active_basket: str | None
+    mqtt: MqttView | None
+    payments: PaymentsView
+
+
+class StatusPage(Status):
+    """What ``/status/ws`` pushes: the status and the last few problems."""
+
+    recent_errors: list[str]
+
+
+class Problem(Response):
+    """RFC 9457: every error the API answers."""
+
+    type: Annotated[str, Meta(description="urn:posgw:problem:<code>; docs/api.md lists the codes")]
+    title: str
+    status: int
+    detail: str
+    retryable: bool | None = None
+    problems: list[str] | None = None
+
+
+def read(raw: bytes, model: type[M], what: str) -> M:
+    """The body as ``model``; every problem in it at once (422), or 400 when it is not JSON at all."""
+    raw = raw or b"{}"  # no body: an empty object, whose missing keys are told
+    try:
+        return msgspec.json.decode(raw, type=model)
+    except msgspec.ValidationError:
+        pass  # told below, every problem at once
+    except msgspec.DecodeError as err:
+        raise BadRequestError(f"the {what} body is not valid JSON: {err}") from err
+    problems = Problems(what)
+    for path, message in problems_in(msgspec.json.decode(raw), model, ""):
+        problems.add(path, message)
+    problems.raise_if_any()
+    raise AssertionError("msgspec refused a body in which no field has a problem")  # pragma: no cover
+
+
+def problems_in(data: Any, model: type[msgspec.Struct], at: str) -> list[tuple[str, str]]:
+    """Every way ``data`` misses ``model``: a missing or unknown key, and each field's own problem."""
+    if not isinstance(data, dict):
+        return [(at.rstrip(".") or "body", "expected an object")]
+    found: list[tuple[str, str]] = []
+    hints = typing.get_type_hints(model, include_extras=True)
+    for name in model.__struct_fields__:
+        path = f"{at}{name}"
+        if name not in data:
+            if model.__struct_fields__.index(name) < _required_count(model):
+                found.append((path, "required"))
+            continue
+        value = data[name]
+        try:
+            msgspec.convert(value, type=hints[name], strict=True)
+        except msgspec.ValidationError as err:
+            item = _items_model(hints[name])
+            inside = []
+            if item is not None and isinstance(value, list):
+                inside = [p for i, v in enumerate(value) for p in problems_in(v, item, f"{path}[{i}].")]
+            told = _plain(str(err))
+            got = "" if repr(value) in told else f", got {_short(value)}"
+            found.extend(inside[:_MAX_TOLD] or [(path, told + got)])
+    found.extend((f"{at}{key}", "unknown key") for key in data if key not in model.__struct_fields__)
+    return found
+
+
+_MAX_TOLD = 20  # problems inside one list: enough to fix a body, not a flood
+
+
+def _required_count(model: type[msgspec.Struct]) -> int:
+    return len(model.__struct_fields__) - len(model.__struct_defaults__)
+
+
+def _items_model(hint: Any) -> type[msgspec.Struct] | None:
+    """The struct a list field holds (``list[X]``, annotated or optional), if any."""
+    while True:
+        origin = typing.get_origin(hint)
+        if origin is Annotated:
+            hint = typing.get_args(hint)[0]
+        elif origin in (typing.Union, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        elif origin is list:
+            item = typing.get_args(hint)[0]
+            return item if isinstance(item, type) and issubclass(item, msgspec.Struct) else None
+        else:
+            return None
+
+
+def _plain(message: str) -> str:
+    """msgspec's "Expected `int` >= 1" as "expected int >= 1"."""
+    return message[:1].lower() + message[1:].replace("`", "")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
