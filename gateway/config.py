@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ class ApiConfig:
     token: str = field(default="", repr=False)
     max_body_bytes: int = 64 * 1024
     allow_remote: bool = False
+    # Browser pages allowed to use the API (CORS), as origins: "http://127.0.0.1:8080".
+    allowed_origins: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()  # names the Host header may carry besides the loopback ones and ``host``
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +153,12 @@ def _read_api(f: Fields, env: dict[str, str]) -> ApiConfig:
         token=_secret(f, "token", "POSGW_API_TOKEN", env),
         max_body_bytes=f.integer("max_body_bytes", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024),
         allow_remote=f.flag("allow_remote", False),
+        allowed_origins=tuple(o.rstrip("/") for o in f.texts("allowed_origins")),
+        hosts=tuple(f.texts("hosts")),
     )
+    for i, origin in enumerate(api.allowed_origins):
+        if not re.fullmatch(r"https?://[^/\s?#]+", origin):
+            f.problems.add(f"{f.path}.allowed_origins[{i}]", f"{origin!r} is not an origin (scheme://host[:port])")
     try:
         loopback = ipaddress.ip_address(api.host).is_loopback
     except ValueError:

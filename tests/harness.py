@@ -300,6 +300,7 @@ def gateway_config(
     payments: dict[str, object] | None = None,
     mqtt: dict[str, object] | None = None,
     max_body_bytes: int = 4096,
+    api: dict[str, object] | None = None,
     **ledger: object,
 ) -> GatewayConfig:
     devices: list[dict[str, object]] = []
@@ -312,7 +313,7 @@ def gateway_config(
     data = {
         "state_dir": str(state_dir),
         "terminal": {"id": terminal_id, "store_id": "S-1", "merchant_id": "M-BAKERY"},
-        "api": {"port": 0, "max_body_bytes": max_body_bytes},
+        "api": {"port": 0, "max_body_bytes": max_body_bytes, **(api or {})},
         "ledger": {"url": ledger_url, "timeout": 1.0, "sync_interval": 0.2, **ledger},
         "logging": {"level": "warning"},
         "devices": devices,

@@ -14,6 +14,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import Histogram
 
 from gateway.api import contract, status_page
+from gateway.api.browser import TICKET_SECONDS, Tickets, browser_middleware
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view
 from gateway.errors import UnauthorizedError
@@ -26,14 +27,18 @@ from protocols.records import Tender
 M = TypeVar("M", bound=msgspec.Struct)
 
 SERVICES = web.AppKey("services", Services)
+TICKETS = web.AppKey("tickets", Tickets)
 
 
-def _auth_middleware(token: str) -> Any:
+def _auth_middleware(token: str, tickets: Tickets) -> Any:
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
+        if request.path == "/v1/events" and "ticket" in request.query:  # a browser's WebSocket
+            if not tickets.redeem(request.query["ticket"]):
+                raise UnauthorizedError("the event stream ticket is unknown, used or expired; ask for another")
+        elif request.path.startswith("/v1/"):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise UnauthorizedError("missing or wrong bearer token")
@@ -237,6 +242,12 @@ async def scan(request: web.Request) -> web.Response:
     return _json({k: v for k, v in seen.items() if k not in ("type", "at")})
 
 
+async def event_ticket(request: web.Request) -> web.Response:
+    """A ticket for one ``/v1/events`` WebSocket within 30 s: what a browser uses instead of the header."""
+    ticket = request.app[TICKETS].issue()
+    return _json(contract.EventTicket(ticket=ticket, expires_in=TICKET_SECONDS), 201)
+
+
 async def events(request: web.Request) -> web.WebSocketResponse:
     svc = request.app[SERVICES]
     svc.hub.check_room()  # refused with a problem before the upgrade, not after
@@ -269,15 +280,18 @@ async def _until_closed(ws: web.WebSocketResponse) -> None:
 
 
 def build_app(svc: Services) -> web.Application:
+    tickets = Tickets()
     app = web.Application(
         middlewares=[
             _timing_middleware(svc.metrics.api_seconds),
+            browser_middleware(svc.config.api),  # outside the problems: a refusal a page may read carries CORS
             problem_middleware,
-            _auth_middleware(svc.config.api.token),
+            _auth_middleware(svc.config.api.token, tickets),
         ],
         client_max_size=svc.config.api.max_body_bytes,
     )
     app[SERVICES] = svc
+    app[TICKETS] = tickets
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -299,5 +313,6 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/scans", scan)
     app.router.add_post("/v1/refunds", refund)
     app.router.add_post("/v1/voids", void)
+    app.router.add_post("/v1/events/tickets", event_ticket)
     app.router.add_get("/v1/events", events)
     return app

@@ -270,6 +270,13 @@ class StatusPage(Status):
     recent_errors: list[str]
 
 
+class EventTicket(Response):
+    """Opens one ``/v1/events?ticket=…`` WebSocket within ``expires_in`` seconds (a browser sets no header on one)."""
+
+    ticket: str
+    expires_in: float
+
+
 class Problem(Response):
     """RFC 9457: every error the API answers."""
 

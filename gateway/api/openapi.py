@@ -28,6 +28,7 @@ MODELS: tuple[Any, ...] = (
     c.PaymentTaken,
     c.Sale,
     ScanSeen,
+    c.EventTicket,
     c.Problem,
     c.NewLine,
     c.MemberIdentification,
@@ -70,10 +71,15 @@ def _op(
     parameters: tuple[dict[str, Any], ...] = (),
     secured: bool = True,
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "responses": responses}
+    # Any request: a page on a refused origin (403) or a Host that is not this till (421), gateway/api/browser.py.
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {**responses, **_errors(403, 421)},
+    }
     if secured:
         op["security"] = [{"bearer": []}]
-        op["responses"] = {**responses, **_errors(401)}
+        op["responses"] = {**op["responses"], **_errors(401)}
     if parameters:
         op["parameters"] = list(parameters)
     if body is not None:
@@ -171,6 +177,13 @@ DOCUMENT: dict[str, Any] = {
                 {"201": _json(c.Sale, "recorded"), "200": _json(c.Sale, "the same sale again"), **_sale},
                 body=c.Completion,
                 parameters=(_basket_id, _key),
+            )
+        },
+        "/v1/events/tickets": {
+            "post": _op(
+                "createEventTicket",
+                "a ticket for one /v1/events WebSocket within 30 s (for a browser, which cannot set the header)",
+                {"201": _json(c.EventTicket, "the ticket")},
             )
         },
         "/v1/scans": {

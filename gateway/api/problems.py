@@ -75,7 +75,10 @@ def from_error(err: GatewayError) -> web.Response:
     if isinstance(err, SchemaError):
         extra["problems"] = err.problems
         detail = f"{len(err.problems)} problem(s) in the request"
-    return problem(status_for(err), err.code, err.code.replace("-", " ").capitalize(), detail, **extra)
+    response = problem(status_for(err), err.code, err.code.replace("-", " ").capitalize(), detail, **extra)
+    if isinstance(err, gw.UnauthorizedError):  # RFC 9110: a 401 says how to authenticate
+        response.headers["WWW-Authenticate"] = 'Bearer realm="posgw"'
+    return response
 
 
 @web.middleware
