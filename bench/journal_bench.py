@@ -153,8 +153,8 @@ async def outbox_drain(path: Path, backlog: int, batch: int = 200) -> tuple[floa
     fill_rate = await fill(journal, backlog, 64)
     t0 = time.perf_counter()
     drained = 0
-    while leased := await journal.lease(batch):
-        drained += await journal.mark_synced([SyncResult(p.txn_id, p.seq, "accepted") for p in leased], "bench")
+    while leased := await journal.outbox.lease(batch):
+        drained += await journal.outbox.mark_synced([SyncResult(p.txn_id, p.seq, "accepted") for p in leased], "bench")
     drain_rate = drained / (time.perf_counter() - t0)
     assert drained == backlog, (drained, backlog)
     await journal.close()

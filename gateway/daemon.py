@@ -46,8 +46,8 @@ class Gateway:
         await svc.journal.open()
         # Payments a previous run left open: listed before the till can take new ones,
         # settled in the background (querying a provider may take its deadline).
-        leftovers = await svc.journal.open_payments()
-        refunds_left = await svc.journal.open_refunds()
+        leftovers = await svc.journal.payments.open_payments()
+        refunds_left = await svc.journal.payments.open_refunds()
         runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None, shutdown_timeout=DRAIN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api.host, self.config.api.port)

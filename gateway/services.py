@@ -110,9 +110,9 @@ class Services:
         refund_desk = RefundDesk(desk, journal, hub, config.payments.refund_retry)
         intake = Intake()
         pricer = Pricer(directory, term.merchant_id)
-        identification = Identification(directory, client, journal, config.token_leeway)
-        points = PointsSpending(term.terminal_id, directory, journal, link, client)
-        building = Building(baskets, intake, directory, journal, points, hub, config.token_leeway)
+        identification = Identification(directory, client, journal.lookups, config.token_leeway)
+        points = PointsSpending(term.terminal_id, directory, journal.lookups, link, client)
+        building = Building(baskets, intake, directory, journal.lookups, points, hub, config.token_leeway)
         paying = Paying(desk, pricer, identification, building, intake, hub)
         completion = Completion(term, journal, pricer, identification, points, link, sync, client, intake, hub)
         refunds = Refunds(term.terminal_id, journal, refund_desk, directory, pricer, link, intake, hub)
@@ -234,6 +234,6 @@ class Services:
                 "running": self.desk.running,
                 "resolved_after_restart": [payment_view(p) for p in self.desk.resolved],
                 "unresolved": self.desk.unresolved,
-                "attention": [payment_view(p) for p in await self.journal.payments_needing_attention()],
+                "attention": [payment_view(p) for p in await self.journal.payments.needing_attention()],
             },
         }

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -37,21 +37,27 @@ from offline_queue.errors import (
     MemberCodeUsedError,
 )
 from offline_queue.lookups import JournalLookups, code_used
+from offline_queue.outbox import JournalOutbox
 from offline_queue.payments import JournalPayments, check_settleable, settle
 from offline_queue.personal import Keyring
-from offline_queue.rows import JournalStats, Pending, connect, row_record, sqlite_error, wire_bytes
+from offline_queue.rows import JournalStats, connect, row_record, sqlite_error
 from offline_queue.schema import migrate
 from offline_queue.verify import checkpoint_message, verify_conn
 from offline_queue.writer import GroupCommitWriter
 from protocols.chain import GENESIS, ChainProblem, canonical, seal
 from protocols.records import TransactionRecord
-from protocols.sync import SyncResult
 
 T = TypeVar("T")
-FINAL_STATUSES = ("accepted", "duplicate", "rejected", "quarantined")
 
 
-class TransactionJournal(JournalLookups, JournalPayments):
+class TransactionJournal:
+    """The chain of this terminal's records (append, replay, get), and its facets.
+
+    ``lookups`` (what was spent, redeemed, refunded here), ``payments`` (payment
+    intents) and ``outbox`` (what waits for the ledger) each take the journal's
+    read and write access, nothing more.
+    """
+
     def __init__(
         self,
         path: Path,
@@ -68,11 +74,12 @@ class TransactionJournal(JournalLookups, JournalPayments):
         self.max_bytes = max_bytes
         self._writer = GroupCommitWriter(lambda: connect(self.path, max_bytes), sqlite_error, self._forget_head)
         self._head: tuple[int, bytes] | None = None  # (seq, hash) of the newest record; writer thread only
-        # Touched on the event loop only.
-        self._leases: dict[str, tuple[int, float]] = {}  # txn_id -> (seq, expiry, monotonic seconds)
         self._reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posgw-journal-reader")
         self._reader: sqlite3.Connection | None = None
         self._opened = False
+        self.lookups = JournalLookups(self)
+        self.payments = JournalPayments(self)
+        self.outbox = JournalOutbox(self, keyring)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -127,13 +134,13 @@ class TransactionJournal(JournalLookups, JournalPayments):
     def _forget_head(self) -> None:
         self._head = None
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if not self._opened:
             raise JournalError("the journal is not open")
         result: T = await self._writer.submit(fn)
         return result
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             if self._reader is None:
                 raise JournalError("the journal is not open")
@@ -166,7 +173,7 @@ class TransactionJournal(JournalLookups, JournalPayments):
         same code can never identify a member for another sale here. The paid
         ``payments`` (intent ids) are settled by this sale in the same commit.
         """
-        return await self._write(
+        return await self.write(
             lambda conn: self._append(conn, draft, idempotency_key, fingerprint, personal, member_code, payments)
         )
 
@@ -242,13 +249,9 @@ class TransactionJournal(JournalLookups, JournalPayments):
         self._head = (seq, digest)  # last, so a failed job never moves the head
         return record, False
 
-    @staticmethod
-    def _record(row: Any) -> TransactionRecord:
-        return row_record(*row)
-
     async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
         """The record an earlier request with this key produced, if any."""
-        return await self._read(lambda conn: _find_idempotent(conn, idempotency_key, fingerprint))
+        return await self.read(lambda conn: _find_idempotent(conn, idempotency_key, fingerprint))
 
     async def get(self, txn_id: str) -> TransactionRecord | None:
         def get(conn: sqlite3.Connection) -> TransactionRecord | None:
@@ -257,85 +260,7 @@ class TransactionJournal(JournalLookups, JournalPayments):
             ).fetchone()
             return None if row is None else row_record(*row)
 
-        return await self._read(get)
-
-    # -- the outbox -------------------------------------------------------------
-
-    async def lease(self, limit: int, lease_seconds: float = 30.0) -> list[Pending]:
-        """Take up to ``limit`` unsent records, oldest first, for ``lease_seconds``.
-
-        Leases live in memory: they only stop this process sending a record
-        twice at once, and a restarted process must resend anyway. A lease
-        that runs out (the ledger never answered) lets the record go again;
-        the ledger's permanent dedup makes a second send harmless.
-        """
-        now = time.monotonic()
-        self._leases = {t: v for t, v in self._leases.items() if v[1] > now}
-        busy = len(self._leases)
-
-        def pending(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return conn.execute(
-                "SELECT seq, txn_id, body, prev_hash, hash, signature, personal FROM journal "
-                "WHERE sync_status IS NULL ORDER BY seq LIMIT ?",
-                (limit + busy,),
-            ).fetchall()
-
-        taken: list[Pending] = []
-        for seq, txn_id, body, prev, digest, sig, personal in await self._read(pending):
-            if txn_id in self._leases or len(taken) == limit:
-                continue
-            self._leases[txn_id] = (seq, now + lease_seconds)
-            taken.append(
-                Pending(txn_id, seq, wire_bytes(body, prev, digest, sig), self._open_personal(personal, txn_id))
-            )
-        return taken
-
-    async def release(self, txn_ids: list[str]) -> None:
-        """Give leased records back at once (the send failed)."""
-        for txn_id in txn_ids:
-            self._leases.pop(txn_id, None)
-
-    def _open_personal(self, sealed: str | None, txn_id: str) -> dict[str, str] | None:
-        if sealed is None:
-            return None
-        if self.keyring is None:
-            raise JournalKeyError("stored personal data cannot be read: no personal-data key configured")
-        data: dict[str, str] = json.loads(self.keyring.decrypt(sealed, txn_id.encode()))
-        return data
-
-    async def pending(self, limit: int) -> list[TransactionRecord]:
-        """Records the ledger has not answered for, oldest first (not leased)."""
-
-        def pending(conn: sqlite3.Connection) -> list[TransactionRecord]:
-            rows = conn.execute(
-                "SELECT body, prev_hash, hash, signature FROM journal WHERE sync_status IS NULL ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
-            return [row_record(*row) for row in rows]
-
-        return await self._read(pending)
-
-    async def mark_synced(self, results: list[SyncResult], at: str) -> int:
-        """Record the ledger's answers; return how many records they settled.
-
-        An answer for a record already settled, or for a record this journal
-        does not hold, changes nothing: the ledger may answer twice or out of
-        order. A rejected record stays, with its reason, never deleted.
-        """
-
-        def mark(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
-            conn.executemany(
-                "UPDATE journal SET sync_status = ?, sync_reason = ?, synced_at = ? "
-                "WHERE seq = ? AND txn_id = ? AND sync_status IS NULL",
-                [(r.status, r.reason, at, r.seq, r.txn_id) for r in results if r.status in FINAL_STATUSES],
-            )
-            return conn.total_changes - before
-
-        for r in results:
-            self._leases.pop(r.txn_id, None)
-
-        return await self._write(mark)
+        return await self.read(get)
 
     # -- status -----------------------------------------------------------------
 
@@ -360,13 +285,13 @@ class TransactionJournal(JournalLookups, JournalPayments):
             keys = self._key_ids(conn)
             return JournalStats(total, pending, amounts, oldest, last, rejected, synced, size, keys, quarantined)
 
-        return await self._read(stats)
+        return await self.read(stats)
 
     # -- verification, export, compaction -------------------------------------
 
     async def verify(self) -> list[ChainProblem]:
         """Check the whole chain against this terminal's public key."""
-        return await self._read(lambda conn: verify_conn(conn, self.signing_key.public_key()))
+        return await self.read(lambda conn: verify_conn(conn, self.signing_key.public_key()))
 
     def export_lines(self) -> Iterator[str]:
         """Every record as a JSON line, with its sync outcome (blocking; for the CLI)."""
@@ -414,7 +339,7 @@ class TransactionJournal(JournalLookups, JournalPayments):
             # Idempotency keys stay: a retry of an archived sale must still not sell twice.
             return int(count)
 
-        return await self._write(compact)
+        return await self.write(compact)
 
 
 def _read_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:

@@ -1,15 +1,16 @@
 """Questions the till asks of its own journal: what was spent, redeemed or refunded here.
 
-Mixed into :class:`offline_queue.journal.TransactionJournal`; every query runs
-on the journal's read connection.
+A facet of :class:`offline_queue.journal.TransactionJournal` (``journal.lookups``);
+every query runs on the journal's read connection.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from offline_queue.access import JournalAccess
+from offline_queue.rows import row_record
 from protocols.records import TransactionRecord
 
 T = TypeVar("T")
@@ -22,12 +23,8 @@ def code_used(conn: sqlite3.Connection, nonce: str) -> bool:
 class JournalLookups:
     """Read-only questions about members, coupons and refunds."""
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        raise NotImplementedError
-
-    @staticmethod
-    def _record(row: Any) -> TransactionRecord:
-        raise NotImplementedError
+    def __init__(self, access: JournalAccess) -> None:
+        self._read = access.read
 
     async def points_spent_since(self, member_id: str, since: str) -> int:
         """Points this terminal spent for a member that a ledger snapshot asked for at ``since`` may miss.
@@ -69,7 +66,7 @@ class JournalLookups:
                 "ORDER BY seq",
                 (txn_id,),
             ).fetchall()
-            return [self._record(row) for row in rows]
+            return [row_record(*row) for row in rows]
 
         return await self._read(refunds)
 

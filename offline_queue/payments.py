@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from offline_queue.access import JournalAccess
 from offline_queue.errors import IdempotencyConflictError
 from protocols.errors import FinalError
 from protocols.micropay import Outcome
@@ -129,13 +130,11 @@ def settle(conn: sqlite3.Connection, payment_ids: Sequence[str], txn_id: str) ->
 
 
 class JournalPayments:
-    """Writes and reads of payment intents."""
+    """Writes and reads of payment intents: a facet of the journal (``journal.payments``)."""
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        raise NotImplementedError
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        raise NotImplementedError
+    def __init__(self, access: JournalAccess) -> None:
+        self._read = access.read
+        self._write = access.write
 
     async def begin_refunds(self, intents: Sequence[PaymentIntent]) -> None:
         """Commit the parts of one refund together, before any of them is asked of a provider."""
@@ -225,11 +224,11 @@ class JournalPayments:
 
         return await self._read(spent)
 
-    async def payments(self) -> list[PaymentIntent]:
+    async def every(self) -> list[PaymentIntent]:
         """Every payment intent on file, oldest first (for audits and tests)."""
         return await self._read(lambda conn: _select(conn, "1 ORDER BY created_at", ()))
 
-    async def payments_needing_attention(self) -> list[PaymentIntent]:
+    async def needing_attention(self) -> list[PaymentIntent]:
         def find(conn: sqlite3.Connection) -> list[PaymentIntent]:
             return _select(conn, "state IN ('attention', 'refund_unknown') ORDER BY created_at", ())
 

@@ -101,7 +101,7 @@ class SyncWorker:
         """Send every pending record; return how many the ledger answered for."""
         done = 0
         while True:
-            leased = await self.journal.lease(self.batch_size, self.lease_seconds)
+            leased = await self.journal.outbox.lease(self.batch_size, self.lease_seconds)
             if not leased:
                 if not done:
                     await self.client.ping()
@@ -111,13 +111,13 @@ class SyncWorker:
             try:
                 reply = await self.client.post_batch(self.terminal_id, [p.wire for p in leased])
             except BaseException:
-                await asyncio.shield(self.journal.release(list(sent)))
+                await asyncio.shield(self.journal.outbox.release(list(sent)))
                 raise
             answered = [r for r in reply.results if r.txn_id in sent]
-            settled = await self.journal.mark_synced(answered, utc_now())
+            settled = await self.journal.outbox.mark_synced(answered, utc_now())
             unanswered = sent - {r.txn_id for r in answered}
             if unanswered:
-                await self.journal.release(list(unanswered))
+                await self.journal.outbox.release(list(unanswered))
             if not answered:
                 raise GatewayError("the ledger answered none of the batch's records")
             if reply.high_seq > max(p.seq for p in leased):

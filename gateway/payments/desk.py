@@ -86,7 +86,7 @@ class PaymentDesk:
         self, basket_id: str, key: str, code: str | None = None, amount: int | None = None
     ) -> PaymentIntent | None:
         """The payment an earlier request with this key began, if any: the same basket, code and amount only."""
-        earlier = await self.journal.payment_by_key(key)
+        earlier = await self.journal.payments.payment_by_key(key)
         if earlier is None:
             return None
         if earlier.basket_id != basket_id:
@@ -121,7 +121,7 @@ class PaymentDesk:
             now,
             now,
         )
-        await self.journal.begin_payment(intent)  # on disk before the request leaves
+        await self.journal.payments.begin_payment(intent)  # on disk before the request leaves
         loop = asyncio.get_running_loop()
         task = loop.create_task(
             self._drive(intent, provider, code or "", MicropayFlow(loop.time(), deadline=self.deadline)),
@@ -179,7 +179,7 @@ class PaymentDesk:
             updated_at=utc_now(),
             detail={**intent.detail, **(detail or {})},
         )
-        await self.journal.payment_outcome(done)
+        await self.journal.payments.payment_outcome(done)
         log.info(
             "payment_outcome",
             payment_id=done.payment_id,

@@ -60,7 +60,7 @@ class RefundDesk:
         parts = [(i, t) for i, t in enumerate(draft.tenders) if t.kind in PROVIDER_KINDS]
         if not parts:
             return draft, ()
-        if await self.journal.payment_by_key(f"{key}#0") is not None:
+        if await self.journal.payments.payment_by_key(f"{key}#0") is not None:
             raise ConflictError("this refund is still being settled after a restart; try again in a minute")
         now = utc_now()
         # seq 1 is a placeholder the record schema accepts; the journal numbers the record when it is written.
@@ -83,7 +83,7 @@ class RefundDesk:
             )
             for n, (i, t) in enumerate(parts)
         ]
-        await self.journal.begin_refunds(intents)  # on disk before any provider hears of them
+        await self.journal.payments.begin_refunds(intents)  # on disk before any provider hears of them
         done = [await self._run(intent) for intent in intents]
         return _as_paid(draft, done), tuple(p.payment_id for p in done)
 
@@ -97,7 +97,7 @@ class RefundDesk:
             await run_refund(provider, intent.payment_id, original, intent.amount, flow, self.desk.reporter(intent))
         history = (*intent.history, *(what for _, what in flow.history))
         done = dataclasses.replace(intent, state=flow.outcome, history=history, updated_at=utc_now())
-        await self.journal.payment_outcome(done)
+        await self.journal.payments.payment_outcome(done)
         log.info(
             "refund_part",
             payment_id=done.payment_id,

@@ -86,7 +86,7 @@ class MemberWalletProvider:
             return f"offline, at most {format_cny(risk.max_wallet_per_sale)} may be paid from the wallet on one sale"
         if reason := stale_reason(self.link, self.directory, "stored value"):
             return reason
-        spent, spent_offline = await self.journal.wallet_spending(member.member_id, self.directory.loaded_at)
+        spent, spent_offline = await self.journal.payments.wallet_spending(member.member_id, self.directory.loaded_at)
         balance = member.wallet - spent
         if amount > balance:
             return f"the wallet has {format_cny(max(balance, 0))} as this till knows it"

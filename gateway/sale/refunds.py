@@ -64,11 +64,11 @@ class Refunds:
             sale = await self.journal.get(txn_id)
             if sale is None:
                 raise NotFoundError(f"no sale {txn_id} in this terminal's journal")
-            if any(p.basket_id == f"refund:{txn_id}" for p in await self.journal.open_refunds()):
+            if any(p.basket_id == f"refund:{txn_id}" for p in await self.journal.payments.open_refunds()):
                 raise ConflictError("an earlier refund of this sale is still being settled; try again in a minute")
             draft = plan_refund(
                 sale,
-                await self.journal.refunds_of(txn_id),
+                await self.journal.lookups.refunds_of(txn_id),
                 wanted,
                 rulebook=self.directory.rulebook,
                 today=self.pricer.today(),

@@ -36,7 +36,7 @@ async def test_concurrent_appends_get_gapless_seqs_and_share_commits(journal: Tr
     results = await asyncio.gather(*(journal.append(draft()) for _ in range(200)))
     assert sorted(r.seq for r, _ in results) == list(range(1, 201))
     assert journal.commit_groups < 200  # fsyncs were shared
-    assert [r.seq for r in await journal.pending(1000)] == list(range(1, 201))
+    assert [r.seq for r in await journal.outbox.pending(1000)] == list(range(1, 201))
     assert await journal.verify() == []
     await journal.close()
 
@@ -69,7 +69,7 @@ async def test_records_survive_a_reopen(tmp_path: Path) -> None:
     await j.close()
     again = TransactionJournal(tmp_path / "j.sqlite3", KEY)
     await again.open()
-    assert await again.pending(10) == [first]
+    assert await again.outbox.pending(10) == [first]
     second, _ = await again.append(draft())
     assert (second.seq, second.prev_hash) == (2, first.hash)
     await again.close()
@@ -89,18 +89,18 @@ async def test_idempotency_key_replays_and_detects_misuse(journal: TransactionJo
 
 async def test_outbox_leases_settle_and_tolerate_odd_answers(journal: TransactionJournal) -> None:
     records = [(await journal.append(draft(amount=100 * i)))[0] for i in range(1, 6)]
-    leased = await journal.lease(3, lease_seconds=60)
+    leased = await journal.outbox.lease(3, lease_seconds=60)
     assert [p.seq for p in leased] == [1, 2, 3]
-    assert [p.seq for p in await journal.lease(10, lease_seconds=60)] == [4, 5]
-    assert await journal.lease(10) == []  # everything is out on lease
+    assert [p.seq for p in await journal.outbox.lease(10, lease_seconds=60)] == [4, 5]
+    assert await journal.outbox.lease(10) == []  # everything is out on lease
     a, b, c = records[:3]
     answers = [SyncResult(c.txn_id, c.seq, "accepted"), SyncResult(a.txn_id, a.seq, "duplicate")]
-    assert await journal.mark_synced(answers, "t1") == 2  # out of order is fine
-    assert await journal.mark_synced(answers, "t2") == 0  # answered twice: nothing changes
-    assert await journal.mark_synced([SyncResult("nope", 9, "accepted")], "t3") == 0
-    assert await journal.mark_synced([SyncResult(b.txn_id, 99, "accepted")], "t3") == 0  # wrong seq
-    await journal.release([b.txn_id])
-    assert [p.seq for p in await journal.lease(10)] == [2]
+    assert await journal.outbox.mark_synced(answers, "t1") == 2  # out of order is fine
+    assert await journal.outbox.mark_synced(answers, "t2") == 0  # answered twice: nothing changes
+    assert await journal.outbox.mark_synced([SyncResult("nope", 9, "accepted")], "t3") == 0
+    assert await journal.outbox.mark_synced([SyncResult(b.txn_id, 99, "accepted")], "t3") == 0  # wrong seq
+    await journal.outbox.release([b.txn_id])
+    assert [p.seq for p in await journal.outbox.lease(10)] == [2]
     stats = await journal.stats()
     assert (stats.pending, stats.pending_amount, stats.last_synced_at) == (3, {"CNY": 200 + 400 + 500}, "t1")
     await journal.close()
@@ -108,15 +108,15 @@ async def test_outbox_leases_settle_and_tolerate_odd_answers(journal: Transactio
 
 async def test_an_expired_lease_is_taken_again(journal: TransactionJournal) -> None:
     await journal.append(draft())
-    assert len(await journal.lease(10, lease_seconds=0.05)) == 1
+    assert len(await journal.outbox.lease(10, lease_seconds=0.05)) == 1
     await asyncio.sleep(0.1)
-    assert len(await journal.lease(10)) == 1
+    assert len(await journal.outbox.lease(10)) == 1
     await journal.close()
 
 
 async def test_rejected_records_stay_visible(journal: TransactionJournal) -> None:
     a, _ = await journal.append(draft())
-    await journal.mark_synced([SyncResult(a.txn_id, a.seq, "rejected", "why")], "now")
+    await journal.outbox.mark_synced([SyncResult(a.txn_id, a.seq, "rejected", "why")], "now")
     stats = await journal.stats()
     assert (stats.total, stats.pending, stats.rejected) == (1, 0, 1)
     exported = list(journal.export_lines())
@@ -126,8 +126,8 @@ async def test_rejected_records_stay_visible(journal: TransactionJournal) -> Non
 
 async def test_compaction_keeps_the_chain_verifiable(journal: TransactionJournal) -> None:
     records = [(await journal.append(draft()))[0] for _ in range(10)]
-    await journal.mark_synced([SyncResult(r.txn_id, r.seq, "accepted") for r in records[:6]], "t")
-    await journal.mark_synced([SyncResult(records[7].txn_id, 8, "accepted")], "t")  # 7 is still pending
+    await journal.outbox.mark_synced([SyncResult(r.txn_id, r.seq, "accepted") for r in records[:6]], "t")
+    await journal.outbox.mark_synced([SyncResult(records[7].txn_id, 8, "accepted")], "t")  # 7 is still pending
     assert await journal.compact(older_than="9999") == 6
     assert await journal.verify() == []
     stats = await journal.stats()
@@ -151,7 +151,7 @@ async def test_personal_data_is_encrypted_at_rest(tmp_path: Path) -> None:
     j = TransactionJournal(tmp_path / "j.sqlite3", KEY, keyring=rotated)
     await j.open()
     await j.append(draft(), personal={"receipt_phone": "13987654321"})
-    leased = await j.lease(10)
+    leased = await j.outbox.lease(10)
     assert [p.personal for p in leased] == [{"receipt_phone": "13812345678"}, {"receipt_phone": "13987654321"}]
     assert sorted((await j.stats()).key_ids) == sorted([old.current, rotated.current])
     await j.close()
@@ -196,7 +196,7 @@ async def test_full_storage_refuses_the_sale_and_loses_nothing(tmp_path: Path) -
     with pytest.raises(JournalFullError, match="storage is full"):
         await fill()
     assert len(kept) > 10
-    assert [r.seq for r in await j.pending(100_000)] == [r.seq for r in kept]
+    assert [r.seq for r in await j.outbox.pending(100_000)] == [r.seq for r in kept]
     assert await j.verify() == []
     await j.close()
 
@@ -240,10 +240,10 @@ async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: P
     conn.close()
     j = TransactionJournal(path, KEY)
     await j.open()
-    assert await j.pending(10) == [first]
-    assert await j.coupon_redeemed("nothing") is None  # the tables migrations 2 and 3 add are there
-    assert await j.member_code_used("nothing") is False
-    assert await j.open_payments() == []  # and migration 4's
+    assert await j.outbox.pending(10) == [first]
+    assert await j.lookups.coupon_redeemed("nothing") is None  # the tables migrations 2 and 3 add are there
+    assert await j.lookups.member_code_used("nothing") is False
+    assert await j.payments.open_payments() == []  # and migration 4's
     assert await j.verify() == []
     await j.close()
 
@@ -261,6 +261,6 @@ async def test_wallet_spending_counts_sales_and_takes_refunds_back(tmp_path: Pat
     )
     await j.append(refund)
     await j.append(draft(amount=700, member_id="M1"))  # cash: not the wallet's
-    assert await j.wallet_spending("M1", "2026-01-01T00:00:00Z") == (3000, 3000)
-    assert await j.wallet_spending("M2", "2026-01-01T00:00:00Z") == (0, 0)
+    assert await j.payments.wallet_spending("M1", "2026-01-01T00:00:00Z") == (3000, 3000)
+    assert await j.payments.wallet_spending("M2", "2026-01-01T00:00:00Z") == (0, 0)
     await j.close()

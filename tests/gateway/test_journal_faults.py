@@ -59,7 +59,7 @@ async def test_a_really_full_disk_refuses_the_sale_and_keeps_the_rest(small_fs: 
     with pytest.raises(JournalFullError, match="storage is full"):
         await fill()
     assert len(kept) > 10
-    assert [r.seq for r in await journal.pending(100_000)] == [r.seq for r in kept]
+    assert [r.seq for r in await journal.outbox.pending(100_000)] == [r.seq for r in kept]
     assert await journal.verify() == []
     await journal.close()
     # After a restart (space still short), every acknowledged record is there.
@@ -104,7 +104,7 @@ async def test_an_io_error_refuses_that_sale_alone_and_the_journal_carries_on(tm
     # Every acknowledged sale is on disk, in order, chained; the refused one is not.
     journal = TransactionJournal(path, KEY)
     await journal.open()
-    kept = await journal.pending(100)
+    kept = await journal.outbox.pending(100)
     assert [r.txn_id for r in kept] == outcome["acknowledged"]
     assert [r.seq for r in kept] == [1, 2, 3, 4, 5]
     assert await journal.get(outcome["failed"]["txn_id"]) is None

@@ -61,7 +61,7 @@ async def journal_payments(stack: Stack) -> tuple[list[PaymentIntent], Transacti
     state = stack.workdir / "state"
     journal = TransactionJournal(state / "journal.sqlite3", load_or_create_signing_key(state / "terminal.key"))
     await journal.open()
-    return await journal.payments(), journal
+    return await journal.payments.every(), journal
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ async def test_killed_after_the_intent_before_the_request_left(stack: Stack, acq
     now = "2026-11-24T00:00:00.000Z"
     intent = PaymentIntent("0190-left-behind", "b1", "key-left-behind", "wechat", "wechat", "6700", 8500, "CNY",
                            Outcome.PENDING, (), now, now)  # fmt: skip
-    await journal.begin_payment(intent)
+    await journal.payments.begin_payment(intent)
     await journal.close()
     stack.gateway.start()
     await stack.gateway.wait_healthy()
@@ -233,7 +233,7 @@ async def test_killed_mid_refund_the_refund_is_finished_once_at_start(
         assert again["replayed"] is True  # the till's retry gets that refund, not a second one
     assert books.payments[paid["payment_id"]].refunded == 4250
     rows, journal = await journal_payments(stack)
-    refunds = await journal.refunds_of(sale["txn_id"])
+    refunds = await journal.lookups.refunds_of(sale["txn_id"])
     assert [(t.kind, t.amount, t.ref) for r in refunds for t in r.tenders] == [("wechat", 4250, paid["payment_id"])]
     assert [(p.state, p.txn_id) for p in rows if p.basket_id.startswith("refund:")] == [("refunded", refunds[0].txn_id)]
     await journal.close()

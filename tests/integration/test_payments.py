@@ -285,7 +285,7 @@ async def test_a_payment_left_open_for_a_provider_no_longer_set_up_is_raised_not
     journal = TransactionJournal(config.journal_path, load_or_create_signing_key(config.key_path))
     await journal.open()
     now = "2026-11-24T00:00:00.000Z"
-    await journal.begin_payment(
+    await journal.payments.begin_payment(
         PaymentIntent("left-1", "b1", "key-left-1", "alipay", "alipay", "0000", 100, "CNY", Outcome.PAID, (), now, now)
     )
     await journal.close()
