@@ -4,8 +4,7 @@ The ledger's logic (``store.py``, ``ingest.py``, ``postings.py``, ``wallet.py``,
 ``chain_check.py``) is written once, as coroutines over a :class:`Tx`, in the
 SQL both engines share: PostgreSQL's ``$1`` placeholders (rewritten to
 SQLite's ``?1``), ``ON CONFLICT`` upserts, window functions, ``CAST(... AS
-BIGINT)``. Only the schemas differ (``sqlite_database.py``,
-``postgres_schema.py``).
+BIGINT)``. The schema is one versioned list for both (``migrations.py``).
 
 A *write* transaction is serialised against every other write on both
 engines (SQLite's ``BEGIN IMMEDIATE``; a transaction-scoped advisory lock on

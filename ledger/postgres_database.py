@@ -20,7 +20,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ledger.database import Gate, GateClosedError, Row, StorageError, StorageUnavailableError, Work
-from ledger.postgres_schema import LATEST, MIGRATIONS
+from ledger.migrations import BASELINE, LATEST, MIGRATIONS
+from ledger.postgres_legacy import LEGACY_STEPS
 
 T = TypeVar("T")
 
@@ -117,7 +118,10 @@ class PostgresDatabase:
                         f"the ledger database is at schema version {max(done)}, newer than this posgw-ledger "
                         f"knows ({LATEST}): upgrade posgw-ledger"
                     )
-                for version, name, sql in MIGRATIONS:
+                steps = [(m.version, m.name, m.render("postgres")) for m in MIGRATIONS]
+                if done and max(done) < BASELINE.version:  # made before the baseline: brought to it by its own steps
+                    steps = [*LEGACY_STEPS, *(s for s in steps if s[0] > BASELINE.version)]
+                for version, name, sql in steps:
                     if version in done:
                         continue
                     async with conn.transaction():

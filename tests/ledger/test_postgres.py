@@ -10,8 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ledger.migrations import LATEST
 from ledger.postgres_database import PostgresDatabase
-from ledger.postgres_schema import LATEST, MIGRATIONS
+from ledger.postgres_legacy import LEGACY_STEPS
 from ledger.rulebooks import OWN_FIELDS
 from ledger.service import POLL_SECONDS
 from ledger.store import LedgerStore
@@ -92,7 +93,7 @@ async def test_a_database_of_an_older_ledger_is_migrated_in_place_once() -> None
     async with fresh_schema() as url:
         conn = await asyncpg.connect(url)
         try:  # what the first release left: migration 1 and a member
-            version, name, sql = MIGRATIONS[0]
+            version, name, sql = LEGACY_STEPS[0]
             await conn.execute(
                 "CREATE TABLE schema_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, "
                 "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
@@ -113,7 +114,7 @@ async def test_a_database_of_an_older_ledger_is_migrated_in_place_once() -> None
         try:
             assert (await store.member_account("M1") or {})["growth"] == 0
             assert await store.db.read(lambda tx: tx.all("SELECT version FROM schema_migrations ORDER BY 1")) == [
-                (v,) for v, _, _ in MIGRATIONS
+                (v,) for v, _, _ in LEGACY_STEPS
             ]
             assert LATEST == 4
             assert await store.member_growth("M1") == {}  # migration 3's table is there

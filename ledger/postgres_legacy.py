@@ -1,16 +1,13 @@
-"""Versioned schema migrations for the ledger on PostgreSQL.
+"""How a PostgreSQL ledger made before the baseline comes up to it: the steps 1-4 it was migrated by.
 
-Each migration runs in one transaction with its row in ``schema_migrations``,
-under an advisory lock, so two ledger processes starting together apply it
-once and a crash mid-migration leaves the previous version intact. A database
-migrated by a newer ledger is refused rather than written to. The tables
-mirror the SQLite schema (``sqlite_database.py``) column for column: the
-shared SQL in ``store.py`` runs on both.
+Frozen: a new database gets the baseline (``migrations.py``, version 4) in one
+step, and every later change is a migration there, written once for both
+engines. ``tests/ledger/test_migrations.py`` holds these steps to the baseline.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+LEGACY_STEPS: list[tuple[int, str, str]] = [
     (
         1,
         "ledger tables",
@@ -150,7 +147,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
 ]
 
-MIGRATIONS.append(
+LEGACY_STEPS.append(
     (
         4,
         "terminal enrolment and chain epochs, one hold primitive, quarantine, audit, postings by kind, secrets",
@@ -251,5 +248,3 @@ MIGRATIONS.append(
         """,
     )
 )
-
-LATEST = MIGRATIONS[-1][0]

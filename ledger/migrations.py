@@ -1,0 +1,250 @@
+"""The ledger's schema: one versioned list of migrations for both engines, with small dialect parts.
+
+Each :class:`Migration` is written once: its ``sql`` runs on SQLite and on
+PostgreSQL alike, with ``{INT}``, ``{REAL}`` and ``{ID}`` rendered for each
+(``INTEGER`` / ``BIGINT``, ``REAL`` / ``DOUBLE PRECISION``, an integer key
+that numbers itself); what only one engine can say (triggers, a backfill in
+its own JSON functions) goes in ``sqlite`` or ``postgres``. Both engines
+record what they applied in ``schema_migrations`` and apply each missing
+migration in one transaction; a database a newer ledger migrated is refused.
+
+Version 4 is the baseline: the whole schema as of the trust round, which a new
+database gets in one step. Databases made before it come up to version 4 the
+way they always did (``postgres_legacy.py``'s steps 1-4 on PostgreSQL, the
+idempotent upgrades in ``sqlite_legacy.py`` on SQLite), and
+``tests/ledger/test_migrations.py`` holds the three paths to the same tables,
+columns and indexes. Add a migration here, never there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
+
+_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {"INT": "INTEGER", "REAL": "REAL", "ID": "INTEGER PRIMARY KEY"},
+    "postgres": {"INT": "BIGINT", "REAL": "DOUBLE PRECISION", "ID": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str  # both engines
+    sqlite: str = ""  # SQLite only, after ``sql``
+    postgres: str = ""  # PostgreSQL only, after ``sql``
+
+    def render(self, dialect: Dialect) -> str:
+        own = self.sqlite if dialect == "sqlite" else self.postgres
+        return (self.sql + own).format(**_TYPES[dialect])
+
+
+BASELINE = Migration(
+    4,
+    "the ledger's tables as of the trust round: members, records, terminals and their chains, postings, holds, "
+    "quarantine, audit, rulebooks, growth and tiers, secrets",
+    """
+CREATE TABLE member_rev (id INTEGER PRIMARY KEY CHECK (id = 1), n {INT} NOT NULL);
+INSERT INTO member_rev VALUES (1, 0);
+CREATE TABLE members (
+    member_id TEXT PRIMARY KEY,
+    tier      TEXT NOT NULL,
+    status    TEXT NOT NULL DEFAULT 'active',
+    points    {INT} NOT NULL DEFAULT 0 CHECK (points >= 0),
+    wallet    {INT} NOT NULL DEFAULT 0 CHECK (wallet >= 0),
+    growth    {INT} NOT NULL DEFAULT 0 CHECK (growth >= 0),
+    rev       {INT} NOT NULL DEFAULT 0  -- the change counter when this member last changed (for deltas)
+);
+CREATE INDEX members_rev ON members(rev);
+CREATE TABLE identifiers (
+    identifier TEXT PRIMARY KEY,
+    member_id  TEXT NOT NULL REFERENCES members(member_id)
+);
+CREATE TABLE transactions (
+    txn_id      TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    epoch       {INT} NOT NULL DEFAULT 1,
+    seq         {INT} NOT NULL,
+    body        TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    prev_hash   TEXT,
+    hash        TEXT,
+    created_at  TEXT,
+    kind        TEXT,
+    state       TEXT NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'quarantined', 'rejected')),
+    refund_of   TEXT,
+    member_id   TEXT,
+    offline     INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT transactions_chain_key UNIQUE (terminal_id, epoch, seq)
+);
+CREATE INDEX transactions_created ON transactions(created_at);
+CREATE INDEX transactions_refund_of ON transactions(refund_of) WHERE refund_of IS NOT NULL;
+CREATE INDEX transactions_member ON transactions(member_id, terminal_id) WHERE member_id IS NOT NULL;
+CREATE TABLE terminals (
+    terminal_id     TEXT PRIMARY KEY,
+    high_seq        {INT} NOT NULL DEFAULT 0,  -- before chain epochs; terminal_chains holds each epoch's
+    store_id        TEXT,
+    merchant_id     TEXT,
+    status          TEXT NOT NULL DEFAULT 'legacy',  -- pending (a code issued) | active | retired | legacy
+    epoch           {INT} NOT NULL DEFAULT 1,        -- the chain epoch its enrolled key signs
+    code_hash       TEXT,                            -- SHA-256 of the one-time enrolment code
+    code_expires_at {REAL},
+    failed_codes    INTEGER NOT NULL DEFAULT 0,      -- wrong codes tried since the last was issued
+    enrolled_at     TEXT,
+    retired_at      TEXT
+);
+CREATE TABLE terminal_chains (
+    terminal_id TEXT NOT NULL,
+    epoch       {INT} NOT NULL,
+    public_key  TEXT NOT NULL,
+    high_seq    {INT} NOT NULL DEFAULT 0,
+    opened_at   TEXT NOT NULL,
+    closed_at   TEXT,
+    PRIMARY KEY (terminal_id, epoch)
+);
+CREATE TABLE coupon_redemptions (
+    instance    TEXT PRIMARY KEY,
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL
+);
+CREATE TABLE revoked_coupons (
+    instance   TEXT PRIMARY KEY,  -- <coupon id>:<instance>
+    revoked_at TEXT NOT NULL
+);
+CREATE TABLE conflicts (
+    id          {ID},
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE postings (
+    id      {ID},
+    txn_id  TEXT NOT NULL,      -- the record (or "opening:<member>") the set belongs to
+    ref     TEXT,               -- for stored value: the payment it settles
+    account TEXT NOT NULL,
+    unit    TEXT NOT NULL CHECK (unit IN ('points', 'fen')),
+    amount  {INT} NOT NULL,
+    kind    TEXT
+);
+CREATE INDEX postings_account ON postings(account);
+CREATE INDEX postings_txn ON postings(txn_id);
+CREATE INDEX postings_ref ON postings(ref) WHERE ref IS NOT NULL;
+CREATE TABLE holds (
+    ref         TEXT PRIMARY KEY,  -- points: the ledger's reservation id; stored value: the terminal's payment id
+    unit        TEXT NOT NULL CHECK (unit IN ('points', 'fen')),
+    member_id   TEXT NOT NULL,
+    amount      {INT} NOT NULL CHECK (amount > 0),
+    terminal_id TEXT NOT NULL,
+    txn_id      TEXT,              -- points: the sale the hold is for
+    state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'posted', 'voided')),
+    expires_at  {REAL} NOT NULL,
+    posted_by   TEXT               -- the record that consumed it
+);
+CREATE INDEX holds_member ON holds(member_id, unit) WHERE state = 'pending';
+CREATE TABLE quarantine (
+    txn_id      TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    epoch       {INT} NOT NULL,
+    seq         {INT} NOT NULL,
+    reason      TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'released', 'rejected')),
+    held_at     TEXT NOT NULL,
+    decided_at  TEXT,
+    decided_by  TEXT,
+    note        TEXT
+);
+CREATE TABLE audit (
+    id      {ID},
+    at      TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE TABLE unheld_spends (  -- points and stored value spent without a hold (offline limits)
+    terminal_id TEXT NOT NULL,
+    member_id   TEXT NOT NULL,
+    unit        TEXT NOT NULL,
+    amount      {INT} NOT NULL,
+    made_at     {REAL} NOT NULL,  -- the record's time (the terminal's clock), Unix seconds
+    received_at {REAL} NOT NULL   -- when the ledger applied it
+);
+CREATE INDEX unheld_spends_pair ON unheld_spends(terminal_id, member_id, received_at);
+CREATE TABLE secrets (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,  -- sealed with the ledger's secrets key (ledger/secrets.py)
+    created_at TEXT NOT NULL
+);
+CREATE TABLE rulebooks (
+    version   {INT} PRIMARY KEY,
+    body      TEXT NOT NULL,
+    sha256    TEXT NOT NULL,
+    loaded_at TEXT NOT NULL
+);
+CREATE TABLE member_growth (
+    member_id TEXT NOT NULL,
+    year      TEXT NOT NULL,  -- the calendar year of the records that earned it
+    growth    {INT} NOT NULL CHECK (growth >= 0),
+    PRIMARY KEY (member_id, year)
+);
+CREATE TABLE tier_changes (
+    id         {ID},
+    member_id  TEXT NOT NULL,
+    from_tier  TEXT NOT NULL,
+    to_tier    TEXT NOT NULL,
+    growth     {INT} NOT NULL,
+    reason     TEXT NOT NULL,
+    changed_at TEXT NOT NULL
+);
+CREATE INDEX tier_changes_member ON tier_changes(member_id);
+CREATE TABLE tier_reviews (
+    year        TEXT PRIMARY KEY,
+    reviewed_at TEXT NOT NULL,
+    moved       {INT} NOT NULL
+);
+""",
+    # Every change a terminal's member cache must hear of takes the next revision.
+    sqlite="""
+CREATE TRIGGER members_rev_ins AFTER INSERT ON members BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+CREATE TRIGGER members_rev_upd AFTER UPDATE OF tier, status, points, wallet ON members BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+CREATE TRIGGER identifiers_rev AFTER INSERT ON identifiers BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+CREATE TRIGGER identifiers_rev_upd AFTER UPDATE OF member_id ON identifiers BEGIN
+    UPDATE member_rev SET n = n + 1;
+    UPDATE members SET rev = (SELECT n FROM member_rev) WHERE member_id = NEW.member_id;
+END;
+""",
+    postgres="""
+CREATE FUNCTION members_next_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE member_rev SET n = n + 1 RETURNING n INTO NEW.rev;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER members_rev BEFORE INSERT OR UPDATE OF tier, status, points, wallet ON members
+    FOR EACH ROW EXECUTE FUNCTION members_next_rev();
+CREATE FUNCTION identifiers_next_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    WITH r AS (UPDATE member_rev SET n = n + 1 RETURNING n)
+    UPDATE members SET rev = (SELECT n FROM r) WHERE member_id = NEW.member_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER identifiers_rev AFTER INSERT OR UPDATE OF member_id ON identifiers
+    FOR EACH ROW EXECUTE FUNCTION identifiers_next_rev();
+""",
+)
+
+# Every migration after the baseline, oldest first; each written once for both engines.
+MIGRATIONS: list[Migration] = [BASELINE]
+LATEST = MIGRATIONS[-1].version
