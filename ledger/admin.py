@@ -89,7 +89,7 @@ async def _run(args: argparse.Namespace) -> int:
         return await copy_ledger(args)
     store = await LedgerStore.open(args.data, args.database)
     try:
-        store.use_rules(await rules_in_force(store, args))
+        store.rules.use(await rules_in_force(store, args))
         if args.command in operations.COMMANDS:
             return await operations.run(store, args)
         if args.command == "members":
@@ -99,13 +99,13 @@ async def _run(args: argparse.Namespace) -> int:
         if args.command == "member":
             return await show_member(store, args.member_id)
         if args.command == "points":
-            before = args.before or f"{business_day(datetime.now(UTC), store.shelf.zone).year}-01-01"
-            expired = await store.expire_points(before)
+            before = args.before or f"{business_day(datetime.now(UTC), store.rules.shelf.zone).year}-01-01"
+            expired = await store.members.expire_points(before)
             for member_id, n in sorted(expired.items()):
                 print(f"  {member_id}: {n:,} points expired")
             print(
                 f"{sum(expired.values()):,} points expired for {len(expired)} members "
-                f"(earned before {before}, {store.shelf.zone})"
+                f"(earned before {before}, {store.rules.shelf.zone})"
             )
             return 0
         if args.command == "tiers":
@@ -115,21 +115,21 @@ async def _run(args: argparse.Namespace) -> int:
         if args.command == "coupons":
             return await issue_coupons(store, args)
         if args.command == "check":
-            problems = await store.check()
+            problems = await store.reports.check()
             for p in problems:
                 print(f"  {p}")
             print("books hold: every posting set sums to zero, every balance matches" if not problems else "BROKEN")
             return 1 if problems else 0
         if args.kind == "points":
-            books = await store.points_books()
+            books = await store.reports.points_books()
             print(
                 json.dumps(books, indent=2) if args.json else "\n".join(f"  {k:<12}{v:>14,}" for k, v in books.items())
             )
             return 0
-        day = args.day or business_day(datetime.now(UTC), store.shelf.zone).isoformat()
+        day = args.day or business_day(datetime.now(UTC), store.rules.shelf.zone).isoformat()
         if args.kind == "day":
-            records, points = await store.records_of_day(day), await store.points_of_day(day)
-            summary = day_summary(records, day, points, store.shelf.zone)
+            records, points = await store.reports.records_of_day(day), await store.reports.points_of_day(day)
+            summary = day_summary(records, day, points, store.rules.shelf.zone)
             print(json.dumps(summary, indent=2) if args.json else _day_table(summary))
             return 0
         if args.journal is None:
@@ -142,7 +142,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:
     if args.action == "show":
-        for version, digest, loaded_at in await store.rulebook_versions():
+        for version, digest, loaded_at in await store.rules.versions():
             print(f"  version {version:<6} sha256 {digest}  loaded {loaded_at}")
         return 0
     if args.file is None:
@@ -150,8 +150,8 @@ async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:
         return 2
     try:
         body = rulebooks.read_file(args.file)
-        rulebooks.assemble(body, await store.phone_salt(), await issuer_of(store, args))
-        version, digest = await store.add_rulebook(body)
+        rulebooks.assemble(body, await store.rules.phone_salt(), await issuer_of(store, args))
+        version, digest = await store.rules.add(body)
     except SchemaError as err:
         print(f"posgw-ledger: {args.file} is not a rulebook:", file=sys.stderr)
         for p in err.problems[:50]:
@@ -185,7 +185,7 @@ async def issuer_of(store: LedgerStore, args: argparse.Namespace) -> Ed25519Priv
 
 async def rules_in_force(store: LedgerStore, args: argparse.Namespace) -> Rulebook:
     body = await store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
-    return rulebooks.assemble(body, await store.phone_salt(), await issuer_of(store, args))
+    return rulebooks.assemble(body, await store.rules.phone_salt(), await issuer_of(store, args))
 
 
 def add_secrets_option(parser: argparse.ArgumentParser) -> None:
@@ -198,10 +198,10 @@ def add_secrets_option(parser: argparse.ArgumentParser) -> None:
 
 async def review_tiers(store: LedgerStore, args: argparse.Namespace) -> int:
     """The yearly review (``ledger/tiers.py``): each member on the ladder to the tier the year's growth reached."""
-    rules = store.shelf.in_force
+    rules = store.rules.shelf.in_force
     year = args.year or business_day(datetime.now(UTC), rules.zone).year - 1
     try:
-        moves = await store.review_tiers(year)
+        moves = await store.members.review_tiers(year)
     except AlreadyReviewedError as err:  # a timer that caught up twice: nothing to do, not a failure
         print(f"posgw-ledger: {err}")
         return 0
@@ -216,11 +216,11 @@ async def review_tiers(store: LedgerStore, args: argparse.Namespace) -> int:
 
 async def issue_coupons(store: LedgerStore, args: argparse.Namespace) -> int:
     """Print ``--count`` coupon tokens, one a line (to hand to a campaign's sender)."""
-    rules = store.shelf.in_force
+    rules = store.rules.shelf.in_force
     if args.coupon_id not in rules.coupons:
         print(f"posgw-ledger: no coupon {args.coupon_id} in rulebook version {rules.version}", file=sys.stderr)
         return 65
-    if await store.member_account(args.member) is None:
+    if await store.members.account(args.member) is None:
         print(f"posgw-ledger: no member {args.member}", file=sys.stderr)
         return 1
     key, now = await issuer_of(store, args), int(time.time())
@@ -243,7 +243,7 @@ async def load_members(store: LedgerStore, path: Path) -> int:
             print(f"  - {p}", file=sys.stderr)
         return 65
     for start in range(0, len(entries), PROGRESS_EVERY):
-        await store.upsert_members(entries[start : start + PROGRESS_EVERY])
+        await store.members.upsert(entries[start : start + PROGRESS_EVERY])
         done = min(start + PROGRESS_EVERY, len(entries))
         print(f"loaded {done:,} / {len(entries):,} members ({done / len(entries):.0%})", file=sys.stderr)
     return 0
@@ -269,17 +269,17 @@ def _member_row(row: dict[str, str], f: Fields) -> MemberEntry:
 
 
 async def show_member(store: LedgerStore, member_id: str) -> int:
-    account = await store.member_account(member_id)
+    account = await store.members.account(member_id)
     if account is None:
         print(f"posgw-ledger: no member {member_id}", file=sys.stderr)
         return 1
     print(f"{account['member_id']}  tier {account['tier']}  {account['status']}")
     print(f"  points {account['points']:,}   wallet {format_cny(account['wallet'])}   growth {account['growth']:,}")
-    if by_year := await store.member_growth(member_id):
+    if by_year := await store.members.growth(member_id):
         print("  growth by year  " + ", ".join(f"{year} {growth:,}" for year, growth in by_year.items()))
-    for c in await store.tier_changes(member_id):
+    for c in await store.members.tier_changes(member_id):
         print(f"  {c['changed_at']}  tier   {c['from_tier']} → {c['to_tier']} ({c['reason']}, growth {c['growth']:,})")
-    for h in await store.member_history(member_id):
+    for h in await store.members.history(member_id):
         amount = f"{h['amount']:+,} points" if h["account"] == "points" else format_cny(h["amount"])
         print(f"  {h['created_at']}  {h['kind']:<6} {h['terminal_id']:<12} {amount:>14}  {h['txn_id']}")
     return 0
@@ -289,9 +289,9 @@ async def reconcile_journal(store: LedgerStore, journal: Path, day: str, *, as_j
     """The terminal's totals (from its journal export) against the ledger's, to the fen; exit 1 on any difference."""
     with journal.open(encoding="utf-8") as fh:
         theirs = [json.loads(line) for line in fh if line.strip()]
-    zone = store.shelf.zone
+    zone = store.rules.shelf.zone
     mine = totals_by_terminal(theirs, day, zone)
-    held = totals_by_terminal(await store.records_of_day(day), day, zone)
+    held = totals_by_terminal(await store.reports.records_of_day(day), day, zone)
     ledger = {t: held.get(t, Totals()) for t in mine}  # only the terminals this export is from
     differences = reconcile(mine, ledger)
     if as_json:

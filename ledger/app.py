@@ -160,7 +160,7 @@ async def readyz(request: web.Request) -> web.Response:
         }
     ]
     try:
-        held = await svc.store.quarantine_count()
+        held = await svc.store.quarantine.count()
         checks.append({"name": "database", "ok": True, "reason": None})
         checks.append(
             {
@@ -179,7 +179,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     with contextlib.suppress(StorageUnavailableError):  # the scrape still answers; the rest says enough
-        svc.metrics.quarantine.set(await svc.store.quarantine_count())
+        svc.metrics.quarantine.set(await svc.store.quarantine.count())
     if (pool := svc.store.db.pool_stats()) is not None:
         svc.metrics.pool.labels("size").set(pool[0])
         svc.metrics.pool.labels("idle").set(pool[1])
@@ -201,7 +201,7 @@ async def members(request: web.Request) -> web.Response:
             raise ValueError(since)
     except ValueError:
         return problem(400, "bad-request", "since must be a whole number, 0 or more")
-    version, entries = await svc.store.members(since)
+    version, entries = await svc.store.members.since(since)
     snapshot = {"version": version, "full": since == 0, "members": [m.to_wire() for m in entries]}
     return web.json_response(sign_members(snapshot, svc.issuer))
 
@@ -231,7 +231,7 @@ async def sync_batch(request: web.Request) -> web.Response:
     claimed, items = seal_items(data)
     if claimed is not None:
         own(request, claimed, "send records")
-    key_text = await svc.store.chain_key(who.name, who.epoch)
+    key_text = await svc.store.terminals.chain_key(who.name, who.epoch)
     # Signatures are checked in worker processes while this one reads the records through the schema.
     seals = _start_seal_checks(svc, b64url_decode(key_text), items) if key_text and items is not None else None
     try:
@@ -250,7 +250,7 @@ async def sync_batch(request: web.Request) -> web.Response:
     svc.metrics.ingested(reply, time.perf_counter() - started)
     accepted = sum(r.status == "accepted" for r in reply.results)
     if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
-        svc.notices.members(await svc.store.member_revision())
+        svc.notices.members(await svc.store.members.revision())
     _alert_conflicts(svc, terminal_id, reply)
     _alert_quarantine(svc, terminal_id, reply)
     rejected = [f"{r.seq}: {r.reason}" for r in reply.results if r.status == "rejected"]
@@ -335,7 +335,7 @@ async def enrol(request: web.Request) -> web.Response:
     proof = f.text("proof", pattern=r"[0-9a-f]{128}")
     f.done()
     problems.raise_if_any()
-    done = await svc.store.enrol(terminal_id, code, public_key, bytes.fromhex(proof))
+    done = await svc.store.terminals.enrol(terminal_id, code, public_key, bytes.fromhex(proof))
     svc.auth.forget(terminal_id)
     log.info("terminal_enrolled", terminal=terminal_id, epoch=done.epoch)
     issuer = svc.issuer.public_key()
@@ -355,7 +355,7 @@ async def terminal_records(request: web.Request) -> web.Response:
     """Every record the ledger holds from one terminal, in seq order (reconciliation, audits): its own."""
     terminal_id = _param(request, "terminal_id")
     own(request, terminal_id, "read the records")
-    return web.json_response({"records": await request.app[SERVICE].store.terminal_records(terminal_id)})
+    return web.json_response({"records": await request.app[SERVICE].store.reports.terminal_records(terminal_id)})
 
 
 async def identifier(request: web.Request) -> web.Response:
@@ -366,7 +366,7 @@ async def identifier(request: web.Request) -> web.Response:
         response = problem(429, "too-many-lookups", f"identifier lookups are paced; try again in {wait:.1f} s")
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
-    member = await svc.store.member_by_identifier(request.match_info["identifier"])
+    member = await svc.store.members.by_identifier(request.match_info["identifier"])
     if member is None:
         return problem(404, "unknown-identifier", "no member carries this identifier")
     return web.json_response(member.to_wire())
@@ -376,7 +376,7 @@ async def member_qr(request: web.Request) -> web.Response:
     """Issue a fresh member QR code (``?kind=wallet``: a wallet pay code) for the member app to show."""
     svc = request.app[SERVICE]
     member_id = _param(request, "member_id")
-    if await svc.store.member_account(member_id) is None:
+    if await svc.store.members.account(member_id) is None:
         return problem(404, "unknown-member", f"no member {member_id}")
     prefix = "PW1." if request.query.get("kind") == "wallet" else "PM1."
     now = int(time.time())
@@ -397,7 +397,7 @@ async def add_identifier(request: web.Request) -> web.Response:
         _, wallet, payer = ident.split(":", 2)
         ident = payer_identifier(wallet, payer, b64url_decode(request.app[SERVICE].rulebook.phone_salt))
     # Another member's card is refused (identifier-owned, 409): moving one is an operator's command.
-    if not await request.app[SERVICE].store.add_identifier(_param(request, "member_id"), ident):
+    if not await request.app[SERVICE].store.members.add_identifier(_param(request, "member_id"), ident):
         return problem(404, "unknown-member", "no such member")
     return web.json_response({"member_id": _param(request, "member_id"), "identifier": ident}, status=201)
 
@@ -409,7 +409,7 @@ async def member_coupon(request: web.Request) -> web.Response:
     coupon_id = await _one_field(request, "coupon", "coupon_id", r"[A-Za-z0-9_.-]{1,64}")
     if coupon_id not in svc.rulebook.coupons:
         return problem(404, "unknown-coupon", f"no coupon {coupon_id} in the rulebook")
-    if await svc.store.member_account(member_id) is None:
+    if await svc.store.members.account(member_id) is None:
         return problem(404, "unknown-member", f"no member {member_id}")
     return web.json_response(issue_coupon(svc.issuer, svc.rulebook, coupon_id, member_id, int(time.time())), status=201)
 
@@ -433,9 +433,9 @@ async def reserve(request: web.Request) -> web.Response:
     """Hold a member's points for a sale about to be made (two-phase: the sale record posts the hold)."""
     svc = request.app[SERVICE]
     member_id, points, txn_id = await _hold_request(request, "reservation", "points", MAX_POINTS_HOLD)
-    held = await svc.store.reserve(member_id, points, txn_id, me(request).name)
+    held = await svc.store.holds.reserve_points(member_id, points, txn_id, me(request).name)
     if held is None:
-        available = await svc.store.available(member_id, "points")
+        available = await svc.store.holds.available(member_id, "points")
         return problem(409, "insufficient-points", f"the member has {available} points available, not {points}")
     svc.metrics.held("points")
     return web.json_response({"reservation": held, "expires_in": holds.TTL["points"]}, status=201)
@@ -452,19 +452,19 @@ async def _void(request: web.Request, name: str, unit: str) -> None:
     ref = _param(request, name) if name == "ref" else request.match_info[name]
     if not re.fullmatch(ID_PATTERN, ref):
         raise SchemaError(f"path {name}", [f"{name}: not an id"])
-    hold = await svc.store.hold(ref)
+    hold = await svc.store.holds.get(ref)
     if hold is not None:
         if hold.unit != unit:
             raise AuthError(403, "not-your-hold", "no such hold of this terminal's")
         own(request, hold.terminal_id, "release a hold")
-        await svc.store.void_hold(ref, me(request).name)
+        await svc.store.holds.void(ref, me(request).name)
 
 
 async def wallet_hold(request: web.Request) -> web.Response:
     """Hold stored value for a payment about to be made: ``{"member_id", "amount", "ref"}``."""
     svc = request.app[SERVICE]
     member_id, amount, ref = await _hold_request(request, "wallet hold", "amount", MAX_FEN_HOLD)
-    held, left = await svc.store.hold_wallet(member_id, amount, ref, me(request).name)
+    held, left = await svc.store.holds.hold_wallet(member_id, amount, ref, me(request).name)
     if not held:
         return problem(409, "insufficient-funds", f"the member's wallet has {format_cny(left)} available")
     svc.metrics.held("fen")
@@ -475,10 +475,10 @@ async def wallet_hold_state(request: web.Request) -> web.Response:
     """``held``, ``spent`` (its sale arrived) or ``none``: of this terminal's holds only."""
     svc = request.app[SERVICE]
     ref = _param(request, "ref")
-    hold = await svc.store.hold(ref)
+    hold = await svc.store.holds.get(ref)
     if hold is not None and hold.terminal_id != me(request).name:
         return web.json_response({"state": "none"})  # not theirs: as if unknown (nothing to learn)
-    return web.json_response({"state": await svc.store.hold_state(ref)})
+    return web.json_response({"state": await svc.store.holds.state(ref)})
 
 
 async def wallet_release(request: web.Request) -> web.Response:
@@ -503,16 +503,16 @@ async def quarantine(request: web.Request) -> web.Response:
     state = request.query.get("state", "held")
     if state not in ("held", "released", "rejected"):
         return problem(400, "bad-request", "state is held, released or rejected")
-    return web.json_response({"quarantine": await request.app[SERVICE].store.quarantine(state)})
+    return web.json_response({"quarantine": await request.app[SERVICE].store.quarantine.held(state)})
 
 
 async def conflicts(request: web.Request) -> web.Response:
     """Sales that the ledger accepted with a conflict to settle (a coupon or points spent twice offline)."""
-    return web.json_response({"conflicts": await request.app[SERVICE].store.conflicts()})
+    return web.json_response({"conflicts": await request.app[SERVICE].store.reports.conflicts()})
 
 
 async def member_account(request: web.Request) -> web.Response:
-    account = await request.app[SERVICE].store.member_account(_param(request, "member_id"))
+    account = await request.app[SERVICE].store.members.account(_param(request, "member_id"))
     if account is None:
         return problem(404, "unknown-member", "no such member")
     return web.json_response(account)

@@ -64,14 +64,14 @@ async def open_service(
         await store.close()
         raise
     if demo and await store.get_meta("rulebook") is None:
-        await store.upsert_members(list(DEMO_MEMBERS))
+        await store.members.upsert(list(DEMO_MEMBERS))
         demo_rules = {"version": 1, "currency": "CNY", "tiers": DEMO_TIERS, "excluded_categories": DEMO_EXCLUDED}
         with contextlib.suppress(RulebookRefusedError):  # another node, starting at the same moment, put it in
-            await store.add_rulebook({**demo_rules, **DEMO_BENEFITS})
-    salt = await store.phone_salt()
+            await store.rules.add({**demo_rules, **DEMO_BENEFITS})
+    salt = await store.rules.phone_salt()
     if demo:
         for member_id, phone in DEMO_PHONES.items():
-            await store.add_identifier(member_id, phone_identifier(phone, b64url_decode(salt)))
+            await store.members.add_identifier(member_id, phone_identifier(phone, b64url_decode(salt)))
     body = await store.get_meta("rulebook") or {"version": 0, "currency": "CNY", "tiers": {}}
     return LedgerService(
         store, issuer, rulebooks.assemble(body, salt, issuer), app_token=app_token, operator_token=operator_token
@@ -117,7 +117,7 @@ async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | No
     following = asyncio.create_task(follow(svc, svc.rulebook.phone_salt), name="rulebook-versions")
     if svc.notices is not None:
         svc.notices.rulebook(svc.rulebook.version)
-        svc.notices.members(await svc.store.member_revision())
+        svc.notices.members(await svc.store.members.revision())
         svc.notices.revoked(await svc.store.revoked_coupons())
         publisher = asyncio.create_task(svc.notices.run(), name="mqtt-notices")
     stop = asyncio.Event()

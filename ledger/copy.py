@@ -77,7 +77,7 @@ async def copy_to_postgres(data_dir: Path, url: str, progress: Callable[[str], N
         copied = await target.write(lambda tx: _copy(tx, source, progress))
         counted = await target.read(lambda tx: _counts(tx, TABLES))
         store = LedgerStore(target)
-        problems = await store.check()
+        problems = await store.reports.check()
     finally:
         source.close()
         await target.close()

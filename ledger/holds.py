@@ -15,10 +15,12 @@ in a write transaction where it writes (reading the balance, then holding).
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.database import Row, Tx, marks
+from ledger.database import Database, Row, Tx, marks
 
 TTL = {"points": 120.0, "fen": 600.0}  # seconds a hold counts if its sale never arrives
 _BALANCE = {"points": "points", "fen": "wallet"}
@@ -126,3 +128,38 @@ async def state(tx: Tx, ref: str, now: float) -> str:
 
 
 POST = "UPDATE holds SET state = 'posted', posted_by = $1 WHERE ref = $2"
+
+
+class HoldBook:
+    """The store's facet for holds (``store.holds``): one primitive for points and stored value."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def reserve_points(self, member_id: str, points: int, txn_id: str, terminal_id: str) -> str | None:
+        """Hold points of a member's balance for a sale; ``None`` when the balance (less other holds) is short."""
+        ref = secrets.token_hex(12)
+
+        async def reserve(tx: Tx) -> str | None:
+            held, _ = await place(tx, ref, "points", member_id, points, terminal_id, time.time(), txn_id)
+            return ref if held else None
+
+        return await self.db.write(reserve)
+
+    async def get(self, ref: str) -> Hold | None:
+        return await self.db.read(lambda tx: get(tx, ref))
+
+    async def void(self, ref: str, terminal_id: str) -> bool:
+        """Give up a pending hold of this terminal's; False when it has none by that ref."""
+        return await self.db.write(lambda tx: void(tx, ref, terminal_id))
+
+    async def available(self, member_id: str, unit: str) -> int:
+        """What a member may still hold or spend: the balance less live holds, never below nothing."""
+        found = await self.db.read(lambda tx: available(tx, member_id, unit, time.time()))
+        return max(0, found or 0)
+
+    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str) -> tuple[bool, int]:
+        return await self.db.write(lambda tx: place(tx, ref, "fen", member_id, amount, terminal_id, time.time()))
+
+    async def state(self, ref: str) -> str:
+        return await self.db.read(lambda tx: state(tx, ref, time.time()))

@@ -61,9 +61,9 @@ class GroupWriter:
     their answer.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, shelf: Callable[[], Shelf]) -> None:
         self._db = db
-        self.shelf = Shelf()  # the rulebooks records are re-checked by, and the one in force (set by the service)
+        self.shelf = shelf  # the rulebooks records are re-checked by, and the one in force
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -101,16 +101,16 @@ class GroupWriter:
 
     async def _apply(self, group: list[_Waiting]) -> list[SyncReply]:
         try:
-            return await self._db.write(_applying(group, self.shelf, optimistic=True), _verdict(group))
+            return await self._db.write(_applying(group, self.shelf(), optimistic=True), _verdict(group))
         except GateClosedError:  # a seal failed: again, with every seal known
             await asyncio.wait([w.seals for w in group])
-            return await self._db.write(_applying(group, self.shelf))
+            return await self._db.write(_applying(group, self.shelf()))
 
     async def _one_by_one(self, group: list[_Waiting]) -> None:
         for w in group:
             try:
                 await w.seals
-                (reply,) = await self._db.write(_applying([w], self.shelf))
+                (reply,) = await self._db.write(_applying([w], self.shelf()))
             except Exception as err:  # noqa: BLE001 - handed to the batch's caller
                 _answer(w, error=err)
             else:

@@ -145,7 +145,7 @@ async def import_journal(store: LedgerStore, terminal_id: str, epoch: int, path:
     if path is None:
         print("posgw-ledger: terminal import needs --journal EXPORT.jsonl", file=sys.stderr)
         return 2
-    key = await store.chain_key(terminal_id, epoch)
+    key = await store.terminals.chain_key(terminal_id, epoch)
     if key is None:
         print(f"posgw-ledger: {terminal_id} has no chain epoch {epoch}", file=sys.stderr)
         return 1
@@ -182,7 +182,7 @@ def _is_id(text: str) -> bool:
 
 async def quarantine_command(store: LedgerStore, args: argparse.Namespace) -> int:
     if args.action == "list":
-        held = await store.quarantine(args.state)
+        held = await store.quarantine.held(args.state)
         if args.json:
             print(json.dumps(held, indent=2))
             return 0
@@ -205,7 +205,7 @@ async def quarantine_command(store: LedgerStore, args: argparse.Namespace) -> in
         return 2
     if args.action == "release":
         conflicts = await store.db.write(
-            lambda tx: quarantine.release(tx, txn_id, _actor(args), args.note, store.shelf)
+            lambda tx: quarantine.release(tx, txn_id, _actor(args), args.note, store.rules.shelf)
         )
         print(f"{txn_id} released and applied" + (f"; conflicts: {'; '.join(conflicts)}" if conflicts else ""))
         return 0

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import ingest, recheck
-from ledger.database import Tx
+from ledger.database import Database, Tx
 from ledger.identity import audit
 from ledger.rulebooks import Shelf
 from protocols import refunds
@@ -110,3 +110,16 @@ async def _decide(tx: Tx, txn_id: str, state: str, actor: str, note: str, at: da
         note,
         txn_id,
     )
+
+
+class QuarantineBook:
+    """The store's facet for the records held for an operator (``store.quarantine``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def held(self, state: str = "held") -> list[dict[str, Any]]:
+        return await self.db.read(lambda tx: listing(tx, state))
+
+    async def count(self) -> int:
+        return await self.db.read(held_count)

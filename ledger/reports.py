@@ -26,14 +26,17 @@ checked by ``posgw-ledger check``.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.database import Tx
+from ledger.database import Database, Tx
 from ledger.postings import CheckProblem
-from protocols.business_day import DEFAULT_ZONE, business_day
+from ledger.postings import check as check_postings
+from ledger.rulebooks import Shelf
+from protocols.business_day import DEFAULT_ZONE, business_day, day_bounds
 
 Record = dict[str, Any]
 
@@ -218,3 +221,52 @@ async def conservation(tx: Tx) -> list[CheckProblem]:
             )
         ]
     return []
+
+
+class ReportBook:
+    """The store's facet for reports and checks (``store.reports``), by the mall's business day."""
+
+    def __init__(self, db: Database, shelf: Callable[[], Shelf]) -> None:
+        self.db = db
+        self.shelf = shelf
+
+    async def conflicts(self) -> list[dict[str, str]]:
+        rows = await self.db.read(lambda tx: tx.all("SELECT txn_id, terminal_id, detail FROM conflicts ORDER BY id"))
+        return [{"txn_id": t, "terminal_id": term, "detail": d} for t, term, d in rows]
+
+    async def records_of_day(self, day: str) -> list[dict[str, Any]]:
+        """Every record the ledger holds that a terminal made on the mall's business ``day`` (YYYY-MM-DD),
+        each with ``"state"`` beside it (applied, quarantined, rejected)."""
+        start, end = day_bounds(day, self.shelf().zone)
+        rows = await self.db.read(
+            lambda tx: tx.all(
+                "SELECT body, state FROM transactions WHERE created_at >= $1 AND created_at < $2 "
+                "ORDER BY terminal_id, epoch, seq",
+                start,
+                end,
+            )
+        )
+        return [{**json.loads(body), "state": str(state)} for body, state in rows]
+
+    async def points_of_day(self, day: str) -> dict[str, int]:
+        """The points the mall's side posted for records of ``day``, by kind (``ledger/reports.py``)."""
+        start, end = day_bounds(day, self.shelf().zone)
+        return await self.db.read(lambda tx: points_posted(tx, start, end, day))
+
+    async def points_books(self) -> dict[str, int]:
+        """Points issued, redeemed, clawed back, returned, expired, overdrawn, outstanding (``ledger/reports.py``)."""
+        return await self.db.read(points_books)
+
+    async def check(self) -> list[CheckProblem]:
+        """The double-entry invariants (``ledger/postings.py``) and points conservation: empty when the books hold."""
+
+        async def check(tx: Tx) -> list[CheckProblem]:
+            return [*await check_postings(tx), *await conservation(tx)]
+
+        return await self.db.read(check)
+
+    async def terminal_records(self, terminal_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.read(
+            lambda tx: tx.all("SELECT body FROM transactions WHERE terminal_id = $1 ORDER BY epoch, seq", terminal_id)
+        )
+        return [json.loads(body) for (body,) in rows]

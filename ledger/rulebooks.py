@@ -11,18 +11,21 @@ announces it over MQTT.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.database import Tx, marks
+from ledger.database import Database, Tx, marks
 from ledger.tiers import Ladder
 from protocols.errors import FinalError, SchemaError
 from protocols.rulebook import Rulebook
-from protocols.tokens import key_id, public_key_text
+from protocols.tokens import b64url_encode, key_id, public_key_text
 
 OWN_FIELDS = ("phone_salt", "issuer_keys")  # filled in by the ledger, never loaded
 
@@ -89,3 +92,60 @@ class Shelf:
             except SchemaError:
                 continue  # unreadable by this version: records naming it are quarantined, not guessed at
             self._versions[int(version)] = book
+
+
+class RuleBook:
+    """The store's facet for rulebook versions (``store.rules``): loaded, kept, and the shelf in force."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.shelf = Shelf()  # the rulebooks records are re-checked by, and the one in force (set by the service)
+
+    def use(self, book: Rulebook) -> None:
+        """Put ``book`` in force for ingest, the yearly jobs and reports; earlier versions stay on the shelf."""
+        self.shelf = Shelf(book)
+
+    async def phone_salt(self) -> str:
+        """The mall's salt for hashing phone numbers and payer ids (made once, on first use; base64url)."""
+        fresh = json.dumps(b64url_encode(os.urandom(16)))
+
+        async def salt(tx: Tx) -> str:
+            await tx.run("INSERT INTO meta VALUES ('phone_salt', $1) ON CONFLICT (key) DO NOTHING", fresh)
+            row = await tx.one("SELECT value FROM meta WHERE key = 'phone_salt'")
+            return str(json.loads(row[0])) if row else ""
+
+        return await self.db.write(salt)
+
+    async def add(self, body: dict[str, Any]) -> tuple[int, str]:
+        """Put a rulebook version in force, kept beside the earlier ones; (version, SHA-256 of its text).
+
+        Raises :class:`RulebookRefusedError` unless it is newer than the one in force.
+        """
+        text = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        digest, version = hashlib.sha256(text.encode()).hexdigest(), int(body["version"])
+
+        async def add(tx: Tx) -> tuple[int, str]:
+            row = await tx.one("SELECT value FROM meta WHERE key = 'rulebook'")
+            current = int(json.loads(row[0])["version"]) if row else 0
+            if version <= current:
+                raise RulebookRefusedError(f"version {version} is not newer than version {current}, in force")
+            await tx.run(
+                "INSERT INTO rulebooks (version, body, sha256, loaded_at) VALUES ($1, $2, $3, $4)",
+                version,
+                text,
+                digest,
+                datetime.now(UTC).isoformat(),
+            )
+            await tx.run(
+                "INSERT INTO meta VALUES ('rulebook', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", text
+            )
+            return version, digest
+
+        return await self.db.write(add)
+
+    async def versions(self) -> list[tuple[int, str, str]]:
+        """Every version loaded: (version, SHA-256, loaded at), oldest first."""
+        rows = await self.db.read(
+            lambda tx: tx.all("SELECT version, sha256, loaded_at FROM rulebooks ORDER BY version")
+        )
+        return [(int(v), str(d), str(at)) for v, d, at in rows]

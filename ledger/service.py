@@ -63,12 +63,12 @@ class LedgerService:
 
     def __post_init__(self) -> None:
         self.use_rulebook(self.rulebook)
-        self.auth = Authenticator(self.store.signing_key, self.app_token, self.operator_token)
+        self.auth = Authenticator(self.store.terminals.signing_key, self.app_token, self.operator_token)
 
     def use_rulebook(self, book: Rulebook) -> None:
         """Put ``book`` in force: served to terminals, re-checked against, its ladder and time zone used."""
         self.rulebook = book
-        self.store.use_rules(book)
+        self.store.rules.use(book)
 
     @property
     def kid(self) -> str:

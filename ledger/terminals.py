@@ -22,13 +22,14 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from ledger.database import Tx
+from ledger.database import Database, Tx
 from ledger.identity import audit
 from protocols.enrolment import proof_message
 from protocols.errors import FinalError
@@ -316,3 +317,25 @@ async def chain_key(tx: Tx, terminal_id: str, epoch: int) -> str | None:
         "SELECT public_key FROM terminal_chains WHERE terminal_id = $1 AND epoch = $2", terminal_id, epoch
     )
     return None if row is None else str(row[0])
+
+
+class TerminalBook:
+    """The store's facet for terminals (``store.terminals``): enrolment and the keys their chains are signed by."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def signing_key(self, terminal_id: str) -> tuple[int, str] | None:
+        """The (epoch, key) a terminal signs requests with now; None if not enrolled or retired."""
+        return await self.db.read(lambda tx: signing_key(tx, terminal_id))
+
+    async def chain_key(self, terminal_id: str, epoch: int) -> str | None:
+        return await self.db.read(lambda tx: chain_key(tx, terminal_id, epoch))
+
+    async def enrol(self, terminal_id: str, code: str, public_key: str, proof: bytes) -> Enrolment:
+        try:
+            return await self.db.write(lambda tx: enrol(tx, terminal_id, code, public_key, proof, time.time()))
+        except EnrolRefusedError as err:
+            if err.code == "enrolment-code-invalid":
+                await self.db.write(lambda tx: code_failed(tx, terminal_id))
+            raise

@@ -21,8 +21,8 @@ from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule
 from protocols.money import FULL_RATE
 from protocols.pricing import BasketLine, Payment, PricedBasket, PricedLine, price, with_earning
 from protocols.pricing.earning import payments_of
-from protocols.pricing.record import record_lines
-from protocols.records import RECORD_VERSION, Tender, TransactionRecord
+from protocols.pricing.record import sale_record
+from protocols.records import Tender, TransactionRecord
 from protocols.refunds import plan_refund, tenders_given_back
 from protocols.rulebook import MemberEntry, Rulebook, Tier
 
@@ -150,31 +150,22 @@ def sale_of(case: Case) -> tuple[PricedBasket, TransactionRecord]:
         day=case.day,
         payments=payments_of([(t.kind, t.amount) for t in tenders], change),
     )
-    record = TransactionRecord(
+    record = sale_record(
+        priced,
         txn_id="01a20b44-d22e-7abc-8def-000000000000",
         terminal_id="T-1",
-        seq=1,
-        kind="sale",
-        created_at=f"{case.day.isoformat()}T04:00:00.000Z",
         store_id="S-1",
         merchant_id=case.merchant,
         currency="CNY",
-        lines=record_lines(priced),
-        total_gross=priced.total_gross,
-        total_discount=priced.total_discount,
-        total_due=priced.total_due,
+        created_at=f"{case.day.isoformat()}T04:00:00.000Z",
         tenders=tuple(tenders),
         change=change,
         member_id=case.member.member_id if case.member else None,
         member_via="qr" if case.member else None,
-        points_earned=priced.points_earned,
-        rulebook_version=case.book.version,
+        member_tier=case.member.tier if case.member else None,
         offline=False,
         coupons=tuple(f"{c}:0000000000000000" for c in priced.coupons_applied),
-        points_redeemed=priced.points_redeemed,
-        growth_earned=priced.growth_earned,
-        version=RECORD_VERSION,
-        member_tier=case.member.tier if case.member else None,
+        seq=1,
     )
     return priced, record
 

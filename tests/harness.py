@@ -50,7 +50,7 @@ async def books(path: Path, database: str | None = None) -> LedgerStore:
     """A ledger's books without its process: the demo's rulebook loaded (version 1, as ``draft`` records name),
     no members."""
     store = await LedgerStore.open(path, database)
-    await store.add_rulebook(DEMO_RULES)
+    await store.rules.add(DEMO_RULES)
     return store
 
 
@@ -175,7 +175,7 @@ class LedgerHandle:
         """The double-entry check of this ledger's books (``ledger/postings.py``)."""
         store = await self.open_store()
         try:
-            return [str(p) for p in await store.check()]
+            return [str(p) for p in await store.reports.check()]
         finally:
             await store.close()
 
@@ -236,7 +236,7 @@ class LedgerHandle:
         """The hold's state, as the ledger's books have it."""
         store = await self.open_store()
         try:
-            return await store.hold_state(ref)
+            return await store.holds.state(ref)
         finally:
             await store.close()
 
@@ -483,7 +483,7 @@ async def fleet_differences(ledger: LedgerHandle, made: list[TransactionRecord])
     today = business_day(datetime.now(UTC)).isoformat()
     store = await ledger.open_store()
     try:
-        held = totals_by_terminal(await store.records_of_day(today), today)
+        held = totals_by_terminal(await store.reports.records_of_day(today), today)
     finally:
         await store.close()
     mine = totals_by_terminal((r.to_wire() for r in made), today)

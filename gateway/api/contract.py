@@ -292,13 +292,16 @@ def read(raw: bytes, model: type[M], what: str) -> M:
     """The body as ``model``; every problem in it at once (422), or 400 when it is not JSON at all."""
     raw = raw or b"{}"  # no body: an empty object, whose missing keys are told
     try:
-        return msgspec.json.decode(raw, type=model)
-    except msgspec.ValidationError:
-        pass  # told below, every problem at once
-    except msgspec.DecodeError as err:
+        try:
+            return msgspec.json.decode(raw, type=model)
+        except msgspec.ValidationError:
+            data = msgspec.json.decode(raw)  # told below, every problem at once
+    except msgspec.DecodeError as err:  # not JSON, or not UTF-8 (a lone surrogate escape too)
         raise BadRequestError(f"the {what} body is not valid JSON: {err}") from err
+    except RecursionError as err:  # msgspec's own depth guard: no body of ours nests past a few levels
+        raise BadRequestError(f"the {what} body is nested too deep") from err
     problems = Problems(what)
-    for path, message in problems_in(msgspec.json.decode(raw), model, ""):
+    for path, message in problems_in(data, model, ""):
         problems.add(path, message)
     problems.raise_if_any()
     raise AssertionError("msgspec refused a body in which no field has a problem")  # pragma: no cover
@@ -324,8 +327,8 @@ def problems_in(data: Any, model: type[msgspec.Struct], at: str) -> list[tuple[s
             inside = []
             if item is not None and isinstance(value, list):
                 inside = [p for i, v in enumerate(value) for p in problems_in(v, item, f"{path}[{i}].")]
-            told = _plain(str(err))
-            got = "" if repr(value) in told else f", got {_short(value)}"
+            told = _plain(str(err))  # "expected int >= 1", or "expected int, got str"
+            got = "" if repr(value) in told else f" {_short(value)}" if ", got " in told else f", got {_short(value)}"
             found.extend(inside[:_MAX_TOLD] or [(path, told + got)])
     found.extend((f"{at}{key}", "unknown key") for key in data if key not in model.__struct_fields__)
     return found

@@ -79,9 +79,10 @@ class RulesRefresher:
             log.error("rulebook_refused", error=str(err))
             self.link.hub.publish(Alert(code="rulebook-refused", message=f"{err}; the rules in force stay"))
             raise
-        await asyncio.to_thread(self.directory.save, self.cache_path)
+        # In force from here: said at once (the till's status shows the members from this moment), kept after.
         self.link.state.rules_loaded_at = time.time()
         self.link.set_online(True)
+        await asyncio.to_thread(self.directory.save, self.cache_path)
         log.info("rules_loaded", rulebook=rulebook.version, members=self.directory.member_count())
 
     async def run(self) -> None:

@@ -29,8 +29,8 @@ from protocols.errors import GatewayError
 from protocols.micropay import Outcome
 from protocols.money import format_cny
 from protocols.pricing.earning import payments_of
-from protocols.pricing.record import record_lines
-from protocols.records import RECORD_VERSION, Tender, TransactionRecord
+from protocols.pricing.record import sale_record
+from protocols.records import Tender, TransactionRecord
 
 log = structlog.get_logger("posgw.sale")
 
@@ -157,33 +157,23 @@ class Completion:
             else None
         )
         term = self.terminal
-        draft = TransactionRecord(
+        draft = sale_record(
+            priced,
             txn_id=txn_id,
             terminal_id=term.terminal_id,
-            seq=0,
-            kind="sale",
-            created_at=instant(now),
             store_id=term.store_id,
             merchant_id=term.merchant_id,
             currency=term.currency,
-            lines=record_lines(priced),
-            total_gross=priced.total_gross,
-            total_discount=priced.total_discount,
-            total_due=priced.total_due,
+            created_at=instant(now),
             tenders=tuple(tenders),
             change=change,
             member_id=basket.member.member.member_id if basket.member else (payer.member_id if payer else None),
             member_via=basket.member.via if basket.member else ("payment" if payer else None),
-            points_earned=priced.points_earned,
-            rulebook_version=priced.rulebook_version,
+            member_tier=earner.tier if earner else None,
             offline=not self.link.online,
             # Only the coupons pricing actually applied are redeemed; the rest stay the customer's.
             coupons=tuple(c.key for c in basket.coupons if c.definition.coupon_id in priced.coupons_applied),
-            points_redeemed=priced.points_redeemed,
-            growth_earned=priced.growth_earned,
             reservation=reservation,
-            version=RECORD_VERSION,
-            member_tier=earner.tier if earner else None,
         )
         try:
             record, replayed = await self.journal.append(

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.errors import ConflictError, PaymentCodeError, PaymentUnavailableError
 from gateway.events import EventHub, PaymentStep
@@ -36,14 +32,6 @@ class ScriptedProvider:
         pass
 
 
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[TransactionJournal]:
-    journal = TransactionJournal(tmp_path / "journal.db", Ed25519PrivateKey.generate())
-    await journal.open()
-    yield journal
-    await journal.close()
-
-
 def desk_with(journal: TransactionJournal, provider: ScriptedProvider, hub: EventHub | None = None) -> PaymentDesk:
     limits = JournalLimits(max_records=1000, max_bytes=10**9, max_pending_age=10**9)
     return PaymentDesk({"wechat": provider}, journal, hub or EventHub(), limits, deadline=5.0, currency="CNY")
@@ -69,7 +57,9 @@ async def test_a_paid_payment_is_journaled_before_the_provider_is_asked_and_repo
         await desk.earlier("B1", "pay-00000001", WECHAT_CODE, 4_999)
 
 
-async def test_a_declined_payment_charges_nothing_and_a_paid_one_is_given_back(journal: TransactionJournal) -> None:
+async def test_a_declined_payment_charges_nothing_and_a_paid_one_is_given_back(
+    journal: TransactionJournal,
+) -> None:
     declined = desk_with(journal, ScriptedProvider(pay=Answer.FAILED))
     intent = await declined.outcome(await declined.begin("B1", 100, WECHAT_CODE, None, "pay-00000001"))
     assert intent.state is Outcome.DECLINED

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from drivers.events import CardEvent, CardEventKind
 from gateway.config import TerminalConfig
+from gateway.devices.cards import CardRouter
 from gateway.devices.scans import ScanRouter
 from gateway.errors import (
     ConflictError,
@@ -327,3 +329,17 @@ async def test_a_product_scan_is_published_and_a_payment_scan_without_a_basket_i
     assert payment["error"]["code"] == "no-basket"
     scan = [e for e in t.events if e["type"] == "scan"][-1]
     assert scan["data"] is None  # a payment code is never echoed
+
+
+async def test_a_card_that_could_not_be_read_is_told_and_attaches_nobody() -> None:
+    t = till()
+    basket = basket_with_line(t)
+    cards = CardRouter(t.completion.identification, t.completion.pricer, t.scans, t.hub)
+    failed = CardEvent("reader", "R1", CardEventKind.ERROR, 1.0, error="card removed too soon", error_code="card-io")
+    read = await cards.handle(failed)
+    assert read.card_error is not None
+    assert (read.card_error.code, read.member) == ("card-io", None)
+    assert basket.member is None
+    removed = await cards.handle(CardEvent("reader", "R1", CardEventKind.REMOVED, 2.0))
+    assert (removed.card_error, removed.member) == (None, None)
+    assert t.events[-1]["type"] == "card"

@@ -46,6 +46,10 @@ async def test_token_and_request_errors(tmp_path: Path, tokens: dict[str, str]) 
                 assert (await r.json(content_type=None))["type"] == "urn:posgw:problem:bad-request"
             async with http.post(f"{base}/v1/baskets/{basket}/lines", data=b"x" * 10_000) as r:
                 assert r.status == 413
+            # Nesting past any body of ours, and a lone surrogate (which could never be signed): 400 at the door.
+            for hostile in (b"[" * 3_000, b'{"sku": "A", "name": "\\ud800", "unit_price": 1}'):
+                async with http.post(f"{base}/v1/baskets/{basket}/lines", data=hostile) as r:
+                    assert r.status == 400, await r.text()
 
         status, body = await problem_of(pos.add_line(basket, sku="", unit_price=-5, quantity=0, colour="red"))
         assert status == 422

@@ -22,13 +22,13 @@ async def snapshot(data: Path, url: str | None) -> dict[str, object]:
     store = await LedgerStore.open(data, url)
     try:
         return {
-            "accounts": [await store.member_account(m) for m in ("M0001", "M0002", "M0003")],
-            "revision": await store.members(0),
-            "conflicts": await store.conflicts(),
-            "points": await store.points_books(),
+            "accounts": [await store.members.account(m) for m in ("M0001", "M0002", "M0003")],
+            "revision": await store.members.since(0),
+            "conflicts": await store.reports.conflicts(),
+            "points": await store.reports.points_books(),
             "salt": await store.get_meta("phone_salt"),
-            "tiers": await store.tier_changes("M0001"),
-            "quarantine": await store.quarantine(),
+            "tiers": await store.members.tier_changes("M0001"),
+            "quarantine": await store.quarantine.held(),
         }
     finally:
         await store.close()

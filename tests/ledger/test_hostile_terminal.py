@@ -280,7 +280,7 @@ async def test_a_card_never_moves_silently(ledger: LedgerHandle) -> None:
             assert "bound to member M0002" in body["detail"]
     store = await ledger.open_store()
     try:
-        owner = await store.member_by_identifier("card:8600000002")
+        owner = await store.members.by_identifier("card:8600000002")
         assert owner is not None
         assert owner.member_id == "M0002"
     finally:

@@ -36,11 +36,11 @@ async def test_a_batch_that_cannot_be_applied_leaves_the_others_of_its_group_app
         assert [r.status for r in (*a.results, *c.results)] == ["accepted"] * 4
         assert (a.high_seq, c.high_seq) == (2, 2)
         assert isinstance(b, Exception)  # the caller answers 500 and the terminal sends it again
-        assert [r["seq"] for r in await store.terminal_records("T-A")] == [1, 2]  # applied once, not twice
-        assert await store.terminal_records("T-B") == []
+        assert [r["seq"] for r in await store.reports.terminal_records("T-A")] == [1, 2]  # applied once, not twice
+        assert await store.reports.terminal_records("T-B") == []
         again = await store.ingest("T-A", good["T-A"], [None, None])
         assert [r.status for r in again.results] == ["duplicate", "duplicate"]
-        assert await store.check() == []
+        assert await store.reports.check() == []
     finally:
         await store.close()
 
@@ -57,6 +57,6 @@ async def test_two_batches_of_one_terminal_in_one_group_follow_each_other(
         assert [r.status for r in (*first.results, *second.results)] == ["accepted"] * 4
         assert second.high_seq == 4
         assert second.gaps == ()
-        assert [r["seq"] for r in await store.terminal_records("T-D")] == [1, 2, 3, 4]
+        assert [r["seq"] for r in await store.reports.terminal_records("T-D")] == [1, 2, 3, 4]
     finally:
         await store.close()

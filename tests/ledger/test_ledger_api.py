@@ -253,8 +253,8 @@ async def test_a_ledger_file_from_before_double_entry_keeps_its_points(tmp_path:
     conn.close()
     store = await LedgerStore.open(tmp_path, f"sqlite:{path}")
     try:
-        assert await store.check() == []  # the old postings were paired with the mall's side
-        assert await store.member_account("M1") == {
+        assert await store.reports.check() == []  # the old postings were paired with the mall's side
+        assert await store.members.account("M1") == {
             "member_id": "M1", "tier": "classic", "status": "active", "points": 5, "wallet": 0, "growth": 0
         }  # fmt: skip
     finally:

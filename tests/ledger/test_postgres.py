@@ -112,16 +112,16 @@ async def test_a_database_of_an_older_ledger_is_migrated_in_place_once() -> None
             await db.close()
         store = await LedgerStore.open(Path("/nonexistent"), url)
         try:
-            assert (await store.member_account("M1") or {})["growth"] == 0
+            assert (await store.members.account("M1") or {})["growth"] == 0
             assert await store.db.read(lambda tx: tx.all("SELECT version FROM schema_migrations ORDER BY 1")) == [
                 (v,) for v, _, _ in LEGACY_STEPS
             ]
             assert LATEST == 4
-            assert await store.member_growth("M1") == {}  # migration 3's table is there
+            assert await store.members.growth("M1") == {}  # migration 3's table is there
             # Migration 4: the old key is the terminal's first chain (to be checked by an operator), holds moved.
-            assert await store.signing_key("T-OLD") == (1, "K" * 43)
-            assert await store.chain_key("T-OLD", 1) == "K" * 43
-            assert (await store.hold("r1"), await store.hold("pay-1")) != (None, None)
-            assert await store.available("M1", "points") == 0  # 0 points, 5 held: never below nothing
+            assert await store.terminals.signing_key("T-OLD") == (1, "K" * 43)
+            assert await store.terminals.chain_key("T-OLD", 1) == "K" * 43
+            assert (await store.holds.get("r1"), await store.holds.get("pay-1")) != (None, None)
+            assert await store.holds.available("M1", "points") == 0  # 0 points, 5 held: never below nothing
         finally:
             await store.close()

@@ -76,13 +76,13 @@ def ladder_book(rungs: Ladder = LADDER, version: int = 1) -> Rulebook:
 
 async def stocked(tmp_path: Path, database: str | None) -> LedgerStore:
     store = await LedgerStore.open(tmp_path, database)
-    await store.upsert_members(
+    await store.members.upsert(
         [MemberEntry("A", "classic"), MemberEntry("B", "gold"), MemberEntry("C", "vip"), MemberEntry("D", "classic")]
     )
     book = ladder_book()
     wire = book.to_wire()
-    await store.add_rulebook({k: v for k, v in wire.items() if k not in ("phone_salt", "issuer_keys")})
-    store.use_rules(book)
+    await store.rules.add({k: v for k, v in wire.items() if k not in ("phone_salt", "issuer_keys")})
+    store.rules.use(book)
     return store
 
 
@@ -91,24 +91,24 @@ async def test_growth_moves_a_member_up_in_the_batch_that_reaches_the_tier(
 ) -> None:
     store = await stocked(tmp_path, ledger_database)
     try:
-        before = await store.member_revision()
+        before = await store.members.revision()
         chain = grown("T-1", "A", [150, 40, 30, 400])
         first = await store.ingest("T-1", chain[:2], [None, None])
         assert [r.status for r in first.results] == ["accepted"] * 2
-        assert (await store.member_account("A") or {})["tier"] == "classic"  # 190: not silver yet
+        assert (await store.members.account("A") or {})["tier"] == "classic"  # 190: not silver yet
         again = await store.ingest("T-1", chain, [None] * 4)  # the first two again: no growth twice
         assert [r.status for r in again.results] == ["duplicate", "duplicate", "accepted", "accepted"]
-        assert (await store.member_account("A") or {})["tier"] == "gold"
-        assert await store.member_growth("A") == {"2026": 620}
-        moves = await store.tier_changes("A")
+        assert (await store.members.account("A") or {})["tier"] == "gold"
+        assert await store.members.growth("A") == {"2026": 620}
+        moves = await store.members.tier_changes("A")
         assert [(c["from_tier"], c["to_tier"], c["growth"], c["reason"]) for c in moves] == [
             ("classic", "silver", 220, "growth 2026"),
             ("silver", "gold", 620, "growth 2026"),
         ]
         # Terminals hear of the new tier in the next member delta.
-        _, changed = await store.members(before)
+        _, changed = await store.members.since(before)
         assert [(m.member_id, m.tier) for m in changed] == [("A", "gold")]
-        assert await store.check() == []
+        assert await store.reports.check() == []
     finally:
         await store.close()
 
@@ -120,11 +120,11 @@ async def test_growth_counts_for_the_year_the_sale_was_made_in(tmp_path: Path, l
         this_year = [dataclasses.replace(r, created_at="2026-01-02T09:00:00.000Z") for r in grown("T-3", "D", [100])]
         await store.ingest("T-2", late, [None])
         await store.ingest("T-3", sealed(this_year), [None])
-        assert await store.member_growth("D") == {"2025": 150, "2026": 100}
-        assert (await store.member_account("D") or {})["tier"] == "classic"  # neither year reached 200
-        assert (await store.member_account("D") or {})["growth"] == 250  # the lifetime sum stays
+        assert await store.members.growth("D") == {"2025": 150, "2026": 100}
+        assert (await store.members.account("D") or {})["tier"] == "classic"  # neither year reached 200
+        assert (await store.members.account("D") or {})["growth"] == 250  # the lifetime sum stays
         await store.ingest("T-3", grown("T-3", "C", [900]), [None])
-        assert (await store.member_account("C") or {})["tier"] == "vip"  # off the ladder: never moved
+        assert (await store.members.account("C") or {})["tier"] == "vip"  # off the ladder: never moved
     finally:
         await store.close()
 
@@ -134,20 +134,20 @@ async def test_the_yearly_review_moves_members_up_and_down_once(tmp_path: Path, 
     try:
         await store.ingest("T-4", grown("T-4", "A", [120, 100], year="2025"), [None, None])  # silver during 2025
         await store.ingest("T-5", grown("T-5", "D", [300], year="2025"), [None])
-        store.use_rules(ladder_book(Ladder(((0, "classic"), (250, "silver"), (500, "gold"))), 2))  # silver raised
-        moves = await store.review_tiers(2025)
+        store.rules.use(ladder_book(Ladder(((0, "classic"), (250, "silver"), (500, "gold"))), 2))  # silver raised
+        moves = await store.members.review_tiers(2025)
         assert sorted(moves) == [
             ("A", "silver", "classic", 220),  # 220 no longer holds silver
             ("B", "gold", "classic", 0),  # nothing earned in 2025; D's 300 still holds silver
         ]
-        assert (await store.member_account("B") or {})["tier"] == "classic"
-        assert (await store.member_account("C") or {})["tier"] == "vip"
-        assert (await store.tier_changes("B"))[-1]["reason"] == "review 2025"
+        assert (await store.members.account("B") or {})["tier"] == "classic"
+        assert (await store.members.account("C") or {})["tier"] == "vip"
+        assert (await store.members.tier_changes("B"))[-1]["reason"] == "review 2025"
         with pytest.raises(AlreadyReviewedError, match="2025 was reviewed already"):
-            await store.review_tiers(2025)
+            await store.members.review_tiers(2025)
         with pytest.raises(TierReviewError, match="2099 has not ended"):
-            await store.review_tiers(2099)
-        assert (await store.member_account("A") or {})["tier"] == "classic"  # the refused runs moved nobody
+            await store.members.review_tiers(2099)
+        assert (await store.members.account("A") or {})["tier"] == "classic"  # the refused runs moved nobody
     finally:
         await store.close()
 
@@ -201,14 +201,14 @@ async def test_a_refund_takes_growth_back_from_the_sales_year_and_the_tier_it_bo
     try:
         sales = grown("T-6", "A", [150, 70, 400])  # classic → silver (220) → gold (620)
         await store.ingest("T-6", sales, [None] * 3)
-        assert (await store.member_account("A") or {})["tier"] == "gold"
+        assert (await store.members.account("A") or {})["tier"] == "gold"
         # The 400 brought back in the next year: taken from the sale's year.
         refund = sealed([*sales, refund_of(sales[2], year="2027")])[3]
         assert [r.status for r in (await store.ingest("T-6", [refund], [None])).results] == ["accepted"]
-        assert await store.member_growth("A") == {"2026": 220}
-        account = await store.member_account("A") or {}
+        assert await store.members.growth("A") == {"2026": 220}
+        account = await store.members.account("A") or {}
         assert (account["tier"], account["growth"]) == ("silver", 220)
-        assert [(c["from_tier"], c["to_tier"], c["reason"]) for c in await store.tier_changes("A")][-1] == (
+        assert [(c["from_tier"], c["to_tier"], c["reason"]) for c in await store.members.tier_changes("A")][-1] == (
             "gold",
             "silver",
             "refund 2026",
@@ -221,7 +221,7 @@ async def test_a_refund_takes_growth_back_from_the_sales_year_and_the_tier_it_bo
             "quarantined",
             f"it refunds sale {stranger.txn_id}, which the ledger does not hold",
         )
-        assert await store.member_growth("A") == {"2026": 220}
-        assert await store.check() == []
+        assert await store.members.growth("A") == {"2026": 220}
+        assert await store.reports.check() == []
     finally:
         await store.close()

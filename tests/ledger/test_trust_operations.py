@@ -196,7 +196,7 @@ async def test_a_broken_till_is_replaced_its_history_kept_and_its_last_records_r
     # The old chain still verifies, record by record, with the old key.
     store = await ledger.open_store()
     try:
-        old_key = public_key_from_text(await store.chain_key("T-SHOP", 1) or "")
+        old_key = public_key_from_text(await store.terminals.chain_key("T-SHOP", 1) or "")
         rows = await store.db.read(
             lambda tx: tx.all(
                 "SELECT seq, body, prev_hash, hash FROM transactions "

@@ -1,0 +1,66 @@
+"""The refund use case with in-memory collaborators and a journal file: no process, no socket."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.errors import DrainingError, NotFoundError
+from gateway.events import EventHub, RefundRecorded
+from gateway.ledger_link.link import LedgerLink
+from gateway.members.directory import MemberDirectory
+from gateway.payments.desk import PaymentDesk
+from gateway.payments.refunding import RefundDesk
+from gateway.sale.intake import Intake
+from gateway.sale.pricing import Pricer
+from gateway.sale.refunds import Refunds
+from offline_queue.journal import TransactionJournal
+from offline_queue.limits import JournalLimits
+from protocols.refunds import RefundRefusedError
+from tests.gateway.records import draft
+
+SALE_DAY = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+
+
+def refunds_over(journal: TransactionJournal, events: list[object]) -> tuple[Refunds, Intake]:
+    hub = EventHub()
+    hub.listeners.append(events.append)
+    limits = JournalLimits(max_records=1000, max_bytes=10**9, max_pending_age=10**9)
+    desk = RefundDesk(PaymentDesk({}, journal, hub, limits, deadline=5.0, currency="CNY"), journal, hub, 0.01)
+    directory, intake = MemberDirectory(), Intake()
+    pricer = Pricer(directory, "M-1", clock=lambda: SALE_DAY)
+    return Refunds("T-1", journal, desk, directory, pricer, LedgerLink(hub), intake, hub), intake
+
+
+async def test_a_cash_sale_is_refunded_once_in_full_and_the_refund_is_journaled(
+    journal: TransactionJournal,
+) -> None:
+    sale, _ = await journal.append(draft(amount=2_500))
+    events: list[object] = []
+    refunds, _ = refunds_over(journal, events)
+    done = await refunds.refund(sale.txn_id, None, "refund-key-1")
+    assert (done.record.kind, done.record.refund_of, done.record.total_due, done.replayed) == (
+        "refund",
+        sale.txn_id,
+        2_500,
+        False,
+    )
+    assert [t.kind for t in done.record.tenders] == ["cash"]  # back the way it came
+    assert done.record.offline is True  # the link never heard from the ledger
+    again = await refunds.refund(sale.txn_id, None, "refund-key-1")
+    assert (again.replayed, again.record.txn_id) == (True, done.record.txn_id)
+    with pytest.raises(RefundRefusedError):
+        await refunds.refund(sale.txn_id, None, "refund-key-2")  # nothing is left to give back
+    assert [e.refund_of for e in events if isinstance(e, RefundRecorded)] == [sale.txn_id]
+
+
+async def test_no_refund_of_a_sale_this_journal_does_not_hold_nor_while_draining(
+    journal: TransactionJournal,
+) -> None:
+    refunds, intake = refunds_over(journal, [])
+    with pytest.raises(NotFoundError):
+        await refunds.refund("01a20b44-d22e-7abc-8def-000000000000", None, "refund-key-1")
+    intake.draining = True
+    with pytest.raises(DrainingError):
+        await refunds.refund("01a20b44-d22e-7abc-8def-000000000000", None, "refund-key-2")
