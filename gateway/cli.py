@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gateway.config import GatewayConfig, load_config
 from gateway.daemon import run_gateway
+from gateway.errors import StartupError
 from gateway.ledger_link import enrolment as enrollment
 from gateway.ops import journal_cli, status_cli
 from gateway.ops.logs import configure_logging
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             return _enroll(config, args)
         configure_logging(config.log_level, config.log_format)
         asyncio.run(run_gateway(config))
+    except StartupError as err:  # one line, and a code systemd will not restart on
+        print(f"posgw: cannot start: {err}", file=sys.stderr)
+        return err.exit_code
     except FinalError as err:
         print(f"posgw: refusing to continue: {err}", file=sys.stderr)
         return EXIT_REFUSED

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 
 import structlog
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from gateway.api.app import build_app
 from gateway.config import GatewayConfig
+from gateway.errors import AddressInUseError, StartupError
 from gateway.ops import systemd
 from gateway.reload import reload
 from gateway.services import Services
@@ -52,7 +54,13 @@ class Gateway:
         await runner.setup()
         site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
         try:
-            await site.start()
+            try:
+                await site.start()
+            except OSError as err:
+                where = f"{self.config.api.host}:{self.config.api.port}"
+                if err.errno == errno.EADDRINUSE:
+                    raise AddressInUseError(f"the API address {where} is already in use (another posgw?)") from err
+                raise StartupError(f"the API cannot listen on {where}: {err.strerror or err}") from err
             self.port = int(runner.addresses[0][1])
             log.info(
                 "gateway_started",

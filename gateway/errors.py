@@ -107,3 +107,27 @@ class CouponRevokedError(FinalError):
     """The mall withdrew this copy of the coupon."""
 
     code = "coupon-revoked"
+
+
+class StartupError(FinalError):
+    """The daemon cannot start here; restarting it will not help until a person acts.
+
+    ``exit_code`` is a sysexits code the systemd unit's ``RestartPreventExitStatus`` names.
+    """
+
+    code = "cannot-start"
+    exit_code = 70  # EX_SOFTWARE
+
+
+class AddressInUseError(StartupError):
+    """The API's address is taken (another posgw, or another program)."""
+
+    code = "address-in-use"
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class StateDirError(StartupError):
+    """The state directory cannot be made or written."""
+
+    code = "state-dir"
+    exit_code = 73  # EX_CANTCREAT

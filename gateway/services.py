@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from drivers.supervisor import DeviceSupervisor
@@ -13,6 +14,7 @@ from gateway.config import GatewayConfig
 from gateway.devices.cards import CardRouter
 from gateway.devices.dispatch import DeviceEvents
 from gateway.devices.scans import ScanRouter
+from gateway.errors import StateDirError
 from gateway.events import Alert, DeviceChanged, Event, EventHub, LedgerStatus
 from gateway.ledger_link import enrolment
 from gateway.ledger_link.client import LedgerClient
@@ -76,6 +78,7 @@ class Services:
 
     @classmethod
     def build(cls, config: GatewayConfig) -> Services:
+        _make_state_dir(config.state_dir)
         term = config.terminal
         hub = EventHub()
         link = LedgerLink(hub)
@@ -237,3 +240,14 @@ class Services:
                 "attention": [payment_view(p) for p in await self.journal.payments.needing_attention()],
             },
         }
+
+
+def _make_state_dir(path: Path) -> None:
+    """The state directory, made if missing and proved writable, before anything is kept in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".posgw-write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StateDirError(f"the state directory {path} cannot be made or written: {err.strerror or err}") from err

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -96,3 +98,37 @@ async def test_a_ledger_answering_garbage_loses_nothing(
             assert status["ledger"]["last_error"]
     finally:
         await runner.cleanup()
+
+
+def test_a_taken_port_and_an_unmakeable_state_dir_are_one_line_and_a_code_systemd_will_not_retry(
+    tmp_path: Path,
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    cases = [(tmp_path / "gw", port, 69, "already in use"), (blocker / "state", 0, 73, "cannot be made or written")]
+    unit = (Path(__file__).resolve().parents[2] / "config" / "posgw.service").read_text()
+    prevented = next(line for line in unit.splitlines() if line.startswith("RestartPreventExitStatus=")).split("=")[1]
+    try:
+        for state_dir, api_port, code, said in cases:
+            config = tmp_path / f"gw-{code}.toml"
+            config.write_text(
+                f'state_dir = "{state_dir}"\n[terminal]\nid = "T-1"\nstore_id = "S-1"\nmerchant_id = "M-1"\n'
+                f'[api]\nport = {api_port}\ntoken_env = "POSGW_API_TOKEN"\n[ledger]\nurl = "http://127.0.0.1:9"\n'
+            )
+            env = {**os.environ, "POSGW_API_TOKEN": "t" * 32}
+            result = subprocess.run(
+                [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)],
+                capture_output=True, text=True, check=False, env=env, timeout=60,
+            )  # fmt: skip
+            assert result.returncode == code, result.stderr
+            lines = [line for line in result.stderr.splitlines() if line.startswith("posgw:")]
+            assert len(lines) == 1, result.stderr
+            assert said in lines[0]
+            assert "Traceback" not in result.stderr
+            assert str(code) in prevented.split()
+    finally:
+        taken.close()
