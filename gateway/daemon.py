@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import errno
 import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -19,6 +21,7 @@ from gateway.api.app import build_app
 from gateway.config import GatewayConfig
 from gateway.errors import AddressInUseError, StartupError
 from gateway.ops import systemd
+from gateway.ops.supervise import supervised
 from gateway.reload import reload
 from gateway.services import Services
 from protocols.errors import GatewayError
@@ -75,17 +78,22 @@ class Gateway:
                 log.warning("driver_plugin_refused", reason=why)
             systemd.notify("READY=1\nSTATUS=taking sales")
             async with asyncio.TaskGroup() as tg:
-                workers = [
-                    tg.create_task(svc.sync.run(), name="sync"),
-                    tg.create_task(svc.refresher.run(), name="rules-refresh"),
-                    tg.create_task(svc.scans.run(), name="scans"),
-                    tg.create_task(svc.desk.resolve(leftovers), name="payments-resolve"),
-                    tg.create_task(svc.refund_desk.finish(refunds_left), name="refunds-finish"),
-                    *(tg.create_task(s.run(), name=f"device:{s.device.name}") for s in svc.supervisors),
+                # Every task supervised (gateway/ops/supervise.py): an error in one is told and retried,
+                # never allowed to end the TaskGroup and with it the daemon.
+                jobs: list[tuple[str, Callable[[], Awaitable[Any]], bool]] = [
+                    ("sync", svc.sync.run, False),
+                    ("rules-refresh", svc.refresher.run, False),
+                    ("scans", svc.scans.run, False),
+                    ("payments-resolve", lambda: svc.desk.resolve(leftovers), True),
+                    ("refunds-finish", lambda: svc.refund_desk.finish(refunds_left), True),
+                    *((f"device:{s.device.name}", s.run, False) for s in svc.supervisors),
+                    ("watchdog", lambda: systemd.watchdog(self._healthy), True),  # returns at once without systemd
                 ]
                 if svc.mqtt is not None:
-                    workers.append(tg.create_task(svc.mqtt.run(), name="mqtt"))
-                workers.append(tg.create_task(systemd.watchdog(self._healthy), name="watchdog"))
+                    jobs.append(("mqtt", svc.mqtt.run, False))
+                workers = [
+                    tg.create_task(supervised(name, work, svc.hub, once=once), name=name) for name, work, once in jobs
+                ]
                 await self.stopping.wait()
                 log.info("gateway_stopping", in_flight=svc.intake.in_flight)
                 systemd.notify("STOPPING=1\nSTATUS=finishing sales and payments in progress")

@@ -17,6 +17,7 @@ import aiomqtt
 import pytest
 
 from ledger.notices import Broker, NoticePublisher
+from protocols.mqtt_topics import rulebook_topic
 from simulators.fleet import FleetError, run_fleet
 from simulators.fleet_news import FleetBroker
 from simulators.processes import Stack, free_port
@@ -311,3 +312,28 @@ async def test_a_conflict_is_logged_and_alerted_to_the_malls_operators(
     assert got["detail"] == "conflict: points overdrawn by 50 (spent offline twice?)"
     assert got["txn_id"] == spent.txn_id
     assert "conflict_recorded" in (tmp_path / "ledger" / "ledger.log").read_text()
+
+
+async def test_a_payload_that_breaks_the_mqtt_link_is_told_and_the_till_keeps_selling(
+    tmp_path: Path, tokens: dict[str, str], mall: str
+) -> None:
+    """A retained message nested 1,000 deep raised RecursionError out of the link and ended the daemon's
+    TaskGroup (sync, scans, devices with it). Supervised, it is an alert and a retry; sales go on."""
+    async with aiomqtt.Client(*BROKER) as client:
+        await client.publish(rulebook_topic(mall), b"[" * 1000, qos=1, retain=True)
+    try:
+        mqtt = {"host": BROKER[0], "port": BROKER[1], "mall": mall}
+        config = gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens, mqtt=mqtt)
+        async with running_gateway(config) as (_gw, pos):
+            await pos.connect_events()
+            alert = await pos.next_event("alert", within=20)
+            assert alert["code"] == "task-failed"
+            assert "mqtt failed (RecursionError" in alert["message"]
+            basket = (await pos.new_basket())["basket_id"]
+            await pos.add_line(basket, sku="X1", unit_price=1000)
+            assert (await pos.complete_cash(basket, 1000))["record"]["seq"] == 1
+            running = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
+            assert {"sync", "scans", "mqtt", "rules-refresh"} <= running  # nothing else went down with it
+    finally:
+        async with aiomqtt.Client(*BROKER) as client:  # an empty retained message clears it
+            await client.publish(rulebook_topic(mall), b"", qos=1, retain=True)
