@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 from protocols.errors import RetryableError
 
 QUEUE_SIZE = 1000
-MAX_SUBSCRIBERS = 32  # event streams at once: a flood of connections gets a clear refusal, memory stays bounded
+MAX_SUBSCRIBERS = 32  # the POS app's event streams at once: a flood gets a clear refusal, memory stays bounded
+MAX_STATUS_SUBSCRIBERS = 4  # status pages at once, counted apart: they can never take the POS app's streams
+STREAM_CAPS = {"pos": MAX_SUBSCRIBERS, "status": MAX_STATUS_SUBSCRIBERS}
 Wire = dict[str, Any]
 
 
@@ -279,6 +281,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[Event | None]] = set()
+        self._kinds: dict[asyncio.Queue[Event | None], str] = {}  # which cap each stream counts against
         # Called with every event, in the publisher's call (metrics): must be quick and never raise.
         self.listeners: list[Callable[[Event], None]] = []
 
@@ -297,21 +300,25 @@ class EventHub:
             else:
                 queue.put_nowait(event)
 
-    def check_room(self) -> None:
-        if len(self._subscribers) >= MAX_SUBSCRIBERS:
+    def check_room(self, kind: str = "pos") -> None:
+        """Refuse a stream of ``kind`` ("pos": the POS app's, "status": a status page's) past its own cap."""
+        cap = STREAM_CAPS[kind]
+        if sum(1 for q in self._subscribers if self._kinds.get(q) == kind) >= cap:
             raise TooManySubscribersError(
-                f"{MAX_SUBSCRIBERS} event streams are open already; close one (or reconnect later)"
+                f"{cap} {kind} event streams are open already; close one (or reconnect later)"
             )
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event | None]]:
-        self.check_room()
+    async def subscribe(self, kind: str = "pos") -> AsyncIterator[asyncio.Queue[Event | None]]:
+        self.check_room(kind)
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE + 2)
         self._subscribers.add(queue)
+        self._kinds[queue] = kind
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
+            self._kinds.pop(queue, None)
 
     def close(self) -> None:
         """Tell every subscriber the stream has ended."""

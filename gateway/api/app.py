@@ -38,13 +38,19 @@ def _auth_middleware(token: str, tickets: Tickets) -> Any:
         if request.path == "/v1/events" and "ticket" in request.query:  # a browser's WebSocket
             if not tickets.redeem(request.query["ticket"]):
                 raise UnauthorizedError("the event stream ticket is unknown, used or expired; ask for another")
-        elif request.path.startswith("/v1/"):
+        elif request.path.startswith("/v1/") or (request.path == "/status/ws" and not _own_page(request)):
+            # The status stream: the token, or the status page itself (a browser on this till's own origin).
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise UnauthorizedError("missing or wrong bearer token")
         return await handler(request)
 
     return auth
+
+
+def _own_page(request: web.Request) -> bool:
+    """A browser showing this till's own status page (its Origin is the till's own address)."""
+    return request.headers.get("Origin") in (f"http://{request.host}", f"https://{request.host}")
 
 
 def _json(answer: msgspec.Struct | dict[str, Any], status: int = 200) -> web.Response:

@@ -98,10 +98,10 @@ def page(services: Services) -> Any:
 
 def status_socket(services: Services) -> Any:
     async def socket(request: web.Request) -> web.WebSocketResponse:
-        services.hub.check_room()
+        services.hub.check_room("status")  # its own small cap: status pages never take the POS app's streams
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
-        async with services.hub.subscribe() as events:
+        async with services.hub.subscribe("status") as events:
             reader = asyncio.create_task(_drain(ws), name="status-ws-reader")
             try:
                 while not ws.closed and not reader.done():

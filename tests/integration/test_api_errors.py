@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.events import MAX_SUBSCRIBERS
+from gateway.events import MAX_STATUS_SUBSCRIBERS, MAX_SUBSCRIBERS
 from protocols.tokens import TokenClaims, key_id, sign_token
 from simulators.pos_client import ApiProblemError, PosClient
 from tests.harness import LedgerHandle, gateway_config, running_gateway
@@ -167,6 +167,31 @@ async def test_unknown_paths_wrong_methods_and_a_flood_of_event_streams(tmp_path
                     await asyncio.sleep(0.02)
             assert (await again.receive_json())["type"] == "hello"
             await again.close()
+
+
+async def test_status_pages_have_their_own_cap_and_need_the_token_or_their_own_origin(
+    tmp_path: Path, tokens: dict[str, str]
+) -> None:
+    """32 sockets on /status/ws from any local process cut the POS app off its events; now they cannot."""
+    config = gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens)
+    async with running_gateway(config) as (gw, _pos), aiohttp.ClientSession() as http:
+        base, own = f"http://127.0.0.1:{gw.port}", {"Origin": f"http://127.0.0.1:{gw.port}"}
+        with pytest.raises(aiohttp.WSServerHandshakeError) as anonymous:
+            await http.ws_connect(f"{base}/status/ws")  # no token, not the page itself
+        assert anonymous.value.status == 401
+        pages = [await http.ws_connect(f"{base}/status/ws", headers=own) for _ in range(MAX_STATUS_SUBSCRIBERS)]
+        try:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as full:
+                await http.ws_connect(f"{base}/status/ws", headers=own)
+            assert full.value.status == 503
+            auth = {"Authorization": f"Bearer {tokens['api']}"}
+            streams = [await http.ws_connect(f"{base}/v1/events", headers=auth) for _ in range(MAX_SUBSCRIBERS)]
+            for ws in streams:  # every one of the POS app's streams still opens
+                assert (await ws.receive_json())["type"] == "hello"
+                await ws.close()
+        finally:
+            for ws in pages:
+                await ws.close()
 
 
 async def test_slow_clients_do_not_hold_up_the_till(tmp_path: Path, tokens: dict[str, str]) -> None:

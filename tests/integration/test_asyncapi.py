@@ -60,7 +60,8 @@ async def test_what_the_streams_send_during_a_sale_matches_the_document(tmp_path
         await pos.complete_cash(basket, 1_000)
         while not any(m["type"] == "journal" for m in seen):
             seen.append(await pos.next_event())
-        async with aiohttp.ClientSession() as http, http.ws_connect(f"{base}/status/ws") as ws:
+        bearer = {"Authorization": f"Bearer {tokens['api']}"}
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{base}/status/ws", headers=bearer) as ws:
             page = await ws.receive_json()
     for message in seen:
         check(message, events)
