@@ -1,10 +1,14 @@
 # posgw: `make demo` runs the end-to-end demo, `make test` runs every check.
-.PHONY: bootstrap services demo test lint typecheck pytest bench chaos clean
+.PHONY: bootstrap till services demo test lint typecheck pytest bench chaos clean
 
 VENV := .venv/bin
 
 bootstrap:
 	@bash .ci/bootstrap
+
+# A checkout terminal: what the daemon needs, and none of the test-only services (docs/operator-guide.md).
+till:
+	@bash .ci/bootstrap --till
 
 services: bootstrap
 	@bash .ci/services

@@ -36,14 +36,31 @@ def wait_for(check: object, within: float, what: str) -> None:
         time.sleep(0.05)
 
 
+PID_FILE = Path("/run/pcscd/pcscd.pid")  # pcscd writes its pid here; the tests stop that one by its pid
+
+
+def pcscd_pid() -> int | None:
+    """The pid of the pcscd the test session runs (``.ci/services`` or :func:`start_pcscd` started it)."""
+    try:
+        pid = int(PID_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    comm = Path(f"/proc/{pid}/comm")
+    return pid if comm.exists() and comm.read_text().strip() == "pcscd" else None
+
+
 def stop_pcscd() -> None:
-    _as_root("pkill", "-x", "pcscd")
-    wait_for(lambda: not vpcd_listening(), 10, "pcscd did not stop")
+    """Stop the session's pcscd, by its pid (never every pcscd on the host by name)."""
+    pid = pcscd_pid()
+    assert pid is not None, f"no running pcscd named in {PID_FILE}"
+    _as_root("kill", "-TERM", str(pid))
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() and not vpcd_listening(), 10, "pcscd did not stop")
 
 
 def start_pcscd() -> None:
     _as_root("/usr/sbin/pcscd")
     wait_for(vpcd_listening, 10, "pcscd did not start its vpcd reader")
+    wait_for(lambda: pcscd_pid() is not None, 10, f"pcscd did not write {PID_FILE}")
 
 
 def wait_readers_empty(within: float = 10.0) -> None:

@@ -66,7 +66,8 @@ DOCUMENT: dict[str, Any] = {
         },
         "status": {
             "address": "/status/ws",
-            "description": "The status page's live document (no personal data).",
+            "description": "The status page's live document (no personal data); the API token, or a browser "
+            "on the till's own origin (the status page itself).",
             "messages": {"StatusPage": {"$ref": "#/components/messages/StatusPage"}},
         },
     },
