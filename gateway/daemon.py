@@ -77,6 +77,20 @@ class Gateway:
             for why in self.config.refused_plugins:
                 log.warning("driver_plugin_refused", reason=why)
             systemd.notify("READY=1\nSTATUS=taking sales")
+
+            # A retry after a failure settles what is still open of what the previous run left, as the
+            # journal has it now: never again one it already settled, never a payment this run started.
+            left_ids = {p.payment_id for p in leftovers}
+            refund_ids = {p.payment_id for p in refunds_left}
+
+            async def settle_leftover_payments() -> None:
+                open_now = await svc.journal.payments.open_payments()
+                await svc.desk.resolve([p for p in open_now if p.payment_id in left_ids])
+
+            async def finish_leftover_refunds() -> None:
+                open_now = await svc.journal.payments.open_refunds()
+                await svc.refund_desk.finish([p for p in open_now if p.payment_id in refund_ids])
+
             async with asyncio.TaskGroup() as tg:
                 # Every task supervised (gateway/ops/supervise.py): an error in one is told and retried,
                 # never allowed to end the TaskGroup and with it the daemon.
@@ -84,8 +98,8 @@ class Gateway:
                     ("sync", svc.sync.run, False),
                     ("rules-refresh", svc.refresher.run, False),
                     ("scans", svc.scans.run, False),
-                    ("payments-resolve", lambda: svc.desk.resolve(leftovers), True),
-                    ("refunds-finish", lambda: svc.refund_desk.finish(refunds_left), True),
+                    ("payments-resolve", settle_leftover_payments, True),
+                    ("refunds-finish", finish_leftover_refunds, True),
                     *((f"device:{s.device.name}", s.run, False) for s in svc.supervisors),
                     ("watchdog", lambda: systemd.watchdog(self._healthy), True),  # returns at once without systemd
                 ]

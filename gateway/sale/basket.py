@@ -124,8 +124,11 @@ class Basket:
             raise ConflictError("a payment for this basket is still running; wait for its outcome")
 
     def complete(self, txn_id: str, completion_key: str) -> None:
-        """The sale is on disk: the basket is done, and a retry with the same key is answered from it."""
-        self.require_completable()
+        """The sale is on disk: the basket is done, and a retry with the same key is answered from it.
+
+        Checked before the commit (``require_completable``, under the basket's lock), never after it:
+        nothing may refuse a sale that is already in the journal.
+        """
         self.state, self.txn_id, self.completion_key = BasketState.COMPLETED, txn_id, completion_key
 
 
