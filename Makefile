@@ -1,5 +1,5 @@
 # posgw: `make demo` runs the end-to-end demo, `make test` runs every check.
-.PHONY: bootstrap till services demo test lint typecheck pytest bench chaos clean
+.PHONY: bootstrap till services demo test lint typecheck pytest bench chaos fuzz clean
 
 VENV := .venv/bin
 
@@ -24,15 +24,18 @@ typecheck: bootstrap
 	$(VENV)/mypy
 
 pytest: services
-	$(VENV)/pytest
+	$(VENV)/pytest -n 3
 
 test: lint typecheck pytest
 
 bench: services
 	$(VENV)/python -m bench
 
+fuzz: bootstrap
+	$(VENV)/python -m bench.fuzz
+
 chaos: services
-	$(VENV)/python -m bench.chaos --kills 1000
+	$(VENV)/python -m bench.chaos --kills 1000 --network 300
 
 clean:
 	rm -rf .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .schemathesis bench/results

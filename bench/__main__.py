@@ -51,7 +51,7 @@ async def main(scans: int, sales: int, taps: int, exact_cases: int) -> dict[str,
     print("\njournal on an emulated terminal disk: fsync 2 ms, as eMMC (bench/slow_fsync.c; 400 appends, 1 round)")
     slow_disk = await asyncio.to_thread(journal_bench.on_slow_disk, 2000, 400)
     journal_bench.report_ratios(slow_disk)
-    print("\nscan-to-paid through the API against the acquirer simulator (processes), 300 payments each")
+    print("\nscan-to-paid through the API against the WeChat Pay and Alipay simulators (processes), 300 each")
     pay = await pay_latency.run()
     pay_latency.report(pay)
     print("\nledger ingest (the reference ledger as a process, embedded SQLite)")

@@ -27,3 +27,9 @@ class DriverLoadError(FinalError):
     """A driver is registered but could not be imported or is not a driver."""
 
     code = "driver-load-failed"
+
+
+class StatementUnavailableError(RetryableError):
+    """A wallet's statement could not be fetched (no bill for the day yet, no network, not believed)."""
+
+    code = "statement-unavailable"

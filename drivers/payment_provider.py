@@ -7,8 +7,9 @@ entry points, each built from its ``[[payments.providers]]`` options.
 
 from __future__ import annotations
 
+from datetime import date
 from importlib.metadata import EntryPoint
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
 from drivers.registry import PluginRegistry
 from protocols.micropay import Reply, Step
@@ -24,6 +25,8 @@ WALLET_NAMES = {
     "wallet": "The member wallet",
 }
 BUILTIN: dict[str, str] = {
+    "wechatpay": "drivers.wechatpay:WechatPayProvider",
+    "alipay": "drivers.alipay:AlipayProvider",
     "micropay-http": "drivers.micropay_http:MicropayHttpProvider",
     "ecr-serial": "drivers.ecr_terminal:EcrTerminal",
 }
@@ -38,6 +41,15 @@ class PaymentProvider(Protocol):
         For ``Step.REFUND``, ``ref`` is the refund's own reference and ``code`` the original payment's.
         """
         ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class StatementSource(Protocol):
+    """A provider that can also fetch its wallet's statement of a China-time calendar day, as published."""
+
+    async def statement(self, day: date) -> bytes: ...
 
     async def close(self) -> None: ...
 

@@ -122,7 +122,9 @@ class SerialScanner:
         last_arrival = 0.0
         while True:
             try:
-                item = await asyncio.wait_for(self._queue.get(), o.idle_flush if framer.pending else None)
+                # Not wait_for: on 3.11 a chunk arriving as the driver is stopped would drop the stop.
+                async with asyncio.timeout(o.idle_flush if framer.pending else None):
+                    item = await self._queue.get()
             except TimeoutError:
                 for out in framer.flush():
                     yield self._event(out)

@@ -1,4 +1,4 @@
-"""``posgw``: run the daemon, check a config file, look after the journal."""
+"""``posgw``: run the daemon, check a config file, look after the journal, fetch a wallet's statement."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gateway.errors import StartupError
 from gateway.ledger_link import enrolment as enrollment
 from gateway.ops import journal_cli, status_cli
 from gateway.ops.logs import configure_logging
+from gateway.payments import statement_cli
 from protocols.errors import FinalError, RetryableError, SchemaError
 from protocols.version import VERSION
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     check_file = check_sub.add_parser("check", help="validate a config file and report every problem")
     check_file.add_argument("file", type=Path)
     journal_cli.add_parser(sub)
+    statement_cli.add_parser(sub)
     status_cli.add_parsers(sub)
     enrol = sub.add_parser("enroll", help="enrol this till with the ledger, with an operator's one-time code")
     enrol.add_argument("-c", "--config", type=Path, required=True, help="TOML config file")
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "journal":
             return journal_cli.run(args, config)
         assert config is not None
+        if args.command == "payments":
+            return statement_cli.run(args, config)
         if args.command in ("status", "devices"):
             return status_cli.run(args, config)
         if args.command == "config":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivers.base import Device
+from drivers.credentials import read_secret
 from drivers.errors import DriverLoadError, DriverNotFoundError
 from drivers.payment_provider import WALLETS, PaymentProvider, ProviderRegistry
 from drivers.registry import DriverRegistry
@@ -42,6 +43,9 @@ class ApiConfig:
     # Browser pages allowed to use the API (CORS), as origins: "http://127.0.0.1:8080".
     allowed_origins: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()  # names the Host header may carry besides the loopback ones and ``host``
+    max_connections: int = 256  # at once (gateway/api/door.py); never more than the descriptor limit allows
+    first_byte_timeout: float = 10.0  # seconds a new connection may stay silent before it is closed
+    keepalive_timeout: float = 15.0  # seconds an idle keep-alive connection is kept between requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,21 +131,9 @@ class GatewayConfig:
 
 
 def _secret(f: Fields, what: str, default_env: str, env: dict[str, str]) -> str:
-    """A token from ``<key>_file`` or the environment variable ``<key>_env`` names."""
-    file_key, env_key = f"{what}_file", f"{what}_env"
-    path = f.file_path(file_key, "")
-    var = f.text(env_key, default_env, pattern=r"[A-Z_][A-Z0-9_]*")
-    if path:
-        try:
-            value = Path(path).read_text().strip()
-        except OSError as err:
-            f.problems.add(f"{f.path}.{file_key}", f"cannot read {path}: {err.strerror}")
-            return ""
-    else:
-        value = env.get(var, "").strip()
-    if not value:
-        f.problems.add(f"{f.path}.{what}", f"no {what}: set {file_key} or the environment variable {var}")
-    elif len(value) < 16:
+    """A token from ``<key>_file`` or the environment variable ``<key>_env`` names; at least 16 characters."""
+    value = read_secret(f, what, default_env, env)
+    if value and len(value) < 16:
         f.problems.add(f"{f.path}.{what}", f"the {what} must be at least 16 characters")
     return value
 
@@ -155,6 +147,9 @@ def _read_api(f: Fields, env: dict[str, str]) -> ApiConfig:
         allow_remote=f.flag("allow_remote", False),
         allowed_origins=tuple(o.rstrip("/") for o in f.texts("allowed_origins")),
         hosts=tuple(f.texts("hosts")),
+        max_connections=f.integer("max_connections", 256, minimum=8, maximum=100_000),
+        first_byte_timeout=f.number("first_byte_timeout", 10.0, minimum=0.1, maximum=300.0),
+        keepalive_timeout=f.number("keepalive_timeout", 15.0, minimum=1.0, maximum=3600.0),
     )
     for i, origin in enumerate(api.allowed_origins):
         if not re.fullmatch(r"https?://[^/\s?#]+", origin):

@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 
 from gateway.api.app import build_app
+from gateway.api.door import Door, GuardedSite, connection_budget, raise_fd_limit
 from gateway.config import GatewayConfig
 from gateway.errors import AddressInUseError, StartupError
 from gateway.ops import systemd
@@ -38,6 +39,7 @@ class Gateway:
         self.services = Services.build(config)
         self.stopping = asyncio.Event()
         self.port: int | None = None
+        self.door: Door | None = None  # the API's connection count, once listening
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -49,13 +51,22 @@ class Gateway:
     async def run(self) -> None:
         svc = self.services
         await svc.journal.open()
+        await svc.joining.restore()  # customers enrolled here are members here, before the first sale
         # Payments a previous run left open: listed before the till can take new ones,
         # settled in the background (querying a provider may take its deadline).
         leftovers = await svc.journal.payments.open_payments()
         refunds_left = await svc.journal.payments.open_refunds()
-        runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None, shutdown_timeout=DRAIN_TIMEOUT)
+        api = self.config.api
+        runner = web.AppRunner(
+            build_app(svc),
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=DRAIN_TIMEOUT,
+            keepalive_timeout=api.keepalive_timeout,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
+        budget = connection_budget(api.max_connections, raise_fd_limit())
+        site = GuardedSite(runner, api.host, api.port, budget, api.first_byte_timeout)
         try:
             try:
                 await site.start()
@@ -65,6 +76,7 @@ class Gateway:
                     raise AddressInUseError(f"the API address {where} is already in use (another posgw?)") from err
                 raise StartupError(f"the API cannot listen on {where}: {err.strerror or err}") from err
             self.port = int(runner.addresses[0][1])
+            self.door = site.door
             log.info(
                 "gateway_started",
                 terminal=self.config.terminal.terminal_id,
@@ -113,7 +125,8 @@ class Gateway:
                 systemd.notify("STOPPING=1\nSTATUS=finishing sales and payments in progress")
                 svc.intake.draining = True
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(svc.intake.wait_idle(), DRAIN_TIMEOUT)
+                    async with asyncio.timeout(DRAIN_TIMEOUT):
+                        await svc.intake.wait_idle()
                 # A payment is never cut off half way: its flow ends (paid, declined, reversed) first.
                 await svc.desk.wait_idle()
                 for task in workers:
@@ -134,7 +147,8 @@ class Gateway:
 
     async def _final_sync(self) -> None:
         with contextlib.suppress(GatewayError, TimeoutError):
-            await asyncio.wait_for(self.services.sync.sync_once(), FINAL_SYNC_TIMEOUT)
+            async with asyncio.timeout(FINAL_SYNC_TIMEOUT):
+                await self.services.sync.sync_once()
 
 
 async def run_gateway(config: GatewayConfig) -> None:

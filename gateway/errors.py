@@ -79,10 +79,28 @@ class LedgerGarbageError(LedgerError):
     code = "ledger-bad-reply"
 
 
+class LedgerUnverifiedError(LedgerError):
+    """An answer not signed by the ledger key this till pinned, or not bound to its request: not believed."""
+
+    code = "ledger-unverified"
+
+
 class LedgerRefusedError(FinalError):
     """The ledger answered, and said no (for example: not enough points)."""
 
     code = "ledger-refused"
+
+
+class AlreadyMemberError(ConflictError):
+    """A customer asked to join with a phone number a member already carries: attach them instead."""
+
+    code = "already-a-member"
+
+
+class CardBindingRefusedError(ConflictError):
+    """The ledger would not bind this card: another member's (named masked, with the operator's way out)."""
+
+    code = "card-owned"
 
 
 class LedgerAuthError(LedgerError):

@@ -17,14 +17,16 @@ from gateway.devices.scans import ScanRouter
 from gateway.errors import StateDirError
 from gateway.events import Alert, DeviceChanged, Event, EventHub, LedgerStatus
 from gateway.ledger_link import enrolment
-from gateway.ledger_link.client import LedgerClient
+from gateway.ledger_link.client import LedgerClient, pinned_keys
 from gateway.ledger_link.link import LedgerLink
 from gateway.ledger_link.mqtt import MqttLink
 from gateway.ledger_link.rules import RulesRefresher
 from gateway.ledger_link.sync import SyncWorker
 from gateway.members.directory import MemberDirectory
 from gateway.members.identify import Identification
+from gateway.members.joining import Joining
 from gateway.members.points import PointsSpending
+from gateway.ops.health import Check, ledger_checks
 from gateway.ops.metrics import Metrics
 from gateway.payments.desk import PaymentDesk
 from gateway.payments.messages import payment_view
@@ -41,6 +43,7 @@ from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.limits import JournalLimits
 from offline_queue.personal import Keyring
+from offline_queue.rows import JournalStats
 from protocols.errors import GatewayError
 from protocols.pacing import RefreshPacer
 from protocols.version import VERSION
@@ -71,6 +74,7 @@ class Services:
     scans: ScanRouter
     cards: CardRouter
     devices: DeviceEvents
+    joining: Joining
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
     mqtt: MqttLink | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -84,16 +88,23 @@ class Services:
         link = LedgerLink(hub)
         baskets = BasketStore()
         enrolled = enrolment.load(config)
-        # The ledger's key: pinned at enrolment (or named in the config), believed from then on.
-        directory = MemberDirectory(
-            pinned_key=config.ledger.rulebook_key or (enrolled.pinned_key if enrolled else None)
-        )
+        # The ledger's keys: named in the config, else pinned at enrolment; never learned from what is cached.
+        pinned = [config.ledger.rulebook_key] if config.ledger.rulebook_key else []
+        pinned = pinned or (list(enrolled.issuer_keys.values()) if enrolled else [])
+        directory = MemberDirectory(pinned_key=pinned[0] if pinned else None)
         directory.load(config.cache_path)
         keyring = Keyring.from_text(config.journal.keys, config.journal.keys_source) if config.journal.keys else None
         key = load_or_create_signing_key(config.key_path)
         epoch = enrolled.epoch if enrolled else 1
         journal = TransactionJournal(config.journal_path, key, keyring=keyring, epoch=epoch)
-        client = LedgerClient(config.ledger.url, term.terminal_id, key, config.ledger.timeout, config.ledger.ca_file)
+        client = LedgerClient(
+            config.ledger.url,
+            term.terminal_id,
+            key,
+            config.ledger.timeout,
+            config.ledger.ca_file,
+            pinned_keys(pinned),
+        )
         limits = JournalLimits(config.journal.max_records, config.journal.max_bytes, config.journal.max_pending_age)
         sync = SyncWorker(
             term.terminal_id, journal, client, link, config.ledger.sync_interval, config.ledger.batch_size, limits
@@ -118,7 +129,7 @@ class Services:
         building = Building(baskets, intake, directory, journal.lookups, points, hub, config.token_leeway)
         paying = Paying(desk, pricer, identification, building, intake, hub)
         completion = Completion(term, journal, pricer, identification, points, link, sync, client, intake, hub)
-        refunds = Refunds(term.terminal_id, journal, refund_desk, directory, pricer, link, intake, hub)
+        refunds = Refunds(term.terminal_id, journal, refund_desk, directory, pricer, link, intake, hub, client)
         scans = ScanRouter(baskets, building, identification, paying, hub)
         cards = CardRouter(identification, pricer, scans, hub)
         svc = cls(
@@ -143,6 +154,7 @@ class Services:
             scans,
             cards,
             DeviceEvents(scans, cards, hub),
+            Joining(term.terminal_id, term.store_id, term.merchant_id, term.currency, directory, client, journal, link),
         )
         svc.supervisors = [DeviceSupervisor(d.device, svc.devices.on_event) for d in config.devices]
         hub.listeners.append(svc.metrics.observe)
@@ -155,7 +167,7 @@ class Services:
                 lambda: (directory.rulebook.version, directory.members_version or 0),
                 refresher.kick,
                 link.records_waiting,
-                directory.revoke_coupons,
+                refresher.revocations_announced,
                 refresh_now=refresher.kick_now,
             )
         return svc
@@ -175,29 +187,32 @@ class Services:
         return {**(await self.status()), "recent_errors": list(self.recent_errors)}
 
     async def readiness(self) -> tuple[bool, list[dict[str, Any]]]:
-        """Can this till take a sale now, and what is degraded: (ready, checks with reasons).
+        """Can this till take a sale now, and what is degraded: (ready, every named check with its reason).
 
         Not ready only when a sale could not be recorded (the journal) or the
-        daemon is stopping. The ledger out of reach or a device away degrade
-        the till (offline sales, keyboard entry) but do not stop it.
+        daemon is stopping. Everything else degrades the till (offline
+        sales, full prices, keyboard entry) and is said, by name
+        (``gateway/ops/health.py``).
         """
-        checks: list[dict[str, Any]] = []
+        checks = await self.checks()
+        self.metrics.checks(checks)
+        return all(c.ok for c in checks if c.critical), [c.to_wire() for c in checks]
+
+    async def checks(self) -> list[Check]:
+        stats: JournalStats | None = None
         try:
             stats = await self.journal.stats()
             breaches = self.sync.limits.breaches(stats)
-            checks.append({"name": "journal", "ok": True, "critical": True, "reason": "; ".join(breaches) or None})
+            journal = Check("journal", True, "; ".join(breaches) or None, critical=True)
         except GatewayError as err:
-            checks.append({"name": "journal", "ok": False, "critical": True, "reason": str(err)})
-        stopping = self.intake.draining
-        checks.append(
-            {"name": "accepting", "ok": not stopping, "critical": True, "reason": "shutting down" if stopping else None}
-        )
-        sync = self.link.state
-        checks.append({"name": "ledger", "ok": sync.online, "critical": False, "reason": sync.last_error})
-        for s in self.supervisors:
-            ok = s.status.state in ("idle", "busy")
-            checks.append({"name": f"device:{s.device.name}", "ok": ok, "critical": False, "reason": s.status.error})
-        return all(c["ok"] for c in checks if c["critical"]), checks
+            journal = Check("journal", False, str(err), critical=True)
+        checks = [journal, Check("accepting", not self.intake.draining, "shutting down", critical=True)]
+        checks += ledger_checks(self.link.state, self.directory, stats)
+        checks += [
+            Check(f"device:{s.device.name}", s.status.state in ("idle", "busy"), s.status.error)
+            for s in self.supervisors
+        ]
+        return checks
 
     async def fleet_status(self) -> dict[str, Any]:
         """What store IT's fleet view needs of this terminal (published over MQTT)."""
@@ -229,6 +244,7 @@ class Services:
             },
             "rulebook_version": self.directory.rulebook.version,
             "members_cached": len(self.directory.members or {}),
+            "checks": [c.to_wire() for c in await self.checks()],
             "active_basket": self.baskets.active_id,
             "mqtt": None
             if self.mqtt is None

@@ -21,6 +21,7 @@ from ledger.database import DATABASE_HELP, StorageError
 from ledger.issuer import issue_coupon
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
 from ledger.rulebooks import RulebookRefusedError
+from ledger.statement_check import reconcile_statement
 from ledger.store import LedgerStore
 from ledger.tiers import AlreadyReviewedError, TierReviewError
 from protocols.business_day import business_day
@@ -28,6 +29,7 @@ from protocols.errors import SchemaError
 from protocols.money import format_cny
 from protocols.rulebook import MemberEntry, Rulebook
 from protocols.schema import Fields, Problems
+from protocols.untrusted_json import read_json
 
 PROGRESS_EVERY = 5_000
 
@@ -46,6 +48,11 @@ def add_commands(sub: Any) -> None:
     report.add_argument("kind", choices=["day", "reconcile", "points"])
     report.add_argument("--day", help="the mall's business day, YYYY-MM-DD (default: today in the mall's zone)")
     report.add_argument("--journal", type=Path, help="reconcile: a terminal's `posgw journal export` (JSON lines)")
+    report.add_argument(
+        "--statement",
+        type=Path,
+        help="reconcile: a wallet's daily statement (`posgw payments statement`); --day is its China-time date",
+    )
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     books = sub.add_parser("check", help="check the books: postings sum to zero, balances match their accounts")
     points = sub.add_parser("points", help="points jobs: expire what was earned before a date and not spent")
@@ -53,6 +60,9 @@ def add_commands(sub: Any) -> None:
     points.add_argument(
         "--before", help="the mall's day: points earned before its midnight lapse (default: 1 January of this year)"
     )
+    wallet = sub.add_parser("wallet", help="stored-value jobs: top-up bonuses whose day has come lapse")
+    wallet.add_argument("action", choices=["expire"])
+    wallet.add_argument("--day", help="the mall's business day: bonuses lapsing on or before it go (default: today)")
     tier = sub.add_parser("tiers", help="tier jobs: the yearly review of tiers by growth value")
     tier.add_argument("action", choices=["review"])
     tier.add_argument("--year", type=int, help="the calendar year to review (default: last year, in the mall's zone)")
@@ -67,7 +77,7 @@ def add_commands(sub: Any) -> None:
     copy = sub.add_parser("copy", help="copy this SQLite ledger into an empty PostgreSQL database (whole or nothing)")
     copy.add_argument("--data", type=Path, required=True, help="the ledger's data directory (its ledger.sqlite3)")
     copy.add_argument("--to", required=True, metavar="postgresql://…", help="the empty PostgreSQL database")
-    for parser in (members, member, report, books, points, tier, rules, coupons, *operations.add_commands(sub)):
+    for parser in (members, member, report, books, points, wallet, tier, rules, coupons, *operations.add_commands(sub)):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
         parser.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
         add_secrets_option(parser)
@@ -108,6 +118,13 @@ async def _run(args: argparse.Namespace) -> int:
                 f"(earned before {before}, {store.rules.shelf.zone})"
             )
             return 0
+        if args.command == "wallet":
+            day = args.day or business_day(datetime.now(UTC), store.rules.shelf.zone).isoformat()
+            lapsed = await store.members.expire_bonuses(day)
+            for member_id, fen in sorted(lapsed.items()):
+                print(f"  {member_id}: {format_cny(fen)} of top-up bonus lapsed")
+            print(f"{format_cny(sum(lapsed.values()))} of top-up bonus lapsed for {len(lapsed)} members (day {day})")
+            return 0
         if args.command == "tiers":
             return await review_tiers(store, args)
         if args.command == "rulebook":
@@ -132,8 +149,10 @@ async def _run(args: argparse.Namespace) -> int:
             summary = day_summary(records, day, points, store.rules.shelf.zone)
             print(json.dumps(summary, indent=2) if args.json else _day_table(summary))
             return 0
+        if args.statement is not None:
+            return await reconcile_statement(store, args.statement, args.day, as_json=args.json)
         if args.journal is None:
-            print("posgw-ledger: report reconcile needs --journal EXPORT.jsonl", file=sys.stderr)
+            print("posgw-ledger: report reconcile needs --journal EXPORT.jsonl or --statement FILE", file=sys.stderr)
             return 2
         return await reconcile_journal(store, args.journal, day, as_json=args.json)
     finally:
@@ -242,10 +261,22 @@ async def load_members(store: LedgerStore, path: Path) -> int:
         for p in err.problems[:50]:
             print(f"  - {p}", file=sys.stderr)
         return 65
+    differing: list[tuple[str, int, int]] = []
     for start in range(0, len(entries), PROGRESS_EVERY):
-        await store.members.upsert(entries[start : start + PROGRESS_EVERY])
+        differing += await store.members.upsert(entries[start : start + PROGRESS_EVERY])
         done = min(start + PROGRESS_EVERY, len(entries))
         print(f"loaded {done:,} / {len(entries):,} members ({done / len(entries):.0%})", file=sys.stderr)
+    if differing:
+        print(
+            f"posgw-ledger: the wallet column was not applied to {len(differing):,} existing member(s): stored value "
+            "moves only by top-ups at a till, payments and refunds, never from a file",
+            file=sys.stderr,
+        )
+        for member_id, wanted, held in differing[:20]:
+            print(
+                f"  - {member_id}: the file says {format_cny(wanted)}, the ledger holds {format_cny(held)}",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -288,7 +319,7 @@ async def show_member(store: LedgerStore, member_id: str) -> int:
 async def reconcile_journal(store: LedgerStore, journal: Path, day: str, *, as_json: bool) -> int:
     """The terminal's totals (from its journal export) against the ledger's, to the fen; exit 1 on any difference."""
     with journal.open(encoding="utf-8") as fh:
-        theirs = [json.loads(line) for line in fh if line.strip()]
+        theirs = [read_json(line, f"{journal} line", max_bytes=1024 * 1024) for line in fh if line.strip()]
     zone = store.rules.shelf.zone
     mine = totals_by_terminal(theirs, day, zone)
     held = totals_by_terminal(await store.reports.records_of_day(day), day, zone)
@@ -317,6 +348,8 @@ def _day_table(s: dict[str, Any]) -> str:
         f"  points issued {points['issued']:,}, redeemed {points['redeemed']:,} (offset {points['offset']:,}, "
         f"exchanged {points['exchanged']:,}), clawed back {points['clawed_back']:,}, returned {points['returned']:,}",
         f"  stored value paid (net) {format_cny(s['wallet_paid_net'])}",
+        f"  stored value sold (top-ups) {format_cny(s['topups'])}, bonus given {format_cny(s['topup_bonus'])}",
+        f"  customers who joined at a till {s['joins']:,}",
     ]
     if s["quarantined"]:
         lines.append(f"  in quarantine: {s['quarantined']} records, {format_cny(s['quarantined_due'])} (not counted)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -26,16 +25,20 @@ from ledger import holds
 from ledger.auth import AuthError, Principal
 from ledger.chain_check import seal_refusals, vouched_refusals
 from ledger.database import StorageUnavailableError
+from ledger.http import MAX_BATCH_BYTES, PRINCIPAL, SERVICE, body_of, me, one_field, own, param, problem
 from ledger.identity import IdentifierOwnedError
 from ledger.issuer import issue_coupon
+from ledger.member_desk import bind_card, code_of, wallet_statement
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.service import LedgerService
 from ledger.terminals import EnrolRefusedError
+from protocols import http_signature
 from protocols.enrolment import CODE_PATTERN
 from protocols.errors import GatewayError, SchemaError
 from protocols.money import format_cny
 from protocols.payer import payer_identifier
 from protocols.records import ID_PATTERN, MAX_POINTS
+from protocols.revocations import revocations_to_wire, sign_revocations
 from protocols.rulebook import sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
 from protocols.sync import SyncReply, batch_from_wire, seal_items
@@ -44,25 +47,18 @@ from protocols.tokens import TokenClaims, b64url_decode, key_id, public_key_text
 log = structlog.get_logger("posgw.ledger")
 
 QR_TOKEN_LIFETIME = 60
-MAX_BATCH_BYTES = 8 * 1024 * 1024
+WALLET_CODE_LEEWAY = 30  # seconds a wallet code is still taken past its expiry (the two clocks differ)
 MAX_POINTS_HOLD = 10**9
 MAX_FEN_HOLD = 10**10
 assert MAX_POINTS_HOLD <= MAX_POINTS
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-SERVICE = web.AppKey("ledger", LedgerService)
 VERIFY_WORKERS = int(os.environ.get("POSGW_LEDGER_VERIFY_WORKERS", 0)) or os.cpu_count() or 2
 # "chain" (the default): every hash link, one signature vouching for a run; "every": each record's signature.
 SEAL_CHECK = os.environ.get("POSGW_LEDGER_SEAL_CHECK", "chain")
 
 
-def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
-    body = {"type": f"urn:posgw:problem:{code}", "title": code, "status": status, "detail": detail, **extra}
-    return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
-
-
-PRINCIPAL = web.RequestKey("principal", Principal)
 _CHALLENGE = {
     "terminal": 'Signature realm="posgw-ledger", label="posgw", alg="ed25519"',
     "app": 'Bearer realm="posgw-ledger-app"',
@@ -84,20 +80,24 @@ async def _authenticate(request: web.Request, needs: str) -> Principal:
     return await svc.auth.terminal(request.method, request.path, request.query_string, body, headers)
 
 
-def me(request: web.Request) -> Principal:
-    return request[PRINCIPAL]
-
-
-def own(request: web.Request, terminal_id: str, what: str) -> None:
-    """A terminal acts only for itself (an operator, where a route admits one, for any)."""
-    if me(request).kind == "operator":
-        return
-    if me(request).name != terminal_id:
-        raise AuthError(403, "not-your-terminal", f"terminal {me(request).name} may not {what} for {terminal_id}")
-
-
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate, turn every error into a problem document, and sign the answer to a signed request."""
+    response = await _answer(request, handler)
+    signature = request.headers.get("Signature", "")
+    if signature.startswith(f"{http_signature.LABEL}=:") and isinstance(response, web.Response):
+        # Bound to the till's request by its signature: the till believes only answers its pinned key signed.
+        body = response.body if isinstance(response.body, bytes) else b""
+        issuer = request.app[SERVICE].issuer
+        response.headers.update(
+            http_signature.sign_response(
+                issuer, key_id(issuer.public_key()), response.status, body, signature, int(time.time())
+            )
+        )
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     svc = request.app[SERVICE]
     needs = ROLE.get(request.match_info.handler)
     started = time.perf_counter()
@@ -201,25 +201,15 @@ async def members(request: web.Request) -> web.Response:
             raise ValueError(since)
     except ValueError:
         return problem(400, "bad-request", "since must be a whole number, 0 or more")
+    revoked = await svc.store.revocations_version()  # read first: the members cannot be older than this
     version, entries = await svc.store.members.since(since)
-    snapshot = {"version": version, "full": since == 0, "members": [m.to_wire() for m in entries]}
+    snapshot = {
+        "version": version,
+        "full": since == 0,
+        "revocations": revoked,
+        "members": [m.to_wire() for m in entries],
+    }
     return web.json_response(sign_members(snapshot, svc.issuer))
-
-
-def _param(request: web.Request, name: str) -> str:
-    """A path parameter that must be an id (``A-Za-z0-9_.:-``, 1-64): anything else is a 422, not a lookup."""
-    value = request.match_info[name]
-    if not re.fullmatch(ID_PATTERN, value):
-        raise SchemaError(f"path {name}", [f"{name}: {value[:32]!r} is not an id ({ID_PATTERN})"])
-    return value
-
-
-async def _json(request: web.Request) -> object:
-    """The request's JSON body; not JSON is a 400 the guard reports."""
-    try:
-        return json.loads(await request.read())
-    except ValueError as err:
-        raise web.HTTPBadRequest(text=f"body is not JSON: {err}") from err
 
 
 async def sync_batch(request: web.Request) -> web.Response:
@@ -227,7 +217,7 @@ async def sync_batch(request: web.Request) -> web.Response:
     (chain or seal), or quarantined (the ledger cannot believe it: ``ledger/recheck.py``)."""
     svc = request.app[SERVICE]
     who = me(request)
-    data = await _json(request)
+    data = await body_of(request)
     claimed, items = seal_items(data)
     if claimed is not None:
         own(request, claimed, "send records")
@@ -310,25 +300,19 @@ def _start_seal_checks(
     return asyncio.ensure_future(joined())
 
 
-async def _one_field(request: web.Request, what: str, name: str, pattern: str) -> str:
-    """Read ``{"<name>": "..."}``; a bad body raises the problem the guard turns into 400/422."""
-    problems = Problems(what)
-    value = Fields(await _json(request), problems).text(name, pattern=pattern)
-    problems.raise_if_any()
-    return value
-
-
 async def hello(request: web.Request) -> web.Response:
-    """A terminal's cheap probe: the ledger accepts its key now (and says its clock, for a till's skew)."""
+    """A terminal's cheap probe: the ledger accepts its key now, says its clock (for a till's skew) and what it
+    holds of the terminal's chain (contiguous to ``high_seq``, the ``gaps`` above, up to ``held_to``)."""
     who = me(request)
-    return web.json_response({"terminal_id": who.name, "epoch": who.epoch, "time": time.time()})
+    chain = await request.app[SERVICE].store.terminals.chain_view(who.name, who.epoch)
+    return web.json_response({"terminal_id": who.name, "epoch": who.epoch, "time": time.time(), **chain.to_wire()})
 
 
 async def enrol(request: web.Request) -> web.Response:
     """A till proves its journal key with a one-time code (``ledger/terminals.py``) and gets the ledger's keys."""
     svc = request.app[SERVICE]
     problems = Problems("enrolment")
-    f = Fields(await _json(request), problems)
+    f = Fields(await body_of(request), problems)
     terminal_id = f.text("terminal_id", pattern=ID_PATTERN)
     code = f.text("code", pattern=CODE_PATTERN)
     public_key = f.text("public_key", pattern=r"[A-Za-z0-9_-]{43}")
@@ -353,7 +337,7 @@ async def enrol(request: web.Request) -> web.Response:
 
 async def terminal_records(request: web.Request) -> web.Response:
     """Every record the ledger holds from one terminal, in seq order (reconciliation, audits): its own."""
-    terminal_id = _param(request, "terminal_id")
+    terminal_id = param(request, "terminal_id")
     own(request, terminal_id, "read the records")
     return web.json_response({"records": await request.app[SERVICE].store.reports.terminal_records(terminal_id)})
 
@@ -375,7 +359,7 @@ async def identifier(request: web.Request) -> web.Response:
 async def member_qr(request: web.Request) -> web.Response:
     """Issue a fresh member QR code (``?kind=wallet``: a wallet pay code) for the member app to show."""
     svc = request.app[SERVICE]
-    member_id = _param(request, "member_id")
+    member_id = param(request, "member_id")
     if await svc.store.members.account(member_id) is None:
         return problem(404, "unknown-member", f"no member {member_id}")
     prefix = "PW1." if request.query.get("kind") == "wallet" else "PM1."
@@ -387,7 +371,7 @@ async def member_qr(request: web.Request) -> web.Response:
 async def add_identifier(request: web.Request) -> web.Response:
     """A service desk issues a card to a member (``{"identifier": "card:8600000123"}``), or the member app
     binds a wallet account (``payer:wechat:<payer id>``: "pay = member")."""
-    ident = await _one_field(
+    ident = await one_field(
         request,
         "identifier",
         "identifier",
@@ -397,16 +381,16 @@ async def add_identifier(request: web.Request) -> web.Response:
         _, wallet, payer = ident.split(":", 2)
         ident = payer_identifier(wallet, payer, b64url_decode(request.app[SERVICE].rulebook.phone_salt))
     # Another member's card is refused (identifier-owned, 409): moving one is an operator's command.
-    if not await request.app[SERVICE].store.members.add_identifier(_param(request, "member_id"), ident):
+    if not await request.app[SERVICE].store.members.add_identifier(param(request, "member_id"), ident):
         return problem(404, "unknown-member", "no such member")
-    return web.json_response({"member_id": _param(request, "member_id"), "identifier": ident}, status=201)
+    return web.json_response({"member_id": param(request, "member_id"), "identifier": ident}, status=201)
 
 
 async def member_coupon(request: web.Request) -> web.Response:
     """Issue a coupon to a member: ``{"coupon_id": "C-20-OFF-200"}`` → a ``CP1.`` token."""
     svc = request.app[SERVICE]
-    member_id = _param(request, "member_id")
-    coupon_id = await _one_field(request, "coupon", "coupon_id", r"[A-Za-z0-9_.-]{1,64}")
+    member_id = param(request, "member_id")
+    coupon_id = await one_field(request, "coupon", "coupon_id", r"[A-Za-z0-9_.-]{1,64}")
     if coupon_id not in svc.rulebook.coupons:
         return problem(404, "unknown-coupon", f"no coupon {coupon_id} in the rulebook")
     if await svc.store.members.account(member_id) is None:
@@ -414,25 +398,28 @@ async def member_coupon(request: web.Request) -> web.Response:
     return web.json_response(issue_coupon(svc.issuer, svc.rulebook, coupon_id, member_id, int(time.time())), status=201)
 
 
-async def _hold_request(request: web.Request, what: str, amount: str, maximum: int) -> tuple[str, int, str]:
-    """``member_id``, the amount and the ref of a hold request; a ``terminal_id`` in it must be the caller's."""
+async def _hold_request(request: web.Request, what: str, amount: str, maximum: int) -> tuple[str, int, str, str | None]:
+    """``member_id``, the amount, the ref and (stored value) the wallet code of a hold request; a
+    ``terminal_id`` in it must be the caller's."""
     problems = Problems(what)
-    f = Fields(await _json(request), problems)
+    f = Fields(await body_of(request), problems)
     member_id = f.text("member_id", pattern=ID_PATTERN)
     value = f.integer(amount, minimum=1, maximum=maximum)
-    ref = f.text("ref", pattern=ID_PATTERN) if amount == "amount" else f.text("txn_id", pattern=r"[0-9a-f-]{36}")
+    wallet = amount == "amount"
+    ref = f.text("ref", pattern=ID_PATTERN) if wallet else f.text("txn_id", pattern=r"[0-9a-f-]{36}")
+    code = f.text("code", max_len=512, pattern=r"PW1\.[A-Za-z0-9_.-]+") if wallet else None
     terminal_id = f.optional_text("terminal_id", pattern=ID_PATTERN)
     f.done()
     problems.raise_if_any()
     if terminal_id is not None:
         own(request, terminal_id, "hold a balance")
-    return member_id, value, ref
+    return member_id, value, ref, code
 
 
 async def reserve(request: web.Request) -> web.Response:
     """Hold a member's points for a sale about to be made (two-phase: the sale record posts the hold)."""
     svc = request.app[SERVICE]
-    member_id, points, txn_id = await _hold_request(request, "reservation", "points", MAX_POINTS_HOLD)
+    member_id, points, txn_id, _ = await _hold_request(request, "reservation", "points", MAX_POINTS_HOLD)
     held = await svc.store.holds.reserve_points(member_id, points, txn_id, me(request).name)
     if held is None:
         available = await svc.store.holds.available(member_id, "points")
@@ -449,7 +436,7 @@ async def release(request: web.Request) -> web.Response:
 
 async def _void(request: web.Request, name: str, unit: str) -> None:
     svc = request.app[SERVICE]
-    ref = _param(request, name) if name == "ref" else request.match_info[name]
+    ref = param(request, name) if name == "ref" else request.match_info[name]
     if not re.fullmatch(ID_PATTERN, ref):
         raise SchemaError(f"path {name}", [f"{name}: not an id"])
     hold = await svc.store.holds.get(ref)
@@ -461,10 +448,22 @@ async def _void(request: web.Request, name: str, unit: str) -> None:
 
 
 async def wallet_hold(request: web.Request) -> web.Response:
-    """Hold stored value for a payment about to be made: ``{"member_id", "amount", "ref"}``."""
+    """Hold stored value for a payment about to be made: ``{"member_id", "amount", "ref", "code"}``.
+
+    ``code`` is the member's ``PW1.`` wallet code itself: the ledger checks it
+    (its own signature, not expired, this member's) rather than believe the
+    till, and lets it pay one payment only.
+    """
     svc = request.app[SERVICE]
-    member_id, amount, ref = await _hold_request(request, "wallet hold", "amount", MAX_FEN_HOLD)
-    held, left = await svc.store.holds.hold_wallet(member_id, amount, ref, me(request).name)
+    member_id, amount, ref, code = await _hold_request(request, "wallet hold", "amount", MAX_FEN_HOLD)
+    assert code is not None
+    claims = code_of(svc, code, member_id, WALLET_CODE_LEEWAY, "PW1.")
+    if isinstance(claims, str):
+        return problem(422, "wallet-code-refused", f"the wallet code {claims}")
+    nonce = f"{claims.kid}:{claims.nonce}"
+    held, left, earlier = await svc.store.holds.hold_wallet(member_id, amount, ref, me(request).name, nonce)
+    if earlier is not None:
+        return problem(409, "code-used", f"this wallet code already paid ({earlier}): ask for a fresh code")
     if not held:
         return problem(409, "insufficient-funds", f"the member's wallet has {format_cny(left)} available")
     svc.metrics.held("fen")
@@ -474,7 +473,7 @@ async def wallet_hold(request: web.Request) -> web.Response:
 async def wallet_hold_state(request: web.Request) -> web.Response:
     """``held``, ``spent`` (its sale arrived) or ``none``: of this terminal's holds only."""
     svc = request.app[SERVICE]
-    ref = _param(request, "ref")
+    ref = param(request, "ref")
     hold = await svc.store.holds.get(ref)
     if hold is not None and hold.terminal_id != me(request).name:
         return web.json_response({"state": "none"})  # not theirs: as if unknown (nothing to learn)
@@ -492,10 +491,23 @@ async def revoke_coupon(request: web.Request) -> web.Response:
     key = request.match_info["coupon"]
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}:[0-9a-f]{16}", key):
         return problem(422, "bad-coupon", "expected <coupon id>:<instance>")
-    revoked = await svc.store.revoke_coupon(key)
+    version = await svc.store.revoke_coupon(key)
     if svc.notices is not None:
-        svc.notices.revoked(revoked)
-    return web.json_response({"revoked": key, "count": len(revoked)})
+        svc.notices.revoked(version)
+    return web.json_response({"revoked": key, "version": version})
+
+
+async def revocations(request: web.Request) -> web.Response:
+    """The signed list of withdrawn coupon copies; ``?since=<version>``: only those after it (a delta)."""
+    svc = request.app[SERVICE]
+    try:
+        since = int(request.query.get("since", "0"))
+        if not 0 <= since < 2**62:
+            raise ValueError(since)
+    except ValueError:
+        return problem(400, "bad-request", "since must be a whole number, 0 or more")
+    version, since, copies = await svc.store.revocations(since)
+    return web.json_response(sign_revocations(revocations_to_wire(version, since, copies), svc.issuer))
 
 
 async def quarantine(request: web.Request) -> web.Response:
@@ -512,7 +524,7 @@ async def conflicts(request: web.Request) -> web.Response:
 
 
 async def member_account(request: web.Request) -> web.Response:
-    account = await request.app[SERVICE].store.members.account(_param(request, "member_id"))
+    account = await request.app[SERVICE].store.members.account(param(request, "member_id"))
     if account is None:
         return problem(404, "unknown-member", "no such member")
     return web.json_response(account)
@@ -524,6 +536,7 @@ ROLE: dict[Callable[..., object], str] = {
     hello: "terminal",
     rulebook: "terminal",
     members: "terminal",
+    revocations: "terminal",
     sync_batch: "terminal",
     identifier: "terminal",
     terminal_records: "terminal|operator",
@@ -533,6 +546,8 @@ ROLE: dict[Callable[..., object], str] = {
     wallet_hold_state: "terminal",
     wallet_release: "terminal",
     member_qr: "app",
+    bind_card: "terminal",
+    wallet_statement: "terminal",
     add_identifier: "app",
     member_coupon: "app",
     member_account: "app",
@@ -554,6 +569,7 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/hello", hello)
     app.router.add_get("/v1/rulebook", rulebook)
     app.router.add_get("/v1/members", members)
+    app.router.add_get("/v1/revocations", revocations)
     app.router.add_post("/v1/sync/batch", sync_batch)
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
     app.router.add_get("/v1/terminals/{terminal_id}/transactions", terminal_records)
@@ -565,6 +581,8 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)
+    app.router.add_post("/v1/cards", bind_card)
+    app.router.add_post("/v1/wallet/statement", wallet_statement)
     app.router.add_post("/v1/members/{member_id}/coupons", member_coupon)
     app.router.add_get("/v1/conflicts", conflicts)
     app.router.add_get("/v1/quarantine", quarantine)

@@ -118,7 +118,7 @@ async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | No
     if svc.notices is not None:
         svc.notices.rulebook(svc.rulebook.version)
         svc.notices.members(await svc.store.members.revision())
-        svc.notices.revoked(await svc.store.revoked_coupons())
+        svc.notices.revoked(await svc.store.revocations_version())
         publisher = asyncio.create_task(svc.notices.run(), name="mqtt-notices")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -31,6 +31,7 @@ TABLES = (
     "rulebooks",
     "members",
     "identifiers",
+    "member_aliases",
     "terminals",
     "terminal_chains",
     "transactions",
@@ -40,13 +41,25 @@ TABLES = (
     "quarantine",
     "coupon_redemptions",
     "revoked_coupons",
+    "revocation_log",
+    "used_codes",
+    "wallet_grants",
+    "grant_uses",
     "conflicts",
     "member_growth",
     "tier_changes",
     "tier_reviews",
     "audit",
 )
-IDENTITY = ("postings", "conflicts", "tier_changes", "audit")  # ids PostgreSQL makes: given here, then moved past
+# Ids PostgreSQL makes (table: its column): given here, then moved past.
+IDENTITY = {
+    "postings": "id",
+    "conflicts": "id",
+    "tier_changes": "id",
+    "audit": "id",
+    "revocation_log": "rev",
+    "grant_uses": "id",
+}
 CHUNK = 5_000
 
 
@@ -113,9 +126,9 @@ async def _copy(tx: Tx, source: sqlite3.Connection, progress: Callable[[str], No
             done, last = done + len(rows), rows[-1][0]
             progress(f"{table}: {done:,} / {total:,} ({done / max(total, 1):.0%})")
         copied[table] = done
-    for table in IDENTITY:  # new rows get ids after the copied ones
+    for table, column in IDENTITY.items():  # new rows get ids after the copied ones
         await tx.all(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "  # noqa: S608
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), COALESCE(MAX({column}), 0) + 1, false) "  # noqa: S608
             f"FROM {table}"
         )
     # The inserts moved the members' change revisions; put back the source's, so a terminal's

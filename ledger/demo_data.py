@@ -52,6 +52,15 @@ DEMO_BENEFITS: dict[str, Any] = {
         {"id": "supreme-1.5", "name": "Supreme members earn ×1.5", "multiplier": 15_000, "tiers": ["supreme"]},
     ],
     "offset": {"points_per_yuan": 100, "weekdays": [2, 5], "cap": 5_000, "min_balance": 0},
+    # Wangfujing's: top up ¥500, get ¥50 more (¥1,000: ¥120), the bonus lapsing after a year; a till sells at
+    # most ¥20,000 of stored value a day.
+    "stored_value": {
+        "min_topup": 10_000,
+        "max_topup": 500_000,
+        "bonus": [{"reaching": 50_000, "bonus": 5_000}, {"reaching": 100_000, "bonus": 12_000}],
+        "bonus_days": 365,
+        "terminal_daily_cap": 2_000_000,
+    },
     # Offline, a member may spend at most 500 points a sale and 1,000 points over 2 sales per till,
     # and ¥300 of stored value a sale, ¥500 in all per till.
     "risk": {

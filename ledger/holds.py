@@ -19,6 +19,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ledger.database import Database, Row, Tx, marks
 
@@ -158,8 +159,48 @@ class HoldBook:
         found = await self.db.read(lambda tx: available(tx, member_id, unit, time.time()))
         return max(0, found or 0)
 
-    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str) -> tuple[bool, int]:
-        return await self.db.write(lambda tx: place(tx, ref, "fen", member_id, amount, terminal_id, time.time()))
+    async def hold_wallet(
+        self, member_id: str, amount: int, ref: str, terminal_id: str, code: str
+    ) -> tuple[bool, int, str | None]:
+        """Hold stored value for payment ``ref`` paid with the wallet code ``code`` (its ``kid:nonce``):
+        (held, available after, the earlier use when the code already paid another payment)."""
+
+        async def hold(tx: Tx) -> tuple[bool, int, str | None]:
+            now = time.time()
+            if earlier := await use_code(tx, code, member_id, terminal_id, ref, None, now):
+                return False, await available(tx, member_id, "fen", now) or 0, f"payment {earlier}"
+            held, left = await place(tx, ref, "fen", member_id, amount, terminal_id, now)
+            return held, left, None
+
+        return await self.db.write(hold)
 
     async def state(self, ref: str) -> str:
         return await self.db.read(lambda tx: state(tx, ref, time.time()))
+
+
+async def use_code(
+    tx: Tx, code: str, member_id: str, terminal_id: str, ref: str, txn_id: str | None, now: float
+) -> str | None:
+    """Mark a code used by ``ref`` (a payment; a sale, for a member code); what used it before
+    (``<ref> at <terminal>``), when that was something else.
+
+    The same payment again (a retried hold, its sale arriving) is the same
+    use: the sale's id is noted on it.
+    """
+    row = await tx.one("SELECT ref, terminal_id FROM used_codes WHERE nonce = $1", code)
+    if row is not None:
+        if str(row[0]) != ref:
+            return f"{row[0]} at {row[1]}"
+        if txn_id is not None:
+            await tx.run("UPDATE used_codes SET txn_id = $1 WHERE nonce = $2", txn_id, code)
+        return None
+    await tx.run(
+        "INSERT INTO used_codes (nonce, member_id, terminal_id, ref, txn_id, used_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        code,
+        member_id,
+        terminal_id,
+        ref,
+        txn_id,
+        datetime.fromtimestamp(now, UTC).isoformat(),
+    )
+    return None

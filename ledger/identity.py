@@ -11,12 +11,15 @@ entry in the audit trail.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ledger import postings
 from ledger.database import Tx, marks
+from ledger.holds import use_code
 from protocols.errors import FinalError
+from protocols.masking import mask_member_id
 
 BIND = "INSERT INTO identifiers (identifier, member_id) VALUES ($1, $2) ON CONFLICT (identifier) DO NOTHING"
 
@@ -64,6 +67,47 @@ async def bind(tx: Tx, member_id: str, identifier: str) -> bool:
         return False
     await refuse_owned(tx, [(identifier, member_id)])
     await tx.run(BIND, identifier, member_id)
+    return True
+
+
+class CardOwnedError(IdentifierOwnedError):
+    """A till tried to bind a card another member carries: refused, naming that member only masked."""
+
+    def __init__(self, identifier: str, owner: str) -> None:
+        self.owner = mask_member_id(owner)
+        super().__init__(
+            f"this card is another member's ({self.owner}): an operator can move it "
+            f"(posgw-ledger member move-identifier {identifier} --to MEMBER) "
+            "or merge the two accounts (posgw-ledger member merge)"
+        )
+
+
+class CodeUsedError(FinalError):
+    """The member's code already bound a card: one code, one binding (a till cannot bind more on it)."""
+
+    code = "code-used"
+
+
+async def bind_at_till(tx: Tx, member_id: str, identifier: str, terminal_id: str, code: str) -> bool:
+    """A till binds an unbound card to the member at its counter, who showed their code (``code``: its
+    ``kid:nonce``, checked by the caller): True if bound now, False if it already was theirs.
+
+    Another member's card raises :class:`CardOwnedError`, a code that bound another card
+    :class:`CodeUsedError`; the binding is audited and the member gets a new revision, so every
+    till's cache learns the card."""
+    if await tx.one("SELECT 1 FROM members WHERE member_id = $1", member_id) is None:
+        raise UnknownMemberError(f"no member {member_id}")
+    owner = await tx.one("SELECT member_id FROM identifiers WHERE identifier = $1", identifier)
+    if owner is not None:
+        if str(owner[0]) == member_id:
+            return False
+        raise CardOwnedError(identifier, str(owner[0]))
+    # Kept apart from the code's use for a sale or a payment ("bind:"): showing it for both is one visit.
+    if earlier := await use_code(tx, f"bind:{code}", member_id, terminal_id, identifier, None, time.time()):
+        raise CodeUsedError(f"this member code already bound a card ({earlier}): ask the member for a fresh code")
+    await tx.run(BIND, identifier, member_id)
+    await _touch(tx, member_id)
+    await audit(tx, f"terminal:{terminal_id}", "bind-card", identifier, {"member_id": member_id})
     return True
 
 
@@ -143,6 +187,8 @@ async def merge(tx: Tx, source: str, target: str, actor: str, reason: str) -> di
     moved_growth = int(growth_moved[0]) if growth_moved else 0
     await tx.run("UPDATE members SET growth = growth + $1 WHERE member_id = $2", moved_growth, target)
     await tx.run("UPDATE members SET growth = 0 WHERE member_id = $1", source)
+    # The stored value moved carries its top-up bonuses with it: they still lapse on their day.
+    await tx.run("UPDATE wallet_grants SET member_id = $1 WHERE member_id = $2", target, source)
     idents = await tx.all("SELECT identifier FROM identifiers WHERE member_id = $1", source)
     await tx.run("UPDATE identifiers SET member_id = $1 WHERE member_id = $2", target, source)
     await _touch(tx, target)

@@ -23,16 +23,16 @@ import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger import chain_check, holds, postings, recheck
+from ledger import chain_check, holds, joins, postings, recheck, wallet_grants
 from ledger.database import Database, Gate, GateClosedError, Tx, marks
 from ledger.growth import GrowthBook
 from ledger.holds import Hold
 from ledger.rulebooks import Shelf
 from ledger.tiers import Ladder
-from protocols.business_day import parse_instant
+from protocols.business_day import business_day, day_bounds, parse_instant
 from protocols.money import format_cny
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
@@ -258,6 +258,11 @@ class Plan:
     changed: set[str] = field(default_factory=set)
     growth: dict[str, int] = field(default_factory=dict)  # member -> lifetime growth value changed here
     book: GrowthBook = field(default_factory=lambda: GrowthBook(Ladder()))  # growth by year, and tiers
+    aliases: dict[str, str] = field(default_factory=dict)  # a till's member for one already a member -> that one
+    grants: wallet_grants.GrantBook = field(default_factory=wallet_grants.GrantBook)  # top-up bonuses
+    topups: dict[tuple[str, str], int] = field(default_factory=dict)  # (terminal, business day) -> fen sold
+    years: list[str] = field(default_factory=list)  # the years whose growth the group touches
+    names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
 
     @classmethod
     async def load(cls, tx: Tx, records: Sequence[TransactionRecord], shelf: Shelf, now: datetime) -> Plan:
@@ -284,11 +289,17 @@ class Plan:
         return plan
 
     async def _load_members(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        members = sorted({r.member_id for r in records if r.member_id})
+        named = {r.member_id for r in records if r.member_id}
+        self.aliases = await joins.aliases(tx, named)
+        self.years = self.book.years(records)
+        self.names_tiers = any(r.member_tier for r in records)  # only version 2 records name their tier
+        await self._read_members(tx, sorted({self.aliases.get(m, m) for m in named}))
+
+    async def _read_members(self, tx: Tx, members: list[str]) -> None:
+        """Balances, tiers and growth (one row per member and year the group's growth touches)."""
         if not members:
             return
-        # One row per member and year of growth held (the years the group's growth touches).
-        years = self.book.years(records)
+        years = self.years
         n = len(members)
         for member_id, points, wallet, tier, year, growth in await tx.all(
             "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
@@ -301,7 +312,7 @@ class Plan:
             self.balances[(member_id, "fen")] = int(wallet)
             self.members.setdefault(member_id, {tier})
             self.book.hold(member_id, tier, year, int(growth or 0))
-        if any(r.member_tier for r in records):  # only version 2 records name the tier they were priced at
+        if self.names_tiers:
             for member_id, from_tier, to_tier in await tx.all(
                 f"SELECT member_id, from_tier, to_tier FROM tier_changes WHERE member_id IN ({marks(n)})",  # noqa: S608
                 *members,
@@ -335,7 +346,8 @@ class Plan:
                 *sales,
             ):
                 self.refunds.setdefault(str(refund_of), []).append(TransactionRecord.from_wire(json.loads(body)))
-        spending = [r for r in records if r.member_id and r.kind == "sale" and _spends(r)]
+        await self._load_stored_value(tx, records)
+        spending = [self.resolved(r) for r in records if r.member_id and r.kind == "sale" and _spends(r)]
         pairs = sorted({(r.terminal_id, str(r.member_id)) for r in spending})
         if pairs:
             since = min(_seconds(r.created_at) for r in spending) - 7 * 86_400
@@ -348,11 +360,52 @@ class Plan:
             ):
                 self.unheld.append(Spend(str(t), str(m), str(unit), int(amount), float(made), float(received)))
 
-    def _context(self, r: TransactionRecord) -> recheck.Context:
+    async def _load_stored_value(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
+        """The grants the group's stored-value records may spend or give back, and what each terminal sold in
+        top-ups on the business days of the group's top-ups (their daily cap)."""
+        moving = [self.resolved(r) for r in records if r.member_id]
+        members = sorted(
+            {str(r.member_id) for r in moving if r.kind == "topup" or _pays_wallet(r) or self._of_topup(r)}
+        )
+        refunded = sorted({str(r.refund_of) for r in moving if r.refund_of and _pays_wallet(r)})
+        await self.grants.load(tx, members, refunded)
+        for r in records:
+            if r.kind != "topup" or (book := self.shelf.get(r.rulebook_version)) is None:
+                continue
+            day = business_day(r.created_at, book.zone)
+            if (r.terminal_id, day.isoformat()) in self.topups:
+                continue
+            start, end = day_bounds(day, book.zone)
+            row = await tx.one(
+                "SELECT CAST(COALESCE(-SUM(p.amount), 0) AS BIGINT) FROM postings p JOIN transactions t USING (txn_id) "
+                "WHERE t.terminal_id = $1 AND t.kind = 'topup' AND t.created_at >= $2 AND t.created_at < $3 "
+                "AND p.kind = 'topup' AND p.account = 'mall:wallet'",
+                r.terminal_id,
+                start,
+                end,
+            )
+            self.topups[(r.terminal_id, day.isoformat())] = int(row[0]) if row else 0
+
+    def _of_topup(self, r: TransactionRecord) -> TransactionRecord | None:
+        """The top-up ``r`` gives back, if it is a refund of one."""
+        sale = self.sales.get(r.refund_of or "")
+        return sale[0] if sale is not None and sale[0].kind == "topup" else None
+
+    def resolved(self, r: TransactionRecord) -> TransactionRecord:
+        """``r`` as it moves balances: a member a till enrolled who was a member already is that member
+        (``ledger/joins.py``); the record as signed is kept unchanged."""
+        if r.member_id is None or r.member_id not in self.aliases:
+            return r
+        return dataclasses.replace(r, member_id=self.aliases[r.member_id])
+
+    def _context(self, r: TransactionRecord, *, aliased: bool = False) -> recheck.Context:
         member = None
         if r.member_id and (r.member_id, "points") in self.balances:
             current = self.book.tiers.get(r.member_id, "")
-            member = recheck.MemberView(current, frozenset(self.members.get(r.member_id, set()) | {current}))
+            held = self.members.get(r.member_id, set()) | {current}
+            if aliased and (book := self.shelf.get(r.rulebook_version)) is not None:
+                held.add(book.joining_tier)  # the till priced its new member at the joining tier: believable
+            member = recheck.MemberView(current, frozenset(held))
         sale, state = self.sales.get(r.refund_of or "", (None, None))
         made = _seconds(r.created_at)
         mine = [
@@ -365,7 +418,17 @@ class Plan:
             point_sales=sum(1 for s in mine if s.unit == "points"),
             fen=sum(s.amount for s in mine if s.unit == "fen"),
         )
+        topped_up = 0
+        if r.kind == "topup" and (book := self.shelf.get(r.rulebook_version)) is not None:
+            topped_up = self.topups.get((r.terminal_id, business_day(r.created_at, book.zone).isoformat()), 0)
+        wallet_own = 0
+        if r.member_id and self._of_topup(r) is not None:
+            bonus_left = sum(g.remaining for g in self.grants.live.get(r.member_id, []))
+            wallet_own = self.balances.get((r.member_id, "fen"), 0) - bonus_left
         return recheck.Context(
+            topped_up=topped_up,
+            wallet_own=wallet_own,
+            received=self.now.timestamp(),
             shop=self.shops.get(r.terminal_id, recheck.Shop(None, None)),
             rules=self.shelf.get,
             member=member,
@@ -386,13 +449,14 @@ class Plan:
             return SyncResult(r.txn_id, r.seq, "rejected", reason)
         self.txn_ids.add(r.txn_id)
         links[r.seq] = (r.prev_hash, r.hash)
-        verdict = recheck.check(r, self._context(r))
+        moving = self.resolved(r)
+        verdict = recheck.check(moving, self._context(moving, aliased=moving is not r))
         state = "applied" if verdict.refusal is None else "quarantined"
         self.rows.append(
             (r.txn_id, r.terminal_id, r.epoch, r.seq, json.dumps(r.to_wire()), self.now.isoformat(), r.prev_hash,
              r.hash, r.created_at, r.kind, state, r.refund_of, r.member_id, int(r.offline))
         )  # fmt: skip
-        if r.kind == "sale":
+        if r.kind in ("sale", "topup"):  # a refund later in the group finds it
             self.sales[r.txn_id] = (r, state)
         elif r.refund_of and state == "applied":  # what a refund in quarantine gives back is not given yet
             self.refunds.setdefault(r.refund_of, []).append(r)
@@ -405,12 +469,23 @@ class Plan:
 
     async def effects(self, tx: Tx, r: TransactionRecord, offset_points: int) -> list[str]:
         """What a believed record moves: coupons, holds, points and stored value, growth; its conflicts."""
+        r = self.resolved(r)
+        if r.kind == "join":
+            await self._join(tx, r)
+            return []
+        if r.kind == "topup":
+            self._topup(r)
+            return []
+        if (topup := self._of_topup(r)) is not None:
+            self._topup_refund(r, topup)
+            return []
         if r.reservation:  # the hold becomes the spend itself (second half of the two phases)
             self._post(r.reservation, r.txn_id)
         conflicts = [c for c in [await redeem(tx, r, instance) for instance in r.coupons] if c]
         for instance in r.coupons_restored:  # a full refund gives the coupon back
             await tx.run("DELETE FROM coupon_redemptions WHERE instance = $1 AND txn_id = $2", instance, r.refund_of)
         conflicts += self._wallet(r)
+        conflicts += await self._codes(tx, r)
         if r.member_id:
             conflicts += self._points(r, offset_points)
         # Growth: tier progress, not money (ledger/growth.py); for known members only, as points.
@@ -423,6 +498,21 @@ class Plan:
             self.changed.add(r.member_id)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
         return conflicts
+
+    async def _join(self, tx: Tx, r: TransactionRecord) -> None:
+        """A member enrolled at a till: created (known to the rest of the group at once), or an alias of the
+        member who carries the phone number already, whose balances the group then reads."""
+        assert r.member_id is not None
+        assert r.member_tier is not None
+        owner = await joins.enrol(tx, r, self.now)
+        if owner is None:
+            self.balances[(r.member_id, "points")] = self.balances[(r.member_id, "fen")] = 0
+            self.members[r.member_id] = {r.member_tier}
+            self.book.hold(r.member_id, r.member_tier, None, 0)
+            return
+        self.aliases[r.member_id] = owner
+        if (owner, "points") not in self.balances:
+            await self._read_members(tx, [owner])
 
     def _points(self, r: TransactionRecord, offset_points: int) -> list[str]:
         """Double entry by kind: credits first, so splitting them out never changes what a balance can give."""
@@ -446,6 +536,46 @@ class Plan:
         # Spending beyond the balance posted the shortfall to the mall's overdraft.
         return [f"points overdrawn by {shortfall} (spent offline twice?)"] if shortfall else []
 
+    async def _codes(self, tx: Tx, r: TransactionRecord) -> list[str]:
+        """Each wallet code pays one payment, each member code names the member of one sale: a second use
+        (two offline tills shown one code) is a conflict, noted for the mall."""
+        if r.kind != "sale" or not r.member_id:
+            return []
+        conflicts: list[str] = []
+        now = self.now.timestamp()
+        paid = {t.code: t.ref or r.txn_id for t in r.tenders if t.kind == "wallet" and t.code}
+        for code, ref in paid.items():
+            if earlier := await holds.use_code(tx, code, r.member_id, r.terminal_id, ref, r.txn_id, now):
+                conflicts.append(f"wallet code {code} paid twice: here and payment {earlier}")
+        named = r.member_code if r.member_code not in paid else None  # a wallet code that named the member: one use
+        if named and (earlier := await holds.use_code(tx, named, r.member_id, r.terminal_id, r.txn_id, r.txn_id, now)):
+            conflicts.append(f"member code {named} used for two sales: here and sale {earlier}")
+        return conflicts
+
+    def _topup(self, r: TransactionRecord) -> None:
+        """Stored value sold: the member's wallet credited with what was paid, and the bonus as a grant that
+        lapses (``ledger/wallet_grants.py``); the day's top-ups of the till counted for its cap."""
+        assert r.member_id is not None
+        book = self.shelf.get(r.rulebook_version)
+        assert book is not None  # re-checked against it
+        self._move(r.txn_id, r.member_id, "fen", r.total_due, "topup")
+        day = business_day(r.created_at, book.zone)
+        key = (r.terminal_id, day.isoformat())
+        self.topups[key] = self.topups.get(key, 0) + r.total_due
+        if r.bonus and book.stored_value is not None:
+            self._move(r.txn_id, r.member_id, "fen", r.bonus, "bonus")
+            self.grants.grant(r.txn_id, r.member_id, r.bonus, day + timedelta(days=book.stored_value.bonus_days))
+
+    def _topup_refund(self, r: TransactionRecord, topup: TransactionRecord) -> None:
+        """Stored value given back: the member's wallet debited what was paid back on the hold made for it
+        (posted: the hold becomes the debit), and what is left of the top-up's bonus taken back with it."""
+        assert r.member_id is not None
+        if r.reservation:
+            self._post(r.reservation, r.txn_id)
+        self._move(r.txn_id, r.member_id, "fen", -r.total_due, "topup-refund")
+        if taken := self.grants.take_back(topup.txn_id):
+            self._move(r.txn_id, r.member_id, "fen", -taken, "bonus-back")
+
     def _wallet(self, r: TransactionRecord) -> list[str]:
         """The record's stored-value tenders (``holds.py``); the conflicts to record."""
         conflicts: list[str] = []
@@ -459,6 +589,10 @@ class Plan:
                 delta, kind = (-tender.amount, "pay") if sale else (tender.amount, "refund")
                 if shortfall := self._move(r.txn_id, r.member_id, "fen", delta, kind, tender.ref):
                     conflicts.append(f"wallet overdrawn by {format_cny(shortfall)} (spent twice offline?)")
+                if sale:  # top-up bonuses are spent first; a refund gives back to them first
+                    self.grants.spend(r.txn_id, r.member_id, tender.amount - shortfall)
+                elif r.refund_of:
+                    self.grants.give_back(r.txn_id, r.refund_of, tender.amount)
                 if sale and tender.ref in self.holds:
                     self._post(tender.ref, r.txn_id)
                 elif sale:
@@ -499,6 +633,7 @@ class Plan:
             ],
         )
         await self.book.write(tx)
+        await self.grants.write(tx)
         await tx.many(holds.POST, self.posted)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
         await tx.many(
@@ -521,6 +656,10 @@ INSERT_RECORD = (
     "INSERT INTO transactions (txn_id, terminal_id, epoch, seq, body, received_at, prev_hash, hash, created_at, kind, "
     "state, refund_of, member_id, offline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 )
+
+
+def _pays_wallet(r: TransactionRecord) -> bool:
+    return any(t.kind == "wallet" for t in r.tenders)
 
 
 def _spends(r: TransactionRecord) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import identity, postings, tiers
+from ledger import identity, postings, tiers, wallet_grants
 from ledger.database import Database, Tx
 from ledger.rulebooks import Shelf
 from protocols.rulebook import MemberEntry
@@ -23,18 +23,24 @@ class MemberBook:
         self.db = db
         self.shelf = shelf  # the rulebooks in force (the yearly jobs' ladder and time zone)
 
-    async def upsert(self, members: list[MemberEntry]) -> None:
+    async def upsert(self, members: list[MemberEntry]) -> list[tuple[str, int, int]]:
         """Add or update members (tier, status; a new member's opening wallet) in one transaction.
 
         A tier changed here is kept in the member's tier history (``loaded``), as growth's moves are.
-        Raises :class:`IdentifierOwnedError` (nothing loaded) for an identifier another member carries.
+        An existing member's stored value is never set from a file (it moves only by postings: top-ups,
+        payments, refunds): those whose ``wallet`` differs are returned, (member, in the file, held), to be
+        said. Raises :class:`IdentifierOwnedError` (nothing loaded) for an identifier another member carries.
         """
         now = datetime.now(UTC).isoformat()
+        differing: list[tuple[str, int, int]] = []
 
         async def upsert(tx: Tx) -> None:
+            differing.clear()  # a retried transaction starts again
             await identity.refuse_owned(tx, [(i, m.member_id) for m in members for i in m.identifiers])
             for m in members:
-                before = await tx.one("SELECT tier FROM members WHERE member_id = $1", m.member_id)
+                before = await tx.one("SELECT tier, wallet FROM members WHERE member_id = $1", m.member_id)
+                if before is not None and m.wallet and m.wallet != int(before[1]):
+                    differing.append((m.member_id, m.wallet, int(before[1])))
                 await tx.run(
                     "INSERT INTO members (member_id, tier, status, wallet) VALUES ($1, $2, $3, $4) "
                     "ON CONFLICT (member_id) DO UPDATE SET tier = excluded.tier, status = excluded.status",
@@ -50,6 +56,7 @@ class MemberBook:
             await tx.many(identity.BIND, [(i, m.member_id) for m in members for i in m.identifiers])
 
         await self.db.write(upsert)
+        return differing
 
     @staticmethod
     async def _members(tx: Tx, identifier: str | None = None, since: int = 0) -> list[MemberEntry]:
@@ -94,6 +101,11 @@ class MemberBook:
         """
         return await self.db.write(lambda tx: identity.bind(tx, member_id, identifier))
 
+    async def bind_card(self, member_id: str, identifier: str, terminal_id: str, code: str) -> bool:
+        """A till binds an unbound card to a member who showed ``code`` (``ledger/identity.bind_at_till``);
+        True if bound now."""
+        return await self.db.write(lambda tx: identity.bind_at_till(tx, member_id, identifier, terminal_id, code))
+
     async def by_identifier(self, identifier: str) -> MemberEntry | None:
         found = await self.db.read(lambda tx: self._members(tx, identifier))
         return found[0] if found else None
@@ -124,7 +136,8 @@ class MemberBook:
             lambda tx: tx.all(
                 "SELECT CASE p.unit WHEN 'points' THEN 'points' ELSE 'wallet' END, p.amount, p.txn_id, "
                 "COALESCE(t.created_at, ''), "
-                "COALESCE(t.kind, CASE WHEN p.txn_id LIKE 'expiry:%' THEN 'expiry' ELSE 'opening' END), "
+                "COALESCE(t.kind, CASE WHEN p.txn_id LIKE 'expiry:%' OR p.txn_id LIKE 'wallet-expiry:%' "
+                "THEN 'expiry' ELSE 'opening' END), "
                 "COALESCE(t.terminal_id, '-') FROM postings p LEFT JOIN transactions t USING (txn_id) "
                 "WHERE p.account IN ($1, $2) ORDER BY p.id",
                 postings.member_account(member_id, "points"),
@@ -137,6 +150,39 @@ class MemberBook:
     async def expire_points(self, cutoff: str) -> dict[str, int]:
         """Year-end clearing: points earned before the mall's day ``cutoff`` and still unspent lapse."""
         return await self.db.write(lambda tx: postings.expire_points(tx, cutoff, self.shelf().zone))
+
+    async def wallet_statement(self, member_id: str, last: int) -> dict[str, Any] | None:
+        """A member's stored value for the counter: balance, bonuses left (and their day), latest movements."""
+
+        async def read(tx: Tx) -> dict[str, Any] | None:
+            row = await tx.one("SELECT wallet FROM members WHERE member_id = $1", member_id)
+            if row is None:
+                return None
+            bonuses = await tx.all(
+                "SELECT remaining, expires_on FROM wallet_grants WHERE member_id = $1 AND remaining > 0 "
+                "ORDER BY expires_on, txn_id",
+                member_id,
+            )
+            moves = await tx.all(
+                "SELECT p.amount, p.kind, COALESCE(t.created_at, ''), COALESCE(t.terminal_id, '-') FROM postings p "
+                "LEFT JOIN transactions t USING (txn_id) WHERE p.account = $1 ORDER BY p.id DESC LIMIT $2",
+                postings.member_account(member_id, "fen"),
+                last,
+            )
+            return {
+                "member_id": member_id,
+                "balance": int(row[0]),
+                "bonus": [{"remaining": int(r), "expires_on": str(e)} for r, e in bonuses],
+                "history": [
+                    {"amount": int(a), "kind": str(k), "at": str(at), "terminal_id": str(t)} for a, k, at, t in moves
+                ],
+            }
+
+        return await self.db.read(read)
+
+    async def expire_bonuses(self, day: str) -> dict[str, int]:
+        """Top-up bonuses whose day (the mall's ``day`` or before) has come lapse (``ledger/wallet_grants.py``)."""
+        return await self.db.write(lambda tx: wallet_grants.expire(tx, day))
 
     async def review_tiers(self, year: int) -> list[tuple[str, str, str, int]]:
         """The yearly review (``ledger/tiers.py``) under the rulebook in force: (member, from, to, growth) moved."""

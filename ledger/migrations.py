@@ -245,6 +245,72 @@ CREATE TRIGGER identifiers_rev AFTER INSERT OR UPDATE OF member_id ON identifier
 """,
 )
 
+USED_CODES = Migration(
+    5,
+    "wallet codes used once",
+    """
+CREATE TABLE used_codes (
+    nonce       TEXT PRIMARY KEY,  -- a PW1 wallet code's <kid>:<nonce>: it pays one payment, once
+    member_id   TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    ref         TEXT NOT NULL,     -- the payment (hold, then tender) it paid
+    txn_id      TEXT,              -- the sale that spent it, once that arrives
+    used_at     TEXT NOT NULL
+);
+""",
+)
+
+REVOCATION_LOG = Migration(
+    6,
+    "revocations in order, for tills' deltas",
+    """
+CREATE TABLE revocation_log (
+    rev        {ID},                  -- the revocation list's version once this copy is in it
+    instance   TEXT NOT NULL UNIQUE,  -- <coupon id>:<instance>
+    revoked_at TEXT NOT NULL
+);
+INSERT INTO revocation_log (instance, revoked_at)
+    SELECT instance, revoked_at FROM revoked_coupons ORDER BY revoked_at, instance;
+""",
+)
+
+MEMBER_ALIASES = Migration(
+    7,
+    "members enrolled at a till who turned out to be members already",
+    """
+CREATE TABLE member_aliases (
+    alias     TEXT PRIMARY KEY,  -- J-<terminal>-<n>: the member a till made for a customer it enrolled
+    member_id TEXT NOT NULL REFERENCES members(member_id),  -- who already carried the phone number
+    txn_id    TEXT NOT NULL,     -- the join record
+    joined_at TEXT NOT NULL
+);
+""",
+)
+
+WALLET_GRANTS = Migration(
+    8,
+    "top-up bonuses: stored value that lapses, and which payments spent it",
+    """
+CREATE TABLE wallet_grants (
+    txn_id     TEXT PRIMARY KEY,           -- the top-up that was given it
+    member_id  TEXT NOT NULL REFERENCES members(member_id),
+    amount     {INT} NOT NULL CHECK (amount > 0),
+    remaining  {INT} NOT NULL CHECK (remaining >= 0),  -- not yet spent (nor lapsed)
+    expires_on TEXT NOT NULL,              -- the mall's business day it lapses at the start of
+    lapsed     {INT} NOT NULL DEFAULT 0    -- what the expiry run took back
+);
+CREATE INDEX wallet_grants_member ON wallet_grants(member_id, expires_on);
+CREATE TABLE grant_uses (                  -- a payment spent part of a grant (negative: a refund gave it back)
+    id       {ID},
+    txn_id   TEXT NOT NULL,                -- the sale (or refund) that spent (or gave back)
+    sale_id  TEXT NOT NULL,                -- the sale whose spending this is, for its refunds
+    grant_id TEXT NOT NULL REFERENCES wallet_grants(txn_id),
+    amount   {INT} NOT NULL
+);
+CREATE INDEX grant_uses_sale ON grant_uses(sale_id);
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
-MIGRATIONS: list[Migration] = [BASELINE]
+MIGRATIONS: list[Migration] = [BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS]
 LATEST = MIGRATIONS[-1].version

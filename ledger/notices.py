@@ -105,8 +105,9 @@ class NoticePublisher:
     def members(self, version: int) -> None:
         self._announce(members_topic(self.mall), version)
 
-    def revoked(self, instances: list[str]) -> None:
-        self._latest[revoked_topic(self.mall)] = encode({"instances": instances})
+    def revoked(self, version: int) -> None:
+        """The revocation list's version: terminals fetch the signed delta over HTTP (``protocols/revocations.py``)."""
+        self._latest[revoked_topic(self.mall)] = encode({"version": version})
         self._wake.set()
 
     def alert(self, payload: dict[str, Any]) -> None:
@@ -162,7 +163,7 @@ class NoticePublisher:
 
 async def send_command(broker: Broker, mall: str, terminal_id: str, name: str) -> None:
     """An operator's command to one terminal (``posgw-ledger command``)."""
-    async with broker.client(f"posgw-ledger-cmd-{terminal_id}") as client:
+    async with broker.client(f"posgw-ledger-cmd-{mall}-{terminal_id}") as client:
         await client.publish(command_topic(mall, terminal_id), encode({"command": name}), qos=1)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(0.1)  # let the broker take it before disconnecting

@@ -16,6 +16,7 @@ from protocols.openapi_parts import JSON, PROBLEM_SCHEMA, errors, ok
 from protocols.version import VERSION
 
 _ID = "^[A-Za-z0-9_.:-]{1,64}$"
+_SINCE = {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1}}
 
 
 def _path(name: str, pattern: str = _ID) -> dict[str, Any]:
@@ -76,9 +77,15 @@ DOCUMENT: dict[str, Any] = {
                 "terminal",
                 "the signed member snapshot, or the changes after a revision",
                 ok(),
-                parameters=[
-                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1}}
-                ],
+                parameters=[_SINCE],
+            )
+        },
+        "/v1/revocations": {
+            "get": _op(
+                "terminal",
+                "the signed list of withdrawn coupon copies, or those after a version",
+                ok(),
+                parameters=[_SINCE],
             )
         },
         "/v1/sync/batch": {
@@ -155,9 +162,10 @@ DOCUMENT: dict[str, Any] = {
                         "member_id": {"type": "string", "maxLength": 64},
                         "amount": _fen,
                         "ref": {"type": "string", "pattern": _ID},
+                        "code": {"type": "string", "maxLength": 512, "pattern": r"^PW1\.[A-Za-z0-9_.-]+$"},
                         "terminal_id": {"type": "string", "pattern": _ID},
                     },
-                    ["member_id", "amount", "ref"],
+                    ["member_id", "amount", "ref", "code"],
                 ),
             )
         },
@@ -186,6 +194,37 @@ DOCUMENT: dict[str, Any] = {
                 {**ok(201), **_common},
                 parameters=[_path("member_id")],
                 requestBody=_body({"identifier": {"type": "string", "maxLength": 80}}, ["identifier"]),
+            )
+        },
+        "/v1/cards": {
+            "post": _op(
+                "terminal",
+                "bind an unbound member card to the member at the till, who shows their own code (another "
+                "member's card: 409, masked owner; a code that does not hold: 422; used for a binding: 409)",
+                {**ok(201), **ok(), **_common},
+                requestBody=_body(
+                    {
+                        "member_id": {"type": "string", "maxLength": 64},
+                        "identifier": {"type": "string", "pattern": "^(card:[0-9]{6,19}|uid:[0-9A-Fa-f]{8,20})$"},
+                        "code": {"type": "string", "maxLength": 512, "pattern": "^P[MW]1\\.[A-Za-z0-9_.-]+$"},
+                    },
+                    ["member_id", "identifier", "code"],
+                ),
+            )
+        },
+        "/v1/wallet/statement": {
+            "post": _op(
+                "terminal",
+                "the stored value of the member at the counter, who shows their own code: balance, top-up bonuses "
+                "left and the day each lapses, the latest movements (a code that does not hold: 422)",
+                {**ok(), **_common},
+                requestBody=_body(
+                    {
+                        "member_id": {"type": "string", "maxLength": 64},
+                        "code": {"type": "string", "maxLength": 512, "pattern": "^P[MW]1\\.[A-Za-z0-9_.-]+$"},
+                    },
+                    ["member_id", "code"],
+                ),
             )
         },
         "/v1/members/{member_id}/coupons": {

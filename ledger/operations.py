@@ -24,6 +24,7 @@ from protocols.errors import FinalError
 from protocols.records import ID_PATTERN
 from protocols.sync import MAX_BATCH, batch_from_wire, seal_items
 from protocols.tokens import b64url_decode
+from protocols.untrusted_json import UntrustedJsonError, read_json
 
 COMMANDS = ("terminal", "quarantine", "audit", "secrets")
 
@@ -150,7 +151,7 @@ async def import_journal(store: LedgerStore, terminal_id: str, epoch: int, path:
         print(f"posgw-ledger: {terminal_id} has no chain epoch {epoch}", file=sys.stderr)
         return 1
     with path.open(encoding="utf-8") as fh:
-        wires = [{k: v for k, v in json.loads(line).items() if k != "sync"} for line in fh if line.strip()]
+        wires = [{k: v for k, v in _record_line(line, path).items() if k != "sync"} for line in fh if line.strip()]
     counts: dict[str, int] = {}
     for start in range(0, len(wires), MAX_BATCH):
         batch = {"terminal_id": terminal_id, "records": wires[start : start + MAX_BATCH]}
@@ -244,3 +245,11 @@ async def secrets_command(store: LedgerStore, args: argparse.Namespace) -> int:
     key = await secrets.issuer_key(store.db, args.data, secrets.secrets_key(args.data, args.secrets_key_file))
     sys.stdout.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode())
     return 0
+
+
+def _record_line(line: str, path: Path) -> dict[str, Any]:
+    """One record of a journal export, through the reader of untrusted JSON."""
+    value = read_json(line, f"{path} line", max_bytes=1024 * 1024)
+    if not isinstance(value, dict):
+        raise UntrustedJsonError(f"{path}: a line is not a record (a JSON object)")
+    return value

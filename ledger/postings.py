@@ -7,7 +7,7 @@ Two units are kept apart, ``points`` and ``fen`` (stored value). Accounts:
 | ``member:<id>:points`` | a member's points |
 | ``member:<id>:wallet`` | a member's stored value, in fen |
 | ``mall:points`` | the mall's side of every point earned or spent (its liability, negated) |
-| ``mall:wallet`` | the mall's side of stored value paid at tills or given back |
+| ``mall:wallet`` | the mall's side of stored value sold, given as a bonus, paid at tills, given back or lapsed |
 | ``mall:opening`` | balances brought in when members are loaded |
 | ``mall:overdraft`` | what members spent twice offline beyond their balance: a loss for the mall to settle |
 | ``mall:expired`` | points that lapsed unspent (year-end clearing) |
@@ -24,7 +24,9 @@ refund takes back what its units earned), ``offset`` and ``exchange``
 (redeemed; ``spend`` for records too old to say which), ``return`` (a refund
 gives back what its units consumed), ``expiry``, ``overdraft``, ``netted``
 (moved before postings said what moved, by no record the ledger holds); stored value
-``opening``, ``pay``, ``refund``, ``overdraft``. The mall's side of each
+``opening``, ``topup`` (sold), ``bonus`` (a top-up's bonus, ``ledger/wallet_grants.py``),
+``topup-refund`` and ``bonus-back`` (a top-up given back, and its bonus with it), ``pay``, ``refund``,
+``expiry`` (a bonus lapsed), ``overdraft``. The mall's side of each
 carries the amount the record names; the member's side what their balance
 could give. Points conservation (:func:`points_books`)::
 

@@ -23,6 +23,14 @@ it is told to. So the ledger believes nothing it can check for itself
   terminal and member; it is planned again (``protocols/refunds.py``) from
   that sale and the refunds before it, and must give back exactly what its
   units took and earned, to tenders the sale used, never more than remains.
+- **Top-ups.** Stored value sold as the rulebook sells it (amount, tenders,
+  the bonus step), to a member the ledger knows, made no longer ago than a
+  till may be offline, and within the till's daily cap: a till's credentials
+  alone mint no more than that cap a day before a cash count notices.
+- **Joins.** A till enrols a customer only as a member of its own making
+  (``J-<terminal>-<n>``), in the rulebook's joining tier, once
+  (``ledger/joins.py`` creates the member or merges them into the one who
+  carries the phone number already).
 
 A record that fails is *quarantined* by the caller: kept with its chain,
 never applied, raised as an alert, until an operator releases or rejects it.
@@ -35,13 +43,13 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ledger.holds import Hold
-from protocols.business_day import business_day
+from protocols.business_day import business_day, parse_instant
 from protocols.errors import GatewayError
 from protocols.money import FULL_RATE, allocate
 from protocols.pricing.earning import EarningLine, earn, payments_of
 from protocols.pricing.engine import offset_units
-from protocols.records import TransactionRecord
-from protocols.refunds import plan_refund, tenders_given_back
+from protocols.records import TransactionRecord, made_by
+from protocols.refunds import plan_refund, plan_topup_refund, tenders_given_back
 from protocols.rulebook import Rulebook
 
 
@@ -79,6 +87,9 @@ class Context:
     sale: TransactionRecord | None = None  # a refund's sale, as the ledger holds it
     sale_state: str | None = None
     earlier: list[TransactionRecord] = field(default_factory=list)  # refunds of that sale before this one
+    topped_up: int = 0  # a top-up: what its terminal sold in top-ups on its business day before it (fen)
+    wallet_own: int = 0  # a top-up's refund: the member's stored value less every bonus still to spend (fen)
+    received: float = 0.0  # when the ledger received the record (Unix seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,10 @@ def check(r: TransactionRecord, ctx: Context) -> Verdict:
             return Verdict(f"it names rulebook version {r.rulebook_version}, which this ledger never issued")
         if r.kind == "sale":
             return _sale(r, ctx, book)
+        if r.kind == "join":
+            return Verdict(_join(r, ctx, book))
+        if r.kind == "topup":
+            return Verdict(_topup(r, ctx, book))
         return Verdict(_refund(r, ctx, book))
     except GatewayError as err:  # a figure the pricing code itself refuses (money that cannot add up)
         return Verdict(f"its figures cannot be worked out: {err}")
@@ -127,6 +142,56 @@ def _sale(r: TransactionRecord, ctx: Context, book: Rulebook) -> Verdict:
         refusal, offset_points = _earning_bound(r, ctx.member, book, day), 0
     refusal = refusal or _points_spend(r, ctx, book) or _wallet(r, ctx, book)
     return Verdict(refusal, offset_points)
+
+
+def _join(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
+    """A till enrols a customer (``ledger/joins.py``): only as a member of its own making, in the joining
+    tier, once. The schema already holds it to no lines, tenders, points or coupons."""
+    assert r.member_id is not None
+    if not made_by(r.member_id, r.terminal_id):
+        return f"it enrols member {r.member_id}; terminal {r.terminal_id} makes only J-{r.terminal_id}-<n>"
+    if r.member_tier != book.joining_tier:
+        return (
+            f"it starts its member in tier {r.member_tier}; rulebook version {r.rulebook_version} starts "
+            f"those who join in {book.joining_tier}"
+        )
+    if ctx.member is not None:
+        return f"member {r.member_id} was enrolled already"
+    return None
+
+
+TOPUP_CLOCK_SKEW = 3600.0  # seconds a till's clock may be off the ledger's, either way
+
+
+def _topup(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
+    """A sale of stored value (``protocols/stored_value.py``): as the rulebook sells it, to a member the
+    ledger knows, within the till's daily cap, and made no longer ago than a till may sell offline (so
+    that backdating cannot spread a till's top-ups over days it never sold on)."""
+    rule = book.stored_value
+    if rule is None:
+        return f"it sells stored value, which rulebook version {r.rulebook_version} does not offer"
+    if ctx.member is None:
+        return f"it tops up member {r.member_id}, whom the ledger does not know"
+    if why := rule.refusal(r.total_due, [t.kind for t in r.tenders]):
+        return f"it sells stored value where its rulebook says: {why}"
+    if r.bonus != (due := rule.bonus_for(r.total_due)):
+        return (
+            f"it gives a bonus of {r.bonus} fen; rulebook version {r.rulebook_version} gives {due} fen "
+            f"for a top-up of {r.total_due} fen"
+        )
+    age = ctx.received - parse_instant(r.created_at).timestamp()
+    if not -TOPUP_CLOCK_SKEW <= age <= book.risk.max_offline_hours * 3600 + TOPUP_CLOCK_SKEW:
+        return (
+            f"it was made {age / 3600:.1f} h before the ledger received it; a till sells stored value at most "
+            f"{book.risk.max_offline_hours:g} h offline"
+        )
+    if ctx.topped_up + r.total_due > rule.terminal_daily_cap:
+        day = business_day(r.created_at, book.zone)
+        return (
+            f"it takes terminal {r.terminal_id}'s top-ups on {day} to {ctx.topped_up + r.total_due} fen, past "
+            f"the rulebook's daily cap of {rule.terminal_daily_cap} fen"
+        )
+    return None
 
 
 def _lines(r: TransactionRecord, book: Rulebook) -> list[EarningLine]:
@@ -281,6 +346,8 @@ def _refund(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
         return f"it refunds sale {sale.txn_id} of terminal {sale.terminal_id}"
     if sale.member_id != r.member_id:
         return f"it names member {r.member_id}; the sale was {sale.member_id}'s"
+    if sale.kind == "topup":
+        return _topup_refund(r, sale, ctx)
     wanted: dict[int, int] = {}
     for x in r.lines:
         if x.refund_line in wanted:
@@ -312,8 +379,13 @@ def _refund(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
         return f"it gives back {got}; the refunded units come to {want}"
     if not set(r.coupons_restored) <= set(expected.coupons_restored):
         return "it restores coupons its sale did not redeem, or before the sale is refunded in full"
+    return _tenders_refusal(r, sale, ctx.earlier)
+
+
+def _tenders_refusal(r: TransactionRecord, sale: TransactionRecord, earlier: list[TransactionRecord]) -> str | None:
+    """A refund gives money back to the sale's non-cash tenders no more than each has left to give."""
     left = {(t.kind, t.ref): t.amount for t in sale.tenders if t.kind != "cash"}
-    for key, given in tenders_given_back(ctx.earlier).items():
+    for key, given in tenders_given_back(earlier).items():
         if key in left:
             left[key] -= given
     for t in (t for t in r.tenders if t.kind != "cash"):
@@ -321,3 +393,30 @@ def _refund(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
             return f"it gives {t.amount} fen back to {t.kind} {t.ref}, more than that tender has left to give"
         left[(t.kind, t.ref)] -= t.amount
     return None
+
+
+def _topup_refund(r: TransactionRecord, topup: TransactionRecord, ctx: Context) -> str | None:
+    """Stored value given back: no more than is left of the top-up, nor than the member holds as their own
+    money (never a bonus turned into cash), taken on a hold the ledger made for it (so nothing spent
+    elsewhere meanwhile is given back twice), paid back the way the top-up was paid."""
+    try:
+        expected = plan_topup_refund(
+            topup,
+            ctx.earlier,
+            r.total_due,
+            r.reservation or "",
+            rulebook_version=r.rulebook_version,
+            draft_fields={f: getattr(r, f) for f in ("txn_id", "terminal_id", "seq", "created_at", "offline")},
+        )
+    except GatewayError as err:
+        return f"it cannot be a refund of top-up {topup.txn_id}: {err}"
+    if r.kind != "refund" or r.lines != expected.lines or r.coupons_restored:
+        return "a top-up is given back as one line of stored value, at what is given back"
+    if not _holds_for(ctx.holds.get(r.reservation or ""), r, "fen", r.total_due):
+        return f"it takes {r.total_due} fen of stored value back on a hold the ledger did not make for it"
+    if r.total_due > ctx.wallet_own:
+        return (
+            f"it gives back {r.total_due} fen; member {r.member_id} holds {ctx.wallet_own} fen of their own "
+            "stored value (a bonus is never given back as money)"
+        )
+    return _tenders_refusal(r, topup, ctx.earlier)

@@ -37,6 +37,7 @@ from ledger.postings import CheckProblem
 from ledger.postings import check as check_postings
 from ledger.rulebooks import Shelf
 from protocols.business_day import DEFAULT_ZONE, business_day, day_bounds
+from protocols.stored_value import TOPUP_SKU
 
 Record = dict[str, Any]
 
@@ -51,11 +52,20 @@ class Totals:
     refunds_due: int = 0
     by_tender: Counter[str] = field(default_factory=Counter)  # net of change, refunds negative
     txn_ids: set[str] = field(default_factory=set)
+    joins: int = 0  # customers enrolled (no money moves)
+    topups: int = 0  # stored value sold (money in, not a sale of goods)
+    topups_due: int = 0
 
     def add(self, r: Record) -> None:
         self.txn_ids.add(r["txn_id"])
-        sign = 1 if r["kind"] == "sale" else -1
-        if sign > 0:
+        if r["kind"] == "join":
+            self.joins += 1
+            return
+        sign = 1 if r["kind"] in ("sale", "topup") else -1
+        if r["kind"] == "topup":
+            self.topups += 1
+            self.topups_due += r["total_due"]
+        elif sign > 0:
             self.sales += 1
             self.sales_due += r["total_due"]
         else:
@@ -71,6 +81,8 @@ class Totals:
             "sales_due": self.sales_due,
             "refunds": self.refunds,
             "refunds_due": self.refunds_due,
+            **({"joins": self.joins} if self.joins else {}),
+            **({"topups": self.topups, "topups_due": self.topups_due} if self.topups else {}),
             **{f"tender:{k}": v for k, v in sorted(self.by_tender.items()) if v},
         }
 
@@ -119,7 +131,7 @@ def day_summary(
 ) -> dict[str, Any]:
     """Member share of sales, points (``points``: :func:`points_posted` for the day), coupons redeemed,
     stored value; records in quarantine counted apart, never in the figures."""
-    sales = member_sales = 0
+    sales = member_sales = joins = topups = bonus = 0
     coupons: Counter[str] = Counter()
     wallet = 0
     held = Counter[str]()
@@ -129,6 +141,16 @@ def day_summary(
         if r.get("state", "applied") != "applied":
             held[r.get("state", "")] += 1
             held["quarantined_due"] += r["total_due"] if r.get("state") == "quarantined" else 0
+            continue
+        if r["kind"] == "join":
+            joins += 1
+            continue
+        if r["kind"] == "topup":  # stored value sold: a liability taken on, not a sale
+            topups += r["total_due"]
+            bonus += r.get("bonus", 0)
+            continue
+        if r["kind"] == "refund" and r.get("reservation") and all(x["sku"] == TOPUP_SKU for x in r["lines"]):
+            topups -= r["total_due"]  # a top-up given back (on a stored-value hold, one line of stored value)
             continue
         sign = 1 if r["kind"] == "sale" else -1
         sales += sign * r["total_due"]
@@ -146,6 +168,9 @@ def day_summary(
         "points": points,
         "coupons_redeemed": dict(sorted(coupons.items())),
         "wallet_paid_net": wallet,
+        "joins": joins,
+        "topups": topups,  # net of top-ups given back
+        "topup_bonus": bonus,
         "quarantined": held.get("quarantined", 0),
         "quarantined_due": held.get("quarantined_due", 0),
     }
@@ -238,6 +263,10 @@ class ReportBook:
         """Every record the ledger holds that a terminal made on the mall's business ``day`` (YYYY-MM-DD),
         each with ``"state"`` beside it (applied, quarantined, rejected)."""
         start, end = day_bounds(day, self.shelf().zone)
+        return await self.records_between(start, end)
+
+    async def records_between(self, start: str, end: str) -> list[dict[str, Any]]:
+        """Every record made in ``[start, end)`` (UTC text as :func:`day_bounds` writes it), with its state."""
         rows = await self.db.read(
             lambda tx: tx.all(
                 "SELECT body, state FROM transactions WHERE created_at >= $1 AND created_at < $2 "

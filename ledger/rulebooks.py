@@ -26,6 +26,7 @@ from ledger.tiers import Ladder
 from protocols.errors import FinalError, SchemaError
 from protocols.rulebook import Rulebook
 from protocols.tokens import b64url_encode, key_id, public_key_text
+from protocols.untrusted_json import read_json
 
 OWN_FIELDS = ("phone_salt", "issuer_keys")  # filled in by the ledger, never loaded
 
@@ -39,7 +40,7 @@ class RulebookRefusedError(FinalError):
 def read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        data = tomllib.loads(text) if path.suffix == ".toml" else read_json(text, str(path), max_bytes=16 * 1024 * 1024)
     except (OSError, ValueError) as err:  # tomllib.TOMLDecodeError and json's errors are ValueErrors
         raise RulebookRefusedError(f"{path}: {err}") from err
     if not isinstance(data, dict):

@@ -68,22 +68,34 @@ class LedgerStore:
         (perhaps still being decided: the database work starts meanwhile)."""
         return await self._ingest.ingest(terminal_id, records, seals)
 
-    async def revoke_coupon(self, instance: str) -> list[str]:
-        """Withdraw a coupon copy; return every copy withdrawn so far (for the terminals)."""
+    async def revoke_coupon(self, instance: str) -> int:
+        """Withdraw a coupon copy; the revocation list's version with it in (the same again: no change)."""
 
-        async def revoke(tx: Tx) -> list[str]:
-            await tx.run(
-                "INSERT INTO revoked_coupons VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                instance,
-                datetime.now(UTC).isoformat(),
-            )
-            return await self._revoked(tx)
+        async def revoke(tx: Tx) -> int:
+            now = datetime.now(UTC).isoformat()
+            await tx.run("INSERT INTO revoked_coupons VALUES ($1, $2) ON CONFLICT DO NOTHING", instance, now)
+            await tx.run("INSERT INTO revocation_log (instance, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                         instance, now)  # fmt: skip
+            return await _revocations_version(tx)
 
         return await self.db.write(revoke)
 
-    async def revoked_coupons(self) -> list[str]:
-        return await self.db.read(self._revoked)
+    async def revocations(self, since: int = 0) -> tuple[int, int, list[str]]:
+        """(version, since, copies): every copy withdrawn (``since`` 0, or past the version held: a full
+        list), else those withdrawn after version ``since``."""
 
-    @staticmethod
-    async def _revoked(tx: Tx) -> list[str]:
-        return [str(i) for (i,) in await tx.all("SELECT instance FROM revoked_coupons ORDER BY instance")]
+        async def read(tx: Tx) -> tuple[int, int, list[str]]:
+            version = await _revocations_version(tx)
+            after = since if 0 < since <= version else 0
+            rows = await tx.all("SELECT instance FROM revocation_log WHERE rev > $1 ORDER BY rev", after)
+            return version, after, [str(i) for (i,) in rows]
+
+        return await self.db.read(read)
+
+    async def revocations_version(self) -> int:
+        return await self.db.read(_revocations_version)
+
+
+async def _revocations_version(tx: Tx) -> int:
+    row = await tx.one("SELECT COALESCE(MAX(rev), 0) FROM revocation_log")
+    return 0 if row is None else int(row[0])

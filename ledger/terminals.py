@@ -29,10 +29,12 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from ledger import chain_check
 from ledger.database import Database, Tx
 from ledger.identity import audit
 from protocols.enrolment import proof_message
 from protocols.errors import FinalError
+from protocols.sync import ChainView
 from protocols.tokens import public_key_from_text
 
 CODE_LIFETIME = 24 * 3600.0  # seconds an enrolment code stays good, unless the operator says otherwise
@@ -319,6 +321,22 @@ async def chain_key(tx: Tx, terminal_id: str, epoch: int) -> str | None:
     return None if row is None else str(row[0])
 
 
+async def chain_view(tx: Tx, terminal_id: str, epoch: int) -> ChainView:
+    row = await tx.one("SELECT high_seq FROM terminal_chains WHERE terminal_id = $1 AND epoch = $2", terminal_id, epoch)
+    high = 0 if row is None else int(row[0])
+    above = [
+        int(seq)
+        for (seq,) in await tx.all(
+            "SELECT seq FROM transactions WHERE terminal_id = $1 AND epoch = $2 AND seq > $3 ORDER BY seq",
+            terminal_id,
+            epoch,
+            high,
+        )
+    ]
+    high, gaps = chain_check.advance(high, above, limit=100)
+    return ChainView(high, max([high, *above]), tuple(gaps))
+
+
 class TerminalBook:
     """The store's facet for terminals (``store.terminals``): enrolment and the keys their chains are signed by."""
 
@@ -331,6 +349,10 @@ class TerminalBook:
 
     async def chain_key(self, terminal_id: str, epoch: int) -> str | None:
         return await self.db.read(lambda tx: chain_key(tx, terminal_id, epoch))
+
+    async def chain_view(self, terminal_id: str, epoch: int) -> ChainView:
+        """What the ledger holds of one chain, for the till to compare with its outbox."""
+        return await self.db.read(lambda tx: chain_view(tx, terminal_id, epoch))
 
     async def enrol(self, terminal_id: str, code: str, public_key: str, proof: bytes) -> Enrolment:
         try:

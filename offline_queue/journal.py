@@ -191,7 +191,9 @@ class TransactionJournal:
             earlier = _find_idempotent(conn, key, fingerprint)
             if earlier is not None:
                 return earlier, True
-        if member_code is not None and code_used(conn, member_code):
+        # A wallet code that paid one of this sale's own payments may also be what attached its member.
+        own = {f"payment:{p}" for p in payments}
+        if member_code is not None and code_used(conn, member_code) not in (None, *own):
             raise MemberCodeUsedError("this member code was already used for a sale; ask for a fresh code")
         for instance in draft.coupons:
             used = conn.execute("SELECT txn_id FROM redeemed_coupons WHERE instance = ?", (instance,)).fetchone()
@@ -238,9 +240,16 @@ class TransactionJournal:
                 [(c, draft.txn_id) for c in draft.coupons],
             )
         if member_code is not None:
-            conn.execute("INSERT INTO used_member_codes (nonce, txn_id) VALUES (?, ?)", (member_code, draft.txn_id))
+            conn.execute(
+                "INSERT OR REPLACE INTO used_member_codes (nonce, txn_id) VALUES (?, ?)", (member_code, draft.txn_id)
+            )
         if payments:
             settle(conn, payments, draft.txn_id)
+        if draft.joined is not None and draft.member_id is not None:
+            conn.execute(
+                "INSERT INTO joined_members (member_id, identifier, txn_id) VALUES (?, ?, ?)",
+                (draft.member_id, draft.joined, draft.txn_id),
+            )
         if draft.coupons_restored:  # a full refund gives its coupons back: they may be redeemed again
             conn.executemany("DELETE FROM redeemed_coupons WHERE instance = ?", [(c,) for c in draft.coupons_restored])
         record = dataclasses.replace(
@@ -248,6 +257,12 @@ class TransactionJournal:
         )
         self._head = (seq, digest)  # last, so a failed job never moves the head
         return record, False
+
+    async def joined_members(self) -> list[tuple[str, str]]:
+        """The customers this till enrolled: (member id, identifier), oldest first."""
+        query = "SELECT member_id, identifier FROM joined_members ORDER BY rowid"
+        rows = await self.read(lambda conn: conn.execute(query).fetchall())
+        return [(str(m), str(i)) for m, i in rows]
 
     async def replay(self, idempotency_key: str, fingerprint: str) -> TransactionRecord | None:
         """The record an earlier request with this key produced, if any."""

@@ -16,8 +16,10 @@ from protocols.records import TransactionRecord
 T = TypeVar("T")
 
 
-def code_used(conn: sqlite3.Connection, nonce: str) -> bool:
-    return conn.execute("SELECT 1 FROM used_member_codes WHERE nonce = ?", (nonce,)).fetchone() is not None
+def code_used(conn: sqlite3.Connection, nonce: str) -> str | None:
+    """What used a member or wallet code: a sale's ``txn_id``, or ``payment:<id>``; None if unused."""
+    row = conn.execute("SELECT txn_id FROM used_member_codes WHERE nonce = ?", (nonce,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 class JournalLookups:
@@ -71,7 +73,7 @@ class JournalLookups:
         return await self._read(refunds)
 
     async def member_code_used(self, nonce: str) -> bool:
-        return await self._read(lambda conn: code_used(conn, nonce))
+        return await self._read(lambda conn: code_used(conn, nonce)) is not None
 
     async def coupon_redeemed(self, instance: str) -> str | None:
         """The sale that redeemed this coupon at this terminal, if any."""

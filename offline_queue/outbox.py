@@ -15,7 +15,7 @@ from offline_queue.errors import JournalKeyError
 from offline_queue.personal import Keyring
 from offline_queue.rows import Pending, row_record, wire_bytes
 from protocols.records import TransactionRecord
-from protocols.sync import SyncResult
+from protocols.sync import ChainView, SyncResult
 
 FINAL_STATUSES = ("accepted", "duplicate", "rejected", "quarantined")
 
@@ -102,3 +102,31 @@ class JournalOutbox:
             self._leases.pop(r.txn_id, None)
 
         return await self._access.write(mark)
+
+    async def resend_missing(self, view: ChainView) -> list[int]:
+        """Records taken as delivered that the ledger says it lacks: pending again; their ``seq``, ascending.
+
+        Only ``accepted`` and ``duplicate`` answers are taken back: a rejected
+        or quarantined record is not in the ledger's chain by design.
+        """
+
+        def delivered_above(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                "SELECT seq FROM journal WHERE sync_status IN ('accepted', 'duplicate') AND seq > ? ORDER BY seq",
+                (view.high_seq,),
+            )
+            return [int(seq) for (seq,) in rows if view.lacks(int(seq))]
+
+        # Read first (a snapshot, never waiting for a commit): almost always nothing is missing.
+        if not await self._access.read(delivered_above):
+            return []
+
+        def take_back(conn: sqlite3.Connection) -> list[int]:
+            missing = delivered_above(conn)
+            conn.executemany(
+                "UPDATE journal SET sync_status = NULL, sync_reason = NULL, synced_at = NULL WHERE seq = ?",
+                [(seq,) for seq in missing],
+            )
+            return missing
+
+        return await self._access.write(take_back)

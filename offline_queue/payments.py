@@ -166,6 +166,20 @@ class JournalPayments:
 
         await self._write(begin)
 
+    async def claim_code(self, nonce: str, payment_id: str) -> str | None:
+        """A wallet code (its ``kid:nonce``) used by this payment: recorded whatever attached the member,
+        whatever the payment's outcome. What used it before, when that was not this payment."""
+        use = f"payment:{payment_id}"
+
+        def claim(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT txn_id FROM used_member_codes WHERE nonce = ?", (nonce,)).fetchone()
+            if row is not None:
+                return None if row[0] == use else str(row[0])
+            conn.execute("INSERT INTO used_member_codes (nonce, txn_id) VALUES (?, ?)", (nonce, use))
+            return None
+
+        return await self._write(claim)
+
     async def payment_by_key(self, idempotency_key: str) -> PaymentIntent | None:
         def get(conn: sqlite3.Connection) -> PaymentIntent | None:
             return next(iter(_select(conn, "idempotency_key = ?", (idempotency_key,))), None)

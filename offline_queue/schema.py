@@ -87,6 +87,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX payments_open ON payments(state) WHERE txn_id IS NULL;
         """,
     ),
+    (
+        5,
+        # Customers this till enrolled (join records): known here at once and after a restart, until the
+        # ledger's signed member list carries them (or the one they turned out to be). No tier: a till
+        # enrols only in the rulebook's joining tier, and nothing on disk decides a price.
+        """
+        CREATE TABLE joined_members (
+            member_id  TEXT PRIMARY KEY,
+            identifier TEXT NOT NULL UNIQUE,
+            txn_id     TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocols.errors import FinalError
 
 DEFAULT_ZONE = "Asia/Shanghai"
+CHINA = timezone(timedelta(hours=8), "CST")  # the wallets' fixed China time (no daylight saving since 1991)
 # An instant as posgw writes it: UTC, to the second or finer, ``Z`` or ``+00:00``.
 INSTANT_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)"
 
@@ -28,12 +29,21 @@ class BusinessDayError(FinalError):
     code = "business-day"
 
 
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]{0,29}(/[A-Za-z0-9_+-]{1,30}){0,2}")  # Area/Location[/Sub]
+
+
 @functools.lru_cache(maxsize=16)
 def mall_zone(name: str) -> tzinfo:
-    """The IANA zone ``name`` (from the system's zone data, else the ``tzdata`` package)."""
+    """The IANA zone ``name`` (from the system's zone data, else the ``tzdata`` package).
+
+    The name is checked for the shape of an IANA name before it becomes a file
+    path: fuzzing found a 100-character name ending in ``OSError`` (name too long).
+    """
+    if not _ZONE_NAME.fullmatch(name):
+        raise BusinessDayError(f"{name[:40]!r} is not an IANA time zone name (such as Asia/Shanghai)")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as err:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as err:
         raise BusinessDayError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from err
 
 

@@ -66,10 +66,20 @@ class EcrDecoder:
         self._buffer = bytearray()
         self._in_frame = False
         self._lrc_next = False  # ETX seen: the next byte is the LRC
+        self._skipping = False  # an over-long frame: its rest, to its ETX and LRC, is not line noise to read
 
     def feed(self, data: bytes) -> list[EcrEvent]:
         out: list[EcrEvent] = []
         for b in data:
+            if self._skipping:  # the refused frame runs on to its ETX; the byte after that is its LRC
+                if b == STX:
+                    self._skipping, self._lrc_next = False, False
+                    self._in_frame, self._buffer = True, bytearray()
+                elif self._lrc_next:
+                    self._skipping, self._lrc_next = False, False
+                elif b == ETX:
+                    self._lrc_next = True
+                continue
             if not self._in_frame:
                 if b == STX:
                     self._in_frame, self._buffer = True, bytearray()
@@ -92,7 +102,7 @@ class EcrDecoder:
                 self._buffer = bytearray()
             elif len(self._buffer) >= MAX_DATA:
                 out.append(BadFrame(f"frame longer than {MAX_DATA} bytes"))
-                self._in_frame = False
+                self._in_frame, self._skipping = False, True
             else:
                 self._buffer.append(b)
         return out

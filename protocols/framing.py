@@ -80,6 +80,10 @@ class ScannerFramer:
         self.aim = aim
         self.max_length = max_length
         self._buffer = bytearray()
+        # A frame past max_length: its first bytes (for the report) and how long it has run; it is refused
+        # whole when its suffix comes, however the bytes were chunked.
+        self._overlong: bytearray | None = None
+        self._overlong_size = 0
 
     @property
     def pending(self) -> int:
@@ -87,6 +91,9 @@ class ScannerFramer:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[FramerOutput]:
+        """Every frame ``data`` completes. The same frames and refusals come out however the stream is cut
+        into reads: a frame's length is judged without its suffix, and one past ``max_length`` is refused
+        whole, never cut into a frame and a tail."""
         self._buffer += data
         out: list[FramerOutput] = []
         while True:
@@ -95,19 +102,50 @@ class ScannerFramer:
                 break
             raw = bytes(self._buffer[:end])
             del self._buffer[: end + len(self.suffix)]
-            out.append(self._decode(raw))
-        if len(self._buffer) > self.max_length:
-            out.append(RejectedBytes(bytes(self._buffer), f"no frame end within {self.max_length} bytes"))
-            self._buffer.clear()
+            if self._overlong is not None:
+                out.append(self._refuse_overlong(raw))
+            elif len(raw) > self.max_length:
+                self._overlong, self._overlong_size = bytearray(), 0
+                out.append(self._refuse_overlong(raw))
+            else:
+                out.append(self._decode(raw))
+        # No suffix in what is held: past max_length plus a suffix cut in two, it cannot be a frame.
+        keep = len(self.suffix) - 1  # the start of a suffix split across reads stays, to be found next time
+        if len(self._buffer) > self.max_length + keep:
+            cut = len(self._buffer) - keep
+            if self._overlong is None:
+                self._overlong, self._overlong_size = bytearray(), 0
+            self._hold_overlong(bytes(self._buffer[:cut]))
+            del self._buffer[:cut]
         return [o for o in out if not (isinstance(o, RejectedBytes) and not o.raw)]
+
+    def _hold_overlong(self, chunk: bytes) -> None:
+        assert self._overlong is not None
+        room = self.max_length - len(self._overlong)
+        self._overlong += chunk[: max(room, 0)]
+        self._overlong_size += len(chunk)
+
+    def _refuse_overlong(self, rest: bytes) -> RejectedBytes:
+        self._hold_overlong(rest)
+        assert self._overlong is not None
+        raw, size = bytes(self._overlong), self._overlong_size
+        self._overlong, self._overlong_size = None, 0
+        return RejectedBytes(raw, f"a frame of {size} bytes, longer than {self.max_length}")
 
     def flush(self) -> list[FramerOutput]:
         """Give up on a partial frame (the scanner went idle or away mid-frame)."""
+        if self._overlong is not None:
+            self._hold_overlong(bytes(self._buffer))
+            self._buffer.clear()
+            assert self._overlong is not None
+            raw, size = bytes(self._overlong), self._overlong_size
+            self._overlong, self._overlong_size = None, 0
+            return [RejectedBytes(raw, f"incomplete frame of {size} bytes (no suffix)")]
         if not self._buffer:
             return []
         raw = bytes(self._buffer)
         self._buffer.clear()
-        return [RejectedBytes(raw, "incomplete frame (no suffix)")]
+        return [RejectedBytes(raw, f"incomplete frame of {len(raw)} bytes (no suffix)")]
 
     def _decode(self, raw: bytes) -> FramerOutput:
         body = raw

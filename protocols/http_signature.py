@@ -15,6 +15,15 @@ received. ``@authority`` is left out on purpose: a reverse proxy in front of
 the ledger may rewrite ``Host``; method, path, query and body are what a
 request does. A verifier also bounds ``created`` (a replay window) and
 remembers nonces within it.
+
+The ledger answers a signed request with a signed response (RFC 9421 §2.4),
+made with its issuer key, the one a till pinned at enrolment::
+
+    "@status" "content-digest" "signature";req;key="posgw"
+
+with ``created`` and ``keyid`` (the key's id). Covering the request's own
+signature binds the answer to that one request (its method, path, body and
+fresh nonce): an answer cannot be forged, nor replayed for another request.
 """
 
 from __future__ import annotations
@@ -36,6 +45,13 @@ _PARAMS = re.compile(
     r'\("@method" "@path" "@query" "content-digest"\)'
     r';created=(?P<created>\d{1,12});keyid="(?P<keyid>[A-Za-z0-9_.:-]{1,64})"'
     r';nonce="(?P<nonce>[A-Za-z0-9_-]{16,64})";alg="ed25519"'
+)
+
+
+RESPONSE_COMPONENTS = ('"@status"', '"content-digest"', f'"signature";req;key="{LABEL}"')
+_RESPONSE_PARAMS = re.compile(
+    r'\("@status" "content-digest" "signature";req;key="posgw"\)'
+    r';created=(?P<created>\d{1,12});keyid="(?P<keyid>[A-Za-z0-9_.:-]{1,64})";alg="ed25519"'
 )
 
 
@@ -134,3 +150,75 @@ def verify(
         key.verify(signed.signature, _base(method, path, query, digest, signed.params))
     except InvalidSignature as err:
         raise SignatureRefusedError("the signature is not this terminal's key") from err
+
+
+def _member(signature: str) -> str:
+    """The ``posgw`` member of a Signature field (``:base64:``), as a response signature covers it."""
+    if not signature.startswith(f"{LABEL}=:"):
+        raise SignatureRefusedError(f"the request carries no signature labelled {LABEL}")
+    return signature[len(LABEL) + 1 :]
+
+
+def _response_base(status: int, digest: str, request_signature: str, params: str) -> bytes:
+    lines = [
+        f'"@status": {status}',
+        f'"content-digest": {digest}',
+        f'"signature";req;key="{LABEL}": {_member(request_signature)}',
+        f'"@signature-params": {params}',
+    ]
+    return "\n".join(lines).encode()
+
+
+def sign_response(
+    key: Ed25519PrivateKey, keyid: str, status: int, body: bytes, request_signature: str, created: int
+) -> dict[str, str]:
+    """The headers that sign an answer to the request whose ``Signature`` field was ``request_signature``."""
+    digest = content_digest(body)
+    params = f'({" ".join(RESPONSE_COMPONENTS)});created={created};keyid="{keyid}";alg="ed25519"'
+    signature = key.sign(_response_base(status, digest, request_signature, params))
+    return {
+        "Content-Digest": digest,
+        "Signature-Input": f"{LABEL}={params}",
+        "Signature": f"{LABEL}=:{base64.b64encode(signature).decode()}:",
+    }
+
+
+def verify_response(
+    keys: dict[str, Ed25519PublicKey],
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    request_signature: str,
+) -> str:
+    """Check an answer against the keys this till pinned; return the key id that signed it.
+
+    ``headers`` lower-cased. No clock check: the request's fresh nonce, which
+    the answer covers, already makes it an answer to this request alone.
+    """
+    signature_input, signature = headers.get("signature-input"), headers.get("signature")
+    if not signature_input or not signature:
+        raise SignatureRefusedError("the answer is not signed (Signature-Input and Signature)")
+    found = (
+        _RESPONSE_PARAMS.fullmatch(signature_input[len(LABEL) + 1 :])
+        if signature_input.startswith(f"{LABEL}=")
+        else None
+    )
+    if found is None:
+        raise SignatureRefusedError('the answer\'s Signature-Input is not this profile ("@status" "content-digest" …)')
+    key = keys.get(found["keyid"])
+    if key is None:
+        raise SignatureRefusedError(f"the answer is signed by key {found['keyid']}, which this till did not pin")
+    digest = content_digest(body)
+    if headers.get("content-digest") != digest:
+        raise SignatureRefusedError("the answer's Content-Digest does not match its body")
+    value = _member(signature)
+    try:
+        raw = base64.b64decode(value[1:-1], validate=True) if value.endswith(":") and len(value) <= 100 else b""
+    except ValueError:
+        raw = b""
+    params = signature_input[len(LABEL) + 1 :]
+    try:
+        key.verify(raw, _response_base(status, digest, request_signature, params))
+    except InvalidSignature as err:
+        raise SignatureRefusedError("the answer's signature does not verify with the pinned ledger key") from err
+    return found["keyid"]

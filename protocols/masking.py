@@ -17,6 +17,14 @@ _BEARER = re.compile(r"(?i)bearer\s+\S+")
 _SECRET_KEYS = {"token", "authorization", "secret", "password", "api_token"}
 
 
+def mask_member_id(member_id: str) -> str:
+    """Enough of a member id for a cashier to tell two apart, not enough to act for the member: ``M0…42``."""
+    if len(member_id) <= 3:
+        return "…"
+    keep = 2 if len(member_id) >= 6 else 1
+    return f"{member_id[:keep]}…{member_id[-keep:]}"
+
+
 def mask_text(text: str) -> str:
     text = _TOKEN.sub(lambda m: f"{m.group(1)}.…", text)
     text = _BEARER.sub("Bearer ***", text)

@@ -66,6 +66,8 @@ class Reply:
     # What a provider may tell of a payment and the gateway may keep: for a bank
     # card the scheme, the masked PAN and the authorisation code. Never a full PAN.
     detail: dict[str, str] = field(default_factory=dict)
+    # What the provider said and whether its signature checked, for the payment's history (never a secret).
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,10 @@ class MicropayFlow:
 
     def _note(self, now: float, what: str) -> None:
         self.history.append((now, what))
+
+    def remark(self, now: float, what: str) -> None:
+        """A line of the payment's history the flow does not act on: what a provider said, in its words."""
+        self._note(now, what)
 
     def _expect(self, step: Step) -> None:
         current = self.next_action().step

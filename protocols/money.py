@@ -6,6 +6,7 @@ are basis points: ``8500`` means 85 %. Nothing here ever touches a float.
 
 from __future__ import annotations
 
+import re
 from typing import NewType
 
 from protocols.errors import MoneyError
@@ -53,6 +54,26 @@ def allocate(total: int, weights: list[int]) -> list[int]:
     for i in order[:left]:
         shares[i] += 1
     return shares
+
+
+_YUAN = re.compile(r"(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?")
+
+
+def yuan(amount: int) -> str:
+    """Fen as yuan with two decimals, as the wallets' APIs and statements write them: 12345 -> "123.45"."""
+    if amount < 0:
+        raise MoneyError(f"a negative amount ({amount} fen) has no yuan text here")
+    whole, fen = divmod(amount, FEN_PER_YUAN)
+    return f"{whole}.{fen:02d}"
+
+
+def fen_from_yuan(text: str) -> int:
+    """Yuan as the wallets write them ("123.45", "9.5", "10") as fen, exactly; anything else is refused."""
+    match = _YUAN.fullmatch(text)
+    if match is None:
+        raise MoneyError(f"not an amount in yuan: {text[:32]!r}")
+    whole, cents = match.group(1), (match.group(2) or "").ljust(2, "0")
+    return int(whole) * FEN_PER_YUAN + int(cents)
 
 
 def format_cny(amount: int) -> str:

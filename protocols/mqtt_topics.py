@@ -8,7 +8,7 @@ mall (``docs/protocols/sync.md``)::
 
     posgw/<mall>/rulebook                      retained  {"version": n}
     posgw/<mall>/members                       retained  {"version": n}
-    posgw/<mall>/coupons/revoked               retained  {"instances": ["<coupon id>:<instance>", ...]}
+    posgw/<mall>/coupons/revoked               retained  {"version": n}  (the signed list itself: HTTP)
     posgw/<mall>/terminals/<id>/command        -         {"command": "refresh" | "sync"}
     posgw/<mall>/terminals/<id>/status         retained  {"online": bool, ...}; the last will says offline
     posgw/<mall>/alerts                        -         {"kind": "conflict", "txn_id", "terminal_id", "detail"}
@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from protocols.errors import ProtocolError
+from protocols.untrusted_json import UntrustedJsonError, read_json
 
 COMMANDS = ("refresh", "sync")
 PREFIX = "posgw"
@@ -39,14 +40,6 @@ def members_topic(mall: str) -> str:
 
 def revoked_topic(mall: str) -> str:
     return f"{PREFIX}/{mall}/coupons/revoked"
-
-
-def revoked_instances(data: bytes) -> list[str]:
-    """The coupon copies the mall revoked (``<coupon id>:<instance>``)."""
-    value = _object(data, limit=256 * 1024).get("instances")
-    if not isinstance(value, list) or not all(isinstance(i, str) and 0 < len(i) <= 130 for i in value):
-        raise MqttPayloadError("a revocation notice needs a list of coupon copies")
-    return list(value)
 
 
 def alerts_topic(mall: str) -> str:
@@ -82,12 +75,10 @@ def command(data: bytes) -> str:
 
 
 def _object(data: bytes, limit: int = 4096) -> dict[str, Any]:
-    if len(data) > limit:
-        raise MqttPayloadError(f"payload larger than {limit:,} bytes")
     try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise MqttPayloadError(f"payload is not JSON: {err}") from err
+        value = read_json(data, "MQTT payload", max_bytes=limit)
+    except UntrustedJsonError as err:
+        raise MqttPayloadError(str(err)) from err
     if not isinstance(value, dict):
         raise MqttPayloadError("payload is not a JSON object")
     return value

@@ -16,7 +16,7 @@ import re
 from protocols.errors import CodeError
 from protocols.tokens import b64url_encode
 
-_MAINLAND_MOBILE = re.compile(r"1[3-9]\d{9}")
+_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")  # ASCII digits: "１３８…" or "١٣٨…" is another identifier
 
 
 def normalise_phone(text: str) -> str:

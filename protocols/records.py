@@ -20,11 +20,12 @@ from typing import Any
 
 from protocols.business_day import INSTANT_PATTERN
 from protocols.schema import Fields, Problems
+from protocols.stored_value import TOPUP_SKU
 
 MAX_LINES = 500
 # Cash, the scan-to-pay wallets, the member's stored value, a bank card.
 TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card")
-RECORD_KINDS = ("sale", "refund", "void")
+RECORD_KINDS = ("sale", "refund", "void", "join", "topup")
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 MASKED_PAN = r"[0-9]{6}\*{2,9}[0-9]{4}"  # never a full card number
 RECORD_VERSION = 2  # the format this posgw writes
@@ -63,11 +64,17 @@ class Tender:
     scheme: str | None = None
     pan: str | None = None
     auth: str | None = None
+    # A stored-value tender: the wallet code's ``kid:nonce`` that paid it (a code pays once; the ledger
+    # records a second use, even between two offline tills, as a conflict).
+    code: str | None = None
+    # A wallet's own id for the payment (WeChat Pay's transaction_id, Alipay's trade_no): what its
+    # statement names, so a day can be reconciled line by line.
+    provider_txn: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"kind": self.kind, "amount": self.amount}
         # Optional keys only when set: cash tenders keep the form records always had.
-        for key in ("ref", "scheme", "pan", "auth"):
+        for key in ("ref", "scheme", "pan", "auth", "code", "provider_txn"):
             if (value := getattr(self, key)) is not None:
                 wire[key] = value
         return wire
@@ -104,9 +111,18 @@ class TransactionRecord:
     coupons_restored: tuple[str, ...] = ()
     reservation: str | None = None  # the ledger's hold on the points this sale spends, when it was online
     growth_clawback: int = 0  # a refund: the growth value the refunded lines had earned, taken back
+    # The member or wallet code (its ``kid:nonce``) that named the member: good for one sale, so the ledger
+    # notes one used at two tills (offline, neither could know).
+    member_code: str | None = None
     version: int = 1  # the record format (see the module docstring)
     member_tier: str | None = None  # version 2: the tier the sale was priced and earned at
     epoch: int = 1  # the terminal's chain epoch: a replaced till starts the next one
+    # A join (开卡): the identifier the customer joined with (``phone:<salted hash>``, never the number);
+    # the record names the member the till made for them, ``J-<terminal>-<n>`` (``joined_member_id``).
+    joined: str | None = None
+    # A top-up (充值): the bonus the rulebook gives it, in fen (``protocols/stored_value.py``), credited as a
+    # separate grant that lapses.
+    bonus: int = 0
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -124,8 +140,14 @@ class TransactionRecord:
         wire["coupons_restored"] = list(self.coupons_restored)
         if not self.growth_clawback:  # only when set: every record made before it keeps its signed form
             del wire["growth_clawback"]
+        if self.member_code is None:  # likewise
+            del wire["member_code"]
         if self.epoch > 1:  # likewise: a first chain's records never carry it
             wire["epoch"] = self.epoch
+        if self.joined is None:  # only joins carry it
+            del wire["joined"]
+        if not self.bonus:  # only top-ups with a bonus
+            del wire["bonus"]
         return wire
 
     @classmethod
@@ -140,6 +162,21 @@ _V2_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord) if f.na
 _V1_FIELDS = tuple(f for f in _V2_FIELDS if f not in ("version", "member_tier"))
 _LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine))
 _V1_LINE_FIELDS = _LINE_FIELDS[: _LINE_FIELDS.index("refund_line") + 1]
+
+
+CODE_NONCE = r"[A-Za-z0-9_.:-]{1,128}"  # a member or wallet code's kid:nonce
+JOINED_PATTERN = r"phone:[0-9A-Za-z_-]{22}"  # a salted phone hash (``protocols/phone.py``)
+
+
+def joined_member_id(terminal_id: str, n: int) -> str:
+    """The id a till gives a member it enrols: its own namespace, so no till can name another's member."""
+    return f"J-{terminal_id}-{n}"
+
+
+def made_by(member_id: str, terminal_id: str) -> bool:
+    """Whether ``member_id`` is one ``terminal_id`` may have made (``joined_member_id``)."""
+    prefix = f"J-{terminal_id}-"
+    return member_id.startswith(prefix) and member_id[len(prefix) :].isdigit()
 
 
 def read_record(f: Fields) -> TransactionRecord:
@@ -183,9 +220,12 @@ def read_record(f: Fields) -> TransactionRecord:
         coupons_restored=tuple(f.texts("coupons_restored")),
         reservation=f.optional_text("reservation", pattern=r"[0-9a-f]{1,64}"),
         growth_clawback=points("growth_clawback"),
+        member_code=f.optional_text("member_code", pattern=CODE_NONCE),
         version=version,
         member_tier=f.optional_text("member_tier", pattern=r"[A-Za-z0-9_-]{1,32}") if version >= 2 else None,
         epoch=f.integer("epoch", 1, minimum=1, maximum=10**6),
+        joined=f.optional_text("joined", pattern=JOINED_PATTERN),
+        bonus=f.integer("bonus", 0, minimum=0, maximum=MAX_FEN),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
@@ -205,6 +245,8 @@ def _read_tender(f: Fields) -> Tender:
         f.optional_text("scheme", pattern=r"[A-Za-z0-9 _-]{1,32}"),
         f.optional_text("pan", pattern=MASKED_PAN),
         f.optional_text("auth", pattern=r"[A-Za-z0-9]{1,12}"),
+        f.optional_text("code", pattern=CODE_NONCE),
+        f.optional_text("provider_txn", pattern=r"[0-9A-Za-z_-]{1,64}"),
     )
     f.done()
     return tender
@@ -250,8 +292,30 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "change is more than the cash tendered (only cash gives change)")
     if (r.kind in ("refund", "void")) != (r.refund_of is not None):
         f.problems.add(f.path, "a refund or void names the sale it reverses (refund_of), and only they do")
+    if (r.kind == "join") != (r.joined is not None):
+        f.problems.add(f.path, "a join names the identifier the member joined with (joined), and only a join does")
+    if r.kind == "join" and (r.lines or r.tenders or r.member_id is None or r.version < 2 or r.coupons):
+        f.problems.add(f.path, "a join names its member and nothing else: no lines, tenders or coupons")
+    if r.kind == "topup":
+        _check_topup(r, f)
+    elif r.bonus:
+        f.problems.add(f.path, "only a top-up is given a bonus")
     if r.version >= 2:
         _check_benefits(r, f)
+
+
+def _check_topup(r: TransactionRecord, f: Fields) -> None:
+    """A top-up sells stored value to its member: one line of it at full price, paid with anything but stored
+    value, earning and spending nothing."""
+    one = len(r.lines) == 1 and r.lines[0].sku == r.lines[0].category == TOPUP_SKU
+    if not one or r.lines[0].quantity != 1 or r.total_discount:
+        f.problems.add(f.path, f"a top-up is one line of {TOPUP_SKU}, quantity 1, at full price")
+    if r.member_id is None or r.version < 2:
+        f.problems.add(f.path, "a top-up names the member whose stored value it is")
+    if any(t.kind == "wallet" for t in r.tenders):
+        f.problems.add(f.path, "stored value does not buy stored value")
+    if r.coupons or r.reservation or r.points_earned or r.points_redeemed or r.growth_earned:
+        f.problems.add(f.path, "a top-up earns and spends nothing: no coupons, points or growth")
 
 
 def _check_benefits(r: TransactionRecord, f: Fields) -> None:

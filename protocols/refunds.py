@@ -29,6 +29,7 @@ from protocols.money import allocate
 from protocols.records import RECORD_VERSION, RecordLine, Tender, TransactionRecord
 from protocols.rulebook import Rulebook
 from protocols.schema import Problems
+from protocols.stored_value import TOPUP_SKU
 
 
 class RefundRefusedError(FinalError):
@@ -180,6 +181,49 @@ def plan_refund(
         coupons_restored=restored,
         version=RECORD_VERSION,
         member_tier=sale.member_tier,
+    )
+
+
+def plan_topup_refund(
+    topup: TransactionRecord,
+    earlier: Sequence[TransactionRecord],
+    give_back: int,
+    hold: str,
+    *,
+    rulebook_version: int,
+    draft_fields: Mapping[str, object],
+) -> TransactionRecord:
+    """The refund record giving back ``give_back`` fen of a top-up (``protocols/stored_value.py``): taken
+    from the member's wallet on the ledger's hold ``hold``, paid back the way the top-up was paid.
+
+    At most what is left of the top-up after ``earlier`` refunds; how much of it the member still holds
+    as their own money (not bonus) is the ledger's to say, and the till asks it first. The top-up's
+    bonus, what is left of it, is taken back with any refund of it (``ledger/wallet_grants.py``)."""
+    if topup.kind != "topup":
+        raise RefundRefusedError("only a top-up is given back this way")
+    left = topup.total_due - sum(r.total_due for r in earlier)
+    if not 0 < give_back <= left:
+        raise RefundRefusedError(f"{left} fen of this top-up is left to give back, not {give_back}")
+    line = RecordLine(TOPUP_SKU, "Stored value", TOPUP_SKU, 1, give_back, give_back, 0, give_back, 1)
+    return TransactionRecord(
+        **draft_fields,  # type: ignore[arg-type]
+        kind="refund",
+        store_id=topup.store_id,
+        merchant_id=topup.merchant_id,
+        currency=topup.currency,
+        lines=(line,),
+        total_gross=give_back,
+        total_discount=0,
+        total_due=give_back,
+        tenders=refund_tenders(topup, earlier, give_back),
+        change=0,
+        member_id=topup.member_id,
+        member_via=topup.member_via,
+        points_earned=0,
+        rulebook_version=rulebook_version,
+        refund_of=topup.txn_id,
+        reservation=hold,
+        version=RECORD_VERSION,
     )
 
 

@@ -20,6 +20,7 @@ from protocols.chain import canonical_json
 from protocols.errors import GatewayError, ProtocolError, SchemaError
 from protocols.money import FULL_RATE
 from protocols.schema import Fields, Problems
+from protocols.stored_value import StoredValueRule
 from protocols.tokens import key_id, public_key_from_text
 
 MEMBER_STATUSES = ("active", "frozen", "blacklisted")
@@ -71,10 +72,18 @@ class Rulebook:
     phone_salt: str = ""  # base64url; members' phone identifiers are hashed with it (protocols/phone.py)
     # The mall's time zone: every business day is cut at its midnight (``protocols/business_day.py``).
     zone: str = DEFAULT_ZONE
+    stored_value: StoredValueRule | None = None  # None: this mall sells no stored value at its tills
 
     @property
     def fen_per_point(self) -> int:
         return self.earn.fen_per_point
+
+    @property
+    def joining_tier(self) -> str:
+        """The tier a customer who joins at a till starts in: the ladder's lowest rung (the lowest growth
+        threshold), or the first tier named when no tier has one."""
+        ladder = sorted((t.growth, t.name) for t in self.tiers.values() if t.growth is not None)
+        return ladder[0][1] if ladder else next(iter(self.tiers), "")  # "": no tiers, no one can join
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {kid: public_key_from_text(text) for kid, text in self.issuer_keys.items()}
@@ -93,6 +102,8 @@ class Rulebook:
             "phone_salt": self.phone_salt,
             "risk": self.risk.to_wire(),
             "timezone": self.zone,
+            # Only when set: rulebooks without it keep the form they were signed in.
+            **({} if self.stored_value is None else {"stored_value": self.stored_value.to_wire()}),
         }
 
     @classmethod
@@ -113,6 +124,7 @@ class Rulebook:
             tf.done()
         keys_f = f.table("issuer_keys")
         offset_f = f.optional_table("offset")
+        stored_f = f.optional_table("stored_value")
         coupons = [CouponDefinition.read(cf) for cf in f.tables("coupons")]
         book = cls(
             version=f.integer("version", minimum=0),
@@ -127,6 +139,7 @@ class Rulebook:
             phone_salt=f.text("phone_salt", "", pattern=r"[A-Za-z0-9_-]*"),
             risk=RiskLimits.read(f.table("risk")),
             zone=f.text("timezone", DEFAULT_ZONE, max_len=64),
+            stored_value=None if stored_f is None else StoredValueRule.read(stored_f),
         )
         if not is_zone(book.zone):
             problems.add("timezone", f"{book.zone!r} is not a time zone this machine knows (an IANA name)")
@@ -176,16 +189,43 @@ class MemberEntry:
         return entry
 
 
-def members_from_wire(data: object, source: str = "member snapshot") -> tuple[int, list[MemberEntry]]:
-    """Parse a member snapshot or delta: ``{"version": n, "full": bool, "members": [...]}``."""
+@dataclass(frozen=True, slots=True)
+class MemberList:
+    """A member snapshot or delta as read: the rows that hold, and why each other row was skipped."""
+
+    version: int
+    members: list[MemberEntry]
+    skipped: list[str]  # "members[12] (M0042): points: must be at least 0, got -5"
+    revocations: int = 0  # the revocation list's version when this was issued: a till holds at least that
+
+
+def members_from_wire(data: object, source: str = "member snapshot") -> MemberList:
+    """Parse a member snapshot or delta: ``{"version": n, "full": bool, "members": [...]}``.
+
+    A member row the schema refuses is skipped and named in ``skipped``: one
+    bad row must not cost a mall's tills every other member. The envelope
+    itself (version, the list) must hold, or nothing is used.
+    """
     problems = Problems(source)
     f = Fields(data, problems)
     version = f.integer("version", minimum=0)
     f.flag("full", True)
-    members = [MemberEntry.read(mf) for mf in f.tables("members", max_items=1_000_000)]
+    revocations = f.integer("revocations", 0, minimum=0, maximum=2**62)
+    rows = f.items("members", max_items=1_000_000)
     f.done()
     problems.raise_if_any()
-    return version, members
+    members: list[MemberEntry] = []
+    skipped: list[str] = []
+    for i, row in enumerate(rows):
+        own = Problems(source)
+        entry = MemberEntry.read(Fields(row, own, f"members[{i}]"))
+        if own.items:
+            member_id = row.get("member_id") if isinstance(row, dict) else None
+            name = f" ({member_id})" if isinstance(member_id, str) and len(member_id) <= 64 else ""
+            skipped.append(f"members[{i}]{name}: {'; '.join(own.items)[:300]}")
+        else:
+            members.append(entry)
+    return MemberList(version, members, skipped, revocations)
 
 
 RULEBOOK_FORMAT = 1  # the envelope and rulebook layout this posgw understands
@@ -197,9 +237,21 @@ class RulebookRefusedError(ProtocolError):
     code = "rulebook-refused"
 
 
-def _seal(field: str, wire: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+def seal_document(field: str, wire: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The ledger's side: ``wire`` under ``field`` in an envelope signed with ``key`` (rulebooks, member
+    lists, revocation lists)."""
     kid = key_id(key.public_key())
     return {"format": RULEBOOK_FORMAT, "kid": kid, field: wire, "signature": key.sign(canonical_json(wire)).hex()}
+
+
+def open_document(envelope: object, field: str, what: str, pinned: Ed25519PublicKey) -> dict[str, Any]:
+    """The document under ``field``, once its signature holds for the pinned ledger key; nothing in it is
+    read before that."""
+    wire, kid, signature = _unseal(envelope, field, what)
+    if kid != key_id(pinned):
+        raise RulebookRefusedError(f"the {what} is signed by key {kid}, not the ledger key this till pinned")
+    _check(pinned, signature, wire, what)
+    return wire
 
 
 def _unseal(envelope: object, field: str, what: str) -> tuple[dict[str, Any], str, str]:
@@ -223,36 +275,25 @@ def _check(key: Ed25519PublicKey, signature: str, wire: dict[str, Any], what: st
 
 def sign_rulebook(book: Rulebook, key: Ed25519PrivateKey) -> dict[str, Any]:
     """The ledger's side: wrap the rulebook with its Ed25519 signature."""
-    return _seal("rulebook", book.to_wire(), key)
+    return seal_document("rulebook", book.to_wire(), key)
 
 
-def open_rulebook(envelope: object, pinned: Ed25519PublicKey | None) -> tuple[Rulebook, Ed25519PublicKey]:
-    """Check a signed rulebook; return it and the key that signed it.
+def open_rulebook(envelope: object, pinned: Ed25519PublicKey) -> tuple[Rulebook, Ed25519PublicKey]:
+    """Check a signed rulebook against the ledger key this till pinned; return it and that key.
 
-    With no ``pinned`` key yet (a terminal's first contact), the key named in
-    the envelope is taken from the rulebook's own issuer keys and should then
-    be pinned: from then on only that key is accepted (trust on first use,
-    unless the configuration pins one from the start).
+    The signature is checked before a byte of the rulebook is read: nobody
+    but the ledger gets to feed the parser. A till has its key from
+    enrolment or its configuration, never from a rulebook or a cache.
     """
-    wire, kid, signature = _unseal(envelope, "rulebook", "rulebook")
-    book = Rulebook.from_wire(wire, "signed rulebook")
-    key = pinned
-    if key is None:
-        text = book.issuer_keys.get(kid)
-        if text is None:
-            raise RulebookRefusedError(f"the rulebook is signed by key {kid}, which it does not carry")
-        key = public_key_from_text(text)
-    _check(key, signature, wire, "rulebook")
-    return book, key
+    wire = open_document(envelope, "rulebook", "rulebook", pinned)
+    return Rulebook.from_wire(wire, "signed rulebook"), pinned
 
 
 def sign_members(snapshot: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
     """The ledger's side: wrap a member snapshot or delta with its signature."""
-    return _seal("members", snapshot, key)
+    return seal_document("members", snapshot, key)
 
 
-def open_members(envelope: object, key: Ed25519PublicKey) -> tuple[int, list[MemberEntry]]:
-    """Check a signed member snapshot against the ledger's (pinned) key."""
-    wire, _, signature = _unseal(envelope, "members", "member snapshot")
-    _check(key, signature, wire, "member snapshot")
-    return members_from_wire(wire, "signed member snapshot")
+def open_members(envelope: object, key: Ed25519PublicKey) -> MemberList:
+    """Check a signed member snapshot against the ledger's (pinned) key, then read it."""
+    return members_from_wire(open_document(envelope, "members", "member snapshot", key), "signed member snapshot")

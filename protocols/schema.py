@@ -9,6 +9,7 @@ placeholder so reading can go on.
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Mapping
@@ -161,6 +162,10 @@ class Fields:
         if not isinstance(value, int | float) or isinstance(value, bool):
             self.problems.add(self._key(key), f"expected a number, got {_type_name(value)}")
             return 0.0
+        # NaN compares false with every bound (it would pass them all); a huge integer cannot become a float.
+        if (isinstance(value, int) and abs(value) > 2**53) or (isinstance(value, float) and not math.isfinite(value)):
+            self.problems.add(self._key(key), f"{str(value)[:24]} is not a number posgw accepts here")
+            return 0.0
         if minimum is not None and value < minimum:
             self.problems.add(self._key(key), f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
@@ -187,8 +192,10 @@ class Fields:
             return None
         return self.table(key)
 
-    def tables(self, key: str, *, max_items: int = 1000) -> list[Fields]:
-        value = self._get(key, [], "a list of tables")
+    def tables(self, key: str, *, max_items: int = 1000, required: bool = False) -> list[Fields]:
+        value = self._get(key, MISSING if required else [], "a list of tables")
+        if isinstance(value, _Missing):
+            return []
         if not isinstance(value, list):
             self.problems.add(self._key(key), f"expected a list of tables, got {_type_name(value)}")
             return []
@@ -196,6 +203,18 @@ class Fields:
             self.problems.add(self._key(key), f"more than {max_items} items")
             return []
         return [Fields(item, self.problems, f"{self._key(key)}[{i}]", self.base_dir) for i, item in enumerate(value)]
+
+    def items(self, key: str, *, max_items: int = 1000) -> list[object]:
+        """A list whose items the caller reads one by one (each with its own problems, when one bad
+        item must not spoil the rest)."""
+        value = self._get(key, [], "a list")
+        if not isinstance(value, list):
+            self.problems.add(self._key(key), f"expected a list, got {_type_name(value)}")
+            return []
+        if len(value) > max_items:
+            self.problems.add(self._key(key), f"more than {max_items} items")
+            return []
+        return value
 
     def integer_list(self, key: str, *, minimum: int, maximum: int) -> list[int]:
         value = self._get(key, [], "a list of integers")

@@ -2,8 +2,11 @@
 
 The terminal posts its pending records in ``seq`` order; the ledger answers
 per record (``accepted``, ``duplicate`` or ``rejected`` with a reason) and the
-highest contiguous ``seq`` it holds for the terminal. Dedup on the ledger is
-permanent, so a batch can be re-sent any number of times.
+highest contiguous ``seq`` it holds for the terminal, with the runs it misses
+above that (``gaps``). Dedup on the ledger is permanent, so a batch can be
+re-sent any number of times: a till sends again every record in a gap that it
+had taken as delivered, and compares its journal with the ledger's
+:class:`ChainView` whenever it says hello.
 """
 
 from __future__ import annotations
@@ -20,6 +23,17 @@ MAX_BATCH = 200
 STATUSES = ("accepted", "duplicate", "rejected", "quarantined")
 
 
+Gaps = tuple[tuple[int, int], ...]  # runs of missing seq, (first, last)
+
+
+def gaps_to_wire(gaps: Gaps) -> list[dict[str, int]]:
+    return [{"from": first, "to": last} for first, last in gaps]
+
+
+def gaps_from_wire(f: Fields) -> Gaps:
+    return tuple((g.integer("from", minimum=1), g.integer("to", minimum=1)) for g in f.tables("gaps", max_items=100))
+
+
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     txn_id: str
@@ -33,7 +47,7 @@ class SyncReply:
     results: tuple[SyncResult, ...]
     high_seq: int
     # Runs of seq the ledger is missing below the highest it holds (first from, last to), for operators.
-    gaps: tuple[tuple[int, int], ...] = ()
+    gaps: Gaps = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -41,7 +55,7 @@ class SyncReply:
                 {"txn_id": r.txn_id, "seq": r.seq, "status": r.status, "reason": r.reason} for r in self.results
             ],
             "high_seq": self.high_seq,
-            "gaps": [{"from": first, "to": last} for first, last in self.gaps],
+            "gaps": gaps_to_wire(self.gaps),
         }
 
     @classmethod
@@ -55,11 +69,39 @@ class SyncReply:
             for rf in f.tables("results", max_items=MAX_BATCH)
         ]
         high_seq = f.integer("high_seq", minimum=0)
-        gaps = tuple(
-            (gf.integer("from", minimum=1), gf.integer("to", minimum=1)) for gf in f.tables("gaps", max_items=100)
-        )
+        gaps = gaps_from_wire(f)
         problems.raise_if_any()
         return cls(tuple(results), high_seq, gaps)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainView:
+    """A terminal's chain as the ledger holds it: contiguous to ``high_seq``, then ``gaps`` up to ``held_to``."""
+
+    high_seq: int
+    held_to: int
+    gaps: Gaps = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "high_seq": self.high_seq,
+            "held_to": self.held_to,
+            "gaps": gaps_to_wire(self.gaps),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> ChainView:
+        problems = Problems("ledger chain view")
+        f = Fields(data, problems)
+        high = f.integer("high_seq", minimum=0)
+        held_to = f.integer("held_to", minimum=0)
+        gaps = gaps_from_wire(f)
+        problems.raise_if_any()
+        return cls(high, held_to, gaps)
+
+    def lacks(self, seq: int) -> bool:
+        """The ledger does not hold this ``seq`` of the chain."""
+        return seq > self.held_to or (seq > self.high_seq and any(a <= seq <= b for a, b in self.gaps))
 
 
 def batch_to_wire(terminal_id: str, records: list[TransactionRecord]) -> dict[str, Any]:
@@ -98,7 +140,8 @@ def batch_from_wire(data: object) -> tuple[str, list[TransactionRecord]]:
     problems = Problems("sync batch")
     f = Fields(data, problems)
     terminal_id = f.text("terminal_id", pattern=ID_PATTERN)
-    records = [read_record(rf) for rf in f.tables("records", max_items=MAX_BATCH)]
+    # Required, as seal_items requires it: the two readers of a batch never disagree on what it holds.
+    records = [read_record(rf) for rf in f.tables("records", max_items=MAX_BATCH, required=True)]
     f.done()
     for r in records:
         if r.terminal_id != terminal_id:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocols.errors import TokenExpiredError, TokenForgedError, TokenMalformedError
+from protocols.untrusted_json import UntrustedJsonError, read_json
 
 MAX_TOKEN_LENGTH = 1024
 
@@ -100,9 +101,9 @@ def verify_token(
         raise TokenMalformedError("token must be PREFIX.payload.signature")
     payload_text, signature_text = parts
     try:
-        body = json.loads(b64url_decode(payload_text))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TokenMalformedError("token payload is not JSON") from err
+        body = read_json(b64url_decode(payload_text), "token payload", max_bytes=MAX_TOKEN_LENGTH)
+    except UntrustedJsonError as err:
+        raise TokenMalformedError(f"token payload is not JSON posgw reads: {err}") from err
     if not isinstance(body, dict):
         raise TokenMalformedError("token payload is not an object")
     claims = _claims(prefix, body)

@@ -53,6 +53,10 @@ class ChaosReport:
     duplicated: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Network chaos (simulators/network_chaos.py): what was done to the till.
+    faked: int = 0  # answers given in the ledger's place (garbage, fake "accepted", replays)
+    broker_drops: int = 0
+    disk_fills: int = 0
 
     @property
     def ok(self) -> bool:
@@ -63,6 +67,11 @@ class ChaosReport:
             f"{self.kills} SIGKILLs, {self.attempts} completions attempted: {self.acked} acknowledged, "
             f"{self.not_recorded} confirmed not recorded; lost={len(self.lost)} duplicated={len(self.duplicated)} "
             f"unexpected={len(self.unexpected)} ({self.seconds:.0f} s)"
+            + (
+                f"; {self.faked} answers faked, broker dropped {self.broker_drops}×, disk filled {self.disk_fills}×"
+                if self.faked or self.broker_drops or self.disk_fills
+                else ""
+            )
         )
 
 

@@ -23,13 +23,17 @@ from aiohttp import web
 
 from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
+from simulators.alipay import build_app as build_alipay
 from simulators.demo import main as demo_main
 from simulators.fleet import FleetError, run_fleet
 from simulators.fleet_news import FleetBroker, quiet_links
+from simulators.provider_keys import make_credentials, server_tls
 from simulators.scanner import PtyScanner
 from simulators.terminal import MODES as TERMINAL_MODES
 from simulators.terminal import serve as serve_terminal
 from simulators.vcard import MODES, VPCD_PORT, VirtualCard, load_issuer_key, make_applet
+from simulators.wallet_sims import alipay_sim, wechatpay_sim
+from simulators.wechatpay import build_app as build_wechatpay
 
 
 def _scanner(args: argparse.Namespace) -> int:
@@ -162,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     aq = sub.add_parser("acquirer", help="a scan-to-pay provider over HTTP with scripted outcomes")
     aq.add_argument("--port", type=int, default=8790)
     aq.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer (a provider far away)")
+    for wallet, what in (("wechatpay", "WeChat Pay's payment-code API (v2 XML)"), ("alipay", "Alipay's open API")):
+        sim = sub.add_parser(wallet, help=f"{what} over HTTPS, scripted by the code's last two digits")
+        sim.add_argument("--port", type=int, default=8791 if wallet == "wechatpay" else 8792)
+        sim.add_argument(
+            "--credentials", type=Path, default=Path(".posgw-sim"), help="folder of the simulated keys (made if empty)"
+        )
+        sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer (a provider far away)")
     tm = sub.add_parser("terminal", help="a bank-card payment terminal (ECR link) on a pseudo-terminal")
     tm.add_argument("--link", type=Path, required=True, help="stable path to create for the serial port")
     tm.add_argument("--mode", choices=TERMINAL_MODES, default="approve")
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_terminal(args.link, args.mode))
         return 0
+    if args.command in ("wechatpay", "alipay"):
+        return _wallet(args)
     if args.command == "acquirer":
         print(
             f"acquirer on 127.0.0.1:{args.port}; outcomes by the code's last two digits (see --help)", file=sys.stderr
@@ -198,6 +211,25 @@ def main(argv: list[str] | None = None) -> int:
         web.run_app(build_acquirer(acquirer), host="127.0.0.1", port=args.port, print=None)
         return 0
     return _scanner(args)
+
+
+def _wallet(args: argparse.Namespace) -> int:
+    creds = make_credentials(args.credentials)
+    if args.command == "wechatpay":
+        wechat = wechatpay_sim(creds)
+        wechat.books.latency = args.latency_ms / 1000
+        app, path = build_wechatpay(wechat), ""
+    else:
+        alipay = alipay_sim(creds)
+        alipay.books.latency = args.latency_ms / 1000
+        app, path = build_alipay(alipay), "/gateway.do"
+    print(
+        f"{args.command} on https://127.0.0.1:{args.port}{path}; credentials and CA in {creds.folder}; "
+        "outcomes by the code's last two digits (simulators/wallet_books.py)",
+        file=sys.stderr,
+    )
+    web.run_app(app, host="127.0.0.1", port=args.port, ssl_context=server_tls(creds), print=None)
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Starts the reference ledger (embedded SQLite) and the gateway as real
 processes, plugs a scanner in on a pseudo-terminal, and plays the cashier:
 a member shows the app's QR code, three products are scanned, the basket is
 priced with the member's tier discount, paid in cash, journaled and synced.
-Then the ledger goes down, a second sale is made offline, the ledger comes
-back and the queue drains.
+Then the ledger goes down, a second sale is made offline and a new customer
+joins at the till and buys, the ledger comes back and the queue drains.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 import shutil
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ from simulators.processes import (
     gateway_proc,
     issuer_key,
     ledger_proc,
-    payments_table,
+    wallets_table,
 )
+from simulators.provider_keys import Credentials, make_credentials
 from simulators.scanner import PtyScanner
 from simulators.vcard import VirtualCard, make_applet
 
@@ -49,9 +51,11 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def render_config(repo: Path, demo_dir: Path, api_port: int, ledger_port: int, acquirer_url: str) -> Path:
-    """config/demo.toml with this run's free ports and the acquirer simulator (the file's paths stay as they are)."""
-    text = (repo / "config" / "demo.toml").read_text() + payments_table(acquirer_url)
+def render_config(
+    repo: Path, demo_dir: Path, api_port: int, ledger_port: int, creds: Credentials, wallet_urls: tuple[str, str]
+) -> Path:
+    """config/demo.toml with this run's free ports and the wallets' simulators (the file's paths stay as they are)."""
+    text = (repo / "config" / "demo.toml").read_text() + wallets_table(creds, *wallet_urls)
     text = re.sub(r"(?m)^port = 8765$", f"port = {api_port}", text)
     text = text.replace("http://127.0.0.1:8780", f"http://127.0.0.1:{ledger_port}")
     path = demo_dir / "gateway.toml"
@@ -84,11 +88,16 @@ async def member_qr(ledger_url: str, app_token: str, member_id: str) -> str:
 
 
 async def member_points(ledger_url: str, app_token: str, member_id: str) -> int:
+    return int((await member_account(ledger_url, app_token, member_id))["points"])
+
+
+async def member_account(ledger_url: str, app_token: str, member_id: str) -> dict[str, Any]:
+    """The member's balances as the member app shows them."""
     headers = {"Authorization": f"Bearer {app_token}"}
     async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{ledger_url}/v1/members/{member_id}") as r:
         r.raise_for_status()
-        points: int = (await r.json())["points"]
-        return points
+        account: dict[str, Any] = await r.json()
+        return account
 
 
 def print_basket(basket: dict[str, Any]) -> None:
@@ -155,6 +164,21 @@ async def scan_to_pay(pos: PosClient, scanner: PtyScanner, basket_id: str, code:
     say(f"  paid {format_cny(event['amount'])} with {event['wallet']} (intent and outcome journaled before the answer)")
     sale = (await pos.complete(basket_id, key=secrets.token_hex(8)))["record"]
     say(f"  sale seq {sale['seq']}: tenders {[(t['kind'], format_cny(t['amount'])) for t in sale['tenders']]}")
+    paid = next(t for t in sale["tenders"] if t["kind"] != "cash")
+    say(f"  the wallet's own transaction id on the tender, for the day's statement: {paid['provider_txn']}")
+
+
+def wallet_proc(name: str, creds: Credentials, env: dict[str, str], demo_dir: Path) -> Proc:
+    """``posgw-sim wechatpay`` or ``alipay`` on a free port, over TLS with the demo's CA."""
+    port = free_port()
+    return Proc(
+        name,
+        [sys.executable, "-m", "simulators.cli", name, "--port", str(port), "--credentials", str(creds.folder)],
+        env,
+        demo_dir / f"{name}.log",
+        f"https://127.0.0.1:{port}/books",
+        health_ssl=ssl.create_default_context(cafile=str(creds.ca)),
+    )
 
 
 async def run_demo(repo: Path) -> int:
@@ -166,17 +190,14 @@ async def run_demo(repo: Path) -> int:
     env = demo_env(*tokens)
     ledger_url = f"http://127.0.0.1:{ledger_port}"
     ledger = ledger_proc(demo_dir / "ledger", ledger_port, env, demo_dir / "ledger.log")
-    acquirer_port = free_port()
-    acquirer_url = f"http://127.0.0.1:{acquirer_port}"
-    acquirer = Proc(
-        "acquirer",
-        [sys.executable, "-m", "simulators.cli", "acquirer", "--port", str(acquirer_port)],
-        env,
-        demo_dir / "acquirer.log",
-        acquirer_url + "/books",
-    )
+    creds = make_credentials(demo_dir / "providers")
+    wallets = [wallet_proc(name, creds, env, demo_dir) for name in ("wechatpay", "alipay")]
+    wallet_urls = (wallets[0].health_url.removesuffix("/books"), wallets[1].health_url.replace("/books", "/gateway.do"))
     gateway: Proc = gateway_proc(
-        render_config(repo, demo_dir, api_port, ledger_port, acquirer_url), api_port, env, demo_dir / "gateway.log"
+        render_config(repo, demo_dir, api_port, ledger_port, creds, wallet_urls),
+        api_port,
+        env,
+        demo_dir / "gateway.log",
     )
     scanner = PtyScanner(demo_dir / "scanner")
     pos = PosClient(f"http://127.0.0.1:{api_port}", tokens[0])
@@ -185,9 +206,14 @@ async def run_demo(repo: Path) -> int:
         ledger.start()
         await ledger.wait_healthy()
         say(f"ledger up on {ledger_url} (embedded SQLite in .demo/ledger)")
-        acquirer.start()
-        await acquirer.wait_healthy()
-        say(f"payment acquirer simulator (WeChat Pay / Alipay scan-to-pay) up on {acquirer_url}")
+        for wallet in wallets:
+            wallet.start()
+        for wallet in wallets:
+            await wallet.wait_healthy()
+        say(
+            f"WeChat Pay and Alipay simulators up on {wallet_urls[0]} and {wallet_urls[1]}: their published APIs"
+            " (XML signed HMAC-SHA256, forms signed RSA2) over TLS, the merchant's keys in .demo/providers"
+        )
         config = demo_dir / "gateway.toml"
         enrol_gateway(config, demo_dir / "ledger", "T-DEMO-01", "S-JOYCITY-B1", "M-BAKERY", env)
         enrolled = json.loads((demo_dir / "gateway" / "enrolment.json").read_text())
@@ -248,6 +274,22 @@ async def run_demo(repo: Path) -> int:
         fake.remove()
         await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
 
+        say("\n-- a member tops up their stored value (充值): ¥500 in cash, ¥50 more as a bonus (充500送50)")
+        wallet_before = (await member_account(ledger_url, tokens[2], "M0001"))["wallet"]
+        basket = await pos.new_basket()
+        scanner.send(await member_qr(ledger_url, tokens[2], "M0001"), aim="]Q1")
+        await pos.next_event("scan")
+        topup = await pos.call("POST", f"/v1/baskets/{basket['basket_id']}/topup", {"amount": 50_000})
+        say(f"  top-up {format_cny(topup['topup'])}, bonus {format_cny(topup['topup_bonus'])}; nothing earned on it")
+        sold = (await pos.complete_cash(basket["basket_id"], 50_000))["record"]
+        say(f"  journaled as a signed {sold['kind']} record, seq {sold['seq']}")
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        wallet_after = (await member_account(ledger_url, tokens[2], "M0001"))["wallet"]
+        say(
+            f"  ledger: M0001's stored value {format_cny(wallet_before)} → {format_cny(wallet_after)} "
+            "(the bonus a separate grant, spent first, lapsing in a year)"
+        )
+
         say("\n-- sale 3: the mall network drops (ledger stopped); the till keeps selling")
         qr = await member_qr(ledger_url, tokens[2], "M0001")  # the app fetched its code while online
         ledger.stop()
@@ -258,6 +300,13 @@ async def run_demo(repo: Path) -> int:
         await pos.next_event("scan")
         await scan_products(pos, scanner, basket["basket_id"], ["6954767430386", "6954767430386"])
         await sell(pos, basket["basket_id"])
+        say("  a new customer joins at the till (开卡) by phone number, still offline, and buys a cake")
+        basket = await pos.new_basket()
+        joined = await pos.call("POST", f"/v1/baskets/{basket['basket_id']}/join", {"phone": "139 1234 5678"})
+        newcomer = joined["member"]
+        say(f"  enrolled as {newcomer['member_id']} (tier {newcomer['tier']}); only the number's salted hash is kept")
+        await scan_products(pos, scanner, basket["basket_id"], ["6954767430386"])
+        first = await sell(pos, basket["basket_id"])
         st = await pos.status()
         say(f"  queued on disk: pending {st['journal']['pending']}, oldest {st['journal']['oldest_pending']}")
 
@@ -267,6 +316,9 @@ async def run_demo(repo: Path) -> int:
         st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0 and s["ledger"]["online"], within=60)
         say(f"  drained: pending {st['journal']['pending']}, synced this run {st['ledger']['synced_total']}")
         say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
+        joined_points = await member_points(ledger_url, tokens[2], newcomer["member_id"])
+        say(f"  ledger: the new member {newcomer['member_id']} exists, with {joined_points} points "
+            f"(their first sale earned {first['record']['points_earned']})")  # fmt: skip
 
         say("\n-- a customer brings back the birthday cake from sale 1")
         sale = first_sale["record"]
@@ -286,7 +338,8 @@ async def run_demo(repo: Path) -> int:
 
         await pos.close()
         code = gateway.stop()
-        acquirer.stop()
+        for wallet in wallets:
+            wallet.stop()
         say(f"\ngateway stopped on SIGTERM with exit code {code}; logs in .demo/gateway.log, .demo/ledger.log")
         verify = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -308,7 +361,8 @@ async def run_demo(repo: Path) -> int:
         await pos.close()
         gateway.stop()
         ledger.stop()
-        acquirer.stop()
+        for wallet in wallets:
+            wallet.stop()
         scanner.unplug()
 
 

@@ -29,6 +29,7 @@ from protocols.errors import GatewayError
 from protocols.records import RecordLine, Tender, TransactionRecord
 from protocols.rulebook import members_from_wire
 from protocols.sync import MAX_BATCH, SyncReply, batch_to_wire
+from protocols.tokens import public_key_from_text
 from simulators.fleet_news import FleetBroker, NewsCounts, TerminalNews, on_mqtt
 from simulators.ledger_session import SignedSession, enrol
 
@@ -98,6 +99,7 @@ async def run_fleet(
     seed: int = 1,
     pace_seconds: float = 0.0,
     broker: FleetBroker | None = None,
+    enrolled: asyncio.Event | None = None,
 ) -> tuple[FleetResult, list[FleetTerminal]]:
     """Every terminal (``codes``: terminal id → its enrolment code) enrols, sells ``records_each`` and
     syncs them all; some go offline for a while. Several ledger URLs (nodes of one ledger behind no
@@ -106,6 +108,7 @@ async def run_fleet(
     With a ``broker`` the terminals are on MQTT as well (``fleet_news.py``):
     connected and holding the rules before they sell, and at the end the run
     waits until every one has heard of and fetched the last member revision.
+    ``enrolled`` is set once every terminal has enrolled and selling starts.
     """
     rng = random.Random(seed)
     fleet = [FleetTerminal(terminal_id, code) for terminal_id, code in sorted(codes.items())]
@@ -114,6 +117,8 @@ async def run_fleet(
     async with aiohttp.ClientSession(connector=limit) as http:
         urls = [ledger_url] if isinstance(ledger_url, str) else list(ledger_url)
         await asyncio.gather(*(_enrol(http, urls[i % len(urls)], t) for i, t in enumerate(fleet)))
+        if enrolled is not None:
+            enrolled.set()
         async with contextlib.AsyncExitStack() as stack:
             news: list[TerminalNews] = []
             if broker is not None:
@@ -163,8 +168,7 @@ async def _member_revision(t: FleetTerminal) -> int:
     status, body = await t.session.request("GET", "/v1/members", params={"since": str(2**61)})
     if status != 200:
         raise FleetError(f"the ledger answered {status} for the member revision")
-    version, _ = members_from_wire(body["members"])
-    return version
+    return members_from_wire(body["members"]).version
 
 
 async def _enrol(http: aiohttp.ClientSession, url: str, t: FleetTerminal) -> None:
@@ -172,7 +176,10 @@ async def _enrol(http: aiohttp.ClientSession, url: str, t: FleetTerminal) -> Non
     if status != 201:
         detail = answer.get("detail") if isinstance(answer, dict) else answer
         raise FleetError(f"{t.terminal_id} could not enrol ({status}): {detail}")
-    t.session = SignedSession(http, url, t.terminal_id, t.key)
+    keys = answer.get("issuer_keys") if isinstance(answer, dict) else None
+    if not isinstance(keys, dict) or not keys:
+        raise FleetError(f"{t.terminal_id}: the enrolment answer names no ledger key")
+    t.session = SignedSession(http, url, t.terminal_id, t.key, public_key_from_text(str(next(iter(keys.values())))))
 
 
 async def _terminal(

@@ -36,7 +36,6 @@ from protocols.mqtt_topics import (
     command_topic,
     encode,
     members_topic,
-    revoked_instances,
     revoked_topic,
     rulebook_topic,
     status_topic,
@@ -84,8 +83,10 @@ class TerminalNews:
         self.rulebook_version = -1
         self.members_version = 0
         self.members: dict[str, str] = {}  # member -> tier, as the terminal's cache holds them
-        self.revoked: list[str] = []
-        self.key: Ed25519PublicKey | None = None
+        self.revocations_version = 0  # the revocation list's version last announced
+        if session.ledger_key is None:
+            raise FleetNewsError(f"{terminal_id} has no pinned ledger key (enrol it first)")
+        self.key: Ed25519PublicKey = session.ledger_key
         self.pacer = RefreshPacer(broker.min_refresh, random.Random(terminal_id))
         self._kick = asyncio.Event()
         self.broker = broker
@@ -115,7 +116,11 @@ class TerminalNews:
     async def _session(self) -> None:
         will = aiomqtt.Will(self.topic, encode({"online": False, "terminal_id": self.terminal_id}), qos=1, retain=True)
         async with aiomqtt.Client(
-            self.broker.host, self.broker.port, identifier=f"posgw-{self.terminal_id}", will=will, timeout=5.0
+            self.broker.host,
+            self.broker.port,
+            identifier=f"posgw-{self.broker.mall}-{self.terminal_id}",
+            will=will,
+            timeout=5.0,
         ) as client:
             mall = self.broker.mall
             for topic in (
@@ -157,7 +162,7 @@ class TerminalNews:
             ):
                 self.kick()
             elif topic == revoked_topic(mall):
-                self.revoked = revoked_instances(payload)
+                self.revocations_version = version_notice(payload)
             elif topic == command_topic(mall, self.terminal_id) and command(payload) == "refresh":
                 self.kick()  # a sync command: the fleet's terminals sync on their own schedule
         except ProtocolError:  # a bad notice can at most cause a fetch; dropped
@@ -185,9 +190,9 @@ class TerminalNews:
         if status != 200:
             raise FleetNewsError(f"the ledger answered {status} for the members")
         self.counts.refresh_seconds.append(time.monotonic() - started)
-        book, key = open_rulebook(envelope, self.key)
-        version, entries = open_members(members, key)
-        self.key = key
+        book, _ = open_rulebook(envelope, self.key)
+        listing = open_members(members, self.key)
+        version, entries = listing.version, listing.members
         self.rulebook_version = book.version
         self.members_version = max(self.members_version, version)
         self.members.update({m.member_id: m.tier for m in entries})

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocols import http_signature
 from protocols.enrolment import proof_message
@@ -43,6 +43,7 @@ class SignedSession:
     url: str
     terminal_id: str
     key: Ed25519PrivateKey
+    ledger_key: Ed25519PublicKey | None = None  # pinned from the enrolment answer, for what the ledger signs
 
     def headers(self, method: str, full_url: str, body: bytes) -> dict[str, str]:
         parts = urlsplit(full_url)

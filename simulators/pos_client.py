@@ -105,7 +105,8 @@ class PosClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no {event_type or 'event'} within {within} s")
-            msg = await asyncio.wait_for(self.ws.receive_json(), left)
+            async with asyncio.timeout(left):
+                msg = await self.ws.receive_json()
             if event_type is None or msg.get("type") == event_type:
                 result: dict[str, Any] = msg
                 return result

@@ -7,6 +7,7 @@ with tokens in the environment, and signals to stop.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from simulators.pos_client import PosClient
+from simulators.provider_keys import Credentials, alipay_options, wechatpay_options
 from simulators.scanner import PtyScanner
 
 
@@ -172,7 +174,7 @@ wait_timeout = 0.5
 
 
 def payments_table(acquirer_url: str, deadline: float = 30.0, terminal: Path | None = None) -> str:
-    """Both scan-to-pay wallets sent to one acquirer (the simulator takes both formats); cards to ``terminal``."""
+    """Both scan-to-pay wallets sent to the JSON acquirer (the plugin example's); cards to ``terminal``."""
     providers = "".join(
         f"""
 [[payments.providers]]
@@ -184,6 +186,29 @@ timeout = 2.0
 """
         for wallet in ("wechat", "alipay")
     )
+    return _with_terminal(providers, deadline, terminal)
+
+
+def wallets_table(
+    creds: Credentials, wechat_url: str, alipay_url: str, deadline: float = 30.0, terminal: Path | None = None
+) -> str:
+    """WeChat Pay and Alipay on their published APIs at the simulators' URLs; cards to ``terminal``."""
+    providers = ""
+    for wallet, provider, options in (
+        ("wechat", "wechatpay", wechatpay_options(creds, wechat_url, timeout=2.0)),
+        ("alipay", "alipay", alipay_options(creds, alipay_url, timeout=2.0)),
+    ):
+        lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in options.items())
+        providers += f"""
+[[payments.providers]]
+wallet = "{wallet}"
+provider = "{provider}"
+[payments.providers.options]
+{lines}"""
+    return _with_terminal(providers, deadline, terminal)
+
+
+def _with_terminal(providers: str, deadline: float, terminal: Path | None) -> str:
     if terminal is not None:
         providers += f"""
 [[payments.providers]]

@@ -13,11 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from simulators.acquirer import Acquirer
 from simulators.acquirer import build_app as build_acquirer
 from simulators.processes import free_port, stop_leftovers
+from simulators.provider_keys import Credentials, make_credentials
 from simulators.scanner import PtyScanner
 from simulators.terminal import PtyTerminal
 from simulators.vcard import VirtualCard
-from tests.harness import LedgerHandle
-from tests.pcsc import require_pcscd, vpcd_listening, wait_readers_empty
+from simulators.wallet_sims import Wallets, serving_wallets
+from tests.harness import LedgerHandle, tmpfs
+from tests.pcsc import one_at_a_time, require_pcscd, vpcd_listening, wait_readers_empty
 
 
 @pytest.fixture
@@ -26,6 +28,13 @@ def pty_scanner(tmp_path: Path) -> Iterator[PtyScanner]:
     scanner.plug()
     yield scanner
     scanner.unplug()
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A really small file system (a 1 MiB tmpfs) that a test can fill up, as a full disk."""
+    with tmpfs(tmp_path / "fs", "1m") as mount:
+        yield mount
 
 
 @pytest.fixture
@@ -50,9 +59,11 @@ async def ledger(tmp_path: Path, tokens: dict[str, str], ledger_database: str | 
 
 
 @pytest.fixture
-def pcscd() -> None:
-    """The real pcscd with its vpcd virtual readers, running."""
-    require_pcscd()
+def pcscd() -> Iterator[None]:
+    """The real pcscd with its vpcd virtual readers, running, for this test alone (``one_at_a_time``)."""
+    with one_at_a_time():
+        require_pcscd()
+        yield
 
 
 @pytest.fixture
@@ -61,7 +72,7 @@ def issuer_key() -> Ed25519PrivateKey:
 
 
 @pytest.fixture
-def cards() -> Iterator[list[VirtualCard]]:
+def cards(pcscd: None) -> Iterator[list[VirtualCard]]:
     """Virtual cards a test creates; all removed at the end so none leaks into the next test."""
     made: list[VirtualCard] = []
     yield made
@@ -81,6 +92,19 @@ async def acquirer() -> AsyncIterator[tuple[str, Acquirer]]:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}", books
     await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def provider_credentials(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
+    """The simulated wallets' credentials (CA, TLS and API certificates, API key, RSA2 keys): made once."""
+    return make_credentials(tmp_path_factory.mktemp("providers"))
+
+
+@pytest.fixture
+async def wallets(provider_credentials: Credentials) -> AsyncIterator[Wallets]:
+    """WeChat Pay and Alipay simulators over real HTTPS on free ports, speaking their published formats."""
+    async with serving_wallets(provider_credentials) as wallets:
+        yield wallets
 
 
 @pytest.fixture

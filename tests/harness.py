@@ -6,17 +6,19 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import hashlib
+import os
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.config import GatewayConfig, parse_config
@@ -36,6 +38,8 @@ from simulators import fleet
 from simulators.ledger_session import SignedSession, enrol
 from simulators.pos_client import PosClient
 from simulators.processes import Proc, demo_env, free_port, ledger_proc
+from simulators.provider_keys import alipay_options, wechatpay_options
+from simulators.wallet_sims import Wallets
 
 DEMO_RULES = {
     "version": 1,
@@ -364,6 +368,19 @@ def acquirer_payments(
     return {"deadline": deadline, "providers": providers, "refund_retry": 0.05}
 
 
+def wallet_payments(
+    wallets: Wallets, deadline: float = 5.0, options: dict[str, object] | None = None
+) -> dict[str, object]:
+    """A ``[payments]`` table with WeChat Pay and Alipay on their published APIs, at the simulators."""
+    providers = [
+        {"wallet": "wechat", "provider": "wechatpay",
+         "options": wechatpay_options(wallets.creds, wallets.wechat_url, timeout=1.0, **(options or {}))},
+        {"wallet": "alipay", "provider": "alipay",
+         "options": alipay_options(wallets.creds, wallets.alipay_url, timeout=1.0, **(options or {}))},
+    ]  # fmt: skip
+    return {"deadline": deadline, "providers": providers, "refund_retry": 0.05}
+
+
 def files_containing(root: Path, needle: bytes) -> list[Path]:
     """Files under ``root`` whose bytes contain ``needle`` (for "never stored" checks)."""
     return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
@@ -489,3 +506,21 @@ async def fleet_differences(ledger: LedgerHandle, made: list[TransactionRecord])
     mine = totals_by_terminal((r.to_wire() for r in made), today)
     assert not made or mine, "none of the records is of today's business day: the check would say nothing"
     return [f"{d.terminal_id} {d.what}" for d in reconcile(mine, {t: held[t] for t in mine})]
+
+
+def _as_root(*argv: str) -> None:
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    result = subprocess.run([*prefix, *argv], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"cannot {' '.join(argv)}: {result.stderr.strip()} (these tests need root or sudo -n)")
+
+
+@contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``mount`` while the block runs: a real disk that really fills up."""
+    mount.mkdir(parents=True, exist_ok=True)
+    _as_root("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount))
+    try:
+        yield mount
+    finally:
+        _as_root("umount", "-l", str(mount))

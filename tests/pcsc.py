@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from smartcard import scard
 
-READER_0 = "Virtual PCD 00 00"  # vpcd's first reader listens on 127.0.0.1:35963
+READER_0 = "Virtual PCD 00 00"  # vpcd's first reader listens on 127.0.0.1:35963 (only: .ci/pcscd)
 READER_1 = "Virtual PCD 00 01"  # and its second on 35964
 PORT_0, PORT_1 = 35963, 35964
 
 
+LOCK = Path("/tmp/posgw-tests-pcscd.lock")
+
+
+@contextlib.contextmanager
+def one_at_a_time() -> Iterator[None]:
+    """The machine has one pcscd and one pair of virtual readers: a test using them holds this lock (across
+    pytest-xdist workers, and other test runs), so no card of another test is ever in its reader."""
+    with LOCK.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def vpcd_listeners(port: int = PORT_0) -> list[str]:
+    """The local addresses (hex, as the kernel writes them) listening on ``port``: read from the kernel's
+    socket tables, as connecting would count as inserting a card."""
+    found: list[str] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if Path(table).exists():
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, _, state = line.split()[1:4]
+                address, _, hex_port = local.rpartition(":")
+                if int(hex_port, 16) == port and state == "0A":
+                    found.append(address)
+    return found
+
+
 def vpcd_listening(port: int = PORT_0) -> bool:
-    """Read the kernel's socket table: connecting would count as inserting a card."""
-    needle = f":{port:04X} 00000000:0000 0A"
-    return any(
-        needle in Path(table).read_text() for table in ("/proc/net/tcp", "/proc/net/tcp6") if Path(table).exists()
-    )
+    """vpcd listens on 127.0.0.1 (``.ci/pcscd`` starts it so: never on the network)."""
+    return "0100007F" in vpcd_listeners(port)
 
 
 def _as_root(*argv: str) -> None:
@@ -58,7 +87,7 @@ def stop_pcscd() -> None:
 
 
 def start_pcscd() -> None:
-    _as_root("/usr/sbin/pcscd")
+    subprocess.run([str(Path(__file__).resolve().parents[1] / ".ci" / "pcscd")], check=True, capture_output=True)
     wait_for(vpcd_listening, 10, "pcscd did not start its vpcd reader")
     wait_for(lambda: pcscd_pid() is not None, 10, f"pcscd did not write {PID_FILE}")
 

@@ -10,6 +10,7 @@ import time
 from typing import Any, TypeVar
 
 import msgspec
+import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Histogram
 
@@ -17,8 +18,9 @@ from gateway.api import contract, status_page
 from gateway.api.browser import TICKET_SECONDS, Tickets, browser_middleware
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view
-from gateway.errors import UnauthorizedError
+from gateway.errors import ConflictError, UnauthorizedError
 from gateway.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.sale import topups
 from gateway.sale.completion import CompletedSale
 from gateway.services import Services
 from protocols.errors import SchemaError
@@ -27,6 +29,7 @@ from protocols.records import Tender
 M = TypeVar("M", bound=msgspec.Struct)
 
 SERVICES = web.AppKey("services", Services)
+log = structlog.get_logger("posgw.api")
 TICKETS = web.AppKey("tickets", Tickets)
 
 
@@ -69,7 +72,8 @@ def _digest(body: msgspec.Struct) -> str:
 
 def _basket_json(svc: Services, basket_id: str, status: int = 200) -> web.Response:
     basket = svc.baskets.get(basket_id)
-    return _json(basket_view(basket, svc.pricer.price(basket)), status)
+    bonus = topups.bonus_of(basket, svc.directory.rulebook)
+    return _json(basket_view(basket, svc.pricer.price(basket), bonus), status)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -84,6 +88,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
+    svc.metrics.checks(await svc.checks())
     return web.Response(body=svc.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
@@ -142,6 +147,57 @@ async def add_line(request: web.Request) -> web.Response:
     return _basket_json(svc, basket.basket_id, 201)
 
 
+UNBOUND_TAP_SECONDS = 120.0  # how long a tapped unbound card stays the one "bind" means
+
+
+async def bind_card(request: web.Request) -> web.Response:
+    """Bind a member card to the basket's member at the ledger (online only): the last unbound card tapped
+    here, or a number the cashier typed (weak). Another member's card: 409 ``card-owned``, that member masked."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    body = await _read(request, contract.CardToBind, "card")
+    if basket.member is None:
+        raise ConflictError("attach the member first (their code or phone number), then bind their card")
+    member_id = basket.member.member.member_id
+    code = body.code or basket.member.code
+    if code is None:
+        raise ConflictError("the member shows their member code from the app to bind a card: scan it with the card")
+    if body.code is not None and svc.identification.of_token(body.code).member.member_id != member_id:
+        raise ConflictError("that code is another member's: the member binds a card with their own code")
+    if body.number is not None:
+        identifier, weak = f"card:{body.number}", True
+    else:
+        tapped = svc.identification.unbound
+        if tapped is None or svc.identification.clock() - tapped[1] > UNBOUND_TAP_SECONDS:
+            raise ConflictError("no unbound card was tapped here in the last two minutes: tap it, or type its number")
+        identifier, _, weak = tapped
+    bound = await svc.client.bind_card(member_id, identifier, code)
+    svc.identification.unbound = None
+    svc.refresher.kick_now()  # this till's cache learns the card now, the others with the member's next revision
+    log.info("card_bound", member_id=member_id, kind=identifier.split(":")[0], weak=weak, now=bound)
+    answer = contract.CardBound(member_id, identifier, "now" if bound else "already", weak)
+    return _json(answer, 201 if bound else 200)
+
+
+async def join(request: web.Request) -> web.Response:
+    """Enrol a customer by phone number (开卡), online or offline: 201 with the member made for them;
+    ``409 already-a-member`` when a member carries the number (attach them by phone instead)."""
+    svc = request.app[SERVICES]
+    body = await _read(request, contract.Joiner, "joiner")
+    match = await svc.joining.join(body.phone)
+    return _json(contract.Joined(match.member.member_id, match.member.tier, not svc.link.online), 201)
+
+
+async def join_at_basket(request: web.Request) -> web.Response:
+    """Enrol a customer by phone number and attach them to the basket: the sale in progress earns."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    body = await _read(request, contract.Joiner, "joiner")
+    basket.require_open()  # before the member is made: a closed basket makes nobody
+    svc.building.attach_member(basket, await svc.joining.join(body.phone))
+    return _basket_json(svc, basket.basket_id, 201)
+
+
 async def attach_member(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
@@ -154,6 +210,26 @@ async def attach_member(request: web.Request) -> web.Response:
         raise SchemaError("member", ["give exactly one of token (a member code) or phone"])
     svc.building.attach_member(basket, match)
     return _basket_json(svc, basket.basket_id)
+
+
+async def topup(request: web.Request) -> web.Response:
+    """Make an empty basket a top-up of stored value for its member (``gateway/sale/topups.py``)."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    body = await _read(request, contract.TopUp, "top-up")
+    topups.start(basket, svc.directory.rulebook, body.amount, svc.link)
+    return _basket_json(svc, basket.basket_id, 201)
+
+
+async def wallet_statement(request: web.Request) -> web.Response:
+    """The basket's member's stored value at the ledger (online): they showed their code, which the ledger
+    checks; a member attached by phone or card shows it first."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    if basket.member is None or basket.member.code is None:
+        raise ConflictError("the member shows their code from the app to see their stored value: scan it first")
+    data = await svc.client.wallet_statement(basket.member.member.member_id, basket.member.code)
+    return _json(msgspec.convert(data, contract.WalletStatement))
 
 
 async def add_coupon(request: web.Request) -> web.Response:
@@ -211,7 +287,7 @@ async def pay(request: web.Request) -> web.Response:
     if (body.code is None) == (body.method is None):
         raise SchemaError("payment", ['give exactly one of code (a scanned payment code) or method ("card")'])
     intent, replayed = await svc.paying.pay(basket, body.code, body.amount, key)
-    basket_json = basket_view(basket, svc.pricer.price(basket))
+    basket_json = basket_view(basket, svc.pricer.price(basket), topups.bonus_of(basket, svc.directory.rulebook))
     return _json(contract.PaymentTaken(payment=payment_view(intent), basket=basket_json), 200 if replayed else 201)
 
 
@@ -229,7 +305,7 @@ async def refund(request: web.Request) -> web.Response:
     key = _idempotency_key(request, "a refund")
     body = await _read(request, contract.RefundRequest, "refund")
     wanted = None if body.lines is None else {line.line: line.quantity for line in body.lines}
-    return _sale_response(await svc.refunds.refund(body.txn_id, wanted, key, digest=_digest(body)))
+    return _sale_response(await svc.refunds.refund(body.txn_id, wanted, key, digest=_digest(body), code=body.code))
 
 
 async def void(request: web.Request) -> web.Response:
@@ -311,6 +387,11 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/baskets/{basket_id}/price", get_basket)
     app.router.add_post("/v1/baskets/{basket_id}/lines", add_line)
     app.router.add_post("/v1/baskets/{basket_id}/member", attach_member)
+    app.router.add_post("/v1/baskets/{basket_id}/card", bind_card)
+    app.router.add_post("/v1/baskets/{basket_id}/join", join_at_basket)
+    app.router.add_post("/v1/members", join)
+    app.router.add_post("/v1/baskets/{basket_id}/topup", topup)
+    app.router.add_get("/v1/baskets/{basket_id}/wallet", wallet_statement)
     app.router.add_post("/v1/baskets/{basket_id}/coupons", add_coupon)
     app.router.add_post("/v1/baskets/{basket_id}/points", redeem_points)
     app.router.add_post("/v1/baskets/{basket_id}/payments", pay)

@@ -28,6 +28,7 @@ from protocols.micropay import Outcome
 from protocols.records import TransactionRecord
 from protocols.refund import RefundOutcome
 from protocols.schema import Problems
+from protocols.untrusted_json import UntrustedJsonError, read_json
 
 Money = Annotated[int, Meta(ge=0, le=10**10, description="fen")]
 Quantity = Annotated[int, Meta(ge=1, le=100_000)]
@@ -58,6 +59,30 @@ class MemberIdentification(Request):
 
     token: Token | None = None
     phone: Annotated[str, Meta(pattern=PHONE_PATTERN, max_length=32)] | None = None
+
+
+class Joiner(Request):
+    """A customer joining at the till (开卡): their phone number, typed by the cashier (hashed at once,
+    never stored)."""
+
+    phone: Annotated[str, Meta(pattern=PHONE_PATTERN, max_length=32)]
+
+
+class CardToBind(Request):
+    """Bind a member card to the basket's member. ``number``: typed by the cashier (a weak identity, like a
+    UID: nothing on the card was checked). Without it, the last card tapped at this till that no member
+    carries, within two minutes, is bound (its certificate checked when it has one). ``code``: the member's
+    own code from the app, scanned now: the ledger's proof the member is here, needed unless the member was
+    attached with their code."""
+
+    number: Annotated[str, Meta(pattern="^[0-9]{6,19}$")] | None = None
+    code: Token | None = None
+
+
+class TopUp(Request):
+    """Sell the basket's member stored value (充值): ``amount`` in fen; the basket must be empty."""
+
+    amount: Annotated[int, Meta(ge=1, le=10**9)]
 
 
 class CouponToken(Request):
@@ -92,10 +117,12 @@ class RefundLine(Request):
 
 
 class RefundRequest(Request):
-    """``lines`` absent: all that is left of the sale."""
+    """``lines`` absent: all that is left of the sale. A top-up is given back (all that is left of it that the
+    member still holds as their own money) with ``code``: the member's wallet pay code, scanned now."""
 
     txn_id: TxnId
     lines: Annotated[list[RefundLine], Meta(max_length=500)] | None = None
+    code: Token | None = None
 
 
 class VoidRequest(Request):
@@ -188,11 +215,52 @@ class BasketView(Response):
     txn_id: str | None
     payments: list[PaymentView]
     left_to_pay: int
+    # A top-up basket: the stored value it sells, and the bonus the rulebook gives it (credited by the ledger
+    # when it accepts the top-up, the bonus as a grant that lapses).
+    topup: int | None = None
+    topup_bonus: int = 0
 
 
 class PaymentTaken(Response):
     payment: PaymentView
     basket: BasketView
+
+
+class CardBound(Response):
+    member_id: str
+    identifier: str
+    bound: Literal["now", "already"]
+    weak: bool
+
+
+class Joined(Response):
+    """A customer enrolled here: the member this till made for them, in the joining tier. ``offline``: the
+    ledger hears of them when it is back (and merges them into the member who carries the number, if any)."""
+
+    member_id: str
+    tier: str
+    offline: bool
+
+
+class BonusLeft(Response):
+    remaining: int  # fen of a top-up bonus still to spend
+    expires_on: str  # the mall's business day it lapses on
+
+
+class WalletMove(Response):
+    amount: int  # fen, + in, - out
+    kind: str  # topup, bonus, pay, refund, topup-refund, bonus-back, expiry, opening, merge, overdraft
+    at: str  # when its record was made ('' for the ledger's own: opening, expiry)
+    terminal_id: str  # the till that made it ('-' for the ledger's own)
+
+
+class WalletStatement(Response):
+    """The stored value of the basket's member as the ledger holds it now (they showed their code)."""
+
+    member_id: str
+    balance: int
+    bonus: list[BonusLeft]
+    history: list[WalletMove]  # the latest, newest first
 
 
 class Sale(Response):
@@ -259,6 +327,7 @@ class Status(Response):
     ledger: LedgerView
     rulebook_version: int
     members_cached: int
+    checks: list[Check]  # every named check (gateway/ops/health.py), ok or with its reason
     active_basket: str | None
     mqtt: MqttView | None
     payments: PaymentsView
@@ -295,16 +364,21 @@ def read(raw: bytes, model: type[M], what: str) -> M:
         try:
             return msgspec.json.decode(raw, type=model)
         except msgspec.ValidationError:
-            data = msgspec.json.decode(raw)  # told below, every problem at once
+            # Told below, every problem at once, from what the one reader of untrusted JSON makes of it
+            # (which also refuses a key given twice: msgspec judged the first, a plain parse keeps the last).
+            data = read_json(raw, f"the {what} body", max_bytes=len(raw))
     except msgspec.DecodeError as err:  # not JSON, or not UTF-8 (a lone surrogate escape too)
         raise BadRequestError(f"the {what} body is not valid JSON: {err}") from err
     except RecursionError as err:  # msgspec's own depth guard: no body of ours nests past a few levels
         raise BadRequestError(f"the {what} body is nested too deep") from err
+    except UntrustedJsonError as err:
+        raise BadRequestError(str(err)) from err
     problems = Problems(what)
     for path, message in problems_in(data, model, ""):
         problems.add(path, message)
     problems.raise_if_any()
-    raise AssertionError("msgspec refused a body in which no field has a problem")  # pragma: no cover
+    # The contract refused it and no field can be named: still the client's body, never a 500.
+    raise BadRequestError(f"the {what} body does not match the contract (docs/api.md)")
 
 
 def problems_in(data: Any, model: type[msgspec.Struct], at: str) -> list[tuple[str, str]]:

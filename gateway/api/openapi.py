@@ -33,6 +33,12 @@ MODELS: tuple[Any, ...] = (
     c.NewLine,
     c.MemberIdentification,
     c.CouponToken,
+    c.CardToBind,
+    c.CardBound,
+    c.Joiner,
+    c.Joined,
+    c.TopUp,
+    c.WalletStatement,
     c.PointsToSpend,
     c.PaymentRequest,
     c.Completion,
@@ -137,6 +143,50 @@ DOCUMENT: dict[str, Any] = {
                 {**_basket, **_common},
                 body=c.MemberIdentification,
                 parameters=(_basket_id,),
+            )
+        },
+        "/v1/baskets/{basket_id}/card": {
+            "post": _op(
+                "bindCard",
+                "bind a member card to the basket's member (the last unbound card tapped, or a typed number)",
+                {"201": _json(c.CardBound, "bound now"), "200": _json(c.CardBound, "already theirs"), **_common},
+                body=c.CardToBind,
+                parameters=(_basket_id,),
+            )
+        },
+        "/v1/baskets/{basket_id}/join": {
+            "post": _op(
+                "joinAtBasket",
+                "enrol the customer by phone number (开卡) and attach them: the sale in progress earns",
+                {"201": _json(c.BasketView, "joined and attached"), **_common},
+                body=c.Joiner,
+                parameters=(_basket_id,),
+            )
+        },
+        "/v1/baskets/{basket_id}/topup": {
+            "post": _op(
+                "topUp",
+                "sell the member stored value (充值): the empty basket becomes one line of it, paid like a sale",
+                {"201": _json(c.BasketView, "the top-up basket"), **_common},
+                body=c.TopUp,
+                parameters=(_basket_id,),
+            )
+        },
+        "/v1/baskets/{basket_id}/wallet": {
+            "get": _op(
+                "walletStatement",
+                "the member's stored value at the ledger: balance, top-up bonuses left, latest movements "
+                "(online; the member attached with their code)",
+                {"200": _json(c.WalletStatement, "their stored value"), **_common},
+                parameters=(_basket_id,),
+            )
+        },
+        "/v1/members": {
+            "post": _op(
+                "join",
+                "enrol a customer by phone number (开卡), online or offline (409 when a member carries the number)",
+                {"201": _json(c.Joined, "the member made for them"), **_common},
+                body=c.Joiner,
             )
         },
         "/v1/baskets/{basket_id}/coupons": {

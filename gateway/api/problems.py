@@ -35,6 +35,7 @@ STATUS: list[tuple[type[GatewayError], int]] = [
     (CouponAlreadyRedeemedError, 409),
     (MemberCodeUsedError, 422),
     (gw.ConflictError, 409),
+    (gw.LedgerRefusedError, 409),  # the ledger answered and said no
     (RefundRefusedError, 409),
     (SchemaError, 422),
     (TokenError, 422),

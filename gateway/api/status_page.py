@@ -31,9 +31,11 @@ body { font: 15px system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin-top: 1em; }
 td, th { padding: .25em .8em; text-align: left; border-bottom: 1px solid #ddd; }
 .error { color: #b00; }
+.check { margin-top: .4em; padding: .4em 1em; background: #f3c623; color: #222; border-radius: 6px; }
 </style></head>
 <body>
 <div id="ledger" class="unknown">connecting…</div>
+<div id="checks"></div>
 <table>
 <tr><th>terminal</th><td id="terminal">-</td></tr>
 <tr><th>version</th><td id="version">-</td></tr>
@@ -48,8 +50,18 @@ td, th { padding: .25em .8em; text-align: left; border-bottom: 1px solid #ddd; }
 function text(id, value) { document.getElementById(id).textContent = value; }
 function render(s) {
   const ledger = document.getElementById("ledger");
-  ledger.className = s.ledger.online ? "online" : "offline";
-  ledger.textContent = s.ledger.online ? "Ledger: online" : "Ledger: OFFLINE, sales are kept on this till";
+  const failing = s.checks.filter(c => !c.ok && !c.name.startsWith("device:"));
+  const trouble = failing.some(c => c.name !== "ledger");
+  // Green only when the ledger answers, accepts this till and nothing else is wrong: never a green lie.
+  ledger.className = s.ledger.online && !trouble ? "online" : "offline";
+  ledger.textContent = !s.ledger.online ? "Ledger: OFFLINE, sales are kept on this till"
+    : trouble ? "Ledger: online, but something needs attention" : "Ledger: online";
+  document.getElementById("checks").replaceChildren(...failing.filter(c => c.name !== "ledger").map(c => {
+    const banner = document.createElement("div");
+    banner.className = "check"; banner.dataset.check = c.name;
+    banner.textContent = c.name + ": " + c.reason;
+    return banner;
+  }));
   text("terminal", s.terminal_id + (s.draining ? " (shutting down)" : ""));
   text("version", "posgw " + s.version);
   text("queue", s.journal.pending + " waiting to sync");

@@ -11,7 +11,7 @@ from offline_queue.payments import PaymentIntent
 from protocols.pricing import PricedBasket, receipt_lines
 
 
-def basket_view(basket: Basket, priced: PricedBasket) -> c.BasketView:
+def basket_view(basket: Basket, priced: PricedBasket, topup_bonus: int = 0) -> c.BasketView:
     match = basket.member
     return c.BasketView(
         basket_id=basket.basket_id,
@@ -61,6 +61,8 @@ def basket_view(basket: Basket, priced: PricedBasket) -> c.BasketView:
         txn_id=basket.txn_id,
         payments=[payment_view(p) for p in basket.payments],
         left_to_pay=basket.left_to_pay(priced.total_due),
+        topup=basket.topup,
+        topup_bonus=topup_bonus,
     )
 
 

@@ -7,6 +7,13 @@ ca_file`` when set). Every failure becomes a :class:`LedgerError`: the caller
 keeps its work queued and tries again later. A reply that is not the
 ledger's protocol is a :class:`LedgerGarbageError`, never a crash and never
 "synced".
+
+Every answer must be signed by a ledger key this till pinned (at enrolment,
+or ``[ledger] rulebook_key``) and bound to the request it answers
+(``protocols/http_signature.py``). An answer that is not — a proxy's, an
+attacker's on the path, a fake "accepted" — is a
+:class:`LedgerUnverifiedError`: nothing in it is believed, and the work
+stays queued.
 """
 
 from __future__ import annotations
@@ -19,34 +26,63 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.errors import (
+    CardBindingRefusedError,
     LedgerAuthError,
     LedgerError,
     LedgerGarbageError,
     LedgerRefusedError,
     LedgerUnreachableError,
+    LedgerUnverifiedError,
 )
 from protocols import http_signature
 from protocols.errors import SchemaError
+from protocols.records import ID_PATTERN, MAX_FEN
 from protocols.rulebook import MemberEntry
 from protocols.schema import Fields, Problems
-from protocols.sync import SyncReply
+from protocols.sync import ChainView, SyncReply
+from protocols.tokens import key_id, public_key_from_text
+from protocols.untrusted_json import UntrustedJsonError, read_json
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 _JSON = {"Content-Type": "application/json"}
 
 
-async def _detail(resp: aiohttp.ClientResponse) -> str:
-    """A problem document's code and detail, for the operator (bounded; never the body whole)."""
+def _problem(body: bytes) -> dict[str, Any]:
+    """A problem document's fields (empty when the body is not one)."""
     try:
-        problem = json.loads((await resp.content.read(4096)).decode("utf-8", "replace"))
-    except ValueError:
-        return resp.reason or ""
-    if not isinstance(problem, dict):
-        return resp.reason or ""
+        problem = read_json(body, "problem document", max_bytes=4096)
+    except UntrustedJsonError:
+        return {}
+    return problem if isinstance(problem, dict) else {}
+
+
+def _detail(body: bytes, reason: str) -> str:
+    """A problem document's code and detail, for the operator (bounded; never the body whole)."""
+    problem = _problem(body)
+    if not problem:
+        return reason
     return f"{str(problem.get('title', ''))[:64]}: {str(problem.get('detail', ''))[:300]}"
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, path: str) -> bytes:
+    """The whole body, however it arrives in pieces; past :data:`MAX_REPLY_BYTES` a garbage error."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise LedgerGarbageError(f"ledger reply to {path} is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def pinned_keys(texts: list[str]) -> dict[str, Ed25519PublicKey]:
+    """The ledger keys a till believes, by key id, from their base64url texts."""
+    keys = [public_key_from_text(text) for text in texts]
+    return {key_id(key): key for key in keys}
 
 
 class LedgerClient:
@@ -57,10 +93,12 @@ class LedgerClient:
         key: Ed25519PrivateKey | None,
         timeout: float,
         ca_file: str | None = None,
+        ledger_keys: dict[str, Ed25519PublicKey] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.terminal_id = terminal_id
         self._key = key  # None: requests go unsigned (only enrolment and health need none)
+        self.ledger_keys = ledger_keys or {}  # what the ledger's answers must be signed by
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._session: aiohttp.ClientSession | None = None
@@ -95,26 +133,51 @@ class LedgerClient:
         try:
             headers = self._signed(method, url, data)
             async with self._session.request(method, url, data=data or None, headers=headers, ssl=self._ssl) as resp:
-                if resp.status == 404 and method == "GET" and path.startswith("/v1/identifiers/"):
-                    return None
-                if resp.status == 409 and path.startswith(("/v1/reservations", "/v1/wallet/")):
-                    detail = (await resp.json(content_type=None)).get("detail", "refused")
-                    raise LedgerRefusedError(str(detail))
-                if resp.status in (401, 403):
-                    raise LedgerAuthError(f"the ledger refused this terminal ({resp.status}): {await _detail(resp)}")
-                if resp.status >= 400:
-                    text = (await resp.text(errors="replace"))[:200]
-                    raise LedgerError(f"ledger answered {resp.status} to {method} {path}: {text}")
                 if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
                     raise LedgerGarbageError(f"ledger reply to {path} is too large")
-                try:
-                    return await resp.json(content_type=None)
-                except ValueError as err:
-                    raise LedgerGarbageError(f"ledger reply to {path} is not JSON") from err
+                answer = await _read_bounded(resp, path)
+                status, reason = resp.status, resp.reason or ""
+                answered = {k.lower(): v for k, v in resp.headers.items()}
         except aiohttp.ClientConnectorError as err:
             raise LedgerUnreachableError(f"ledger unreachable at {self.base_url}: {err}") from err
         except (aiohttp.ClientError, TimeoutError) as err:
             raise LedgerError(f"ledger unreachable at {self.base_url}: {err or type(err).__name__}") from err
+        if "Signature" in headers:
+            self._verify(method, path, status, answer, answered, headers["Signature"])
+        return self._read(method, path, status, reason, answer)
+
+    def _verify(
+        self, method: str, path: str, status: int, answer: bytes, answered: dict[str, str], signature: str
+    ) -> None:
+        if not self.ledger_keys:
+            raise LedgerUnverifiedError(
+                "no ledger key is pinned on this till, so no answer can be believed: enrol it (posgw enroll) "
+                "or set [ledger] rulebook_key"
+            )
+        try:
+            http_signature.verify_response(self.ledger_keys, status, answer, answered, signature)
+        except http_signature.SignatureRefusedError as err:
+            raise LedgerUnverifiedError(
+                f"the answer to {method} {path} ({status}) is not the ledger's: {err}; nothing in it was believed"
+            ) from err
+
+    @staticmethod
+    def _read(method: str, path: str, status: int, reason: str, answer: bytes) -> Any:
+        if status == 404 and method == "GET" and path.startswith("/v1/identifiers/"):
+            return None
+        if status == 409 and path == "/v1/cards" and _problem(answer).get("title") == "identifier-owned":
+            raise CardBindingRefusedError(str(_problem(answer).get("detail", "refused"))[:300])
+        if status in (404, 409, 422) and path.startswith(("/v1/reservations", "/v1/wallet/", "/v1/cards")):
+            raise LedgerRefusedError(str(_problem(answer).get("detail", "refused"))[:300])
+        if status in (401, 403):
+            raise LedgerAuthError(f"the ledger refused this terminal ({status}): {_detail(answer, reason)}")
+        if status >= 400:
+            text = answer[:200].decode("utf-8", "replace")
+            raise LedgerError(f"ledger answered {status} to {method} {path}: {text}")
+        try:
+            return read_json(answer, f"ledger reply to {path}", max_bytes=MAX_REPLY_BYTES)
+        except UntrustedJsonError as err:
+            raise LedgerGarbageError(str(err)) from err
 
     async def reserve_points(self, member_id: str, points: int, txn_id: str, terminal_id: str) -> str:
         """Hold ``points`` of the member's balance for a sale about to be journaled (two-phase, first half)."""
@@ -131,12 +194,13 @@ class LedgerClient:
         """Let a hold go (the sale was not made); holds also lapse by themselves."""
         await self._request("DELETE", f"/v1/reservations/{quote(reservation, safe='')}")
 
-    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str) -> None:
-        """Hold stored value for payment ``ref`` (refused: :class:`LedgerRefusedError`, with what is available)."""
+    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str, code: str) -> None:
+        """Hold stored value for payment ``ref`` paid with the wallet code ``code``, which the ledger checks
+        and lets pay once (refused: :class:`LedgerRefusedError`, with why or what is available)."""
         await self._request(
             "POST",
             "/v1/wallet/holds",
-            {"member_id": member_id, "amount": amount, "ref": ref, "terminal_id": terminal_id},
+            {"member_id": member_id, "amount": amount, "ref": ref, "terminal_id": terminal_id, "code": code},
         )
 
     async def wallet_hold_state(self, ref: str) -> str:
@@ -150,15 +214,36 @@ class LedgerClient:
     async def release_wallet(self, ref: str) -> None:
         await self._request("DELETE", f"/v1/wallet/holds/{quote(ref, safe='')}")
 
-    async def ping(self) -> None:
-        """A cheap signed round trip, so an idle terminal knows the ledger is there *and accepts it*."""
-        await self._request("GET", "/v1/hello")
+    async def alive(self) -> bool:
+        """Does the ledger answer at all (``/healthz``, unsigned, 1 s)? Only ever used to retry sooner:
+        what it says is believed in nothing else."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            timeout = aiohttp.ClientTimeout(total=1.0)
+            async with self._session.get(f"{self.base_url}/healthz", ssl=self._ssl, timeout=timeout) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def hello(self) -> ChainView:
+        """A cheap signed round trip, so an idle terminal knows the ledger is there *and accepts it*, and
+        what the ledger holds of its chain."""
+        data = await self._request("GET", "/v1/hello")
+        try:
+            return ChainView.from_wire(data)
+        except SchemaError as err:
+            raise LedgerGarbageError(str(err)) from err
 
     async def fetch_rules(self, since: int = 0) -> tuple[object, object]:
         """The signed rulebook and the signed members changed since ``since``; the directory checks both."""
         envelope = await self._request("GET", "/v1/rulebook")
         members = await self._request("GET", f"/v1/members?since={since:d}")
         return envelope, members
+
+    async def fetch_revocations(self, since: int = 0) -> object:
+        """The signed list of withdrawn coupon copies (after version ``since``: a delta); the directory checks it."""
+        return await self._request("GET", f"/v1/revocations?since={since:d}")
 
     async def lookup_identifier(self, identifier: str) -> MemberEntry | None:
         """Ask the ledger who carries ``identifier`` (a card the cache does not know)."""
@@ -173,6 +258,38 @@ class LedgerClient:
             raise LedgerGarbageError(str(err)) from err
         return entry
 
+    async def bind_card(self, member_id: str, identifier: str, code: str) -> bool:
+        """Bind an unbound card to a member who showed ``code`` (their member or wallet code): True if bound
+        now, False if it already was theirs. Another member's card: :class:`CardBindingRefusedError`; an
+        unknown member, or a code the ledger does not take: :class:`LedgerRefusedError`."""
+        body = {"member_id": member_id, "identifier": identifier, "code": code}
+        data = await self._request("POST", "/v1/cards", body)
+        if not isinstance(data, dict) or data.get("bound") not in ("now", "already"):
+            raise LedgerGarbageError("the ledger's card binding reply says neither bound now nor already")
+        return bool(data["bound"] == "now")
+
+    async def wallet_statement(self, member_id: str, code: str) -> dict[str, Any]:
+        """The stored value of a member who showed ``code``: balance, bonuses left, latest movements (checked
+        field by field: an answer that is not one is :class:`LedgerGarbageError`)."""
+        data = await self._request("POST", "/v1/wallet/statement", {"member_id": member_id, "code": code})
+        problems = Problems("ledger wallet statement")
+        f = Fields(data, problems)
+        statement = {
+            "member_id": f.text("member_id", pattern=ID_PATTERN),
+            "balance": f.integer("balance", minimum=0, maximum=MAX_FEN),
+            "bonus": [_row(bf, remaining=MAX_FEN, expires_on=r"\d{4}-\d{2}-\d{2}") for bf in f.tables("bonus")],
+            "history": [
+                _row(hf, amount=MAX_FEN, kind=r"[a-z-]{1,32}", at=r"[0-9T:.Z+-]{0,40}", terminal_id=r"-|" + ID_PATTERN)
+                for hf in f.tables("history", max_items=100)
+            ],
+        }
+        f.done()
+        try:
+            problems.raise_if_any()
+        except SchemaError as err:
+            raise LedgerGarbageError(str(err)) from err
+        return statement
+
     async def post_batch(self, terminal_id: str, records: list[bytes]) -> SyncReply:
         """Send records in their JSON wire form, byte for byte as the journal signed them."""
         body = b'{"terminal_id":' + json.dumps(terminal_id).encode() + b',"records":[' + b",".join(records) + b"]}"
@@ -181,3 +298,13 @@ class LedgerClient:
             return SyncReply.from_wire(data)
         except SchemaError as err:
             raise LedgerGarbageError(str(err)) from err
+
+
+def _row(f: Fields, **columns: int | str) -> dict[str, int | str]:
+    """One row of an answer: an integer column (its bound given) or a text one (its pattern given)."""
+    row: dict[str, int | str] = {
+        name: f.integer(name, minimum=-rule, maximum=rule) if isinstance(rule, int) else f.text(name, pattern=rule)
+        for name, rule in columns.items()
+    }
+    f.done()
+    return row

@@ -26,6 +26,7 @@ from protocols.enrolment import proof_message
 from protocols.errors import FinalError
 from protocols.schema import Fields, Problems
 from protocols.tokens import public_key_from_text, public_key_text
+from protocols.untrusted_json import read_json
 
 ENROLMENT_FILE = "enrolment.json"
 
@@ -90,7 +91,7 @@ def load(config: GatewayConfig) -> Enrolment | None:
     except OSError as err:
         raise EnrolmentError(f"cannot read {path}: {err.strerror}") from err
     try:
-        enrolment = Enrolment.from_wire(json.loads(text), str(path))
+        enrolment = Enrolment.from_wire(read_json(text, str(path), max_bytes=64 * 1024), str(path))
     except (ValueError, FinalError) as err:
         raise EnrolmentError(f"{path} is damaged ({err}); enrol this till again with a new code") from err
     if enrolment.terminal_id != config.terminal.terminal_id:

@@ -29,7 +29,6 @@ from protocols.mqtt_topics import (
     command_topic,
     encode,
     members_topic,
-    revoked_instances,
     revoked_topic,
     rulebook_topic,
     status_topic,
@@ -58,6 +57,7 @@ def raise_if_cancelled() -> None:
 class MqttState:
     connected: bool = False
     last_error: str | None = None
+    messages_refused: int = 0  # dropped: not the protocol, or a reader failed on them
 
 
 class MqttLink:
@@ -69,7 +69,7 @@ class MqttLink:
         versions: Callable[[], tuple[int, int]],
         refresh: Callable[[], None],
         sync: Callable[[], None],
-        revoked: Callable[[list[str]], None] = lambda instances: None,
+        revoked: Callable[[int], None] = lambda version: None,
         refresh_now: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
@@ -78,7 +78,7 @@ class MqttLink:
         self.versions = versions  # (rulebook version, members version) this terminal holds
         self.refresh = refresh
         self.sync = sync
-        self.revoked = revoked  # the mall's withdrawn coupon copies, replacing the last list
+        self.revoked = revoked  # the revocation list's version announced: the signed list is fetched over HTTP
         self.refresh_now = refresh_now or refresh  # an operator's "refresh" command: not paced
         self.state = MqttState()
         self.status_topic = status_topic(config.mall, terminal_id)
@@ -103,7 +103,8 @@ class MqttLink:
         async with aiomqtt.Client(
             self.config.host,
             self.config.port,
-            identifier=f"posgw-{self.terminal_id}",
+            # Per mall: a group's broker serves malls whose tills may share an id (T-0001 in each).
+            identifier=f"posgw-{self.config.mall}-{self.terminal_id}",
             will=will,
             keepalive=self.config.keepalive,
             timeout=5.0,
@@ -111,8 +112,6 @@ class MqttLink:
             password=self.config.password or None,
             tls_context=ssl.create_default_context(cafile=self.config.ca_file) if self.config.tls else None,
         ) as client:
-            self.state.connected, self.state.last_error = True, None
-            log.info("mqtt_connected", broker=f"{self.config.host}:{self.config.port}")
             for topic in (
                 rulebook_topic(self.config.mall),
                 members_topic(self.config.mall),
@@ -121,6 +120,9 @@ class MqttLink:
             ):
                 await client.subscribe(topic, qos=1)
                 raise_if_cancelled()
+            # Connected means listening: a command sent once this says so is heard (commands are not retained).
+            self.state.connected, self.state.last_error = True, None
+            log.info("mqtt_connected", broker=f"{self.config.host}:{self.config.port}")
             heartbeat = asyncio.create_task(self._heartbeat(client), name="mqtt-heartbeat")
             try:
                 async for message in client.messages:
@@ -159,10 +161,14 @@ class MqttLink:
                 if version_notice(payload) > self.versions()[1]:
                     self.refresh()
             elif topic == revoked_topic(mall):
-                self.revoked(revoked_instances(payload))
+                self.revoked(version_notice(payload))
             elif topic == command_topic(mall, self.terminal_id):
                 what = command(payload)
                 log.info("mqtt_command", command=what)
                 (self.refresh_now if what == "refresh" else self.sync)()
         except ProtocolError as err:  # a bad message is logged and dropped: it can at most cause a fetch
+            self.state.messages_refused += 1
             log.warning("mqtt_message_refused", topic=topic, error=str(err))
+        except Exception:  # a reader's bug ends this one message, never the link or the daemon
+            self.state.messages_refused += 1
+            log.exception("mqtt_message_failed", topic=topic)

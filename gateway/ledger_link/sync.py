@@ -24,8 +24,11 @@ from offline_queue.limits import JournalLimits
 from offline_queue.rows import JournalStats
 from protocols.backoff import Backoff
 from protocols.errors import GatewayError
+from protocols.sync import ChainView
 
 log = structlog.get_logger("posgw.sync")
+
+PROBE_SECONDS = 1.0  # while offline, how often the ledger's /healthz is asked whether it is back
 
 
 @dataclass
@@ -97,14 +100,33 @@ class SyncWorker:
             log.critical("journal_behind_ledger", ledger_high=ledger_high, journal_last=local)
             self.hub.publish(Alert(code="journal-behind-ledger", message=message))
 
+    async def _resend_missing(self, view: ChainView) -> None:
+        """Records the ledger says it lacks but this till had as delivered: sent again, and said loudly.
+
+        A forged "accepted", a ledger restored from an old backup, a bug: the
+        records are still in the journal, so nothing is lost if they go again
+        (the ledger's dedup makes a second send harmless).
+        """
+        await self._check_high_water(view.held_to)
+        missing = await self.journal.outbox.resend_missing(view)
+        if not missing:
+            return
+        runs = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in _runs(missing)[:5])
+        message = f"the ledger lacks {len(missing)} record(s) this till had as delivered (seq {runs}): sent again"
+        log.error("ledger_missing_records", count=len(missing), first=missing[0], last=missing[-1])
+        self.hub.publish(Alert(code="ledger-missing-records", message=message))
+        self.state.resent_total += len(missing)
+        self.link.records_waiting()
+
     async def sync_once(self) -> int:
-        """Send every pending record; return how many the ledger answered for."""
+        """Send every pending record, then (idle) compare the chain with the ledger's view of it; return how
+        many records the ledger answered for. Gaps the ledger names in a batch's answer are repaired at once."""
         done = 0
         while True:
             leased = await self.journal.outbox.lease(self.batch_size, self.lease_seconds)
             if not leased:
                 if not done:
-                    await self.client.ping()
+                    await self._resend_missing(await self.client.hello())
                     self.link.set_online(True)
                 return done
             sent = {p.txn_id for p in leased}
@@ -122,6 +144,9 @@ class SyncWorker:
                 raise GatewayError("the ledger answered none of the batch's records")
             if reply.high_seq > max(p.seq for p in leased):
                 await self._check_high_water(reply.high_seq)
+            if reply.gaps:  # below what it holds, the ledger misses records: any this till took as delivered go again
+                held_to = max(reply.high_seq, max(p.seq for p in leased), *(last for _, last in reply.gaps))
+                await self._resend_missing(ChainView(reply.high_seq, held_to, reply.gaps))
             self.hub.publish(await self.journal_status())
             rejected = [r for r in answered if r.status == "rejected"]
             for r in rejected:
@@ -144,10 +169,31 @@ class SyncWorker:
             try:
                 await self.sync_once()
             except GatewayError as err:
-                self.link.set_online(False, str(err))
+                self.link.failed(err)
                 delay = self.backoff.next_delay()
                 log.warning("sync_failed", error=str(err), retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
+                await self._wait_for_ledger(delay)
                 continue
             self.backoff.reset()
             await self.link.wait_for_records(self.interval)
+
+    async def _wait_for_ledger(self, delay: float) -> None:
+        """The backoff, cut short as soon as a cheap probe (``/healthz``, once a second) finds the ledger
+        answering again: queued sales go within about a second of its return, not at the backoff's end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while (left := deadline - loop.time()) > 0:
+            await self.link.pause(min(PROBE_SECONDS, left))  # or sooner: another part found the ledger back
+            if self.link.online or (left > PROBE_SECONDS and await self.client.alive()):
+                return
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Ascending numbers as runs: ``[1, 2, 3, 7]`` → ``[(1, 3), (7, 7)]``."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs

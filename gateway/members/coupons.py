@@ -61,6 +61,11 @@ async def check_coupon(
         )
     if f"{coupon_id}:{instance}" in directory.revoked_coupons:
         raise CouponRevokedError("this coupon was withdrawn by the mall; it cannot be used")
+    if directory.revocations_version < directory.revocations_due:
+        # Copies withdrawn since the list held may be any: none is taken until the list is current.
+        raise CouponRevokedError(
+            "this till's list of withdrawn coupons is behind the mall's; coupons can be taken once it is current"
+        )
     used_by = await journal.coupon_redeemed(f"{coupon_id}:{instance}")
     if used_by is not None:
         raise CouponAlreadyRedeemedError(f"this coupon was already redeemed (sale {used_by})")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from gateway.errors import RulesUnavailableError
+from gateway.errors import RulesUnavailableError, UnknownMemberError
 from gateway.members.directory import IdentifierLookup, MemberDirectory, check_active, resolve
 from gateway.members.match import MemberMatch
 from offline_queue.errors import MemberCodeUsedError
@@ -44,13 +44,19 @@ class Identification:
         self.used = used
         self.leeway = leeway
         self.clock = clock
+        # The last card read here that no member carries: (identifier, when, weak), for binding it (``bind``).
+        self.unbound: tuple[str, float, bool] | None = None
 
     async def by_token(self, token: str) -> MemberMatch:
         """A ``PM1.`` member code or a ``PW1.`` wallet code, good for one sale."""
-        match = self.directory.identify_token(token, now=int(self.clock()), leeway=self.leeway)
+        match = self.of_token(token)
         if match.token_nonce is not None and await self.used.member_code_used(match.token_nonce):
-            raise MemberCodeUsedError("this member code was already used for a sale; ask for a fresh code")
+            raise MemberCodeUsedError("this code was already used (for a sale or a payment); ask for a fresh code")
         return match
+
+    def of_token(self, token: str) -> MemberMatch:
+        """Whose code this is (signed, fresh), used or not: to check it before the ledger does (binding)."""
+        return self.directory.identify_token(token, now=int(self.clock()), leeway=self.leeway)
 
     async def by_phone(self, phone: str) -> MemberMatch:
         """A phone number typed by the cashier; only its salted hash is looked up, never stored."""
@@ -64,8 +70,12 @@ class Identification:
     async def by_card(self, reading: CardReading, today: str) -> MemberMatch:
         """A card read on a reader, checked offline against the issuer keys (``today``: YYYYMMDD)."""
         identifier = self.directory.verify_card(reading, today=today)
-        member = await resolve(self.directory, self.lookup, identifier, "this card is not registered to any member")
         weak = reading.record is None  # a UID alone: a copied card would read the same
+        try:
+            member = await resolve(self.directory, self.lookup, identifier, "this card is not registered to any member")
+        except UnknownMemberError:
+            self.unbound = (identifier, self.clock(), weak)
+            raise
         return MemberMatch(check_active(member), "card-uid" if weak else "card", weak)
 
     async def by_payer(self, payers: Iterable[tuple[str, str]]) -> MemberEntry | None:

@@ -10,7 +10,9 @@ know about metrics. API latency is measured by a middleware. Served at
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -32,6 +34,16 @@ from gateway.events import (
 from protocols.version import VERSION
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
+
+
+class HasCheck(Protocol):
+    """A named check's outcome (``gateway/ops/health.py``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ok(self) -> bool: ...
 
 
 class Metrics:
@@ -57,6 +69,9 @@ class Metrics:
             "posgw_journal_oldest_pending_timestamp_seconds", "When the oldest unsynced record was made", registry=r
         )
         self.ledger_online = Gauge("posgw_ledger_online", "1 when the ledger answered the last call", registry=r)
+        self.check_ok = Gauge(
+            "posgw_check_ok", "1 when the named check holds (gateway/ops/health.py), 0 when not", ["check"], registry=r
+        )
         self.api_seconds = Histogram(
             "posgw_api_request_seconds",
             "Local API latency, by route",
@@ -104,6 +119,11 @@ class Metrics:
             self.device_state.labels(device, previous).set(0)
         self.device_state.labels(device, state).set(1)
         self._devices[device] = state
+
+    def checks(self, results: Iterable[HasCheck]) -> None:
+        """The named checks as they stand (set at each scrape and each /readyz)."""
+        for c in results:
+            self.check_ok.labels(c.name).set(1 if c.ok else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -101,4 +101,7 @@ def status_text(status: dict[str, Any]) -> str:
         ["payments", f"{payments['running']} running, {len(payments['attention'])} need attention"],
         ["mqtt", mqtt_text],
     ]
-    return table(rows) + "\n\n" + devices_table(status)
+    failing = [c for c in status.get("checks", []) if not c["ok"] and not c["name"].startswith("device:")]
+    problems = "\n".join(f"  ! {c['name']}: {c['reason']}" for c in failing)
+    said = f"\n\nneeds attention:\n{problems}" if failing else "\n\nevery check holds"
+    return table(rows) + said + "\n\n" + devices_table(status)

@@ -134,7 +134,10 @@ class PaymentDesk:
     async def outcome(self, intent: PaymentIntent) -> PaymentIntent:
         """The payment as it ended; a flow still running is awaited (and goes on if the caller is dropped)."""
         running = self._running.get(intent.payment_id)
-        return intent if running is None else await asyncio.shield(running)
+        if running is not None:
+            return await asyncio.shield(running)
+        # Its flow may have ended since ``intent`` was read: the journal has how it ended.
+        return await self.journal.payments.payment_by_key(intent.idempotency_key) or intent
 
     async def _drive(
         self, intent: PaymentIntent, provider: PaymentProvider, code: str, flow: MicropayFlow

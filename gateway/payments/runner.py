@@ -30,6 +30,8 @@ async def run_flow(
         detail.update(reply.detail)
         now = loop.time()
         report(action.step, answer)
+        if reply.note:
+            flow.remark(now, reply.note)
         if action.step is Step.PAY:
             flow.on_pay(answer if answer is not Answer.NOT_FOUND else Answer.UNKNOWN, now)
         elif action.step is Step.QUERY:
@@ -55,4 +57,6 @@ async def run_refund(
             await asyncio.sleep(delay)
         reply = await provider.call(Step.REFUND, ref, original, amount)
         report(Step.REFUND, reply.answer)
+        if reply.note:
+            flow.history.append((loop.time(), reply.note))
         flow.on_refund(reply.answer, loop.time())

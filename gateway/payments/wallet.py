@@ -1,7 +1,10 @@
 """The member's stored-value wallet as a payment provider: ``PW1.`` codes, paid through the ledger.
 
-Online, pay holds the amount at the ledger (keyed by the payment id) and the
-sale's ``wallet`` tender later debits it. Offline, the rulebook's risk limits
+Every code pays once: its nonce is recorded in the journal before anything
+else, whatever attached the member, and the ledger, which checks the code
+itself, refuses a second hold for it. Online, pay holds the amount at the
+ledger (keyed by the payment id) and the sale's ``wallet`` tender, which
+names the code, later debits it. Offline, the rulebook's risk limits
 decide: per sale, per member at this till, with the snapshot's balance less
 what this till spent since. Query asks the ledger about the hold. Reverse
 releases it; if the ledger cannot be reached the hold lapses by itself, and
@@ -60,13 +63,22 @@ class MemberWalletProvider:
 
     async def _pay(self, ref: str, code: str, amount: int) -> Reply:
         try:
-            member = self.directory.identify_token(code, now=int(self.link.clock()), leeway=self.leeway).member
+            match = self.directory.identify_token(code, now=int(self.link.clock()), leeway=self.leeway)
         except GatewayError as err:
             return Reply(Answer.FAILED, {"reason": str(err)})
-        detail = {"member_id": member.member_id}
+        member, nonce = match.member, match.token_nonce
+        assert nonce is not None  # a verified token always has one
+        # Used once, whatever attached the member (the code itself, a phone number, a card) and whatever
+        # this payment's outcome: a code shown twice is a code copied.
+        if earlier := await self.journal.payments.claim_code(nonce, ref):
+            used = "a sale" if not earlier.startswith("payment:") else "another payment"
+            return Reply(
+                Answer.FAILED, {"reason": f"this wallet code was already used for {used}: ask for a fresh one"}
+            )
+        detail = {"member_id": member.member_id, "code": nonce}
         if self.link.online:
             try:
-                await self.client.hold_wallet(member.member_id, amount, ref, self.terminal_id)
+                await self.client.hold_wallet(member.member_id, amount, ref, self.terminal_id, code)
             except LedgerRefusedError as err:
                 return Reply(Answer.FAILED, {**detail, "reason": f"the wallet cannot pay this: {err}"})
             except LedgerUnreachableError as err:

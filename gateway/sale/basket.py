@@ -24,6 +24,7 @@ from offline_queue.payments import PaymentIntent
 from protocols.micropay import Outcome
 from protocols.pricing import PricedBasket
 from protocols.pricing.model import BasketLine
+from protocols.stored_value import TOPUP_SKU
 
 MAX_OPEN_BASKETS = 64
 MAX_LINES = 500
@@ -49,6 +50,8 @@ class Basket:
     points_available: int = 0  # the member's balance as this terminal knows it, when points were asked for
     payments: list[PaymentIntent] = field(default_factory=list)  # scan-to-pay attempts, newest last
     frozen: PricedBasket | None = None  # the price payments were taken against
+    # A top-up basket (``gateway/sale/topups.py``): stored value sold to its member, nothing else.
+    topup: int | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def require_open(self) -> None:
@@ -71,11 +74,29 @@ class Basket:
 
     def add_line(self, sku: str, name: str, category: str, quantity: int, unit_price: int) -> BasketLine:
         self.require_open()
+        self.require_goods()
         if len(self.lines) >= MAX_LINES:
             raise ConflictError(f"a basket holds at most {MAX_LINES} lines")
         line = BasketLine(len(self.lines) + 1, sku, name, category, quantity, unit_price)
         self.lines.append(line)
         return line
+
+    def require_goods(self) -> None:
+        """Goods, coupons and points belong to a sale: a top-up basket sells stored value only."""
+        if self.topup is not None:
+            raise ConflictError("this basket sells stored value only: start a new basket for goods")
+
+    def sell_stored_value(self, amount: int) -> None:
+        """Make this (empty) basket a top-up of ``amount`` for its member: one line, at full price."""
+        self.require_open()
+        if self.topup is not None:
+            raise ConflictError("this basket is a top-up already: start a new basket for another")
+        if self.lines or self.coupons or self.points_to_redeem:
+            raise ConflictError("a top-up is sold on its own: start a new basket for it")
+        if self.member is None:
+            raise ConflictError("attach the member first: stored value is sold to a member")
+        self.lines.append(BasketLine(1, TOPUP_SKU, "Stored value", TOPUP_SKU, 1, amount))
+        self.topup = amount
 
     def attach(self, match: MemberMatch) -> None:
         """The customer, identified; replaces a member attached before."""
@@ -85,11 +106,13 @@ class Basket:
     def hold_coupon(self, coupon: HeldCoupon) -> None:
         """A checked coupon, held until the sale redeems it (one copy once, the member's own)."""
         self.require_open()
+        self.require_goods()
         hold(self.coupons, coupon, self.member.member.member_id if self.member else None)
 
     def spend_points(self, points: int, available: int) -> None:
         """Ask to pay ``points`` of the bill with points; ``available``: the balance as this till knows it."""
         self.require_open()
+        self.require_goods()
         self.points_to_redeem = points
         self.points_available = available
 

@@ -8,6 +8,7 @@ memory or, after a restart, from the journal; it never records a second sale.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from gateway.events import EventHub, SaleRecorded
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.identify import Identification
 from gateway.members.points import PointsSpending
+from gateway.sale import topups
 from gateway.sale.basket import Basket, BasketState
 from gateway.sale.intake import Intake
 from gateway.sale.pricing import Pricer
@@ -175,13 +177,19 @@ class Completion:
             coupons=tuple(c.key for c in basket.coupons if c.definition.coupon_id in priced.coupons_applied),
             reservation=reservation,
         )
+        draft = dataclasses.replace(draft, member_code=basket.member.token_nonce if basket.member else None)
+        if basket.topup is not None:  # stored value sold (``gateway/sale/topups.py``)
+            book = self.pricer.rules.rulebook
+            for tender in draft.tenders:
+                topups.check_tender(basket, book, tender.kind)
+            draft = topups.as_topup(basket, draft, book)
         try:
             record, replayed = await self.journal.append(
                 draft,
                 idempotency_key=key,
                 fingerprint=fingerprint,
                 personal=personal,
-                member_code=basket.member.token_nonce if basket.member else None,
+                member_code=draft.member_code,
                 payments=tuple(p.payment_id for p in paid),
             )
         except GatewayError:
@@ -226,7 +234,16 @@ def _payers(paid: list[PaymentIntent]) -> list[tuple[str, str]]:
 def _tender(p: PaymentIntent) -> Tender:
     """A paid payment as a tender of its sale; for a card, what the terminal said (PAN masked)."""
     d = p.detail
-    return Tender(p.wallet, p.amount, p.payment_id, d.get("scheme"), d.get("pan"), d.get("auth"))
+    return Tender(
+        p.wallet,
+        p.amount,
+        p.payment_id,
+        d.get("scheme"),
+        d.get("pan"),
+        d.get("auth"),
+        d.get("code"),
+        d.get("provider_txn"),
+    )
 
 
 def _settle(total_due: int, tenders: list[Tender]) -> int:

@@ -13,6 +13,7 @@ from typing import Protocol
 from gateway.errors import ConflictError
 from gateway.events import BasketChanged, EventHub
 from gateway.members.identify import Identification
+from gateway.sale import topups
 from gateway.sale.basket import Basket
 from gateway.sale.building import Building
 from gateway.sale.intake import Intake
@@ -35,6 +36,8 @@ class PaymentTaking(Protocol):
 
     async def give_back_held(self, intent: PaymentIntent) -> PaymentIntent: ...
 
+    def route(self, code: str | None) -> tuple[str, object]: ...
+
 
 class Paying:
     def __init__(
@@ -56,6 +59,8 @@ class Paying:
     async def pay(self, basket: Basket, code: str | None, amount: int | None, key: str) -> tuple[PaymentIntent, bool]:
         """Take a payment toward the basket: a scanned code, or (no code) the card terminal; see docs/payments.md."""
         self.intake.refuse_if_draining("takes no new payments")
+        if basket.topup is not None:  # before anything is asked of a provider
+            topups.check_tender(basket, self.pricer.rules.rulebook, self.desk.route(code)[0])
         if code is not None and code.startswith("PW1."):
             await self._wallet_member(basket, code)
         priced = self.pricer.price(basket)

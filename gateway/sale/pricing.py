@@ -47,7 +47,8 @@ class Pricer:
         return self.earned(basket, self.priced(basket, day), paid, None, day)
 
     def priced(self, basket: Basket, day: date) -> PricedBasket:
-        member = basket.member.member if basket.member else None
+        # Stored value is sold at its face value: no member price, no benefit (``gateway/sale/topups.py``).
+        member = basket.member.member if basket.member and basket.topup is None else None
         priced = price(
             basket.lines,
             member,
@@ -67,5 +68,7 @@ class Pricer:
     ) -> PricedBasket:
         """What ``priced`` earns its member (or ``earn_as``, "pay = member") paid by ``payments`` so far."""
         earner = basket.member.member if basket.member else earn_as
+        if basket.topup is not None:
+            earner = None  # buying stored value earns nothing (paying with it does)
         rules = self.rules.rulebook
         return with_earning(priced, earner, rules, self.merchant_id, day=day, payments=payments)

@@ -8,6 +8,8 @@ The refund is planned from the sale and the refunds before it
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any, Protocol
 
 import structlog
 
@@ -22,10 +24,22 @@ from gateway.sale.intake import Intake
 from gateway.sale.pricing import Pricer
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
+from protocols.errors import GatewayError
 from protocols.money import format_cny
-from protocols.refunds import plan_refund
+from protocols.records import TransactionRecord
+from protocols.refunds import plan_refund, plan_topup_refund
 
 log = structlog.get_logger("posgw.refunds")
+
+
+class StoredValueLedger(Protocol):
+    """What giving a top-up back asks of the ledger (``LedgerClient``)."""
+
+    async def wallet_statement(self, member_id: str, code: str) -> dict[str, Any]: ...
+
+    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str, code: str) -> None: ...
+
+    async def release_wallet(self, ref: str) -> None: ...
 
 
 class Refunds:
@@ -39,6 +53,7 @@ class Refunds:
         link: LedgerLink,
         intake: Intake,
         hub: EventHub,
+        wallets: StoredValueLedger,
     ) -> None:
         self.terminal_id = terminal_id
         self.journal = journal
@@ -48,12 +63,21 @@ class Refunds:
         self.link = link
         self.intake = intake
         self.hub = hub
+        self.wallets = wallets
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def refund(
-        self, txn_id: str, wanted: dict[int, int] | None, idempotency_key: str, *, void: bool = False, digest: str = ""
+        self,
+        txn_id: str,
+        wanted: dict[int, int] | None,
+        idempotency_key: str,
+        *,
+        void: bool = False,
+        digest: str = "",
+        code: str | None = None,
     ) -> CompletedSale:
-        """Refund all or part of a sale made at this terminal, or void it, exactly (``protocols/refunds.py``)."""
+        """Refund all or part of a sale made at this terminal, or void it, exactly (``protocols/refunds.py``);
+        give a top-up back with the member's wallet ``code`` (:meth:`_topup_draft`)."""
         self.intake.refuse_if_draining("takes no refunds")
         fingerprint = f"{'void' if void else 'refund'}:{txn_id}" + (f"#{digest}" if digest else "")
         earlier_reply = await self.journal.replay(idempotency_key, fingerprint)
@@ -66,26 +90,32 @@ class Refunds:
                 raise NotFoundError(f"no sale {txn_id} in this terminal's journal")
             if any(p.basket_id == f"refund:{txn_id}" for p in await self.journal.payments.open_refunds()):
                 raise ConflictError("an earlier refund of this sale is still being settled; try again in a minute")
-            draft = plan_refund(
-                sale,
-                await self.journal.lookups.refunds_of(txn_id),
-                wanted,
-                rulebook=self.directory.rulebook,
-                today=self.pricer.today(),
-                draft_fields={
-                    "txn_id": str(uuid7()),
-                    "terminal_id": self.terminal_id,
-                    "seq": 0,
-                    "created_at": utc_now(),
-                    "offline": not self.link.online,
-                },
-                void=void,
-            )
-            # Money goes back the way it came; a wallet or card that refuses is paid in cash instead.
-            draft, settled = await self.desk.pay_back(draft, idempotency_key, fingerprint)
-            record, replayed = await self.journal.append(
-                draft, idempotency_key=idempotency_key, fingerprint=fingerprint, payments=settled
-            )
+            fields = {
+                "txn_id": str(uuid7()),
+                "terminal_id": self.terminal_id,
+                "seq": 0,
+                "created_at": utc_now(),
+                "offline": not self.link.online,
+            }
+            earlier = await self.journal.lookups.refunds_of(txn_id)
+            if sale.kind == "topup" and not void:
+                draft = await self._topup_draft(sale, earlier, wanted, code, fields)
+            else:
+                today = self.pricer.today()
+                draft = plan_refund(
+                    sale, earlier, wanted, rulebook=self.directory.rulebook, today=today, draft_fields=fields, void=void
+                )
+            try:
+                # Money goes back the way it came; a wallet or card that refuses is paid in cash instead.
+                draft, settled = await self.desk.pay_back(draft, idempotency_key, fingerprint)
+                record, replayed = await self.journal.append(
+                    draft, idempotency_key=idempotency_key, fingerprint=fingerprint, payments=settled
+                )
+            except BaseException:
+                if draft.reservation and sale.kind == "topup":  # nothing was given back: the stored value stays
+                    with contextlib.suppress(GatewayError):
+                        await self.wallets.release_wallet(draft.reservation)
+                raise
         log.info(
             "refund_recorded",
             txn_id=record.txn_id,
@@ -97,3 +127,35 @@ class Refunds:
         self.hub.publish(RefundRecorded(txn_id=record.txn_id, refund_of=txn_id, total_due=record.total_due))
         self.link.records_waiting()
         return CompletedSale(record, replayed)
+
+    async def _topup_draft(
+        self,
+        topup: TransactionRecord,
+        earlier: list[TransactionRecord],
+        wanted: dict[int, int] | None,
+        code: str | None,
+        fields: dict[str, object],
+    ) -> TransactionRecord:
+        """A top-up given back: all that is left of it that the member still holds as their own money (never
+        a bonus as money), taken from their wallet on a hold the ledger makes with their wallet code."""
+        if wanted is not None:
+            raise ConflictError("a top-up is given back whole (what is left of it): name no lines")
+        if code is None or not code.startswith("PW1."):
+            raise ConflictError("the member shows their wallet pay code: the stored value is taken back from it")
+        if not self.link.online:
+            raise ConflictError("a top-up is given back online only: the ledger takes the stored value back")
+        assert topup.member_id is not None
+        statement = await self.wallets.wallet_statement(topup.member_id, code)
+        own = int(statement["balance"]) - sum(int(b["remaining"]) for b in statement["bonus"])
+        left = topup.total_due - sum(r.total_due for r in earlier)
+        give = min(left, own)
+        if give <= 0:
+            raise ConflictError(
+                f"nothing of this top-up can be given back: {format_cny(max(left, 0))} of it is left, and the member "
+                f"holds {format_cny(max(own, 0))} of their own stored value (bonuses are not given back as money)"
+            )
+        ref = uuid7().hex
+        await self.wallets.hold_wallet(topup.member_id, give, ref, self.terminal_id, code)
+        return plan_topup_refund(
+            topup, earlier, give, ref, rulebook_version=self.directory.rulebook.version, draft_fields=fields
+        )

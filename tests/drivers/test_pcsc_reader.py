@@ -17,7 +17,7 @@ from protocols.backoff import Backoff
 from protocols.member_card import verify_reading
 from protocols.tokens import key_id
 from simulators.vcard import VirtualCard, make_applet
-from tests.pcsc import PORT_0, PORT_1, READER_0, READER_1, start_pcscd, stop_pcscd, vpcd_listening
+from tests.pcsc import PORT_0, PORT_1, READER_0, READER_1, start_pcscd, stop_pcscd, vpcd_listeners, vpcd_listening
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.usefixtures("pcscd")]
 Published = DriverEvent | DeviceStatus
@@ -179,3 +179,9 @@ async def test_no_pcscd_is_a_typed_error() -> None:
                 pass
     finally:
         start_pcscd()
+
+
+def test_the_virtual_readers_listen_on_loopback_only() -> None:
+    """vpcd would accept a virtual card from anyone on the network; the tests' pcscd binds it to 127.0.0.1."""
+    for port in (PORT_0, PORT_1):
+        assert vpcd_listeners(port) == ["0100007F"], port  # 127.0.0.1, and no other address

@@ -107,7 +107,9 @@ def test_payment_providers_are_checked_with_every_problem_named() -> None:
     assert "'wechat' has two providers" in text
     assert "payments.providers[1].options.url" in text
     assert "payments.providers[2].wallet: expected one of wechat, alipay" in text
-    assert "no payment provider named 'no-such-provider' (installed: ecr-serial, micropay-http)" in text
+    assert (
+        "no payment provider named 'no-such-provider' (installed: alipay, ecr-serial, micropay-http, wechatpay)" in text
+    )
 
 
 def test_mqtt_over_tls_defaults_to_8883_and_needs_its_ca_file(tmp_path: Path) -> None:

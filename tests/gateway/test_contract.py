@@ -14,8 +14,8 @@ from protocols.errors import SchemaError
     [
         (b"{not json", "not valid JSON"),
         (b'{"sku": "A", "name": "\\ud800", "unit_price": 1}', "not valid JSON"),  # a lone surrogate
-        (b'{"sku": ' + b"[" * 20_000 + b"]" * 20_000 + b', "unit_price": 1}', "nested too deep"),
-        (b"[" * 20_000, "nested too deep"),
+        (b'{"sku": ' + b"[" * 20_000 + b"]" * 20_000 + b', "unit_price": 1}', "nested (too deep|more than 32 deep)"),
+        (b"[" * 20_000, "nested (too deep|more than 32 deep)"),
     ],
 )
 def test_what_is_not_a_body_is_refused_with_a_reason(raw: bytes, why: str) -> None:

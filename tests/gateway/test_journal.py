@@ -231,10 +231,11 @@ async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: P
     await j.open()
     first, _ = await j.append(draft())
     await j.close()
-    conn = sqlite3.connect(path)  # make it look like a file written before migrations 2, 3 and 4
+    conn = sqlite3.connect(path)  # make it look like a file written before migrations 2 to 5
     conn.execute("DROP TABLE redeemed_coupons")
     conn.execute("DROP TABLE used_member_codes")
     conn.execute("DROP TABLE payments")
+    conn.execute("DROP TABLE joined_members")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -244,6 +245,7 @@ async def test_a_version_1_journal_is_migrated_and_keeps_its_records(tmp_path: P
     assert await j.lookups.coupon_redeemed("nothing") is None  # the tables migrations 2 and 3 add are there
     assert await j.lookups.member_code_used("nothing") is False
     assert await j.payments.open_payments() == []  # and migration 4's
+    assert await j.joined_members() == []  # and 5's
     assert await j.verify() == []
     await j.close()
 

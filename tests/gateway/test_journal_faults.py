@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,6 @@ from tests.gateway.records import draft
 KEY = Ed25519PrivateKey.generate()
 FAULTS = Path(__file__).resolve().parents[1] / "faults"
 ROOT = FAULTS.parents[1]
-
-
-def _mount(*argv: str) -> None:
-    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    result = subprocess.run([*prefix, *argv], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        pytest.fail(f"cannot {' '.join(argv)}: {result.stderr.strip()} (these tests need root or sudo -n)")
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    _mount("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount))
-    try:
-        yield mount
-    finally:
-        _mount("umount", "-l", str(mount))
 
 
 async def test_a_really_full_disk_refuses_the_sale_and_keeps_the_rest(small_fs: Path) -> None:

@@ -82,3 +82,13 @@ async def test_what_cannot_be_paid_is_refused_before_anything_is_journaled(journ
     with pytest.raises(ConflictError, match="between"):
         await desk.begin("B1", 100, WECHAT_CODE, 101, "pay-00000001")
     assert await desk.earlier("B1", "pay-00000001") is None
+
+
+async def test_asking_how_a_payment_ended_after_its_flow_finished_gives_the_outcome_not_the_intent(
+    journal: TransactionJournal,
+) -> None:
+    """Under load the flow can end before the caller asks (seen in the parallel run): the journal answers."""
+    desk = desk_with(journal, ScriptedProvider(), EventHub())
+    begun = await desk.begin("B1", 5_000, WECHAT_CODE, None, "pay-00000002")
+    await desk.wait_idle()  # the flow has ended and is no longer running
+    assert (await desk.outcome(begun)).state is Outcome.PAID

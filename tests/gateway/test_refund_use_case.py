@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,19 @@ from tests.gateway.records import draft
 SALE_DAY = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 
 
+class NoLedger:
+    """These refunds never ask the ledger (a top-up's is tested with a real one, tests/integration)."""
+
+    async def wallet_statement(self, member_id: str, code: str) -> dict[str, Any]:
+        raise AssertionError("not asked")
+
+    async def hold_wallet(self, member_id: str, amount: int, ref: str, terminal_id: str, code: str) -> None:
+        raise AssertionError("not asked")
+
+    async def release_wallet(self, ref: str) -> None:
+        raise AssertionError("not asked")
+
+
 def refunds_over(journal: TransactionJournal, events: list[object]) -> tuple[Refunds, Intake]:
     hub = EventHub()
     hub.listeners.append(events.append)
@@ -30,7 +44,7 @@ def refunds_over(journal: TransactionJournal, events: list[object]) -> tuple[Ref
     desk = RefundDesk(PaymentDesk({}, journal, hub, limits, deadline=5.0, currency="CNY"), journal, hub, 0.01)
     directory, intake = MemberDirectory(), Intake()
     pricer = Pricer(directory, "M-1", clock=lambda: SALE_DAY)
-    return Refunds("T-1", journal, desk, directory, pricer, LedgerLink(hub), intake, hub), intake
+    return Refunds("T-1", journal, desk, directory, pricer, LedgerLink(hub), intake, hub, NoLedger()), intake
 
 
 async def test_a_cash_sale_is_refunded_once_in_full_and_the_refund_is_journaled(

@@ -1,20 +1,23 @@
-"""A rulebook is used only when the ledger signed it; a bad one leaves the last good one in force."""
+"""A rulebook and members are used only when the ledger key this till pinned signed them; a bad one leaves the
+last good one in force; the cache on disk is the ledger's signed documents, checked again when loaded."""
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.members.directory import MemberDirectory
-from protocols.rulebook import MemberEntry, Rulebook, RulebookRefusedError, Tier, sign_members, sign_rulebook
+from gateway.members.directory import MAX_DELTAS, MemberDirectory, NotEnrolledError
+from protocols.rulebook import Rulebook, RulebookRefusedError, Tier, sign_members, sign_rulebook
 from protocols.tokens import key_id, public_key_text
 
 LEDGER = Ed25519PrivateKey.generate()
-MEMBERS = [MemberEntry("M1", "gold")]
+ATTACKER = Ed25519PrivateKey.generate()
+PINNED = public_key_text(LEDGER.public_key())
 
 
 def book(version: int, key: Ed25519PrivateKey = LEDGER, rate: int = 9000) -> dict[str, Any]:
@@ -23,13 +26,30 @@ def book(version: int, key: Ed25519PrivateKey = LEDGER, rate: int = 9000) -> dic
     return sign_rulebook(rules, key)
 
 
-def test_first_contact_pins_the_key_and_later_rulebooks_must_match() -> None:
+def members(
+    version: int, rows: list[dict[str, Any]] | None = None, key: Ed25519PrivateKey = LEDGER, *, full: bool = True
+) -> dict[str, Any]:
+    rows = [{"member_id": "M1", "tier": "gold", "points": 10}] if rows is None else rows
+    return sign_members({"version": version, "full": full, "members": rows}, key)
+
+
+def pinned() -> MemberDirectory:
+    return MemberDirectory(pinned_key=PINNED)
+
+
+def test_a_till_with_no_pinned_key_believes_nothing() -> None:
     d = MemberDirectory()
-    d.accept(book(1), 1, MEMBERS)
-    assert d.pinned_key == public_key_text(LEDGER.public_key())
-    d.accept(book(2), 2, MEMBERS)
-    with pytest.raises(RulebookRefusedError, match="does not verify"):
-        d.accept(book(3, key=Ed25519PrivateKey.generate()), 3, MEMBERS)
+    with pytest.raises(NotEnrolledError, match="posgw enroll"):
+        d.accept_signed(book(1), members(1))
+    assert (d.rulebook.version, d.has_members()) == (0, False)
+
+
+def test_only_the_pinned_key_is_believed() -> None:
+    d = pinned()
+    d.accept_signed(book(1), members(1))
+    d.accept_signed(book(2), members(2))
+    with pytest.raises(RulebookRefusedError, match="not the ledger key this till pinned"):
+        d.accept_signed(book(3, key=ATTACKER), members(3, key=ATTACKER))
     assert d.rulebook.version == 2
 
 
@@ -40,57 +60,120 @@ def test_first_contact_pins_the_key_and_later_rulebooks_must_match() -> None:
         (lambda e: e.update(signature="00" * 64), "does not verify"),
         (lambda e: e.update(format=2), "format 2 is unknown"),
         (lambda e: e.pop("kid"), "lacks"),
+        (lambda e: e["rulebook"].update(max_offline_hours=[[[[1]]]]), "does not verify"),  # never parsed unsigned
     ],
-    ids=["edited", "bad-signature", "unknown-format", "no-kid"],
+    ids=["edited", "bad-signature", "unknown-format", "no-kid", "garbage-before-signature"],
 )
 def test_a_damaged_rulebook_is_refused_and_the_last_good_one_stays(damage: Any, message: str) -> None:
-    d = MemberDirectory()
-    d.accept(book(1), 1, MEMBERS)
+    d = pinned()
+    d.accept_signed(book(1), members(1))
     bad = copy.deepcopy(book(2, rate=100))
     damage(bad)
     with pytest.raises(RulebookRefusedError, match=message):
-        d.accept(bad, 2, MEMBERS)
+        d.accept_signed(bad, members(2))
     assert (d.rulebook.version, d.rulebook.tiers["gold"].default_rate) == (1, 9000)
 
 
 def test_no_going_back_to_an_older_rulebook() -> None:
-    d = MemberDirectory()
-    d.accept(book(5), 1, MEMBERS)
+    d = pinned()
+    d.accept_signed(book(5), members(1))
     with pytest.raises(RulebookRefusedError, match="older than v5"):
-        d.accept(book(4), 1, MEMBERS)
-
-
-def test_a_configured_key_is_the_only_one_trusted_from_the_start() -> None:
-    d = MemberDirectory(pinned_key=public_key_text(Ed25519PrivateKey.generate().public_key()))
-    with pytest.raises(RulebookRefusedError, match="does not verify"):
-        d.accept(book(1), 1, MEMBERS)
-    assert d.envelope is None
-
-
-def test_the_cache_is_checked_again_when_loaded(tmp_path: Path) -> None:
-    d = MemberDirectory()
-    d.accept(book(1), 1, MEMBERS)
-    d.save(tmp_path / "cache.json")
-    again = MemberDirectory()
-    assert again.load(tmp_path / "cache.json")
-    assert again.rulebook.version == 1
-    text = (tmp_path / "cache.json").read_text().replace('"default_rate": 9000', '"default_rate": 100')
-    (tmp_path / "cache.json").write_text(text)
-    edited = MemberDirectory()
-    assert not edited.load(tmp_path / "cache.json")  # refused, reported; the terminal asks the ledger again
-    assert edited.rulebook.version == 0
+        d.accept_signed(book(4), members(1))
 
 
 def test_the_member_snapshot_must_be_signed_by_the_same_key() -> None:
-    d = MemberDirectory()
-    members = {"version": 4, "full": True, "members": [{"member_id": "M1", "tier": "gold", "points": 10}]}
-    d.accept_signed(book(1), sign_members(members, LEDGER))
+    d = pinned()
+    d.accept_signed(book(1), members(4))
     assert (d.members_version, d.lookup("M1").points) == (4, 10)
-    forged = sign_members({**members, "version": 5}, Ed25519PrivateKey.generate())
-    with pytest.raises(RulebookRefusedError, match="member snapshot's signature does not verify"):
-        d.accept_signed(book(2), forged)
-    edited = sign_members(members, LEDGER)
+    with pytest.raises(RulebookRefusedError, match=r"member snapshot is signed by key .*, not the ledger key"):
+        d.accept_signed(book(2), members(5, key=ATTACKER))
+    edited = members(4)
     edited["members"]["members"][0]["points"] = 10_000
     with pytest.raises(RulebookRefusedError, match="does not verify"):
         d.accept_signed(book(2), edited)
     assert d.lookup("M1").points == 10
+
+
+def test_one_bad_member_row_is_skipped_and_reported() -> None:
+    d = pinned()
+    rows: list[dict[str, Any]] = [
+        {"member_id": "M1", "tier": "gold"},
+        {"member_id": "M2", "tier": "gold", "wallet": -1},
+    ]
+    d.accept_signed(book(1), members(3, rows))
+    assert d.member_count() == 1
+    assert d.skipped_members[0].startswith("members[1] (M2)")
+
+
+def _cache(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    d = pinned()
+    d.accept_signed(book(1), members(1))
+    d.accept_signed(book(1), members(2, [{"member_id": "M2", "tier": "gold"}], full=False), delta=True)
+    path = tmp_path / "cache.json"
+    d.save(path)
+    return path, json.loads(path.read_text())
+
+
+def test_the_cache_is_the_signed_snapshot_and_deltas_checked_again_when_loaded(tmp_path: Path) -> None:
+    path, _ = _cache(tmp_path)
+    again = pinned()
+    assert again.load(path)
+    assert (again.rulebook.version, again.members_version, again.member_count()) == (1, 2, 2)
+    assert MemberDirectory().load(path) is False  # with no pinned key, a cache is not believed either
+
+
+def _edit_member(body: dict[str, Any]) -> None:
+    body["member_snapshot"]["members"]["members"][0].update(tier="supreme", status="active")
+
+
+def _attacker_cache(body: dict[str, Any]) -> None:
+    # What a hostile review did: everything re-signed with the attacker's key, which the file names as pinned.
+    body["signed_rulebook"] = book(999, key=ATTACKER)
+    body["member_snapshot"] = members(999, [{"member_id": "M9", "tier": "gold", "wallet": 10**8}], key=ATTACKER)
+    body["member_deltas"] = []
+    body["pinned_key"] = public_key_text(ATTACKER.public_key())
+
+
+def _forged_delta(body: dict[str, Any]) -> None:
+    body["member_deltas"].append(members(3, [{"member_id": "M1", "tier": "gold", "wallet": 10**8}], key=ATTACKER))
+
+
+def _edited_delta(body: dict[str, Any]) -> None:
+    body["member_deltas"][0]["members"]["members"][0]["status"] = "active"
+    body["member_deltas"][0]["members"]["members"][0]["tier"] = "supreme"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_edit_member, _attacker_cache, _forged_delta, _edited_delta, lambda b: b.pop("format")],
+    ids=["member-edited", "key-and-rulebook-replaced", "forged-delta", "edited-delta", "old-format"],
+)
+def test_a_cache_edited_on_disk_is_refused_and_nothing_of_it_is_used(tmp_path: Path, tamper: Any) -> None:
+    path, body = _cache(tmp_path)
+    tamper(body)
+    path.write_text(json.dumps(body))
+    edited = pinned()
+    assert not edited.load(path)  # refused, reported; the till asks the ledger again
+    assert (edited.rulebook.version, edited.has_members(), edited.pinned_key) == (0, False, PINNED)
+
+
+def test_too_many_deltas_ask_for_a_full_snapshot() -> None:
+    d = pinned()
+    assert d.wants_full_snapshot()
+    d.accept_signed(book(1), members(1))
+    for v in range(2, MAX_DELTAS + 2):
+        assert not d.wants_full_snapshot()
+        d.accept_signed(book(1), members(v, [{"member_id": f"M{v}", "tier": "gold"}], full=False), delta=True)
+    assert d.wants_full_snapshot()
+    d.accept_signed(book(1), members(99))
+    assert (d.wants_full_snapshot(), d.deltas) == (False, [])
+
+
+def test_a_cache_that_cannot_be_written_is_an_os_error_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    d = pinned()
+    d.accept_signed(book(1), members(1))
+    path = tmp_path / "cache.json"
+    (tmp_path / "cache.tmp").mkdir()  # the OS refuses to open it for writing: IsADirectoryError
+    with pytest.raises(OSError, match="Is a directory"):
+        d.save(path)
+    assert not path.exists()

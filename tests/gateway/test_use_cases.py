@@ -133,6 +133,9 @@ class FakeDesk:
     ) -> PaymentIntent | None:
         return self.intents.get(key)
 
+    def route(self, code: str | None) -> tuple[str, object]:
+        return ("wallet" if code and code.startswith("PW1.") else "wechat" if code else "card"), None
+
     async def begin(self, basket_id: str, left: int, code: str | None, amount: int | None, key: str) -> PaymentIntent:
         if left <= 0:
             raise ConflictError("nothing is left to pay on this basket")

@@ -212,3 +212,16 @@ async def test_slow_clients_do_not_hold_up_the_till(tmp_path: Path, tokens: dict
         finally:
             for writer in stalled:
                 writer.close()
+
+
+async def test_a_key_given_twice_is_a_400_not_a_500(tmp_path: Path, tokens: dict[str, str]) -> None:
+    """Found by fuzzing the contract: msgspec judged the first ``unit_price``, a plain parse kept the last, so no
+    field could be named and the API answered 500."""
+    async with running_gateway(gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens)) as (gw, pos):
+        basket = (await pos.new_basket())["basket_id"]
+        url = f"http://127.0.0.1:{gw.port}/v1/baskets/{basket}/lines"
+        headers = {"Authorization": f"Bearer {tokens['api']}", "Content-Type": "application/json"}
+        body = b'{"sku": "A", "unit_price": "x", "unit_price": 100}'
+        async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
+            assert r.status == 400
+            assert "'unit_price' is given twice" in (await r.json())["detail"]

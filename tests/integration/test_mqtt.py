@@ -55,19 +55,22 @@ async def mqtt_ledger(tmp_path: Path, tokens: dict[str, str], mall: str) -> Asyn
     ledger.stop()
 
 
-async def watch(
-    topic: str, check: Callable[[dict[str, Any]], bool], started: asyncio.Event, within: float = 15.0
-) -> dict[str, Any]:
-    """The first message on ``topic`` (retained ones included) that ``check`` accepts."""
+async def watch(topic: str, check: Callable[[dict[str, Any]], bool], started: asyncio.Event) -> dict[str, Any]:
+    """The first message on ``topic`` (retained ones included) that ``check`` accepts. The caller times the
+    wait from when the message is due (``heard``), not from the subscription: what comes before (enrolling
+    and starting a till) takes as long as a busy machine makes it."""
     async with aiomqtt.Client(*BROKER, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
         await client.subscribe(topic, qos=1)
         started.set()
-        async with asyncio.timeout(within):
-            async for message in client.messages:
-                body = json.loads(str(message.payload, "utf-8") if isinstance(message.payload, bytes) else "{}")
-                if check(body):
-                    return dict(body)
+        async for message in client.messages:
+            body = json.loads(str(message.payload, "utf-8") if isinstance(message.payload, bytes) else "{}")
+            if check(body):
+                return dict(body)
     raise AssertionError("unreachable")
+
+
+async def heard(watching: asyncio.Task[dict[str, Any]], within: float = 15.0) -> dict[str, Any]:
+    return await asyncio.wait_for(watching, within)
 
 
 async def test_a_terminal_publishes_its_status_and_its_last_will_marks_it_offline(tmp_path: Path, mall: str) -> None:
@@ -83,14 +86,14 @@ async def test_a_terminal_publishes_its_status_and_its_last_will_marks_it_offlin
         await started.wait()
         stack.gateway.start()
         await stack.gateway.wait_healthy()
-        status = await online
+        status = await heard(online)
         assert status["pending"] == 0
         assert "scanner" in status["devices"]
         started = asyncio.Event()
         offline = asyncio.create_task(watch(topic, lambda m: not m["online"], started))
         await started.wait()
         stack.gateway.stop(signal.SIGKILL)  # no goodbye: the broker speaks for it
-        gone = await offline
+        gone = await heard(offline)
         assert gone["reason"] == "connection lost"
     finally:
         stack.shutdown()
@@ -120,6 +123,19 @@ async def test_member_news_and_commands_reach_the_terminal_at_once(
         basket = (await pos.new_basket())["basket_id"]
         refused = await pos.call_problem("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
         assert refused["type"] == "urn:posgw:problem:coupon-revoked"
+        # Anyone on a permissive broker retains an "empty list" (old and new form): nothing is un-revoked.
+        async with aiomqtt.Client(*BROKER, identifier=f"forger-{uuid.uuid4().hex[:8]}") as forger:
+            for forged in (b'{"instances": []}', b'{"version": 0}', b'{"version": 999999}'):
+                await forger.publish(f"posgw/{mall}/coupons/revoked", forged, qos=1, retain=True)
+        await asyncio.sleep(1.0)
+        assert key in directory.revoked_coupons
+        refused = await pos.call_problem("POST", f"/v1/baskets/{basket}/coupons", {"token": token})
+        assert refused["type"] == "urn:posgw:problem:coupon-revoked"
+        # Nor can it announce a version that never comes and so stop every coupon: another copy is taken.
+        other, _ = await ledger.coupon("M0001", "C-20-OFF-200")
+        await pos.add_line(basket, sku="A", unit_price=30_000)
+        taken = await pos.call("POST", f"/v1/baskets/{basket}/coupons", {"token": other})
+        assert taken["coupons"]
 
 
 async def test_an_operators_refresh_command_is_answered_at_once_not_paced(
@@ -307,33 +323,34 @@ async def test_a_conflict_is_logged_and_alerted_to_the_malls_operators(
     batch = {"terminal_id": "T-TWICE", "records": [r.to_wire() for r in sealed([spent])]}
     status, _ = await post_batch(ledger, batch)
     assert status == 200
-    got = await alert
+    got = await heard(alert)
     assert got["terminal_id"] == "T-TWICE"
     assert got["detail"] == "conflict: points overdrawn by 50 (spent offline twice?)"
     assert got["txn_id"] == spent.txn_id
     assert "conflict_recorded" in (tmp_path / "ledger" / "ledger.log").read_text()
 
 
-async def test_a_payload_that_breaks_the_mqtt_link_is_told_and_the_till_keeps_selling(
+async def test_a_payload_that_broke_the_mqtt_link_is_one_refused_message_and_the_till_keeps_selling(
     tmp_path: Path, tokens: dict[str, str], mall: str
 ) -> None:
     """A retained message nested 1,000 deep raised RecursionError out of the link and ended the daemon's
-    TaskGroup (sync, scans, devices with it). Supervised, it is an alert and a retry; sales go on."""
+    TaskGroup (sync, scans, devices with it). Read by the one reader of untrusted JSON, it is a refused message:
+    counted, the link stays up, nothing restarts, sales go on."""
     async with aiomqtt.Client(*BROKER) as client:
         await client.publish(rulebook_topic(mall), b"[" * 1000, qos=1, retain=True)
     try:
         mqtt = {"host": BROKER[0], "port": BROKER[1], "mall": mall}
         config = gateway_config(tmp_path / "gw", "http://127.0.0.1:9", tokens, mqtt=mqtt)
-        async with running_gateway(config) as (_gw, pos):
-            await pos.connect_events()
-            alert = await pos.next_event("alert", within=20)
-            assert alert["code"] == "task-failed"
-            assert "mqtt failed (RecursionError" in alert["message"]
+        async with running_gateway(config) as (gw, pos):
+            link = gw.services.mqtt
+            assert link is not None
+            await until(lambda: link.state.messages_refused >= 1 and link.state.connected, within=20)
             basket = (await pos.new_basket())["basket_id"]
             await pos.add_line(basket, sku="X1", unit_price=1000)
             assert (await pos.complete_cash(basket, 1000))["record"]["seq"] == 1
             running = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
             assert {"sync", "scans", "mqtt", "rules-refresh"} <= running  # nothing else went down with it
+            assert not [e for e in gw.services.recent_errors if "task-failed" in e]  # nothing even restarted
     finally:
         async with aiomqtt.Client(*BROKER) as client:  # an empty retained message clears it
             await client.publish(rulebook_topic(mall), b"", qos=1, retain=True)

@@ -263,6 +263,7 @@ async def test_pay_equals_member_the_wallet_account_found_at_the_ledger_earns_po
     url, _ = acquirer
     await ledger.add_identifier("M0003", "payer:wechat:p45678901")  # the member bound this WeChat account in the app
     async with paying_gateway(tmp_path, ledger, tokens, url) as pos:
+        await pos.wait_status(lambda s: s["ledger"]["online"])  # the payer is looked up at the ledger, online
         basket = await basket_of(pos, quantity=30)  # ¥1,275.00, no member shown: no member price
         await pos.pay(basket, WECHAT + "00")
         record = (await pos.complete(basket))["record"]

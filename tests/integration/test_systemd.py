@@ -76,6 +76,8 @@ def test_the_unit_file_passes_systemds_own_check(tmp_path: Path) -> None:
         "posgw-ledger-points-expiry.timer",
         "posgw-ledger-tier-review.service",
         "posgw-ledger-tier-review.timer",
+        "posgw-ledger-wallet-expiry.service",
+        "posgw-ledger-wallet-expiry.timer",
     ],
 )
 def test_the_ledgers_units_pass_systemds_own_check(tmp_path: Path, name: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from simulators.pos_client import PosClient
+from simulators.pos_client import ApiProblemError, PosClient
 from tests.harness import LedgerHandle, gateway_config, running_gateway
 
 pytestmark = [pytest.mark.ledger]
@@ -42,7 +42,9 @@ async def test_one_scan_names_the_member_and_pays_from_the_wallet_earning_double
         assert "points earned  15   growth  765" in shown["breakdown"]
         assert "  wallet ¥765.00: 15 points" in shown["breakdown"]
         record = (await pos.complete(basket))["record"]
-        assert record["tenders"] == [{"kind": "wallet", "amount": 76_500, "ref": payment["payment_id"]}]
+        (tender,) = record["tenders"]
+        assert (tender["kind"], tender["amount"], tender["ref"]) == ("wallet", 76_500, payment["payment_id"])
+        assert tender["code"].count(":") == 1  # the code's kid:nonce: it pays once, the ledger sees to it too
         assert record["points_earned"] == 15
         assert [x["points"] for x in record["lines"]] == [15]
         await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
@@ -119,3 +121,39 @@ async def test_a_wallet_code_scanned_pays_the_active_basket(
             told = await pos.next_event("payment")
         assert (told["basket_id"], told["wallet"], told["outcome"]) == (basket, "wallet", "paid")
         assert told["amount"] == 7_225  # classic at the bakery: 85 % of ¥85.00
+
+
+async def test_a_wallet_code_pays_once_whatever_attached_the_member(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    """The failure reproduced: attached by phone first, one PW1 code paid two baskets in a row."""
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(online_with_rules)
+        code = await ledger.wallet_code("M0001")
+        first = await tarts(pos, 1)
+        await pos.call("POST", f"/v1/baskets/{first}/member", {"phone": "13800000001"})
+        assert (await pos.pay(first, code))["payment"]["state"] == "paid"
+        await pos.complete(first)
+        second = await tarts(pos, 1)
+        await pos.call("POST", f"/v1/baskets/{second}/member", {"phone": "13800000001"})
+        with pytest.raises(ApiProblemError) as used:
+            await pos.pay(second, code)
+        assert used.value.body["type"] == "urn:posgw:problem:member-code-used"
+        assert "already used" in used.value.body["detail"]
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+    assert await ledger.wallet("M0001") == 50_000 - 3_613  # one tart at classic 85 %, once
+
+
+async def test_a_declined_payment_used_its_code_too(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(online_with_rules)
+        code = await ledger.wallet_code("M0001")  # ¥500.00 in the wallet
+        big = await tarts(pos, 20)  # classic 85 %: ¥722.50, more than the wallet holds
+        assert (await pos.pay(big, code))["payment"]["state"] == "declined"
+        await pos.cancel(big)
+        small = await tarts(pos, 1)
+        with pytest.raises(ApiProblemError) as used:
+            await pos.pay(small, code)  # shown again: refused at the till, before the ledger is asked
+        assert used.value.body["type"] == "urn:posgw:problem:member-code-used"

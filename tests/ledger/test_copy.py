@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.copy import TABLES
 from ledger.store import LedgerStore
 from protocols.sync import SyncReply, batch_to_wire
 from simulators.fleet import run_fleet
@@ -88,3 +89,14 @@ def test_a_copy_is_refused_without_a_sqlite_ledger_or_a_postgresql_url(tmp_path:
     wrong = ledger_cli("copy", "--data", str(tmp_path), "--to", "mysql://127.0.0.1/x")
     assert wrong.returncode == 65
     assert "--to must be a postgresql:// URL" in wrong.stderr
+
+
+async def test_the_copy_carries_every_table_the_schema_has(tmp_path: Path) -> None:
+    """A table added by a migration and forgotten here would be left behind by a copy, silently."""
+    store = await LedgerStore.open(tmp_path, None)
+    try:
+        rows = await store.db.read(lambda tx: tx.all("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    finally:
+        await store.close()
+    made = {str(name) for (name,) in rows} - {"member_rev", "schema_migrations", "sqlite_sequence"}
+    assert made - set(TABLES) == set()

@@ -46,7 +46,15 @@ async def test_the_fleet_command(ledger: LedgerHandle, tmp_path: Path) -> None:
 
 async def test_the_ledger_killed_mid_batch_accepts_nothing_twice_and_loses_nothing(ledger: LedgerHandle) -> None:
     """SIGKILL the ledger (its database mid-transaction) three times while a fleet syncs; then reconcile."""
-    fleet_run = asyncio.create_task(run_fleet(ledger.url, await ledger.fleet_codes(30), 40, pace_seconds=0.01))
+    enrolled = asyncio.Event()
+    codes = await ledger.fleet_codes(30)
+    fleet_run = asyncio.create_task(run_fleet(ledger.url, codes, 40, pace_seconds=0.01, enrolled=enrolled))
+    # Killed only once the fleet sells: an enrolment cut off is another test's subject, and on a busy machine
+    # (the parallel run) enrolling 30 tills took longer than the first kill's 0.3 s, and the run failed.
+    waiting = asyncio.create_task(enrolled.wait())
+    await asyncio.wait({fleet_run, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    assert enrolled.is_set(), fleet_run.result()  # a fleet that ended before selling says why
     for _ in range(3):
         await asyncio.sleep(0.3)
         ledger.proc.stop(signal.SIGKILL)

@@ -156,11 +156,12 @@ async def test_it_cannot_act_as_another_terminal(ledger: LedgerHandle, till: Tes
     status, body = await till.call("GET", "/v1/terminals/T-OTHER/transactions")
     assert status == 403
     # Holds: not in another's name, not another's released, not another's read.
-    status, _ = await till.call(
-        "POST", "/v1/wallet/holds", {"member_id": "M0002", "amount": 100_000, "ref": "p1", "terminal_id": "T-OTHER"}
-    )
+    code = await ledger.wallet_code("M0002")
+    hold = {"member_id": "M0002", "amount": 100_000, "ref": "p1", "terminal_id": "T-OTHER", "code": code}
+    status, _ = await till.call("POST", "/v1/wallet/holds", hold)
     assert status == 403
-    status, _ = await other.call("POST", "/v1/wallet/holds", {"member_id": "M0002", "amount": 1_000, "ref": "p-other"})
+    hold = {"member_id": "M0002", "amount": 1_000, "ref": "p-other", "code": code}
+    status, _ = await other.call("POST", "/v1/wallet/holds", hold)
     assert status == 201
     status, body = await till.call("DELETE", "/v1/wallet/holds/p-other")
     assert (status, body["type"]) == (403, "urn:posgw:problem:not-your-terminal")
@@ -260,14 +261,16 @@ async def test_it_cannot_read_what_its_work_does_not_need(ledger: LedgerHandle, 
 async def test_an_oversized_number_is_a_clear_problem_not_a_500(ledger: LedgerHandle, till: TestTerminal) -> None:
     book = await ledger.rulebook()
     (sale,) = till.seal([honest_sale(book, None, 1_000)])
-    wire = sale.to_wire() | {"points_earned": 2**64}
+    wire = sale.to_wire() | {"points_earned": 2**62}  # fits 64 bits: the schema names the field
     status, body = await till.call("POST", "/v1/sync/batch", {"terminal_id": "T-REAL", "records": [wire]})
     assert status == 422
     assert any("points_earned: must be at most" in p for p in body["problems"])
-    status, _ = await till.call(
-        "POST", "/v1/reservations", {"member_id": "M0001", "points": 2**64, "txn_id": str(uuid7())}
-    )
-    assert status == 422
+    for too_long in (2**64, 10**400):  # past 64 bits: refused at the door, by the one reader of untrusted JSON
+        status, body = await till.call(
+            "POST", "/v1/reservations", {"member_id": "M0001", "points": too_long, "txn_id": str(uuid7())}
+        )
+        assert status == 400
+        assert "an integer of" in body["detail"]
 
 
 async def test_a_card_never_moves_silently(ledger: LedgerHandle) -> None:
@@ -379,4 +382,71 @@ async def test_it_cannot_spend_points_it_was_not_given_or_pay_with_points_it_did
     assert [r.status for r in results] == ["quarantined", "quarantined"], results
     assert "5 points" in (results[0].reason or "")  # no offset nor exchange to spend them on, and no hold for 5
     assert await ledger.points("M0001") == 85  # what the honest sale earned (85 % of ¥10,000 → ¥8,500), no more
+    assert await ledger.books_problems() == []
+
+
+async def test_a_wallet_code_pays_once_online_and_two_offline_tills_sharing_one_are_a_recorded_conflict(
+    ledger: LedgerHandle, till: TestTerminal
+) -> None:
+    other = await ledger.terminal("T-NEIGHBOUR", store="S-1", merchant="M-BAKERY")
+    code = await ledger.wallet_code("M0002")
+    hold = {"member_id": "M0002", "amount": 1_000, "ref": "pay-once", "code": code}
+    status, _ = await till.call("POST", "/v1/wallet/holds", hold)
+    assert status == 201
+    status, _ = await till.call("POST", "/v1/wallet/holds", hold)  # the same payment again: the same hold
+    assert status == 201
+    status, body = await other.call("POST", "/v1/wallet/holds", {**hold, "ref": "pay-twice"})
+    assert (status, body["type"]) == (409, "urn:posgw:problem:code-used")
+    assert "payment pay-once at T-REAL" in body["detail"]
+    for forged, why in [(code[:-2] + "xx", "does not hold"), (await ledger.wallet_code("M0001"), "another member")]:
+        status, body = await other.call("POST", "/v1/wallet/holds", {**hold, "ref": "pay-forged", "code": forged})
+        assert (status, body["type"]) == (422, "urn:posgw:problem:wallet-code-refused")
+        assert why in body["detail"]
+    # Offline, two tills shown one code: both sales stand (the money changed hands), the second is a conflict.
+    book = await ledger.rulebook()
+    supreme = MemberEntry("M0002", "supreme")
+    nonce = "k:offline-shared-nonce"
+    first = honest_sale(book, supreme, 1_000, [Tender("wallet", 900, "pay-a", code=nonce)])
+    second = honest_sale(book, supreme, 1_000, [Tender("wallet", 900, "pay-b", code=nonce)])
+    (a,) = await till.send(first)
+    (b,) = await other.send(second)
+    assert (a.status, a.reason) == ("accepted", None)
+    assert b.status == "accepted"
+    assert f"wallet code {nonce} paid twice: here and payment pay-a at T-REAL" in (b.reason or "")
+    assert await ledger.books_problems() == []
+
+
+async def test_a_member_code_used_at_two_tills_is_noted(ledger: LedgerHandle, till: TestTerminal) -> None:
+    """A PM1 code names the member of one sale; two offline tills shown it both sell, and the ledger notes it."""
+    other = await ledger.terminal("T-ACROSS", store="S-1", merchant="M-BAKERY")
+    book = await ledger.rulebook()
+    classic = MemberEntry("M0001", "classic")
+    code = "k:member-code-nonce"
+    first = dataclasses.replace(honest_sale(book, classic, 1_000), member_code=code)
+    second = dataclasses.replace(honest_sale(book, classic, 2_000), member_code=code)
+    (a,) = await till.send(first)
+    (b,) = await other.send(second)
+    assert (a.status, a.reason) == ("accepted", None)
+    assert b.status == "accepted"  # the sale stands: the customer paid
+    assert f"member code {code} used for two sales: here and sale {first.txn_id} at T-REAL" in (b.reason or "")
+    # The same record sent again is the same use, not a second one.
+    (again,) = await till.send(first)
+    assert again.status == "duplicate"
+
+
+async def test_batches_fuzzing_broke_are_clear_refusals_never_a_500(ledger: LedgerHandle, till: TestTerminal) -> None:
+    """Each answered 500 before: a lone surrogate anywhere, nesting just under json's own limit, no records."""
+    book = await ledger.rulebook()
+    record = till.seal([honest_sale(book, None, 1_000)])[0].to_wire()
+    surrogate = json.dumps({"terminal_id": "T-REAL", "records": [record]}).replace('"S-1"', '"\\ud800"', 1)
+    cases: list[tuple[bytes, int, str]] = [
+        (surrogate.encode(), 400, "lone surrogate"),
+        (b'{"terminal_id": "T-REAL", "records": [' + b"[" * 900 + b"]" * 900 + b"]}", 400, "nested more than"),
+        (b'{"terminal_id": "T-REAL"}', 422, "records"),
+        (b'{"terminal_id": "T-REAL", "records": {}}', 422, "records"),
+    ]  # fmt: skip
+    for body, status, said in cases:
+        answered, problem = await till.call("POST", "/v1/sync/batch", raw=body)
+        assert answered == status, (said, problem)
+        assert said in json.dumps(problem), problem
     assert await ledger.books_problems() == []

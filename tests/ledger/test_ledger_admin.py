@@ -33,6 +33,14 @@ def test_members_load_from_csv_with_every_problem_named(tmp_path: Path, ledger_d
     shown = ledger_cli("member", "show", "N00007", *data)
     assert "tier classic" in shown.stdout
     assert "wallet ¥0.07" in shown.stdout
+    # Loaded again with other wallets: an existing member's stored value is never set from a file, and it says so.
+    again = tmp_path / "again.csv"
+    again.write_text("member_id,tier,status,wallet\nN00007,classic,,60000\nN00008,classic,,8\n")
+    loaded = ledger_cli("members", "load", str(again), *data)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "the wallet column was not applied to 1 existing member(s)" in loaded.stderr
+    assert "N00007: the file says ¥600.00, the ledger holds ¥0.07" in loaded.stderr
+    assert "wallet ¥0.07" in ledger_cli("member", "show", "N00007", *data).stdout
 
     bad = tmp_path / "bad.csv"
     bad.write_text("member_id,tier,status,wallet\nX1,classic,gone,5\nX2,,active,-3\n")

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from ledger.database import StorageError
-from ledger.migrations import LATEST
+from ledger.migrations import MIGRATIONS
 from ledger.postgres_database import PostgresDatabase
 from ledger.postgres_legacy import LEGACY_STEPS
 from ledger.sqlite_database import SqliteDatabase
@@ -83,7 +83,7 @@ def test_an_old_sqlite_file_is_brought_to_the_same_tables_as_a_new_one(tmp_path:
     conn.close()
     upgraded, new = sqlite_schema(sqlite_file(old)), sqlite_schema(sqlite_file(tmp_path / "new.sqlite3"))
     assert upgraded == new
-    assert new["versions"] == [LATEST]
+    assert new["versions"] == [m.version for m in MIGRATIONS]
     assert len(new["columns"]) >= 20  # type: ignore[arg-type]
     assert ("wallet", "int", True) in new["columns"]["members"]  # type: ignore[index]
     kept = sqlite3.connect(old).execute("SELECT points FROM members WHERE member_id = 'M1'").fetchone()
@@ -120,7 +120,7 @@ async def test_postgres_old_and_new_and_sqlite_hold_the_same_tables(tmp_path: Pa
         old, new = await postgres_schema(old_url), await postgres_schema(new_url)
     assert old["columns"] == new["columns"]
     assert old["indexes"] == new["indexes"]
-    assert new["versions"] == [LATEST]
+    assert new["versions"] == [m.version for m in MIGRATIONS]
     lite = sqlite_schema(sqlite_file(tmp_path / "l.sqlite3"))
     assert lite["columns"] == new["columns"]
     assert lite["indexes"] == new["indexes"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ledger.migrations import LATEST
+from ledger.migrations import MIGRATIONS
 from ledger.postgres_database import PostgresDatabase
 from ledger.postgres_legacy import LEGACY_STEPS
 from ledger.rulebooks import OWN_FIELDS
@@ -114,9 +114,10 @@ async def test_a_database_of_an_older_ledger_is_migrated_in_place_once() -> None
         try:
             assert (await store.members.account("M1") or {})["growth"] == 0
             assert await store.db.read(lambda tx: tx.all("SELECT version FROM schema_migrations ORDER BY 1")) == [
-                (v,) for v, _, _ in LEGACY_STEPS
+                *((v,) for v, _, _ in LEGACY_STEPS),
+                *((m.version,) for m in MIGRATIONS[1:]),  # the baseline's steps, then each one after it
             ]
-            assert LATEST == 4
+            assert LEGACY_STEPS[-1][0] == MIGRATIONS[0].version == 4
             assert await store.members.growth("M1") == {}  # migration 3's table is there
             # Migration 4: the old key is the terminal's first chain (to be checked by an operator), holds moved.
             assert await store.terminals.signing_key("T-OLD") == (1, "K" * 43)

@@ -1,6 +1,6 @@
 import itertools
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.framing import RejectedBytes, ScannedFrame, ScannerFramer
@@ -50,13 +50,47 @@ def test_prefix_resynchronises_after_noise() -> None:
     assert out[2] == ScannedFrame("DEF", None, None)
 
 
-def test_a_frame_that_never_ends_is_dropped_not_grown_forever() -> None:
+def test_a_frame_that_never_ends_is_refused_whole_and_never_grown_forever() -> None:
     framer = ScannerFramer(max_length=32)
-    out = framer.feed(b"A" * 40)
-    assert len(out) == 1
-    assert isinstance(out[0], RejectedBytes)
-    assert framer.pending == 0
-    assert framer.feed(b"OK\r\n") == [ScannedFrame("OK", None, None)]
+    assert framer.feed(b"A" * 40) == []  # nothing is complete yet; only what may start a suffix is held
+    assert framer.pending <= 1
+    for _ in range(1000):
+        framer.feed(b"A" * 1000)  # a scanner stuck sending: memory stays bounded
+    assert framer.pending <= 1
+    (refused,) = framer.feed(b"OK\r\n")  # its tail is the end of the same frame, never a code of its own
+    assert isinstance(refused, RejectedBytes)
+    assert refused.reason == "a frame of 1000042 bytes, longer than 32"
+    assert len(refused.raw) == 32
+    assert framer.feed(b"NEXT\r\n") == [ScannedFrame("NEXT", None, None)]
+
+
+frames = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=20, max_size=60).map(str.encode),
+    st.binary(max_size=80).filter(lambda b: b"\r\n" not in b),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(frames, min_size=1, max_size=6),
+    st.lists(st.integers(min_value=0, max_value=500), max_size=20),
+    st.booleans(),
+)
+def test_frames_and_refusals_are_the_same_however_the_bytes_are_cut(
+    frames: list[bytes], cuts: list[int], end: bool
+) -> None:
+    """The failures reproduced: a frame over max_length was taken whole in one read but cut into a refusal and
+    a "code" in pieces; a frame of exactly max_length was lost when its suffix came in a later read."""
+    data = b"\r\n".join(frames) + (b"\r\n" if end else b"")
+    whole = ScannerFramer(max_length=32)
+    pieces = ScannerFramer(max_length=32)
+    assert whole.feed(data) + whole.flush() == feed_in_chunks(pieces, data, cuts) + pieces.flush()
+
+
+def test_a_frame_of_exactly_max_length_survives_its_suffix_arriving_later() -> None:
+    framer = ScannerFramer(max_length=8)
+    assert framer.feed(b"12345678\r") == []
+    assert framer.feed(b"\n") == [ScannedFrame("12345678", None, None)]
 
 
 def test_flush_reports_a_cut_off_partial_frame() -> None:
@@ -64,7 +98,7 @@ def test_flush_reports_a_cut_off_partial_frame() -> None:
     assert framer.feed(b"69012345") == []
     assert framer.pending == 8
     flushed = framer.flush()
-    assert flushed == [RejectedBytes(b"69012345", "incomplete frame (no suffix)")]
+    assert flushed == [RejectedBytes(b"69012345", "incomplete frame of 8 bytes (no suffix)")]
     assert framer.flush() == []
 
 

@@ -84,7 +84,24 @@ def test_rulebook_round_trip_and_bad_keys() -> None:
 
 
 def test_member_snapshot_validation() -> None:
-    version, members = members_from_wire({"version": 1, "members": [{"member_id": "M1", "tier": "gold"}]})
-    assert (version, members[0].status) == (1, "active")
-    with pytest.raises(SchemaError, match="status"):
-        members_from_wire({"version": 1, "members": [{"member_id": "M1", "tier": "g", "status": "vip"}]})
+    listing = members_from_wire({"version": 1, "members": [{"member_id": "M1", "tier": "gold"}]})
+    assert (listing.version, listing.members[0].status, listing.skipped) == (1, "active", [])
+    with pytest.raises(SchemaError, match="version"):
+        members_from_wire({"version": -1, "members": []})
+
+
+def test_one_bad_member_row_is_skipped_and_named_not_fatal_to_the_snapshot() -> None:
+    rows = [
+        {"member_id": "M1", "tier": "gold"},
+        {"member_id": "M2", "tier": "g", "status": "vip"},
+        {"member_id": "M3", "tier": "gold", "points": -5},
+        "not a row",
+        {"member_id": "M4", "tier": "classic"},
+    ]
+    listing = members_from_wire({"version": 7, "members": rows})
+    assert [m.member_id for m in listing.members] == ["M1", "M4"]
+    assert len(listing.skipped) == 3
+    assert listing.skipped[0].startswith("members[1] (M2): ")
+    assert "status" in listing.skipped[0]
+    assert listing.skipped[1].startswith("members[2] (M3): ")
+    assert listing.skipped[2].startswith("members[3]: ")
