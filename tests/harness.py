@@ -351,9 +351,15 @@ async def running_gateway(config: GatewayConfig) -> AsyncIterator[tuple[Gateway,
         await asyncio.wait_for(task, 20)
 
 
+# Long enough that a payment the provider takes (a customer typing a password for 3 s, an answer
+# lost and found by query) meets two queries after it on a loaded machine, where one request can
+# take longer than its 1 s timeout; short enough that the flows meant to reverse end soon.
+PAYMENT_DEADLINE = 8.0
+
+
 def acquirer_payments(
     url: str,
-    deadline: float = 5.0,
+    deadline: float = PAYMENT_DEADLINE,
     wallets: tuple[str, ...] = ("wechat", "alipay"),
     terminal: Path | None = None,
 ) -> dict[str, object]:
@@ -369,7 +375,7 @@ def acquirer_payments(
 
 
 def wallet_payments(
-    wallets: Wallets, deadline: float = 5.0, options: dict[str, object] | None = None
+    wallets: Wallets, deadline: float = PAYMENT_DEADLINE, options: dict[str, object] | None = None
 ) -> dict[str, object]:
     """A ``[payments]`` table with WeChat Pay and Alipay on their published APIs, at the simulators."""
     providers = [

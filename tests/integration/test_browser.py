@@ -94,7 +94,8 @@ async def page_outcome(url: str, profile: Path, within: float = 30.0) -> dict[st
                 read = "(document.getElementById('outcome') || {}).textContent"
                 for ask in range(2, 10_000):
                     value = (await cdp(ws, ask, "Runtime.evaluate", expression=read, returnByValue=True))["result"]
-                    if value.get("value") not in (None, "running"):
+                    # Until the page has parsed and run, the element is missing, empty or "running".
+                    if str(value.get("value") or "").startswith("{"):
                         break
                     assert loop.time() < deadline, "the page never said how it went"
                     await asyncio.sleep(0.1)
