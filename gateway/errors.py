@@ -9,6 +9,12 @@ class NotFoundError(FinalError):
     code = "not-found"
 
 
+class PromoCodeUnknownError(NotFoundError):
+    """A promo code no promotion in force answers to."""
+
+    code = "promo-code-unknown"
+
+
 class ConflictError(FinalError):
     """The request does not fit the current state (a completed basket, say)."""
 

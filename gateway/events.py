@@ -157,6 +157,7 @@ class BasketChanged(Event):
     member_id: str | None = field(default=None, metadata=SENT_WHEN_SET)
     tier: str | None = field(default=None, metadata=SENT_WHEN_SET)
     coupon: str | None = field(default=None, metadata=SENT_WHEN_SET)
+    promotion: str | None = field(default=None, metadata=SENT_WHEN_SET)  # a promo code unlocked it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -71,6 +71,42 @@ DEMO_BENEFITS: dict[str, Any] = {
         "max_wallet_per_sale": 30_000,
         "max_member_wallet": 50_000,
     },
+    # Promotions for everyone (``protocols/promotions.py``): Joy City's fashion floor runs 满300减50 / 满500减100,
+    # borne by the mall; the toy shop buy two, get the cheapest third free; members pay ¥39 for the bakery's
+    # gift box (¥48); the flyer's code SPRING20 takes ¥20 off ¥150 anywhere. (Promotions may also be limited to
+    # dates, weekdays and hours of the day: the demo's run at any time, so that it tells the same story.)
+    "promotions": [
+        {
+            "id": "P-FASHION-300-50",
+            "name": "满300减50 fashion",
+            "kind": "spend",
+            "steps": [[30_000, 5_000], [50_000, 10_000]],
+            "merchants": ["M-FASHION"],
+            "funded_by": "mall",
+        },
+        {
+            "id": "P-TOYS-B2G1",
+            "name": "Buy 2 get 1 free",
+            "kind": "bundle",
+            "buy": 2,
+            "get": 1,
+            "merchants": ["M-TOYS"],
+        },
+        {
+            "id": "P-GIFTBOX-MEMBER",
+            "name": "Member price gift box",
+            "kind": "member_price",
+            "prices": {"6901234567809": 3_900},
+        },
+        {
+            "id": "P-SPRING20",
+            "name": "Spring flyer ¥20 off ¥150",
+            "kind": "spend",
+            "steps": [[15_000, 2_000]],
+            "code": "SPRING20",
+            "funded_by": "mall",
+        },
+    ],
     "coupons": [
         {
             "id": "C-20-OFF-200",

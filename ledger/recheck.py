@@ -23,6 +23,9 @@ it is told to. So the ledger believes nothing it can check for itself
   terminal and member; it is planned again (``protocols/refunds.py``) from
   that sale and the refunds before it, and must give back exactly what its
   units took and earned, to tenders the sale used, never more than remains.
+- **Promotions.** What each promotion took off a sale is priced again from
+  its lines, tier, shop, time and promo codes (``ledger/promotion_check.py``):
+  a mall-funded discount is money the mall owes the tenant.
 - **Top-ups.** Stored value sold as the rulebook sells it (amount, tenders,
   the bonus step), to a member the ledger knows, made no longer ago than a
   till may be offline, and within the till's daily cap: a till's credentials
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ledger.holds import Hold
+from ledger.promotion_check import promotion_refusal
 from protocols.business_day import business_day, parse_instant
 from protocols.errors import GatewayError
 from protocols.money import FULL_RATE, allocate
@@ -126,6 +130,8 @@ def _shop(r: TransactionRecord, ctx: Context) -> str | None:
 
 
 def _sale(r: TransactionRecord, ctx: Context, book: Rulebook) -> Verdict:
+    if refusal := promotion_refusal(r, book):  # what the mall may owe the tenant: never on a till's word
+        return Verdict(refusal)
     if r.member_id is None:
         if r.points_earned or r.growth_earned or r.points_redeemed:
             return Verdict("it earns or spends points with no member")

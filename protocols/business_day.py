@@ -70,6 +70,14 @@ def business_day(instant: str | datetime, zone: str = DEFAULT_ZONE) -> date:
     return at.astimezone(mall_zone(zone)).date()
 
 
+def minute_of_day(instant: datetime, zone: str = DEFAULT_ZONE) -> int:
+    """Minutes after the mall's midnight at ``instant`` (promotions limited to hours of the day)."""
+    if instant.tzinfo is None:
+        raise BusinessDayError("a naive datetime has no instant; pass an aware one")
+    local = instant.astimezone(mall_zone(zone))
+    return local.hour * 60 + local.minute
+
+
 def business_year(instant: str, zone: str = DEFAULT_ZONE) -> str:
     """The mall's calendar year at ``instant`` (growth value and tiers are kept by it)."""
     return str(business_day(instant, zone).year)

@@ -2,7 +2,8 @@
 
 Rules (see docs/protocols/scan-codes.md):
 
-* ``PM1.`` member QR token, ``CP1.`` coupon token, ``PW1.`` member wallet pay code;
+* ``PM1.`` member QR token, ``CP1.`` coupon token, ``PW1.`` member wallet pay code,
+  ``PR1.`` a promo code printed on a flyer (its code follows the prefix);
 * all digits, 18 long, starting 10–15: WeChat Pay payment code;
 * all digits, 16–24 long, starting 25–30: Alipay payment code;
 * all digits, 13 / 12 / 8 long with a valid GS1 check digit: EAN-13 / UPC-A / EAN-8;
@@ -16,6 +17,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from protocols.promotions import PROMO_PREFIX
+
 
 class CodeKind(enum.StrEnum):
     PRODUCT = "product"
@@ -23,6 +26,7 @@ class CodeKind(enum.StrEnum):
     COUPON_TOKEN = "coupon_token"
     WALLET_CODE = "wallet_code"
     PAYMENT_CODE = "payment_code"
+    PROMO_CODE = "promo_code"  # ``PR1.<code>`` on a flyer: a promotion for everyone (not a secret)
     UNKNOWN = "unknown"
 
 
@@ -30,6 +34,7 @@ TOKEN_PREFIXES = {
     "PM1.": CodeKind.MEMBER_TOKEN,
     "CP1.": CodeKind.COUPON_TOKEN,
     "PW1.": CodeKind.WALLET_CODE,
+    PROMO_PREFIX: CodeKind.PROMO_CODE,
 }
 
 
@@ -71,6 +76,8 @@ def payment_provider(code: str) -> str | None:
 def classify(data: str) -> ScanCode:
     for prefix, kind in TOKEN_PREFIXES.items():
         if data.startswith(prefix):
+            if kind is CodeKind.PROMO_CODE:
+                return ScanCode(kind, data.removeprefix(prefix))
             return ScanCode(kind, data)
     if data.isascii() and data.isdigit():
         provider = payment_provider(data)

@@ -15,10 +15,12 @@ the fields a version does not know are not on its wire at all.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from protocols.business_day import INSTANT_PATTERN
+from protocols.promotions import CODE_PATTERN
 from protocols.schema import Fields, Problems
 from protocols.stored_value import TOPUP_SKU
 
@@ -26,6 +28,8 @@ MAX_LINES = 500
 # Cash, the scan-to-pay wallets, the member's stored value, a bank card.
 TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card")
 RECORD_KINDS = ("sale", "refund", "void", "join", "topup")
+BENEFIT_KINDS = ("tier", "promotion", "coupon", "exchange", "offset")  # ``protocols/pricing`` Adjustment kinds
+MAX_PROMO_CODES = 5
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 MASKED_PAN = r"[0-9]{6}\*{2,9}[0-9]{4}"  # never a full card number
 RECORD_VERSION = 2  # the format this posgw writes
@@ -81,6 +85,20 @@ class Tender:
 
 
 @dataclass(frozen=True, slots=True)
+class Benefit:
+    """What one rule took off a sale: ``kind`` (tier, promotion, coupon, exchange, offset), the rule (tier
+    name, promotion or coupon id, ``offset``) and the fen. A sale's benefits add up to its discount; they
+    say who bears it (the tenant settlement) and the ledger re-derives the promotions'."""
+
+    kind: str
+    rule: str
+    amount: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rule": self.rule, "amount": self.amount}
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionRecord:
     txn_id: str
     terminal_id: str
@@ -123,6 +141,9 @@ class TransactionRecord:
     # A top-up (充值): the bonus the rulebook gives it, in fen (``protocols/stored_value.py``), credited as a
     # separate grant that lapses.
     bonus: int = 0
+    # A sale: its discount by rule (tier, promotions, coupons, offset), and the promo codes it was given.
+    benefits: tuple[Benefit, ...] = ()
+    promo_codes: tuple[str, ...] = ()
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -148,6 +169,14 @@ class TransactionRecord:
             del wire["joined"]
         if not self.bonus:  # only top-ups with a bonus
             del wire["bonus"]
+        if self.benefits:  # only when set: records made before them keep their signed form
+            wire["benefits"] = [b.to_wire() for b in self.benefits]
+        else:
+            del wire["benefits"]
+        if self.promo_codes:
+            wire["promo_codes"] = list(self.promo_codes)
+        else:
+            del wire["promo_codes"]
         return wire
 
     @classmethod
@@ -226,15 +255,33 @@ def read_record(f: Fields) -> TransactionRecord:
         epoch=f.integer("epoch", 1, minimum=1, maximum=10**6),
         joined=f.optional_text("joined", pattern=JOINED_PATTERN),
         bonus=f.integer("bonus", 0, minimum=0, maximum=MAX_FEN),
+        benefits=tuple(_read_benefit(bf) for bf in f.tables("benefits", max_items=100)),
+        promo_codes=tuple(f.texts("promo_codes")),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
     )
     if len(record.coupons) > 20 or len(record.coupons_restored) > 20:
         f.problems.add(f.path, "at most 20 coupons a record")
+    if len(record.promo_codes) > MAX_PROMO_CODES or not all(_is_code(c) for c in record.promo_codes):
+        f.problems.add(f"{f.path}.promo_codes", f"at most {MAX_PROMO_CODES} promo codes, each {CODE_PATTERN}")
     f.done()
     _check_sums(record, f)
     return record
+
+
+def _is_code(text: str) -> bool:
+    return re.fullmatch(CODE_PATTERN, text) is not None
+
+
+def _read_benefit(f: Fields) -> Benefit:
+    benefit = Benefit(
+        f.text("kind", choices=BENEFIT_KINDS),
+        f.text("rule", max_len=64),
+        f.integer("amount", minimum=1, maximum=MAX_FEN),
+    )
+    f.done()
+    return benefit
 
 
 def _read_tender(f: Fields) -> Tender:
@@ -302,6 +349,10 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "only a top-up is given a bonus")
     if r.version >= 2:
         _check_benefits(r, f)
+    if (r.benefits or r.promo_codes) and r.kind != "sale":
+        f.problems.add(f.path, "only a sale names its benefits and promo codes")
+    elif r.benefits and sum(b.amount for b in r.benefits) != r.total_discount:
+        f.problems.add(f.path, "the benefits do not add up to the sale's discount")
 
 
 def _check_topup(r: TransactionRecord, f: Fields) -> None:

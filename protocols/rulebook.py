@@ -2,7 +2,8 @@
 
 Tiers with discount rates (default, per merchant, per category), categories
 that never get a benefit, the earning rule, campaigns, the points-offset rule,
-coupon definitions (``protocols/benefits.py``), and the issuer public keys that
+coupon definitions (``protocols/benefits.py``), promotions for everyone
+(``protocols/promotions.py``), and the issuer public keys that
 member tokens and cards are verified against.
 """
 
@@ -19,6 +20,7 @@ from protocols.business_day import DEFAULT_ZONE, is_zone
 from protocols.chain import canonical_json
 from protocols.errors import GatewayError, ProtocolError, SchemaError
 from protocols.money import FULL_RATE
+from protocols.promotions import Promotion, normal_code
 from protocols.schema import Fields, Problems
 from protocols.stored_value import StoredValueRule
 from protocols.tokens import key_id, public_key_from_text
@@ -73,6 +75,12 @@ class Rulebook:
     # The mall's time zone: every business day is cut at its midnight (``protocols/business_day.py``).
     zone: str = DEFAULT_ZONE
     stored_value: StoredValueRule | None = None  # None: this mall sells no stored value at its tills
+    promotions: tuple[Promotion, ...] = ()  # for everyone, in the order they apply (``protocols/promotions.py``)
+
+    def promotion_by_code(self, code: str) -> Promotion | None:
+        """The promotion a promo code (typed in any case, or scanned) unlocks."""
+        wanted = normal_code(code)
+        return next((p for p in self.promotions if p.code == wanted), None)
 
     @property
     def fen_per_point(self) -> int:
@@ -104,6 +112,7 @@ class Rulebook:
             "timezone": self.zone,
             # Only when set: rulebooks without it keep the form they were signed in.
             **({} if self.stored_value is None else {"stored_value": self.stored_value.to_wire()}),
+            **({"promotions": [p.to_wire() for p in self.promotions]} if self.promotions else {}),
         }
 
     @classmethod
@@ -140,7 +149,12 @@ class Rulebook:
             risk=RiskLimits.read(f.table("risk")),
             zone=f.text("timezone", DEFAULT_ZONE, max_len=64),
             stored_value=None if stored_f is None else StoredValueRule.read(stored_f),
+            promotions=tuple(Promotion.read(pf) for pf in f.tables("promotions", max_items=200)),
         )
+        ids = [p.promotion_id for p in book.promotions]
+        codes = [p.code for p in book.promotions if p.code is not None]
+        if len(set(ids)) != len(ids) or len(set(codes)) != len(codes):
+            problems.add("promotions", "each promotion has its own id, and each promo code unlocks one promotion")
         if not is_zone(book.zone):
             problems.add("timezone", f"{book.zone!r} is not a time zone this machine knows (an IANA name)")
 

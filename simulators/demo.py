@@ -290,6 +290,14 @@ async def run_demo(repo: Path) -> int:
             "(the bonus a separate grant, spent first, lapsing in a year)"
         )
 
+        say("\n-- a walk-in customer scans the spring flyer's code: ¥20 off ¥150 for everyone, no member needed")
+        basket = await pos.new_basket()
+        await scan_products(pos, scanner, basket["basket_id"], ["6909876543212"])
+        scanner.send("PR1.SPRING20", aim="]Q1")
+        flyer = await pos.next_event("scan")
+        say(f"  scanned a {flyer['kind']} → {flyer['data']} (the ledger prices it again before it believes it)")
+        await sell(pos, basket["basket_id"])
+
         say("\n-- sale 3: the mall network drops (ledger stopped); the till keeps selling")
         qr = await member_qr(ledger_url, tokens[2], "M0001")  # the app fetched its code while online
         ledger.stop()

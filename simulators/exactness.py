@@ -1,7 +1,7 @@
 """Random baskets, paid any way and refunded in random pieces, checked to the fen and the point.
 
-One case is a basket (tiers, excluded categories, every coupon kind, a
-points offset, exchange items, every campaign) priced for a member, paid by
+One case is a basket (tiers, excluded categories, every promotion kind and
+promo codes, every coupon kind, a points offset, exchange items, every campaign) priced for a member, paid by
 random split tenders (cash with change, the member wallet, scan-to-pay, a
 bank card), recorded as a version 2 sale, then refunded in random partial
 refunds until nothing is left. :func:`check_case` lists every way the figures
@@ -22,6 +22,7 @@ from protocols.money import FULL_RATE
 from protocols.pricing import BasketLine, Payment, PricedBasket, PricedLine, price, with_earning
 from protocols.pricing.earning import payments_of
 from protocols.pricing.record import sale_record
+from protocols.promotions import Promotion, SpendStep
 from protocols.records import Tender, TransactionRecord
 from protocols.refunds import plan_refund, tenders_given_back
 from protocols.rulebook import MemberEntry, Rulebook, Tier
@@ -55,6 +56,37 @@ def rulebook(*, on_offset: bool = False, on_stored_value: bool = True) -> Rulebo
             ),
         ),
         offset=OffsetRule(points_per_yuan=100, weekdays=frozenset({2, 5}), cap=5_000),
+        promotions=(
+            Promotion("MP", "Member knife", "member_price", prices={"KNIFE": 4_999}, members_only=True),
+            Promotion("B2G1", "Bakery 2+1", "bundle", buy=2, get=1, categories=frozenset({"bakery"})),
+            Promotion(
+                "HAMPER-TART",
+                "Hamper, a tart free",
+                "bundle",
+                buy=1,
+                get=1,
+                free_sku="TART",
+                categories=frozenset({"hamper"}),
+            ),
+            Promotion(
+                "SPEND",
+                "满300减50",
+                "spend",
+                steps=(SpendStep(30_000, 5_000), SpendStep(50_000, 10_000)),
+                funded_by="mall",
+            ),
+            Promotion(
+                "EVERY",
+                "每满100减10",
+                "spend",
+                steps=(SpendStep(10_000, 1_000),),
+                repeat=True,
+                max_off=5_000,
+                code="LUNCH",
+                hours=(11 * 60, 14 * 60),
+                stack_with_coupons=False,
+            ),
+        ),
         coupons={
             c.coupon_id: c
             for c in (
@@ -75,6 +107,7 @@ class Case:
     merchant: str
     day: date
     coupons: tuple[CouponDefinition, ...]
+    promo_codes: tuple[str, ...]
     points_to_redeem: int
     balance: int
     tender_kinds: tuple[str, ...]  # how the bill is split, in order; the last part may be cash with change
@@ -106,6 +139,7 @@ def random_case(rng: random.Random) -> Case:
         merchant=rng.choice(["M-BAKERY", "M-PARTNER", "M-X"]),
         day=rng.choice([date(2026, 12, 1), date(2026, 12, 2)]),  # a Tuesday (offset days), a Wednesday
         coupons=tuple(rng.sample(list(book.coupons.values()), rng.randint(0, 3))),
+        promo_codes=rng.choice([(), (), ("LUNCH",)]),
         points_to_redeem=rng.choice([0, 0, rng.randint(1, 300), rng.randint(1, 100_000)]),
         balance=rng.randint(0, 200_000),
         tender_kinds=kinds,
@@ -140,6 +174,8 @@ def sale_of(case: Case) -> tuple[PricedBasket, TransactionRecord]:
         coupons=case.coupons,
         points_to_redeem=case.points_to_redeem,
         points_balance=case.balance,
+        minute=12 * 60,  # the record's time: 04:00 UTC is noon in the mall
+        promo_codes=case.promo_codes,
     )
     tenders, change = tenders_for(case, priced.total_due)
     priced = with_earning(
@@ -166,6 +202,7 @@ def sale_of(case: Case) -> tuple[PricedBasket, TransactionRecord]:
         offline=False,
         coupons=tuple(f"{c}:0000000000000000" for c in priced.coupons_applied),
         seq=1,
+        promo_codes=case.promo_codes,
     )
     return priced, record
 
@@ -202,7 +239,7 @@ def check_case(
     if TransactionRecord.from_wire(sale.to_wire()) != sale:  # the schema's sums, and a round trip
         bad.append("the sale does not round-trip through its wire form")
     for p in priced.lines:
-        if p.gross - p.tier_discount - p.coupon_discount - p.offset != p.net or p.net < 0:
+        if p.gross - p.tier_discount - p.promotion_discount - p.coupon_discount - p.offset != p.net or p.net < 0:
             bad.append(f"line {p.line.line_id}: money does not add up")
         if not p.eligible and (p.discount or p.points or p.growth or p.points_spent):
             bad.append(f"line {p.line.line_id}: an excluded category took a benefit")

@@ -240,6 +240,14 @@ async def add_coupon(request: web.Request) -> web.Response:
     return _basket_json(svc, basket.basket_id)
 
 
+async def add_promo_code(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    body = await _read(request, contract.PromoCode, "promo code")
+    svc.building.add_promo_code(basket, body.code)
+    return _basket_json(svc, basket.basket_id)
+
+
 async def redeem_points(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
@@ -393,6 +401,7 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/baskets/{basket_id}/topup", topup)
     app.router.add_get("/v1/baskets/{basket_id}/wallet", wallet_statement)
     app.router.add_post("/v1/baskets/{basket_id}/coupons", add_coupon)
+    app.router.add_post("/v1/baskets/{basket_id}/promo-codes", add_promo_code)
     app.router.add_post("/v1/baskets/{basket_id}/points", redeem_points)
     app.router.add_post("/v1/baskets/{basket_id}/payments", pay)
     app.router.add_post("/v1/baskets/{basket_id}/cancel", cancel_basket)

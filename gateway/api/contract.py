@@ -89,6 +89,12 @@ class CouponToken(Request):
     token: Token
 
 
+class PromoCode(Request):
+    """A promo code the customer shows (typed: case and spaces do not matter; scanned: ``PR1.<code>``)."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=40)]
+
+
 class PointsToSpend(Request):
     points: Annotated[int, Meta(ge=0, le=10**9)]
 
@@ -174,6 +180,15 @@ class PricedLineView(Response):
     coupon_discount: int
     offset: Annotated[int, Meta(description="fen paid with points")]
     net: int
+    promotion_discount: int = 0
+
+
+class PromotionView(Response):
+    """A promotion that gave this basket something: member price, bundle or 满减."""
+
+    promotion_id: str
+    name: str
+    amount: int
 
 
 class CouponView(Response):
@@ -219,6 +234,9 @@ class BasketView(Response):
     # when it accepts the top-up, the bonus as a grant that lapses).
     topup: int | None = None
     topup_bonus: int = 0
+    total_promotion_discount: int = 0
+    promotions: list[PromotionView] = msgspec.field(default_factory=list)
+    promo_codes: list[str] = msgspec.field(default_factory=list)
 
 
 class PaymentTaken(Response):

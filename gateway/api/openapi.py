@@ -33,6 +33,7 @@ MODELS: tuple[Any, ...] = (
     c.NewLine,
     c.MemberIdentification,
     c.CouponToken,
+    c.PromoCode,
     c.CardToBind,
     c.CardBound,
     c.Joiner,
@@ -192,6 +193,15 @@ DOCUMENT: dict[str, Any] = {
         "/v1/baskets/{basket_id}/coupons": {
             "post": _op(
                 "addCoupon", "hold a coupon", {**_basket, **_common}, body=c.CouponToken, parameters=(_basket_id,)
+            )
+        },
+        "/v1/baskets/{basket_id}/promo-codes": {
+            "post": _op(
+                "addPromoCode",
+                "give the basket a promo code (404 promo-code-unknown when no promotion answers to it)",
+                {**_basket, **_common},
+                body=c.PromoCode,
+                parameters=(_basket_id,),
             )
         },
         "/v1/baskets/{basket_id}/points": {

@@ -34,6 +34,7 @@ def basket_view(basket: Basket, priced: PricedBasket, topup_bonus: int = 0) -> c
                 coupon_discount=p.coupon_discount,
                 offset=p.offset,
                 net=p.net,
+                promotion_discount=p.promotion_discount,
             )
             for p in priced.lines
         ],
@@ -63,6 +64,13 @@ def basket_view(basket: Basket, priced: PricedBasket, topup_bonus: int = 0) -> c
         left_to_pay=basket.left_to_pay(priced.total_due),
         topup=basket.topup,
         topup_bonus=topup_bonus,
+        total_promotion_discount=priced.total_promotion_discount,
+        promotions=[
+            c.PromotionView(promotion_id=a.rule, name=a.label, amount=a.amount)
+            for a in priced.adjustments
+            if a.kind == "promotion"
+        ],
+        promo_codes=list(basket.promo_codes),
     )
 
 

@@ -95,7 +95,9 @@ class ScanRouter:
             member_error=refusal,
         )
         self.hub.publish(seen)
-        if code.kind is CodeKind.COUPON_TOKEN:
+        if code.kind is CodeKind.PROMO_CODE:
+            self._promo_code(code.data)
+        elif code.kind is CodeKind.COUPON_TOKEN:
             # Checking a coupon reads the journal, so it finishes beside the scan; a
             # ``coupon`` event tells the till the outcome.
             self._beside(self._coupon(code.data), "coupon-scan")
@@ -123,6 +125,18 @@ class ScanRouter:
         except GatewayError as err:
             log.info("payment_refused", code=err.code, error=str(err))
             self.hub.publish(PaymentRefused(basket_id=basket.basket_id, error=Refusal(code=err.code, message=str(err))))
+
+    def _promo_code(self, code: str) -> None:
+        """A promo code scanned from a flyer: given to the active basket; a refusal is a ``coupon`` event."""
+        basket = self.baskets.active()
+        if basket is None:
+            self.hub.publish(CouponRefused(error=Refusal(code="no-basket", message="start a basket before the code")))
+            return
+        try:
+            self.building.add_promo_code(basket, code)
+        except GatewayError as err:
+            log.info("promo_code_refused", code=err.code, error=str(err))
+            self.hub.publish(CouponRefused(basket_id=basket.basket_id, error=Refusal(code=err.code, message=str(err))))
 
     async def _coupon(self, token: str) -> None:
         basket = self.baskets.active()

@@ -28,6 +28,7 @@ from protocols.stored_value import TOPUP_SKU
 
 MAX_OPEN_BASKETS = 64
 MAX_LINES = 500
+MAX_PROMO_CODES = 5
 
 
 class BasketState(enum.StrEnum):
@@ -47,6 +48,7 @@ class Basket:
     completion_key: str | None = None
     coupons: list[HeldCoupon] = field(default_factory=list)
     points_to_redeem: int = 0
+    promo_codes: list[str] = field(default_factory=list)  # as the rulebook spells them
     points_available: int = 0  # the member's balance as this terminal knows it, when points were asked for
     payments: list[PaymentIntent] = field(default_factory=list)  # scan-to-pay attempts, newest last
     frozen: PricedBasket | None = None  # the price payments were taken against
@@ -91,7 +93,7 @@ class Basket:
         self.require_open()
         if self.topup is not None:
             raise ConflictError("this basket is a top-up already: start a new basket for another")
-        if self.lines or self.coupons or self.points_to_redeem:
+        if self.lines or self.coupons or self.points_to_redeem or self.promo_codes:
             raise ConflictError("a top-up is sold on its own: start a new basket for it")
         if self.member is None:
             raise ConflictError("attach the member first: stored value is sold to a member")
@@ -108,6 +110,16 @@ class Basket:
         self.require_open()
         self.require_goods()
         hold(self.coupons, coupon, self.member.member.member_id if self.member else None)
+
+    def give_promo_code(self, code: str) -> None:
+        """A promo code the customer showed: its promotion may apply to this basket (priced each time)."""
+        self.require_open()
+        self.require_goods()
+        if code in self.promo_codes:
+            raise ConflictError(f"promo code {code} was given to this basket already")
+        if len(self.promo_codes) >= MAX_PROMO_CODES:
+            raise ConflictError(f"a basket takes at most {MAX_PROMO_CODES} promo codes")
+        self.promo_codes.append(code)
 
     def spend_points(self, points: int, available: int) -> None:
         """Ask to pay ``points`` of the bill with points; ``available``: the balance as this till knows it."""

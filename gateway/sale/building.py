@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gateway.errors import PromoCodeUnknownError
 from gateway.events import BasketChanged, EventHub
 from gateway.members.coupons import HeldCoupon, RedeemedCoupons, check_coupon
 from gateway.members.directory import MemberDirectory
@@ -16,6 +17,7 @@ from gateway.members.points import PointsSpending
 from gateway.sale.basket import Basket, BasketStore
 from gateway.sale.intake import Intake
 from protocols.pricing.model import BasketLine
+from protocols.promotions import Promotion
 
 
 class Building:
@@ -69,6 +71,17 @@ class Building:
         basket.note_balance(await self.points.available(basket.member.member if basket.member else None))
         self.hub.publish(BasketChanged(basket_id=basket.basket_id, coupon=coupon.definition.coupon_id))
         return coupon
+
+    def add_promo_code(self, basket: Basket, text: str) -> Promotion:
+        """A promo code typed or scanned: known to the rulebook in force, given to the basket once."""
+        basket.require_open()
+        promotion = self.directory.rulebook.promotion_by_code(text)
+        if promotion is None:
+            raise PromoCodeUnknownError(f"promo code {text.strip()[:32]!r} is not one of this mall's promotions")
+        assert promotion.code is not None
+        basket.give_promo_code(promotion.code)
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, promotion=promotion.promotion_id))
+        return promotion
 
     async def redeem_points(self, basket: Basket, points: int) -> None:
         """Ask to pay part of the bill with points (priced by the offset rule)."""

@@ -146,7 +146,7 @@ class Completion:
         payer = None if basket.member else await self.identification.by_payer(_payers(paid))
         now = self.pricer.clock()  # one instant: the record's time and the business day it was priced on
         day = self.pricer.day_of(now)
-        priced = self.pricer.priced(basket, day)
+        priced = self.pricer.priced(basket, now)
         change = _settle(priced.total_due, tenders)
         # Earned as the bill was paid: each tender's campaigns, stored value rewarded or not.
         payments = payments_of([(t.kind, t.amount) for t in tenders], change)
@@ -176,6 +176,7 @@ class Completion:
             # Only the coupons pricing actually applied are redeemed; the rest stay the customer's.
             coupons=tuple(c.key for c in basket.coupons if c.definition.coupon_id in priced.coupons_applied),
             reservation=reservation,
+            promo_codes=tuple(basket.promo_codes),
         )
         draft = dataclasses.replace(draft, member_code=basket.member.token_nonce if basket.member else None)
         if basket.topup is not None:  # stored value sold (``gateway/sale/topups.py``)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from gateway.sale.basket import Basket
-from protocols.business_day import business_day
+from protocols.business_day import business_day, minute_of_day
 from protocols.micropay import Outcome
 from protocols.pricing import Payment, PricedBasket, price, with_earning
 from protocols.rulebook import MemberEntry, Rulebook
@@ -43,21 +43,26 @@ class Pricer:
         """The basket's price, and what it earns with the payments taken so far; once a payment is
         held against it, the price it was paid at (the rules may have changed since)."""
         paid = [Payment(p.wallet, p.amount) for p in basket.payments if p.state is Outcome.PAID]
-        day = self.today()
-        return self.earned(basket, self.priced(basket, day), paid, None, day)
+        now = self.clock()
+        return self.earned(basket, self.priced(basket, now), paid, None, self.day_of(now))
 
-    def priced(self, basket: Basket, day: date) -> PricedBasket:
+    def priced(self, basket: Basket, now: datetime) -> PricedBasket:
+        """The basket's price at the instant ``now``: its business day, and its time of day for promotions
+        limited to hours, both in the mall's zone."""
         # Stored value is sold at its face value: no member price, no benefit (``gateway/sale/topups.py``).
         member = basket.member.member if basket.member and basket.topup is None else None
+        rulebook = self.rules.rulebook
         priced = price(
             basket.lines,
             member,
-            self.rules.rulebook,
+            rulebook,
             self.merchant_id,
-            day=day,
+            day=self.day_of(now),
             coupons=[c.definition for c in basket.coupons],
             points_to_redeem=basket.points_to_redeem,
             points_balance=basket.points_available,
+            minute=minute_of_day(now, rulebook.zone),
+            promo_codes=basket.promo_codes,
         )
         if basket.frozen is not None and basket.payments_held() and priced.total_due != basket.frozen.total_due:
             return basket.frozen  # the rules changed under a paid basket: it keeps the price it was paid at

@@ -5,23 +5,30 @@ Steps, in this order, each on what the previous one left:
 1. **Tier discount**, per line: ``net = round_half_up(gross × rate)``; the rate
    is the member's tier rate for the line's category, else for this merchant,
    else the tier's default. Lines in excluded categories get no benefit at all.
-2. **Coupons**, in the order given: scope (merchant, category), validity on
+2. **Promotions** (``promotions.py``), the rulebook's rules for everyone:
+   member prices (the better of the member price and the tier discount),
+   then bundles (buy X get Y), then spend thresholds (满减), each in the
+   rulebook's order on what the step before left, each spread over the lines
+   it covers pro rata by net. A promotion with a code applies only to a
+   basket the code was given to.
+3. **Coupons**, in the order given: scope (merchant, category), validity on
    the mall's business day, minimum spend on the scoped lines' current net,
    then the amount (fixed, percent with ceiling, or one item exchanged for
    points). A coupon that does not stack with the tier discount first gives
    its lines back their tier discount. An exclusive coupon admits no other.
    The discount is allocated to the scoped lines pro rata by net, largest
-   remainder.
-3. **Points offset**, on allowed days and shops: whole units of
+   remainder. A promotion that does not stack with coupons, once it has
+   given something, admits none.
+4. **Points offset**, on allowed days and shops: whole units of
    ``points_per_yuan`` points per ¥1, capped at ``cap`` of the eligible bill
    (rounded down) and by the balance above ``min_balance``; allocated like
    coupons, fen and points alike.
-4. **Earning** (``earning.py``), for members: points and growth on what was
+5. **Earning** (``earning.py``), for members: points and growth on what was
    paid, by line and by way of paying, with the payments known so far (the
    rest counted as not known yet): a wallet campaign shows in the priced
    basket as soon as the wallet has paid.
 
-Lines always add up: ``gross − tier − coupon − offset = net`` per line and in
+Lines always add up: ``gross − tier − promotion − coupon − offset = net`` per line and in
 total, and no line goes below zero. Per line, the points earned, the growth
 and the points spent add up to the basket's.
 """
@@ -37,6 +44,8 @@ from protocols.benefits import CouponDefinition
 from protocols.money import FULL_RATE, allocate, apply_rate, format_cny
 from protocols.pricing.earning import EarningLine, earn, nothing, payments_for
 from protocols.pricing.model import Adjustment, BasketLine, Payment, PricedBasket, PricedLine
+from protocols.pricing.promotions import Goods, bundle_free, next_step, spend_off, units_value
+from protocols.promotions import Promotion
 from protocols.rulebook import MemberEntry, Rulebook
 
 
@@ -47,13 +56,18 @@ class _Line:
     eligible: bool
     rate: int = FULL_RATE
     tier: int = 0
+    promotion: int = 0
     coupon: int = 0
     offset: int = 0
     points_spent: int = 0
 
     @property
     def net(self) -> int:
-        return self.gross - self.tier - self.coupon - self.offset
+        return self.gross - self.tier - self.promotion - self.coupon - self.offset
+
+    @property
+    def goods(self) -> Goods:
+        return Goods(self.line.sku, self.line.quantity, self.net)
 
 
 @dataclass
@@ -63,6 +77,7 @@ class _State:
     notices: list[str] = field(default_factory=list)
     coupons: list[str] = field(default_factory=list)
     exclusive: bool = False  # an exclusive coupon is in: no other may join
+    no_coupons: str | None = None  # a promotion that admits no coupon gave something (its name)
     points_spent: int = 0
 
 
@@ -78,8 +93,14 @@ def price(
     points_balance: int = 0,
     payments: Sequence[Payment] = (),
     earn_as: MemberEntry | None = None,
+    minute: int | None = None,
+    promo_codes: Sequence[str] = (),
 ) -> PricedBasket:
     """Price a basket on the mall's business ``day``.
+
+    ``minute``: the time of day in the mall's zone, minutes after midnight
+    (promotions limited to hours need it; ``None`` is outside every window).
+    ``promo_codes``: the codes given to the basket, as the rulebook spells them.
 
     ``payments``: what is known of how the bill is paid (the rest is counted as
     not known yet). ``earn_as``: a member found only after paying ("pay =
@@ -88,6 +109,7 @@ def price(
     """
     state = _State([_Line(b, b.unit_price * b.quantity, b.category not in rulebook.excluded_categories) for b in lines])
     _tier(state, member, rulebook, merchant_id)
+    _promotions(state, member, rulebook, merchant_id, day, minute, frozenset(promo_codes))
     for coupon in coupons:
         _coupon(state, coupon, member, merchant_id, day, points_balance)
     if points_to_redeem:
@@ -96,13 +118,26 @@ def price(
     priced = PricedBasket(
         lines=tuple(
             PricedLine(
-                x.line, x.gross, x.rate, x.tier, x.coupon, x.offset, x.net, FULL_RATE, x.eligible, 0, 0, x.points_spent
+                x.line,
+                x.gross,
+                x.rate,
+                x.tier,
+                x.coupon,
+                x.offset,
+                x.net,
+                FULL_RATE,
+                x.eligible,
+                0,
+                0,
+                x.points_spent,
+                x.promotion,
             )
             for x in state.lines
         ),
         total_gross=sum(x.gross for x in state.lines),
         total_tier_discount=sum(x.tier for x in state.lines),
         total_coupon_discount=sum(x.coupon for x in state.lines),
+        total_promotion_discount=sum(x.promotion for x in state.lines),
         total_offset=sum(x.offset for x in state.lines),
         total_due=sum(x.net for x in state.lines),
         points_redeemed=state.points_spent,
@@ -186,6 +221,8 @@ def _coupon(
         return refuse("not valid at this shop")
     if c.coupon_id in state.coupons:
         return refuse("already applied to this basket")
+    if state.no_coupons is not None:
+        return refuse(f"cannot be combined with the promotion {state.no_coupons}")
     if state.coupons and (c.exclusive or state.exclusive):
         return refuse("cannot be combined with another coupon")
     scope = [x for x in state.lines if x.eligible and (not c.categories or x.line.category in c.categories)]
@@ -271,3 +308,84 @@ def _offset(
         x.points_spent += spent
     state.points_spent += points
     state.adjustments.append(Adjustment("offset", "offset", f"{points} points", fen, per_line, points))
+
+
+def _promotions(
+    state: _State,
+    member: MemberEntry | None,
+    rulebook: Rulebook,
+    merchant_id: str,
+    day: date,
+    minute: int | None,
+    codes: frozenset[str],
+) -> None:
+    """Member prices, then bundles, then spend thresholds: each in the rulebook's order."""
+    tier = member.tier if member is not None else None
+    live = []
+    for p in rulebook.promotions:
+        if why := p.refusal(day, minute, merchant_id, tier, codes):
+            if p.code is not None and p.code in codes:
+                state.notices.append(f"promotion {p.name or p.promotion_id}: {why}")
+            continue
+        live.append(p)
+    _member_prices(state, [p for p in live if p.kind == "member_price"])
+    for p in live:
+        if p.kind == "bundle":
+            _bundle(state, p)
+    for p in live:
+        if p.kind == "spend":
+            _spend(state, p, codes)
+
+
+def _given(state: _State, p: Promotion, per_line: dict[int, int]) -> None:
+    amount = sum(per_line.values())
+    if not amount:
+        return
+    state.adjustments.append(Adjustment("promotion", p.promotion_id, p.name or p.promotion_id, amount, per_line))
+    if not p.stack_with_coupons and state.no_coupons is None:
+        state.no_coupons = p.name or p.promotion_id
+
+
+def _member_prices(state: _State, promotions: list[Promotion]) -> None:
+    """Each line at the best member price any promotion gives it, where that beats its tier discount;
+    such a line then has no tier discount (the better of the two, never both)."""
+    given: dict[str, dict[int, int]] = {}
+    for x in state.lines:
+        offers = [
+            (p.prices[x.line.sku] * x.line.quantity, i)
+            for i, p in enumerate(promotions)
+            if x.eligible and x.line.sku in p.prices and p.covers(x.line.sku, x.line.category)
+        ]
+        if not offers:
+            continue
+        target, best = min(offers)
+        if target >= x.net:
+            continue  # the tier discount is better
+        x.tier, x.rate = 0, FULL_RATE
+        x.promotion = x.gross - target
+        given.setdefault(promotions[best].promotion_id, {})[x.line.line_id] = x.promotion
+    for p in promotions:
+        _given(state, p, given.get(p.promotion_id, {}))
+
+
+def _bundle(state: _State, p: Promotion) -> None:
+    eligible = [x for x in state.lines if x.eligible and x.net > 0]
+    scope = [x for x in eligible if p.covers(x.line.sku, x.line.category) and x.line.sku != p.free_sku]
+    gifts = [x for x in eligible if p.free_sku and x.line.sku == p.free_sku]
+    targets = scope + gifts
+    counts = bundle_free(p, [x.goods for x in scope], [x.goods for x in gifts])
+    value = sum(units_value(x.goods, n) for x, n in zip(targets, counts, strict=True) if n)
+    if value:
+        _given(state, p, _spread([x for x in targets if x.net > 0], value, "promotion"))
+
+
+def _spend(state: _State, p: Promotion, codes: frozenset[str]) -> None:
+    scope = [x for x in state.lines if x.eligible and x.net > 0 and p.covers(x.line.sku, x.line.category)]
+    base = sum(x.net for x in scope)
+    off = spend_off(p, base)
+    if off:
+        _given(state, p, _spread(scope, off, "promotion"))
+    elif p.code is not None and p.code in codes:
+        needed = next_step(p, base)
+        needs = f"needs {format_cny(needed)} of qualifying items" if needed else "gives nothing here"
+        state.notices.append(f"promotion {p.name or p.promotion_id}: {needs}, the basket has {format_cny(base)}")

@@ -40,17 +40,18 @@ class PricedLine:
     points: int = 0  # points this line earned (its share of the basket's, ``earning.py``)
     growth: int = 0  # growth value it earned
     points_spent: int = 0  # points it consumed: its share of the offset, or an exchange's price
+    promotion_discount: int = 0  # its share of the promotions (member price, bundle, 满减)
 
     @property
     def discount(self) -> int:
-        return self.tier_discount + self.coupon_discount + self.offset
+        return self.tier_discount + self.promotion_discount + self.coupon_discount + self.offset
 
 
 @dataclass(frozen=True, slots=True)
 class Adjustment:
     """One rule's effect, for the receipt and the customer display."""
 
-    kind: str  # tier | coupon | offset | exchange
+    kind: str  # tier | promotion | coupon | exchange | offset
     rule: str  # tier name, coupon id, "offset"
     label: str
     amount: int  # fen taken off the bill
@@ -83,7 +84,8 @@ class PricedBasket:
     notices: tuple[str, ...]  # benefits asked for but not given, with the reason
     rulebook_version: int
     earned_by: tuple[TenderEarning, ...] = ()  # the points, by how the bill is paid
+    total_promotion_discount: int = 0
 
     @property
     def total_discount(self) -> int:
-        return self.total_tier_discount + self.total_coupon_discount + self.total_offset
+        return self.total_tier_discount + self.total_promotion_discount + self.total_coupon_discount + self.total_offset

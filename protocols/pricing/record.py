@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocols.pricing.model import PricedBasket
-from protocols.records import RECORD_VERSION, RecordLine, Tender, TransactionRecord
+from protocols.records import RECORD_VERSION, Benefit, RecordLine, Tender, TransactionRecord
 
 
 def record_lines(priced: PricedBasket) -> tuple[RecordLine, ...]:
@@ -45,6 +45,7 @@ def sale_record(
     coupons: tuple[str, ...],
     reservation: str | None = None,
     seq: int = 0,
+    promo_codes: tuple[str, ...] = (),
 ) -> TransactionRecord:
     """The sale ``priced`` was paid as (``seq`` is the journal's to give): what the till signs, the ledger re-checks."""
     return TransactionRecord(
@@ -73,4 +74,6 @@ def sale_record(
         reservation=reservation,
         version=RECORD_VERSION,
         member_tier=member_tier,
+        benefits=tuple(Benefit(a.kind, a.rule, a.amount) for a in priced.adjustments if a.amount),
+        promo_codes=promo_codes,
     )

@@ -36,6 +36,8 @@ async def test_the_demo_runs_end_to_end() -> None:
         "offline=True",
         "top-up ¥500.00, bonus ¥50.00",
         "journaled as a signed topup record",
+        "scanned a promo_code → SPRING20",
+        "Spring flyer ¥20 off ¥150  -¥20.00",
         "→ ¥1050.00 (the bonus a separate grant",
         "drained: pending 0",
         "a new customer joins at the till",
