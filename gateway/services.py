@@ -118,6 +118,7 @@ class Services:
             term.terminal_id,
             RefreshPacer(config.ledger.min_refresh_interval),
         )
+        sync.member_news = refresher.kick_now
         wallet = MemberWalletProvider(term.terminal_id, directory, journal, link, client, config.token_leeway)
         providers = {"wallet": wallet, **dict(config.payments.providers)}
         desk = PaymentDesk(providers, journal, hub, limits, deadline=config.payments.deadline, currency=term.currency)

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,10 @@ def add_commands(sub: Any) -> None:
     wallet = sub.add_parser("wallet", help="stored-value jobs: top-up bonuses whose day has come lapse")
     wallet.add_argument("action", choices=["expire"])
     wallet.add_argument("--day", help="the mall's business day: bonuses lapsing on or before it go (default: today)")
-    tier = sub.add_parser("tiers", help="tier jobs: the yearly review of tiers by growth value")
-    tier.add_argument("action", choices=["review"])
-    tier.add_argument("--year", type=int, help="the calendar year to review (default: last year, in the mall's zone)")
+    tier = sub.add_parser("tiers", help="tier jobs: the yearly review by growth value; paid tiers that have run out")
+    tier.add_argument("action", choices=["review", "lapse"])
+    tier.add_argument("--year", type=int, help="review: the calendar year (default: last year, in the mall's zone)")
+    tier.add_argument("--day", help="lapse: paid tiers whose last day is before this business day end (default: today)")
     rules = sub.add_parser("rulebook", help="put a new rulebook version in force (JSON or TOML), or list versions")
     rules.add_argument("action", choices=["load", "show"])
     rules.add_argument("file", type=Path, nargs="?", help="load: the rulebook (its version newer than in force)")
@@ -125,6 +126,8 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"  {member_id}: {format_cny(fen)} of top-up bonus lapsed")
             print(f"{format_cny(sum(lapsed.values()))} of top-up bonus lapsed for {len(lapsed)} members (day {day})")
             return 0
+        if args.command == "tiers" and args.action == "lapse":
+            return await lapse_tiers(store, args)
         if args.command == "tiers":
             return await review_tiers(store, args)
         if args.command == "rulebook":
@@ -230,6 +233,21 @@ async def review_tiers(store: LedgerStore, args: argparse.Namespace) -> int:
     for member_id, old, new, growth in moves:
         print(f"  {member_id}: {old} → {new} (growth {growth:,} in {year})")
     print(f"tiers reviewed for {year} under rulebook version {rules.version}: {len(moves)} members moved")
+    return 0
+
+
+async def lapse_tiers(store: LedgerStore, args: argparse.Namespace) -> int:
+    """Paid tiers past their last day end (``ledger/paid_tiers.py``); run daily, as often as you like."""
+    zone = store.rules.shelf.zone
+    try:
+        day = date.fromisoformat(args.day) if args.day else business_day(datetime.now(UTC), zone)
+    except ValueError:
+        print(f"posgw-ledger: --day {args.day!r} is not a YYYY-MM-DD day", file=sys.stderr)
+        return 64  # EX_USAGE
+    moves = await store.members.lapse_paid_tiers(day)
+    for member_id, old, new in moves:
+        print(f"  {member_id}: {old} → {new} (paid tier ran out)")
+    print(f"paid tiers lapsed before {day} ({zone}): {len(moves)} members moved")
     return 0
 
 

@@ -45,6 +45,7 @@ TABLES = (
     "used_codes",
     "wallet_grants",
     "grant_uses",
+    "paid_tiers",
     "conflicts",
     "member_growth",
     "tier_changes",

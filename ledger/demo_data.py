@@ -18,6 +18,8 @@ DEMO_TIERS: dict[str, Any] = {
     "classic": {"default_rate": 9500, "merchant_rates": {"M-BAKERY": 8500}, "growth": 0},
     "supreme": {"default_rate": 9000, "merchant_rates": {"M-PARTNER": 5000}, "growth": 50_000},
     "radiant": {"default_rate": 10000, "merchant_rates": {"M-LUXURY": 9000}},
+    # Kidswant's paid card: ¥199 a year, refundable within 7 days; no discount, 1.5× points (a campaign below).
+    "black-gold": {"default_rate": 10000, "price": 19_900, "validity_days": 365, "refund_days": 7},
 }
 
 # Card numbers of the demo's physical member cards, and a UID-only card.
@@ -50,6 +52,7 @@ DEMO_BENEFITS: dict[str, Any] = {
             "payment_methods": ["wallet"],
         },
         {"id": "supreme-1.5", "name": "Supreme members earn ×1.5", "multiplier": 15_000, "tiers": ["supreme"]},
+        {"id": "black-gold-1.5", "name": "Black-gold members earn ×1.5", "multiplier": 15_000, "tiers": ["black-gold"]},
     ],
     "offset": {"points_per_yuan": 100, "weekdays": [2, 5], "cap": 5_000, "min_balance": 0},
     # Wangfujing's: top up ¥500, get ¥50 more (¥1,000: ¥120), the bonus lapsing after a year; a till sells at

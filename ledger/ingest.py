@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger import chain_check, holds, joins, postings, recheck, wallet_grants
+from ledger import chain_check, holds, joins, paid_tiers, postings, recheck, wallet_grants
 from ledger.database import Database, Gate, GateClosedError, Tx, marks
 from ledger.growth import GrowthBook
 from ledger.holds import Hold
 from ledger.rulebooks import Shelf
 from ledger.tiers import Ladder
-from protocols.business_day import business_day, day_bounds, parse_instant
+from protocols.business_day import business_day, business_year, day_bounds, parse_instant
 from protocols.money import format_cny
+from protocols.paid_tiers import tier_sold
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
 
@@ -261,6 +262,7 @@ class Plan:
     aliases: dict[str, str] = field(default_factory=dict)  # a till's member for one already a member -> that one
     grants: wallet_grants.GrantBook = field(default_factory=wallet_grants.GrantBook)  # top-up bonuses
     topups: dict[tuple[str, str], int] = field(default_factory=dict)  # (terminal, business day) -> fen sold
+    paid: paid_tiers.PaidTierBook = field(default_factory=paid_tiers.PaidTierBook)  # tiers bought and refunded
     years: list[str] = field(default_factory=list)  # the years whose growth the group touches
     names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
 
@@ -347,6 +349,7 @@ class Plan:
             ):
                 self.refunds.setdefault(str(refund_of), []).append(TransactionRecord.from_wire(json.loads(body)))
         await self._load_stored_value(tx, records)
+        await self._load_paid_tiers(tx, records)
         spending = [self.resolved(r) for r in records if r.member_id and r.kind == "sale" and _spends(r)]
         pairs = sorted({(r.terminal_id, str(r.member_id)) for r in spending})
         if pairs:
@@ -359,6 +362,14 @@ class Plan:
                 *(v for pair in pairs for v in pair),
             ):
                 self.unheld.append(Spend(str(t), str(m), str(unit), int(amount), float(made), float(received)))
+
+    async def _load_paid_tiers(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
+        """The running paid tiers of the members who buy one here, and the rows of tier sales refunded here."""
+        buying = sorted({str(self.resolved(r).member_id) for r in records if tier_sold(r) and r.member_id})
+        refunded = sorted(
+            {s for r in records if (s := r.refund_of) and s in self.sales and tier_sold(self.sales[s][0])}
+        )
+        await self.paid.load(tx, buying, refunded)
 
     async def _load_stored_value(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         """The grants the group's stored-value records may spend or give back, and what each terminal sold in
@@ -496,8 +507,37 @@ class Plan:
         ):
             self.growth[r.member_id] = self.growth.get(r.member_id, 0) + change
             self.changed.add(r.member_id)
+        if (tier := tier_sold(r)) is not None:
+            self._buy_tier(r, tier)
+        elif r.refund_of in self.sales and tier_sold(self.sales[r.refund_of][0]) is not None:
+            self._revoke_tier(r)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
         return conflicts
+
+    def _buy_tier(self, r: TransactionRecord, tier: str) -> None:
+        """A paid tier sold (``ledger/paid_tiers.py``): the member holds it at once, until its last day."""
+        assert r.member_id is not None
+        book = self.shelf.get(r.rulebook_version)
+        assert book is not None  # re-checked against it
+        current, now = self.book.tiers[r.member_id], self.now.isoformat()
+        day = business_day(r.created_at, book.zone)
+        row = self.paid.buy(r.txn_id, r.member_id, tier, current, day, book.tiers[tier].validity_days)
+        self.book.moves.append((r.member_id, current, tier, 0, f"bought {tier} until {row.until}", now))
+        self.book.tiers[r.member_id] = tier
+        self.changed.add(r.member_id)
+
+    def _revoke_tier(self, r: TransactionRecord) -> None:
+        """A paid tier refunded within its window: revoked now; the member goes back to what their growth
+        reached this year, never below the tier they held before buying."""
+        assert r.member_id is not None
+        row = self.paid.revoke(str(r.refund_of))
+        if row is None or self.book.tiers.get(r.member_id) != row.tier:
+            return
+        year = business_year(r.created_at, self.shelf.zone)
+        to = paid_tiers.back_to(self.shelf.ladder, row.previous, self.book.held.get((r.member_id, year), 0))
+        self.book.moves.append((r.member_id, row.tier, to, 0, f"refunded {row.tier}", self.now.isoformat()))
+        self.book.tiers[r.member_id] = to
+        self.changed.add(r.member_id)
 
     async def _join(self, tx: Tx, r: TransactionRecord) -> None:
         """A member enrolled at a till: created (known to the rest of the group at once), or an alias of the
@@ -634,6 +674,7 @@ class Plan:
         )
         await self.book.write(tx)
         await self.grants.write(tx)
+        await self.paid.write(tx, self.now.isoformat())
         await tx.many(holds.POST, self.posted)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
         await tx.many(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from ledger import identity, postings, tiers, wallet_grants
+from ledger import identity, paid_tiers, postings, tiers, wallet_grants
 from ledger.database import Database, Tx
 from ledger.rulebooks import Shelf
 from protocols.rulebook import MemberEntry
@@ -183,6 +183,12 @@ class MemberBook:
     async def expire_bonuses(self, day: str) -> dict[str, int]:
         """Top-up bonuses whose day (the mall's ``day`` or before) has come lapse (``ledger/wallet_grants.py``)."""
         return await self.db.write(lambda tx: wallet_grants.expire(tx, day))
+
+    async def lapse_paid_tiers(self, day: date) -> list[tuple[str, str, str]]:
+        """Paid tiers whose last day is before ``day`` end (``ledger/paid_tiers.py``): (member, from, to) moved."""
+        shelf = self.shelf()
+        now = datetime.now(UTC).isoformat()
+        return await self.db.write(lambda tx: paid_tiers.lapse(tx, shelf.ladder, shelf.zone, now, day))
 
     async def review_tiers(self, year: int) -> list[tuple[str, str, str, int]]:
         """The yearly review (``ledger/tiers.py``) under the rulebook in force: (member, from, to, growth) moved."""

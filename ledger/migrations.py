@@ -311,6 +311,24 @@ CREATE INDEX grant_uses_sale ON grant_uses(sale_id);
 """,
 )
 
+PAID_TIERS = Migration(
+    9,
+    "paid tiers: bought at a till, held until a day, lapsed or revoked",
+    """
+CREATE TABLE paid_tiers (
+    txn_id        TEXT PRIMARY KEY,          -- the sale that bought it
+    member_id     TEXT NOT NULL REFERENCES members(member_id),
+    tier          TEXT NOT NULL,
+    previous_tier TEXT NOT NULL,             -- held before buying: the floor when it ends
+    valid_until   TEXT NOT NULL,             -- the last business day it runs, YYYY-MM-DD
+    state         TEXT NOT NULL CHECK (state IN ('active', 'replaced', 'lapsed', 'revoked')),
+    changed_at    TEXT NOT NULL
+);
+CREATE INDEX paid_tiers_running ON paid_tiers(state, valid_until);
+CREATE INDEX paid_tiers_member ON paid_tiers(member_id);
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
-MIGRATIONS: list[Migration] = [BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS]
+MIGRATIONS: list[Migration] = [BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS]
 LATEST = MIGRATIONS[-1].version

@@ -26,6 +26,9 @@ it is told to. So the ledger believes nothing it can check for itself
 - **Promotions.** What each promotion took off a sale is priced again from
   its lines, tier, shop, time and promo codes (``ledger/promotion_check.py``):
   a mall-funded discount is money the mall owes the tenant.
+- **Paid tiers.** A tier sold as its rulebook version sells it (its price), to
+  a member the ledger knows; refunded only within its window (the refund is
+  planned again with it).
 - **Top-ups.** Stored value sold as the rulebook sells it (amount, tenders,
   the bonus step), to a member the ledger knows, made no longer ago than a
   till may be offline, and within the till's daily cap: a till's credentials
@@ -50,6 +53,7 @@ from ledger.promotion_check import promotion_refusal
 from protocols.business_day import business_day, parse_instant
 from protocols.errors import GatewayError
 from protocols.money import FULL_RATE, allocate
+from protocols.paid_tiers import tier_sold
 from protocols.pricing.earning import EarningLine, earn, payments_of
 from protocols.pricing.engine import offset_units
 from protocols.records import TransactionRecord, made_by
@@ -132,6 +136,8 @@ def _shop(r: TransactionRecord, ctx: Context) -> str | None:
 def _sale(r: TransactionRecord, ctx: Context, book: Rulebook) -> Verdict:
     if refusal := promotion_refusal(r, book):  # what the mall may owe the tenant: never on a till's word
         return Verdict(refusal)
+    if (tier := tier_sold(r)) is not None:
+        return Verdict(_tier_sale(r, tier, ctx, book) or _wallet(r, ctx, book))
     if r.member_id is None:
         if r.points_earned or r.growth_earned or r.points_redeemed:
             return Verdict("it earns or spends points with no member")
@@ -163,6 +169,19 @@ def _join(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
         )
     if ctx.member is not None:
         return f"member {r.member_id} was enrolled already"
+    return None
+
+
+def _tier_sale(r: TransactionRecord, tier: str, ctx: Context, book: Rulebook) -> str | None:
+    """A paid tier (``protocols/paid_tiers.py``): one the rulebook version sells, at its price, to a member the
+    ledger knows (the schema holds it to one line, no discount, nothing earned)."""
+    sold = book.tiers.get(tier)
+    if sold is None or sold.price is None:
+        return f"it sells tier {tier}, which rulebook version {r.rulebook_version} does not sell"
+    if r.total_due != sold.price:
+        return f"it sells tier {tier} for {r.total_due} fen; rulebook version {r.rulebook_version} asks {sold.price}"
+    if ctx.member is None:
+        return f"it sells tier {tier} to member {r.member_id}, whom the ledger does not know"
     return None
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocols.business_day import INSTANT_PATTERN
+from protocols.paid_tiers import PAID_TIER_CATEGORY, tier_sold
 from protocols.promotions import CODE_PATTERN
 from protocols.schema import Fields, Problems
 from protocols.stored_value import TOPUP_SKU
@@ -343,6 +344,8 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "a join names the identifier the member joined with (joined), and only a join does")
     if r.kind == "join" and (r.lines or r.tenders or r.member_id is None or r.version < 2 or r.coupons):
         f.problems.add(f.path, "a join names its member and nothing else: no lines, tenders or coupons")
+    if r.kind == "sale" and any(x.category == PAID_TIER_CATEGORY for x in r.lines):
+        _check_paid_tier(r, f)
     if r.kind == "topup":
         _check_topup(r, f)
     elif r.bonus:
@@ -353,6 +356,17 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "only a sale names its benefits and promo codes")
     elif r.benefits and sum(b.amount for b in r.benefits) != r.total_discount:
         f.problems.add(f.path, "the benefits do not add up to the sale's discount")
+
+
+def _check_paid_tier(r: TransactionRecord, f: Fields) -> None:
+    """A paid tier is sold to its member on its own: one line ``tier:<name>``, quantity 1, at full price,
+    earning and spending nothing (``protocols/paid_tiers.py``)."""
+    if tier_sold(r) is None or r.lines[0].quantity != 1 or r.total_discount:
+        f.problems.add(f.path, f"a paid tier is one line tier:<name> in {PAID_TIER_CATEGORY}, quantity 1, full price")
+    if r.member_id is None or r.version < 2:
+        f.problems.add(f.path, "a paid tier names the member it is sold to")
+    if r.coupons or r.promo_codes or r.reservation or r.points_earned or r.points_redeemed or r.growth_earned:
+        f.problems.add(f.path, "a paid tier earns and spends nothing: no coupons, promo codes, points or growth")
 
 
 def _check_topup(r: TransactionRecord, f: Fields) -> None:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from protocols.business_day import business_day
 from protocols.errors import FinalError
 from protocols.money import allocate
+from protocols.paid_tiers import tier_sold
 from protocols.records import RECORD_VERSION, RecordLine, Tender, TransactionRecord
 from protocols.rulebook import Rulebook
 from protocols.schema import Problems
@@ -113,6 +114,11 @@ def plan_refund(
         raise RefundRefusedError("only a sale can be refunded or voided")
     if void and (earlier or wanted is not None or business_day(sale.created_at, rulebook.zone) != today):
         raise RefundRefusedError("only a sale of today with no refund yet can be voided; refund it instead")
+    if (tier := tier_sold(sale)) is not None:
+        days = rulebook.tiers[tier].refund_days if tier in rulebook.tiers else 0
+        last = business_day(sale.created_at, rulebook.zone) + timedelta(days=days)
+        if today > last:
+            raise RefundRefusedError(f"the {tier} membership could be refunded until {last} ({days} days after it)")
     done = refunded_so_far(sale, earlier)
     left = [line.quantity - d for line, d in zip(sale.lines, done, strict=True)]
     if wanted is None:

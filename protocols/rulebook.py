@@ -37,6 +37,11 @@ class Tier:
     # The growth value a member earns in a calendar year to hold this tier
     # (``ledger/tiers.py``); None for a tier growth never reaches (a paid card).
     growth: int | None = None
+    # A paid tier (``protocols/paid_tiers.py``): sold at the till for ``price`` fen, held ``validity_days``,
+    # revoked by a refund within ``refund_days``. None: not for sale.
+    price: int | None = None
+    validity_days: int = 365
+    refund_days: int = 7
 
     def rate_for(self, merchant_id: str, category: str = "") -> int:
         """The payable share in basis points (10000 = no discount).
@@ -56,6 +61,8 @@ class Tier:
         }
         if self.growth is not None:  # only when set: rulebooks without a ladder read as before
             wire["growth"] = self.growth
+        if self.price is not None:  # likewise: only a tier for sale says so
+            wire.update(price=self.price, validity_days=self.validity_days, refund_days=self.refund_days)
         return wire
 
 
@@ -129,8 +136,13 @@ class Rulebook:
                 tf.int_map("merchant_rates", maximum=FULL_RATE),
                 tf.int_map("category_rates", maximum=FULL_RATE),
                 tf.optional_integer("growth", minimum=0),
+                tf.optional_integer("price", minimum=1, maximum=10**9),
+                tf.integer("validity_days", 365, minimum=1, maximum=3660),
+                tf.integer("refund_days", 7, minimum=0, maximum=365),
             )
             tf.done()
+            if tiers[name].price is not None and tiers[name].growth is not None:
+                problems.add(f"tiers.{name}", "a paid tier has no growth threshold: growth never takes it away")
         keys_f = f.table("issuer_keys")
         offset_f = f.optional_table("offset")
         stored_f = f.optional_table("stored_value")

@@ -140,12 +140,12 @@ class Fields:
             self.problems.add(self._key(key), f"must be at most {maximum}, got {value}")
         return value
 
-    def optional_integer(self, key: str, *, minimum: int | None = None) -> int | None:
+    def optional_integer(self, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
         """An integer that may be absent or null."""
         if self._data.get(key) is None:
             self._seen.add(key)
             return None
-        return self.integer(key, minimum=minimum)
+        return self.integer(key, minimum=minimum, maximum=maximum)
 
     def number(
         self,

@@ -20,7 +20,7 @@ from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view
 from gateway.errors import ConflictError, UnauthorizedError
 from gateway.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.sale import topups
+from gateway.sale import memberships, topups
 from gateway.sale.completion import CompletedSale
 from gateway.services import Services
 from protocols.errors import SchemaError
@@ -232,6 +232,15 @@ async def wallet_statement(request: web.Request) -> web.Response:
     return _json(msgspec.convert(data, contract.WalletStatement))
 
 
+async def buy_tier(request: web.Request) -> web.Response:
+    """Make an empty basket the sale of a paid tier to its member (``gateway/sale/memberships.py``)."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    body = await _read(request, contract.TierPurchase, "tier")
+    memberships.start(basket, svc.directory.rulebook, body.tier)
+    return _basket_json(svc, basket.basket_id)
+
+
 async def add_coupon(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
@@ -399,6 +408,7 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/baskets/{basket_id}/join", join_at_basket)
     app.router.add_post("/v1/members", join)
     app.router.add_post("/v1/baskets/{basket_id}/topup", topup)
+    app.router.add_post("/v1/baskets/{basket_id}/tier", buy_tier)
     app.router.add_get("/v1/baskets/{basket_id}/wallet", wallet_statement)
     app.router.add_post("/v1/baskets/{basket_id}/coupons", add_coupon)
     app.router.add_post("/v1/baskets/{basket_id}/promo-codes", add_promo_code)

@@ -85,6 +85,13 @@ class TopUp(Request):
     amount: Annotated[int, Meta(ge=1, le=10**9)]
 
 
+class TierPurchase(Request):
+    """Sell the basket's member a paid tier (a black-gold card): its name in the rulebook; the basket must be
+    empty."""
+
+    tier: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,32}$")]
+
+
 class CouponToken(Request):
     token: Token
 
@@ -234,6 +241,7 @@ class BasketView(Response):
     # when it accepts the top-up, the bonus as a grant that lapses).
     topup: int | None = None
     topup_bonus: int = 0
+    membership: Annotated[str | None, Meta(description="the paid tier this basket sells")] = None
     total_promotion_discount: int = 0
     promotions: list[PromotionView] = msgspec.field(default_factory=list)
     promo_codes: list[str] = msgspec.field(default_factory=list)

@@ -34,6 +34,7 @@ MODELS: tuple[Any, ...] = (
     c.MemberIdentification,
     c.CouponToken,
     c.PromoCode,
+    c.TierPurchase,
     c.CardToBind,
     c.CardBound,
     c.Joiner,
@@ -193,6 +194,15 @@ DOCUMENT: dict[str, Any] = {
         "/v1/baskets/{basket_id}/coupons": {
             "post": _op(
                 "addCoupon", "hold a coupon", {**_basket, **_common}, body=c.CouponToken, parameters=(_basket_id,)
+            )
+        },
+        "/v1/baskets/{basket_id}/tier": {
+            "post": _op(
+                "buyTier",
+                "sell the member a paid tier (an empty basket; 409 with no member or a tier not for sale)",
+                {**_basket, **_common},
+                body=c.TierPurchase,
+                parameters=(_basket_id,),
             )
         },
         "/v1/baskets/{basket_id}/promo-codes": {

@@ -71,6 +71,7 @@ def basket_view(basket: Basket, priced: PricedBasket, topup_bonus: int = 0) -> c
             if a.kind == "promotion"
         ],
         promo_codes=list(basket.promo_codes),
+        membership=basket.membership,
     )
 
 

@@ -11,6 +11,7 @@ raises an alert when a journal limit is passed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -24,10 +25,12 @@ from offline_queue.limits import JournalLimits
 from offline_queue.rows import JournalStats
 from protocols.backoff import Backoff
 from protocols.errors import GatewayError
+from protocols.paid_tiers import PAID_TIER_CATEGORY
 from protocols.sync import ChainView
 
 log = structlog.get_logger("posgw.sync")
 
+_PAID_TIER = f'"{PAID_TIER_CATEGORY}"'.encode()  # in a record's wire form: a line of a paid tier
 PROBE_SECONDS = 1.0  # while offline, how often the ledger's /healthz is asked whether it is back
 
 
@@ -42,6 +45,9 @@ class SyncWorker:
     limits: JournalLimits
     lease_seconds: float = 30.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=30.0))
+    # Asked when the ledger accepted a record that changes its member at once (a paid tier bought or given
+    # back): this till's member cache refreshes now, so the member's next basket is priced at their new tier.
+    member_news: Callable[[], None] | None = None
     _report: asyncio.Task[None] | None = None
 
     @property
@@ -157,6 +163,9 @@ class SyncWorker:
                 message = f"sale seq {r.seq} is held by the ledger for an operator: {r.reason}"
                 self.hub.publish(Alert(code="record-quarantined", message=message))
                 self.state.quarantined_total += 1
+            accepted = {r.txn_id for r in answered if r.status == "accepted"}
+            if self.member_news is not None and any(_PAID_TIER in p.wire for p in leased if p.txn_id in accepted):
+                self.member_news()
             done += settled
             self.state.synced_total += settled
             self.state.rejected_total += len(rejected)

@@ -22,6 +22,7 @@ from gateway.members.coupons import HeldCoupon, hold
 from gateway.members.match import MemberMatch
 from offline_queue.payments import PaymentIntent
 from protocols.micropay import Outcome
+from protocols.paid_tiers import PAID_TIER_CATEGORY, tier_sku
 from protocols.pricing import PricedBasket
 from protocols.pricing.model import BasketLine
 from protocols.stored_value import TOPUP_SKU
@@ -54,6 +55,8 @@ class Basket:
     frozen: PricedBasket | None = None  # the price payments were taken against
     # A top-up basket (``gateway/sale/topups.py``): stored value sold to its member, nothing else.
     topup: int | None = None
+    # A paid tier basket (``gateway/sale/memberships.py``): the tier sold to its member, nothing else.
+    membership: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def require_open(self) -> None:
@@ -84,15 +87,34 @@ class Basket:
         return line
 
     def require_goods(self) -> None:
-        """Goods, coupons and points belong to a sale: a top-up basket sells stored value only."""
+        """Goods, coupons and points belong to a sale: a top-up or a paid tier is sold on its own."""
         if self.topup is not None:
             raise ConflictError("this basket sells stored value only: start a new basket for goods")
+        if self.membership is not None:
+            raise ConflictError(f"this basket sells the {self.membership} tier only: start a new basket for goods")
+
+    @property
+    def face_value(self) -> bool:
+        """Stored value or a paid tier: sold at its price, no benefit, earning nothing."""
+        return self.topup is not None or self.membership is not None
+
+    def sell_tier(self, tier: str, price: int) -> None:
+        """Make this (empty) basket the sale of paid tier ``tier`` to its member: one line, at its price."""
+        self.require_open()
+        self.require_goods()
+        if self.lines or self.coupons or self.points_to_redeem or self.promo_codes:
+            raise ConflictError("a paid tier is sold on its own: start a new basket for it")
+        if self.member is None:
+            raise ConflictError("attach the member first: a paid tier is sold to a member")
+        self.lines.append(BasketLine(1, tier_sku(tier), f"{tier} membership", PAID_TIER_CATEGORY, 1, price))
+        self.membership = tier
 
     def sell_stored_value(self, amount: int) -> None:
         """Make this (empty) basket a top-up of ``amount`` for its member: one line, at full price."""
         self.require_open()
         if self.topup is not None:
             raise ConflictError("this basket is a top-up already: start a new basket for another")
+        self.require_goods()
         if self.lines or self.coupons or self.points_to_redeem or self.promo_codes:
             raise ConflictError("a top-up is sold on its own: start a new basket for it")
         if self.member is None:

@@ -49,8 +49,8 @@ class Pricer:
     def priced(self, basket: Basket, now: datetime) -> PricedBasket:
         """The basket's price at the instant ``now``: its business day, and its time of day for promotions
         limited to hours, both in the mall's zone."""
-        # Stored value is sold at its face value: no member price, no benefit (``gateway/sale/topups.py``).
-        member = basket.member.member if basket.member and basket.topup is None else None
+        # Stored value and paid tiers are sold at face value: no member price, no benefit.
+        member = basket.member.member if basket.member and not basket.face_value else None
         rulebook = self.rules.rulebook
         priced = price(
             basket.lines,
@@ -73,7 +73,7 @@ class Pricer:
     ) -> PricedBasket:
         """What ``priced`` earns its member (or ``earn_as``, "pay = member") paid by ``payments`` so far."""
         earner = basket.member.member if basket.member else earn_as
-        if basket.topup is not None:
+        if basket.face_value:
             earner = None  # buying stored value earns nothing (paying with it does)
         rules = self.rules.rulebook
         return with_earning(priced, earner, rules, self.merchant_id, day=day, payments=payments)

@@ -78,6 +78,8 @@ def test_the_unit_file_passes_systemds_own_check(tmp_path: Path) -> None:
         "posgw-ledger-tier-review.timer",
         "posgw-ledger-wallet-expiry.service",
         "posgw-ledger-wallet-expiry.timer",
+        "posgw-ledger-tier-lapse.service",
+        "posgw-ledger-tier-lapse.timer",
     ],
 )
 def test_the_ledgers_units_pass_systemds_own_check(tmp_path: Path, name: str) -> None:

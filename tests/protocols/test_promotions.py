@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_TIERS
 from protocols.benefits import CouponDefinition
 from protocols.errors import SchemaError
+from protocols.paid_tiers import PAID_TIER_CATEGORY, tier_sku
 from protocols.pricing import BasketLine, Payment, price, receipt_lines, with_earning
 from protocols.promotions import Promotion, SpendStep
 from protocols.rulebook import MemberEntry, Rulebook, Tier
+from protocols.stored_value import TOPUP_SKU
 
 TUESDAY = date(2026, 12, 1)
 GOLD = MemberEntry("M1", "gold")
@@ -238,3 +240,12 @@ def test_joy_city_worked_example_in_docs_pricing() -> None:
         "  1000 points  -¥10.00",
         "to pay  ¥300.00",
     ]
+
+
+def test_stored_value_and_paid_tiers_are_sold_at_face_value_whatever_promotion_runs() -> None:
+    everything = Promotion("P-ALL", "满300减50 everything", "spend", steps=(SpendStep(30_000, 5_000),))
+    topup = BasketLine(1, TOPUP_SKU, "Stored value", TOPUP_SKU, 1, 50_000)
+    card = BasketLine(1, tier_sku("black-gold"), "Black-gold", PAID_TIER_CATEGORY, 1, 39_900)
+    for sold in (topup, card):
+        priced = price([sold], None, book(everything), "M1", day=TUESDAY)
+        assert (priced.total_discount, priced.total_due) == (0, sold.unit_price)
