@@ -15,12 +15,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import operations, rulebooks, secrets
+from ledger import control_cli, mall_cli, operations, rulebooks, secrets
 from ledger.copy import CopyCheckError, CopyRefusedError, copy_to_postgres
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.issuer import issue_coupon
 from ledger.reports import Totals, day_summary, reconcile, totals_by_terminal
 from ledger.rulebooks import RulebookRefusedError
+from ledger.settlement import TenantDay
 from ledger.statement_check import reconcile_statement
 from ledger.store import LedgerStore
 from ledger.tiers import AlreadyReviewedError, TierReviewError
@@ -38,14 +39,18 @@ def add_commands(sub: Any) -> None:
     members = sub.add_parser("members", help="load members from a CSV file")
     members.add_argument("action", choices=["load"])
     members.add_argument("file", type=Path, help="CSV: member_id,tier[,status][,wallet][,identifiers]")
-    member = sub.add_parser("member", help="a member's balances and history; move a card, merge two accounts")
-    member.add_argument("action", choices=["show", "move-identifier", "merge"])
-    member.add_argument("member_id", help="show: the member; move-identifier: the identifier; merge: the one merged")
-    member.add_argument("--to", help="move-identifier, merge: the member it goes to")
-    member.add_argument("--reason", help="move-identifier, merge: why (kept in the audit trail)")
+    member = sub.add_parser(
+        "member", help="a member's balances and history; move a card, merge two accounts, adjust, black-list"
+    )
+    member.add_argument("action", choices=["show", "move-identifier", "merge", "adjust", "status"])
+    member.add_argument("member_id", help="the member (move-identifier: the identifier; merge: the one merged)")
+    member.add_argument("--to", help="move-identifier, merge: the member it goes to; status: active|frozen|blacklisted")
+    member.add_argument("--points", type=int, help="adjust: points to add (negative: to take away)")
+    member.add_argument("--growth", type=int, help="adjust: growth to add to this year's")
+    member.add_argument("--reason", help="move-identifier, merge, adjust, status: why (kept in the audit trail)")
     member.add_argument("--by", default=os.environ.get("USER", "operator"), help="who does it (the audit trail)")
     report = sub.add_parser("report", help="the day's figures, reconcile a journal export, or the points books")
-    report.add_argument("kind", choices=["day", "reconcile", "points"])
+    report.add_argument("kind", choices=["day", "reconcile", "points", "settlement"])
     report.add_argument("--day", help="the mall's business day, YYYY-MM-DD (default: today in the mall's zone)")
     report.add_argument("--journal", type=Path, help="reconcile: a terminal's `posgw journal export` (JSON lines)")
     report.add_argument(
@@ -78,7 +83,22 @@ def add_commands(sub: Any) -> None:
     copy = sub.add_parser("copy", help="copy this SQLite ledger into an empty PostgreSQL database (whole or nothing)")
     copy.add_argument("--data", type=Path, required=True, help="the ledger's data directory (its ledger.sqlite3)")
     copy.add_argument("--to", required=True, metavar="postgresql://…", help="the empty PostgreSQL database")
-    for parser in (members, member, report, books, points, wallet, tier, rules, coupons, *operations.add_commands(sub)):
+    controls = control_cli.add_command(sub)
+    mall = mall_cli.add_commands(sub)
+    for parser in (
+        members,
+        member,
+        report,
+        books,
+        points,
+        wallet,
+        tier,
+        rules,
+        coupons,
+        controls,
+        *mall,
+        *operations.add_commands(sub),
+    ):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
         parser.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
         add_secrets_option(parser)
@@ -105,6 +125,12 @@ async def _run(args: argparse.Namespace) -> int:
             return await operations.run(store, args)
         if args.command == "members":
             return await load_members(store, args.file)
+        if args.command == "member" and args.action in ("adjust", "status"):
+            return await control_cli.member_control(store, args)
+        if args.command == "controls":
+            return await control_cli.run(store, args)
+        if args.command in ("catalogue", "orders"):
+            return await mall_cli.run(store, args)
         if args.command == "member" and args.action != "show":
             return await operations.member_command(store, args)
         if args.command == "member":
@@ -147,11 +173,14 @@ async def _run(args: argparse.Namespace) -> int:
             )
             return 0
         day = args.day or business_day(datetime.now(UTC), store.rules.shelf.zone).isoformat()
-        if args.kind == "day":
+        if args.kind in ("day", "settlement"):
             records, points = await store.reports.records_of_day(day), await store.reports.points_of_day(day)
             summary = day_summary(records, day, points, store.rules.shelf.zone)
+        if args.kind == "day":
             print(json.dumps(summary, indent=2) if args.json else _day_table(summary))
             return 0
+        if args.kind == "settlement":
+            return settlement_report(await store.reports.settlement_of_day(day), summary, as_json=args.json)
         if args.statement is not None:
             return await reconcile_statement(store, args.statement, args.day, as_json=args.json)
         if args.journal is None:
@@ -160,6 +189,36 @@ async def _run(args: argparse.Namespace) -> int:
         return await reconcile_journal(store, args.journal, day, as_json=args.json)
     finally:
         await store.close()
+
+
+def settlement_report(tenants: dict[str, TenantDay], day: dict[str, Any], *, as_json: bool) -> int:
+    """The tenant settlement, and whether it comes to the day report's figures (exit 1 when it does not)."""
+    wire = [t.to_wire() for t in tenants.values()]
+    totals = {
+        "sales_net": (sum(t["sales_net"] for t in wire), day["sales_net"]),
+        "wallet_paid_net": (sum(t["tenders"].get("wallet", 0) for t in wire), day["wallet_paid_net"]),
+        "topups": (sum(t["topups"] for t in wire), day["topups"]),
+        "points_issued": (
+            sum(t["points_issued"] for t in wire),
+            day["points"]["issued"] - day["points"]["clawed_back"],
+        ),
+    }
+    differ = {k: v for k, v in totals.items() if v[0] != v[1]}
+    if as_json:
+        print(json.dumps({"day": day["day"], "tenants": wire, "reconciles": not differ}, indent=2))
+    else:
+        print(f"tenant settlement, {day['day']} ({day['zone']}), in fen")
+        for t in wire:
+            tenders = ", ".join(f"{k} {v:,}" for k, v in t["tenders"].items() if v)
+            print(
+                f"  {t['merchant_id']:<14} sales {t['sales_net']:>12,}  [{tenders}]  offset {t['offset']:,}  "
+                f"mall-funded {t['mall_funded_discounts']:,}  top-ups {t['topups']:,}  "
+                f"points {t['points_issued']:,} (tenant bears {t['tenant_points_cost']:,})  "
+                f"net due to tenant {t['net_due_to_tenant']:>12,}"
+            )
+        for name, (ours, theirs) in totals.items():
+            print(f"  {name:<16} {ours:>14,}  day report {theirs:>14,}  {'ok' if ours == theirs else 'DIFFERS'}")
+    return 1 if differ else 0
 
 
 async def rulebook_command(store: LedgerStore, args: argparse.Namespace) -> int:

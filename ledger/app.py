@@ -21,7 +21,7 @@ from concurrent.futures import BrokenExecutor
 import structlog
 from aiohttp import web
 
-from ledger import holds
+from ledger import holds, order_desk
 from ledger.auth import AuthError, Principal
 from ledger.chain_check import seal_refusals, vouched_refusals
 from ledger.database import StorageUnavailableError
@@ -68,11 +68,11 @@ _CHALLENGE = {
 
 async def _authenticate(request: web.Request, needs: str) -> Principal:
     svc = request.app[SERVICE]
-    if needs == "terminal|operator":  # a terminal's own data, or an operator's audit of it: one of the two
+    if "|" in needs:  # a terminal (its signature), or the one bearer principal named beside it: one of the two
         bearer = "Authorization" in request.headers
         if bearer and ("Signature" in request.headers or "Signature-Input" in request.headers):
             raise AuthError(401, "unauthorized", "one credential a request: a terminal's signature or a bearer token")
-        needs = "operator" if bearer else "terminal"
+        needs = next(n for n in needs.split("|") if n != "terminal") if bearer else "terminal"
     if needs != "terminal":
         return svc.auth.bearer(request.headers.get("Authorization"), needs)
     body = await request.read()
@@ -260,14 +260,21 @@ def _alert_quarantine(svc: LedgerService, terminal_id: str, reply: SyncReply) ->
                 svc.notices.alert(alert)
 
 
+_NOTED = re.compile(r"(?:^|; )(conflict|held|surge): ")  # what an accepted record's answer may say
+
+
 def _alert_conflicts(svc: LedgerService, terminal_id: str, reply: SyncReply) -> None:
-    """Records accepted with something for the mall to settle: in the log and on MQTT, never silent."""
+    """Records accepted with something for the mall to look at — a conflict to settle, earnings held for review
+    (``ledger/controls.py``), a surge — in the log and on MQTT, each its own alert, never silent."""
     for r in reply.results:
-        if r.status == "accepted" and r.reason and r.reason.startswith("conflict: "):
-            log.warning("conflict_recorded", terminal=terminal_id, txn_id=r.txn_id, seq=r.seq, detail=r.reason)
+        if r.status != "accepted" or not r.reason:
+            continue
+        parts = _NOTED.split(r.reason)[1:]  # kind, detail, kind, detail …
+        for kind, text in zip(parts[::2], parts[1::2], strict=True):
+            detail = f"{kind}: {text}"
+            log.warning(f"{kind}_recorded", terminal=terminal_id, txn_id=r.txn_id, seq=r.seq, detail=detail)
             if svc.notices is not None:
-                alert = {"kind": "conflict", "terminal_id": terminal_id, "txn_id": r.txn_id, "detail": r.reason}
-                svc.notices.alert(alert)
+                svc.notices.alert({"kind": kind, "terminal_id": terminal_id, "txn_id": r.txn_id, "detail": detail})
 
 
 def _start_seal_checks(
@@ -551,6 +558,11 @@ ROLE: dict[Callable[..., object], str] = {
     add_identifier: "app",
     member_coupon: "app",
     member_account: "app",
+    order_desk.catalogue: "app|terminal",
+    order_desk.place_order: "app",
+    order_desk.member_orders: "app",
+    order_desk.cancel_order: "app",
+    order_desk.fulfil_order: "terminal",
     revoke_coupon: "operator",
     conflicts: "operator",
     quarantine: "operator",
@@ -582,6 +594,11 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)
     app.router.add_post("/v1/cards", bind_card)
+    app.router.add_get("/v1/catalogue", order_desk.catalogue)
+    app.router.add_post("/v1/members/{member_id}/orders", order_desk.place_order)
+    app.router.add_get("/v1/members/{member_id}/orders", order_desk.member_orders)
+    app.router.add_post("/v1/members/{member_id}/orders/{order_id}/cancel", order_desk.cancel_order)
+    app.router.add_post("/v1/orders/{order_id}/fulfil", order_desk.fulfil_order)
     app.router.add_post("/v1/wallet/statement", wallet_statement)
     app.router.add_post("/v1/members/{member_id}/coupons", member_coupon)
     app.router.add_get("/v1/conflicts", conflicts)

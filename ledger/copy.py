@@ -46,6 +46,12 @@ TABLES = (
     "wallet_grants",
     "grant_uses",
     "paid_tiers",
+    "control_counters",
+    "held_earnings",
+    "surges",
+    "adjustments",
+    "catalogue",
+    "mall_orders",
     "conflicts",
     "member_growth",
     "tier_changes",
@@ -60,6 +66,8 @@ IDENTITY = {
     "audit": "id",
     "revocation_log": "rev",
     "grant_uses": "id",
+    "held_earnings": "id",
+    "adjustments": "id",
 }
 CHUNK = 5_000
 

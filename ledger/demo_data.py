@@ -64,6 +64,18 @@ DEMO_BENEFITS: dict[str, Any] = {
         "bonus_days": 365,
         "terminal_daily_cap": 2_000_000,
     },
+    # Seed 003's controls: a member earns at most 20,000 points (¥2,000,000 spent) a day and a till issues at most
+    # 500,000, the rest held for review; a member or till earning 20× its usual and at least 20,000 in a day is
+    # a surge.
+    "controls": {
+        "member_daily_points": 20_000,
+        "member_daily_growth": 2_000_000,
+        "terminal_daily_points": 500_000,
+        "surge_factor": 20,
+        "surge_floor": 20_000,
+    },
+    # The tenant settlement: tenants bear half the value of the points their sales issue; the mall its coupons.
+    "settlement": {"tenant_points_share": 5_000, "coupons_funded_by": "mall"},
     # Offline, a member may spend at most 500 points a sale and 1,000 points over 2 sales per till,
     # and ¥300 of stored value a sale, ¥500 in all per till.
     "risk": {

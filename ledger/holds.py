@@ -72,8 +72,10 @@ async def place(
     terminal_id: str,
     now: float,
     txn_id: str | None = None,
+    ttl: float | None = None,
 ) -> tuple[bool, int]:
-    """Hold ``amount`` of the member's ``unit``; the same ref again is the same hold. (held, available after)."""
+    """Hold ``amount`` of the member's ``unit`` for ``ttl`` seconds (default: the unit's ``TTL``); the same ref
+    again is the same hold. (held, available after)."""
     earlier = await get(tx, ref)
     left = await available(tx, member_id, unit, now)
     if earlier is not None:
@@ -91,7 +93,7 @@ async def place(
         amount,
         terminal_id,
         txn_id,
-        now + TTL[unit],
+        now + (TTL[unit] if ttl is None else ttl),
     )
     return True, left - amount
 

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger import chain_check, holds, joins, paid_tiers, postings, recheck, wallet_grants
+import structlog
+
+from ledger import chain_check, controls, holds, joins, paid_tiers, postings, recheck, wallet_grants
 from ledger.database import Database, Gate, GateClosedError, Tx, marks
 from ledger.growth import GrowthBook
 from ledger.holds import Hold
@@ -37,6 +39,8 @@ from protocols.money import format_cny
 from protocols.paid_tiers import tier_sold
 from protocols.records import TransactionRecord
 from protocols.sync import SyncReply, SyncResult
+
+log = structlog.get_logger("posgw.ledger.ingest")
 
 GROUP_RECORDS = 2_000  # at most this many records share one transaction
 Seals = list[str | None]  # per record, why its own seal fails (None: it holds)
@@ -263,6 +267,9 @@ class Plan:
     grants: wallet_grants.GrantBook = field(default_factory=wallet_grants.GrantBook)  # top-up bonuses
     topups: dict[tuple[str, str], int] = field(default_factory=dict)  # (terminal, business day) -> fen sold
     paid: paid_tiers.PaidTierBook = field(default_factory=paid_tiers.PaidTierBook)  # tiers bought and refunded
+    controls: controls.ControlBook = field(default_factory=controls.ControlBook)  # caps, holds for review, surges
+    statuses: dict[str, str] = field(default_factory=dict)  # member -> active | frozen | blacklisted
+    notes: dict[str, list[str]] = field(default_factory=dict)  # txn -> what the answer says besides conflicts
     years: list[str] = field(default_factory=list)  # the years whose growth the group touches
     names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
 
@@ -303,8 +310,8 @@ class Plan:
             return
         years = self.years
         n = len(members)
-        for member_id, points, wallet, tier, year, growth in await tx.all(
-            "SELECT m.member_id, m.points, m.wallet, m.tier, g.year, g.growth FROM members m "  # noqa: S608
+        for member_id, points, wallet, tier, status, year, growth in await tx.all(
+            "SELECT m.member_id, m.points, m.wallet, m.tier, m.status, g.year, g.growth FROM members m "  # noqa: S608
             f"LEFT JOIN member_growth g ON g.member_id = m.member_id AND g.year IN ({marks(len(years), n)}) "
             f"WHERE m.member_id IN ({marks(n)})",
             *members,
@@ -312,6 +319,7 @@ class Plan:
         ):
             self.balances[(member_id, "points")] = int(points)
             self.balances[(member_id, "fen")] = int(wallet)
+            self.statuses[member_id] = str(status)
             self.members.setdefault(member_id, {tier})
             self.book.hold(member_id, tier, year, int(growth or 0))
         if self.names_tiers:
@@ -350,6 +358,7 @@ class Plan:
                 self.refunds.setdefault(str(refund_of), []).append(TransactionRecord.from_wire(json.loads(body)))
         await self._load_stored_value(tx, records)
         await self._load_paid_tiers(tx, records)
+        await self._load_controls(tx, records)
         spending = [self.resolved(r) for r in records if r.member_id and r.kind == "sale" and _spends(r)]
         pairs = sorted({(r.terminal_id, str(r.member_id)) for r in spending})
         if pairs:
@@ -362,6 +371,20 @@ class Plan:
                 *(v for pair in pairs for v in pair),
             ):
                 self.unheld.append(Spend(str(t), str(m), str(unit), int(amount), float(made), float(received)))
+
+    async def _load_controls(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
+        """The day's counters of the members and tills whose sales earn under a rulebook with controls, and what
+        the sales refunded here still hold for review (``ledger/controls.py``)."""
+        keys: set[controls.Key] = set()
+        for r in records:
+            book = self.shelf.get(r.rulebook_version)
+            if r.kind == "sale" and r.member_id and book is not None and book.controls is not None:
+                day = business_day(r.created_at, book.zone).isoformat()
+                keys |= {(f"member:{self.resolved(r).member_id}", day), (f"terminal:{r.terminal_id}", day)}
+        refunded = sorted(
+            {str(r.refund_of) for r in records if r.refund_of and (r.points_clawback or r.growth_clawback)}
+        )
+        await self.controls.load(tx, keys, refunded)
 
     async def _load_paid_tiers(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         """The running paid tiers of the members who buy one here, and the rows of tier sales refunded here."""
@@ -475,8 +498,10 @@ class Plan:
             self.quarantined.append((r.txn_id, r.terminal_id, r.epoch, r.seq, verdict.refusal, self.now.isoformat()))
             return SyncResult(r.txn_id, r.seq, "quarantined", verdict.refusal)
         conflicts = await self.effects(tx, r, verdict.offset_points)
-        # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped.
-        return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(f"conflict: {c}" for c in conflicts) or None)
+        # The sale stands (money changed hands); a conflict is for the mall to settle, never dropped; what is held
+        # for review and a surge are said too.
+        said = [f"conflict: {c}" for c in conflicts] + self.notes.get(r.txn_id, [])
+        return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(said) or None)
 
     async def effects(self, tx: Tx, r: TransactionRecord, offset_points: int) -> list[str]:
         """What a believed record moves: coupons, holds, points and stored value, growth; its conflicts."""
@@ -497,13 +522,14 @@ class Plan:
             await tx.run("DELETE FROM coupon_redemptions WHERE instance = $1 AND txn_id = $2", instance, r.refund_of)
         conflicts += self._wallet(r)
         conflicts += await self._codes(tx, r)
+        counted = self._controlled(r)
         if r.member_id:
-            conflicts += self._points(r, offset_points)
+            conflicts += self._points(counted, offset_points)
         # Growth: tier progress, not money (ledger/growth.py); for known members only, as points.
         if (
             r.member_id
             and (r.member_id, "points") in self.balances
-            and (change := self.book.apply(r, self.now.isoformat()))
+            and (change := self.book.apply(counted, self.now.isoformat()))
         ):
             self.growth[r.member_id] = self.growth.get(r.member_id, 0) + change
             self.changed.add(r.member_id)
@@ -513,6 +539,30 @@ class Plan:
             self._revoke_tier(r)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
         return conflicts
+
+    def _controlled(self, r: TransactionRecord) -> TransactionRecord:
+        """``r`` with the points and growth it earns as the mall's controls credit them (``ledger/controls.py``):
+        what is past a daily cap, or earned by a member who is not active, is held for review; a refund takes
+        back from what its sale still holds first."""
+        if not r.member_id or (r.member_id, "points") not in self.balances:
+            return r
+        book = self.shelf.get(r.rulebook_version)
+        points, growth = r.points_earned, r.growth_earned
+        clawback, growth_back = r.points_clawback, r.growth_clawback
+        if r.kind == "sale" and (points or growth) and book is not None:
+            day = business_day(r.created_at, book.zone).isoformat()
+            status = self.statuses.get(r.member_id, "active")
+            points, growth, notes = self.controls.credit(r, day, book.controls, status)
+            if notes:
+                self.notes[r.txn_id] = notes
+                for note in notes:
+                    log.warning("earning_controlled", txn_id=r.txn_id, member=r.member_id, detail=note)
+        if r.refund_of and (clawback or growth_back):
+            held_points, held_growth = self.controls.take_back(r.refund_of, clawback, growth_back)
+            clawback, growth_back = clawback - held_points, growth_back - held_growth
+        return dataclasses.replace(
+            r, points_earned=points, growth_earned=growth, points_clawback=clawback, growth_clawback=growth_back
+        )
 
     def _buy_tier(self, r: TransactionRecord, tier: str) -> None:
         """A paid tier sold (``ledger/paid_tiers.py``): the member holds it at once, until its last day."""
@@ -675,6 +725,7 @@ class Plan:
         await self.book.write(tx)
         await self.grants.write(tx)
         await self.paid.write(tx, self.now.isoformat())
+        await self.controls.write(tx, self.now.isoformat())
         await tx.many(holds.POST, self.posted)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
         await tx.many(

@@ -137,7 +137,7 @@ class MemberBook:
                 "SELECT CASE p.unit WHEN 'points' THEN 'points' ELSE 'wallet' END, p.amount, p.txn_id, "
                 "COALESCE(t.created_at, ''), "
                 "COALESCE(t.kind, CASE WHEN p.txn_id LIKE 'expiry:%' OR p.txn_id LIKE 'wallet-expiry:%' "
-                "THEN 'expiry' ELSE 'opening' END), "
+                "THEN 'expiry' WHEN p.txn_id LIKE 'adjust:%' THEN 'adjust' ELSE 'opening' END), "
                 "COALESCE(t.terminal_id, '-') FROM postings p LEFT JOIN transactions t USING (txn_id) "
                 "WHERE p.account IN ($1, $2) ORDER BY p.id",
                 postings.member_account(member_id, "points"),

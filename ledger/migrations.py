@@ -329,6 +329,87 @@ CREATE INDEX paid_tiers_member ON paid_tiers(member_id);
 """,
 )
 
+CONTROLS = Migration(
+    10,
+    "the mall's controls: daily counters, earnings held for review, surges, manual adjustments",
+    """
+CREATE TABLE control_counters (             -- per member or till and business day (ledger/controls.py)
+    subject TEXT NOT NULL,                  -- member:<id> | terminal:<id>
+    day     TEXT NOT NULL,
+    points  {INT} NOT NULL,                 -- credited
+    growth  {INT} NOT NULL,                 -- credited
+    asked   {INT} NOT NULL,                 -- points the records earned, held or not (surges)
+    PRIMARY KEY (subject, day)
+);
+CREATE TABLE held_earnings (                -- past a cap, or a member not active: for an operator to decide
+    id         {ID},
+    txn_id     TEXT NOT NULL UNIQUE,        -- the sale
+    member_id  TEXT NOT NULL,
+    points     {INT} NOT NULL CHECK (points >= 0),
+    growth     {INT} NOT NULL CHECK (growth >= 0),
+    reason     TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('held', 'released', 'rejected')),
+    held_at    TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT,
+    note       TEXT
+);
+CREATE INDEX held_earnings_state ON held_earnings(state, id);
+CREATE TABLE surges (                       -- once a day per member or till
+    subject   TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    points    {INT} NOT NULL,
+    earlier   {INT} NOT NULL,               -- points asked over the 30 days before
+    txn_id    TEXT NOT NULL,                -- the record that crossed the line
+    raised_at TEXT NOT NULL,
+    PRIMARY KEY (subject, day)
+);
+CREATE TABLE adjustments (                  -- an operator's, with the reason (and an audit entry)
+    id        {ID},
+    member_id TEXT NOT NULL REFERENCES members(member_id),
+    points    {INT} NOT NULL,
+    growth    {INT} NOT NULL,
+    reason    TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    made_at   TEXT NOT NULL,
+    day       TEXT NOT NULL                 -- the mall's business day it was made on
+);
+CREATE INDEX adjustments_day ON adjustments(day);
+""",
+)
+
+POINTS_MALL = Migration(
+    11,
+    "the points mall: a catalogue of goods for points, and orders that hold then take them",
+    """
+CREATE TABLE catalogue (
+    item_id    TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    points     {INT} NOT NULL CHECK (points > 0),
+    stock      {INT} NOT NULL CHECK (stock >= 0),
+    active     {INT} NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE mall_orders (
+    order_id    TEXT PRIMARY KEY,
+    member_id   TEXT NOT NULL REFERENCES members(member_id),
+    item_id     TEXT NOT NULL REFERENCES catalogue(item_id),
+    quantity    {INT} NOT NULL CHECK (quantity > 0),
+    points      {INT} NOT NULL CHECK (points > 0),  -- held at the order (holds: order:<id>), taken at fulfilment
+    state       TEXT NOT NULL CHECK (state IN ('placed', 'fulfilled', 'cancelled')),
+    placed_at   TEXT NOT NULL,
+    decided_at  TEXT,
+    decided_by  TEXT,                   -- the till that fulfilled it, or who cancelled it
+    terminal_id TEXT,
+    day         TEXT                    -- the business day it was fulfilled (the day report's exchanged points)
+);
+CREATE INDEX mall_orders_member ON mall_orders(member_id);
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
-MIGRATIONS: list[Migration] = [BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS]
+MIGRATIONS: list[Migration] = [
+    BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL
+]  # fmt: skip
 LATEST = MIGRATIONS[-1].version

@@ -227,6 +227,53 @@ DOCUMENT: dict[str, Any] = {
                 ),
             )
         },
+        "/v1/catalogue": {
+            "get": {
+                **_op("app", "the points mall's items on offer (in stock, not withdrawn)", ok()),
+                "security": [{"app": []}, {"terminal": []}],
+            }
+        },
+        "/v1/members/{member_id}/orders": {
+            "post": _op(
+                "app",
+                "order from the points mall: the points held (30 days), the item out of stock (409 out-of-stock; "
+                "422 points-refused with what the member may spend)",
+                {**ok(201), **_common},
+                parameters=[_path("member_id")],
+                requestBody=_body(
+                    {
+                        "item_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                        "quantity": {"type": "integer", "minimum": 1, "maximum": 99},
+                    },
+                    ["item_id"],
+                ),
+            ),
+            "get": _op("app", "a member's points mall orders", {**ok(), **_common}, parameters=[_path("member_id")]),
+        },
+        "/v1/members/{member_id}/orders/{order_id}/cancel": {
+            "post": _op(
+                "app",
+                "cancel an order not yet collected: the hold voided (nothing taken), the item back in stock",
+                {**ok(), **_common},
+                parameters=[_path("member_id"), _path("order_id")],
+            )
+        },
+        "/v1/orders/{order_id}/fulfil": {
+            "post": _op(
+                "terminal",
+                "a service desk hands an order to the member, who shows their own code: the held points are taken "
+                "(not theirs: 404; closed or lapsed: 409; a code that does not hold: 422)",
+                {**ok(), **_common},
+                parameters=[_path("order_id")],
+                requestBody=_body(
+                    {
+                        "member_id": {"type": "string", "maxLength": 64},
+                        "code": {"type": "string", "maxLength": 512, "pattern": "^P[MW]1\\.[A-Za-z0-9_.-]+$"},
+                    },
+                    ["member_id", "code"],
+                ),
+            )
+        },
         "/v1/members/{member_id}/coupons": {
             "post": _op(
                 "app",

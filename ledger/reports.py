@@ -17,10 +17,11 @@ one set of definitions:
 | expired | points that lapsed unspent (year-end clearing) |
 | overdrawn | spent beyond a balance (two offline tills): the mall's loss, settled apart |
 | netted | moved before postings said what moved, by no record the ledger holds (old files) |
+| adjusted | an operator's adjustments, either way (``ledger/control_desk.py``), on the day they were made |
 | outstanding | the members' balances |
 
-and conservation holds: ``issued − clawed back − redeemed + returned − expired + overdrawn (+ netted) =
-outstanding``,
+and conservation holds: ``issued − clawed back − redeemed + returned − expired + overdrawn (+ netted)
++ adjusted = outstanding``,
 checked by ``posgw-ledger check``.
 """
 
@@ -32,11 +33,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.database import Database, Tx
+from ledger.database import Database, Tx, marks
 from ledger.postings import CheckProblem
 from ledger.postings import check as check_postings
 from ledger.rulebooks import Shelf
+from ledger.settlement import TenantDay, settle
 from protocols.business_day import DEFAULT_ZONE, business_day, day_bounds
+from protocols.records import TransactionRecord
 from protocols.stored_value import TOPUP_SKU
 
 Record = dict[str, Any]
@@ -176,11 +179,13 @@ def day_summary(
     }
 
 
-POINT_FIGURES = ("issued", "clawed_back", "redeemed", "offset", "exchanged", "unsplit", "returned", "netted")
+POINT_FIGURES = (
+    "issued", "clawed_back", "redeemed", "offset", "exchanged", "unsplit", "returned", "netted", "adjusted"
+)  # fmt: skip
 # The mall's side of each kind of posting, and the sign that makes it the figure.
 _MALL_KINDS = {"earn": ("issued", -1), "clawback": ("clawed_back", 1), "offset": ("offset", 1),
                "exchange": ("exchanged", 1), "spend": ("unsplit", 1), "return": ("returned", -1),
-               "netted": ("netted", -1)}  # fmt: skip
+               "netted": ("netted", -1), "adjust": ("adjusted", -1)}  # fmt: skip
 
 
 def _figures(rows: Iterable[tuple[Any, Any]]) -> dict[str, int]:
@@ -208,7 +213,19 @@ async def points_posted(tx: Tx, start: str, end: str, day: str) -> dict[str, int
         "AND txn_id LIKE $1",
         f"expiry:{day}:%",
     )
-    return {**_figures((k, v) for k, v in rows), "expired": int(expired[0]) if expired else 0}
+    adjusted = await tx.one(
+        "SELECT CAST(COALESCE(-SUM(p.amount), 0) AS BIGINT) FROM postings p JOIN adjustments a "
+        "ON p.txn_id = 'adjust:' || CAST(a.id AS TEXT) WHERE a.day = $1 AND p.account = 'mall:points'",
+        day,
+    )
+    ordered = await tx.one(
+        "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM mall_orders WHERE state = 'fulfilled' AND day = $1", day
+    )
+    figures = _figures((k, v) for k, v in rows)
+    figures["orders"] = int(ordered[0]) if ordered else 0  # the points mall's orders collected that day
+    figures["exchanged"] += figures["orders"]
+    figures["redeemed"] += figures["orders"]
+    return {**figures, "expired": int(expired[0]) if expired else 0, "adjusted": int(adjusted[0]) if adjusted else 0}
 
 
 async def points_books(tx: Tx) -> dict[str, int]:
@@ -232,7 +249,7 @@ def conserved(books: dict[str, int]) -> int:
     """What the flows say the members hold: issued − clawed back − redeemed + returned − expired + overdrawn."""
     return (
         books["issued"] - books["clawed_back"] - books["redeemed"] + books["returned"]
-        - books["expired"] + books["overdrawn"] + books["netted"]
+        - books["expired"] + books["overdrawn"] + books["netted"] + books["adjusted"]
     )  # fmt: skip
 
 
@@ -276,6 +293,50 @@ class ReportBook:
             )
         )
         return [{**json.loads(body), "state": str(state)} for body, state in rows]
+
+    async def settlement_of_day(self, day: str) -> dict[str, TenantDay]:
+        """The tenant settlement of ``day`` (``ledger/settlement.py``)."""
+        start, end = day_bounds(day, self.shelf().zone)
+
+        async def read(tx: Tx) -> dict[str, TenantDay]:
+            bodies = await tx.all(
+                "SELECT body FROM transactions WHERE created_at >= $1 AND created_at < $2 AND state = 'applied' "
+                "ORDER BY created_at, terminal_id, epoch, seq",
+                start,
+                end,
+            )
+            records = [TransactionRecord.from_wire(json.loads(b)) for (b,) in bodies]
+            refunded = sorted({str(r.refund_of) for r in records if r.refund_of})
+            sales: dict[str, TransactionRecord] = {}
+            refunds_of: dict[str, list[TransactionRecord]] = {}
+            if refunded:
+                ids = marks(len(refunded))
+                for (b,) in await tx.all(f"SELECT body FROM transactions WHERE txn_id IN ({ids})", *refunded):  # noqa: S608
+                    sale = TransactionRecord.from_wire(json.loads(b))
+                    sales[sale.txn_id] = sale
+                for (b,) in await tx.all(
+                    f"SELECT body FROM transactions WHERE refund_of IN ({ids}) AND state = 'applied' "  # noqa: S608
+                    "ORDER BY created_at, terminal_id, epoch, seq",
+                    *refunded,
+                ):
+                    refund = TransactionRecord.from_wire(json.loads(b))
+                    refunds_of.setdefault(str(refund.refund_of), []).append(refund)
+            points = {
+                str(t): int(n)
+                for t, n in await tx.all(
+                    "SELECT p.txn_id, CAST(-SUM(p.amount) AS BIGINT) FROM postings p "
+                    "JOIN transactions t USING (txn_id) WHERE t.created_at >= $1 AND t.created_at < $2 "
+                    "AND p.account = 'mall:points' "
+                    "AND p.kind IN ('earn', 'clawback') GROUP BY p.txn_id",
+                    start,
+                    end,
+                )
+            }
+            shelf = self.shelf()
+            await shelf.load(tx, {r.rulebook_version for r in [*records, *sales.values()]})
+            return settle(records, sales, refunds_of, points, shelf.get, shelf.in_force)
+
+        return await self.db.read(read)
 
     async def points_of_day(self, day: str) -> dict[str, int]:
         """The points the mall's side posted for records of ``day``, by kind (``ledger/reports.py``)."""

@@ -238,6 +238,26 @@ class CouponDefinition:
 
 
 @dataclass(frozen=True, slots=True)
+class SettlementRule:
+    """Who bears what, for the tenant settlement (``ledger/settlement.py``)."""
+
+    tenant_points_share: int = 0  # basis points of the value of the points a tenant's sales issue it pays the mall
+    coupons_funded_by: str = "mall"  # mall | tenant: coupons and exchanges (promotions say their own)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"tenant_points_share": self.tenant_points_share, "coupons_funded_by": self.coupons_funded_by}
+
+    @classmethod
+    def read(cls, f: Fields) -> SettlementRule:
+        rule = cls(
+            f.integer("tenant_points_share", 0, minimum=0, maximum=FULL_RATE),
+            f.text("coupons_funded_by", "mall", choices=("mall", "tenant")),
+        )
+        f.done()
+        return rule
+
+
+@dataclass(frozen=True, slots=True)
 class RiskLimits:
     """How much a member may spend at a terminal that cannot reach the ledger.
 

@@ -33,6 +33,7 @@ class _Record(Protocol):
     @property
     def lines(self) -> Sequence[_Line]: ...
 
+
 PAID_TIER_CATEGORY = "paid-tier"
 _PREFIX = "tier:"
 
@@ -49,4 +50,3 @@ def tier_sold(r: _Record) -> str | None:
     if line.category != PAID_TIER_CATEGORY or not line.sku.startswith(_PREFIX):
         return None
     return line.sku.removeprefix(_PREFIX)
-

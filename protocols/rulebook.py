@@ -15,9 +15,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule, RiskLimits
+from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule, RiskLimits, SettlementRule
 from protocols.business_day import DEFAULT_ZONE, is_zone
 from protocols.chain import canonical_json
+from protocols.controls import Controls
 from protocols.errors import GatewayError, ProtocolError, SchemaError
 from protocols.money import FULL_RATE
 from protocols.promotions import Promotion, normal_code
@@ -83,6 +84,8 @@ class Rulebook:
     zone: str = DEFAULT_ZONE
     stored_value: StoredValueRule | None = None  # None: this mall sells no stored value at its tills
     promotions: tuple[Promotion, ...] = ()  # for everyone, in the order they apply (``protocols/promotions.py``)
+    controls: Controls | None = None  # daily caps on earning and surge alerts (``protocols/controls.py``)
+    settlement: SettlementRule = field(default_factory=SettlementRule)  # who bears what (tenant settlement)
 
     def promotion_by_code(self, code: str) -> Promotion | None:
         """The promotion a promo code (typed in any case, or scanned) unlocks."""
@@ -120,6 +123,8 @@ class Rulebook:
             # Only when set: rulebooks without it keep the form they were signed in.
             **({} if self.stored_value is None else {"stored_value": self.stored_value.to_wire()}),
             **({"promotions": [p.to_wire() for p in self.promotions]} if self.promotions else {}),
+            **({} if self.controls is None else {"controls": self.controls.to_wire()}),
+            **({} if self.settlement == SettlementRule() else {"settlement": self.settlement.to_wire()}),
         }
 
     @classmethod
@@ -146,6 +151,7 @@ class Rulebook:
         keys_f = f.table("issuer_keys")
         offset_f = f.optional_table("offset")
         stored_f = f.optional_table("stored_value")
+        controls_f = f.optional_table("controls")
         coupons = [CouponDefinition.read(cf) for cf in f.tables("coupons")]
         book = cls(
             version=f.integer("version", minimum=0),
@@ -162,6 +168,8 @@ class Rulebook:
             zone=f.text("timezone", DEFAULT_ZONE, max_len=64),
             stored_value=None if stored_f is None else StoredValueRule.read(stored_f),
             promotions=tuple(Promotion.read(pf) for pf in f.tables("promotions", max_items=200)),
+            controls=None if controls_f is None else Controls.read(controls_f),
+            settlement=SettlementRule.read(f.table("settlement")),
         )
         ids = [p.promotion_id for p in book.promotions]
         codes = [p.code for p in book.promotions if p.code is not None]

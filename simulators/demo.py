@@ -363,7 +363,14 @@ async def run_demo(repo: Path) -> int:
         )
         output, _ = await verify.communicate()
         say(f"posgw journal verify: {output.decode().strip()}")
-        code = code or (verify.returncode or 0)
+        settled = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ledger.cli", "report", "settlement", "--data", str(demo_dir / "ledger"),
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        report, _ = await settled.communicate()
+        say("\n-- the day's tenant settlement (what the mall owes each shop, to the fen):")
+        say("\n".join(f"  {line}" for line in report.decode().strip().splitlines()))
+        code = code or (verify.returncode or 0) or (settled.returncode or 0)
         return 0 if code == 0 else 1
     finally:
         await pos.close()

@@ -301,6 +301,7 @@ def gateway_config(
     scanner: Path | None = None,
     card_reader: bool = False,
     terminal_id: str = "T-TEST-01",
+    merchant_id: str = "M-BAKERY",
     payments: dict[str, object] | None = None,
     mqtt: dict[str, object] | None = None,
     max_body_bytes: int = 4096,
@@ -316,7 +317,7 @@ def gateway_config(
         )
     data = {
         "state_dir": str(state_dir),
-        "terminal": {"id": terminal_id, "store_id": "S-1", "merchant_id": "M-BAKERY"},
+        "terminal": {"id": terminal_id, "store_id": "S-1", "merchant_id": merchant_id},
         "api": {"port": 0, "max_body_bytes": max_body_bytes, **(api or {})},
         "ledger": {"url": ledger_url, "timeout": 1.0, "sync_interval": 0.2, **ledger},
         "logging": {"level": "warning"},

@@ -18,13 +18,13 @@ from gateway.api import contract, status_page
 from gateway.api.browser import TICKET_SECONDS, Tickets, browser_middleware
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view
-from gateway.errors import ConflictError, UnauthorizedError
+from gateway.errors import BadRequestError, ConflictError, UnauthorizedError
 from gateway.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.sale import memberships, topups
 from gateway.sale.completion import CompletedSale
 from gateway.services import Services
 from protocols.errors import SchemaError
-from protocols.records import Tender
+from protocols.records import ID_PATTERN, Tender
 
 M = TypeVar("M", bound=msgspec.Struct)
 
@@ -177,6 +177,21 @@ async def bind_card(request: web.Request) -> web.Response:
     log.info("card_bound", member_id=member_id, kind=identifier.split(":")[0], weak=weak, now=bound)
     answer = contract.CardBound(member_id, identifier, "now" if bound else "already", weak)
     return _json(answer, 201 if bound else 200)
+
+
+async def fulfil_order(request: web.Request) -> web.Response:
+    """A service desk hands over a points mall order (online only): the member shows their own code, checked
+    here and by the ledger, which takes the points it held for the order."""
+    svc = request.app[SERVICES]
+    order_id = request.match_info["order_id"]
+    if not re.fullmatch(ID_PATTERN, order_id):
+        raise BadRequestError(f"{order_id[:32]!r} is not an order id")
+    body = await _read(request, contract.OrderCollection, "order")
+    member_id = svc.identification.of_token(body.code).member.member_id
+    order = await svc.client.fulfil_order(order_id, member_id, body.code)
+    svc.refresher.kick_now()  # the member's points balance here follows at once
+    log.info("order_fulfilled", order_id=order_id, member_id=member_id, points=order["points"])
+    return _json(msgspec.convert(order, contract.OrderHandedOver))
 
 
 async def join(request: web.Request) -> web.Response:
@@ -409,6 +424,7 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/members", join)
     app.router.add_post("/v1/baskets/{basket_id}/topup", topup)
     app.router.add_post("/v1/baskets/{basket_id}/tier", buy_tier)
+    app.router.add_post("/v1/orders/{order_id}/fulfil", fulfil_order)
     app.router.add_get("/v1/baskets/{basket_id}/wallet", wallet_statement)
     app.router.add_post("/v1/baskets/{basket_id}/coupons", add_coupon)
     app.router.add_post("/v1/baskets/{basket_id}/promo-codes", add_promo_code)

@@ -92,6 +92,12 @@ class TierPurchase(Request):
     tier: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,32}$")]
 
 
+class OrderCollection(Request):
+    """Hand over a points mall order: the member's own code from the app (``PM1.``/``PW1.``), scanned now."""
+
+    code: Token
+
+
 class CouponToken(Request):
     token: Token
 
@@ -250,6 +256,17 @@ class BasketView(Response):
 class PaymentTaken(Response):
     payment: PaymentView
     basket: BasketView
+
+
+class OrderHandedOver(Response):
+    """A points mall order as the ledger has it after the hand-over: its held points are taken."""
+
+    order_id: str
+    member_id: str
+    item_id: str
+    quantity: int
+    points: int
+    state: Literal["placed", "fulfilled", "cancelled"]
 
 
 class CardBound(Response):

@@ -35,6 +35,8 @@ MODELS: tuple[Any, ...] = (
     c.CouponToken,
     c.PromoCode,
     c.TierPurchase,
+    c.OrderCollection,
+    c.OrderHandedOver,
     c.CardToBind,
     c.CardBound,
     c.Joiner,
@@ -194,6 +196,17 @@ DOCUMENT: dict[str, Any] = {
         "/v1/baskets/{basket_id}/coupons": {
             "post": _op(
                 "addCoupon", "hold a coupon", {**_basket, **_common}, body=c.CouponToken, parameters=(_basket_id,)
+            )
+        },
+        "/v1/orders/{order_id}/fulfil": {
+            "post": _op(
+                "fulfilOrder",
+                "hand a points mall order to the member who shows their code (online; its held points are taken)",
+                {"200": _json(c.OrderHandedOver, "the order, fulfilled"), **_common},
+                body=c.OrderCollection,
+                parameters=(
+                    {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}},
+                ),
             )
         },
         "/v1/baskets/{basket_id}/tier": {

@@ -46,5 +46,7 @@ async def test_the_demo_runs_end_to_end() -> None:
         "1 point(s) taken back",
         "gateway stopped on SIGTERM with exit code 0",
         "chain, seq numbers and signatures intact",
+        "tenant settlement",
+        "sales_net",
     ):
         assert expected in text, f"{expected!r} missing from the demo's output:\n{text}"

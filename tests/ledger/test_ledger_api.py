@@ -285,7 +285,7 @@ async def test_points_earned_before_the_cutoff_and_unspent_expire_once(ledger: L
     books = json.loads(report.stdout)
     assert books == {
         "issued": 5, "clawed_back": 0, "redeemed": 1, "offset": 0, "exchanged": 0, "unsplit": 1, "returned": 0,
-        "netted": 0, "expired": 2, "overdrawn": 0, "outstanding": 2,
+        "netted": 0, "adjusted": 0, "expired": 2, "overdrawn": 0, "outstanding": 2,
     }  # fmt: skip
 
 
