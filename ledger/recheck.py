@@ -23,9 +23,10 @@ it is told to. So the ledger believes nothing it can check for itself
   terminal and member; it is planned again (``protocols/refunds.py``) from
   that sale and the refunds before it, and must give back exactly what its
   units took and earned, to tenders the sale used, never more than remains.
-- **Promotions.** What each promotion took off a sale is priced again from
-  its lines, tier, shop, time and promo codes (``ledger/promotion_check.py``):
-  a mall-funded discount is money the mall owes the tenant.
+- **Benefits.** What each benefit took off a sale (tier, promotions, coupons,
+  exchanges, offset) is priced again from its lines, tier, shop, time, promo
+  codes, coupons and offset (``ledger/benefit_check.py``): a mall-funded
+  discount is money the mall owes the tenant.
 - **Paid tiers.** A tier sold as its rulebook version sells it (its price), to
   a member the ledger knows; refunded only within its window (the refund is
   planned again with it).
@@ -48,8 +49,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from ledger.benefit_check import benefits_refusal
 from ledger.holds import Hold
-from ledger.promotion_check import promotion_refusal
 from protocols.business_day import business_day, parse_instant
 from protocols.errors import GatewayError
 from protocols.money import FULL_RATE, allocate
@@ -134,7 +135,7 @@ def _shop(r: TransactionRecord, ctx: Context) -> str | None:
 
 
 def _sale(r: TransactionRecord, ctx: Context, book: Rulebook) -> Verdict:
-    if refusal := promotion_refusal(r, book):  # what the mall may owe the tenant: never on a till's word
+    if refusal := benefits_refusal(r, book):  # what the mall may owe the tenant: never on a till's word
         return Verdict(refusal)
     if (tier := tier_sold(r)) is not None:
         return Verdict(_tier_sale(r, tier, ctx, book) or _wallet(r, ctx, book))

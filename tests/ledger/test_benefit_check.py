@@ -1,5 +1,6 @@
-"""The ledger prices a sale's lines again and believes its promotions only when they are the same, rule by rule:
-a mall-funded discount is money the mall owes the tenant, so no till's word may set it."""
+"""The ledger prices a sale's lines again and believes its benefits (tier, promotions, coupons, exchanges,
+offset) only when they are the same, rule by rule: a mall-funded discount is money the mall owes the tenant,
+so no till's word may set it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_TIERS
-from ledger.promotion_check import PRICE_HELD_MINUTES, promotion_refusal
+from ledger.benefit_check import PRICE_HELD_MINUTES, benefits_refusal
 from offline_queue.ids import uuid7
 from protocols.business_day import business_day, minute_of_day
 from protocols.pricing import BasketLine, price
@@ -89,22 +90,22 @@ def sale(
 def test_an_honest_sale_s_promotions_are_believed() -> None:
     honest = sale([DRESS])
     assert [(b.kind, b.rule, b.amount) for b in honest.benefits] == [("promotion", "P-FASHION-300-50", 5_000)]
-    assert promotion_refusal(honest, BOOK) is None
+    assert benefits_refusal(honest, BOOK) is None
     coded = sale([dataclasses.replace(DRESS, unit_price=16_000)], merchant="M-BAKERY", codes=("SPRING20", "LUNCH15"))
     assert coded.total_discount == 2_000 + 1_500
-    assert promotion_refusal(coded, BOOK) is None
+    assert benefits_refusal(coded, BOOK) is None
     gift_box = BasketLine(1, "6901234567809", "Gift box", "bakery", 2, 4_800)
     member_price = sale([gift_box], merchant="M-BAKERY", member=MemberEntry("M0001", "classic"))
     assert member_price.total_due == 7_800  # ¥39 each beats 85 % of ¥48
-    assert promotion_refusal(member_price, BOOK) is None
+    assert benefits_refusal(member_price, BOOK) is None
 
 
-def inflate(r: TransactionRecord, rule: str, extra: int) -> TransactionRecord:
+def inflate(r: TransactionRecord, rule: str, extra: int, kind: str = "promotion") -> TransactionRecord:
     """The record with ``extra`` fen more off, claimed for ``rule``: lines, totals and tender kept consistent."""
     (line,) = r.lines
     line = dataclasses.replace(line, discount=line.discount + extra, net=line.net - extra)
     benefits = [b for b in r.benefits if b.rule != rule]
-    benefits.append(Benefit("promotion", rule, sum(b.amount for b in r.benefits if b.rule == rule) + extra))
+    benefits.append(Benefit(kind, rule, sum(b.amount for b in r.benefits if b.rule == rule) + extra))
     return dataclasses.replace(
         r,
         lines=(line,),
@@ -118,8 +119,18 @@ def inflate(r: TransactionRecord, rule: str, extra: int) -> TransactionRecord:
 @pytest.mark.parametrize(
     ("record", "why"),
     [
-        (inflate(sale([DRESS]), "P-FASHION-300-50", 5_000), "gives {'P-FASHION-300-50': 5000}"),
+        (inflate(sale([DRESS]), "P-FASHION-300-50", 5_000), "gives promotion P-FASHION-300-50 5000"),
         (inflate(sale([DRESS], merchant="M-BAKERY"), "P-FASHION-300-50", 5_000), "gives nothing"),  # another shop
+        # A mall coupon the sale never redeemed: found by the first hostile review of the settlement.
+        (inflate(sale([DRESS]), "C-20-OFF-200", 2_000, "coupon"), "gives promotion P-FASHION-300-50 5000"),
+        # A discount moved from the shop's own tier price onto the mall's promotion, the total unchanged.
+        (
+            dataclasses.replace(
+                sale([DRESS], member=MemberEntry("M0002", "supreme")),
+                benefits=(Benefit("tier", "supreme", 1_000), Benefit("promotion", "P-FASHION-300-50", 8_000)),
+            ),
+            "gives promotion P-FASHION-300-50 5000, tier supreme 4000",
+        ),
         (inflate(sale([DRESS]), "P-SPRING20", 2_000), "P-SPRING20"),  # a code it was not given
         # The code given, but in the evening: it runs at lunchtime.
         (inflate(sale([DRESS], at=LUNCH + timedelta(hours=8), codes=("LUNCH15",)), "P-LUNCH", 1_500), "P-LUNCH"),
@@ -134,10 +145,10 @@ def inflate(r: TransactionRecord, rule: str, extra: int) -> TransactionRecord:
         ),
     ],
 )
-def test_a_promotion_the_lines_do_not_earn_is_refused_with_what_the_rulebook_gives(
+def test_a_benefit_the_lines_do_not_earn_is_refused_with_what_the_rulebook_gives(
     record: TransactionRecord, why: str
 ) -> None:
-    refusal = promotion_refusal(record, BOOK)
+    refusal = benefits_refusal(record, BOOK)
     assert refusal is not None
     assert why in refusal
 
@@ -147,7 +158,7 @@ def test_a_price_frozen_by_a_payment_before_the_window_closed_is_believed_within
     basket = [dataclasses.replace(DRESS, unit_price=16_000)]
     paid_then = sale(basket, "M-BAKERY", at=before_two + timedelta(minutes=4), codes=("LUNCH15",), priced_at=before_two)
     assert paid_then.total_discount == 1_500
-    assert promotion_refusal(paid_then, BOOK) is None
+    assert benefits_refusal(paid_then, BOOK) is None
     too_late = sale(
         basket,
         "M-BAKERY",
@@ -155,12 +166,12 @@ def test_a_price_frozen_by_a_payment_before_the_window_closed_is_believed_within
         codes=("LUNCH15",),
         priced_at=before_two,
     )
-    assert "P-LUNCH" in (promotion_refusal(too_late, BOOK) or "")
+    assert "P-LUNCH" in (benefits_refusal(too_late, BOOK) or "")
 
 
 def test_a_record_that_names_no_benefits_claims_no_promotion() -> None:
     bare = dataclasses.replace(sale([DRESS]), benefits=())
-    assert promotion_refusal(bare, BOOK) is None  # nothing of its discount is the mall's to bear
+    assert benefits_refusal(bare, BOOK) is None  # nothing of its discount is the mall's to bear
 
 
 @pytest.mark.ledger
@@ -173,4 +184,4 @@ async def test_a_till_claiming_a_mall_funded_promotion_it_was_not_owed_is_quaran
     claimed = inflate(cheap, "P-FASHION-300-50", 5_000)
     results = await till.send(honest, claimed)
     assert [r.status for r in results] == ["accepted", "quarantined"], results
-    assert "its promotions take {'P-FASHION-300-50': 5000} off" in (results[1].reason or "")
+    assert "its benefits take promotion P-FASHION-300-50 5000 off" in (results[1].reason or "")
