@@ -27,7 +27,7 @@ from datetime import timedelta
 from protocols.business_day import business_day, minute_of_day, parse_instant
 from protocols.pricing import BasketLine, price
 from protocols.pricing.engine import offset_units
-from protocols.records import TransactionRecord
+from protocols.records import Benefit, TransactionRecord
 from protocols.rulebook import MemberEntry, Rulebook
 
 PRICE_HELD_MINUTES = 15
@@ -63,6 +63,7 @@ def derived(r: TransactionRecord, book: Rulebook, minutes_before: int = 0) -> Be
         coupons=coupons,
         points_to_redeem=_offset_points(r, book),
         points_balance=ANY_BALANCE,
+        earn=False,
     )
     taken: Benefits = Counter()
     for a in priced.adjustments:
@@ -92,6 +93,18 @@ def benefits_refusal(r: TransactionRecord, book: Rulebook) -> str | None:
             return None
     given = derived(r, book)
     return f"its benefits take {_said(said)} off; rulebook version {r.rulebook_version} gives {_said(given)}"
+
+
+def mall_bears(benefit: Benefit, book: Rulebook | None) -> bool:
+    """Whether the mall bears ``benefit`` (else the tenant does): the offset (its points), its coupons and
+    exchanges (unless the rulebook's settlement says the tenants bear them), the promotions it funds; never a
+    tier price, the shop's own."""
+    if benefit.kind in ("offset", "tier"):
+        return benefit.kind == "offset"
+    if benefit.kind == "promotion":
+        found = next((p for p in book.promotions if p.promotion_id == benefit.rule), None) if book else None
+        return found is not None and found.funded_by == "mall"
+    return (book.settlement.coupons_funded_by if book is not None else "mall") == "mall"
 
 
 def _said(benefits: Benefits) -> str:

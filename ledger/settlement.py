@@ -32,11 +32,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.benefit_check import mall_bears
 from protocols.money import FULL_RATE
 from protocols.records import Benefit, TransactionRecord
 from protocols.rulebook import Rulebook
-
-MALL_BORNE_BY_RULE = {"offset": True, "tier": False}  # points are the mall's; a tier price is the shop's own
 
 
 @dataclass
@@ -80,16 +79,6 @@ class TenantDay:
             "owed_to_mall": self.owed_to_mall,
             "net_due_to_tenant": self.owed_by_mall - self.owed_to_mall,
         }
-
-
-def mall_bears(benefit: Benefit, book: Rulebook | None) -> bool:
-    """Whether the mall bears ``benefit`` (else the tenant does)."""
-    if benefit.kind in MALL_BORNE_BY_RULE:
-        return MALL_BORNE_BY_RULE[benefit.kind]
-    if benefit.kind == "promotion":
-        found = next((p for p in book.promotions if p.promotion_id == benefit.rule), None) if book else None
-        return found is not None and found.funded_by == "mall"
-    return (book.settlement.coupons_funded_by if book is not None else "mall") == "mall"  # coupon, exchange
 
 
 def settle(

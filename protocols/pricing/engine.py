@@ -101,12 +101,14 @@ def price(
     earn_as: MemberEntry | None = None,
     minute: int | None = None,
     promo_codes: Sequence[str] = (),
+    earn: bool = True,
 ) -> PricedBasket:
     """Price a basket on the mall's business ``day``.
 
     ``minute``: the time of day in the mall's zone, minutes after midnight
     (promotions limited to hours need it; ``None`` is outside every window).
     ``promo_codes``: the codes given to the basket, as the rulebook spells them.
+    ``earn=False``: the benefits only, no earning worked out (the ledger's check of a sale's benefits).
 
     ``payments``: what is known of how the bill is paid (the rest is counted as
     not known yet). ``earn_as``: a member found only after paying ("pay =
@@ -155,6 +157,8 @@ def price(
         notices=tuple(state.notices),
         rulebook_version=rulebook.version,
     )
+    if not earn:
+        return priced
     return with_earning(priced, member or earn_as, rulebook, merchant_id, day=day, payments=payments)
 
 

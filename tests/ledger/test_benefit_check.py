@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_TIERS
 from ledger.benefit_check import PRICE_HELD_MINUTES, benefits_refusal
+from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_TIERS
 from offline_queue.ids import uuid7
 from protocols.business_day import business_day, minute_of_day
 from protocols.pricing import BasketLine, price
