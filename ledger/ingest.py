@@ -389,10 +389,15 @@ class Plan:
     async def _load_paid_tiers(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         """The running paid tiers of the members who buy one here, and the rows of tier sales refunded here."""
         buying = sorted({str(self.resolved(r).member_id) for r in records if tier_sold(r) and r.member_id})
+        days = {
+            (r.terminal_id, business_day(r.created_at, book.zone).isoformat())
+            for r in records
+            if tier_sold(r) and (book := self.shelf.get(r.rulebook_version)) is not None
+        }
         refunded = sorted(
             {s for r in records if (s := r.refund_of) and s in self.sales and tier_sold(self.sales[s][0])}
         )
-        await self.paid.load(tx, buying, refunded)
+        await self.paid.load(tx, buying, refunded, days)
 
     async def _load_stored_value(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         """The grants the group's stored-value records may spend or give back, and what each terminal sold in
@@ -459,7 +464,11 @@ class Plan:
         if r.member_id and self._of_topup(r) is not None:
             bonus_left = sum(g.remaining for g in self.grants.live.get(r.member_id, []))
             wallet_own = self.balances.get((r.member_id, "fen"), 0) - bonus_left
+        tiers_sold = 0
+        if (tier := tier_sold(r)) is not None and (book := self.shelf.get(r.rulebook_version)) is not None:
+            tiers_sold = self.paid.sold_before(r.terminal_id, business_day(r.created_at, book.zone), tier)
         return recheck.Context(
+            tiers_sold=tiers_sold,
             topped_up=topped_up,
             wallet_own=wallet_own,
             received=self.now.timestamp(),
@@ -571,7 +580,7 @@ class Plan:
         assert book is not None  # re-checked against it
         current, now = self.book.tiers[r.member_id], self.now.isoformat()
         day = business_day(r.created_at, book.zone)
-        row = self.paid.buy(r.txn_id, r.member_id, tier, current, day, book.tiers[tier].validity_days)
+        row = self.paid.buy(r.txn_id, r.member_id, tier, current, day, book.tiers[tier].validity_days, r.terminal_id)
         self.book.moves.append((r.member_id, current, tier, 0, f"bought {tier} until {row.until}", now))
         self.book.tiers[r.member_id] = tier
         self.changed.add(r.member_id)

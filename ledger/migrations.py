@@ -322,9 +322,12 @@ CREATE TABLE paid_tiers (
     previous_tier TEXT NOT NULL,             -- held before buying: the floor when it ends
     valid_until   TEXT NOT NULL,             -- the last business day it runs, YYYY-MM-DD
     state         TEXT NOT NULL CHECK (state IN ('active', 'replaced', 'lapsed', 'revoked')),
-    changed_at    TEXT NOT NULL
+    changed_at    TEXT NOT NULL,
+    terminal_id   TEXT NOT NULL,             -- the till that sold it
+    sold_on       TEXT NOT NULL              -- the business day it was sold (the till's daily cap)
 );
 CREATE INDEX paid_tiers_running ON paid_tiers(state, valid_until);
+CREATE INDEX paid_tiers_sold ON paid_tiers(terminal_id, sold_on);
 CREATE INDEX paid_tiers_member ON paid_tiers(member_id);
 """,
 )

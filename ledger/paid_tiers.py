@@ -30,6 +30,8 @@ class PaidTier:
     until: str  # the last business day it runs, YYYY-MM-DD
     state: str = "active"
     new: bool = False  # bought in this group
+    terminal_id: str = ""
+    sold_on: str = ""
 
 
 def back_to(ladder: Ladder, previous: str, growth: int) -> str:
@@ -45,9 +47,20 @@ class PaidTierBook:
     active: dict[str, PaidTier] = field(default_factory=dict)  # member -> their running paid tier
     by_sale: dict[str, PaidTier] = field(default_factory=dict)  # the sale that bought it -> the row
     ended: list[tuple[str, str]] = field(default_factory=list)  # (state, txn) of rows this group ended
+    sold: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (terminal, day, tier) -> sold there
 
-    async def load(self, tx: Tx, members: list[str], sales: list[str]) -> None:
-        """The members' running paid tiers, and the rows of the tier sales the group's refunds refund."""
+    async def load(
+        self, tx: Tx, members: list[str], sales: list[str], days: set[tuple[str, str]] | None = None
+    ) -> None:
+        """The members' running paid tiers, the rows of the tier sales the group's refunds refund, and what the
+        group's tills sold of each tier on its days (``days``: (terminal, business day))."""
+        for terminal_id, day in sorted(days or ()):
+            for tier, n in await tx.all(
+                "SELECT tier, COUNT(*) FROM paid_tiers WHERE terminal_id = $1 AND sold_on = $2 GROUP BY tier",
+                terminal_id,
+                day,
+            ):
+                self.sold[(terminal_id, day, str(tier))] = int(n)
         if not members and not sales:
             return
         clauses, args = [], []
@@ -67,7 +80,12 @@ class PaidTierBook:
             if row.state == "active":
                 self.active[row.member_id] = row
 
-    def buy(self, txn_id: str, member_id: str, tier: str, current: str, day: date, days: int) -> PaidTier:
+    def sold_before(self, terminal_id: str, day: date, tier: str) -> int:
+        return self.sold.get((terminal_id, day.isoformat(), tier), 0)
+
+    def buy(
+        self, txn_id: str, member_id: str, tier: str, current: str, day: date, days: int, terminal_id: str
+    ) -> PaidTier:
         """A tier bought on ``day`` for ``days``: bought again while it runs, it runs on from its last day; another
         paid tier running is replaced (the tier before it stays the floor)."""
         running = self.active.get(member_id)
@@ -78,8 +96,13 @@ class PaidTierBook:
                 start = max(day, date.fromisoformat(running.until) + timedelta(days=1))
             running.state = "replaced"
             self.ended.append(("replaced", running.txn_id))
-        row = PaidTier(txn_id, member_id, tier, previous, (start + timedelta(days=days - 1)).isoformat(), new=True)
+        until = (start + timedelta(days=days - 1)).isoformat()
+        row = PaidTier(
+            txn_id, member_id, tier, previous, until, new=True, terminal_id=terminal_id, sold_on=day.isoformat()
+        )
         self.active[member_id] = self.by_sale[txn_id] = row
+        key = (terminal_id, day.isoformat(), tier)
+        self.sold[key] = self.sold.get(key, 0) + 1
         return row
 
     def revoke(self, sale_id: str) -> PaidTier | None:
@@ -94,10 +117,10 @@ class PaidTierBook:
 
     async def write(self, tx: Tx, now: str) -> None:
         await tx.many(
-            "INSERT INTO paid_tiers (txn_id, member_id, tier, previous_tier, valid_until, state, changed_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO paid_tiers (txn_id, member_id, tier, previous_tier, valid_until, state, changed_at, "
+            "terminal_id, sold_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [
-                (r.txn_id, r.member_id, r.tier, r.previous, r.until, r.state, now)
+                (r.txn_id, r.member_id, r.tier, r.previous, r.until, r.state, now, r.terminal_id, r.sold_on)
                 for r in self.by_sale.values()
                 if r.new
             ],

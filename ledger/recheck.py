@@ -98,6 +98,7 @@ class Context:
     earlier: list[TransactionRecord] = field(default_factory=list)  # refunds of that sale before this one
     topped_up: int = 0  # a top-up: what its terminal sold in top-ups on its business day before it (fen)
     wallet_own: int = 0  # a top-up's refund: the member's stored value less every bonus still to spend (fen)
+    tiers_sold: int = 0  # a paid tier: how many of it its terminal sold on its business day before it
     received: float = 0.0  # when the ledger received the record (Unix seconds)
 
 
@@ -183,6 +184,21 @@ def _tier_sale(r: TransactionRecord, tier: str, ctx: Context, book: Rulebook) ->
         return f"it sells tier {tier} for {r.total_due} fen; rulebook version {r.rulebook_version} asks {sold.price}"
     if ctx.member is None:
         return f"it sells tier {tier} to member {r.member_id}, whom the ledger does not know"
+    if ctx.tiers_sold + 1 > sold.daily_cap:
+        day = business_day(r.created_at, book.zone)
+        return f"it is terminal {r.terminal_id}'s {ctx.tiers_sold + 1}th {tier} on {day}: the cap is {sold.daily_cap}"
+    return _made_lately(r, ctx, book, f"sells tier {tier}")
+
+
+def _made_lately(r: TransactionRecord, ctx: Context, book: Rulebook, what: str) -> str | None:
+    """A sale a till's word alone makes (its cash): made no longer ago than a till may be offline, so that
+    backdating cannot spread it over days whose caps were not used."""
+    age = ctx.received - parse_instant(r.created_at).timestamp()
+    if not -TOPUP_CLOCK_SKEW <= age <= book.risk.max_offline_hours * 3600 + TOPUP_CLOCK_SKEW:
+        return (
+            f"it was made {age / 3600:.1f} h before the ledger received it; a till {what} at most "
+            f"{book.risk.max_offline_hours:g} h offline"
+        )
     return None
 
 
@@ -205,12 +221,8 @@ def _topup(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
             f"it gives a bonus of {r.bonus} fen; rulebook version {r.rulebook_version} gives {due} fen "
             f"for a top-up of {r.total_due} fen"
         )
-    age = ctx.received - parse_instant(r.created_at).timestamp()
-    if not -TOPUP_CLOCK_SKEW <= age <= book.risk.max_offline_hours * 3600 + TOPUP_CLOCK_SKEW:
-        return (
-            f"it was made {age / 3600:.1f} h before the ledger received it; a till sells stored value at most "
-            f"{book.risk.max_offline_hours:g} h offline"
-        )
+    if refusal := _made_lately(r, ctx, book, "sells stored value"):
+        return refusal
     if ctx.topped_up + r.total_due > rule.terminal_daily_cap:
         day = business_day(r.created_at, book.zone)
         return (

@@ -43,6 +43,9 @@ class Tier:
     price: int | None = None
     validity_days: int = 365
     refund_days: int = 7
+    # What one till may sell of it in a business day: its cash is a till's word until the day's count, and the
+    # tier multiplies what the member earns everywhere.
+    daily_cap: int = 20
 
     def rate_for(self, merchant_id: str, category: str = "") -> int:
         """The payable share in basis points (10000 = no discount).
@@ -63,7 +66,12 @@ class Tier:
         if self.growth is not None:  # only when set: rulebooks without a ladder read as before
             wire["growth"] = self.growth
         if self.price is not None:  # likewise: only a tier for sale says so
-            wire.update(price=self.price, validity_days=self.validity_days, refund_days=self.refund_days)
+            wire.update(
+                price=self.price,
+                validity_days=self.validity_days,
+                refund_days=self.refund_days,
+                daily_cap=self.daily_cap,
+            )
         return wire
 
 
@@ -144,6 +152,7 @@ class Rulebook:
                 tf.optional_integer("price", minimum=1, maximum=10**9),
                 tf.integer("validity_days", 365, minimum=1, maximum=3660),
                 tf.integer("refund_days", 7, minimum=0, maximum=365),
+                tf.integer("daily_cap", 20, minimum=0, maximum=100_000),
             )
             tf.done()
             if tiers[name].price is not None and tiers[name].growth is not None:

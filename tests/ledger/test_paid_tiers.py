@@ -129,18 +129,35 @@ async def test_a_till_cannot_sell_a_tier_cheap_or_one_not_for_sale_nor_refund_it
     assert "does not sell" in (results[1].reason or "")
     assert "whom the ledger does not know" in (results[2].reason or "")
     assert (await ledger.account("M0001"))["tier"] == "classic"
-    # Bought ten days ago (believed: it runs 365 days), refunded now: past the 7-day window.
-    old = tier_sale(book, "black-gold", CLASSIC, now - timedelta(days=10))
-    assert (await till.send(old))[0].status == "accepted"
+    # Backdated ten days (to spread a till's sales over days whose caps were not used): refused.
+    backdated = tier_sale(book, "black-gold", CLASSIC, now - timedelta(days=10))
+    (late_sale,) = await till.send(backdated)
+    assert late_sale.status == "quarantined"
+    assert "at most 24 h offline" in (late_sale.reason or "")
+    # Bought now, given back nine days on: past the 7-day window.
+    bought = tier_sale(book, "black-gold", CLASSIC, now)
+    assert (await till.send(bought))[0].status == "accepted"
+    later = now + timedelta(days=9)
     with pytest.raises(FinalError, match="could be refunded until"):
-        refund_of(book, old, now)  # the till refuses it
-    late = dataclasses.replace(refund_of(book, old, now - timedelta(days=9)), created_at=instant(now))
-    (refused,) = await till.send(late)
+        refund_of(book, bought, later)  # the till refuses it
+    forced = dataclasses.replace(refund_of(book, bought, now), created_at=instant(later))
+    (refused,) = await till.send(forced)
     assert refused.status == "quarantined"
     assert "could be refunded until" in (refused.reason or "")
     assert (await ledger.account("M0001"))["tier"] == "black-gold"
     held = ledger_cli("quarantine", "list", "--json", *ledger.store_args())
-    assert len(json.loads(held.stdout)) == 4
+    assert len(json.loads(held.stdout)) == 5
+
+
+async def test_a_till_sells_no_more_of_a_tier_a_day_than_its_cap(ledger: LedgerHandle, till: TestTerminal) -> None:
+    """Its cash is the till's word until the day's count, and the tier multiplies what the member earns."""
+    book, now = await ledger.rulebook(), datetime.now(UTC)
+    cap = book.tiers["black-gold"].daily_cap
+    members = [MemberEntry(m, "classic") for m in ("M0001", "M0002", "M0003")]
+    sales = [tier_sale(book, "black-gold", members[i % 3], now) for i in range(cap + 1)]
+    results = await till.send(*sales)
+    assert [r.status for r in results] == ["accepted"] * cap + ["quarantined"], results
+    assert f"the cap is {cap}" in (results[-1].reason or "")
 
 
 def test_a_rulebook_cannot_put_a_paid_tier_on_the_growth_ladder() -> None:
