@@ -21,7 +21,7 @@ from concurrent.futures import BrokenExecutor
 import structlog
 from aiohttp import web
 
-from ledger import holds, order_desk
+from ledger import card_desk, holds, order_desk
 from ledger.auth import AuthError, Principal
 from ledger.chain_check import seal_refusals, vouched_refusals
 from ledger.database import StorageUnavailableError
@@ -563,6 +563,9 @@ ROLE: dict[Callable[..., object], str] = {
     order_desk.member_orders: "app",
     order_desk.cancel_order: "app",
     order_desk.fulfil_order: "terminal",
+    card_desk.balance: "terminal",
+    card_desk.hold: "terminal",
+    card_desk.release: "terminal",
     revoke_coupon: "operator",
     conflicts: "operator",
     quarantine: "operator",
@@ -594,6 +597,9 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)
     app.router.add_post("/v1/cards", bind_card)
+    app.router.add_get("/v1/giftcards/{number:GC[0-9]{12}}", card_desk.balance)  # not /v1/giftcards/holds
+    app.router.add_post("/v1/giftcards/holds", card_desk.hold)
+    app.router.add_delete("/v1/giftcards/holds/{ref}", card_desk.release)
     app.router.add_get("/v1/catalogue", order_desk.catalogue)
     app.router.add_post("/v1/members/{member_id}/orders", order_desk.place_order)
     app.router.add_get("/v1/members/{member_id}/orders", order_desk.member_orders)

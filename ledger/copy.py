@@ -52,6 +52,8 @@ TABLES = (
     "adjustments",
     "catalogue",
     "mall_orders",
+    "gift_cards",
+    "gift_card_loads",
     "conflicts",
     "member_growth",
     "tier_changes",

@@ -74,6 +74,15 @@ DEMO_BENEFITS: dict[str, Any] = {
         "surge_factor": 20,
         "surge_floor": 20_000,
     },
+    # Wangfujing's gift cards (购物卡): ¥50 to ¥5,000 a load, at most ¥10,000 on a card, three years from the first
+    # load; a till loads at most ¥20,000 a day.
+    "gift_cards": {
+        "min_load": 5_000,
+        "max_load": 500_000,
+        "max_balance": 1_000_000,
+        "validity_days": 1_095,
+        "terminal_daily_cap": 2_000_000,
+    },
     # The tenant settlement: tenants bear half the value of the points their sales issue; the mall its coupons.
     "settlement": {"tenant_points_share": 5_000, "coupons_funded_by": "mall"},
     # Offline, a member may spend at most 500 points a sale and 1,000 points over 2 sales per till,

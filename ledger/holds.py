@@ -85,17 +85,32 @@ async def place(
         return same, max(left or 0, 0)
     if left is None or left < amount:
         return False, max(left or 0, 0)
+    await insert(tx, ref, unit, member_id, amount, terminal_id, now, txn_id, ttl)
+    return True, left - amount
+
+
+async def insert(
+    tx: Tx,
+    ref: str,
+    unit: str,
+    holder: str,
+    amount: int,
+    terminal_id: str,
+    now: float,
+    txn_id: str | None = None,
+    ttl: float | None = None,
+) -> None:
+    """A pending hold, its balance checked by the caller (a member's: :func:`place`; a gift card's)."""
     await tx.run(
         f"INSERT INTO holds ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, NULL)",  # noqa: S608
         ref,
         unit,
-        member_id,
+        holder,
         amount,
         terminal_id,
         txn_id,
         now + (TTL[unit] if ttl is None else ttl),
     )
-    return True, left - amount
 
 
 async def get(tx: Tx, ref: str) -> Hold | None:

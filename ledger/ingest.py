@@ -28,13 +28,14 @@ from typing import Any
 
 import structlog
 
-from ledger import chain_check, controls, holds, joins, paid_tiers, postings, recheck, wallet_grants
+from ledger import chain_check, controls, gift_cards, holds, joins, paid_tiers, postings, recheck, wallet_grants
 from ledger.database import Database, Gate, GateClosedError, Tx, marks
 from ledger.growth import GrowthBook
 from ledger.holds import Hold
 from ledger.rulebooks import Shelf
 from ledger.tiers import Ladder
 from protocols.business_day import business_day, business_year, day_bounds, parse_instant
+from protocols.gift_cards import loads
 from protocols.money import format_cny
 from protocols.paid_tiers import tier_sold
 from protocols.records import TransactionRecord
@@ -269,6 +270,7 @@ class Plan:
     paid: paid_tiers.PaidTierBook = field(default_factory=paid_tiers.PaidTierBook)  # tiers bought and refunded
     controls: controls.ControlBook = field(default_factory=controls.ControlBook)  # caps, holds for review, surges
     statuses: dict[str, str] = field(default_factory=dict)  # member -> active | frozen | blacklisted
+    cards: gift_cards.CardBook = field(default_factory=gift_cards.CardBook)  # gift cards loaded and spent
     notes: dict[str, list[str]] = field(default_factory=dict)  # txn -> what the answer says besides conflicts
     years: list[str] = field(default_factory=list)  # the years whose growth the group touches
     names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
@@ -339,7 +341,7 @@ class Plan:
             self.shops[str(t)] = recheck.Shop(store, merchant)
         refs = sorted(
             {r.reservation for r in records if r.reservation}
-            | {t.ref for r in records for t in r.tenders if t.kind == "wallet" and t.ref}
+            | {t.ref for r in records for t in r.tenders if t.kind in ("wallet", "giftcard") and t.ref}
         )
         self.holds = await holds.of_refs(tx, refs)
         sales = sorted({r.refund_of for r in records if r.refund_of})
@@ -359,6 +361,7 @@ class Plan:
         await self._load_stored_value(tx, records)
         await self._load_paid_tiers(tx, records)
         await self._load_controls(tx, records)
+        await self._load_cards(tx, records)
         spending = [self.resolved(r) for r in records if r.member_id and r.kind == "sale" and _spends(r)]
         pairs = sorted({(r.terminal_id, str(r.member_id)) for r in spending})
         if pairs:
@@ -371,6 +374,18 @@ class Plan:
                 *(v for pair in pairs for v in pair),
             ):
                 self.unheld.append(Spend(str(t), str(m), str(unit), int(amount), float(made), float(received)))
+
+    async def _load_cards(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
+        """The gift cards the group loads or spends, and what its tills loaded on its days."""
+        numbers = {n for r in records for n, _ in loads(r.lines)} | {
+            str(t.card) for r in records for t in r.tenders if t.kind == "giftcard" and t.card
+        }
+        days = {
+            (r.terminal_id, business_day(r.created_at, book.zone).isoformat())
+            for r in records
+            if r.kind == "sale" and loads(r.lines) and (book := self.shelf.get(r.rulebook_version)) is not None
+        }
+        await self.cards.load(tx, sorted(numbers), days)
 
     async def _load_controls(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         """The day's counters of the members and tills whose sales earn under a rulebook with controls, and what
@@ -464,10 +479,17 @@ class Plan:
         if r.member_id and self._of_topup(r) is not None:
             bonus_left = sum(g.remaining for g in self.grants.live.get(r.member_id, []))
             wallet_own = self.balances.get((r.member_id, "fen"), 0) - bonus_left
+        numbers = {n for n, _ in loads(r.lines)} | {str(t.card) for t in r.tenders if t.card}
+        cards = {n: c for n in numbers if (c := self.cards.cards.get(n)) is not None}
+        cards_loaded = 0
+        if loads(r.lines) and (book := self.shelf.get(r.rulebook_version)) is not None:
+            cards_loaded = self.cards.loaded.get((r.terminal_id, business_day(r.created_at, book.zone).isoformat()), 0)
         tiers_sold = 0
         if (tier := tier_sold(r)) is not None and (book := self.shelf.get(r.rulebook_version)) is not None:
             tiers_sold = self.paid.sold_before(r.terminal_id, business_day(r.created_at, book.zone), tier)
         return recheck.Context(
+            cards=cards,
+            cards_loaded=cards_loaded,
             tiers_sold=tiers_sold,
             topped_up=topped_up,
             wallet_own=wallet_own,
@@ -530,6 +552,7 @@ class Plan:
         for instance in r.coupons_restored:  # a full refund gives the coupon back
             await tx.run("DELETE FROM coupon_redemptions WHERE instance = $1 AND txn_id = $2", instance, r.refund_of)
         conflicts += self._wallet(r)
+        conflicts += self._gift_cards(r)
         conflicts += await self._codes(tx, r)
         counted = self._controlled(r)
         if r.member_id:
@@ -547,6 +570,24 @@ class Plan:
         elif r.refund_of in self.sales and tier_sold(self.sales[r.refund_of][0]) is not None:
             self._revoke_tier(r)
         self.conflicts += [(r.txn_id, r.terminal_id, text) for text in conflicts]
+        return conflicts
+
+    def _gift_cards(self, r: TransactionRecord) -> list[str]:
+        """The record's gift card loads and tenders (``ledger/gift_cards.py``); the conflicts to record."""
+        sign = 1 if r.kind == "sale" else -1
+        book = self.shelf.get(r.rulebook_version)
+        day = business_day(r.created_at, book.zone if book else self.shelf.zone)
+        days = book.gift_cards.validity_days if book and book.gift_cards else 0
+        for number, amount in loads(r.lines):
+            self.cards.load_onto(r.txn_id, number, sign * amount, r.terminal_id, day, days)
+        conflicts = []
+        for t in r.tenders:
+            if t.kind != "giftcard" or t.card is None or t.card not in self.cards.cards:
+                continue
+            if shortfall := self.cards.pay(r.txn_id, t.ref, t.card, sign * t.amount):
+                conflicts.append(f"gift card {t.card} overdrawn by {format_cny(shortfall)} (spent twice offline?)")
+            if sign > 0 and t.ref in self.holds:
+                self._post(t.ref, r.txn_id)
         return conflicts
 
     def _controlled(self, r: TransactionRecord) -> TransactionRecord:
@@ -735,6 +776,7 @@ class Plan:
         await self.grants.write(tx)
         await self.paid.write(tx, self.now.isoformat())
         await self.controls.write(tx, self.now.isoformat())
+        await self.cards.write(tx, self.now.isoformat())
         await tx.many(holds.POST, self.posted)
         await tx.many("INSERT INTO conflicts (txn_id, terminal_id, detail) VALUES ($1, $2, $3)", self.conflicts)
         await tx.many(

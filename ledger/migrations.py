@@ -411,8 +411,31 @@ CREATE INDEX mall_orders_member ON mall_orders(member_id);
 """,
 )
 
+GIFT_CARDS = Migration(
+    12,
+    "gift cards: stored value without a member, issued as stock, loaded by sales, spent as tenders",
+    """
+CREATE TABLE gift_cards (
+    number       TEXT PRIMARY KEY,           -- GC + 12 digits (protocols/gift_cards.py)
+    state        TEXT NOT NULL CHECK (state IN ('stock', 'active', 'expired')),
+    balance      {INT} NOT NULL CHECK (balance >= 0),  -- a cache of the postings of giftcard:<number>
+    expires_on   TEXT,                       -- the first business day it no longer pays (set at the first load)
+    issued_at    TEXT NOT NULL,
+    activated_at TEXT
+);
+CREATE TABLE gift_card_loads (              -- what each till loaded, by business day (its daily cap)
+    txn_id      TEXT NOT NULL,
+    number      TEXT NOT NULL REFERENCES gift_cards(number),
+    amount      {INT} NOT NULL,              -- negative: a load given back
+    terminal_id TEXT NOT NULL,
+    day         TEXT NOT NULL
+);
+CREATE INDEX gift_card_loads_till ON gift_card_loads(terminal_id, day);
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
 MIGRATIONS: list[Migration] = [
-    BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL
+    BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL, GIFT_CARDS
 ]  # fmt: skip
 LATEST = MIGRATIONS[-1].version

@@ -227,6 +227,32 @@ DOCUMENT: dict[str, Any] = {
                 ),
             )
         },
+        "/v1/giftcards/{number}": {
+            "get": _op(
+                "terminal",
+                "a gift card's state, balance, what it may still pay (less live holds) and the day it ends",
+                {**ok(), **_common},
+                parameters=[_path("number", "^GC[0-9]{12}$")],
+            )
+        },
+        "/v1/giftcards/holds": {
+            "post": _op(
+                "terminal",
+                "hold what a payment takes from a gift card (a card that cannot pay: 409 card-refused)",
+                {**ok(201), **_common},
+                requestBody=_body(
+                    {
+                        "number": {"type": "string", "pattern": "^GC[0-9]{12}$"},
+                        "amount": _fen,
+                        "ref": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+                    },
+                    ["number", "amount", "ref"],
+                ),
+            )
+        },
+        "/v1/giftcards/holds/{ref}": {
+            "delete": _op("terminal", "let a gift card hold go", ok(), parameters=[_path("ref")]),
+        },
         "/v1/catalogue": {
             "get": {
                 **_op("app", "the points mall's items on offer (in stock, not withdrawn)", ok()),

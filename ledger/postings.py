@@ -26,7 +26,8 @@ gives back what its units consumed), ``expiry``, ``overdraft``, ``netted``
 (moved before postings said what moved, by no record the ledger holds); stored value
 ``opening``, ``topup`` (sold), ``bonus`` (a top-up's bonus, ``ledger/wallet_grants.py``),
 ``topup-refund`` and ``bonus-back`` (a top-up given back, and its bonus with it), ``pay``, ``refund``,
-``expiry`` (a bonus lapsed), ``overdraft``. The mall's side of each
+``expiry`` (a bonus lapsed), ``overdraft``; gift cards (``giftcard:<number>`` against ``mall:giftcards``,
+``ledger/gift_cards.py``) ``gc-load``, ``gc-unload``, ``gc-pay``, ``gc-refund``, ``gc-expiry``. The mall's side of each
 carries the amount the record names; the member's side what their balance
 could give. Points conservation (:func:`points_books`)::
 
@@ -100,6 +101,14 @@ async def check(tx: Tx) -> list[CheckProblem]:
         for txn_id, unit, total in await tx.all(
             "SELECT txn_id, unit, CAST(SUM(amount) AS BIGINT) FROM postings GROUP BY txn_id, unit "
             "HAVING SUM(amount) != 0"
+        )
+    ]
+    problems += [
+        CheckProblem(f"gift card {number}: balance {cached} but its postings say {posted}")
+        for number, cached, posted in await tx.all(
+            "SELECT g.number, g.balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM gift_cards g "
+            "LEFT JOIN postings p ON p.account = 'giftcard:' || g.number AND p.unit = 'fen' "
+            "GROUP BY g.number, g.balance HAVING g.balance != COALESCE(SUM(p.amount), 0)"
         )
     ]
     for unit, column in _COLUMN.items():

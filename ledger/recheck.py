@@ -50,9 +50,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ledger.benefit_check import benefits_refusal
+from ledger.gift_card_check import gift_card_refusal
+from ledger.gift_cards import Card
 from ledger.holds import Hold
 from protocols.business_day import business_day, parse_instant
 from protocols.errors import GatewayError
+from protocols.gift_cards import loads
 from protocols.money import FULL_RATE, allocate
 from protocols.paid_tiers import tier_sold
 from protocols.pricing.earning import EarningLine, earn, payments_of
@@ -99,6 +102,8 @@ class Context:
     topped_up: int = 0  # a top-up: what its terminal sold in top-ups on its business day before it (fen)
     wallet_own: int = 0  # a top-up's refund: the member's stored value less every bonus still to spend (fen)
     tiers_sold: int = 0  # a paid tier: how many of it its terminal sold on its business day before it
+    cards: dict[str, Card] = field(default_factory=dict)  # the gift cards the record loads or spends
+    cards_loaded: int = 0  # what its terminal loaded onto gift cards on its business day before it (fen)
     received: float = 0.0  # when the ledger received the record (Unix seconds)
 
 
@@ -116,6 +121,8 @@ def check(r: TransactionRecord, ctx: Context) -> Verdict:
         book = ctx.rules(r.rulebook_version)
         if book is None:
             return Verdict(f"it names rulebook version {r.rulebook_version}, which this ledger never issued")
+        if r.kind in ("sale", "refund", "void") and (refusal := _gift_cards(r, ctx, book)):
+            return Verdict(refusal)
         if r.kind == "sale":
             return _sale(r, ctx, book)
         if r.kind == "join":
@@ -125,6 +132,17 @@ def check(r: TransactionRecord, ctx: Context) -> Verdict:
         return Verdict(_refund(r, ctx, book))
     except GatewayError as err:  # a figure the pricing code itself refuses (money that cannot add up)
         return Verdict(f"its figures cannot be worked out: {err}")
+
+
+def _gift_cards(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
+    """The record's gift card loads and tenders (``ledger/gift_card_check.py``)."""
+    if not ctx.cards and not any(t.kind == "giftcard" for t in r.tenders) and not loads(r.lines):
+        return None
+
+    def made_lately() -> str | None:
+        return _made_lately(r, ctx, book, "loads gift cards")
+
+    return gift_card_refusal(r, book, ctx.cards, ctx.holds, ctx.cards_loaded, made_lately, ctx.sale)
 
 
 def _shop(r: TransactionRecord, ctx: Context) -> str | None:
@@ -233,7 +251,7 @@ def _topup(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
 
 
 def _lines(r: TransactionRecord, book: Rulebook) -> list[EarningLine]:
-    return [EarningLine(x.category, x.category not in book.excluded_categories, x.net, x.offset) for x in r.lines]
+    return [EarningLine(x.category, x.category not in book.no_benefit, x.net, x.offset) for x in r.lines]
 
 
 def _earning(r: TransactionRecord, member: MemberView, book: Rulebook, day: date) -> str | None:
@@ -256,7 +274,7 @@ def _earning_bound(r: TransactionRecord, member: MemberView, book: Rulebook, day
     methods = {None, *(t.kind for t in r.tenders)}
     weighted = growth = 0
     for x in r.lines:
-        if x.category in book.excluded_categories:
+        if x.category in book.no_benefit:
             continue
         base = x.net + (x.discount if rule.on_offset else 0)
         mult = max(
@@ -303,7 +321,7 @@ def _spent(r: TransactionRecord, book: Rulebook, day: date) -> str | int:
         scope = [
             i
             for i, x in enumerate(r.lines)
-            if x.category not in book.excluded_categories
+            if x.category not in book.no_benefit
             and (not coupon.categories or x.category in coupon.categories)
             and x.sku == coupon.sku
         ]

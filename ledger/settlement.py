@@ -11,13 +11,13 @@ the day that the ledger applied (a refund counted on the day it was made):
   share of the discount it returns, counted on the refunds so far, so a sale
   refunded in full gives back exactly what it gave; a sale that names no
   benefits counts as ``unitemized``;
-- **what the mall owes the tenant**: the stored value members paid with
-  (the mall holds it), the fen paid with points (the mall's points), and the
+- **what the mall owes the tenant**: the stored value members paid with and
+  the gift cards customers paid with (the mall holds both), the fen paid with points (the mall's points), and the
   discounts the mall bears: promotions by their ``funded_by``, coupons and
   exchanges by the rulebook's ``settlement.coupons_funded_by`` (default the
   mall: its coupons are its marketing); tier discounts are the tenant's own;
-- **what the tenant owes the mall**: stored value its tills sold (top-ups, net
-  of those given back) and its share (``settlement.tenant_points_share``,
+- **what the tenant owes the mall**: stored value its tills sold (top-ups and
+  gift card loads, net of those given back) and its share (``settlement.tenant_points_share``,
   basis points) of the points its sales issued, valued at what the offset pays
   for a point (``100 / points_per_yuan`` fen), rounded down.
 
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.benefit_check import mall_bears
+from protocols.gift_cards import loads
 from protocols.money import FULL_RATE
 from protocols.records import Benefit, TransactionRecord
 from protocols.rulebook import Rulebook
@@ -49,17 +50,18 @@ class TenantDay:
     discounts: Counter[str] = field(default_factory=Counter)  # by kind, the offset apart
     mall_funded: int = 0  # discounts the mall bears
     topups: int = 0  # stored value sold at the tenant's tills, for the mall
+    gift_cards_sold: int = 0  # gift card value its tills loaded, for the mall
     points_issued: int = 0  # points its sales issued (credited), less clawed back
     points_cost: int = 0  # their value in fen
     tenant_points_cost: int = 0  # the tenant's share of it
 
     @property
     def owed_by_mall(self) -> int:
-        return self.tenders["wallet"] + self.offset + self.mall_funded
+        return self.tenders["wallet"] + self.tenders["giftcard"] + self.offset + self.mall_funded
 
     @property
     def owed_to_mall(self) -> int:
-        return self.topups + self.tenant_points_cost
+        return self.topups + self.gift_cards_sold + self.tenant_points_cost
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class TenantDay:
             "discounts": dict(sorted(self.discounts.items())),
             "mall_funded_discounts": self.mall_funded,
             "topups": self.topups,
+            "gift_cards_sold": self.gift_cards_sold,
             "points_issued": self.points_issued,
             "points_cost": self.points_cost,
             "tenant_points_cost": self.tenant_points_cost,
@@ -110,6 +113,7 @@ def settle(
         t.sales += r.kind == "sale"
         t.refunds += r.kind != "sale"
         t.sales_net += sign * r.total_due
+        t.gift_cards_sold += sign * sum(amount for _, amount in loads(r.lines))
         t.offset += sign * sum(x.offset for x in r.lines)
         t.points_issued += points.get(r.txn_id, 0)
         given = r.benefits if r.kind == "sale" else _given_back(r, sales, refunds_of)

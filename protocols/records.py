@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocols.business_day import INSTANT_PATTERN
+from protocols.gift_cards import GIFT_CARD_CATEGORY, NUMBER_PATTERN, loads
 from protocols.paid_tiers import PAID_TIER_CATEGORY, tier_sold
 from protocols.promotions import CODE_PATTERN
 from protocols.schema import Fields, Problems
 from protocols.stored_value import TOPUP_SKU
 
 MAX_LINES = 500
-# Cash, the scan-to-pay wallets, the member's stored value, a bank card.
-TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card")
+# Cash, the scan-to-pay wallets, the member's stored value, a bank card, a gift card.
+TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card", "giftcard")
 RECORD_KINDS = ("sale", "refund", "void", "join", "topup")
 BENEFIT_KINDS = ("tier", "promotion", "coupon", "exchange", "offset")  # ``protocols/pricing`` Adjustment kinds
 MAX_PROMO_CODES = 5
@@ -75,11 +76,13 @@ class Tender:
     # A wallet's own id for the payment (WeChat Pay's transaction_id, Alipay's trade_no): what its
     # statement names, so a day can be reconciled line by line.
     provider_txn: str | None = None
+    # A gift card tender: the card's number (``protocols/gift_cards.py``).
+    card: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"kind": self.kind, "amount": self.amount}
         # Optional keys only when set: cash tenders keep the form records always had.
-        for key in ("ref", "scheme", "pan", "auth", "code", "provider_txn"):
+        for key in ("ref", "scheme", "pan", "auth", "code", "provider_txn", "card"):
             if (value := getattr(self, key)) is not None:
                 wire[key] = value
         return wire
@@ -295,8 +298,11 @@ def _read_tender(f: Fields) -> Tender:
         f.optional_text("auth", pattern=r"[A-Za-z0-9]{1,12}"),
         f.optional_text("code", pattern=CODE_NONCE),
         f.optional_text("provider_txn", pattern=r"[0-9A-Za-z_-]{1,64}"),
+        f.optional_text("card", pattern=NUMBER_PATTERN),
     )
     f.done()
+    if (tender.kind == "giftcard") != (tender.card is not None):
+        f.problems.add(f.path, "a gift card tender names its card, and only a gift card tender does")
     return tender
 
 
@@ -346,6 +352,8 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "a join names its member and nothing else: no lines, tenders or coupons")
     if r.kind == "sale" and any(x.category == PAID_TIER_CATEGORY for x in r.lines):
         _check_paid_tier(r, f)
+    if cards := loads(r.lines):
+        _check_gift_card_loads(r, f, len(cards))
     if r.kind == "topup":
         _check_topup(r, f)
     elif r.bonus:
@@ -367,6 +375,17 @@ def _check_paid_tier(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "a paid tier names the member it is sold to")
     if r.coupons or r.promo_codes or r.reservation or r.points_earned or r.points_redeemed or r.growth_earned:
         f.problems.add(f.path, "a paid tier earns and spends nothing: no coupons, promo codes, points or growth")
+
+
+def _check_gift_card_loads(r: TransactionRecord, f: Fields, n: int) -> None:
+    """Gift card loads: one card a line, quantity 1, at face value; never paid with stored value or a gift card."""
+    lines = [x for x in r.lines if x.category == GIFT_CARD_CATEGORY]
+    if len(lines) != n or any(x.quantity != 1 or x.discount for x in lines) or r.kind not in ("sale", "refund"):
+        f.problems.add(f.path, f"a gift card load is a line giftcard:<number> ({GIFT_CARD_CATEGORY}), quantity 1, full")
+    if len({card for card, _ in loads(r.lines)}) != n:
+        f.problems.add(f.path, "a card is loaded once a sale")
+    if r.kind == "sale" and any(t.kind in ("wallet", "giftcard") for t in r.tenders):
+        f.problems.add(f.path, "stored value and gift cards do not buy gift card value")
 
 
 def _check_topup(r: TransactionRecord, f: Fields) -> None:

@@ -133,7 +133,7 @@ def plan_refund(
     if not any(wanted.values()):
         raise RefundRefusedError("nothing is left to refund on this sale")
 
-    shares = units(sale, rulebook.excluded_categories)
+    shares = units(sale, rulebook.no_benefit)
     lines: list[RecordLine] = []
     for number, quantity in sorted(wanted.items()):
         if not quantity:
@@ -244,7 +244,7 @@ def refund_tenders(sale: TransactionRecord, earlier: Sequence[TransactionRecord]
     for t in (t for t in sale.tenders if t.kind != "cash"):
         share = min(left, t.amount - given_back.get((t.kind, t.ref), 0))
         if share > 0:
-            parts.append(Tender(t.kind, share, t.ref))
+            parts.append(Tender(t.kind, share, t.ref, card=t.card))  # a gift card is given back to its card
             left -= share
     if left > 0:
         if left > cash_paid - given_back.get(("cash", None), 0):

@@ -20,13 +20,18 @@ from protocols.business_day import DEFAULT_ZONE, is_zone
 from protocols.chain import canonical_json
 from protocols.controls import Controls
 from protocols.errors import GatewayError, ProtocolError, SchemaError
+from protocols.gift_cards import GIFT_CARD_CATEGORY, GiftCardRule
 from protocols.money import FULL_RATE
+from protocols.paid_tiers import PAID_TIER_CATEGORY
 from protocols.promotions import Promotion, normal_code
 from protocols.schema import Fields, Problems
-from protocols.stored_value import StoredValueRule
+from protocols.stored_value import TOPUP_SKU, StoredValueRule
 from protocols.tokens import key_id, public_key_from_text
 
 MEMBER_STATUSES = ("active", "frozen", "blacklisted")
+# Sold at face value whatever the rulebook says: stored value, paid tiers and gift card loads take no benefit,
+# not even a promotion for everyone (a 满减 at a fashion till must not take ¥50 off a ¥500 top-up), and earn nothing.
+FACE_VALUE = frozenset({TOPUP_SKU, PAID_TIER_CATEGORY, GIFT_CARD_CATEGORY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +98,18 @@ class Rulebook:
     stored_value: StoredValueRule | None = None  # None: this mall sells no stored value at its tills
     promotions: tuple[Promotion, ...] = ()  # for everyone, in the order they apply (``protocols/promotions.py``)
     controls: Controls | None = None  # daily caps on earning and surge alerts (``protocols/controls.py``)
+    gift_cards: GiftCardRule | None = None  # None: this mall's tills sell no gift cards (``protocols/gift_cards.py``)
     settlement: SettlementRule = field(default_factory=SettlementRule)  # who bears what (tenant settlement)
 
     def promotion_by_code(self, code: str) -> Promotion | None:
         """The promotion a promo code (typed in any case, or scanned) unlocks."""
         wanted = normal_code(code)
         return next((p for p in self.promotions if p.code == wanted), None)
+
+    @property
+    def no_benefit(self) -> frozenset[str]:
+        """The categories that take no benefit and earn nothing: the excluded ones, and what is sold at face value."""
+        return self.excluded_categories | FACE_VALUE
 
     @property
     def fen_per_point(self) -> int:
@@ -132,6 +143,7 @@ class Rulebook:
             **({} if self.stored_value is None else {"stored_value": self.stored_value.to_wire()}),
             **({"promotions": [p.to_wire() for p in self.promotions]} if self.promotions else {}),
             **({} if self.controls is None else {"controls": self.controls.to_wire()}),
+            **({} if self.gift_cards is None else {"gift_cards": self.gift_cards.to_wire()}),
             **({} if self.settlement == SettlementRule() else {"settlement": self.settlement.to_wire()}),
         }
 
@@ -161,6 +173,7 @@ class Rulebook:
         offset_f = f.optional_table("offset")
         stored_f = f.optional_table("stored_value")
         controls_f = f.optional_table("controls")
+        cards_f = f.optional_table("gift_cards")
         coupons = [CouponDefinition.read(cf) for cf in f.tables("coupons")]
         book = cls(
             version=f.integer("version", minimum=0),
@@ -178,6 +191,7 @@ class Rulebook:
             stored_value=None if stored_f is None else StoredValueRule.read(stored_f),
             promotions=tuple(Promotion.read(pf) for pf in f.tables("promotions", max_items=200)),
             controls=None if controls_f is None else Controls.read(controls_f),
+            gift_cards=None if cards_f is None else GiftCardRule.read(cards_f),
             settlement=SettlementRule.read(f.table("settlement")),
         )
         ids = [p.promotion_id for p in book.promotions]

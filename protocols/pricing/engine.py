@@ -42,17 +42,11 @@ from math import gcd
 
 from protocols.benefits import CouponDefinition
 from protocols.money import FULL_RATE, allocate, apply_rate, format_cny
-from protocols.paid_tiers import PAID_TIER_CATEGORY
 from protocols.pricing.earning import EarningLine, earn, nothing, payments_for
 from protocols.pricing.model import Adjustment, BasketLine, Payment, PricedBasket, PricedLine
 from protocols.pricing.promotions import Goods, bundle_free, next_step, spend_off, units_value
 from protocols.promotions import Promotion
 from protocols.rulebook import MemberEntry, Rulebook
-from protocols.stored_value import TOPUP_SKU
-
-# Sold at face value whatever the rulebook says: stored value and paid tiers take no benefit, not even a
-# promotion for everyone (a 满减 at a fashion till must not take ¥50 off a ¥500 top-up).
-FACE_VALUE = frozenset({TOPUP_SKU, PAID_TIER_CATEGORY})
 
 
 @dataclass
@@ -115,8 +109,7 @@ def price(
     member"), who earns points on what was paid but whose tier did not price
     the basket.
     """
-    excluded = rulebook.excluded_categories | FACE_VALUE
-    state = _State([_Line(b, b.unit_price * b.quantity, b.category not in excluded) for b in lines])
+    state = _State([_Line(b, b.unit_price * b.quantity, b.category not in rulebook.no_benefit) for b in lines])
     _tier(state, member, rulebook, merchant_id)
     _promotions(state, member, rulebook, merchant_id, day, minute, frozenset(promo_codes))
     for coupon in coupons:
