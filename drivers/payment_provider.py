@@ -23,6 +23,7 @@ WALLET_NAMES = {
     "alipay": "Alipay",
     "card": "The bank-card terminal",
     "wallet": "The member wallet",
+    "giftcard": "A gift card",
 }
 BUILTIN: dict[str, str] = {
     "wechatpay": "drivers.wechatpay:WechatPayProvider",

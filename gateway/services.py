@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers.payment_provider import PaymentProvider
 from drivers.supervisor import DeviceSupervisor
 from gateway.config import GatewayConfig
 from gateway.devices.cards import CardRouter
@@ -29,6 +30,7 @@ from gateway.members.points import PointsSpending
 from gateway.ops.health import Check, ledger_checks
 from gateway.ops.metrics import Metrics
 from gateway.payments.desk import PaymentDesk
+from gateway.payments.gift_card import GiftCardProvider
 from gateway.payments.messages import payment_view
 from gateway.payments.refunding import RefundDesk
 from gateway.payments.wallet import MemberWalletProvider
@@ -120,7 +122,12 @@ class Services:
         )
         sync.member_news = refresher.kick_now
         wallet = MemberWalletProvider(term.terminal_id, directory, journal, link, client, config.token_leeway)
-        providers = {"wallet": wallet, **dict(config.payments.providers)}
+        gift_cards = GiftCardProvider(term.terminal_id, directory, link, client)
+        providers: dict[str, PaymentProvider] = {
+            "wallet": wallet,
+            "giftcard": gift_cards,
+            **dict(config.payments.providers),
+        }
         desk = PaymentDesk(providers, journal, hub, limits, deadline=config.payments.deadline, currency=term.currency)
         refund_desk = RefundDesk(desk, journal, hub, config.payments.refund_retry)
         intake = Intake()

@@ -45,9 +45,12 @@ def card_sku(number: str) -> str:
 
 
 def loads(lines: Any) -> list[tuple[str, int]]:
-    """The cards a record's lines load, and how much (a sale: loaded; a refund: taken back)."""
+    """The cards a record's (or a basket's) lines load, and how much (a sale: loaded; a refund: taken back).
+    A load is sold at face value: its money is its net on a record, its price on a basket."""
     return [
-        (x.sku.removeprefix(_SKU), x.net) for x in lines if x.category == GIFT_CARD_CATEGORY and x.sku.startswith(_SKU)
+        (x.sku.removeprefix(_SKU), getattr(x, "net", x.unit_price * x.quantity))
+        for x in lines
+        if x.category == GIFT_CARD_CATEGORY and x.sku.startswith(_SKU)
     ]
 
 

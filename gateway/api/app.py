@@ -20,10 +20,11 @@ from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view
 from gateway.errors import BadRequestError, ConflictError, UnauthorizedError
 from gateway.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.sale import memberships, topups
+from gateway.payments.gift_card import GiftCardProvider
+from gateway.sale import gift_cards, memberships, topups
 from gateway.sale.completion import CompletedSale
 from gateway.services import Services
-from protocols.errors import SchemaError
+from protocols.errors import GatewayError, SchemaError
 from protocols.records import ID_PATTERN, Tender
 
 M = TypeVar("M", bound=msgspec.Struct)
@@ -256,6 +257,35 @@ async def buy_tier(request: web.Request) -> web.Response:
     return _basket_json(svc, basket.basket_id)
 
 
+async def load_gift_card(request: web.Request) -> web.Response:
+    """A line loading a gift card (``gateway/sale/gift_cards.py``): sold or reloaded with the sale."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    body = await _read(request, contract.GiftCardLoad, "gift card")
+    if (body.code is None) == (body.number is None):
+        raise BadRequestError("give the card's code or its number, one of the two")
+    provider = svc.desk.providers["giftcard"]
+    assert isinstance(provider, GiftCardProvider)
+    book = svc.directory.rulebook
+    await gift_cards.load(basket, book, provider, svc.client, svc.link, body.amount, body.code, body.number)
+    return _basket_json(svc, basket.basket_id)
+
+
+async def gift_card_balance(request: web.Request) -> web.Response:
+    """A gift card's balance, state and last day, as the ledger has it (online)."""
+    svc = request.app[SERVICES]
+    body = await _read(request, contract.GiftCardAsked, "gift card")
+    if (body.code is None) == (body.number is None):
+        raise BadRequestError("give the card's code or its number, one of the two")
+    provider = svc.desk.providers["giftcard"]
+    assert isinstance(provider, GiftCardProvider)
+    try:
+        number = provider.number_of(body.code) if body.code is not None else str(body.number)
+    except GatewayError as err:
+        raise ConflictError(f"this is not a gift card of this mall's: {err}") from err
+    return _json(msgspec.convert(await svc.client.gift_card(number), contract.GiftCardView))
+
+
 async def add_coupon(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
@@ -424,6 +454,8 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/members", join)
     app.router.add_post("/v1/baskets/{basket_id}/topup", topup)
     app.router.add_post("/v1/baskets/{basket_id}/tier", buy_tier)
+    app.router.add_post("/v1/baskets/{basket_id}/giftcards", load_gift_card)
+    app.router.add_post("/v1/giftcards/balance", gift_card_balance)
     app.router.add_post("/v1/orders/{order_id}/fulfil", fulfil_order)
     app.router.add_get("/v1/baskets/{basket_id}/wallet", wallet_statement)
     app.router.add_post("/v1/baskets/{basket_id}/coupons", add_coupon)

@@ -98,6 +98,22 @@ class OrderCollection(Request):
     code: Token
 
 
+class GiftCardLoad(Request):
+    """Load a gift card on the basket: its ``code`` (the ``GC1.`` QR on it) or its typed ``number`` (online
+    only), and the ``amount`` in fen."""
+
+    amount: Annotated[int, Meta(ge=1, le=10**9)]
+    code: Token | None = None
+    number: Annotated[str, Meta(pattern="^GC[0-9]{12}$")] | None = None
+
+
+class GiftCardAsked(Request):
+    """A gift card to look up: its ``code`` or its ``number``."""
+
+    code: Token | None = None
+    number: Annotated[str, Meta(pattern="^GC[0-9]{12}$")] | None = None
+
+
 class CouponToken(Request):
     token: Token
 
@@ -267,6 +283,16 @@ class OrderHandedOver(Response):
     quantity: int
     points: int
     state: Literal["placed", "fulfilled", "cancelled"]
+
+
+class GiftCardView(Response):
+    """A gift card as the ledger has it now."""
+
+    number: str
+    state: Literal["stock", "active", "expired"]
+    balance: int
+    available: Annotated[int, Meta(description="what it may still pay: the balance less live holds")]
+    expires_on: str | None
 
 
 class CardBound(Response):

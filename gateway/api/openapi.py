@@ -35,6 +35,9 @@ MODELS: tuple[Any, ...] = (
     c.CouponToken,
     c.PromoCode,
     c.TierPurchase,
+    c.GiftCardLoad,
+    c.GiftCardAsked,
+    c.GiftCardView,
     c.OrderCollection,
     c.OrderHandedOver,
     c.CardToBind,
@@ -207,6 +210,23 @@ DOCUMENT: dict[str, Any] = {
                 parameters=(
                     {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}},
                 ),
+            )
+        },
+        "/v1/baskets/{basket_id}/giftcards": {
+            "post": _op(
+                "loadGiftCard",
+                "load a gift card on the basket (its code, or its typed number online), sold or reloaded with the sale",
+                {**_basket, **_common},
+                body=c.GiftCardLoad,
+                parameters=(_basket_id,),
+            )
+        },
+        "/v1/giftcards/balance": {
+            "post": _op(
+                "giftCardBalance",
+                "a gift card's state, balance and last day at the ledger (online)",
+                {"200": _json(c.GiftCardView, "the card"), **_common},
+                body=c.GiftCardAsked,
             )
         },
         "/v1/baskets/{basket_id}/tier": {

@@ -167,7 +167,8 @@ class LedgerClient:
             return None
         if status == 409 and path == "/v1/cards" and _problem(answer).get("title") == "identifier-owned":
             raise CardBindingRefusedError(str(_problem(answer).get("detail", "refused"))[:300])
-        if status in (404, 409, 422) and path.startswith(("/v1/reservations", "/v1/wallet/", "/v1/cards")):
+        refusable = ("/v1/reservations", "/v1/wallet/", "/v1/cards", "/v1/giftcards/", "/v1/orders/")
+        if status in (404, 409, 422) and path.startswith(refusable):
             raise LedgerRefusedError(str(_problem(answer).get("detail", "refused"))[:300])
         if status in (401, 403):
             raise LedgerAuthError(f"the ledger refused this terminal ({status}): {_detail(answer, reason)}")
@@ -202,6 +203,23 @@ class LedgerClient:
             "/v1/wallet/holds",
             {"member_id": member_id, "amount": amount, "ref": ref, "terminal_id": terminal_id, "code": code},
         )
+
+    async def hold_gift_card(self, number: str, amount: int, ref: str) -> None:
+        """Hold what payment ``ref`` takes from gift card ``number`` (refused: :class:`LedgerRefusedError`, why)."""
+        await self._request("POST", "/v1/giftcards/holds", {"number": number, "amount": amount, "ref": ref})
+
+    async def gift_card(self, number: str) -> dict[str, Any]:
+        """A gift card as the ledger has it: state, balance, what it may still pay, its last day."""
+        data = await self._request("GET", f"/v1/giftcards/{quote(number, safe='')}")
+        problems = Problems("ledger gift card")
+        f = Fields(data, problems)
+        expires = f.optional_text("expires_on", pattern=r"\d{4}-\d{2}-\d{2}")
+        card = _row(f, number=r"GC[0-9]{12}", state=r"stock|active|expired", balance=MAX_FEN, available=MAX_FEN)
+        try:
+            problems.raise_if_any()
+        except SchemaError as err:
+            raise LedgerGarbageError(str(err)) from err
+        return {**card, "expires_on": expires}
 
     async def wallet_hold_state(self, ref: str) -> str:
         """``held``, ``spent`` or ``none``."""

@@ -68,6 +68,8 @@ class PaymentDesk:
             wallet: str | None = "card"
         elif code.startswith("PW1."):
             wallet = "wallet"  # the member's stored value: the same scan identifies them
+        elif code.startswith("GC1."):
+            wallet = "giftcard"  # the code on a gift card
         else:
             wallet = payment_provider(code)
         if wallet is None:

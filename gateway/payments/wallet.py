@@ -13,13 +13,12 @@ since only a sale record ever debits a wallet, nothing is charged either way.
 
 from __future__ import annotations
 
-import contextlib
-
 from gateway.errors import LedgerError, LedgerRefusedError, LedgerUnreachableError
 from gateway.ledger_link.client import LedgerClient
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.directory import MemberDirectory
 from gateway.members.risk import stale_reason
+from gateway.payments.held import held_step
 from offline_queue.journal import TransactionJournal
 from protocols.errors import GatewayError
 from protocols.micropay import Answer, Reply, Step
@@ -49,17 +48,7 @@ class MemberWalletProvider:
     async def call(self, step: Step, ref: str, code: str, amount: int) -> Reply:
         if step is Step.PAY:
             return await self._pay(ref, code, amount)
-        if step is Step.REFUND:  # the refund record's wallet tender credits the wallet when it syncs
-            return Reply(Answer.SUCCESS)
-        if step is Step.QUERY:
-            try:
-                state = await self.client.wallet_hold_state(ref)
-            except LedgerError:
-                return Reply(Answer.UNKNOWN)
-            return Reply(Answer.SUCCESS if state in ("held", "spent") else Answer.NOT_FOUND)
-        with contextlib.suppress(LedgerError):  # not reachable: the hold lapses by itself
-            await self.client.release_wallet(ref)
-        return Reply(Answer.SUCCESS)
+        return await held_step(self.client, step, ref)
 
     async def _pay(self, ref: str, code: str, amount: int) -> Reply:
         try:

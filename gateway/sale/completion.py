@@ -21,7 +21,7 @@ from gateway.events import EventHub, SaleRecorded
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.identify import Identification
 from gateway.members.points import PointsSpending
-from gateway.sale import topups
+from gateway.sale import gift_cards, topups
 from gateway.sale.basket import Basket, BasketState
 from gateway.sale.intake import Intake
 from gateway.sale.pricing import Pricer
@@ -179,6 +179,8 @@ class Completion:
             promo_codes=tuple(basket.promo_codes),
         )
         draft = dataclasses.replace(draft, member_code=basket.member.token_nonce if basket.member else None)
+        for tender in draft.tenders:
+            gift_cards.check_tender(basket, tender.kind)
         if basket.topup is not None:  # stored value sold (``gateway/sale/topups.py``)
             book = self.pricer.rules.rulebook
             for tender in draft.tenders:
@@ -244,6 +246,7 @@ def _tender(p: PaymentIntent) -> Tender:
         d.get("auth"),
         d.get("code"),
         d.get("provider_txn"),
+        d.get("card"),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from gateway.errors import ConflictError
 from gateway.events import BasketChanged, EventHub
 from gateway.members.identify import Identification
-from gateway.sale import topups
+from gateway.sale import gift_cards, topups
 from gateway.sale.basket import Basket
 from gateway.sale.building import Building
 from gateway.sale.intake import Intake
@@ -61,6 +61,7 @@ class Paying:
         self.intake.refuse_if_draining("takes no new payments")
         if basket.topup is not None:  # before anything is asked of a provider
             topups.check_tender(basket, self.pricer.rules.rulebook, self.desk.route(code)[0])
+        gift_cards.check_tender(basket, self.desk.route(code)[0])
         if code is not None and code.startswith("PW1."):
             await self._wallet_member(basket, code)
         priced = self.pricer.price(basket)

@@ -197,3 +197,44 @@ async def test_a_member_black_listed_at_the_ledger_is_refused_at_the_till_within
             await asyncio.sleep(0.1)
         assert refused is not None, "the till still gives the black-listed member their benefits"
         assert "membership is blacklisted" in str(refused.body["detail"])
+
+
+async def test_wangfujing_a_card_bound_stored_value_topped_up_and_spent_and_a_gift_card_sold_and_redeemed(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    issued = json.loads(cli(ledger, "giftcards", "issue", "--count", "1", "--json"))
+    wallet_before = (await ledger.account("M0001"))["wallet"]
+    assert isinstance(wallet_before, int)
+    async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
+        await pos.wait_status(lambda s: bool(s["members_cached"]) and s["ledger"]["online"])
+        # The member's new physical card, bound at the till while they show their code.
+        basket, _ = await member_basket(pos, ledger, "M0001")
+        bound = await pos.call("POST", f"/v1/baskets/{basket}/card", {"number": "8600000777"})
+        assert (bound["bound"], bound["weak"]) == ("now", True)
+        # 充500送50: ¥500 in cash, ¥50 more as a bonus.
+        await pos.call("POST", f"/v1/baskets/{basket}/topup", {"amount": 50_000})
+        await pos.complete(basket, cash=50_000)
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert (await ledger.account("M0001"))["wallet"] == wallet_before + 55_000
+        # A cake paid from the stored value (the bonus spent first).
+        cake, _ = await member_basket(pos, ledger, "M0001")
+        await pos.add_line(cake, sku="6909876543212", name="Cake", category="bakery", unit_price=20_000)
+        paid = await pos.pay(cake, await ledger.wallet_code("M0001"))
+        assert paid["payment"]["state"] == "paid"
+        await pos.complete(cake)
+        # A gift card sold for ¥200 to a friend, who pays part of a basket with it.
+        gift = (await pos.new_basket())["basket_id"]
+        await pos.call("POST", f"/v1/baskets/{gift}/giftcards", {"code": issued["code"], "amount": 20_000})
+        await pos.complete(gift, cash=20_000)
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        friend = (await pos.new_basket())["basket_id"]
+        await pos.add_line(friend, sku="6901234567892", name="Egg tarts", category="bakery", unit_price=25_000)
+        too_much = (await pos.pay(friend, issued["code"]))["payment"]  # the whole ¥250: more than the card holds
+        assert (too_much["state"], "has 20000 fen to spend" in too_much["message"]) == ("declined", True)
+        assert (await pos.pay(friend, issued["code"], amount=20_000))["payment"]["state"] == "paid"
+        await pos.complete(friend, cash=5_000)
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert (await pos.status())["journal"]["quarantined"] == 0
+        assert (await pos.call("POST", "/v1/giftcards/balance", {"code": issued["code"]}))["balance"] == 0
+    assert (await ledger.account("M0001"))["wallet"] == wallet_before + 55_000 - 17_000  # 85 % of ¥200
+    assert "books hold" in cli(ledger, "check")
