@@ -20,9 +20,10 @@ import sys
 import time
 
 from ledger import recheck
+from ledger.gift_cards import Card, holder
 from ledger.holds import Hold
 from protocols.records import TransactionRecord
-from simulators.exactness import Case, check_case, random_case
+from simulators.exactness import GIFT_CARD, Case, check_case, random_case
 
 CHUNK = 2_000
 
@@ -37,19 +38,24 @@ def ledger_refusals(case: Case, sale: TransactionRecord, refunds: list[Transacti
         t.ref: Hold(t.ref, "fen", sale.member_id or "", t.amount, sale.terminal_id, None, "pending", 1e12, None)
         for t in sale.tenders
         if t.kind == "wallet" and t.ref
+    } | {  # a gift card is held on the card, as the till asks online
+        t.ref: Hold(t.ref, "fen", holder(t.card), t.amount, sale.terminal_id, None, "pending", 1e12, None)
+        for t in sale.tenders
+        if t.kind == "giftcard" and t.ref and t.card
     }
+    cards = {GIFT_CARD: Card(GIFT_CARD, "active", 10**12, None)}
     if sale.points_redeemed:  # points spent online are held too
         sale = dataclasses.replace(sale, reservation="r1")
         holds["r1"] = Hold("r1", "points", sale.member_id or "", sale.points_redeemed, sale.terminal_id, sale.txn_id,
                            "pending", 1e12, None)  # fmt: skip
     bad: list[str] = []
     shop = recheck.Shop(None, None)
-    verdict = recheck.check(sale, recheck.Context(shop, lambda v: case.book, member, holds))
+    verdict = recheck.check(sale, recheck.Context(shop, lambda v: case.book, member, holds, cards=cards))
     if verdict.refusal:
         bad.append(f"the ledger would quarantine the sale: {verdict.refusal}")
     for i, refund in enumerate(refunds):
         context = recheck.Context(shop, lambda v: case.book, member, holds, sale=sale, sale_state="applied",
-                                  earlier=refunds[:i])  # fmt: skip
+                                  earlier=refunds[:i], cards=cards)  # fmt: skip
         if (refusal := recheck.check(refund, context).refusal) is not None:
             bad.append(f"the ledger would quarantine refund {i + 1}: {refusal}")
     return bad

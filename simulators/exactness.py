@@ -3,7 +3,7 @@
 One case is a basket (tiers, excluded categories, every promotion kind and
 promo codes, every coupon kind, a points offset, exchange items, every campaign) priced for a member, paid by
 random split tenders (cash with change, the member wallet, scan-to-pay, a
-bank card), recorded as a version 2 sale, then refunded in random partial
+bank card, a gift card), recorded as a version 2 sale, then refunded in random partial
 refunds until nothing is left. :func:`check_case` lists every way the figures
 fail to add up (empty: exact). The property test draws cases with hypothesis
 (``tests/protocols/test_exact_points.py``); ``python -m bench.exactness`` runs
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from protocols.benefits import Campaign, CouponDefinition, EarnRule, OffsetRule
+from protocols.gift_cards import check_digit
 from protocols.money import FULL_RATE
 from protocols.pricing import BasketLine, Payment, PricedBasket, PricedLine, price, with_earning
 from protocols.pricing.earning import payments_of
@@ -28,6 +29,7 @@ from protocols.refunds import plan_refund, tenders_given_back
 from protocols.rulebook import MemberEntry, Rulebook, Tier
 
 CATEGORIES = ("bakery", "hamper", "luxury", "food", "gift-card")
+GIFT_CARD = "GC" + "12345678901" + check_digit("12345678901")  # a card the cases pay with
 SKUS = ("TART", "ROLL", "KNIFE", "HAMPER", "CARD")
 
 
@@ -130,7 +132,8 @@ def random_case(rng: random.Random) -> Case:
         for i in range(1, n + 1)
     )
     member = rng.choice([None, MemberEntry("M1", "classic"), MemberEntry("M2", "supreme")])
-    methods = ["cash", "wallet", "wechat", "card"] if member else ["cash", "wechat", "card"]  # stored value: a member's
+    # Stored value is a member's; a gift card anyone's.
+    methods = ["cash", "wallet", "wechat", "card", "giftcard"] if member else ["cash", "wechat", "card", "giftcard"]
     kinds = tuple(rng.choice(methods) for _ in range(rng.randint(1, 3)))
     return Case(
         book=book,
@@ -152,7 +155,12 @@ def tenders_for(case: Case, due: int) -> tuple[list[Tender], int]:
     """The bill split over the case's tenders; cash last may be over-paid (change)."""
     points = [0, *(int(due * c) for c in case.cuts), due]
     tenders = [
-        Tender(kind, points[i + 1] - points[i], None if kind == "cash" else f"P-{i}")
+        Tender(
+            kind,
+            points[i + 1] - points[i],
+            None if kind == "cash" else f"P-{i}",
+            card=GIFT_CARD if kind == "giftcard" else None,
+        )
         for i, kind in enumerate(case.tender_kinds)
     ]
     tenders = [t for t in tenders if t.amount] or [Tender("cash", 0)]
