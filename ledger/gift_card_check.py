@@ -33,7 +33,10 @@ def gift_card_refusal(
     loaded_before: int,
     made_lately: Callable[[], str | None],
     sale: TransactionRecord | None,
+    unheld: Mapping[str, int] | None = None,
 ) -> str | None:
+    """Why the record's gift card loads or tenders cannot be believed, or None. ``unheld``: per card, what its
+    terminal spent from it with no hold in records the ledger had not received when this one was made."""
     day = business_day(r.created_at, book.zone)
     for number, amount in loads(r.lines):
         if why := _load(r, book, cards.get(number), number, amount, day, loaded_before, made_lately):
@@ -47,7 +50,8 @@ def gift_card_refusal(
             if (t.card, t.ref) not in paid_with:
                 return f"it gives {t.amount} fen back to gift card {t.card}, which did not pay its sale"
             continue
-        if why := _spend(r, book, cards.get(t.card), t.card, t.amount, t.ref, holds, day):
+        earlier = (unheld or {}).get(t.card, 0)
+        if why := _spend(r, book, cards.get(t.card), t.card, t.amount, t.ref, holds, day, earlier):
             return why
     return None
 
@@ -90,6 +94,7 @@ def _spend(
     ref: str | None,
     holds: Mapping[str, Hold],
     day: date,
+    earlier: int,
 ) -> str | None:
     if card is None:
         return f"it pays with gift card {number}, which this ledger never issued"
@@ -109,5 +114,10 @@ def _spend(
         return (
             f"it takes {amount} fen from gift card {number} with no hold: the offline limit is "
             f"{book.risk.max_wallet_per_sale} fen a sale"
+        )
+    if earlier + amount > book.risk.max_member_wallet:
+        return (
+            f"with no hold, terminal {r.terminal_id} had taken {earlier} fen from gift card {number} in sales not "
+            f"yet synced: {amount} more is past the offline limit of {book.risk.max_member_wallet} fen"
         )
     return None

@@ -38,7 +38,7 @@ from protocols.business_day import business_day, business_year, day_bounds, pars
 from protocols.gift_cards import loads
 from protocols.money import format_cny
 from protocols.paid_tiers import tier_sold
-from protocols.records import TransactionRecord
+from protocols.records import Tender, TransactionRecord
 from protocols.sync import SyncReply, SyncResult
 
 log = structlog.get_logger("posgw.ledger.ingest")
@@ -363,9 +363,13 @@ class Plan:
         await self._load_controls(tx, records)
         await self._load_cards(tx, records)
         spending = [self.resolved(r) for r in records if r.member_id and r.kind == "sale" and _spends(r)]
-        pairs = sorted({(r.terminal_id, str(r.member_id)) for r in spending})
+        paying_cards = [r for r in records if r.kind == "sale" and _card_tenders(r)]
+        pairs = sorted(
+            {(r.terminal_id, str(r.member_id)) for r in spending}
+            | {(r.terminal_id, gift_cards.holder(card)) for r in paying_cards for card, _ in _card_tenders(r)}
+        )
         if pairs:
-            since = min(_seconds(r.created_at) for r in spending) - 7 * 86_400
+            since = min(_seconds(r.created_at) for r in [*spending, *paying_cards]) - 7 * 86_400
             where = " OR ".join(f"(terminal_id = ${2 * i + 2} AND member_id = ${2 * i + 3})" for i in range(len(pairs)))
             for t, m, unit, amount, made, received in await tx.all(
                 "SELECT terminal_id, member_id, unit, amount, made_at, received_at FROM unheld_spends "  # noqa: S608
@@ -472,6 +476,16 @@ class Plan:
             point_sales=sum(1 for s in mine if s.unit == "points"),
             fen=sum(s.amount for s in mine if s.unit == "fen"),
         )
+        cards_unheld = {
+            card: sum(
+                s.amount
+                for s in self.unheld
+                if s.terminal_id == r.terminal_id
+                and s.member_id == gift_cards.holder(card)
+                and s.made <= made < s.received
+            )
+            for card, _ in _card_tenders(r)
+        }
         topped_up = 0
         if r.kind == "topup" and (book := self.shelf.get(r.rulebook_version)) is not None:
             topped_up = self.topups.get((r.terminal_id, business_day(r.created_at, book.zone).isoformat()), 0)
@@ -489,6 +503,7 @@ class Plan:
             tiers_sold = self.paid.sold_before(r.terminal_id, business_day(r.created_at, book.zone), tier)
         return recheck.Context(
             cards=cards,
+            cards_unheld=cards_unheld,
             cards_loaded=cards_loaded,
             tiers_sold=tiers_sold,
             topped_up=topped_up,
@@ -588,6 +603,16 @@ class Plan:
                 conflicts.append(f"gift card {t.card} overdrawn by {format_cny(shortfall)} (spent twice offline?)")
             if sign > 0 and t.ref in self.holds:
                 self._post(t.ref, r.txn_id)
+            elif sign > 0:  # spent with no hold: the offline limits count it, per card and till
+                spend = Spend(
+                    r.terminal_id,
+                    gift_cards.holder(t.card),
+                    "fen",
+                    t.amount,
+                    _seconds(r.created_at),
+                    self.now.timestamp(),
+                )
+                self.unheld.append(spend)
         return conflicts
 
     def _controlled(self, r: TransactionRecord) -> TransactionRecord:
@@ -827,3 +852,8 @@ async def redeem(tx: Tx, r: TransactionRecord, instance: str) -> str | None:
     )
     revoked = await tx.one("SELECT 1 FROM revoked_coupons WHERE instance = $1", instance)
     return f"coupon {instance} was redeemed after the mall revoked it" if revoked else None
+
+
+def _card_tenders(r: TransactionRecord) -> list[tuple[str, Tender]]:
+    """The gift card tenders of a record, each with the card it names."""
+    return [(t.card, t) for t in r.tenders if t.kind == "giftcard" and t.card]

@@ -104,6 +104,7 @@ class Context:
     tiers_sold: int = 0  # a paid tier: how many of it its terminal sold on its business day before it
     cards: dict[str, Card] = field(default_factory=dict)  # the gift cards the record loads or spends
     cards_loaded: int = 0  # what its terminal loaded onto gift cards on its business day before it (fen)
+    cards_unheld: dict[str, int] = field(default_factory=dict)  # card -> spent at its terminal with no hold, unseen
     received: float = 0.0  # when the ledger received the record (Unix seconds)
 
 
@@ -142,7 +143,7 @@ def _gift_cards(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | Non
     def made_lately() -> str | None:
         return _made_lately(r, ctx, book, "loads gift cards")
 
-    return gift_card_refusal(r, book, ctx.cards, ctx.holds, ctx.cards_loaded, made_lately, ctx.sale)
+    return gift_card_refusal(r, book, ctx.cards, ctx.holds, ctx.cards_loaded, made_lately, ctx.sale, ctx.cards_unheld)
 
 
 def _shop(r: TransactionRecord, ctx: Context) -> str | None:

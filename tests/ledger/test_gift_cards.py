@@ -140,3 +140,23 @@ async def test_a_till_loads_no_more_in_a_day_than_its_cap(ledger: LedgerHandle, 
     accepted = cap // 500_000
     assert [r.status for r in results] == ["accepted"] * accepted + ["quarantined"] * (5 - accepted), results
     assert "daily cap" in (results[-1].reason or "")
+
+
+async def test_a_till_cannot_drain_a_card_it_knows_the_number_of_by_many_small_offline_sales(
+    ledger: LedgerHandle, till: TestTerminal
+) -> None:
+    """A record names a card by its number alone: with no hold, what one till takes from a card in sales the
+    ledger has not seen is bounded as a member wallet's is (demo: ¥300 a sale, ¥500 in all)."""
+    book = await ledger.rulebook()
+    (number,) = [json.loads(x)["number"] for x in cli(ledger, "giftcards", "issue", "--json").splitlines()]
+    assert (await till.send(sale(book, [load_line(number, 500_000)], [Tender("cash", 500_000)])))[
+        0
+    ].status == "accepted"
+    takes = [
+        sale(book, [CAKE], [Tender("giftcard", fen, f"gc-drain-{i}", card=number), Tender("cash", 30_000 - fen)])
+        for i, fen in enumerate((30_000, 20_000, 10_000))
+    ]
+    results = await till.send(*takes)
+    assert [r.status for r in results] == ["accepted", "accepted", "quarantined"], results
+    assert "past the offline limit of 50000 fen" in (results[2].reason or "")
+    assert (await card(ledger, till, number))["balance"] == 500_000 - 50_000
