@@ -67,10 +67,10 @@ async def fulfil_order(request: web.Request) -> web.Response:
     read = await shown(request, "order fulfilment")
     if isinstance(read, web.Response):
         return read
-    member_id, _, _ = read
-    till, zone = me(request).name, svc.rulebook.zone
+    member_id, claims, _ = read
+    till, zone, code = me(request).name, svc.rulebook.zone, f"{claims.kid}:{claims.nonce}"
     try:
-        order = await svc.store.db.write(lambda tx: points_mall.fulfil(tx, order_id, member_id, till, zone))
+        order = await svc.store.db.write(lambda tx: points_mall.fulfil(tx, order_id, member_id, till, zone, code))
     except PointsMallError as err:
         return _refused(err)
     if svc.notices is not None:  # the member's balance changed: terminals fetch the delta now

@@ -128,9 +128,15 @@ async def orders_of(tx: Tx, member_id: str) -> list[dict[str, Any]]:
     return [dict(zip(_ORDER, row, strict=True)) for row in rows]
 
 
-async def fulfil(tx: Tx, order_id: str, member_id: str, terminal_id: str, zone: str) -> dict[str, Any]:
-    """The member collects the order at ``terminal_id``'s desk: the held points are taken; the order."""
+async def fulfil(tx: Tx, order_id: str, member_id: str, terminal_id: str, zone: str, code: str) -> dict[str, Any]:
+    """The member collects the order at ``terminal_id``'s desk, showing their code (its ``kid:nonce``: one code
+    hands over one order, so a till that once saw it cannot collect the member's other orders); the held
+    points are taken; the order."""
     order = await _placed(tx, order_id, member_id)
+    if earlier := await holds.use_code(tx, f"order:{code}", member_id, terminal_id, order_id, None, time.time()):
+        raise PointsMallError(
+            f"this member code already handed over an order ({earlier}): ask for a fresh code", "code-used"
+        )
     hold = await holds.get(tx, f"order:{order_id}")
     if hold is None or hold.state != "pending" or hold.expires_at < time.time():
         raise PointsMallError(f"order {order_id} has lapsed: its points are no longer held; the member orders again")

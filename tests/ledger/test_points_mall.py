@@ -97,3 +97,18 @@ async def test_an_operator_cancels_an_order_and_withdraws_an_item(ledger: Ledger
     status, refused = await app(ledger, "POST", "/v1/members/M0002/orders", {"item_id": "BAG"})
     assert (status, refused["title"]) == (409, "out-of-stock")
     assert "order-cancelled" in cli(ledger, "audit")
+
+
+async def test_one_code_hands_over_one_order(ledger: LedgerHandle, desk: TestTerminal) -> None:
+    """A till that once saw a member's code cannot collect the member's other orders with it."""
+    cli(ledger, "catalogue", "add", "PEN", "--name", "Pen", "--points", "5", "--stock", "3")
+    cli(ledger, "member", "adjust", "M0001", "--points", "10", "--reason", "test")
+    orders = [(await app(ledger, "POST", "/v1/members/M0001/orders", {"item_id": "PEN"}))[1] for _ in range(2)]
+    code = await ledger.member_qr("M0001")
+    first = {"member_id": "M0001", "code": code}
+    assert (await desk.call("POST", f"/v1/orders/{orders[0]['order_id']}/fulfil", first))[0] == 200
+    status, reused = await desk.call("POST", f"/v1/orders/{orders[1]['order_id']}/fulfil", first)
+    assert (status, reused["title"]) == (409, "code-used")
+    assert "already handed over an order" in reused["detail"]
+    fresh = {"member_id": "M0001", "code": await ledger.member_qr("M0001")}
+    assert (await desk.call("POST", f"/v1/orders/{orders[1]['order_id']}/fulfil", fresh))[0] == 200
