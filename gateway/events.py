@@ -158,6 +158,8 @@ class BasketChanged(Event):
     tier: str | None = field(default=None, metadata=SENT_WHEN_SET)
     coupon: str | None = field(default=None, metadata=SENT_WHEN_SET)
     promotion: str | None = field(default=None, metadata=SENT_WHEN_SET)  # a promo code unlocked it
+    # A correction: what was taken off or changed ("line 3", "line 3 quantity 2", "member", "coupon C-…").
+    corrected: str | None = field(default=None, metadata=SENT_WHEN_SET)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,6 +52,11 @@ class PosClient:
             return err.body
         raise AssertionError(f"{method} {path} was not refused")
 
+    async def refusal(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
+        """A call expected to be refused: its status and the reason given."""
+        problem = await self.call_problem(method, path, body)
+        return int(problem["status"]), str(problem["detail"])
+
     async def status(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.call("GET", "/v1/status")
         return result

@@ -140,6 +140,46 @@ async def get_basket(request: web.Request) -> web.Response:
     return _basket_json(request.app[SERVICES], request.match_info["basket_id"])
 
 
+def _line_id(request: web.Request) -> int:
+    text = request.match_info["line_id"]
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        raise BadRequestError(f"{text[:16]!r} is not a line number")
+    return int(text)
+
+
+async def remove_line(request: web.Request) -> web.Response:
+    """Take a line off the basket (while no payment is held; after, 409 with the reason)."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    svc.building.remove_line(basket, _line_id(request))
+    return _basket_json(svc, basket.basket_id)
+
+
+async def change_line(request: web.Request) -> web.Response:
+    """Correct a line's quantity (while no payment is held)."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    body = await _read(request, contract.QuantityChange, "quantity")
+    svc.building.change_quantity(basket, _line_id(request), body.quantity)
+    return _basket_json(svc, basket.basket_id)
+
+
+async def detach_member(request: web.Request) -> web.Response:
+    """Take the member off the basket (the wrong customer was attached): their coupons and points go with them."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    svc.building.detach_member(basket)
+    return _basket_json(svc, basket.basket_id)
+
+
+async def drop_coupon(request: web.Request) -> web.Response:
+    """Take a coupon off the basket: the customer keeps it (nothing was redeemed)."""
+    svc = request.app[SERVICES]
+    basket = svc.baskets.get(request.match_info["basket_id"])
+    svc.building.drop_coupon(basket, request.match_info["coupon_id"][:64])
+    return _basket_json(svc, basket.basket_id)
+
+
 async def add_line(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
@@ -448,6 +488,10 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_get("/v1/baskets/{basket_id}", get_basket)
     app.router.add_post("/v1/baskets/{basket_id}/price", get_basket)
     app.router.add_post("/v1/baskets/{basket_id}/lines", add_line)
+    app.router.add_delete("/v1/baskets/{basket_id}/lines/{line_id}", remove_line)
+    app.router.add_patch("/v1/baskets/{basket_id}/lines/{line_id}", change_line)
+    app.router.add_delete("/v1/baskets/{basket_id}/member", detach_member)
+    app.router.add_delete("/v1/baskets/{basket_id}/coupons/{coupon_id}", drop_coupon)
     app.router.add_post("/v1/baskets/{basket_id}/member", attach_member)
     app.router.add_post("/v1/baskets/{basket_id}/card", bind_card)
     app.router.add_post("/v1/baskets/{basket_id}/join", join_at_basket)

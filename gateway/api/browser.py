@@ -34,7 +34,7 @@ from gateway.config import ApiConfig
 TICKET_SECONDS = 30.0
 MAX_TICKETS = 64  # outstanding at once; the oldest goes first
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-ALLOW_METHODS = "GET, POST, OPTIONS"
+ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 
 

@@ -54,6 +54,12 @@ class NewLine(Request):
     quantity: Quantity = 1
 
 
+class QuantityChange(Request):
+    """A line's quantity, corrected."""
+
+    quantity: Quantity
+
+
 class MemberIdentification(Request):
     """Exactly one of ``token`` (a member code the customer shows) or ``phone`` (typed by the cashier)."""
 

@@ -34,6 +34,7 @@ MODELS: tuple[Any, ...] = (
     c.MemberIdentification,
     c.CouponToken,
     c.PromoCode,
+    c.QuantityChange,
     c.TierPurchase,
     c.GiftCardLoad,
     c.GiftCardAsked,
@@ -57,6 +58,9 @@ _REFS, SCHEMAS = msgspec.json.schema_components(MODELS, ref_template="#/componen
 REF = dict(zip(MODELS, _REFS, strict=True))
 
 _basket_id = {"name": "basket_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+_line_param = {
+    "name": "line_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 999_999}
+}  # fmt: skip
 _key = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -143,6 +147,37 @@ DOCUMENT: dict[str, Any] = {
                 parameters=(_basket_id,),
             )
         },
+        "/v1/baskets/{basket_id}/lines/{line_id}": {
+            "delete": _op(
+                "removeLine",
+                "take a line off (while no payment is held: after, 409 with the reason)",
+                {**_basket, **_common},
+                parameters=(_basket_id, _line_param),
+            ),
+            "patch": _op(
+                "changeLine",
+                "correct a line's quantity (while no payment is held)",
+                {**_basket, **_common},
+                body=c.QuantityChange,
+                parameters=(_basket_id, _line_param),
+            ),
+        },
+        "/v1/baskets/{basket_id}/coupons/{coupon_id}": {
+            "delete": _op(
+                "dropCoupon",
+                "take a coupon off: the customer keeps it, nothing was redeemed",
+                {**_basket, **_common},
+                parameters=(
+                    _basket_id,
+                    {
+                        "name": "coupon_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 64},
+                    },
+                ),
+            )
+        },
         "/v1/baskets/{basket_id}/member": {
             "post": _op(
                 "identifyMember",
@@ -150,7 +185,13 @@ DOCUMENT: dict[str, Any] = {
                 {**_basket, **_common},
                 body=c.MemberIdentification,
                 parameters=(_basket_id,),
-            )
+            ),
+            "delete": _op(
+                "detachMember",
+                "take the member off (the wrong customer): their coupons and points go with them",
+                {**_basket, **_common},
+                parameters=(_basket_id,),
+            ),
         },
         "/v1/baskets/{basket_id}/card": {
             "post": _op(

@@ -12,6 +12,7 @@ only while open and no payment is held against it; it is ``cancel``led or
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import time
 import uuid
@@ -21,6 +22,7 @@ from gateway.errors import ConflictError, NotFoundError
 from gateway.members.coupons import HeldCoupon, hold
 from gateway.members.match import MemberMatch
 from offline_queue.payments import PaymentIntent
+from protocols.gift_cards import GIFT_CARD_CATEGORY
 from protocols.micropay import Outcome
 from protocols.paid_tiers import PAID_TIER_CATEGORY, tier_sku
 from protocols.pricing import PricedBasket
@@ -50,6 +52,7 @@ class Basket:
     coupons: list[HeldCoupon] = field(default_factory=list)
     points_to_redeem: int = 0
     promo_codes: list[str] = field(default_factory=list)  # as the rulebook spells them
+    lines_given: int = 0  # line ids handed out so far: a removed line's id is never given again
     points_available: int = 0  # the member's balance as this terminal knows it, when points were asked for
     payments: list[PaymentIntent] = field(default_factory=list)  # scan-to-pay attempts, newest last
     frozen: PricedBasket | None = None  # the price payments were taken against
@@ -82,9 +85,53 @@ class Basket:
         self.require_goods()
         if len(self.lines) >= MAX_LINES:
             raise ConflictError(f"a basket holds at most {MAX_LINES} lines")
-        line = BasketLine(len(self.lines) + 1, sku, name, category, quantity, unit_price)
+        # Line ids stay what the till was told: a removed line's id is never given again.
+        self.lines_given = max(self.lines_given, len(self.lines)) + 1
+        line = BasketLine(self.lines_given, sku, name, category, quantity, unit_price)
         self.lines.append(line)
         return line
+
+    def line(self, line_id: int) -> BasketLine:
+        found = next((x for x in self.lines if x.line_id == line_id), None)
+        if found is None:
+            raise NotFoundError(f"basket {self.basket_id} has no line {line_id}")
+        return found
+
+    def remove_line(self, line_id: int) -> BasketLine:
+        """Take a line off (while no payment is held): the cashier rang it up by mistake."""
+        self.require_open()
+        self.require_goods()
+        line = self.line(line_id)
+        self.lines.remove(line)
+        return line
+
+    def change_quantity(self, line_id: int, quantity: int) -> BasketLine:
+        """A line's quantity corrected (while no payment is held); a gift card load is one card, quantity 1."""
+        self.require_open()
+        self.require_goods()
+        line = self.line(line_id)
+        if line.category == GIFT_CARD_CATEGORY:
+            raise ConflictError("a gift card load is one card: remove the line and load the card again")
+        changed = dataclasses.replace(line, quantity=quantity)
+        self.lines[self.lines.index(line)] = changed
+        return changed
+
+    def detach(self) -> None:
+        """The member taken off (the wrong customer attached): their coupons and points go with them."""
+        self.require_open()
+        if self.member is None:
+            raise ConflictError("no member is attached to this basket")
+        if self.topup is not None or self.membership is not None:
+            raise ConflictError("a top-up or a paid tier is sold to its member: cancel the basket instead")
+        self.member, self.coupons, self.points_to_redeem, self.points_available = None, [], 0, 0
+
+    def drop_coupon(self, coupon_id: str) -> None:
+        """A coupon taken off: the customer keeps it for another day (nothing was redeemed)."""
+        self.require_open()
+        kept = [c for c in self.coupons if c.definition.coupon_id != coupon_id]
+        if len(kept) == len(self.coupons):
+            raise NotFoundError(f"no coupon {coupon_id} is held on this basket")
+        self.coupons = kept
 
     def require_goods(self) -> None:
         """Goods, coupons and points belong to a sale: a top-up or a paid tier is sold on its own."""

@@ -57,6 +57,26 @@ class Building:
         self.hub.publish(BasketChanged(basket_id=basket.basket_id, lines=len(basket.lines)))
         return line
 
+    def remove_line(self, basket: Basket, line_id: int) -> None:
+        basket.remove_line(line_id)
+        self.hub.publish(
+            BasketChanged(basket_id=basket.basket_id, lines=len(basket.lines), corrected=f"line {line_id}")
+        )
+
+    def change_quantity(self, basket: Basket, line_id: int, quantity: int) -> BasketLine:
+        line = basket.change_quantity(line_id, quantity)
+        corrected = f"line {line_id} quantity {quantity}"
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, lines=len(basket.lines), corrected=corrected))
+        return line
+
+    def detach_member(self, basket: Basket) -> None:
+        basket.detach()
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, corrected="member"))
+
+    def drop_coupon(self, basket: Basket, coupon_id: str) -> None:
+        basket.drop_coupon(coupon_id)
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, corrected=f"coupon {coupon_id}"))
+
     def attach_member(self, basket: Basket, match: MemberMatch) -> None:
         basket.attach(match)
         self.hub.publish(

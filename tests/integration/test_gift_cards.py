@@ -8,19 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from simulators.pos_client import ApiProblemError, PosClient
+from simulators.pos_client import ApiProblemError
 from tests.harness import LedgerHandle, gateway_config, ledger_cli, running_gateway
 from tests.integration.test_checkout import online_with_rules
 
 pytestmark = [pytest.mark.ledger]
 
+
 CAKE = {"sku": "6909876543212", "name": "Birthday cake", "category": "bakery", "quantity": 1, "unit_price": 30_000}
-
-
-async def problem(pos: PosClient, method: str, path: str, body: object = None) -> tuple[int, str]:
-    with pytest.raises(ApiProblemError) as caught:
-        await pos.call(method, path, body)
-    return caught.value.status, str(caught.value.body["detail"])
 
 
 async def test_a_gift_card_sold_asked_about_paid_with_and_given_back(
@@ -32,7 +27,7 @@ async def test_a_gift_card_sold_asked_about_paid_with_and_given_back(
     async with running_gateway(gateway_config(tmp_path / "gw", ledger.url, tokens)) as (_gw, pos):
         await pos.wait_status(online_with_rules)
         sold = (await pos.new_basket())["basket_id"]
-        status, why = await problem(pos, "POST", f"/v1/baskets/{sold}/giftcards", {"code": card["code"], "amount": 100})
+        status, why = await pos.refusal("POST", f"/v1/baskets/{sold}/giftcards", {"code": card["code"], "amount": 100})
         assert (status, "a load is 5000 to 500000 fen" in why) == (409, True)
         view = await pos.call("POST", f"/v1/baskets/{sold}/giftcards", {"code": card["code"], "amount": 50_000})
         (line,) = view["lines"]
