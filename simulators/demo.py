@@ -32,6 +32,7 @@ from simulators.processes import (
     gateway_proc,
     issuer_key,
     ledger_proc,
+    stable_port,
     wallets_table,
 )
 from simulators.provider_keys import Credentials, make_credentials
@@ -185,7 +186,7 @@ async def run_demo(repo: Path) -> int:
     demo_dir = repo / ".demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     demo_dir.mkdir()
-    api_port, ledger_port = free_port(), free_port()
+    api_port, ledger_port = free_port(), stable_port()  # the ledger stops and starts again on its port
     tokens = [secrets.token_urlsafe(24) for _ in range(3)]
     env = demo_env(*tokens)
     ledger_url = f"http://127.0.0.1:{ledger_port}"

@@ -25,7 +25,7 @@ from pathlib import Path
 from simulators.chaos import Attempt, ChaosReport, _complete, _judge, _ledger_records, _producer
 from simulators.ledger_proxy import LedgerProxy
 from simulators.pos_client import PosClient
-from simulators.processes import demo_env, enrol_gateway, free_port, gateway_proc, ledger_proc, write_gateway_config
+from simulators.processes import demo_env, enrol_gateway, gateway_proc, ledger_proc, stable_port, write_gateway_config
 from simulators.scanner import PtyScanner
 
 FAULTS = ("relay", "garbage", "hang", "fake-accept", "replay")
@@ -35,7 +35,7 @@ class Broker:
     """A mosquitto of this run's own on loopback, to kill and start again."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
+        self.port = stable_port()  # the broker may be restarted on its port
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -76,7 +76,7 @@ async def run_network_chaos(
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     tokens = {name: secrets.token_urlsafe(24) for name in ("api", "operator", "app")}
     env = demo_env(tokens["api"], tokens["operator"], tokens["app"])
-    ledger_port, api_port = free_port(), free_port()
+    ledger_port, api_port = stable_port(), stable_port()  # both come back on their port after a kill
     ledger = ledger_proc(workdir / "ledger", ledger_port, env, workdir / "ledger.log")
     proxy = LedgerProxy(f"http://127.0.0.1:{ledger_port}")
     broker = Broker(workdir)

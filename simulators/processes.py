@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -34,6 +35,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def stable_port() -> int:
+    """A free port below the kernel's ephemeral range, for a service restarted on the same port (a stack killed
+    and started again): while it is down, no other process's ``free_port`` (port 0) can be given it. Found when
+    a chaos run's till, killed, came back to find another test's ledger on its port."""
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(low, 10_001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 # Every child this process started and has not stopped: a test session stops what its tests left (by pid).
@@ -283,7 +309,7 @@ class Stack:
     def create(cls, workdir: Path, *, card_reader: bool = False, extra_config: str = "") -> Stack:
         tokens = {name: secrets.token_urlsafe(24) for name in ("api", "operator", "app")}
         env = demo_env(tokens["api"], tokens["operator"], tokens["app"])
-        ledger_port, api_port = free_port(), free_port()
+        ledger_port, api_port = stable_port(), stable_port()  # both come back on their port after a kill
         scanner = PtyScanner(workdir / "scanner")
         scanner.plug()
         config = write_gateway_config(

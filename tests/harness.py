@@ -37,7 +37,7 @@ from protocols.sync import SyncReply, SyncResult, batch_to_wire
 from simulators import fleet
 from simulators.ledger_session import SignedSession, enrol
 from simulators.pos_client import PosClient
-from simulators.processes import Proc, demo_env, free_port, ledger_proc
+from simulators.processes import Proc, demo_env, ledger_proc, stable_port
 from simulators.provider_keys import alipay_options, wechatpay_options
 from simulators.wallet_sims import Wallets
 
@@ -78,7 +78,7 @@ class LedgerHandle:
         env: dict[str, str] | None = None,
         tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = stable_port()  # the tests stop and start it again on this port
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.tokens = tokens
         self.data_dir = data_dir
