@@ -12,11 +12,10 @@ record ever debits a card).
 
 from __future__ import annotations
 
-from gateway.errors import LedgerError, LedgerRefusedError, LedgerUnreachableError
 from gateway.ledger_link.client import LedgerClient
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.directory import MemberDirectory
-from gateway.payments.held import held_step
+from gateway.payments.held import held_step, hold_online
 from protocols.errors import GatewayError
 from protocols.gift_cards import GIFT_CARD_PREFIX
 from protocols.micropay import Answer, Reply, Step
@@ -49,17 +48,11 @@ class GiftCardProvider:
         except GatewayError as err:
             return Reply(Answer.FAILED, {"reason": f"this is not a card of this mall's: {err}"})
         detail = {"card": number}
-        if self.link.online:
-            try:
-                await self.client.hold_gift_card(number, amount, ref)
-            except LedgerRefusedError as err:
-                return Reply(Answer.FAILED, {**detail, "reason": f"the gift card cannot pay this: {err}"})
-            except LedgerUnreachableError as err:
-                self.link.set_online(False, str(err))  # nothing left: the offline rule decides below
-            except LedgerError:
-                return Reply(Answer.UNKNOWN, detail)  # the hold may have been made: ask
-            else:
-                return Reply(Answer.SUCCESS, detail)
+        held = await hold_online(
+            self.link, lambda: self.client.hold_gift_card(number, amount, ref), detail, "the gift card"
+        )
+        if held is not None:
+            return held
         limit = self.directory.rulebook.risk.max_wallet_per_sale
         if amount > limit:
             reason = f"offline, at most {format_cny(limit)} may be paid from a gift card on one sale"

@@ -13,12 +13,11 @@ since only a sale record ever debits a wallet, nothing is charged either way.
 
 from __future__ import annotations
 
-from gateway.errors import LedgerError, LedgerRefusedError, LedgerUnreachableError
 from gateway.ledger_link.client import LedgerClient
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.directory import MemberDirectory
 from gateway.members.risk import stale_reason
-from gateway.payments.held import held_step
+from gateway.payments.held import held_step, hold_online
 from offline_queue.journal import TransactionJournal
 from protocols.errors import GatewayError
 from protocols.micropay import Answer, Reply, Step
@@ -65,17 +64,14 @@ class MemberWalletProvider:
                 Answer.FAILED, {"reason": f"this wallet code was already used for {used}: ask for a fresh one"}
             )
         detail = {"member_id": member.member_id, "code": nonce}
-        if self.link.online:
-            try:
-                await self.client.hold_wallet(member.member_id, amount, ref, self.terminal_id, code)
-            except LedgerRefusedError as err:
-                return Reply(Answer.FAILED, {**detail, "reason": f"the wallet cannot pay this: {err}"})
-            except LedgerUnreachableError as err:
-                self.link.set_online(False, str(err))  # nothing left: the offline rules decide below
-            except LedgerError:
-                return Reply(Answer.UNKNOWN, detail)  # the hold may have been made: ask
-            else:
-                return Reply(Answer.SUCCESS, detail)
+        held = await hold_online(
+            self.link,
+            lambda: self.client.hold_wallet(member.member_id, amount, ref, self.terminal_id, code),
+            detail,
+            "the wallet",
+        )
+        if held is not None:
+            return held
         if refusal := await self._offline_refusal(member, amount):
             return Reply(Answer.FAILED, {**detail, "reason": refusal})
         return Reply(Answer.SUCCESS, {**detail, "offline": "1"})

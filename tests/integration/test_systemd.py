@@ -80,6 +80,8 @@ def test_the_unit_file_passes_systemds_own_check(tmp_path: Path) -> None:
         "posgw-ledger-wallet-expiry.timer",
         "posgw-ledger-tier-lapse.service",
         "posgw-ledger-tier-lapse.timer",
+        "posgw-ledger-giftcard-expiry.service",
+        "posgw-ledger-giftcard-expiry.timer",
     ],
 )
 def test_the_ledgers_units_pass_systemds_own_check(tmp_path: Path, name: str) -> None:
