@@ -52,6 +52,7 @@ class Gateway:
         svc = self.services
         await svc.journal.open()
         await svc.joining.restore()  # customers enrolled here are members here, before the first sale
+        await svc.shifts.restore()  # the shift open when the daemon stopped is open still
         # Payments a previous run left open: listed before the till can take new ones,
         # settled in the background (querying a provider may take its deadline).
         leftovers = await svc.journal.payments.open_payments()

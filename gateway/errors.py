@@ -155,3 +155,37 @@ class StateDirError(StartupError):
 
     code = "state-dir"
     exit_code = 73  # EX_CANTCREAT
+
+
+class CashierRequiredError(FinalError):
+    """The till holds the mall's staff list and nobody is signed in (or the one signed in may not do this)."""
+
+    code = "cashier-required"
+
+
+class PinRefusedError(FinalError):
+    """A staff id and PIN that do not match (how many tries are left is said)."""
+
+    code = "pin-refused"
+
+
+class PinLockedError(FinalError):
+    """Too many wrong PINs: this staff id (or the till's PIN entry) is locked for a while."""
+
+    code = "pin-locked"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ApprovalRequiredError(FinalError):
+    """The act needs a supervisor's approval (their staff id and PIN), and none, or not a supervisor's, came."""
+
+    code = "approval-required"
+
+
+class ShiftRequiredError(ConflictError):
+    """No shift is open on this till (sales need one), or one is open where none may be."""
+
+    code = "shift-required"

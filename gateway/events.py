@@ -221,6 +221,26 @@ class RefundRecorded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CashierChanged(Event):
+    """A cashier signed in (``staff_id`` and ``role``) or out (``staff_id`` null)."""
+
+    type: ClassVar[str] = "cashier"
+    staff_id: str | None
+    role: str | None = field(default=None, metadata=SENT_WHEN_SET)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShiftChanged(Event):
+    """A shift opened or closed (``state``), with the seq of its record; a close says the over/short."""
+
+    type: ClassVar[str] = "shift"
+    shift: str
+    state: str
+    seq: int
+    over_short: int | None = field(default=None, metadata=SENT_WHEN_SET)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LedgerStatus(Event):
     """The ledger came into or went out of reach (``error``), or a sync round ended (``synced``, ``rejected``)."""
 
@@ -274,6 +294,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     CouponRefused,
     SaleRecorded,
     RefundRecorded,
+    CashierChanged,
+    ShiftChanged,
     LedgerStatus,
     JournalStatus,
     Alert,

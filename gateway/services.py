@@ -41,6 +41,9 @@ from gateway.sale.intake import Intake
 from gateway.sale.paying import Paying
 from gateway.sale.pricing import Pricer
 from gateway.sale.refunds import Refunds
+from gateway.staff.desk import CashierDesk
+from gateway.staff.roster import Roster
+from gateway.staff.shifts import Shifts
 from offline_queue.journal import TransactionJournal
 from offline_queue.keys import load_or_create_signing_key
 from offline_queue.limits import JournalLimits
@@ -77,6 +80,8 @@ class Services:
     cards: CardRouter
     devices: DeviceEvents
     joining: Joining
+    cashiers: CashierDesk
+    shifts: Shifts
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
     mqtt: MqttLink | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -131,13 +136,27 @@ class Services:
         desk = PaymentDesk(providers, journal, hub, limits, deadline=config.payments.deadline, currency=term.currency)
         refund_desk = RefundDesk(desk, journal, hub, config.payments.refund_retry)
         intake = Intake()
+        roster = Roster(config.state_dir / "staff.json", directory.ledger_key)
+        roster.load()
+        cashiers = CashierDesk(roster, hub)
+        journal.stamp = cashiers.stamp
+        refresher.roster = roster
         pricer = Pricer(directory, term.merchant_id)
         identification = Identification(directory, client, journal.lookups, config.token_leeway)
         points = PointsSpending(term.terminal_id, directory, journal.lookups, link, client)
         building = Building(baskets, intake, directory, journal.lookups, points, hub, config.token_leeway)
         paying = Paying(desk, pricer, identification, building, intake, hub)
         completion = Completion(term, journal, pricer, identification, points, link, sync, client, intake, hub)
-        refunds = Refunds(term.terminal_id, journal, refund_desk, directory, pricer, link, intake, hub, client)
+        refunds = Refunds(
+            term.terminal_id, journal, refund_desk, directory, pricer, link, intake, hub, client, cashiers
+        )
+        shifts = Shifts(term, journal, cashiers, directory, link, hub)
+
+        def on_duty() -> None:
+            cashiers.who()
+            shifts.require()
+
+        intake.on_duty = on_duty
         scans = ScanRouter(baskets, building, identification, paying, hub)
         cards = CardRouter(identification, pricer, scans, hub)
         svc = cls(
@@ -163,6 +182,8 @@ class Services:
             cards,
             DeviceEvents(scans, cards, hub),
             Joining(term.terminal_id, term.store_id, term.merchant_id, term.currency, directory, client, journal, link),
+            cashiers,
+            shifts,
         )
         svc.supervisors = [DeviceSupervisor(d.device, svc.devices.on_event) for d in config.devices]
         hub.listeners.append(svc.metrics.observe)

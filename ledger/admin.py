@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import control_cli, giftcard_cli, mall_cli, operations, rulebooks, secrets
+from ledger import control_cli, giftcard_cli, mall_cli, operations, rulebooks, secrets, staff_cli
 from ledger.copy import CopyCheckError, CopyRefusedError, copy_to_postgres
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.issuer import issue_coupon
@@ -86,6 +86,7 @@ def add_commands(sub: Any) -> None:
     controls = control_cli.add_command(sub)
     mall = mall_cli.add_commands(sub)
     cards = giftcard_cli.add_command(sub)
+    staff = staff_cli.add_command(sub)
     for parser in (
         members,
         member,
@@ -99,6 +100,7 @@ def add_commands(sub: Any) -> None:
         controls,
         *mall,
         cards,
+        staff,
         *operations.add_commands(sub),
     ):
         parser.add_argument("--data", type=Path, required=True, help="the ledger's data directory")
@@ -133,6 +135,8 @@ async def _run(args: argparse.Namespace) -> int:
             return await control_cli.run(store, args)
         if args.command in ("catalogue", "orders"):
             return await mall_cli.run(store, args)
+        if args.command == "staff":
+            return await staff_cli.run(store, args)
         if args.command == "giftcards":
             return await giftcard_cli.run(store, args, lambda: issuer_of(store, args))
         if args.command == "member" and args.action != "show":

@@ -24,7 +24,7 @@ from ledger.engines import open_database
 from ledger.store import LedgerStore
 from protocols.errors import GatewayError
 
-# Parents before children; member_rev (one row both sides start with) is carried over apart.
+# Parents before children; member_rev and staff_rev (one row both sides start with) are carried over apart.
 TABLES = (
     "meta",
     "secrets",
@@ -34,6 +34,7 @@ TABLES = (
     "member_aliases",
     "terminals",
     "terminal_chains",
+    "staff",
     "transactions",
     "postings",
     "holds",
@@ -148,6 +149,8 @@ async def _copy(tx: Tx, source: sqlite3.Connection, progress: Callable[[str], No
     await tx.many("UPDATE members SET rev = $1 WHERE member_id = $2", revs)
     (n,) = source.execute("SELECT n FROM member_rev").fetchone()
     await tx.run("UPDATE member_rev SET n = $1", n)
+    (n,) = source.execute("SELECT n FROM staff_rev").fetchone()  # a till refuses a staff list older than its own
+    await tx.run("UPDATE staff_rev SET n = $1", n)
     return copied
 
 

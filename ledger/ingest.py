@@ -28,7 +28,18 @@ from typing import Any
 
 import structlog
 
-from ledger import chain_check, controls, gift_cards, holds, joins, paid_tiers, postings, recheck, wallet_grants
+from ledger import (
+    chain_check,
+    controls,
+    gift_cards,
+    holds,
+    joins,
+    paid_tiers,
+    postings,
+    recheck,
+    staff_check,
+    wallet_grants,
+)
 from ledger.database import Database, Gate, GateClosedError, Tx, marks
 from ledger.growth import GrowthBook
 from ledger.holds import Hold
@@ -39,6 +50,7 @@ from protocols.gift_cards import loads
 from protocols.money import format_cny
 from protocols.paid_tiers import tier_sold
 from protocols.records import Tender, TransactionRecord
+from protocols.shifts import EVENT_KINDS
 from protocols.sync import SyncReply, SyncResult
 
 log = structlog.get_logger("posgw.ledger.ingest")
@@ -274,6 +286,7 @@ class Plan:
     notes: dict[str, list[str]] = field(default_factory=dict)  # txn -> what the answer says besides conflicts
     years: list[str] = field(default_factory=list)  # the years whose growth the group touches
     names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
+    staff: staff_check.StaffBook = field(default_factory=staff_check.StaffBook)  # who did it; shifts closed
 
     @classmethod
     async def load(cls, tx: Tx, records: Sequence[TransactionRecord], shelf: Shelf, now: datetime) -> Plan:
@@ -297,6 +310,7 @@ class Plan:
         await plan.book.load_refunded(tx, records)
         await plan._load_members(tx, records)
         await plan._load_context(tx, records)
+        await plan.staff.load(tx, records)
         return plan
 
     async def _load_members(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
@@ -530,11 +544,17 @@ class Plan:
         self.txn_ids.add(r.txn_id)
         links[r.seq] = (r.prev_hash, r.hash)
         moving = self.resolved(r)
-        verdict = recheck.check(moving, self._context(moving, aliased=moving is not r))
+        self.staff.saw(r)
+        refusal = self.staff.refusal(r)
+        verdict = (
+            recheck.check(moving, self._context(moving, aliased=moving is not r))
+            if refusal is None
+            else recheck.Verdict(refusal)
+        )
         state = "applied" if verdict.refusal is None else "quarantined"
         self.rows.append(
             (r.txn_id, r.terminal_id, r.epoch, r.seq, json.dumps(r.to_wire()), self.now.isoformat(), r.prev_hash,
-             r.hash, r.created_at, r.kind, state, r.refund_of, r.member_id, int(r.offline))
+             r.hash, r.created_at, r.kind, state, r.refund_of, r.member_id, int(r.offline), r.cashier, r.shift)
         )  # fmt: skip
         if r.kind in ("sale", "topup"):  # a refund later in the group finds it
             self.sales[r.txn_id] = (r, state)
@@ -552,6 +572,8 @@ class Plan:
     async def effects(self, tx: Tx, r: TransactionRecord, offset_points: int) -> list[str]:
         """What a believed record moves: coupons, holds, points and stored value, growth; its conflicts."""
         r = self.resolved(r)
+        if r.kind in EVENT_KINDS:  # a shift's ends, a drawer opened: nothing moves
+            return []
         if r.kind == "join":
             await self._join(tx, r)
             return []
@@ -822,7 +844,8 @@ class Plan:
 
 INSERT_RECORD = (
     "INSERT INTO transactions (txn_id, terminal_id, epoch, seq, body, received_at, prev_hash, hash, created_at, kind, "
-    "state, refund_of, member_id, offline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    "state, refund_of, member_id, offline, cashier, shift) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 )
 
 

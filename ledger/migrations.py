@@ -434,8 +434,30 @@ CREATE INDEX gift_card_loads_till ON gift_card_loads(terminal_id, day);
 """,
 )
 
+STAFF = Migration(
+    13,
+    "the mall's staff: who signs in at a till, their role and PIN hash (protocols/staff.py), and the policy",
+    """
+CREATE TABLE staff (
+    staff_id   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor')),
+    pin_hash   TEXT NOT NULL,              -- scrypt, salted: never the PIN
+    active     {INT} NOT NULL,             -- 0: no longer signs in (kept: records name them for ever)
+    changed_at TEXT NOT NULL,
+    changed_by TEXT NOT NULL
+);
+CREATE TABLE staff_rev (id INTEGER PRIMARY KEY CHECK (id = 1), n {INT} NOT NULL);
+INSERT INTO staff_rev VALUES (1, 0);
+ALTER TABLE transactions ADD COLUMN cashier TEXT;  -- who made it (the record's own word, re-checked)
+ALTER TABLE transactions ADD COLUMN shift TEXT;
+CREATE INDEX transactions_shift ON transactions(terminal_id, shift);
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
 MIGRATIONS: list[Migration] = [
-    BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL, GIFT_CARDS
+    BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL, GIFT_CARDS,
+    STAFF,
 ]  # fmt: skip
 LATEST = MIGRATIONS[-1].version

@@ -88,6 +88,11 @@ DOCUMENT: dict[str, Any] = {
                 parameters=[_SINCE],
             )
         },
+        "/v1/staff": {
+            "get": _op(
+                "terminal", "the signed staff list: staff ids, roles, PIN hashes (scrypt), the approval policy", ok()
+            )
+        },
         "/v1/sync/batch": {
             "post": _op(
                 "terminal",

@@ -40,6 +40,7 @@ from ledger.rulebooks import Shelf
 from ledger.settlement import TenantDay, settle
 from protocols.business_day import DEFAULT_ZONE, business_day, day_bounds
 from protocols.records import TransactionRecord
+from protocols.shifts import EVENT_KINDS
 from protocols.stored_value import TOPUP_SKU
 
 Record = dict[str, Any]
@@ -63,6 +64,8 @@ class Totals:
         self.txn_ids.add(r["txn_id"])
         if r["kind"] == "join":
             self.joins += 1
+            return
+        if r["kind"] in EVENT_KINDS:  # a shift's ends, a drawer opened: no money
             return
         sign = 1 if r["kind"] in ("sale", "topup") else -1
         if r["kind"] == "topup":
@@ -147,6 +150,8 @@ def day_summary(
             continue
         if r["kind"] == "join":
             joins += 1
+            continue
+        if r["kind"] in EVENT_KINDS:
             continue
         if r["kind"] == "topup":  # stored value sold: a liability taken on, not a sale
             topups += r["total_due"]

@@ -80,6 +80,9 @@ class TransactionJournal:
         self.lookups = JournalLookups(self)
         self.payments = JournalPayments(self)
         self.outbox = JournalOutbox(self, keyring)
+        # Names who made each record (the cashier signed in, the shift open; ``gateway/staff``). Called in the
+        # writer as the record is committed, so records and a shift's close keep one order.
+        self.stamp: Callable[[TransactionRecord], TransactionRecord] | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -200,6 +203,8 @@ class TransactionJournal:
             if used is not None:
                 raise CouponAlreadyRedeemedError(f"coupon {instance} was already redeemed by sale {used[0]}")
         check_settleable(conn, payments)
+        if self.stamp is not None:
+            draft = self.stamp(draft)
         if draft.epoch != self.epoch:
             draft = dataclasses.replace(draft, epoch=self.epoch)
         last = self._head or _read_head(conn)
@@ -257,6 +262,21 @@ class TransactionJournal:
         )
         self._head = (seq, digest)  # last, so a failed job never moves the head
         return record, False
+
+    async def append_closing(
+        self, since_seq: int, build: Callable[[list[TransactionRecord]], TransactionRecord]
+    ) -> TransactionRecord:
+        """Commit the record ``build`` makes from every record after ``since_seq``, read in the same write: no
+        record can fall between what it sums and itself (a shift's Z report, ``gateway/staff/shifts.py``)."""
+
+        def close(conn: sqlite3.Connection) -> TransactionRecord:
+            rows = conn.execute(
+                "SELECT body, prev_hash, hash, signature FROM journal WHERE seq > ? ORDER BY seq", (since_seq,)
+            ).fetchall()
+            record, _ = self._append(conn, build([row_record(*row) for row in rows]), None, "", None, None)
+            return record
+
+        return await self.write(close)
 
     async def joined_members(self) -> list[tuple[str, str]]:
         """The customers this till enrolled: (member id, identifier), oldest first."""

@@ -83,3 +83,26 @@ class JournalLookups:
             return None if row is None else str(row[0])
 
         return await self._read(find)
+
+    async def last_shift_event(self) -> TransactionRecord | None:
+        """The newest shift open or close in this journal (the shift open now, if it is an open)."""
+
+        def last(conn: sqlite3.Connection) -> TransactionRecord | None:
+            row = conn.execute(
+                "SELECT body, prev_hash, hash, signature FROM journal "
+                "WHERE json_extract(body, '$.kind') IN ('shift_open', 'shift_close') ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            return None if row is None else row_record(*row)
+
+        return await self._read(last)
+
+    async def records_after(self, seq: int) -> list[TransactionRecord]:
+        """Every record after ``seq``, oldest first (a shift's, for its X report)."""
+
+        def after(conn: sqlite3.Connection) -> list[TransactionRecord]:
+            rows = conn.execute(
+                "SELECT body, prev_hash, hash, signature FROM journal WHERE seq > ? ORDER BY seq", (seq,)
+            ).fetchall()
+            return [row_record(*row) for row in rows]
+
+        return await self._read(after)

@@ -24,12 +24,14 @@ from protocols.gift_cards import GIFT_CARD_CATEGORY, NUMBER_PATTERN, loads
 from protocols.paid_tiers import PAID_TIER_CATEGORY, tier_sold
 from protocols.promotions import CODE_PATTERN
 from protocols.schema import Fields, Problems
+from protocols.shifts import EVENT_KINDS, ShiftReport, read_report
+from protocols.staff import STAFF_ID
 from protocols.stored_value import TOPUP_SKU
 
 MAX_LINES = 500
 # Cash, the scan-to-pay wallets, the member's stored value, a bank card, a gift card.
 TENDER_KINDS = ("cash", "wechat", "alipay", "wallet", "card", "giftcard")
-RECORD_KINDS = ("sale", "refund", "void", "join", "topup")
+RECORD_KINDS = ("sale", "refund", "void", "join", "topup", *EVENT_KINDS)
 BENEFIT_KINDS = ("tier", "promotion", "coupon", "exchange", "offset")  # ``protocols/pricing`` Adjustment kinds
 MAX_PROMO_CODES = 5
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
@@ -148,6 +150,13 @@ class TransactionRecord:
     # A sale: its discount by rule (tier, promotions, coupons, offset), and the promo codes it was given.
     benefits: tuple[Benefit, ...] = ()
     promo_codes: tuple[str, ...] = ()
+    # Who did it (``protocols/staff.py``): the cashier signed in at the till, the supervisor who approved it
+    # (a void, a refund above the policy's amount, a drawer opened without a sale, a price changed by hand),
+    # and the shift it belongs to (``protocols/shifts.py``). A shift's open and close carry its report.
+    cashier: str | None = None
+    approved_by: str | None = None
+    shift: str | None = None
+    shift_report: ShiftReport | None = None
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -181,6 +190,11 @@ class TransactionRecord:
             wire["promo_codes"] = list(self.promo_codes)
         else:
             del wire["promo_codes"]
+        for key in _STAFF_FIELDS:  # only when set: records made before staff sign-in keep their signed form
+            if wire[key] is None:
+                del wire[key]
+        if self.shift_report is not None:
+            wire["shift_report"] = self.shift_report.to_wire()
         return wire
 
     @classmethod
@@ -192,6 +206,7 @@ class TransactionRecord:
 
 
 _V2_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord) if f.name != "epoch")
+_STAFF_FIELDS = ("cashier", "approved_by", "shift", "shift_report")
 _V1_FIELDS = tuple(f for f in _V2_FIELDS if f not in ("version", "member_tier"))
 _LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine))
 _V1_LINE_FIELDS = _LINE_FIELDS[: _LINE_FIELDS.index("refund_line") + 1]
@@ -261,6 +276,10 @@ def read_record(f: Fields) -> TransactionRecord:
         bonus=f.integer("bonus", 0, minimum=0, maximum=MAX_FEN),
         benefits=tuple(_read_benefit(bf) for bf in f.tables("benefits", max_items=100)),
         promo_codes=tuple(f.texts("promo_codes")),
+        cashier=f.optional_text("cashier", pattern=STAFF_ID),
+        approved_by=f.optional_text("approved_by", pattern=STAFF_ID),
+        shift=f.optional_text("shift", pattern=ID_PATTERN),
+        shift_report=None if (rf := f.optional_table("shift_report")) is None else read_report(rf),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
@@ -348,6 +367,10 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "a refund or void names the sale it reverses (refund_of), and only they do")
     if (r.kind == "join") != (r.joined is not None):
         f.problems.add(f.path, "a join names the identifier the member joined with (joined), and only a join does")
+    if r.kind in EVENT_KINDS:
+        _check_event(r, f)
+    elif r.shift_report is not None:
+        f.problems.add(f.path, "only a shift's open and close carry a shift report")
     if r.kind == "join" and (r.lines or r.tenders or r.member_id is None or r.version < 2 or r.coupons):
         f.problems.add(f.path, "a join names its member and nothing else: no lines, tenders or coupons")
     if r.kind == "sale" and any(x.category == PAID_TIER_CATEGORY for x in r.lines):
@@ -364,6 +387,22 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "only a sale names its benefits and promo codes")
     elif r.benefits and sum(b.amount for b in r.benefits) != r.total_discount:
         f.problems.add(f.path, "the benefits do not add up to the sale's discount")
+
+
+def _check_event(r: TransactionRecord, f: Fields) -> None:
+    """A shift's open or close, or a drawer opened without a sale: no money moves, a cashier did it."""
+    if r.lines or r.tenders or r.total_gross or r.change or r.member_id or r.coupons or r.version < 2:
+        f.problems.add(f.path, f"a {r.kind} moves nothing: no lines, tenders or member")
+    if r.cashier is None:
+        f.problems.add(f.path, f"a {r.kind} names the cashier who did it")
+    if r.kind != "no_sale" and (r.shift is None or r.shift_report is None):
+        f.problems.add(f.path, f"a {r.kind} names its shift and carries the shift's report")
+    elif r.kind == "no_sale" and r.shift_report is not None:
+        f.problems.add(f.path, "a no_sale carries no shift report")
+    elif r.shift_report is not None and (r.shift_report.totals is None) != (r.kind == "shift_open"):
+        f.problems.add(f.path, "a shift_open carries the float only, a shift_close its totals and count too")
+    if r.points_earned or r.points_redeemed or r.points_clawback or r.points_returned or r.reservation:
+        f.problems.add(f.path, f"a {r.kind} earns and spends nothing")
 
 
 def _check_paid_tier(r: TransactionRecord, f: Fields) -> None:

@@ -287,11 +287,17 @@ async def until(check: Callable[[], bool], within: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """An operator's ``posgw-ledger`` command, run as a process."""
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+def ledger_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """An operator's ``posgw-ledger`` command, run as a process (``stdin``: what the operator types, a PIN)."""
+    argv = [sys.executable, "-m", "ledger.cli", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, input=stdin)
+
+
+def add_staff(ledger: LedgerHandle, staff_id: str, pin: str, role: str = "cashier") -> None:
+    """``posgw-ledger staff add``, the PIN typed on standard input."""
+    done = ledger_cli("staff", "add", staff_id, "--name", f"Staff {staff_id}", "--role", role, *ledger.store_args(),
+                      stdin=f"{pin}\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 def gateway_config(

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Histogram
 
-from gateway.api import contract, status_page
+from gateway.api import contract, staff_routes, status_page
 from gateway.api.browser import TICKET_SECONDS, Tickets, browser_middleware
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view
@@ -24,6 +24,7 @@ from gateway.payments.gift_card import GiftCardProvider
 from gateway.sale import gift_cards, memberships, topups
 from gateway.sale.completion import CompletedSale
 from gateway.services import Services
+from gateway.staff.desk import Approval
 from protocols.errors import GatewayError, SchemaError
 from protocols.records import ID_PATTERN, Tender
 
@@ -240,6 +241,7 @@ async def join(request: web.Request) -> web.Response:
     ``409 already-a-member`` when a member carries the number (attach them by phone instead)."""
     svc = request.app[SERVICES]
     body = await _read(request, contract.Joiner, "joiner")
+    svc.cashiers.who()  # a cashier enrols the customer, where the till holds staff
     match = await svc.joining.join(body.phone)
     return _json(contract.Joined(match.member.member_id, match.member.tier, not svc.link.online), 201)
 
@@ -407,7 +409,14 @@ async def refund(request: web.Request) -> web.Response:
     key = _idempotency_key(request, "a refund")
     body = await _read(request, contract.RefundRequest, "refund")
     wanted = None if body.lines is None else {line.line: line.quantity for line in body.lines}
-    return _sale_response(await svc.refunds.refund(body.txn_id, wanted, key, digest=_digest(body), code=body.code))
+    approval = _approval(body.approval)
+    return _sale_response(
+        await svc.refunds.refund(body.txn_id, wanted, key, digest=_digest(body), code=body.code, approval=approval)
+    )
+
+
+def _approval(body: contract.Approval | None) -> Approval | None:
+    return None if body is None else Approval(body.staff_id, body.pin)
 
 
 async def void(request: web.Request) -> web.Response:
@@ -415,7 +424,10 @@ async def void(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     key = _idempotency_key(request, "a void")
     body = await _read(request, contract.VoidRequest, "void")
-    return _sale_response(await svc.refunds.refund(body.txn_id, None, key, void=True, digest=_digest(body)))
+    approval = _approval(body.approval)
+    return _sale_response(
+        await svc.refunds.refund(body.txn_id, None, key, void=True, digest=_digest(body), approval=approval)
+    )
 
 
 async def scan(request: web.Request) -> web.Response:
@@ -513,4 +525,5 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/voids", void)
     app.router.add_post("/v1/events/tickets", event_ticket)
     app.router.add_get("/v1/events", events)
+    staff_routes.add_routes(app, svc)
     return app

@@ -157,17 +157,33 @@ class RefundLine(Request):
     quantity: Quantity
 
 
+StaffId = Annotated[str, Meta(pattern="^[A-Za-z0-9_.-]{1,32}$")]
+Pin = Annotated[str, Meta(pattern="^[0-9]{4,8}$")]
+
+
+class Approval(Request):
+    """A supervisor's staff id and PIN, typed at the till for an act the policy makes them approve."""
+
+    staff_id: StaffId
+    pin: Pin
+
+
 class RefundRequest(Request):
     """``lines`` absent: all that is left of the sale. A top-up is given back (all that is left of it that the
-    member still holds as their own money) with ``code``: the member's wallet pay code, scanned now."""
+    member still holds as their own money) with ``code``: the member's wallet pay code, scanned now.
+    ``approval``: a supervisor's, where the till holds staff and the refund is above the policy's amount."""
 
     txn_id: TxnId
     lines: Annotated[list[RefundLine], Meta(max_length=500)] | None = None
     code: Token | None = None
+    approval: Approval | None = None
 
 
 class VoidRequest(Request):
+    """``approval``: a supervisor's, where the till holds staff (a cashier who is one approves their own)."""
+
     txn_id: TxnId
+    approval: Approval | None = None
 
 
 class TypedCode(Request):

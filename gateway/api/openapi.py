@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from gateway.api import contract as c
+from gateway.api import staff_routes
 from gateway.events import ScanSeen
 from protocols.openapi_parts import JSON, PROBLEM
 from protocols.version import VERSION
@@ -53,6 +54,7 @@ MODELS: tuple[Any, ...] = (
     c.RefundRequest,
     c.VoidRequest,
     c.TypedCode,
+    *staff_routes.MODELS,
 )
 _REFS, SCHEMAS = msgspec.json.schema_components(MODELS, ref_template="#/components/schemas/{name}")
 REF = dict(zip(MODELS, _REFS, strict=True))
@@ -356,6 +358,7 @@ DOCUMENT: dict[str, Any] = {
                 parameters=(_key,),
             )
         },
+        **staff_routes.paths(_op, REF, _errors),
     },
 }
 

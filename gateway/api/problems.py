@@ -29,6 +29,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Most specific first: the first matching class decides the status.
 STATUS: list[tuple[type[GatewayError], int]] = [
     (gw.UnauthorizedError, 401),
+    (gw.PinLockedError, 429),  # too many wrong PINs: wait (Retry-After)
+    (gw.PinRefusedError, 403),
+    (gw.CashierRequiredError, 403),
+    (gw.ApprovalRequiredError, 403),
     (gw.BadRequestError, 400),
     (gw.NotFoundError, 404),
     (IdempotencyConflictError, 422),  # the same key with another request (the IETF Idempotency-Key draft)
@@ -79,6 +83,8 @@ def from_error(err: GatewayError) -> web.Response:
     response = problem(status_for(err), err.code, err.code.replace("-", " ").capitalize(), detail, **extra)
     if isinstance(err, gw.UnauthorizedError):  # RFC 9110: a 401 says how to authenticate
         response.headers["WWW-Authenticate"] = 'Bearer realm="posgw"'
+    if isinstance(err, gw.PinLockedError):
+        response.headers["Retry-After"] = str(err.retry_after)
     return response
 
 

@@ -263,6 +263,10 @@ class LedgerClient:
         """The signed list of withdrawn coupon copies (after version ``since``: a delta); the directory checks it."""
         return await self._request("GET", f"/v1/revocations?since={since:d}")
 
+    async def fetch_staff(self) -> object:
+        """The signed staff list (``protocols/staff.py``); the roster checks it."""
+        return await self._request("GET", "/v1/staff")
+
     async def lookup_identifier(self, identifier: str) -> MemberEntry | None:
         """Ask the ledger who carries ``identifier`` (a card the cache does not know)."""
         data = await self._request("GET", f"/v1/identifiers/{quote(identifier, safe='')}")

@@ -65,6 +65,17 @@ class RulesCache(Protocol):
     def accept_revocations(self, envelope: object) -> int: ...
 
 
+class StaffCache(Protocol):
+    """The staff list the till holds (``gateway/staff/roster.py``): checks and keeps what the ledger signs."""
+
+    @property
+    def version(self) -> int: ...
+
+    def accept(self, envelope: object) -> bool: ...
+
+    def save(self) -> None: ...
+
+
 @dataclass
 class RulesRefresher:
     """Fetch the rulebook and member snapshot from the ledger, and cache them on disk."""
@@ -76,6 +87,7 @@ class RulesRefresher:
     link: LedgerLink
     terminal_id: str
     pacer: RefreshPacer = field(default_factory=lambda: RefreshPacer(0.0))  # how soon a notice is answered
+    roster: StaffCache | None = None  # the staff list, refreshed with the rules (``gateway/staff/roster.py``)
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
     _now: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -113,6 +125,7 @@ class RulesRefresher:
         self.link.set_online(True)
         log.info("rules_loaded", rulebook=rulebook.version, members=self.directory.member_count())
         await self._refresh_revocations()
+        await self._refresh_staff()
         try:
             await asyncio.to_thread(self.directory.save, self.cache_path)
         except OSError as err:  # a full disk: the rules are in force; only a restart offline would miss them
@@ -149,6 +162,25 @@ class RulesRefresher:
             return
         self.link.state.revocations_error = None
         log.info("revocations_loaded", version=directory.revocations_version, copies=len(directory.revoked_coupons))
+
+    async def _refresh_staff(self) -> None:
+        """The mall's staff list: refused (and the one held kept) unless signed by the pinned key and no older."""
+        if self.roster is None:
+            return
+        try:
+            changed = self.roster.accept(await self.client.fetch_staff())
+        except LedgerError:
+            raise
+        except GatewayError as err:
+            log.error("staff_list_refused", error=str(err))
+            self.link.hub.publish(Alert(code="staff-list-refused", message=f"{err}; the staff list held stays"))
+            return
+        if changed:
+            log.info("staff_loaded", version=self.roster.version)
+            try:
+                await asyncio.to_thread(self.roster.save)
+            except OSError as err:
+                log.error("staff_cache_not_saved", error=err.strerror or str(err))
 
     async def run(self) -> None:
         backoff = Backoff(base=1.0, cap=self.interval)

@@ -71,6 +71,10 @@ class MemberDirectory:
     # ledger's signed list carries their phone number (as them, or as the member they turned out to be).
     joined: dict[str, MemberEntry] = field(default_factory=dict)
 
+    def ledger_key(self) -> Ed25519PublicKey:
+        """The ledger key this till pinned (other signed documents, the staff list, are checked against it)."""
+        return self._pinned()
+
     def _pinned(self) -> Ed25519PublicKey:
         if not self.pinned_key:
             raise NotEnrolledError(

@@ -44,6 +44,7 @@ class Building:
     def new_basket(self, member: MemberMatch | None = None) -> Basket:
         """A new active basket; ``member``: one identified before it was started."""
         self.intake.refuse_if_draining("starts no new baskets")
+        self.intake.on_duty()
         basket = self.baskets.create()
         self.hub.publish(BasketChanged(basket_id=basket.basket_id, state=basket.state))
         if member is not None:

@@ -139,6 +139,7 @@ class Completion:
         self, basket: Basket, tenders: list[Tender], key: str, personal: dict[str, str] | None, fingerprint: str
     ) -> CompletedSale:
         basket.require_completable()
+        self.intake.on_duty()
         paid = [p for p in basket.payments if p.state is Outcome.PAID]
         # Payments taken are tenders too (the limits were checked before each was taken).
         tenders = [*(_tender(p) for p in paid), *tenders]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from gateway.errors import DrainingError
@@ -15,6 +15,8 @@ class Intake:
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Refuses work while the till needs a cashier signed in and a shift open and lacks one (``gateway/staff``).
+        self.on_duty: Callable[[], None] = lambda: None
 
     def refuse_if_draining(self, what: str) -> None:
         """``what``: the refusal's end, e.g. "starts no new baskets"."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Any, Protocol
 
 import structlog
@@ -22,6 +23,7 @@ from gateway.payments.refunding import RefundDesk
 from gateway.sale.completion import CompletedSale
 from gateway.sale.intake import Intake
 from gateway.sale.pricing import Pricer
+from gateway.staff.desk import Approval, CashierDesk
 from offline_queue.ids import uuid7
 from offline_queue.journal import TransactionJournal
 from protocols.errors import GatewayError
@@ -54,6 +56,7 @@ class Refunds:
         intake: Intake,
         hub: EventHub,
         wallets: StoredValueLedger,
+        staff: CashierDesk,
     ) -> None:
         self.terminal_id = terminal_id
         self.journal = journal
@@ -64,6 +67,7 @@ class Refunds:
         self.intake = intake
         self.hub = hub
         self.wallets = wallets
+        self.staff = staff
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def refund(
@@ -75,9 +79,12 @@ class Refunds:
         void: bool = False,
         digest: str = "",
         code: str | None = None,
+        approval: Approval | None = None,
     ) -> CompletedSale:
         """Refund all or part of a sale made at this terminal, or void it, exactly (``protocols/refunds.py``);
-        give a top-up back with the member's wallet ``code`` (:meth:`_topup_draft`)."""
+        give a top-up back with the member's wallet ``code`` (:meth:`_topup_draft`). Where the till holds staff,
+        the cashier signed in makes it, a supervisor approves it as the policy asks (``approval``, checked
+        before any money moves), and it belongs to the shift open."""
         self.intake.refuse_if_draining("takes no refunds")
         fingerprint = f"{'void' if void else 'refund'}:{txn_id}" + (f"#{digest}" if digest else "")
         earlier_reply = await self.journal.replay(idempotency_key, fingerprint)
@@ -85,6 +92,7 @@ class Refunds:
             return CompletedSale(earlier_reply, True)
         lock = self._locks.setdefault(txn_id, asyncio.Lock())
         async with lock:  # two refunds of one sale must not both take the same units
+            self.intake.on_duty()
             sale = await self.journal.get(txn_id)
             if sale is None:
                 raise NotFoundError(f"no sale {txn_id} in this terminal's journal")
@@ -106,6 +114,8 @@ class Refunds:
                     sale, earlier, wanted, rulebook=self.directory.rulebook, today=today, draft_fields=fields, void=void
                 )
             try:
+                approved_by = await self.staff.approve("void" if void else "refund", draft.total_due, approval)
+                draft = dataclasses.replace(draft, cashier=self.staff.who(), approved_by=approved_by)
                 # Money goes back the way it came; a wallet or card that refuses is paid in cash instead.
                 draft, settled = await self.desk.pay_back(draft, idempotency_key, fingerprint)
                 record, replayed = await self.journal.append(

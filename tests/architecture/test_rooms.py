@@ -22,6 +22,7 @@ GATEWAY_ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("gateway.config", "gateway.errors", "gateway.events", "gateway.clock", "gateway.version")),
     ("ledger_link", ("gateway.ledger_link",)),
     ("members", ("gateway.members",)),
+    ("staff", ("gateway.staff",)),
     ("payments", ("gateway.payments",)),
     ("sale", ("gateway.sale",)),
     ("devices", ("gateway.devices",)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from gateway.payments.refunding import RefundDesk
 from gateway.sale.intake import Intake
 from gateway.sale.pricing import Pricer
 from gateway.sale.refunds import Refunds
+from gateway.staff.desk import CashierDesk
+from gateway.staff.roster import Roster
 from offline_queue.journal import TransactionJournal
 from offline_queue.limits import JournalLimits
 from protocols.refunds import RefundRefusedError
@@ -44,7 +47,8 @@ def refunds_over(journal: TransactionJournal, events: list[object]) -> tuple[Ref
     desk = RefundDesk(PaymentDesk({}, journal, hub, limits, deadline=5.0, currency="CNY"), journal, hub, 0.01)
     directory, intake = MemberDirectory(), Intake()
     pricer = Pricer(directory, "M-1", clock=lambda: SALE_DAY)
-    return Refunds("T-1", journal, desk, directory, pricer, LedgerLink(hub), intake, hub, NoLedger()), intake
+    staff = CashierDesk(Roster(Path("/nonexistent/staff.json"), directory.ledger_key), hub)  # no staff list held
+    return Refunds("T-1", journal, desk, directory, pricer, LedgerLink(hub), intake, hub, NoLedger(), staff), intake
 
 
 async def test_a_cash_sale_is_refunded_once_in_full_and_the_refund_is_journaled(

@@ -1,0 +1,50 @@
+"""The staff part of the local API's contract: signing in, shifts and their reports (``gateway/staff``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from gateway.api.contract import Money, Pin, Request, Response, StaffId
+
+
+class SignIn(Request):
+    staff_id: StaffId
+    pin: Pin
+
+
+class CashierView(Response):
+    """Who is signed in at the till; ``required``: whether the till holds the mall's staff (then baskets, refunds
+    and joins need a cashier, and sales an open shift)."""
+
+    required: bool
+    staff_id: str | None
+    name: str | None
+    role: str | None
+    shift: str | None
+    staff_version: int
+
+
+class ShiftOpening(Request):
+    float_amount: Money = msgspec.field(name="float")
+
+
+class ShiftClosing(Request):
+    """The cash counted in the drawer at the close, in fen."""
+
+    counted: Money
+
+
+class ShiftView(Response):
+    """A shift and its report: ``x`` (so far, nothing recorded) or ``z`` (the close, recorded as ``record``).
+    ``report`` is the record's ``shift_report`` form; ``lines`` the report as text for the screen."""
+
+    shift: str
+    state: Literal["open", "closed"]
+    opened_seq: int
+    report: dict[str, Any]
+    expected_cash: int
+    over_short: int | None
+    lines: list[str]
+    record: dict[str, Any] | None = None
