@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocols.backoff import Backoff
 from protocols.chain import GENESIS, canonical, seal
 from protocols.errors import GatewayError
 from protocols.records import RecordLine, Tender, TransactionRecord
@@ -172,7 +173,13 @@ async def _member_revision(t: FleetTerminal) -> int:
 
 
 async def _enrol(http: aiohttp.ClientSession, url: str, t: FleetTerminal) -> None:
+    backoff = Backoff(base=0.2, cap=2.0)
     status, answer = await enrol(http, url, t.terminal_id, t.key, t.code)
+    for _ in range(15):  # 503: the ledger's database did not answer (nothing was done); an installer tries again
+        if status != 503:
+            break
+        await asyncio.sleep(backoff.next_delay())
+        status, answer = await enrol(http, url, t.terminal_id, t.key, t.code)
     if status != 201:
         detail = answer.get("detail") if isinstance(answer, dict) else answer
         raise FleetError(f"{t.terminal_id} could not enrol ({status}): {detail}")
