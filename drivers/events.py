@@ -83,4 +83,15 @@ class ReaderEvent:
     present: bool
 
 
-DriverEvent = ScanEvent | ScanRejected | CardEvent | ReaderEvent
+@dataclass(frozen=True, slots=True)
+class PrinterEvent:
+    """A receipt printer's state changed (or was first read): paper, cover, the cash drawer on its connector."""
+
+    device: str
+    paper_out: bool
+    cover_open: bool
+    drawer_open: bool
+    problem: str | None  # what stops it printing, in words; None: ready
+
+
+DriverEvent = ScanEvent | ScanRejected | CardEvent | ReaderEvent | PrinterEvent

@@ -21,6 +21,7 @@ GROUP = "posgw.drivers"
 BUILTIN: dict[str, str] = {
     "serial-scanner": "drivers.serial_scanner:SerialScanner",
     "pcsc": "drivers.pcsc_reader:PcscCardReader",
+    "escpos-printer": "drivers.receipt_printer:EscPosPrinter",
 }
 
 

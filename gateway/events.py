@@ -221,6 +221,18 @@ class RefundRecorded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PrinterChanged(Event):
+    """The receipt printer's state: paper, cover, the cash drawer; ``problem`` says what stops it printing."""
+
+    type: ClassVar[str] = "printer"
+    device: str
+    paper_out: bool
+    cover_open: bool
+    drawer_open: bool
+    problem: str | None = field(default=None, metadata=SENT_WHEN_SET)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CashierChanged(Event):
     """A cashier signed in (``staff_id`` and ``role``) or out (``staff_id`` null)."""
 
@@ -296,6 +308,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     RefundRecorded,
     CashierChanged,
     ShiftChanged,
+    PrinterChanged,
     LedgerStatus,
     JournalStatus,
     Alert,

@@ -14,6 +14,7 @@ from drivers.supervisor import DeviceSupervisor
 from gateway.config import GatewayConfig
 from gateway.devices.cards import CardRouter
 from gateway.devices.dispatch import DeviceEvents
+from gateway.devices.receipts import ReceiptDesk
 from gateway.devices.scans import ScanRouter
 from gateway.errors import StateDirError
 from gateway.events import Alert, DeviceChanged, Event, EventHub, LedgerStatus
@@ -82,6 +83,7 @@ class Services:
     joining: Joining
     cashiers: CashierDesk
     shifts: Shifts
+    receipts: ReceiptDesk
     supervisors: list[DeviceSupervisor] = field(default_factory=list)
     mqtt: MqttLink | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -184,8 +186,11 @@ class Services:
             Joining(term.terminal_id, term.store_id, term.merchant_id, term.currency, directory, client, journal, link),
             cashiers,
             shifts,
+            ReceiptDesk(term, journal, directory, points, cashiers, link, hub),
         )
         svc.supervisors = [DeviceSupervisor(d.device, svc.devices.on_event) for d in config.devices]
+        svc.receipts.supervisors = svc.supervisors
+        hub.listeners.append(svc.receipts.on_event)
         hub.listeners.append(svc.metrics.observe)
         hub.listeners.append(svc._remember_errors)
         if config.mqtt is not None:

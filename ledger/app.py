@@ -21,7 +21,7 @@ from concurrent.futures import BrokenExecutor
 import structlog
 from aiohttp import web
 
-from ledger import card_desk, holds, order_desk, staff_desk
+from ledger import card_desk, holds, order_desk, returns_desk, staff_desk
 from ledger.auth import AuthError, Principal
 from ledger.chain_check import seal_refusals, vouched_refusals
 from ledger.database import StorageUnavailableError
@@ -545,6 +545,7 @@ ROLE: dict[Callable[..., object], str] = {
     members: "terminal",
     revocations: "terminal",
     staff_desk.serve: "terminal",
+    returns_desk.sale_for_return: "terminal",
     sync_batch: "terminal",
     identifier: "terminal",
     terminal_records: "terminal|operator",
@@ -587,6 +588,7 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/members", members)
     app.router.add_get("/v1/revocations", revocations)
     app.router.add_get("/v1/staff", staff_desk.serve)
+    app.router.add_get("/v1/sales/{txn_id}", returns_desk.sale_for_return)
     app.router.add_post("/v1/sync/batch", sync_batch)
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
     app.router.add_get("/v1/terminals/{terminal_id}/transactions", terminal_records)

@@ -35,6 +35,7 @@ TABLES = (
     "terminals",
     "terminal_chains",
     "staff",
+    "sale_lookups",
     "transactions",
     "postings",
     "holds",

@@ -287,6 +287,7 @@ class Plan:
     years: list[str] = field(default_factory=list)  # the years whose growth the group touches
     names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
     staff: staff_check.StaffBook = field(default_factory=staff_check.StaffBook)  # who did it; shifts closed
+    asked: set[tuple[str, str]] = field(default_factory=set)  # (sale, terminal): returns at another till asked
 
     @classmethod
     async def load(cls, tx: Tx, records: Sequence[TransactionRecord], shelf: Shelf, now: datetime) -> Plan:
@@ -372,6 +373,10 @@ class Plan:
                 *sales,
             ):
                 self.refunds.setdefault(str(refund_of), []).append(TransactionRecord.from_wire(json.loads(body)))
+        returns = sorted({(str(r.refund_of), r.terminal_id) for r in records if r.sale_terminal and r.refund_of})
+        for txn_id, terminal_id in returns:
+            if await tx.one("SELECT 1 FROM sale_lookups WHERE txn_id = $1 AND terminal_id = $2", txn_id, terminal_id):
+                self.asked.add((txn_id, terminal_id))
         await self._load_stored_value(tx, records)
         await self._load_paid_tiers(tx, records)
         await self._load_controls(tx, records)
@@ -530,6 +535,7 @@ class Plan:
             unheld=unheld,
             sale=sale,
             sale_state=state,
+            asked_for_sale=(r.refund_of or "", r.terminal_id) in self.asked,
             earlier=list(self.refunds.get(r.refund_of or "", [])),
         )
 

@@ -455,9 +455,22 @@ CREATE INDEX transactions_shift ON transactions(terminal_id, shift);
 """,
 )
 
+RETURNS = Migration(
+    14,
+    "returns at any till: which till asked for which sale (a refund at another till must have asked for it)",
+    """
+CREATE TABLE sale_lookups (
+    txn_id      TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    asked_at    TEXT NOT NULL,
+    PRIMARY KEY (txn_id, terminal_id)
+);
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
 MIGRATIONS: list[Migration] = [
     BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL, GIFT_CARDS,
-    STAFF,
+    STAFF, RETURNS,
 ]  # fmt: skip
 LATEST = MIGRATIONS[-1].version

@@ -93,6 +93,14 @@ DOCUMENT: dict[str, Any] = {
                 "terminal", "the signed staff list: staff ids, roles, PIN hashes (scrypt), the approval policy", ok()
             )
         },
+        "/v1/sales/{txn_id}": {
+            "get": _op(
+                "terminal",
+                "a sale of any till of the mall and its refunds applied, for a return at this till (paced)",
+                {**ok(), **_common, **errors(429)},
+                parameters=[{"name": "txn_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            )
+        },
         "/v1/sync/batch": {
             "post": _op(
                 "terminal",

@@ -19,10 +19,13 @@ it is told to. So the ledger believes nothing it can check for itself
   (``ledger/holds.py``), or stay within the rulebook's offline limits for
   that terminal: per sale, and together with what the terminal had spent
   for the member but not yet synced when it made this record.
-- **Refunds.** A refund names a sale the ledger holds, from the same
-  terminal and member; it is planned again (``protocols/refunds.py``) from
-  that sale and the refunds before it, and must give back exactly what its
-  units took and earned, to tenders the sale used, never more than remains.
+- **Refunds.** A refund names a sale the ledger holds, of the same member,
+  from the same terminal, or (a return at another till) naming that
+  terminal, from a till that asked the ledger for the sale first
+  (``ledger/returns_desk.py``). It is planned again (``protocols/refunds.py``)
+  from that sale and every refund of it before, from any till, and must give
+  back exactly what its units took and earned, to tenders the sale used,
+  never more than remains.
 - **Benefits.** What each benefit took off a sale (tier, promotions, coupons,
   exchanges, offset) is priced again from its lines, tier, shop, time, promo
   codes, coupons and offset (``ledger/benefit_check.py``): a mall-funded
@@ -99,6 +102,7 @@ class Context:
     unheld: Unheld = field(default_factory=Unheld)
     sale: TransactionRecord | None = None  # a refund's sale, as the ledger holds it
     sale_state: str | None = None
+    asked_for_sale: bool = False  # a return at another till: this terminal asked the ledger for the sale
     earlier: list[TransactionRecord] = field(default_factory=list)  # refunds of that sale before this one
     topped_up: int = 0  # a top-up: what its terminal sold in top-ups on its business day before it (fen)
     wallet_own: int = 0  # a top-up's refund: the member's stored value less every bonus still to spend (fen)
@@ -402,8 +406,12 @@ def _refund(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
         return f"it refunds sale {r.refund_of}, which the ledger does not hold"
     if ctx.sale_state != "applied":
         return f"it refunds sale {sale.txn_id}, which is {ctx.sale_state} here"
-    if sale.terminal_id != r.terminal_id:
-        return f"it refunds sale {sale.txn_id} of terminal {sale.terminal_id}"
+    if r.sale_terminal is not None and r.sale_terminal != sale.terminal_id:
+        return f"it names terminal {r.sale_terminal} as the sale's; sale {sale.txn_id} is terminal {sale.terminal_id}'s"
+    if sale.terminal_id != r.terminal_id and r.sale_terminal is None:
+        return f"it refunds sale {sale.txn_id} of terminal {sale.terminal_id} without naming it (sale_terminal)"
+    if sale.terminal_id != r.terminal_id and not ctx.asked_for_sale:
+        return f"it returns sale {sale.txn_id} of terminal {sale.terminal_id}, which it never asked the ledger for"
     if sale.member_id != r.member_id:
         return f"it names member {r.member_id}; the sale was {sale.member_id}'s"
     if sale.kind == "topup":

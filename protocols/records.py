@@ -157,6 +157,8 @@ class TransactionRecord:
     approved_by: str | None = None
     shift: str | None = None
     shift_report: ShiftReport | None = None
+    # A return at another till (a refund or void of a sale this till did not make): the terminal that made it.
+    sale_terminal: str | None = None
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
     prev_hash: str = ""
@@ -190,7 +192,7 @@ class TransactionRecord:
             wire["promo_codes"] = list(self.promo_codes)
         else:
             del wire["promo_codes"]
-        for key in _STAFF_FIELDS:  # only when set: records made before staff sign-in keep their signed form
+        for key in _STAFF_FIELDS:  # only when set: records made before these fields keep their signed form
             if wire[key] is None:
                 del wire[key]
         if self.shift_report is not None:
@@ -206,7 +208,7 @@ class TransactionRecord:
 
 
 _V2_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord) if f.name != "epoch")
-_STAFF_FIELDS = ("cashier", "approved_by", "shift", "shift_report")
+_STAFF_FIELDS = ("cashier", "approved_by", "shift", "shift_report", "sale_terminal")
 _V1_FIELDS = tuple(f for f in _V2_FIELDS if f not in ("version", "member_tier"))
 _LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine))
 _V1_LINE_FIELDS = _LINE_FIELDS[: _LINE_FIELDS.index("refund_line") + 1]
@@ -280,6 +282,7 @@ def read_record(f: Fields) -> TransactionRecord:
         approved_by=f.optional_text("approved_by", pattern=STAFF_ID),
         shift=f.optional_text("shift", pattern=ID_PATTERN),
         shift_report=None if (rf := f.optional_table("shift_report")) is None else read_report(rf),
+        sale_terminal=f.optional_text("sale_terminal", pattern=ID_PATTERN),
         prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
         hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
         signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
@@ -363,6 +366,8 @@ def _check_sums(r: TransactionRecord, f: Fields) -> None:
         f.problems.add(f.path, "tenders minus change do not equal total_due")
     if r.change > sum(t.amount for t in r.tenders if t.kind == "cash"):
         f.problems.add(f.path, "change is more than the cash tendered (only cash gives change)")
+    if r.sale_terminal is not None and r.kind not in ("refund", "void"):
+        f.problems.add(f.path, "only a refund or void names the terminal of the sale it gives back (sale_terminal)")
     if (r.kind in ("refund", "void")) != (r.refund_of is not None):
         f.problems.add(f.path, "a refund or void names the sale it reverses (refund_of), and only they do")
     if (r.kind == "join") != (r.joined is not None):
@@ -393,7 +398,7 @@ def _check_event(r: TransactionRecord, f: Fields) -> None:
     """A shift's open or close, or a drawer opened without a sale: no money moves, a cashier did it."""
     if r.lines or r.tenders or r.total_gross or r.change or r.member_id or r.coupons or r.version < 2:
         f.problems.add(f.path, f"a {r.kind} moves nothing: no lines, tenders or member")
-    if r.cashier is None:
+    if r.cashier is None and r.kind != "no_sale":  # a drawer opened where the till holds no staff names nobody
         f.problems.add(f.path, f"a {r.kind} names the cashier who did it")
     if r.kind != "no_sale" and (r.shift is None or r.shift_report is None):
         f.problems.add(f.path, f"a {r.kind} names its shift and carries the shift's report")

@@ -4,6 +4,9 @@
 member card into pcscd's vpcd reader (``insert`` / ``remove`` on standard
 input with ``--stdin``).
 
+``posgw-sim printer --link /tmp/posgw-printer`` is a receipt printer (ESC/POS) with a cash drawer on a real
+pseudo-terminal: every receipt it is sent is decoded and shown as it would come out.
+
 ``posgw-sim scanner --link /tmp/posgw-scanner [CODE ...]`` opens a scanner on a
 real pseudo-terminal, sends the given codes (or those of ``--file``, or one
 per line from standard input) and keeps the port plugged in until stopped.
@@ -27,6 +30,7 @@ from simulators.alipay import build_app as build_alipay
 from simulators.demo import main as demo_main
 from simulators.fleet import FleetError, run_fleet
 from simulators.fleet_news import FleetBroker, quiet_links
+from simulators.printer import serve as serve_printer
 from simulators.provider_keys import make_credentials, server_tls
 from simulators.scanner import PtyScanner
 from simulators.terminal import MODES as TERMINAL_MODES
@@ -176,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     tm = sub.add_parser("terminal", help="a bank-card payment terminal (ECR link) on a pseudo-terminal")
     tm.add_argument("--link", type=Path, required=True, help="stable path to create for the serial port")
     tm.add_argument("--mode", choices=TERMINAL_MODES, default="approve")
+    pr = sub.add_parser("printer", help="an ESC/POS receipt printer with its cash drawer on a pseudo-terminal")
+    pr.add_argument("--link", type=Path, required=True, help="stable path to create for the serial port")
     fl = sub.add_parser("fleet", help="many terminals' sync clients (own keys, seqs, offline spells) against a ledger")
     fl.add_argument(
         "--codes",
@@ -200,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"payment terminal at {args.link}, mode {args.mode}; Ctrl-C to stop", file=sys.stderr)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_terminal(args.link, args.mode))
+        return 0
+    if args.command == "printer":
+        print(f"receipt printer at {args.link}: each receipt is shown as it is cut; Ctrl-C to stop", file=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_printer(args.link))
         return 0
     if args.command in ("wechatpay", "alipay"):
         return _wallet(args)

@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import aiohttp
 
 from protocols.money import format_cny
 from simulators.pos_client import ApiProblemError, PosClient
+from simulators.printer import PtyPrinter
 from simulators.processes import (
     Proc,
     demo_env,
@@ -169,6 +171,31 @@ async def scan_to_pay(pos: PosClient, scanner: PtyScanner, basket_id: str, code:
     say(f"  the wallet's own transaction id on the tender, for the day's statement: {paid['provider_txn']}")
 
 
+async def ledger_command(demo_dir: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
+    """An operator's ``posgw-ledger`` command against the demo's books; its output (RuntimeError if it fails)."""
+    argv = [sys.executable, "-m", "ledger.cli", *args, "--data", str(demo_dir / "ledger")]
+    done = await asyncio.to_thread(
+        subprocess.run, argv, env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"posgw-ledger {' '.join(args[:2])}: {done.stderr.strip()}")
+    return done.stdout
+
+
+async def show_receipt(printer: PtyPrinter, count: int) -> None:
+    """The receipt the printer simulator cut, as it came out."""
+    for _ in range(200):
+        if len(printer.printed) >= count:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise RuntimeError("the receipt printer printed nothing")
+    page = printer.printed[count - 1]
+    say("  receipt printed (decoded from the ESC/POS the printer was sent):")
+    say("\n".join(f"    | {line}" for line in page.lines if line))
+    say(f"    | [QR {page.qr[0]}]" if page.qr else "    | (no QR)")
+
+
 def wallet_proc(name: str, creds: Credentials, env: dict[str, str], demo_dir: Path) -> Proc:
     """``posgw-sim wechatpay`` or ``alipay`` on a free port, over TLS with the demo's CA."""
     port = free_port()
@@ -201,6 +228,7 @@ async def run_demo(repo: Path) -> int:
         demo_dir / "gateway.log",
     )
     scanner = PtyScanner(demo_dir / "scanner")
+    printer = PtyPrinter(demo_dir / "printer")
     pos = PosClient(f"http://127.0.0.1:{api_port}", tokens[0])
     try:
         say("== posgw demo: one checkout terminal, one mall ledger, all on this machine")
@@ -222,7 +250,16 @@ async def run_demo(repo: Path) -> int:
             f"till T-DEMO-01 enrolled: the operator's one-time code (posgw-ledger terminal add), then posgw enroll;"
             f" its own key signs every request (chain epoch {enrolled['epoch']}), the ledger's key is pinned"
         )
+        for staff_id, name, role, pin in (
+            ("C001", "Wang Fang", "cashier", "2468"),
+            ("S001", "Li Qiang", "supervisor", "1357"),
+        ):
+            await ledger_command(
+                demo_dir, env, "staff", "add", staff_id, "--name", name, "--role", role, stdin=pin + "\n"
+            )
+        say("staff registered at the ledger: cashier C001, supervisor S001 (PINs kept as salted scrypt hashes only)")
         scanner.plug()
+        printer.plug()
         gateway.start()
         await gateway.wait_healthy()
         hello = await pos.connect_events()
@@ -233,6 +270,16 @@ async def run_demo(repo: Path) -> int:
             f"gateway {hello['terminal_id']} up on 127.0.0.1:{api_port}: scanner {st['devices'][0]['state']},"
             f" rulebook v{st['rulebook_version']}, {st['members_cached']} members cached"
         )
+
+        await pos.wait_status(lambda s: True)
+        for _ in range(200):  # the staff list comes with the rules
+            if (await pos.call("GET", "/v1/cashier"))["required"]:
+                break
+            await asyncio.sleep(0.05)
+        me = await pos.call("POST", "/v1/cashier", {"staff_id": "C001", "pin": "2468"})
+        shift = await pos.call("POST", "/v1/shifts", {"float": 500_00})
+        say(f"cashier {me['staff_id']} ({me['role']}) signed in with her PIN; shift opened with a ¥500.00 float "
+            f"(a signed shift_open record, seq {shift['record']['seq']})")  # fmt: skip
 
         say("\n-- sale 1: a member shows the app's QR code, three products, cash")
         basket = await pos.new_basket()
@@ -246,6 +293,9 @@ async def run_demo(repo: Path) -> int:
         coupon = await pos.next_event("coupon")
         say(f"  scanned the member's coupon from the app → {coupon.get('name') or coupon['error']['message']}")
         first_sale = await sell(pos, basket["basket_id"])
+        await show_receipt(printer, 1)
+        say(f"  the cash drawer opened (kicked through the printer): {printer.drawer_open}")
+        printer.close_drawer()
         st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
         say(f"  synced: queue pending {st['journal']['pending']}, ledger holds seq ≤ {st['journal']['last_seq']}")
         say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
@@ -345,6 +395,16 @@ async def run_demo(repo: Path) -> int:
         await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
         say(f"  ledger: M0001 now has {await member_points(ledger_url, tokens[2], 'M0001')} points")
 
+        say("\n-- the day ends: X report, the drawer counted, Z report")
+        x = await pos.call("GET", "/v1/shifts/current")
+        say(f"  X report: cash expected in the drawer {format_cny(x['expected_cash'])}")
+        z = await pos.call("POST", "/v1/shifts/current/close", {"counted": x["expected_cash"] - 50})
+        say("\n".join(f"    | {line}" for line in z["lines"]))
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0 and s["journal"]["quarantined"] == 0)
+        say("  the ledger worked the Z report out again from the till's chain and believed it; by who did it:")
+        staff_report = await ledger_command(demo_dir, env, "staff", "report")
+        say("\n".join(f"  {line}" for line in staff_report.strip().splitlines()))
+
         await pos.close()
         code = gateway.stop()
         for wallet in wallets:
@@ -380,6 +440,7 @@ async def run_demo(repo: Path) -> int:
         for wallet in wallets:
             wallet.stop()
         scanner.unplug()
+        printer.unplug()
 
 
 def main() -> int:

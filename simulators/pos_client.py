@@ -44,10 +44,12 @@ class PosClient:
                 raise ApiProblemError(resp.status, data)
             return data
 
-    async def call_problem(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async def call_problem(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """A call expected to be refused: the problem document (an error if it was not refused)."""
         try:
-            await self.call(method, path, body)
+            await self.call(method, path, body, headers)
         except ApiProblemError as err:
             return err.body
         raise AssertionError(f"{method} {path} was not refused")

@@ -29,6 +29,15 @@ def open_linked_pty(link: Path) -> tuple[int, int]:
     return master, slave
 
 
+def close_linked_pty(link: Path, *fds: int | None) -> None:
+    """Pull the cable: the stable path gone, the pty's ends closed."""
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
+
+
 class PtyScanner:
     def __init__(self, link: Path, *, suffix: bytes = b"\r\n", prefix: bytes = b"") -> None:
         self.link = Path(link)
@@ -48,11 +57,7 @@ class PtyScanner:
         return self.link
 
     def unplug(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.link.unlink()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                os.close(fd)
+        close_linked_pty(self.link, self._master, self._slave)
         self._master = self._slave = None
 
     def frame(self, code: str, aim: str | None = None) -> bytes:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols.ecr import ACK, NAK, BadFrame, Control, EcrDecoder, EcrError, EcrMessage, Frame, MessageType, frame
-from simulators.scanner import open_linked_pty
+from simulators.scanner import close_linked_pty, open_linked_pty
 
 MODES = ("approve", "decline", "silent", "garbled", "power-loss")
 CARD = {"pan": "6225881234561234", "scheme": "UnionPay"}  # a test card number (full, as terminals send it)
@@ -73,11 +73,7 @@ class PtyTerminal:
             asyncio.get_running_loop().remove_reader(self._master)
         for task in self._tasks:
             task.cancel()
-        with contextlib.suppress(FileNotFoundError):
-            self.link.unlink()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                os.close(fd)
+        close_linked_pty(self.link, self._master, self._slave)
         self._master = self._slave = None
 
     def books(self) -> dict[str, dict[str, Any]]:

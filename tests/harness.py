@@ -312,9 +312,13 @@ def gateway_config(
     mqtt: dict[str, object] | None = None,
     max_body_bytes: int = 4096,
     api: dict[str, object] | None = None,
+    printer: Path | None = None,
     **ledger: object,
 ) -> GatewayConfig:
     devices: list[dict[str, object]] = []
+    if printer is not None:  # a quick poll: the tests watch paper run out
+        options = {"port": str(printer), "poll_seconds": 0.2}
+        devices.append({"name": "printer", "driver": "escpos-printer", "options": options})
     if scanner is not None:
         devices.append({"name": "scanner", "driver": "serial-scanner", "options": {"port": str(scanner), "aim": True}})
     if card_reader:

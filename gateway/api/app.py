@@ -14,7 +14,7 @@ import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Histogram
 
-from gateway.api import contract, staff_routes, status_page
+from gateway.api import contract, receipt_routes, staff_routes, status_page
 from gateway.api.browser import TICKET_SECONDS, Tickets, browser_middleware
 from gateway.api.problems import Handler, problem_middleware
 from gateway.api.views import basket_view, payment_view
@@ -526,4 +526,5 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/v1/events/tickets", event_ticket)
     app.router.add_get("/v1/events", events)
     staff_routes.add_routes(app, svc)
+    receipt_routes.add_routes(app, svc)
     return app

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from gateway.api import contract as c
-from gateway.api import staff_routes
+from gateway.api import receipt_routes, staff_routes
 from gateway.events import ScanSeen
 from protocols.openapi_parts import JSON, PROBLEM
 from protocols.version import VERSION
@@ -55,6 +55,7 @@ MODELS: tuple[Any, ...] = (
     c.VoidRequest,
     c.TypedCode,
     *staff_routes.MODELS,
+    *receipt_routes.MODELS,
 )
 _REFS, SCHEMAS = msgspec.json.schema_components(MODELS, ref_template="#/components/schemas/{name}")
 REF = dict(zip(MODELS, _REFS, strict=True))
@@ -359,6 +360,7 @@ DOCUMENT: dict[str, Any] = {
             )
         },
         **staff_routes.paths(_op, REF, _errors),
+        **receipt_routes.paths(_op, REF, _errors),
     },
 }
 

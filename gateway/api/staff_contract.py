@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from gateway.api.contract import Money, Pin, Request, Response, StaffId
+from gateway.api.contract import Approval, Money, Pin, Request, Response, StaffId
 
 
 class SignIn(Request):
@@ -48,3 +48,25 @@ class ShiftView(Response):
     over_short: int | None
     lines: list[str]
     record: dict[str, Any] | None = None
+
+
+class ReceiptView(Response):
+    """A receipt of a sale or refund of this till, from its journaled record (``protocols/receipts.py``): as text
+    lines, as an HTML fragment, as ESC/POS bytes (base64) for a printer, and its return code (``RC1.…``)."""
+
+    txn_id: str
+    return_code: str
+    text: list[str]
+    html: str
+    escpos_base64: str
+    printed: bool
+
+
+class DrawerOpening(Request):
+    """A drawer opened without a sale: a supervisor's approval where the till holds staff."""
+
+    approval: Approval | None = None
+
+
+class DrawerOpened(Response):
+    record: dict[str, Any]

@@ -1,14 +1,15 @@
-"""What a device reported, sent where it belongs: scans to the scan router, cards to the card router."""
+"""What a device reported, sent where it belongs: scans to the scan router, cards to the card router, a
+printer's state to the event stream."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from drivers.events import CardEvent, DeviceStatus, DriverEvent, ReaderEvent, ScanEvent, ScanRejected
+from drivers.events import CardEvent, DeviceStatus, DriverEvent, PrinterEvent, ReaderEvent, ScanEvent, ScanRejected
 from gateway.devices.cards import CardRouter
 from gateway.devices.scans import ScanRouter
-from gateway.events import DeviceChanged, EventHub, ReaderChanged, ScanNotUnderstood
+from gateway.events import Alert, DeviceChanged, EventHub, PrinterChanged, ReaderChanged, ScanNotUnderstood
 
 
 class DeviceEvents:
@@ -28,6 +29,18 @@ class DeviceEvents:
             task.add_done_callback(self._card_tasks.discard)
         elif isinstance(event, ReaderEvent):
             self.hub.publish(ReaderChanged(device=event.device, reader=event.reader, present=event.present))
+        elif isinstance(event, PrinterEvent):
+            self.hub.publish(
+                PrinterChanged(
+                    device=event.device,
+                    paper_out=event.paper_out,
+                    cover_open=event.cover_open,
+                    drawer_open=event.drawer_open,
+                    problem=event.problem,
+                )
+            )
+            if event.problem:
+                self.hub.publish(Alert(code="printer-not-ready", message=f"printer {event.device}: {event.problem}"))
         elif isinstance(event, ScanRejected):
             self.hub.publish(ScanNotUnderstood(device=event.device, reason=event.reason, length=event.length))
         else:

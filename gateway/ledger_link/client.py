@@ -39,7 +39,7 @@ from gateway.errors import (
 )
 from protocols import http_signature
 from protocols.errors import SchemaError
-from protocols.records import ID_PATTERN, MAX_FEN
+from protocols.records import ID_PATTERN, MAX_FEN, TransactionRecord
 from protocols.rulebook import MemberEntry
 from protocols.schema import Fields, Problems
 from protocols.sync import ChainView, SyncReply
@@ -167,7 +167,7 @@ class LedgerClient:
             return None
         if status == 409 and path == "/v1/cards" and _problem(answer).get("title") == "identifier-owned":
             raise CardBindingRefusedError(str(_problem(answer).get("detail", "refused"))[:300])
-        refusable = ("/v1/reservations", "/v1/wallet/", "/v1/cards", "/v1/giftcards/", "/v1/orders/")
+        refusable = ("/v1/reservations", "/v1/wallet/", "/v1/cards", "/v1/giftcards/", "/v1/orders/", "/v1/sales/")
         if status in (404, 409, 422) and path.startswith(refusable):
             raise LedgerRefusedError(str(_problem(answer).get("detail", "refused"))[:300])
         if status in (401, 403):
@@ -262,6 +262,21 @@ class LedgerClient:
     async def fetch_revocations(self, since: int = 0) -> object:
         """The signed list of withdrawn coupon copies (after version ``since``: a delta); the directory checks it."""
         return await self._request("GET", f"/v1/revocations?since={since:d}")
+
+    async def fetch_sale(self, txn_id: str) -> tuple[TransactionRecord, list[TransactionRecord]]:
+        """A sale of another till of the mall and every refund of it the ledger applied, for a return here.
+        Unknown or not believed there: :class:`LedgerRefusedError`; not a record: :class:`LedgerGarbageError`."""
+        data = await self._request("GET", f"/v1/sales/{quote(txn_id, safe='')}")
+        try:
+            if not isinstance(data, dict) or not isinstance(data.get("refunds"), list):
+                raise SchemaError("ledger sale", ["expected {sale, refunds}"])
+            sale = TransactionRecord.from_wire(data.get("sale"), "the ledger's sale")
+            refunds = [TransactionRecord.from_wire(r, "a refund of it") for r in data["refunds"]]
+        except SchemaError as err:
+            raise LedgerGarbageError(str(err)) from err
+        if sale.txn_id != txn_id or sale.kind != "sale" or any(r.refund_of != txn_id for r in refunds):
+            raise LedgerGarbageError(f"the ledger answered for {txn_id} with another sale or refund")
+        return sale, refunds
 
     async def fetch_staff(self) -> object:
         """The signed staff list (``protocols/staff.py``); the roster checks it."""

@@ -1,4 +1,4 @@
-"""Refund all or part of a sale made at this terminal, or void it, exactly.
+"""Refund all or part of a sale, or void it, exactly: a sale of this till, or (online) of any till of the mall.
 
 The refund is planned from the sale and the refunds before it
 (``protocols/refunds.py``), paid back the way the money came
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.clock import utc_now
-from gateway.errors import ConflictError, NotFoundError
+from gateway.errors import ConflictError, LedgerError, LedgerRefusedError, NotFoundError
 from gateway.events import EventHub, RefundRecorded
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.directory import MemberDirectory
@@ -34,8 +34,10 @@ from protocols.refunds import plan_refund, plan_topup_refund
 log = structlog.get_logger("posgw.refunds")
 
 
-class StoredValueLedger(Protocol):
-    """What giving a top-up back asks of the ledger (``LedgerClient``)."""
+class RefundLedger(Protocol):
+    """What giving a top-up back, and a return of another till's sale, ask of the ledger (``LedgerClient``)."""
+
+    async def fetch_sale(self, txn_id: str) -> tuple[TransactionRecord, list[TransactionRecord]]: ...
 
     async def wallet_statement(self, member_id: str, code: str) -> dict[str, Any]: ...
 
@@ -55,7 +57,7 @@ class Refunds:
         link: LedgerLink,
         intake: Intake,
         hub: EventHub,
-        wallets: StoredValueLedger,
+        ledger: RefundLedger,
         staff: CashierDesk,
     ) -> None:
         self.terminal_id = terminal_id
@@ -66,7 +68,7 @@ class Refunds:
         self.link = link
         self.intake = intake
         self.hub = hub
-        self.wallets = wallets
+        self.ledger = ledger
         self.staff = staff
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -81,7 +83,8 @@ class Refunds:
         code: str | None = None,
         approval: Approval | None = None,
     ) -> CompletedSale:
-        """Refund all or part of a sale made at this terminal, or void it, exactly (``protocols/refunds.py``);
+        """Refund all or part of a sale of this till or (online, a return at another till) of any till of the mall,
+        or void it, exactly (``protocols/refunds.py``);
         give a top-up back with the member's wallet ``code`` (:meth:`_topup_draft`). Where the till holds staff,
         the cashier signed in makes it, a supervisor approves it as the policy asks (``approval``, checked
         before any money moves), and it belongs to the shift open."""
@@ -94,8 +97,12 @@ class Refunds:
         async with lock:  # two refunds of one sale must not both take the same units
             self.intake.on_duty()
             sale = await self.journal.get(txn_id)
-            if sale is None:
-                raise NotFoundError(f"no sale {txn_id} in this terminal's journal")
+            earlier = await self.journal.lookups.refunds_of(txn_id)
+            if sale is None:  # a return at another till: the ledger has it, with its refunds at every till
+                sale, earlier = await self._from_ledger(txn_id, earlier)
+            elif self.link.online and sale.kind == "sale":  # returned elsewhere already, in part? the ledger knows
+                with contextlib.suppress(LedgerError, LedgerRefusedError):  # offline or not synced yet: ours alone
+                    earlier = _merged((await self.ledger.fetch_sale(txn_id))[1], earlier)
             if any(p.basket_id == f"refund:{txn_id}" for p in await self.journal.payments.open_refunds()):
                 raise ConflictError("an earlier refund of this sale is still being settled; try again in a minute")
             fields = {
@@ -104,8 +111,8 @@ class Refunds:
                 "seq": 0,
                 "created_at": utc_now(),
                 "offline": not self.link.online,
+                "sale_terminal": sale.terminal_id if sale.terminal_id != self.terminal_id else None,
             }
-            earlier = await self.journal.lookups.refunds_of(txn_id)
             if sale.kind == "topup" and not void:
                 draft = await self._topup_draft(sale, earlier, wanted, code, fields)
             else:
@@ -124,7 +131,7 @@ class Refunds:
             except BaseException:
                 if draft.reservation and sale.kind == "topup":  # nothing was given back: the stored value stays
                     with contextlib.suppress(GatewayError):
-                        await self.wallets.release_wallet(draft.reservation)
+                        await self.ledger.release_wallet(draft.reservation)
                 raise
         log.info(
             "refund_recorded",
@@ -137,6 +144,24 @@ class Refunds:
         self.hub.publish(RefundRecorded(txn_id=record.txn_id, refund_of=txn_id, total_due=record.total_due))
         self.link.records_waiting()
         return CompletedSale(record, replayed)
+
+    async def _from_ledger(
+        self, txn_id: str, here: list[TransactionRecord]
+    ) -> tuple[TransactionRecord, list[TransactionRecord]]:
+        """Another till's sale and its refunds, from the ledger; with the refunds of it made here and not synced
+        yet. Offline, refused: what is left to give back is known at the ledger alone."""
+        try:
+            sale, refunds = await self.ledger.fetch_sale(txn_id)
+        except LedgerRefusedError as err:
+            raise NotFoundError(f"sale {txn_id} is not in this till's journal, and the ledger says: {err}") from err
+        except LedgerError as err:
+            raise ConflictError(
+                f"sale {txn_id} was not made at this till, and the ledger is out of reach ({err}): a return of "
+                "another till's sale needs the ledger; take it at the till that made it, or when the ledger is back"
+            ) from err
+        earlier = _merged(refunds, here)
+        log.info("return_of_another_till", txn_id=txn_id, sale_terminal=sale.terminal_id, refunds=len(earlier))
+        return sale, earlier
 
     async def _topup_draft(
         self,
@@ -155,7 +180,7 @@ class Refunds:
         if not self.link.online:
             raise ConflictError("a top-up is given back online only: the ledger takes the stored value back")
         assert topup.member_id is not None
-        statement = await self.wallets.wallet_statement(topup.member_id, code)
+        statement = await self.ledger.wallet_statement(topup.member_id, code)
         own = int(statement["balance"]) - sum(int(b["remaining"]) for b in statement["bonus"])
         left = topup.total_due - sum(r.total_due for r in earlier)
         give = min(left, own)
@@ -165,7 +190,13 @@ class Refunds:
                 f"holds {format_cny(max(own, 0))} of their own stored value (bonuses are not given back as money)"
             )
         ref = uuid7().hex
-        await self.wallets.hold_wallet(topup.member_id, give, ref, self.terminal_id, code)
+        await self.ledger.hold_wallet(topup.member_id, give, ref, self.terminal_id, code)
         return plan_topup_refund(
             topup, earlier, give, ref, rulebook_version=self.directory.rulebook.version, draft_fields=fields
         )
+
+
+def _merged(at_ledger: list[TransactionRecord], here: list[TransactionRecord]) -> list[TransactionRecord]:
+    """A sale's refunds the ledger applied (at every till) and those made here not synced yet, oldest first."""
+    known = {r.txn_id for r in at_ledger}
+    return sorted([*at_ledger, *(r for r in here if r.txn_id not in known)], key=lambda r: r.created_at)

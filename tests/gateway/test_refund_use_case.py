@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import DrainingError, NotFoundError
+from gateway.errors import DrainingError, LedgerRefusedError, NotFoundError
 from gateway.events import EventHub, RefundRecorded
 from gateway.ledger_link.link import LedgerLink
 from gateway.members.directory import MemberDirectory
@@ -21,6 +21,7 @@ from gateway.staff.desk import CashierDesk
 from gateway.staff.roster import Roster
 from offline_queue.journal import TransactionJournal
 from offline_queue.limits import JournalLimits
+from protocols.records import TransactionRecord
 from protocols.refunds import RefundRefusedError
 from tests.gateway.records import draft
 
@@ -38,6 +39,9 @@ class NoLedger:
 
     async def release_wallet(self, ref: str) -> None:
         raise AssertionError("not asked")
+
+    async def fetch_sale(self, txn_id: str) -> tuple[TransactionRecord, list[TransactionRecord]]:
+        raise LedgerRefusedError(f"the ledger holds no sale {txn_id}")  # as a real ledger answers an unknown one
 
 
 def refunds_over(journal: TransactionJournal, events: list[object]) -> tuple[Refunds, Intake]:

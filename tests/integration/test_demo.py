@@ -48,5 +48,13 @@ async def test_the_demo_runs_end_to_end() -> None:
         "chain, seq numbers and signatures intact",
         "tenant settlement",
         "sales_net",
+        "cashier C001 (cashier) signed in",
+        "receipt printed (decoded from the ESC/POS",
+        "| cashier C001",
+        "| [QR RC1.T-DEMO-01.",
+        "the cash drawer opened (kicked through the printer): True",
+        "over/short  -¥0.50",
+        "believed it; by who did it",
+        "C001",
     ):
         assert expected in text, f"{expected!r} missing from the demo's output:\n{text}"
