@@ -261,8 +261,9 @@ def pay_reply(node: Mapping[str, Any], out_trade_no: str, amount: int) -> Reply:
         return Reply(Answer.FAILED, {"reason": REFUSALS[sub]}, note)
     if code in REQUEST_REFUSED:
         return Reply(Answer.FAILED, {"reason": REQUEST_REFUSED[code]}, note)
-    # 20000, ACQ.SYSTEM_ERROR, ACQ.TRADE_HAS_SUCCESS, ACQ.CONTEXT_INCONSISTENT, a code we do not know: ask.
-    return Reply(Answer.UNKNOWN, note=note)
+    # 20000, ACQ.SYSTEM_ERROR, ACQ.TRADE_HAS_SUCCESS, ACQ.CONTEXT_INCONSISTENT, a code we do not know: ask. A signed
+    # answer: Alipay has the request.
+    return Reply(Answer.PROVIDER_ERROR, note=note)
 
 
 def query_reply(node: Mapping[str, Any], out_trade_no: str, amount: int) -> Reply:

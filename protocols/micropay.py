@@ -7,7 +7,11 @@ a 500): that last one is *unknown*, never a failure, because the money may
 have moved. While the outcome is open the terminal polls ``query`` with
 backoff until the provider says something final or the deadline passes; then
 it reverses (cancels), which the provider applies whether or not the payment
-arrived. A payment is therefore always one of: paid, declined (nothing
+arrived. A provider that *answered* the pay call with an error (it has the
+request) and then says it holds no such payment has said something final:
+the terminal reverses at once instead of waiting out the deadline. After no
+answer at all, "no such payment" may only mean "not yet", and the wait goes on.
+A payment is therefore always one of: paid, declined (nothing
 charged), reversed (nothing charged), or, if even reversing keeps failing,
 ``attention`` — the cashier and the operator are told that money may be held
 and must be settled by hand. Nothing is ever silently dropped.
@@ -35,7 +39,10 @@ class Answer(enum.StrEnum):
     FAILED = "failed"  # a final refusal: nothing was charged
     USER_PAYING = "user_paying"
     NOT_FOUND = "not_found"  # query only: the provider has no such payment (yet)
-    UNKNOWN = "unknown"  # timeout, network error, 5xx, garbage
+    UNKNOWN = "unknown"  # timeout, network error, 5xx, garbage: it may not even have arrived
+    # The provider answered, believed, with an error (SYSTEMERROR, ACQ.SYSTEM_ERROR): it has the request, and
+    # did not say what became of it. As open as unknown, but a "no such payment" after it is final.
+    PROVIDER_ERROR = "provider_error"
     # No connection could be made: the request never left the terminal. On pay,
     # nothing can have been charged, so the cashier hears "no network" at once.
     UNREACHABLE = "unreachable"
@@ -91,6 +98,7 @@ class MicropayFlow:
     _next: Action | None = None
     _polls: int = 0
     _reversals: int = 0
+    _heard: bool = False  # the provider answered the pay call itself: a "no such payment" after it is final
 
     def __post_init__(self) -> None:
         self._next = Action(Step.PAY, self.started)
@@ -137,9 +145,17 @@ class MicropayFlow:
             self._note(now, f"pay: {answer}")
             self.outcome = Outcome.UNREACHABLE
             return
+        self._heard = answer in (Answer.PROVIDER_ERROR, Answer.USER_PAYING)
         self._answer(Step.PAY, answer, now)
 
     def on_query(self, answer: Answer, now: float) -> None:
+        if answer is Answer.NOT_FOUND and self._heard:
+            # The provider had the pay request and now says it holds no such payment: nothing was charged, and
+            # waiting will not change that. Reverse at once (it closes the order, if any), not at the deadline.
+            self._expect(Step.QUERY)
+            self._note(now, "query: not_found (after the provider answered pay: final)")
+            self._next = Action(Step.REVERSE, now)
+            return
         self._answer(Step.QUERY, answer, now)
 
     def _answer(self, step: Step, answer: Answer, now: float) -> None:

@@ -229,7 +229,8 @@ def _refusal(call: str, params: Mapping[str, str]) -> Reply:
         return Reply(Answer.USER_PAYING, note=note)
     if err in REFUSALS:
         return Reply(Answer.FAILED, {"reason": REFUSALS[err]}, note)
-    return Reply(Answer.UNKNOWN, note=note)  # SYSTEMERROR, BANKERROR, ORDERPAID, or a code we do not know
+    # SYSTEMERROR, BANKERROR, ORDERPAID, or a code we do not know: a signed answer, so WeChat Pay has the order.
+    return Reply(Answer.PROVIDER_ERROR, note=note)
 
 
 def query_reply(params: Mapping[str, str], out_trade_no: str, amount: int) -> Reply:

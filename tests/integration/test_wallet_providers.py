@@ -51,7 +51,7 @@ SCRIPTS = [
     ("00", "paid", 1),
     ("01", "declined", 0),  # insufficient balance
     ("02", "paid", 1),  # the customer types a password for 3 s: USERPAYING / 10003, then query
-    ("04", "reversed", 0),  # system error: queried (not there), reversed at the deadline
+    ("04", "reversed", 0),  # system error: queried once (no such order: final), reversed at once
     ("06", "paid", 1),  # the answer to pay is lost: found by query
     ("07", "reversed", 0),  # paying until the deadline: reversed / cancelled
     ("08", "declined", 0),  # the code has expired
@@ -74,6 +74,11 @@ async def one_outcome(pos: PosClient, wallets: Wallets, wallet: str, script: str
     entry = books_of(wallets, wallet).of(payment["payment_id"])
     if script == "04":
         assert entry is None  # the system error charged nothing and opened no order
+        # The provider answered pay (with an error), then said it has no such order: that is final, so the
+        # cashier does not wait out the deadline: one query, then the reversal that closes it.
+        history = payment["history"]
+        assert sum(line.startswith("query:") for line in history) == 1, history
+        assert history[-1] == "reverse: success", history
     else:
         assert entry is not None
         assert (entry["amount"], entry["charges"] - (state == "reversed") * entry["charges"]) == (8500, charged)

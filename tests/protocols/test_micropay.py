@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from protocols.micropay import Answer, MicropayError, MicropayFlow, Outcome, Step
 from protocols.refund import RefundFlow, RefundOutcome
 
-PAY_ANSWERS = [Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.UNKNOWN]
-QUERY_ANSWERS = [Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.NOT_FOUND, Answer.UNKNOWN]
+PAY_ANSWERS = [Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.UNKNOWN, Answer.PROVIDER_ERROR]
+QUERY_ANSWERS = [
+    Answer.SUCCESS, Answer.FAILED, Answer.USER_PAYING, Answer.NOT_FOUND, Answer.UNKNOWN, Answer.PROVIDER_ERROR
+]  # fmt: skip
 REVERSE_ANSWERS = [Answer.SUCCESS, Answer.UNKNOWN, Answer.FAILED]
 
 
@@ -68,6 +70,23 @@ def test_a_timeout_is_unknown_not_a_failure_and_ends_in_a_reversal() -> None:
     assert steps[-1] is Step.REVERSE
     reverse_at = next(t for t, what in flow.history if what.startswith("reverse"))
     assert reverse_at >= 130.0  # only after the deadline
+
+
+def test_no_such_payment_is_final_only_once_the_provider_answered_pay() -> None:
+    # The provider answered pay with an error (it has the request), then says no such payment: reversed at once.
+    heard = MicropayFlow(100.0, deadline=30.0)
+    steps = drive(heard, [Answer.PROVIDER_ERROR, Answer.NOT_FOUND, Answer.SUCCESS])
+    assert steps == [Step.PAY, Step.QUERY, Step.REVERSE]
+    assert heard.outcome is Outcome.REVERSED
+    assert next(t for t, what in heard.history if what.startswith("reverse")) < 110.0  # not at the deadline
+    # No answer at all: "no such payment" may be "not yet" (the request may still be on its way): the wait goes on.
+    unheard = MicropayFlow(100.0, deadline=30.0)
+    steps = drive(unheard, [Answer.UNKNOWN, Answer.NOT_FOUND, Answer.NOT_FOUND, Answer.SUCCESS])
+    assert steps[:4] == [Step.PAY, Step.QUERY, Step.QUERY, Step.QUERY]
+    assert unheard.outcome is Outcome.PAID  # it was only late
+    # A customer typing their password was heard too: a payment that then vanishes is not waited for.
+    typing = MicropayFlow(100.0, deadline=30.0)
+    assert drive(typing, [Answer.USER_PAYING, Answer.NOT_FOUND, Answer.SUCCESS])[-1] is Step.REVERSE
 
 
 def test_reversal_that_keeps_failing_needs_attention() -> None:
