@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ TART = {"sku": "6901234567892", "name": "Egg tart", "category": "bakery", "unit_
 CAKE = {"sku": "6909876543212", "name": "Cake", "category": "bakery", "unit_price": 200_00}
 
 
-async def refund(pos: PosClient, txn_id: str, lines: list[dict[str, int]] | None = None) -> dict[str, object]:
+async def refund(pos: PosClient, txn_id: str, lines: list[dict[str, int]] | None = None) -> dict[str, Any]:
     body: dict[str, object] = {"txn_id": txn_id} if lines is None else {"txn_id": txn_id, "lines": lines}
     return (await pos.call("POST", "/v1/refunds", body, {"Idempotency-Key": uuid.uuid4().hex}))["record"]  # type: ignore[no-any-return]
 
