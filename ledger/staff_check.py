@@ -9,7 +9,8 @@ itself (``docs/protocols/sync.md``):
   supervisor.
 - **Approvals.** A record made by a signed-in cashier carries a supervisor's
   approval where the policy asks for one (``protocols/staff.py``): every
-  void and drawer opened without a sale, and refunds above ``refund_above``.
+  void, drawer opened without a sale and price changed by hand (a line naming
+  its ``list_price``), and refunds above ``refund_above``.
 - **Shifts.** A ``shift_close`` names the ``shift_open`` it ends, in the same
   chain; every record between the two names that shift, and its totals are
   those records' totals to the fen (``protocols/shifts.py``). Only the cash
@@ -41,6 +42,8 @@ def act_of(r: TransactionRecord) -> tuple[str, int] | None:
         return ("refund", r.total_due)
     if r.kind == "no_sale":
         return ("no_sale", 0)
+    if r.kind == "sale" and any(x.list_price for x in r.lines):
+        return ("price", 0)
     return None
 
 

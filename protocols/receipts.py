@@ -49,6 +49,7 @@ class ReceiptLine:
     unit_price: int
     gross: int
     discount: int
+    list_price: int = 0  # a price changed by hand: the price it was rung up at
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,9 @@ def receipt_of(r: TransactionRecord, zone: str, shop: str = "", points_balance: 
         txn_id=r.txn_id,
         at=local,
         cashier=r.cashier,
-        lines=tuple(ReceiptLine(x.name or x.sku, x.quantity, x.unit_price, x.gross, x.discount) for x in r.lines),
+        lines=tuple(
+            ReceiptLine(x.name or x.sku, x.quantity, x.unit_price, x.gross, x.discount, x.list_price) for x in r.lines
+        ),
         benefits=tuple(benefits),
         total_gross=r.total_gross,
         total_discount=r.total_discount,
@@ -151,6 +154,8 @@ def text_lines(r: Receipt, width: int = WIDTH) -> list[str]:
         out.append(_pair(x.name, f"{sign}{format_cny(x.gross)}", width))
         if x.quantity != 1:
             out.append(f"  {x.quantity} x {format_cny(x.unit_price)}")
+        if x.list_price:
+            out.append(f"  price changed from {format_cny(x.list_price)}")
     out.append("-" * width)
     out.append(_pair("subtotal", f"{sign}{format_cny(r.total_gross)}", width))
     out.extend(_pair(f"  {what}", f"-{format_cny(amount)}" if not sign else format_cny(amount), width)

@@ -60,6 +60,9 @@ class RecordLine:
     points: int = 0  # points earned (a refund: clawed back)
     growth: int = 0  # growth value earned (a refund: taken back)
     points_spent: int = 0  # points consumed: offset share, exchange price (a refund: returned)
+    # A price changed by hand at the till (a supervisor approves it where the till holds staff): the price the
+    # line was rung up at. 0: not changed (and not on the wire, so every earlier record keeps its signed form).
+    list_price: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,7 @@ class TransactionRecord:
         v2 = self.version >= 2
         wire = {f: getattr(self, f) for f in (_V2_FIELDS if v2 else _V1_FIELDS)}
         line_fields = _LINE_FIELDS if v2 else _V1_LINE_FIELDS
-        wire["lines"] = [{f: getattr(line, f) for f in line_fields} for line in self.lines]
+        wire["lines"] = [_line_wire(line, line_fields) for line in self.lines]
         wire["tenders"] = [t.to_wire() for t in self.tenders]
         wire["coupons"] = list(self.coupons)
         wire["coupons_restored"] = list(self.coupons_restored)
@@ -210,8 +213,15 @@ class TransactionRecord:
 _V2_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord) if f.name != "epoch")
 _STAFF_FIELDS = ("cashier", "approved_by", "shift", "shift_report", "sale_terminal")
 _V1_FIELDS = tuple(f for f in _V2_FIELDS if f not in ("version", "member_tier"))
-_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine))
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine) if f.name != "list_price")
 _V1_LINE_FIELDS = _LINE_FIELDS[: _LINE_FIELDS.index("refund_line") + 1]
+
+
+def _line_wire(line: RecordLine, fields: tuple[str, ...]) -> dict[str, Any]:
+    wire = {f: getattr(line, f) for f in fields}
+    if line.list_price:
+        wire["list_price"] = line.list_price
+    return wire
 
 
 CODE_NONCE = r"[A-Za-z0-9_.:-]{1,128}"  # a member or wallet code's kid:nonce
@@ -346,6 +356,7 @@ def _read_line(f: Fields, version: int) -> RecordLine:
         points=benefit("points", MAX_POINTS),
         growth=benefit("growth", MAX_POINTS),
         points_spent=benefit("points_spent", MAX_POINTS),
+        list_price=f.integer("list_price", 0, minimum=0, maximum=10**10),
     )
     f.done()
     if line.gross != line.unit_price * line.quantity or line.net != line.gross - line.discount:

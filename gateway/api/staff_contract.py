@@ -70,3 +70,11 @@ class DrawerOpening(Request):
 
 class DrawerOpened(Response):
     record: dict[str, Any]
+
+
+class PriceChange(Request):
+    """A line's unit price changed by hand; ``approval``: a supervisor's, where the till holds staff (a supervisor
+    signed in approves their own)."""
+
+    unit_price: Money
+    approval: Approval | None = None

@@ -1,4 +1,5 @@
-"""Routes of the cashier's day: sign in and out, open a shift, read its X report, close it with a Z report."""
+"""Routes of the cashier's day: sign in and out, open a shift, read its X report, close it with a Z report, and
+change a price by hand with a supervisor's approval."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from aiohttp import web
 
 from gateway.api import contract as c
 from gateway.api import staff_contract as sc
+from gateway.api.views import basket_view
+from gateway.errors import NotFoundError
+from gateway.sale import topups
+from gateway.staff.desk import Approval
 from protocols.openapi_parts import JSON
 from protocols.records import TransactionRecord
 from protocols.shifts import ShiftReport, report_lines
@@ -81,15 +86,37 @@ def add_routes(app: web.Application, svc: Services) -> None:
         assert record.shift_report is not None
         return _json(shift_view(record.shift, record.shift_report, record), 201)
 
+    async def change_price(request: web.Request) -> web.Response:
+        basket = svc.baskets.get(request.match_info["basket_id"])
+        try:
+            line_id = int(request.match_info["line_id"])
+        except ValueError:
+            raise NotFoundError(f"basket {basket.basket_id} has no line {request.match_info['line_id'][:16]}") from None
+        body = c.read(await request.read(), sc.PriceChange, "price change")
+        basket.line(line_id)  # an unknown line is refused before anyone is asked to approve
+        approval = None if body.approval is None else Approval(body.approval.staff_id, body.approval.pin)
+        approved_by = await svc.cashiers.approve("price", 0, approval)
+        svc.building.change_price(basket, line_id, body.unit_price, approved_by)
+        bonus = topups.bonus_of(basket, svc.directory.rulebook)
+        return _json(basket_view(basket, svc.pricer.price(basket), bonus))
+
     app.router.add_get("/v1/cashier", get_cashier)
     app.router.add_post("/v1/cashier", sign_in)
     app.router.add_delete("/v1/cashier", sign_out)
     app.router.add_post("/v1/shifts", open_shift)
     app.router.add_get("/v1/shifts/current", x_report)
     app.router.add_post("/v1/shifts/current/close", close_shift)
+    app.router.add_post("/v1/baskets/{basket_id}/lines/{line_id}/price", change_price)
 
 
-MODELS: tuple[Any, ...] = (sc.SignIn, sc.CashierView, sc.ShiftOpening, sc.ShiftClosing, sc.ShiftView)
+MODELS: tuple[Any, ...] = (sc.SignIn, sc.CashierView, sc.ShiftOpening, sc.ShiftClosing, sc.ShiftView, sc.PriceChange)
+_BASKET = {"name": "basket_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+_LINE = {
+    "name": "line_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 999_999},
+}
 
 
 def paths(op: Any, ref: dict[Any, Any], errors: Any) -> dict[str, Any]:
@@ -123,6 +150,19 @@ def paths(op: Any, ref: dict[Any, Any], errors: Any) -> dict[str, Any]:
                 "xReport",
                 "the X report: the open shift's totals so far (nothing recorded)",
                 {"200": body(sc.ShiftView, "the report"), **refused},
+            )
+        },
+        "/v1/baskets/{basket_id}/lines/{line_id}/price": {
+            "post": op(
+                "changePrice",
+                "change a line's unit price by hand (a supervisor approves where the till holds staff)",
+                {
+                    "200": {"description": "the basket, priced now", "content": {JSON: {"schema": ref[c.BasketView]}}},
+                    **refused,
+                    **errors(404),
+                },
+                body=sc.PriceChange,
+                parameters=(_BASKET, _LINE),
             )
         },
         "/v1/shifts/current/close": {

@@ -60,6 +60,9 @@ class Basket:
     topup: int | None = None
     # A paid tier basket (``gateway/sale/memberships.py``): the tier sold to its member, nothing else.
     membership: str | None = None
+    # Prices changed by hand (``change_price``): line id -> the price it was rung up at; and who approved.
+    price_overrides: dict[int, int] = field(default_factory=dict)
+    approved_by: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def require_open(self) -> None:
@@ -114,6 +117,23 @@ class Basket:
             raise ConflictError("a gift card load is one card: remove the line and load the card again")
         changed = dataclasses.replace(line, quantity=quantity)
         self.lines[self.lines.index(line)] = changed
+        return changed
+
+    def change_price(self, line_id: int, unit_price: int, approved_by: str | None) -> BasketLine:
+        """A line's unit price changed by hand (while no payment is held), the price it was rung up at kept; a
+        gift card load or stored value is sold at face value only."""
+        self.require_open()
+        self.require_goods()
+        line = self.line(line_id)
+        if line.category == GIFT_CARD_CATEGORY:
+            raise ConflictError("a gift card is loaded at face value: its price is not changed by hand")
+        first = self.price_overrides.setdefault(line_id, line.unit_price)
+        if unit_price == first:
+            del self.price_overrides[line_id]  # back to its price: no longer changed
+        changed = dataclasses.replace(line, unit_price=unit_price)
+        self.lines[self.lines.index(line)] = changed
+        if approved_by is not None:
+            self.approved_by = approved_by
         return changed
 
     def detach(self) -> None:

@@ -70,6 +70,12 @@ class Building:
         self.hub.publish(BasketChanged(basket_id=basket.basket_id, lines=len(basket.lines), corrected=corrected))
         return line
 
+    def change_price(self, basket: Basket, line_id: int, unit_price: int, approved_by: str | None) -> BasketLine:
+        line = basket.change_price(line_id, unit_price, approved_by)
+        corrected = f"line {line_id} price {unit_price}"
+        self.hub.publish(BasketChanged(basket_id=basket.basket_id, lines=len(basket.lines), corrected=corrected))
+        return line
+
     def detach_member(self, basket: Basket) -> None:
         basket.detach()
         self.hub.publish(BasketChanged(basket_id=basket.basket_id, corrected="member"))

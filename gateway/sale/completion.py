@@ -179,7 +179,16 @@ class Completion:
             reservation=reservation,
             promo_codes=tuple(basket.promo_codes),
         )
-        draft = dataclasses.replace(draft, member_code=basket.member.token_nonce if basket.member else None)
+        draft = dataclasses.replace(
+            draft,
+            member_code=basket.member.token_nonce if basket.member else None,
+            # A price changed by hand names the price it was rung up at, and the supervisor who approved it.
+            lines=tuple(
+                dataclasses.replace(x, list_price=basket.price_overrides.get(p.line.line_id, 0))
+                for x, p in zip(draft.lines, priced.lines, strict=True)
+            ),
+            approved_by=basket.approved_by if basket.price_overrides else None,
+        )
         for tender in draft.tenders:
             gift_cards.check_tender(basket, tender.kind)
         if basket.topup is not None:  # stored value sold (``gateway/sale/topups.py``)

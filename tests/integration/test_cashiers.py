@@ -129,3 +129,33 @@ async def test_wrong_pins_lock_a_staff_id_out_and_the_till_raises_an_alert(
         # An id nobody has is refused like a wrong PIN (nothing tells the two apart).
         ghost = await pos.call_problem("POST", "/v1/cashier", {"staff_id": "NOBODY", "pin": "1111"})
         assert (ghost["status"], ghost["type"]) == (403, "urn:posgw:problem:pin-refused")
+
+
+async def test_a_price_changed_by_hand_is_approved_recorded_and_believed(
+    tmp_path: Path, ledger: LedgerHandle, tokens: dict[str, str]
+) -> None:
+    add_staff(ledger, "C003", "3579")
+    add_staff(ledger, "S003", "9753", role="supervisor")
+    config = gateway_config(tmp_path / "gw", ledger.url, tokens)
+    async with running_gateway(config) as (_gw, pos):
+        await staffed(pos)
+        await pos.call("POST", "/v1/cashier", {"staff_id": "C003", "pin": "3579"})
+        await pos.call("POST", "/v1/shifts", {"float": 0})
+        basket = (await pos.new_basket())["basket_id"]
+        line = (await pos.add_line(basket, **TART, quantity=2))["lines"][0]["line_id"]
+        path = f"/v1/baskets/{basket}/lines/{line}/price"
+        assert await refused(pos, "POST", path, {"unit_price": 20_00}) == (403, "approval-required")
+        assert await refused(pos, "POST", f"/v1/baskets/{basket}/lines/99/price", {"unit_price": 1}) == (
+            404,
+            "not-found",
+        )
+        approval = {"staff_id": "S003", "pin": "9753"}
+        priced = await pos.call("POST", path, {"unit_price": 20_00, "approval": approval})
+        assert priced["total_due"] == 40_00
+        record = (await pos.complete_cash(basket, 40_00))["record"]
+        assert (record["lines"][0]["unit_price"], record["lines"][0]["list_price"]) == (20_00, 25_00)
+        assert (record["cashier"], record["approved_by"]) == ("C003", "S003")
+        receipt = await pos.call("GET", f"/v1/receipts/{record['txn_id']}")
+        assert "  price changed from ¥25.00" in receipt["text"]
+        await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
+        assert (await pos.status())["journal"]["quarantined"] == 0

@@ -25,6 +25,11 @@ def event(kind: str, shift: str, report: ShiftReport | None, cashier: str = "C1"
     )  # fmt: skip
 
 
+def priced_by_hand(sale: TransactionRecord) -> TransactionRecord:
+    """The sale with its line rung up at ¥50 and sold at its price by hand, by cashier C1."""
+    return dataclasses.replace(sale, cashier="C1", lines=(dataclasses.replace(sale.lines[0], list_price=50_00),))
+
+
 @pytest.fixture
 async def till(ledger: LedgerHandle) -> TestTerminal:
     add_staff(ledger, "C1", "1234")
@@ -89,6 +94,7 @@ async def test_cashiers_and_approvals_are_checked_against_the_staff_list(
         (dataclasses.replace(refund_of(book, sales[0]), kind="void", cashier="C1"), "needs a supervisor"),
         (dataclasses.replace(refund_of(book, sales[1]), kind="void", cashier="C1", approved_by="C1"), "not a super"),
         (dataclasses.replace(event("no_sale", "", None), shift=None), "needs a supervisor"),
+        (priced_by_hand(honest_sale(book, None, 800)), "a price by cashier C1 needs a supervisor"),
     ]
     for record, why in cases:
         (result,) = await till.send(record)
