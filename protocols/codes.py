@@ -3,7 +3,8 @@
 Rules (see docs/protocols/scan-codes.md):
 
 * ``PM1.`` member QR token, ``CP1.`` coupon token, ``PW1.`` member wallet pay code,
-  ``PR1.`` a promo code printed on a flyer (its code follows the prefix);
+  ``PR1.`` a promo code printed on a flyer (its code follows the prefix),
+  ``RC1.<terminal>.<seq>.<txn_id>`` a receipt's return code (``data`` is the sale's txn_id);
 * all digits, 18 long, starting 10–15: WeChat Pay payment code;
 * all digits, 16–24 long, starting 25–30: Alipay payment code;
 * all digits, 13 / 12 / 8 long with a valid GS1 check digit: EAN-13 / UPC-A / EAN-8;
@@ -15,6 +16,7 @@ The length ranges do not overlap, so the order of the digit rules does not matte
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from protocols.promotions import PROMO_PREFIX
@@ -27,6 +29,7 @@ class CodeKind(enum.StrEnum):
     WALLET_CODE = "wallet_code"
     PAYMENT_CODE = "payment_code"
     PROMO_CODE = "promo_code"  # ``PR1.<code>`` on a flyer: a promotion for everyone (not a secret)
+    RETURN_CODE = "return_code"  # ``RC1.<terminal>.<seq>.<txn_id>`` on a receipt: the sale, for a return
     UNKNOWN = "unknown"
 
 
@@ -73,7 +76,14 @@ def payment_provider(code: str) -> str | None:
     return None
 
 
+_RETURN = re.compile(r"RC1\.([A-Za-z0-9_.:-]{1,64})\.([0-9]{1,16})\.([0-9a-f-]{36})")
+
+
 def classify(data: str) -> ScanCode:
+    if data.startswith("RC1."):
+        if (match := _RETURN.fullmatch(data)) is None:
+            return ScanCode(CodeKind.UNKNOWN, data, problem="not a receipt's return code (RC1.<till>.<seq>.<txn>)")
+        return ScanCode(CodeKind.RETURN_CODE, match[3], f"{match[1]} #{match[2]}")
     for prefix, kind in TOKEN_PREFIXES.items():
         if data.startswith(prefix):
             if kind is CodeKind.PROMO_CODE:

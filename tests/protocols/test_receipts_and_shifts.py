@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols import escpos
+from protocols.codes import CodeKind, classify
 from protocols.errors import SchemaError
 from protocols.receipts import receipt_of, render_escpos, render_html, text_lines
 from protocols.records import Benefit, RecordLine, Tender, TransactionRecord
@@ -123,3 +124,12 @@ def test_an_event_record_moves_nothing_and_names_who() -> None:
 
 def test_a_record_before_staff_keeps_its_signed_form() -> None:
     assert not {"cashier", "approved_by", "shift", "shift_report"} & set(draft().to_wire())
+
+
+def test_a_receipts_return_code_scans_as_its_sale() -> None:
+    receipt = receipt_of(sale(), "UTC")
+    code = classify(receipt.return_code)
+    assert (code.kind, code.data, code.detail) == (CodeKind.RETURN_CODE, receipt.txn_id, "T-1 #7")
+    broken = classify(receipt.return_code[:-3])
+    assert broken.kind is CodeKind.UNKNOWN
+    assert "return code" in str(broken.problem)
