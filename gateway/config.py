@@ -31,6 +31,8 @@ class TerminalConfig:
     store_id: str
     merchant_id: str
     currency: str = "CNY"
+    # A department store's central checkout: the counters (merchants) a line may be sold for; empty: none.
+    counters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +303,11 @@ def parse_config(
         store_id=tf.text("store_id", pattern=ID_PATTERN),
         merchant_id=tf.text("merchant_id", pattern=ID_PATTERN),
         currency=tf.text("currency", "CNY", choices=("CNY",)),
+        counters=tuple(tf.texts("counters")),
     )
+    for counter in terminal.counters:
+        if not re.fullmatch(ID_PATTERN, counter):
+            problems.add("terminal.counters", f"{counter[:40]!r} is not a merchant id")
     tf.done()
     state_dir = Path(root.file_path("state_dir", "/var/lib/posgw"))
     lf = root.table("logging")

@@ -146,7 +146,9 @@ class Services:
         pricer = Pricer(directory, term.merchant_id)
         identification = Identification(directory, client, journal.lookups, config.token_leeway)
         points = PointsSpending(term.terminal_id, directory, journal.lookups, link, client)
-        building = Building(baskets, intake, directory, journal.lookups, points, hub, config.token_leeway)
+        building = Building(
+            baskets, intake, directory, journal.lookups, points, hub, config.token_leeway, counters=term.counters
+        )
         paying = Paying(desk, pricer, identification, building, intake, hub)
         completion = Completion(term, journal, pricer, identification, points, link, sync, client, intake, hub)
         refunds = Refunds(

@@ -50,7 +50,9 @@ def derived(r: TransactionRecord, book: Rulebook, minutes_before: int = 0) -> Be
     # "Pay = member": a member found by their payment earns, but the basket was priced without them.
     tier = r.member_tier if r.member_id is not None and r.member_via != "payment" else None
     member = None if tier is None else MemberEntry(r.member_id or "", tier)
-    lines = [BasketLine(i, x.sku, x.name, x.category, x.quantity, x.unit_price) for i, x in enumerate(r.lines, 1)]
+    lines = [
+        BasketLine(i, x.sku, x.name, x.category, x.quantity, x.unit_price, x.merchant) for i, x in enumerate(r.lines, 1)
+    ]
     coupons = [c for i in r.coupons if (c := book.coupons.get(i.partition(":")[0])) is not None]
     priced = price(
         lines,

@@ -34,6 +34,7 @@ TABLES = (
     "member_aliases",
     "terminals",
     "terminal_chains",
+    "terminal_counters",
     "staff",
     "sale_lookups",
     "transactions",

@@ -38,6 +38,7 @@ from ledger import (
     postings,
     recheck,
     staff_check,
+    terminals,
     wallet_grants,
 )
 from ledger.database import Database, Gate, GateClosedError, Tx, marks
@@ -348,12 +349,15 @@ class Plan:
 
     async def _load_context(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         """What the re-checks need: the terminals' shops, holds, refunded sales, spends without a hold."""
-        terminals = sorted({r.terminal_id for r in records})
+        named = sorted({r.terminal_id for r in records})
         for t, store, merchant in await tx.all(
-            f"SELECT terminal_id, store_id, merchant_id FROM terminals WHERE terminal_id IN ({marks(len(terminals))})",  # noqa: S608
-            *terminals,
+            f"SELECT terminal_id, store_id, merchant_id FROM terminals WHERE terminal_id IN ({marks(len(named))})",  # noqa: S608
+            *named,
         ):
             self.shops[str(t)] = recheck.Shop(store, merchant)
+        if any(x.merchant for r in records for x in r.lines):  # a central checkout's lines: its counters
+            for t, counters in (await terminals.counters_of(tx, named)).items():
+                self.shops[t] = dataclasses.replace(self.shops.get(t, recheck.Shop(None, None)), counters=counters)
         refs = sorted(
             {r.reservation for r in records if r.reservation}
             | {t.ref for r in records for t in r.tenders if t.kind in ("wallet", "giftcard") and t.ref}

@@ -468,9 +468,21 @@ CREATE TABLE sale_lookups (
 """,
 )
 
+COUNTERS = Migration(
+    15,
+    "a department store's central checkout: the counters (merchants) a till's lines may be sold for",
+    """
+CREATE TABLE terminal_counters (
+    terminal_id TEXT NOT NULL REFERENCES terminals(terminal_id),
+    merchant_id TEXT NOT NULL,
+    PRIMARY KEY (terminal_id, merchant_id)
+);
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
 MIGRATIONS: list[Migration] = [
     BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL, GIFT_CARDS,
-    STAFF, RETURNS,
+    STAFF, RETURNS, COUNTERS,
 ]  # fmt: skip
 LATEST = MIGRATIONS[-1].version

@@ -33,10 +33,13 @@ def add_commands(sub: Any) -> list[argparse.ArgumentParser]:
     """The subcommands; returned so the caller adds the options every command shares (``--data`` …)."""
     by = {"default": None, "help": "who does it (kept in the audit trail; default: $USER)"}
     term = sub.add_parser("terminal", help="enrol, list, retire and replace terminals (one-time enrolment codes)")
-    term.add_argument("action", choices=["add", "list", "show", "retire", "replace", "shop", "import"])
+    term.add_argument("action", choices=["add", "list", "show", "retire", "replace", "shop", "counters", "import"])
     term.add_argument("terminal_id", nargs="?")
     term.add_argument("--store", help="add, replace, shop: the shop the till is for")
     term.add_argument("--merchant", help="add, replace, shop: the merchant (its tier rates)")
+    term.add_argument(
+        "--counters", help="counters: a central checkout's counters (merchants its lines may name), comma-separated"
+    )
     term.add_argument("--expires", type=float, default=24.0, metavar="HOURS", help="how long the code is good (24)")
     term.add_argument("--count", type=int, help="add: this many terminals, named TERMINAL_ID-0000 … (a line each)")
     term.add_argument("--journal", type=Path, help="import: a replaced till's `posgw journal export` (JSON lines)")
@@ -128,6 +131,15 @@ async def terminal_command(store: LedgerStore, args: argparse.Namespace) -> int:
         return _code(terminal_id, code, args.expires)
     if action == "import":
         return await import_journal(store, terminal_id, args.epoch, args.journal)
+    if action == "counters":
+        counters = sorted({c.strip() for c in (args.counters or "").split(",") if c.strip()})
+        await store.db.write(lambda tx: terminals.set_counters(tx, terminal_id, counters, actor))
+        print(
+            f"{terminal_id}: a central checkout for {', '.join(counters)}"
+            if counters
+            else f"{terminal_id}: no counters"
+        )
+        return 0
     if action == "retire":
         await store.db.write(lambda tx: terminals.retire(tx, terminal_id, actor))
         print(f"{terminal_id} retired: its key is refused from now on; its records stay")

@@ -6,7 +6,8 @@ it is told to. So the ledger believes nothing it can check for itself
 (``docs/protocols/sync.md``, the trust model):
 
 - **The shop.** The record's store and merchant are the ones the terminal was
-  enrolled for (merchant decides tier rates, and settlement).
+  enrolled for (merchant decides tier rates, and settlement); a line sold for
+  a counter names one the terminal is a central checkout for.
 - **Earning.** Points and growth are computed again with the pure pricing
   code (``protocols/pricing/earning.py``) from the record's lines, the
   rulebook version it names, the mall's business day of its time, how it
@@ -75,6 +76,7 @@ class Shop:
 
     store_id: str | None
     merchant_id: str | None
+    counters: frozenset[str] = frozenset()  # a central checkout: the merchants its lines may be sold for
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,9 @@ def _shop(r: TransactionRecord, ctx: Context) -> str | None:
         return f"store {r.store_id}, but terminal {r.terminal_id} is enrolled for store {ctx.shop.store_id}"
     if ctx.shop.merchant_id is not None and r.merchant_id != ctx.shop.merchant_id:
         return f"merchant {r.merchant_id}, but terminal {r.terminal_id} is enrolled for {ctx.shop.merchant_id}"
+    for x in r.lines if r.kind == "sale" else ():  # a refund's lines are its sale's (compared in _refund)
+        if x.merchant is not None and x.merchant not in ctx.shop.counters:
+            return f"a line sold for counter {x.merchant}, which terminal {r.terminal_id} is not a central checkout for"
     return None
 
 
@@ -259,7 +264,7 @@ def _topup(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
 
 
 def _lines(r: TransactionRecord, book: Rulebook) -> list[EarningLine]:
-    return [EarningLine(x.category, x.category not in book.no_benefit, x.net, x.offset) for x in r.lines]
+    return [EarningLine(x.category, x.category not in book.no_benefit, x.net, x.offset, x.merchant) for x in r.lines]
 
 
 def _earning(r: TransactionRecord, member: MemberView, book: Rulebook, day: date) -> str | None:
@@ -433,8 +438,8 @@ def _refund(r: TransactionRecord, ctx: Context, book: Rulebook) -> str | None:
         )
     except GatewayError as err:
         return f"it cannot be a refund of sale {sale.txn_id}: {err}"
-    mine = [(x.refund_line, x.quantity, x.gross, x.net) for x in r.lines]
-    if mine != [(x.refund_line, x.quantity, x.gross, x.net) for x in expected.lines]:
+    mine = [(x.refund_line, x.quantity, x.gross, x.net, x.merchant) for x in r.lines]
+    if mine != [(x.refund_line, x.quantity, x.gross, x.net, x.merchant) for x in expected.lines]:
         return "its money per line is not what the refunded units were paid"
     if r.version >= 2 and [(x.points, x.growth, x.points_spent, x.offset) for x in r.lines] != [
         (x.points, x.growth, x.points_spent, x.offset) for x in expected.lines

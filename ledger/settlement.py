@@ -1,7 +1,8 @@
 """The tenant settlement (Joy Pay settles to shops T+1): per tenant and business day, what each tender took and
 what the mall owes the tenant, to the fen, reconciling with the day report.
 
-For each tenant (the record's ``merchant_id``), over the records it made on
+For each tenant (the record's ``merchant_id``; at a department store's central
+checkout, each line's counter: :func:`by_counter`), over the records it made on
 the day that the ledger applied (a refund counted on the day it was made):
 
 - **tenders**: what each way of paying took at its tills, sales and top-ups
@@ -27,15 +28,16 @@ sales, stored value paid, top-ups and points issued are the day report's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.benefit_check import mall_bears
 from protocols.gift_cards import loads
-from protocols.money import FULL_RATE
-from protocols.records import Benefit, TransactionRecord
+from protocols.money import FULL_RATE, allocate
+from protocols.records import Benefit, RecordLine, Tender, TransactionRecord
 from protocols.rulebook import Rulebook
 
 
@@ -96,38 +98,107 @@ def settle(
     of the day refunds; ``refunds_of``: each such sale's applied refunds, oldest first; ``points``: the points
     each record issued less clawed back (the ledger's postings)."""
     out: dict[str, TenantDay] = {}
-    for r in records:
-        t = out.setdefault(r.merchant_id, TenantDay(r.merchant_id))
-        book = rules(r.rulebook_version)
-        if r.kind not in ("sale", "refund", "void", "topup"):
+    for whole in records:
+        if whole.kind not in ("sale", "refund", "void", "topup"):
+            out.setdefault(whole.merchant_id, TenantDay(whole.merchant_id))
             continue
-        sign = 1 if r.kind in ("sale", "topup") else -1
-        for tender in r.tenders:  # what the tenant's tills took, top-ups too
-            t.tenders[tender.kind] += sign * tender.amount
-        if r.change:
-            t.tenders["cash"] -= sign * r.change
-        sale = sales.get(r.refund_of or "")
-        if r.kind == "topup" or (sale is not None and sale.kind == "topup"):
-            t.topups += sign * r.total_due  # taken for the mall
-            continue
-        t.sales += r.kind == "sale"
-        t.refunds += r.kind != "sale"
-        t.sales_net += sign * r.total_due
-        t.gift_cards_sold += sign * sum(amount for _, amount in loads(r.lines))
-        t.offset += sign * sum(x.offset for x in r.lines)
-        t.points_issued += points.get(r.txn_id, 0)
-        given = r.benefits if r.kind == "sale" else _given_back(r, sales, refunds_of)
-        if not given and (r.total_discount - sum(x.offset for x in r.lines)):
-            t.discounts["unitemized"] += sign * (r.total_discount - sum(x.offset for x in r.lines))
-        for b in given:
-            if b.kind == "offset":
-                continue
-            t.discounts[b.kind] += sign * b.amount
-            if mall_bears(b, book if r.kind == "sale" else rules(sales[str(r.refund_of)].rulebook_version)):
-                t.mall_funded += sign * b.amount
+        given_whole = whole.benefits if whole.kind == "sale" else _given_back(whole, sales, refunds_of)
+        for r, given, issued in by_counter(whole, given_whole, points.get(whole.txn_id, 0)):
+            _settle(out, r, given, issued, sales, rules)
     for t in out.values():  # valued under the rulebook in force: one rounding per tenant and day
         t.points_cost, t.tenant_points_cost = points_cost(in_force, t.points_issued)
     return dict(sorted(out.items()))
+
+
+def _settle(
+    out: dict[str, TenantDay],
+    r: TransactionRecord,
+    given: Sequence[Benefit],
+    issued: int,
+    sales: dict[str, TransactionRecord],
+    rules: Callable[[int], Rulebook | None],
+) -> None:
+    """One record's part for one tenant: ``given`` its benefits (a refund's given back), ``issued`` its points."""
+    t = out.setdefault(r.merchant_id, TenantDay(r.merchant_id))
+    book = rules(r.rulebook_version)
+    sign = 1 if r.kind in ("sale", "topup") else -1
+    for tender in r.tenders:  # what the tenant's tills took, top-ups too
+        t.tenders[tender.kind] += sign * tender.amount
+    if r.change:
+        t.tenders["cash"] -= sign * r.change
+    sale = sales.get(r.refund_of or "")
+    if r.kind == "topup" or (sale is not None and sale.kind == "topup"):
+        t.topups += sign * r.total_due  # taken for the mall
+        return
+    t.sales += r.kind == "sale"
+    t.refunds += r.kind != "sale"
+    t.sales_net += sign * r.total_due
+    t.gift_cards_sold += sign * sum(amount for _, amount in loads(r.lines))
+    t.offset += sign * sum(x.offset for x in r.lines)
+    t.points_issued += issued
+    if not given and (r.total_discount - sum(x.offset for x in r.lines)):
+        t.discounts["unitemized"] += sign * (r.total_discount - sum(x.offset for x in r.lines))
+    for b in given:
+        if b.kind == "offset":
+            continue
+        t.discounts[b.kind] += sign * b.amount
+        if mall_bears(b, book if r.kind == "sale" else rules(sales[str(r.refund_of)].rulebook_version)):
+            t.mall_funded += sign * b.amount
+
+
+def by_counter(
+    r: TransactionRecord, given: Sequence[Benefit], issued: int
+) -> list[tuple[TransactionRecord, Sequence[Benefit], int]]:
+    """A central checkout's record as one part per counter its lines were sold for (a record whose lines name
+    none is one part, its own merchant's). Each part has its lines and what they were due; the tenders fill
+    the parts in line order, cash net of change (so each part's tenders are exactly its due); its benefits and
+    points are the record's shared by the part's discount and points (largest remainder): every figure of
+    the parts adds up to the record's."""
+    if not any(x.merchant for x in r.lines):
+        return [(r, given, issued)]
+    groups: dict[str, list[RecordLine]] = {}
+    for x in r.lines:
+        groups.setdefault(x.merchant or r.merchant_id, []).append(x)
+    net_tenders: list[list[Any]] = []  # [kind, fen left to give, ref]
+    change = r.change
+    for tender in r.tenders:
+        amount = tender.amount
+        if tender.kind == "cash" and change:
+            taken = min(change, amount)
+            amount, change = amount - taken, change - taken
+        net_tenders.append([tender, amount])
+    discounts = [sum(x.discount - x.offset for x in lines) for lines in groups.values()]
+    line_points = [sum(x.points for x in lines) for lines in groups.values()]
+    shared = [_share(b.amount, discounts) for b in given]
+    points = _share(issued, line_points)
+    parts: list[tuple[TransactionRecord, Sequence[Benefit], int]] = []
+    for i, (merchant, lines) in enumerate(groups.items()):
+        due, tenders = sum(x.net for x in lines), list[Tender]()
+        for slot in net_tenders:
+            take = min(due - sum(t.amount for t in tenders), slot[1])
+            if take > 0:
+                tenders.append(dataclasses.replace(slot[0], amount=take))
+                slot[1] -= take
+        part = dataclasses.replace(
+            r,
+            merchant_id=merchant,
+            lines=tuple(lines),
+            total_gross=sum(x.gross for x in lines),
+            total_discount=sum(x.discount for x in lines),
+            total_due=due,
+            tenders=tuple(tenders),
+            change=0,
+        )
+        benefits = [Benefit(b.kind, b.rule, s[i]) for b, s in zip(given, shared, strict=True) if s[i]]
+        parts.append((part, benefits, points[i]))
+    return parts
+
+
+def _share(amount: int, weights: list[int]) -> list[int]:
+    """``amount`` over ``weights`` by the largest remainder; all to the first where every weight is 0."""
+    if not any(weights):
+        return [amount, *[0] * (len(weights) - 1)]
+    return allocate(amount, weights)
 
 
 def _given_back(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,10 +31,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from ledger import chain_check
-from ledger.database import Database, Tx
+from ledger.database import Database, Tx, marks
 from ledger.identity import audit
 from protocols.enrolment import proof_message
 from protocols.errors import FinalError
+from protocols.records import ID_PATTERN
 from protocols.sync import ChainView
 from protocols.tokens import public_key_from_text
 
@@ -215,6 +217,31 @@ async def retire(tx: Tx, terminal_id: str, actor: str) -> None:
     await audit(tx, actor, "terminal-retire", terminal_id, {"epoch": held.epoch})
 
 
+async def set_counters(tx: Tx, terminal_id: str, counters: list[str], actor: str) -> None:
+    """A department store's central checkout: the counters (merchants) its lines may be sold for."""
+    if await get(tx, terminal_id) is None:
+        raise TerminalAdminError(f"no terminal {terminal_id}")
+    for counter in counters:
+        if not re.fullmatch(ID_PATTERN, counter):
+            raise TerminalAdminError(f"{counter[:40]!r} is not a merchant id")
+    await tx.run("DELETE FROM terminal_counters WHERE terminal_id = $1", terminal_id)
+    await tx.many("INSERT INTO terminal_counters VALUES ($1, $2)", [(terminal_id, c) for c in counters])
+    await audit(tx, actor, "terminal-counters", terminal_id, {"counters": counters})
+
+
+async def counters_of(tx: Tx, terminal_ids: list[str]) -> dict[str, frozenset[str]]:
+    if not terminal_ids:
+        return {}
+    rows = await tx.all(
+        f"SELECT terminal_id, merchant_id FROM terminal_counters WHERE terminal_id IN ({marks(len(terminal_ids))})",  # noqa: S608
+        *terminal_ids,
+    )
+    out: dict[str, set[str]] = {}
+    for t, m in rows:
+        out.setdefault(str(t), set()).add(str(m))
+    return {t: frozenset(ms) for t, ms in out.items()}
+
+
 async def set_shop(tx: Tx, terminal_id: str, store_id: str, merchant_id: str, actor: str) -> None:
     """Name the shop of a terminal enrolled before enrolment did (a legacy key), after checking it."""
     held = await get(tx, terminal_id)
@@ -250,6 +277,8 @@ async def enrol(tx: Tx, terminal_id: str, code: str, public_key: str, proof: byt
     if row is None:
         raise refused
     status, code_hash, expires, _, store, merchant = row
+    if status == "active" and (again := await _enrolled_already(tx, terminal_id, code, public_key, proof)):
+        return Enrolment(terminal_id, store, merchant, again)  # its answer was lost: the same enrolment again
     if status != "pending" or code_hash is None:
         raise EnrolRefusedError(
             "enrolment-code-used",
@@ -285,6 +314,24 @@ async def enrol(tx: Tx, terminal_id: str, code: str, public_key: str, proof: byt
     )
     await audit(tx, "enrolment", "terminal-enrolled", terminal_id, {"epoch": epoch})
     return Enrolment(terminal_id, store, merchant, epoch)
+
+
+async def _enrolled_already(tx: Tx, terminal_id: str, code: str, public_key: str, proof: bytes) -> int | None:
+    """The epoch ``public_key`` holds if the terminal is enrolled with it now and ``proof`` is its signature: the
+    same till asking again because the answer to its enrolment was lost (a database gone as it committed)."""
+    row = await tx.one(
+        "SELECT c.epoch FROM terminals t JOIN terminal_chains c ON c.terminal_id = t.terminal_id AND c.epoch = t.epoch "
+        "WHERE t.terminal_id = $1 AND c.public_key = $2",
+        terminal_id,
+        public_key,
+    )
+    if row is None:
+        return None
+    try:
+        public_key_from_text(public_key).verify(proof, proof_message(terminal_id, code, public_key))
+    except (InvalidSignature, ValueError, FinalError):
+        return None
+    return int(row[0])
 
 
 async def code_failed(tx: Tx, terminal_id: str) -> None:

@@ -63,6 +63,8 @@ class RecordLine:
     # A price changed by hand at the till (a supervisor approves it where the till holds staff): the price the
     # line was rung up at. 0: not changed (and not on the wire, so every earlier record keeps its signed form).
     list_price: int = 0
+    # A department store's central checkout: the counter (merchant) the line was sold for (only when set).
+    merchant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,7 @@ class TransactionRecord:
 _V2_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord) if f.name != "epoch")
 _STAFF_FIELDS = ("cashier", "approved_by", "shift", "shift_report", "sale_terminal")
 _V1_FIELDS = tuple(f for f in _V2_FIELDS if f not in ("version", "member_tier"))
-_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine) if f.name != "list_price")
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine) if f.name not in ("list_price", "merchant"))
 _V1_LINE_FIELDS = _LINE_FIELDS[: _LINE_FIELDS.index("refund_line") + 1]
 
 
@@ -221,6 +223,8 @@ def _line_wire(line: RecordLine, fields: tuple[str, ...]) -> dict[str, Any]:
     wire = {f: getattr(line, f) for f in fields}
     if line.list_price:
         wire["list_price"] = line.list_price
+    if line.merchant is not None:
+        wire["merchant"] = line.merchant
     return wire
 
 
@@ -357,6 +361,7 @@ def _read_line(f: Fields, version: int) -> RecordLine:
         growth=benefit("growth", MAX_POINTS),
         points_spent=benefit("points_spent", MAX_POINTS),
         list_price=f.integer("list_price", 0, minimum=0, maximum=10**10),
+        merchant=f.optional_text("merchant", pattern=ID_PATTERN),
     )
     f.done()
     if line.gross != line.unit_price * line.quantity or line.net != line.gross - line.discount:

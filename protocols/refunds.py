@@ -158,6 +158,7 @@ def plan_refund(
                 points=sum(u.points for u in mine),
                 growth=sum(u.growth for u in mine),
                 points_spent=sum(u.spent for u in mine),
+                merchant=original.merchant,
             )
         )
     full = all(left[i] - wanted.get(i + 1, 0) == 0 for i in range(len(sale.lines)))

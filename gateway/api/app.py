@@ -185,7 +185,7 @@ async def add_line(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     basket = svc.baskets.get(request.match_info["basket_id"])
     line = await _read(request, contract.NewLine, "line")
-    svc.building.add_line(basket, line.sku, line.name, line.category, line.quantity, line.unit_price)
+    svc.building.add_line(basket, line.sku, line.name, line.category, line.quantity, line.unit_price, line.merchant)
     return _basket_json(svc, basket.basket_id, 201)
 
 

@@ -52,6 +52,8 @@ class NewLine(Request):
     name: Annotated[str, Meta(max_length=200)] = ""
     category: Annotated[str, Meta(max_length=64)] = "general"
     quantity: Quantity = 1
+    # A department store's central checkout: the counter the line is sold for (one of ``[terminal] counters``).
+    merchant: Annotated[str, Meta(pattern="^[A-Za-z0-9_.:-]{1,64}$")] | None = None
 
 
 class QuantityChange(Request):
@@ -232,6 +234,7 @@ class PricedLineView(Response):
     offset: Annotated[int, Meta(description="fen paid with points")]
     net: int
     promotion_discount: int = 0
+    merchant: str | None = None  # a central checkout: the counter the line is sold for
 
 
 class PromotionView(Response):

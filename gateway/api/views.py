@@ -35,6 +35,7 @@ def basket_view(basket: Basket, priced: PricedBasket, topup_bonus: int = 0) -> c
                 offset=p.offset,
                 net=p.net,
                 promotion_discount=p.promotion_discount,
+                merchant=p.line.merchant,
             )
             for p in priced.lines
         ],

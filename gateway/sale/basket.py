@@ -83,14 +83,16 @@ class Basket:
         """Payments paid or still running: they count toward the bill."""
         return [p for p in self.payments if p.state in (Outcome.PENDING, Outcome.PAID)]
 
-    def add_line(self, sku: str, name: str, category: str, quantity: int, unit_price: int) -> BasketLine:
+    def add_line(
+        self, sku: str, name: str, category: str, quantity: int, unit_price: int, merchant: str | None = None
+    ) -> BasketLine:
         self.require_open()
         self.require_goods()
         if len(self.lines) >= MAX_LINES:
             raise ConflictError(f"a basket holds at most {MAX_LINES} lines")
         # Line ids stay what the till was told: a removed line's id is never given again.
         self.lines_given = max(self.lines_given, len(self.lines)) + 1
-        line = BasketLine(self.lines_given, sku, name, category, quantity, unit_price)
+        line = BasketLine(self.lines_given, sku, name, category, quantity, unit_price, merchant)
         self.lines.append(line)
         return line
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gateway.errors import PromoCodeUnknownError
+from gateway.errors import ConflictError, PromoCodeUnknownError
 from gateway.events import BasketChanged, EventHub
 from gateway.members.coupons import HeldCoupon, RedeemedCoupons, check_coupon
 from gateway.members.directory import MemberDirectory
@@ -31,6 +31,7 @@ class Building:
         hub: EventHub,
         leeway: int,
         clock: Callable[[], float] = time.time,
+        counters: tuple[str, ...] = (),
     ) -> None:
         self.baskets = baskets
         self.intake = intake
@@ -40,6 +41,7 @@ class Building:
         self.hub = hub
         self.leeway = leeway
         self.clock = clock
+        self.counters = frozenset(counters)  # a central checkout's counters (``[terminal] counters``)
 
     def new_basket(self, member: MemberMatch | None = None) -> Basket:
         """A new active basket; ``member``: one identified before it was started."""
@@ -52,9 +54,20 @@ class Building:
         return basket
 
     def add_line(
-        self, basket: Basket, sku: str, name: str, category: str, quantity: int, unit_price: int
+        self,
+        basket: Basket,
+        sku: str,
+        name: str,
+        category: str,
+        quantity: int,
+        unit_price: int,
+        merchant: str | None = None,
     ) -> BasketLine:
-        line = basket.add_line(sku, name, category, quantity, unit_price)
+        """A line; ``merchant``: at a central checkout, the counter it is sold for (one of ``counters``)."""
+        if merchant is not None and merchant not in self.counters:
+            where = ", ".join(sorted(self.counters)) or "none: this till is not a central checkout"
+            raise ConflictError(f"this till does not sell for counter {merchant} (its counters: {where})")
+        line = basket.add_line(sku, name, category, quantity, unit_price, merchant)
         self.hub.publish(BasketChanged(basket_id=basket.basket_id, lines=len(basket.lines)))
         return line
 

@@ -43,6 +43,7 @@ class EarningLine:
     eligible: bool  # its category takes benefits in this rulebook
     net: int  # money paid for it
     offset: int  # fen of it paid with points
+    merchant: str | None = None  # its counter at a central checkout; None: the record's merchant
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,8 @@ def earn(
     def multiplier(x: EarningLine, method: str | None) -> int:
         if method == "wallet" and not rule.on_stored_value:
             return 0
-        found = [c.multiplier for c in rulebook.campaigns if c.applies(day, merchant_id, x.category, tier, method)]
+        at = x.merchant or merchant_id
+        found = [c.multiplier for c in rulebook.campaigns if c.applies(day, at, x.category, tier, method)]
         return max([FULL_RATE, *found])
 
     weights: list[int] = []

@@ -79,6 +79,15 @@ class _State:
     exclusive: bool = False  # an exclusive coupon is in: no other may join
     no_coupons: str | None = None  # a promotion that admits no coupon gave something (its name)
     points_spent: int = 0
+    merchant: str = ""  # the till's own merchant: a line naming none is sold for it
+
+    def at(self, x: _Line) -> str:
+        """The merchant a line is sold for: its counter at a central checkout, else the till's own."""
+        return x.line.merchant or self.merchant
+
+    def covers(self, p: Promotion, x: _Line) -> bool:
+        """Whether promotion ``p`` takes ``x``: its goods, sold for a merchant it runs at."""
+        return p.covers(x.line.sku, x.line.category) and (not p.merchants or self.at(x) in p.merchants)
 
 
 def price(
@@ -109,7 +118,8 @@ def price(
     member"), who earns points on what was paid but whose tier did not price
     the basket.
     """
-    state = _State([_Line(b, b.unit_price * b.quantity, b.category not in rulebook.no_benefit) for b in lines])
+    taking = [_Line(b, b.unit_price * b.quantity, b.category not in rulebook.no_benefit) for b in lines]
+    state = _State(taking, merchant=merchant_id)
     _tier(state, member, rulebook, merchant_id)
     _promotions(state, member, rulebook, merchant_id, day, minute, frozenset(promo_codes))
     for coupon in coupons:
@@ -169,7 +179,7 @@ def with_earning(
     Also how a basket whose price was frozen (a payment is held against it)
     learns what its payments earn, without being priced again.
     """
-    lines = [EarningLine(p.line.category, p.eligible, p.net, p.offset) for p in priced.lines]
+    lines = [EarningLine(p.line.category, p.eligible, p.net, p.offset, p.line.merchant) for p in priced.lines]
     if earner is None:
         result = nothing(len(lines))
     else:
@@ -192,7 +202,7 @@ def _tier(state: _State, member: MemberEntry | None, rulebook: Rulebook, merchan
         return
     for x in state.lines:
         if x.eligible:
-            x.rate = tier.rate_for(merchant_id, x.line.category)
+            x.rate = tier.rate_for(state.at(x), x.line.category)
             x.tier = x.gross - apply_rate(x.gross, x.rate)
 
 
@@ -221,7 +231,7 @@ def _coupon(
     iso = day.isoformat()
     if (c.valid_from and iso < c.valid_from) or (c.valid_to and iso > c.valid_to):
         return refuse(f"valid {c.valid_from or '…'} to {c.valid_to or '…'} only")
-    if c.merchants and merchant_id not in c.merchants:
+    if c.merchants and not ({state.at(x) for x in state.lines} or {merchant_id}) & c.merchants:
         return refuse("not valid at this shop")
     if c.coupon_id in state.coupons:
         return refuse("already applied to this basket")
@@ -229,7 +239,13 @@ def _coupon(
         return refuse(f"cannot be combined with the promotion {state.no_coupons}")
     if state.coupons and (c.exclusive or state.exclusive):
         return refuse("cannot be combined with another coupon")
-    scope = [x for x in state.lines if x.eligible and (not c.categories or x.line.category in c.categories)]
+    scope = [
+        x
+        for x in state.lines
+        if x.eligible
+        and (not c.categories or x.line.category in c.categories)
+        and (not c.merchants or state.at(x) in c.merchants)
+    ]
     if c.kind == "exchange":
         scope = exchange_scope(scope, c)
     if not scope:
@@ -292,11 +308,12 @@ def _offset(
     if rule is None:
         state.notices.append("points offset is not offered")
         return
-    if reason := rule.allowed(day, merchant_id):
+    refusals = {m: rule.allowed(day, m) for m in {state.at(x) for x in state.lines} | {merchant_id}}
+    targets = [x for x in state.lines if x.eligible and x.net > 0 and refusals[state.at(x)] is None]
+    if not targets and (reason := refusals[merchant_id] or next((r for r in refusals.values() if r), None)):
         state.notices.append(reason)
         return
     unit_points, unit_fen = offset_units(rule.points_per_yuan)
-    targets = [x for x in state.lines if x.eligible and x.net > 0]
     cap_fen = sum(x.net for x in targets) * rule.cap // FULL_RATE
     available = max(0, balance - state.points_spent - rule.min_balance)
     units = min(wanted, available) // unit_points
@@ -326,8 +343,11 @@ def _promotions(
     """Member prices, then bundles, then spend thresholds: each in the rulebook's order."""
     tier = member.tier if member is not None else None
     live = []
+    merchants = sorted({state.at(x) for x in state.lines}) or [merchant_id]
     for p in rulebook.promotions:
-        if why := p.refusal(day, minute, merchant_id, tier, codes):
+        # Live where it runs at one of the basket's merchants; each line is then taken where it runs.
+        refusals = [p.refusal(day, minute, m, tier, codes) for m in merchants]
+        if why := (None if None in refusals else refusals[0]):
             if p.code is not None and p.code in codes:
                 state.notices.append(f"promotion {p.name or p.promotion_id}: {why}")
             continue
@@ -358,7 +378,7 @@ def _member_prices(state: _State, promotions: list[Promotion]) -> None:
         offers = [
             (p.prices[x.line.sku] * x.line.quantity, i)
             for i, p in enumerate(promotions)
-            if x.eligible and x.line.sku in p.prices and p.covers(x.line.sku, x.line.category)
+            if x.eligible and x.line.sku in p.prices and state.covers(p, x)
         ]
         if not offers:
             continue
@@ -374,8 +394,9 @@ def _member_prices(state: _State, promotions: list[Promotion]) -> None:
 
 def _bundle(state: _State, p: Promotion) -> None:
     eligible = [x for x in state.lines if x.eligible and x.net > 0]
-    scope = [x for x in eligible if p.covers(x.line.sku, x.line.category) and x.line.sku != p.free_sku]
-    gifts = [x for x in eligible if p.free_sku and x.line.sku == p.free_sku]
+    scope = [x for x in eligible if state.covers(p, x) and x.line.sku != p.free_sku]
+    runs_at = [x for x in eligible if not p.merchants or state.at(x) in p.merchants]
+    gifts = [x for x in runs_at if p.free_sku and x.line.sku == p.free_sku]
     targets = scope + gifts
     counts = bundle_free(p, [x.goods for x in scope], [x.goods for x in gifts])
     value = sum(units_value(x.goods, n) for x, n in zip(targets, counts, strict=True) if n)
@@ -384,7 +405,7 @@ def _bundle(state: _State, p: Promotion) -> None:
 
 
 def _spend(state: _State, p: Promotion, codes: frozenset[str]) -> None:
-    scope = [x for x in state.lines if x.eligible and x.net > 0 and p.covers(x.line.sku, x.line.category)]
+    scope = [x for x in state.lines if x.eligible and x.net > 0 and state.covers(p, x)]
     base = sum(x.net for x in scope)
     off = spend_off(p, base)
     if off:

@@ -15,6 +15,8 @@ class BasketLine:
     category: str
     quantity: int
     unit_price: int
+    # A department store's central checkout: the counter (merchant) the line was sold for; None: the till's own.
+    merchant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ def record_lines(priced: PricedBasket) -> tuple[RecordLine, ...]:
             points=p.points,
             growth=p.growth,
             points_spent=p.points_spent,
+            merchant=p.line.merchant,
         )
         for p in priced.lines
     )

@@ -200,8 +200,11 @@ async def test_it_cannot_squat_a_terminal_id_or_replay_a_request(ledger: LedgerH
             assert (r.status, (await r.json())["type"]) == (403, "urn:posgw:problem:enrolment-proof-invalid")
         # The genuine till enrols; the code is spent.
         genuine = Ed25519PrivateKey.generate()
-        status, _ = await enrol(http, ledger.url, "T-NEXT", genuine, code)
+        status, first = await enrol(http, ledger.url, "T-NEXT", genuine, code)
         assert status == 201
+        # Its answer lost, the genuine till asks again: the same enrolment (it holds the key), nothing new.
+        status, again = await enrol(http, ledger.url, "T-NEXT", genuine, code)
+        assert (status, again) == (201, first)
         status, body = await enrol(http, ledger.url, "T-NEXT", attacker, code)
         assert (status, body["type"]) == (403, "urn:posgw:problem:enrolment-code-used")
     # The attacker's key is nobody's; the genuine till's works.

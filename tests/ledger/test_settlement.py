@@ -9,8 +9,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ledger.settlement import settle
+from ledger.settlement import by_counter, settle
 from offline_queue.ids import uuid7
 from protocols.business_day import business_day, minute_of_day
 from protocols.pricing import BasketLine, price, with_earning
@@ -20,6 +22,7 @@ from protocols.records import Benefit, RecordLine, Tender, TransactionRecord
 from protocols.refunds import plan_refund
 from protocols.rulebook import MemberEntry, Rulebook
 from protocols.stored_value import TOPUP_SKU
+from tests.gateway.records import draft
 from tests.harness import LedgerHandle, ledger_cli
 
 SUPREME, CLASSIC = MemberEntry("M0002", "supreme"), MemberEntry("M0001", "classic")
@@ -125,3 +128,42 @@ def test_a_sale_refunded_in_pieces_gives_back_exactly_what_it_gave_rule_by_rule(
     day = settle([sale, *thirds], {sale.txn_id: sale}, {sale.txn_id: thirds}, {}, lambda v: book, book)
     assert day["M"].discounts == {"promotion": 0}
     assert day["M"].sales_net == 0
+
+
+@given(
+    nets=st.lists(st.tuples(st.integers(0, 50_000), st.integers(0, 3_000), st.sampled_from(["M-A", "M-B", None])),
+                  min_size=1, max_size=6),
+    wechat_share=st.integers(0, 100),
+    change=st.integers(0, 5_000),
+    issued=st.integers(0, 500),
+)  # fmt: skip
+def test_a_central_checkouts_record_splits_by_counter_and_every_figure_adds_up(
+    nets: list[tuple[int, int, str | None]], wechat_share: int, change: int, issued: int
+) -> None:
+    lines = tuple(
+        RecordLine("SKU", "x", "general", 1, net + discount, net + discount, discount, net, merchant=m)
+        for net, discount, m in nets
+    )
+    due = sum(x.net for x in lines)
+    wechat = due * wechat_share // 100
+    tenders = (Tender("wechat", wechat), Tender("cash", due - wechat + change))
+    record = dataclasses.replace(
+        draft(), lines=lines, total_gross=sum(x.gross for x in lines), total_discount=sum(x.discount for x in lines),
+        total_due=due, tenders=tenders, change=change,
+    )  # fmt: skip
+    given = [Benefit("tier", "classic", record.total_discount)] if record.total_discount else []
+    parts = by_counter(record, given, issued)
+    assert sum(p.total_due for p, _, _ in parts) == due
+    for p, _, _ in parts:
+        assert sum(t.amount for t in p.tenders) - p.change == p.total_due  # each counter's tenders are its due
+    assert sum(t.amount for p, _, _ in parts for t in p.tenders if t.kind == "wechat") == wechat
+    assert (
+        sum(t.amount for p, _, _ in parts for t in p.tenders if t.kind == "cash") - sum(p.change for p, _, _ in parts)
+        == due - wechat
+    )
+    assert sum(b.amount for _, bs, _ in parts for b in bs) == record.total_discount
+    assert sum(n for _, _, n in parts) == issued
+    if any(m for _, _, m in nets):
+        assert {p.merchant_id for p, _, _ in parts} == {m or record.merchant_id for _, _, m in nets}
+    else:
+        assert [p for p, _, _ in parts] == [record]
