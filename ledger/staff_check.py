@@ -29,6 +29,7 @@ from ledger import staff
 from ledger.database import Tx
 from protocols.records import TransactionRecord
 from protocols.shift_totals import shift_totals
+from protocols.shifts import MAX_SHIFT_RECORDS
 from protocols.staff import Policy
 
 Chain = tuple[str, int]
@@ -70,6 +71,9 @@ class StaffBook:
     chains: dict[Chain, dict[int, TransactionRecord]] = field(default_factory=dict)
     closing: bool = False  # the group closes a shift: its records are kept as they pass
 
+    def _too_long(self, r: TransactionRecord) -> bool:
+        return r.shift_report is not None and r.seq - r.shift_report.opened_seq > MAX_SHIFT_RECORDS
+
     async def load(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         named = sorted({who for r in records for who in (r.cashier, r.approved_by) if who is not None})
         if not named and not any(r.kind == "shift_close" for r in records):
@@ -78,8 +82,8 @@ class StaffBook:
         self.policy = await staff.policy(tx)
         self.closing = any(r.kind == "shift_close" for r in records)
         for r in records:
-            if r.kind != "shift_close" or r.shift_report is None:
-                continue
+            if r.kind != "shift_close" or r.shift_report is None or self._too_long(r):
+                continue  # a close spanning more than a shift may: refused below, never read
             held = self.chains.setdefault((r.terminal_id, r.epoch), {})
             for seq, body in await tx.all(
                 "SELECT seq, body FROM transactions WHERE terminal_id = $1 AND epoch = $2 AND seq >= $3 AND seq < $4",
@@ -105,7 +109,9 @@ class StaffBook:
     def _close_refusal(self, r: TransactionRecord) -> str | None:
         report = r.shift_report
         assert report is not None
-        assert report.totals is not None
+        assert report.totals is not None  # the record's schema holds both
+        if self._too_long(r):
+            return f"it closes a shift of more than {MAX_SHIFT_RECORDS:,} records, which no till keeps open"
         held = self.chains.get((r.terminal_id, r.epoch), {})
         opened = held.get(report.opened_seq)
         if opened is None or opened.kind != "shift_open" or opened.shift != r.shift or opened.shift_report is None:

@@ -62,8 +62,10 @@ def size(double: bool) -> bytes:
 
 
 def text_line(text: str) -> bytes:
-    """One line of text; a character GB18030 cannot hold becomes ``?`` (a receipt never fails on a name)."""
-    return text.encode(ENCODING, errors="replace") + b"\n"
+    """One line of text; a character GB18030 cannot hold becomes ``?`` (a receipt never fails on a name), and a
+    control character a space: an item name carrying ``ESC p`` must not open the drawer, nor ``GS V`` cut."""
+    clean = "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)
+    return clean.encode(ENCODING, errors="replace") + b"\n"
 
 
 def qr_code(data: str, module: int = 6) -> bytes:

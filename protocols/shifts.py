@@ -24,6 +24,7 @@ from protocols.schema import Fields
 MAX_FEN = 10**15
 # Records that move no money: a shift's ends, and a drawer opened without a sale.
 EVENT_KINDS = ("shift_open", "shift_close", "no_sale")
+MAX_SHIFT_RECORDS = 100_000  # records a shift may span: the ledger works a Z report out again from all of them
 COUNTED_KINDS = ("sale", "refund", "void", "topup", "join", "no_sale")  # what a Z report counts, by kind
 POINT_KEYS = ("earned", "spent", "clawed_back", "returned")
 UNNAMED = "unnamed"  # the discount of a sale that does not name its benefits (a version 1 record)

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
+from ledger.staff_check import StaffBook
 from offline_queue.ids import uuid7
 from protocols.records import RECORD_VERSION, TransactionRecord
 from protocols.shift_totals import shift_totals
-from protocols.shifts import ShiftReport
+from protocols.shifts import MAX_SHIFT_RECORDS, ShiftReport
 from tests.harness import LedgerHandle, TestTerminal, add_staff, ledger_cli
 from tests.ledger.test_hostile_terminal import honest_sale, now, refund_of
 
@@ -113,3 +114,11 @@ async def test_cashiers_and_approvals_are_checked_against_the_staff_list(
     (result,) = await till.send(dataclasses.replace(refund_of(book, sale), cashier="C1"))
     assert result.status == "quarantined"
     assert "refund by cashier C1 needs a supervisor" in str(result.reason)
+
+
+def test_a_close_spanning_more_records_than_a_shift_may_is_refused_unread() -> None:
+    close = dataclasses.replace(
+        event("shift_close", "s", ShiftReport(0, 1, 0, shift_totals([]))), terminal_id="T", seq=MAX_SHIFT_RECORDS + 2
+    )
+    book = StaffBook(roles={"C1": "cashier"})
+    assert "more than 100,000 records" in str(book.refusal(close))

@@ -133,3 +133,13 @@ def test_a_receipts_return_code_scans_as_its_sale() -> None:
     broken = classify(receipt.return_code[:-3])
     assert broken.kind is CodeKind.UNKNOWN
     assert "return code" in str(broken.problem)
+
+
+def test_a_name_carrying_printer_commands_prints_as_text() -> None:
+    name = "Tart\x1bp\x00\x19\xfa\x1dVB\x00"  # ESC p (kick the drawer), GS V (cut)
+    line = RecordLine("S", name, "bakery", 1, 100, 100, 0, 100)
+    hostile = sale(lines=(line,), total_gross=100, total_discount=0, total_due=100, benefits=(),
+                   tenders=(Tender("cash", 100),), change=0)  # fmt: skip
+    elements = feed(render_escpos(receipt_of(hostile, "UTC")), 7)
+    assert not any(isinstance(e, escpos.DrawerKick) for e in elements)
+    assert sum(isinstance(e, escpos.Cut) for e in elements) == 1  # the receipt's own cut, no other
