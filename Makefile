@@ -24,7 +24,7 @@ typecheck: bootstrap
 	$(VENV)/mypy
 
 pytest: services
-	$(VENV)/pytest -n 3
+	$(VENV)/pytest -n 3 --durations=15
 
 test: lint typecheck pytest
 

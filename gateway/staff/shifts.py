@@ -76,8 +76,17 @@ class Shifts:
             if self.opened is not None:
                 raise ShiftRequiredError(f"shift {self.opened.shift} is open already: close it (Z report) first")
             shift = uuid7().hex
-            record, _ = await self.journal.append(self._event("shift_open", shift, ShiftReport(float_amount), cashier))
-            self.opened, self.desk.shift = record, shift
+            # Named before the open is committed: a record the writer commits after it (a join, say, whose
+            # caller resumes first) names the shift, as the ledger's check of the Z report will want.
+            self.desk.shift = shift
+            try:
+                record, _ = await self.journal.append(
+                    self._event("shift_open", shift, ShiftReport(float_amount), cashier)
+                )
+            except BaseException:
+                self.desk.shift = None
+                raise
+            self.opened = record
         log.info("shift_opened", shift=shift, seq=record.seq, cashier=cashier, float=format_cny(float_amount))
         self.hub.publish(ShiftChanged(shift=shift, state="open", seq=record.seq))
         self.link.records_waiting()
