@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ledger.statement_check import reconcile_statement
 from ledger.store import LedgerStore
 from ledger.tiers import AlreadyReviewedError, TierReviewError
 from protocols.business_day import business_day
-from protocols.errors import SchemaError
+from protocols.errors import FinalError, SchemaError
 from protocols.money import format_cny
 from protocols.rulebook import MemberEntry, Rulebook
 from protocols.schema import Fields, Problems
@@ -119,6 +120,15 @@ def run(args: argparse.Namespace) -> int:
         return 78  # EX_CONFIG
 
 
+async def _data_errors(command: Coroutine[Any, Any, int]) -> int:
+    """A command the ledger refuses (an unknown id, a bad PIN or amount) as a sentence and EX_DATAERR."""
+    try:
+        return await command
+    except FinalError as err:
+        print(f"posgw-ledger: {err}", file=sys.stderr)
+        return 65  # EX_DATAERR
+
+
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "copy":
         return await copy_ledger(args)
@@ -132,11 +142,11 @@ async def _run(args: argparse.Namespace) -> int:
         if args.command == "member" and args.action in ("adjust", "status"):
             return await control_cli.member_control(store, args)
         if args.command == "controls":
-            return await control_cli.run(store, args)
+            return await _data_errors(control_cli.run(store, args))
         if args.command in ("catalogue", "orders"):
             return await mall_cli.run(store, args)
         if args.command == "staff":
-            return await staff_cli.run(store, args)
+            return await _data_errors(staff_cli.run(store, args))
         if args.command == "giftcards":
             return await giftcard_cli.run(store, args, lambda: issuer_of(store, args))
         if args.command == "member" and args.action != "show":

@@ -31,14 +31,6 @@ def _actor(args: argparse.Namespace) -> str:
 
 
 async def run(store: LedgerStore, args: argparse.Namespace) -> int:
-    try:
-        return await _run(store, args)
-    except FinalError as err:
-        print(f"posgw-ledger: {err}", file=sys.stderr)
-        return 65  # EX_DATAERR
-
-
-async def _run(store: LedgerStore, args: argparse.Namespace) -> int:
     zone = store.rules.shelf.zone
     if args.action == "held":
         rows = await store.db.read(lambda tx: control_desk.held(tx, args.state))

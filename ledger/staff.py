@@ -133,10 +133,6 @@ async def roles(tx: Tx, ids: list[str]) -> dict[str, str]:
     return {str(s): str(r) for s, r in rows}
 
 
-async def any_staff(tx: Tx) -> bool:
-    return await tx.one("SELECT 1 FROM staff LIMIT 1") is not None
-
-
 async def listing(tx: Tx) -> dict[str, Any]:
     """The list tills get: its version, the active staff with their PIN hashes, and the policy."""
     row = await tx.one("SELECT n FROM staff_rev WHERE id = 1")

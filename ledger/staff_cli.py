@@ -19,7 +19,6 @@ from ledger import staff
 from ledger.staff_report import staff_day
 from ledger.store import LedgerStore
 from protocols.business_day import business_day
-from protocols.errors import FinalError
 from protocols.money import fen_from_yuan, format_cny
 from protocols.staff import ROLES, Policy
 
@@ -49,14 +48,6 @@ def _pin() -> str:
 
 
 async def run(store: LedgerStore, args: argparse.Namespace) -> int:
-    try:
-        return await _run(store, args)
-    except FinalError as err:
-        print(f"posgw-ledger: {err}", file=sys.stderr)
-        return 65  # EX_DATAERR
-
-
-async def _run(store: LedgerStore, args: argparse.Namespace) -> int:
     by = str(args.by or os.environ.get("USER") or "operator")
     if args.action == "list":
         everyone = await store.db.read(staff.everyone)

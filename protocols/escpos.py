@@ -36,7 +36,6 @@ DRAWER_OPEN = 0x04  # n=1, bit 2
 OFFLINE = 0x08  # n=1, bit 3
 COVER_OPEN = 0x04  # n=2, bit 2
 PAPER_STOP = 0x20  # n=2, bit 5
-PAPER_NEAR_END = 0x0C  # n=4, bits 2-3
 PAPER_OUT = 0x60  # n=4, bits 5-6
 MAX_QR = 7089  # the most a model 2 QR code holds (numeric); posgw's are far shorter
 

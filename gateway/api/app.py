@@ -17,6 +17,7 @@ from prometheus_client import Histogram
 from gateway.api import contract, receipt_routes, staff_routes, status_page
 from gateway.api.browser import TICKET_SECONDS, Tickets, browser_middleware
 from gateway.api.problems import Handler, problem_middleware
+from gateway.api.views import answer as _json
 from gateway.api.views import basket_view, payment_view
 from gateway.errors import BadRequestError, ConflictError, UnauthorizedError
 from gateway.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -56,11 +57,6 @@ def _auth_middleware(token: str, tickets: Tickets) -> Any:
 def _own_page(request: web.Request) -> bool:
     """A browser showing this till's own status page (its Origin is the till's own address)."""
     return request.headers.get("Origin") in (f"http://{request.host}", f"https://{request.host}")
-
-
-def _json(answer: msgspec.Struct | dict[str, Any], status: int = 200) -> web.Response:
-    """An answer of the contract (a model, or the status document the model describes), as JSON."""
-    return web.Response(body=msgspec.json.encode(answer), status=status, content_type="application/json")
 
 
 async def _read(request: web.Request, model: type[M], what: str) -> M:

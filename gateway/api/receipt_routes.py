@@ -5,21 +5,17 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from aiohttp import web
 
 from gateway.api import contract as c
 from gateway.api import staff_contract as sc
+from gateway.api.views import answer
 from gateway.staff.desk import Approval
 from protocols.openapi_parts import JSON
 from protocols.receipts import Receipt, render_escpos, render_html, text_lines
 
 if TYPE_CHECKING:
     from gateway.services import Services
-
-
-def _json(answer: msgspec.Struct, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(answer), status=status, content_type="application/json")
 
 
 def receipt_view(receipt: Receipt, printed: bool) -> sc.ReceiptView:
@@ -35,16 +31,16 @@ def receipt_view(receipt: Receipt, printed: bool) -> sc.ReceiptView:
 
 def add_routes(app: web.Application, svc: Services) -> None:
     async def get_receipt(request: web.Request) -> web.Response:
-        return _json(receipt_view(await svc.receipts.receipt(request.match_info["txn_id"]), printed=False))
+        return answer(receipt_view(await svc.receipts.receipt(request.match_info["txn_id"]), printed=False))
 
     async def print_receipt(request: web.Request) -> web.Response:
-        return _json(receipt_view(await svc.receipts.print(request.match_info["txn_id"]), printed=True))
+        return answer(receipt_view(await svc.receipts.print(request.match_info["txn_id"]), printed=True))
 
     async def open_drawer(request: web.Request) -> web.Response:
         body = c.read(await request.read(), sc.DrawerOpening, "drawer opening")
         approval = None if body.approval is None else Approval(body.approval.staff_id, body.approval.pin)
         record = await svc.receipts.open_drawer(approval)
-        return _json(sc.DrawerOpened(record=record.to_wire()), 201)
+        return answer(sc.DrawerOpened(record=record.to_wire()), 201)
 
     app.router.add_get("/v1/receipts/{txn_id}", get_receipt)
     app.router.add_post("/v1/receipts/{txn_id}/print", print_receipt)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from aiohttp import web
 
 from gateway.api import contract as c
 from gateway.api import staff_contract as sc
-from gateway.api.views import basket_view
+from gateway.api.views import answer, basket_view
 from gateway.errors import NotFoundError
 from gateway.sale import topups
 from gateway.staff.desk import Approval
@@ -20,10 +19,6 @@ from protocols.shifts import ShiftReport, report_lines
 
 if TYPE_CHECKING:
     from gateway.services import Services
-
-
-def _json(answer: msgspec.Struct, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(answer), status=status, content_type="application/json")
 
 
 def cashier_view(svc: Services) -> sc.CashierView:
@@ -54,16 +49,16 @@ def shift_view(shift: str, report: ShiftReport, record: TransactionRecord | None
 
 def add_routes(app: web.Application, svc: Services) -> None:
     async def get_cashier(request: web.Request) -> web.Response:
-        return _json(cashier_view(svc))
+        return answer(cashier_view(svc))
 
     async def sign_in(request: web.Request) -> web.Response:
         body = c.read(await request.read(), sc.SignIn, "sign-in")
         await svc.cashiers.sign_in(body.staff_id, body.pin)
-        return _json(cashier_view(svc))
+        return answer(cashier_view(svc))
 
     async def sign_out(request: web.Request) -> web.Response:
         svc.cashiers.sign_out()
-        return _json(cashier_view(svc))
+        return answer(cashier_view(svc))
 
     async def open_shift(request: web.Request) -> web.Response:
         body = c.read(await request.read(), sc.ShiftOpening, "shift opening")
@@ -71,20 +66,20 @@ def add_routes(app: web.Application, svc: Services) -> None:
         assert record.shift is not None
         assert record.shift_report is not None
         report = ShiftReport(record.shift_report.float_amount, record.seq)
-        return _json(shift_view(record.shift, report, record), 201)
+        return answer(shift_view(record.shift, report, record), 201)
 
     async def x_report(request: web.Request) -> web.Response:
         report = await svc.shifts.x_report()
         assert svc.shifts.opened is not None
         assert svc.shifts.opened.shift is not None
-        return _json(shift_view(svc.shifts.opened.shift, report, None))
+        return answer(shift_view(svc.shifts.opened.shift, report, None))
 
     async def close_shift(request: web.Request) -> web.Response:
         body = c.read(await request.read(), sc.ShiftClosing, "shift closing")
         record = await svc.shifts.close(body.counted)
         assert record.shift is not None
         assert record.shift_report is not None
-        return _json(shift_view(record.shift, record.shift_report, record), 201)
+        return answer(shift_view(record.shift, record.shift_report, record), 201)
 
     async def change_price(request: web.Request) -> web.Response:
         basket = svc.baskets.get(request.match_info["basket_id"])
@@ -98,7 +93,7 @@ def add_routes(app: web.Application, svc: Services) -> None:
         approved_by = await svc.cashiers.approve("price", 0, approval)
         svc.building.change_price(basket, line_id, body.unit_price, approved_by)
         bonus = topups.bonus_of(basket, svc.directory.rulebook)
-        return _json(basket_view(basket, svc.pricer.price(basket), bonus))
+        return answer(basket_view(basket, svc.pricer.price(basket), bonus))
 
     app.router.add_get("/v1/cashier", get_cashier)
     app.router.add_post("/v1/cashier", sign_in)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+from aiohttp import web
 
 from gateway.api import contract as c
 from gateway.payments.messages import payment_view as payment_json
@@ -78,3 +81,8 @@ def basket_view(basket: Basket, priced: PricedBasket, topup_bonus: int = 0) -> c
 
 def payment_view(p: PaymentIntent) -> c.PaymentView:
     return msgspec.convert(payment_json(p), c.PaymentView)
+
+
+def answer(body: msgspec.Struct | dict[str, Any], status: int = 200) -> web.Response:
+    """An answer of the contract (a model, or the status document the model describes), as JSON."""
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")

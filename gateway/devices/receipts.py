@@ -132,11 +132,11 @@ class ReceiptDesk:
             log.warning("receipt_not_printed", txn_id=txn_id, error=str(err))
             message = f"the receipt of {txn_id} was not printed ({err}): print it again"
             self.hub.publish(Alert(code="receipt-not-printed", message=message))
-        record = await self.journal.get(txn_id)
-        printer = self.printer()
-        if record is None or printer is None or not any(t.kind == "cash" for t in record.tenders):
-            return
         try:
+            record = await self.journal.get(txn_id)
+            printer = self.printer()
+            if record is None or printer is None or not any(t.kind == "cash" for t in record.tenders):
+                return
             await printer.kick_drawer()
         except GatewayError as err:
             log.warning("drawer_not_opened", txn_id=txn_id, error=str(err))
