@@ -9,7 +9,13 @@ BIGINT)``. The schema is one versioned list for both (``migrations.py``).
 A *write* transaction is serialised against every other write on both
 engines (SQLite's ``BEGIN IMMEDIATE``; a transaction-scoped advisory lock on
 PostgreSQL), so "read the balance, then hold it" is safe without retries.
-Reads run concurrently.
+A *keyed* write (``keys=``: what it will read and change, named — a terminal,
+a member, a coupon copy) is serialised only against writes naming one of its
+keys, and against the plain writes: on PostgreSQL it takes the ledger's lock
+shared and one lock per key, all in one fixed order (no deadlock between two
+keyed writes), so batches of different terminals commit side by side, on one
+node and across nodes. SQLite has one writer whatever the keys. Reads run
+concurrently, in snapshots that never wait for a write.
 """
 
 from __future__ import annotations
@@ -79,6 +85,10 @@ class Tx(Protocol):
 
     async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
+    async def lock(self, keys: Sequence[str]) -> None:
+        """In a keyed write, lock more keys (ones learnt from what it read); a no-op where writes are serialised."""
+        ...
+
 
 Work = Callable[[Tx], Awaitable[T]]
 
@@ -86,17 +96,27 @@ Work = Callable[[Tx], Awaitable[T]]
 class Database(Protocol):
     engine: str  # "sqlite" or "postgres"
 
-    async def write(self, fn: Work[T], gate: Gate | None = None) -> T:
+    async def write(self, fn: Work[T], gate: Gate | None = None, *, keys: Sequence[str] | None = None) -> T:
         """Run ``fn`` in a write transaction (serialised with every other write); rolled back if it raises.
 
         With a ``gate``, the transaction waits for it before committing, and rolls back with
         :class:`GateClosedError` if it says False (work done while a precondition is still being
-        decided elsewhere).
+        decided elsewhere). With ``keys``, it is serialised only with the writes that name one of
+        them and with plain writes; ``fn`` may be run again (a deadlock the database broke).
         """
         ...
 
-    async def read(self, fn: Work[T]) -> T:
-        """Run ``fn`` in a read-only snapshot."""
+    async def read(self, fn: Work[T], *, replica: bool = False) -> T:
+        """Run ``fn`` in a read-only snapshot; ``replica``: it may be a read replica's (a moment behind)."""
+        ...
+
+    async def lease(self, name: str) -> bool:
+        """Whether this process holds (now taking it if free) the named lease: one holder among every node
+        of the ledger until it stops or loses the database (a job run once however many nodes run)."""
+        ...
+
+    def lock_stats(self) -> tuple[float, float]:
+        """(seconds keyed writes waited for their locks, seconds they ran in all), since start."""
         ...
 
     def pool_stats(self) -> tuple[int, int] | None:

@@ -13,6 +13,13 @@ network): what the group needs to know is read first (held records near
 each terminal's ``seq`` range, the members' balances), each record is
 decided against that in memory, and the new rows are written together at
 the end. Coupons, the rare case, are read and written as each record comes.
+
+No lock is global (``docs/protocols/sync.md``, "Many nodes"): a group's
+transaction names what it reads and changes (:func:`lock_keys`: its
+terminals, members, coupon copies, codes, holds, gift cards, refunded sales,
+joined phone numbers) and the database locks those alone, in one order, so
+groups of different terminals commit side by side, on one node (up to
+``LANES`` at once on PostgreSQL) and across nodes.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from protocols.sync import SyncReply, SyncResult
 log = structlog.get_logger("posgw.ledger.ingest")
 
 GROUP_RECORDS = 2_000  # at most this many records share one transaction
+LANES = 3  # groups in flight at once on an engine with keyed writes (PostgreSQL: the pool keeps one for reads)
 Seals = list[str | None]  # per record, why its own seal fails (None: it holds)
 
 
@@ -84,7 +92,8 @@ class GroupWriter:
         self._db = db
         self.shelf = shelf  # the rulebooks records are re-checked by, and the one in force
         self._waiting: list[_Waiting] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._lanes = LANES if db.engine == "postgres" else 1  # SQLite has one writer: a second lane only waits
 
     async def ingest(
         self, terminal_id: str, records: list[TransactionRecord], seals: Seals | asyncio.Future[Seals]
@@ -95,8 +104,10 @@ class GroupWriter:
             seals.set_result(known)
         answer: asyncio.Future[SyncReply] = loop.create_future()
         self._waiting.append(_Waiting(terminal_id, records, seals, answer))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="ledger-ingest")
+        if len(self._writers) < self._lanes:
+            writer = asyncio.create_task(self._write(), name="ledger-ingest")
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         return await answer
 
     async def _write(self) -> None:
@@ -119,21 +130,52 @@ class GroupWriter:
         return group
 
     async def _apply(self, group: list[_Waiting]) -> list[SyncReply]:
+        keys = lock_keys([r for w in group for r in w.records])
         try:
-            return await self._db.write(_applying(group, self.shelf(), optimistic=True), _verdict(group))
+            return await self._db.write(_applying(group, self.shelf(), optimistic=True), _verdict(group), keys=keys)
         except GateClosedError:  # a seal failed: again, with every seal known
             await asyncio.wait([w.seals for w in group])
-            return await self._db.write(_applying(group, self.shelf()))
+            return await self._db.write(_applying(group, self.shelf()), keys=keys)
 
     async def _one_by_one(self, group: list[_Waiting]) -> None:
         for w in group:
             try:
                 await w.seals
-                (reply,) = await self._db.write(_applying([w], self.shelf()))
+                (reply,) = await self._db.write(_applying([w], self.shelf()), keys=lock_keys(w.records))
             except Exception as err:  # noqa: BLE001 - handed to the batch's caller
                 _answer(w, error=err)
             else:
                 _answer(w, reply)
+
+
+def lock_keys(records: Sequence[TransactionRecord]) -> list[str]:
+    """What a group of records may read and change, named for the keyed write that applies them.
+
+    Whatever two groups could both read and then change is named by both: a terminal (its chains, its
+    day's top-ups, loads, tier sales and shifts), a member (balances, growth, grants, holds' owner, offline
+    spends), a coupon copy, a wallet or member code, a hold, a gift card, a sale being refunded (returns at
+    any till), a phone number joining. A member a join turns out to alias is locked when it is learnt.
+    """
+    keys: set[str] = set()
+    for r in records:
+        keys.add(f"terminal:{r.terminal_id}")
+        if r.member_id:
+            keys.add(f"member:{r.member_id}")
+        if r.refund_of:
+            keys.add(f"sale:{r.refund_of}")
+        if r.reservation:
+            keys.add(f"hold:{r.reservation}")
+        if r.member_code:
+            keys.add(f"code:{r.member_code}")
+        if r.joined:
+            keys.add(f"identifier:{r.joined}")
+        keys.update(f"coupon:{c}" for c in (*r.coupons, *r.coupons_restored))
+        keys.update(f"card:{number}" for number, _ in loads(r.lines))
+        for t in r.tenders:
+            keys.update(k for k in (t.ref and f"hold:{t.ref}", t.code and f"code:{t.code}") if k)
+            if t.card:
+                keys.update((f"card:{t.card}", f"member:{gift_cards.holder(t.card)}"))
+    return sorted(keys)
 
 
 def _verdict(group: list[_Waiting]) -> Gate | None:
@@ -197,6 +239,7 @@ async def batches(tx: Tx, group: list[Batch], now: datetime, shelf: Shelf) -> li
     await plan.write(tx)
     chains = sorted({(terminal_id, records[0].epoch if records else 1) for terminal_id, records, _ in group})
     progress = await _advance(tx, chains)
+    await plan.write_members(tx)  # last: it takes the next member revisions, one counter every writer shares
     return [
         SyncReply(tuple(res), *progress[(t, records[0].epoch if records else 1)])
         for (t, records, _), res in zip(group, results, strict=True)
@@ -318,6 +361,7 @@ class Plan:
     async def _load_members(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
         named = {r.member_id for r in records if r.member_id}
         self.aliases = await joins.aliases(tx, named)
+        await tx.lock([f"member:{m}" for m in self.aliases.values()])
         self.years = self.book.years(records)
         self.names_tiers = any(r.member_tier for r in records)  # only version 2 records name their tier
         await self._read_members(tx, sorted({self.aliases.get(m, m) for m in named}))
@@ -708,6 +752,7 @@ class Plan:
             self.book.hold(r.member_id, r.member_tier, None, 0)
             return
         self.aliases[r.member_id] = owner
+        await tx.lock([f"member:{owner}"])
         if (owner, "points") not in self.balances:
             await self._read_members(tx, [owner])
 
@@ -820,15 +865,9 @@ class Plan:
         return shortfall
 
     async def write(self, tx: Tx) -> None:
+        """Everything decided but the members' rows (:meth:`write_members`, the last write of a transaction)."""
         await tx.many(INSERT_RECORD, self.rows)
         await tx.many(postings.INSERT, self.postings)
-        await tx.many(
-            "UPDATE members SET points = $1, wallet = $2, growth = growth + $3, tier = $4 WHERE member_id = $5",
-            [
-                (self.balances[(m, "points")], self.balances[(m, "fen")], self.growth.get(m, 0), self.book.tiers[m], m)
-                for m in sorted(self.changed)
-            ],
-        )
         await self.book.write(tx)
         await self.grants.write(tx)
         await self.paid.write(tx, self.now.isoformat())
@@ -848,6 +887,18 @@ class Plan:
                 (s.terminal_id, s.member_id, s.unit, s.amount, s.made, s.received)
                 for s in self.unheld
                 if s.received == now
+            ],
+        )
+
+    async def write_members(self, tx: Tx) -> None:
+        """The members' balances, growth and tiers. Each row changed takes the next member revision (the
+        deltas terminals fetch), whose one counter row stays locked until commit: written last, so that
+        lock is held for the commit alone and revisions commit in order."""
+        await tx.many(
+            "UPDATE members SET points = $1, wallet = $2, growth = growth + $3, tier = $4 WHERE member_id = $5",
+            [
+                (self.balances[(m, "points")], self.balances[(m, "fen")], self.growth.get(m, 0), self.book.tiers[m], m)
+                for m in sorted(self.changed)
             ],
         )
 

@@ -1,17 +1,29 @@
 """The ledger on PostgreSQL through asyncpg: a mall group's storage.
 
-A small connection pool; every write transaction first takes a
-transaction-scoped advisory lock (one per schema), which gives the same
-"one writer at a time" the SQLite engine has, so the shared logic needs no
-retry loops for serialisation failures. Reads run in repeatable-read
-snapshots beside the writer.
+A small connection pool. A plain write transaction first takes a
+transaction-scoped advisory lock (one per schema) exclusively, which gives
+the same "one writer at a time" the SQLite engine has. A *keyed* write (a
+batch of terminal records, ``ledger/ingest.py``) takes that lock shared,
+then one advisory lock per key it names (its terminals, members, coupon
+copies, holds …), sorted by their 64-bit hash and taken in one statement:
+two keyed writes wait for each other only when they share a key, and never
+deadlock on those locks. The rest (a member an enrolment turns out to alias,
+a unique index two inserts race for) could still meet in another order; the
+database then breaks the deadlock and the transaction is run again.
+
+Reads run in repeatable-read snapshots beside the writers, on a read replica
+when one is configured and the reader accepts a moment's lag. A *lease* is
+a session-level advisory lock held on a connection of its own: one node of
+many holds it until it stops or loses the database (then another takes it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
+import time
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +49,15 @@ UNAVAILABLE = (
 LOCK_CLASS = 7305  # advisory lock namespace: (LOCK_CLASS, hash of the schema)
 # One round trip: the transaction and the lock that makes it the only writer (released at its end).
 BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext(current_schema()))"
+# A keyed write: the ledger's lock shared (plain writes still exclude it), then its keys' locks in one order.
+BEGIN_KEYED = f"BEGIN; SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, hashtext(current_schema()))"
+LOCK_KEYS = (
+    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtextextended(current_schema() || ':' || k, 0) "
+    "AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys"
+)
+TAKE_LEASE = "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || ':lease:' || $1, 0))"
+RETRIES = 8  # a keyed write the database chose to break a deadlock with, run again (each time after a pause)
+APPLICATION = "posgw-ledger"  # in pg_stat_activity: what the bench watches for lock waits
 
 
 def redacted(url: str) -> str:
@@ -68,29 +89,54 @@ class PostgresTx:
         if batch:
             await self._conn.executemany(sql, batch)
 
+    async def lock(self, keys: Sequence[str]) -> None:
+        if keys:  # out of the first order: a deadlock is possible here, and broken by the database (run again)
+            await self._conn.fetchval(LOCK_KEYS, sorted(set(keys)))
+
 
 class PostgresDatabase:
     engine = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-        self._pool, self._loop, self._thread = pool, loop, thread
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread,
+        url: str,
+        replica: asyncpg.Pool | None = None,
+    ) -> None:
+        self._pool, self._loop, self._thread, self._url = pool, loop, thread, url
+        self._replica = replica
+        self._leases: dict[str, asyncpg.Connection] = {}
+        self._waited = self._ran = 0.0  # keyed writes: seconds waiting for their locks, seconds in all
+        self.retried = 0  # keyed writes run again after the database broke a deadlock
 
     @classmethod
-    async def connect(cls, url: str, *, pool_size: int = 4) -> PostgresDatabase:
-        """Connect and bring the schema up to date; an unreachable or newer database is a :class:`StorageError`."""
+    async def connect(cls, url: str, *, pool_size: int = 4, replica: str | None = None) -> PostgresDatabase:
+        """Connect and bring the schema up to date; an unreachable or newer database is a :class:`StorageError`.
+
+        ``replica``: a read replica's URL, for the reads that may lag a moment (snapshots, deltas, lookups).
+        """
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="ledger-postgres", daemon=True)
         thread.start()
 
-        async def create() -> asyncpg.Pool:
-            return await asyncpg.create_pool(url, min_size=1, max_size=pool_size, command_timeout=60)
+        async def create(at: str) -> asyncpg.Pool:
+            return await asyncpg.create_pool(
+                at, min_size=1, max_size=pool_size, command_timeout=60,
+                server_settings={"application_name": APPLICATION},
+            )  # fmt: skip
 
+        pools: list[asyncpg.Pool] = []
         try:
-            pool = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(create(), loop))
+            for at in (url, replica) if replica else (url,):
+                pools.append(await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(create(at), loop)))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            for pool in pools:
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(pool.close(), loop))
             _stop(loop, thread)
-            raise StorageError(f"ledger database {redacted(url)}: cannot connect: {err}") from err
-        db = cls(pool, loop, thread)
+            raise StorageError(f"ledger database {redacted(at)}: cannot connect: {err}") from err
+        db = cls(pools[0], loop, thread, url, pools[1] if replica else None)
         try:
             await db._on(db.migrate())
         except BaseException:
@@ -134,16 +180,33 @@ class PostgresDatabase:
                 await conn.execute("SELECT pg_advisory_unlock($1, hashtext(current_schema()))", LOCK_CLASS)
         return applied
 
-    async def write(self, fn: Work[T], gate: Gate | None = None) -> T:
-        return await self._on(self._write(fn, gate))
+    async def write(self, fn: Work[T], gate: Gate | None = None, *, keys: Sequence[str] | None = None) -> T:
+        if keys is None:
+            return await self._on(self._write(fn, gate, None))
+        for attempt in range(RETRIES):
+            try:
+                return await self._on(self._write(fn, gate, sorted(set(keys))))
+            except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError):
+                if attempt == RETRIES - 1:
+                    raise
+                self.retried += 1
+                await asyncio.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
+        raise AssertionError("unreachable")
 
-    async def read(self, fn: Work[T]) -> T:
-        return await self._on(self._read(fn))
+    async def read(self, fn: Work[T], *, replica: bool = False) -> T:
+        return await self._on(self._read(fn, self._replica if replica and self._replica is not None else self._pool))
 
-    async def _write(self, fn: Work[T], gate: Gate | None) -> T:
+    async def _write(self, fn: Work[T], gate: Gate | None, keys: list[str] | None) -> T:
         try:
             async with self._pool.acquire() as conn:
-                await conn.execute(BEGIN_WRITE)
+                started = time.perf_counter()
+                if keys is None:
+                    await conn.execute(BEGIN_WRITE)
+                else:
+                    await conn.execute(BEGIN_KEYED)
+                    if keys:
+                        await conn.fetchval(LOCK_KEYS, keys)
+                    locked = time.perf_counter()
                 try:
                     result = await fn(PostgresTx(conn))
                     if gate is not None and not await asyncio.wrap_future(gate):
@@ -153,23 +216,62 @@ class PostgresDatabase:
                         await conn.execute("ROLLBACK")
                     raise
                 await conn.execute("COMMIT")
+                if keys is not None:
+                    self._waited += locked - started
+                    self._ran += time.perf_counter() - started
                 return result
         except UNAVAILABLE as err:
             # Whether a cut-off COMMIT landed is unknown; a batch sent again is answered "duplicate" if it did.
             raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
 
-    async def _read(self, fn: Work[T]) -> T:
+    async def _read(self, fn: Work[T], pool: asyncpg.Pool) -> T:
         try:
-            async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 return await fn(PostgresTx(conn))
         except UNAVAILABLE as err:
             raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
+
+    async def lease(self, name: str) -> bool:
+        return await self._on(self._lease(name))
+
+    async def _lease(self, name: str) -> bool:
+        held = self._leases.get(name)
+        if held is not None and not held.is_closed():
+            try:
+                await held.execute("SELECT 1")  # still ours while the session lives
+                return True
+            except UNAVAILABLE:
+                pass
+        self._leases.pop(name, None)
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(self._url, server_settings={"application_name": APPLICATION})
+            if await conn.fetchval(TAKE_LEASE, name):
+                self._leases[name] = conn
+                return True
+        except UNAVAILABLE:
+            pass
+        if conn is not None:
+            with contextlib.suppress(*UNAVAILABLE):
+                await conn.close()
+        return False
+
+    def lock_stats(self) -> tuple[float, float]:
+        return self._waited, self._ran
 
     def pool_stats(self) -> tuple[int, int] | None:
         return self._pool.get_size(), self._pool.get_idle_size()
 
     async def close(self) -> None:
-        await self._on(self._pool.close())
+        async def closing() -> None:
+            for conn in self._leases.values():
+                with contextlib.suppress(*UNAVAILABLE):
+                    await conn.close()
+            if self._replica is not None:
+                await self._replica.close()
+            await self._pool.close()
+
+        await self._on(closing())
         _stop(self._loop, self._thread)
 
 

@@ -74,6 +74,7 @@ async def release(tx: Tx, txn_id: str, actor: str, note: str, shelf: Shelf) -> l
             raise QuarantineError(f"it cannot be applied now ({err}): reject it") from err
     conflicts = await plan.effects(tx, record, recheck.offset_points(record, book) if book else 0)
     await plan.write(tx)
+    await plan.write_members(tx)
     await tx.run("UPDATE transactions SET state = 'applied' WHERE txn_id = $1", txn_id)
     await _decide(tx, txn_id, "released", actor, note, now)
     await audit(tx, actor, "quarantine-release", txn_id, {"reason": held["reason"], "note": note})

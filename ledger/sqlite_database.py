@@ -89,6 +89,9 @@ class SqliteTx:
     async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._conn.executemany(_dialect(sql), rows)
 
+    async def lock(self, keys: Sequence[str]) -> None:
+        return None  # one writer: nothing to lock
+
 
 def _step(work: Awaitable[T]) -> T:
     """Run a coroutine that never suspends (SQLite calls are synchronous) to its result."""
@@ -148,13 +151,13 @@ class SqliteDatabase:
         except sqlite3.DatabaseError as err:
             raise StorageError(f"ledger database {path}: {err}") from err
 
-    async def write(self, fn: Work[T], gate: Gate | None = None) -> T:
-        try:
+    async def write(self, fn: Work[T], gate: Gate | None = None, *, keys: Sequence[str] | None = None) -> T:
+        try:  # one writer whatever the keys
             return await asyncio.to_thread(self._writer.call, fn, "BEGIN IMMEDIATE", gate)
         except sqlite3.OperationalError as err:  # disk full, an I/O error, locked by another process
             raise StorageUnavailableError(f"the ledger's database file: {err}") from err
 
-    async def read(self, fn: Work[T]) -> T:
+    async def read(self, fn: Work[T], *, replica: bool = False) -> T:
         try:
             return await asyncio.to_thread(self._reader.call, fn, "BEGIN")
         except sqlite3.OperationalError as err:
@@ -162,6 +165,12 @@ class SqliteDatabase:
 
     def pool_stats(self) -> tuple[int, int] | None:
         return None  # two connections of its own, always open
+
+    async def lease(self, name: str) -> bool:
+        return True  # one process owns the file: every job is its
+
+    def lock_stats(self) -> tuple[float, float]:
+        return 0.0, 0.0  # no keyed writes: one writer, and nothing to wait for inside the process but it
 
     async def close(self) -> None:
         self._reader.close()
