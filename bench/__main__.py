@@ -60,6 +60,9 @@ async def main(scans: int, sales: int, taps: int, exact_cases: int) -> dict[str,
     print("\nledger ingest on PostgreSQL (asyncpg; the machine's server, a throw-away schema)")
     ingest_pg = await ingest_bench.run("postgres")
     ingest_bench.report(ingest_pg)
+    print("\nledger nodes on one PostgreSQL: 2,000 terminals on one node, then on two (lock waits sampled)")
+    nodes = await ingest_bench.nodes_run()
+    ingest_bench.report_nodes(nodes)
     print("\nrunning the daemon: every device kind configured, payments and MQTT")
     with tempfile.TemporaryDirectory(prefix="posgw-ops-bench-") as ops_dir:
         ops = await ops_bench.run(Path(ops_dir))
@@ -76,6 +79,7 @@ async def main(scans: int, sales: int, taps: int, exact_cases: int) -> dict[str,
         "pay": pay,
         "ingest": ingest,
         "ingest_postgres": ingest_pg,
+        "ledger_nodes": nodes,
         "ops": ops,
         "journal": journal,
         "journal_on_2ms_fsync": slow_disk,

@@ -39,13 +39,15 @@ import asyncpg
 
 from bench.stats import summary
 from ledger import terminals
+from ledger.postgres_database import APPLICATION
+from ledger.secrets import KEY_ENV, new_secrets_key
 from ledger.store import LedgerStore
 from protocols.sync import MAX_BATCH, batch_to_wire
 from simulators import fleet
 from simulators.fleet import FleetTerminal, run_fleet
 from simulators.fleet_news import FleetBroker, quiet_links
 from simulators.ledger_session import SignedSession, enrol
-from simulators.postgres import fresh_schema
+from simulators.postgres import POSTGRES_URL, fresh_schema
 from simulators.processes import Proc, demo_env, free_port, ledger_proc
 
 
@@ -217,6 +219,91 @@ async def _run(
     }
 
 
+NODES_PACE = 2.0  # seconds between one terminal's sales when 2,000 sell at once (offered ≈ 1,000 records/s)
+
+
+async def lock_waits(stop: asyncio.Event, samples: list[tuple[int, int]]) -> None:
+    """Sample the ledger nodes' sessions every 20 ms: (active, waiting for a lock) — the share that waits."""
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        while not stop.is_set():
+            row = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE state = 'active'), "
+                "count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock') "
+                "FROM pg_stat_activity WHERE application_name = $1",
+                APPLICATION,
+            )
+            if row is not None and row[0]:
+                samples.append((int(row[0]), int(row[1])))
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+async def on_nodes(count: int, terminals: int, records_each: int, pace: float) -> dict[str, Any]:
+    """``terminals`` selling and syncing every ``pace`` s over ``count`` ledger nodes on one PostgreSQL schema."""
+    work = Path(tempfile.mkdtemp(prefix="posgw-nodes-bench-"))
+    env = {**demo_env(*(secrets.token_urlsafe(24) for _ in range(3))), KEY_ENV: new_secrets_key()}
+    try:
+        async with fresh_schema("bench_nodes_") as url:
+            ports = [free_port() for _ in range(count)]
+            nodes = [
+                ledger_proc(work / f"n{i}", port, env, work / f"n{i}.log", ("--database", url, "--audit-every", "0"))
+                for i, port in enumerate(ports)
+            ]
+            try:
+                nodes[0].start()
+                await nodes[0].wait_healthy()
+                for node in nodes[1:]:
+                    node.start()
+                    await node.wait_healthy()
+                codes_for = await codes(work / "n0", url, "T-NODES", terminals)
+                stop, samples = asyncio.Event(), list[tuple[int, int]]()
+                sampler = asyncio.create_task(lock_waits(stop, samples))
+                result, _ = await run_fleet(
+                    [f"http://127.0.0.1:{p}" for p in ports], codes_for, records_each,
+                    offline_share=0.0, pace_seconds=pace,
+                )  # fmt: skip
+                stop.set()
+                await sampler
+            finally:
+                for node in nodes:
+                    node.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    active = sum(a for a, _ in samples)
+    return {
+        "nodes": count,
+        "terminals": terminals,
+        "records": result.records,
+        "per_s": result.records / result.seconds,
+        "lag": summary(result.lags),
+        "lock_wait_share": (sum(w for _, w in samples) / active) if active else 0.0,
+    }
+
+
+async def nodes_run(terminals: int = 2_000, records_each: int = 5, pace: float = NODES_PACE) -> dict[str, Any]:
+    """Two ledger nodes against one, the same fleet, each on a fresh schema of the machine's PostgreSQL."""
+    return {
+        "one": await on_nodes(1, terminals, records_each, pace),
+        "two": await on_nodes(2, terminals, records_each, pace),
+    }
+
+
+def report_nodes(r: dict[str, Any]) -> None:
+    for name in ("one", "two"):
+        n = r[name]
+        lag = n["lag"]
+        verdict = "meets" if lag["p99_ms"] < 1000 else "MISSES"
+        share = n["lock_wait_share"]
+        print(
+            f"  {n['terminals']:,} terminals every {NODES_PACE:g} s on {n['nodes']} node(s): {n['per_s']:8,.0f} /s, "
+            f"lag p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms ({verdict} p99 < 1 s); "
+            f"sessions waiting for a lock {share:.1%} ({'meets' if share <= 0.1 else 'MISSES'} ≤ 10 %)"
+        )
+    print(f"  two nodes / one: {r['two']['per_s'] / max(r['one']['per_s'], 1e-9):.2f}× the records a second")
+
+
 def report(r: dict[str, Any]) -> None:
     def verdict(ok: bool) -> str:
         return "meets" if ok else "MISSES"
@@ -253,3 +340,5 @@ if __name__ == "__main__":
     for name in ("sqlite", "postgres"):
         print(name)
         report(asyncio.run(run(name)))
+    print("ledger nodes on PostgreSQL")
+    report_nodes(asyncio.run(nodes_run()))

@@ -183,6 +183,9 @@ async def metrics(request: web.Request) -> web.Response:
     if (pool := svc.store.db.pool_stats()) is not None:
         svc.metrics.pool.labels("size").set(pool[0])
         svc.metrics.pool.labels("idle").set(pool[1])
+    waited, ran = svc.store.db.lock_stats()
+    svc.metrics.locks.labels("waiting").set(waited)
+    svc.metrics.locks.labels("all").set(ran)
     body, content_type = svc.metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 

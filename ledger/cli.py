@@ -8,6 +8,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import socket
 import ssl
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +22,7 @@ from ledger import admin, rulebooks, secrets
 from ledger.app import VERIFY_WORKERS, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
+from ledger.duties import AUDIT_EVERY, announce, duties
 from ledger.notices import MEMBERS_EVERY, NoticePublisher, add_broker_options, broker_from, send_command
 from ledger.rulebooks import RulebookRefusedError
 from ledger.service import LedgerService, follow
@@ -56,8 +58,9 @@ async def open_service(
     app_token: str | None,
     operator_token: str | None = None,
     secrets_key_file: Path | None = None,
+    replica: str | None = None,
 ) -> LedgerService:
-    store = await LedgerStore.open(data_dir, database)
+    store = await LedgerStore.open(data_dir, database, replica)
     try:
         issuer = await secrets.issuer_key(store.db, data_dir, secrets.secrets_key(data_dir, secrets_key_file))
     except BaseException:
@@ -82,14 +85,16 @@ async def serve(args: argparse.Namespace) -> None:
     svc = await open_service(
         args.data,
         args.database,
+        replica=args.read_database,
         demo=args.demo_data,
         app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
         operator_token=os.environ.get("POSGW_LEDGER_OPERATOR_TOKEN") or None,
         secrets_key_file=args.secrets_key_file,
     )
     if args.mqtt:
-        svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0))
-    await run(svc, args.host, args.port, tls_context(args.tls_cert, args.tls_key))
+        node = args.node or f"{socket.gethostname()}-{os.getpid()}"
+        svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0), node)
+    await run(svc, args.host, args.port, tls_context(args.tls_cert, args.tls_key), audit_every=args.audit_every)
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -104,7 +109,9 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return context
 
 
-async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+async def run(
+    svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | None = None, *, audit_every: float = AUDIT_EVERY
+) -> None:
     runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=tls).start()
@@ -116,10 +123,9 @@ async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | No
     publisher = None
     following = asyncio.create_task(follow(svc, svc.rulebook.phone_salt), name="rulebook-versions")
     if svc.notices is not None:
-        svc.notices.rulebook(svc.rulebook.version)
-        svc.notices.members(await svc.store.members.revision())
-        svc.notices.revoked(await svc.store.revocations_version())
+        await announce(svc.store, svc.notices)  # if this node announces: the news as it stands
         publisher = asyncio.create_task(svc.notices.run(), name="mqtt-notices")
+    duty = asyncio.create_task(duties(svc.store, svc.notices, audit_every=audit_every), name="ledger-duties")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,6 +134,7 @@ async def run(svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | No
         await stop.wait()
     finally:
         following.cancel()
+        duty.cancel()
         if publisher is not None:
             publisher.cancel()
         await runner.cleanup()
@@ -143,6 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("serve", help="serve the ledger API")
     run.add_argument("--data", type=Path, required=True, help="data directory (issuer key; the SQLite file)")
     run.add_argument("--database", default=os.environ.get("POSGW_LEDGER_DATABASE"), help=DATABASE_HELP)
+    run.add_argument(
+        "--read-database",
+        default=os.environ.get("POSGW_LEDGER_READ_DATABASE") or None,
+        metavar="URL",
+        help="a read replica of --database (PostgreSQL) for member snapshots, deltas and lookups (a moment behind)",
+    )
+    run.add_argument("--node", default=None, help="this node's name among several (default: host name and pid)")
+    run.add_argument(
+        "--audit-every",
+        type=float,
+        default=AUDIT_EVERY,
+        metavar="SECONDS",
+        help=f"audit stored records' own signatures this often, on one node (default {AUDIT_EVERY:g}; 0: never)",
+    )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8780)
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")

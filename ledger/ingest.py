@@ -104,10 +104,11 @@ class GroupWriter:
             seals.set_result(known)
         answer: asyncio.Future[SyncReply] = loop.create_future()
         self._waiting.append(_Waiting(terminal_id, records, seals, answer))
+        # A writer whose loop ended is done at once, but its done-callbacks run later: counted, it would leave
+        # this batch waiting for a writer that is gone.
+        self._writers = {w for w in self._writers if not w.done()}
         if len(self._writers) < self._lanes:
-            writer = asyncio.create_task(self._write(), name="ledger-ingest")
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+            self._writers.add(asyncio.create_task(self._write(), name="ledger-ingest"))
         return await answer
 
     async def _write(self) -> None:

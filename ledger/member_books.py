@@ -91,7 +91,7 @@ class MemberBook:
             row = await tx.one("SELECT n FROM member_rev")
             return int(row[0]) if row else 0, await self._members(tx, None, since)
 
-        return await self.db.read(members)
+        return await self.db.read(members, replica=True)  # a replica a moment behind: the next delta catches up
 
     async def add_identifier(self, member_id: str, identifier: str) -> bool:
         """Bind a card (or other identifier) to a member; False if no such member.
@@ -107,7 +107,7 @@ class MemberBook:
         return await self.db.write(lambda tx: identity.bind_at_till(tx, member_id, identifier, terminal_id, code))
 
     async def by_identifier(self, identifier: str) -> MemberEntry | None:
-        found = await self.db.read(lambda tx: self._members(tx, identifier))
+        found = await self.db.read(lambda tx: self._members(tx, identifier), replica=True)
         return found[0] if found else None
 
     async def account(self, member_id: str) -> dict[str, Any] | None:

@@ -32,6 +32,12 @@ class LedgerMetrics:
         build = Gauge("posgw_ledger_build_info", "1, labelled with what is running", ["version", "python"], registry=r)
         build.labels(VERSION, platform.python_version()).set(1)
         self.pool = Gauge("posgw_ledger_db_connections", "PostgreSQL pool connections, by state", ["state"], registry=r)
+        self.locks = Gauge(
+            "posgw_ledger_keyed_write_seconds",
+            "Batches' keyed writes since start: seconds waiting for their locks, and in all (the share that waits)",
+            ["part"],
+            registry=r,
+        )
         self.latency = Histogram(
             "posgw_ledger_request_seconds", "API latency by route", ["route"], registry=r,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),

@@ -480,9 +480,17 @@ CREATE TABLE terminal_counters (
 """,
 )
 
+RECORD_AUDIT = Migration(
+    16,
+    "every stored record's own signature audited in the background: how far each chain has been",
+    """
+ALTER TABLE terminal_chains ADD COLUMN audited_seq {INT} NOT NULL DEFAULT 0;
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
 MIGRATIONS: list[Migration] = [
     BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL, GIFT_CARDS,
-    STAFF, RETURNS, COUNTERS,
+    STAFF, RETURNS, COUNTERS, RECORD_AUDIT,
 ]  # fmt: skip
 LATEST = MIGRATIONS[-1].version

@@ -88,11 +88,19 @@ class NoticePublisher:
     announced at most every ``members_every`` seconds, the newest one then;
     rulebooks and revocations go at once. Alerts (not retained) go at once,
     each of them, oldest first.
+
+    Of several ledger nodes, only the one whose ``announcing`` is set (the
+    holder of the ``notices`` lease, ``ledger/duties.py``) announces versions,
+    and each version goes once, never after a newer one; every node sends its
+    own alerts, under a broker session of its own (``node`` in the client id).
     """
 
-    def __init__(self, broker: Broker, mall: str, members_every: float = MEMBERS_EVERY) -> None:
+    def __init__(self, broker: Broker, mall: str, members_every: float = MEMBERS_EVERY, node: str = "") -> None:
         self.broker, self.mall = broker, mall
         self.members_every = members_every
+        self.node = node
+        self.announcing = True  # set by the node's duties: whether this node announces the versions
+        self._announced: dict[str, int] = {}  # topic -> the newest version taken for publishing
         self._latest: dict[str, bytes] = {}  # topic -> retained payload still to publish
         self._wake = asyncio.Event()
         self._members_next = 0.0  # loop time before which no member notice goes out
@@ -107,8 +115,7 @@ class NoticePublisher:
 
     def revoked(self, version: int) -> None:
         """The revocation list's version: terminals fetch the signed delta over HTTP (``protocols/revocations.py``)."""
-        self._latest[revoked_topic(self.mall)] = encode({"version": version})
-        self._wake.set()
+        self._announce(revoked_topic(self.mall), version)
 
     def alert(self, payload: dict[str, Any]) -> None:
         """Tell the mall's operators (``posgw/<mall>/alerts``); kept until the broker takes it."""
@@ -116,6 +123,9 @@ class NoticePublisher:
         self._wake.set()
 
     def _announce(self, topic: str, version: int) -> None:
+        if not self.announcing or version <= self._announced.get(topic, -1):
+            return  # another node announces; or this version (or a newer one) went already
+        self._announced[topic] = version
         self._latest[topic] = encode({"version": version})  # only the newest of each matters
         self._wake.set()
 
@@ -123,7 +133,8 @@ class NoticePublisher:
         backoff = Backoff(base=1.0, cap=30.0)
         while True:
             try:
-                async with self.broker.client(f"posgw-ledger-{self.mall}") as client:
+                name = f"posgw-ledger-{self.mall}" + (f"-{self.node}" if self.node else "")
+                async with self.broker.client(name) as client:
                     backoff.reset()
                     while True:
                         await self._wake.wait()

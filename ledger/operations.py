@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from ledger import identity, quarantine, secrets, terminals
+from ledger import identity, quarantine, record_audit, secrets, terminals
 from ledger.chain_check import seal_refusals
 from ledger.store import LedgerStore
 from protocols.errors import FinalError
@@ -53,8 +53,12 @@ def add_commands(sub: Any) -> list[argparse.ArgumentParser]:
     quar.add_argument("--note", help="release, reject: why (kept in the audit trail)")
     quar.add_argument("--by", **by)
     quar.add_argument("--json", action="store_true")
-    trail = sub.add_parser("audit", help="the audit trail: who enrolled, replaced, released, moved, merged what")
-    trail.add_argument("--last", type=int, default=50)
+    trail = sub.add_parser(
+        "audit", help="trail: who enrolled, replaced, released, moved, merged what; records: check every record's seal"
+    )
+    trail.add_argument("action", nargs="?", default="trail", choices=["trail", "records"])
+    trail.add_argument("--last", type=int, default=50, help="trail: this many entries (50)")
+    trail.add_argument("--from-start", action="store_true", help="records: every record again, not only the new")
     keys = sub.add_parser("secrets", help="the key that seals the ledger's secrets; the issuer key for card bureaus")
     keys.add_argument("action", choices=["new-key", "issuer-pem"])
     return [term, quar, trail, keys]
@@ -72,6 +76,8 @@ async def run(store: LedgerStore, args: argparse.Namespace) -> int:
             return await quarantine_command(store, args)
         if args.command == "secrets":
             return await secrets_command(store, args)
+        if args.action == "records":
+            return await records_audit(store, from_start=args.from_start)
         rows = await store.db.read(
             lambda tx: tx.all(
                 "SELECT at, actor, action, subject, detail FROM audit ORDER BY id DESC LIMIT $1", args.last
@@ -83,6 +89,18 @@ async def run(store: LedgerStore, args: argparse.Namespace) -> int:
     except FinalError as err:
         print(f"posgw-ledger: {err}", file=sys.stderr)
         return 65  # EX_DATAERR
+
+
+async def records_audit(store: LedgerStore, *, from_start: bool = False) -> int:
+    """Every stored record's own seal, from where the last audit stopped (or the first record); 1 when any
+    failed (each quarantined)."""
+    if from_start:
+        await store.db.write(record_audit.start_over)
+    run = await record_audit.audit_pass(store.db)
+    for f in run.findings:
+        print(f"  {f.terminal_id} epoch {f.epoch} seq {f.seq} {f.txn_id}: {f.reason} (quarantined)")
+    print(f"{run.checked} records audited, {len(run.findings)} failed", file=sys.stderr)
+    return 1 if run.findings else 0
 
 
 async def terminal_command(store: LedgerStore, args: argparse.Namespace) -> int:

@@ -57,10 +57,16 @@ async def show(tx: Tx, txn_id: str) -> dict[str, Any]:
 
 
 async def release(tx: Tx, txn_id: str, actor: str, note: str, shelf: Shelf) -> list[str]:
-    """Apply a held record as if it had been believed; its conflicts (if any) are recorded as usual."""
+    """Apply a held record as if it had been believed; its conflicts (if any) are recorded as usual. A record
+    the background audit held after it was applied (``record_audit.py``) is not applied again: releasing it
+    says the operator vouches for it as stored."""
     held = await _held(tx, txn_id)
     record = TransactionRecord.from_wire(held["record"])
     now = datetime.now(UTC)
+    if await _applied(tx, txn_id):
+        await _decide(tx, txn_id, "released", actor, note, now)
+        await audit(tx, actor, "quarantine-release", txn_id, {"reason": held["reason"], "note": note, "applied": True})
+        return []
     plan = await ingest.Plan.load(tx, [record], shelf, now)
     book = shelf.get(record.rulebook_version)
     if record.refund_of and (sale := plan.sales.get(record.refund_of)) is not None and book is not None:
@@ -88,9 +94,15 @@ def _fields(r: TransactionRecord) -> dict[str, object]:
 async def reject(tx: Tx, txn_id: str, actor: str, note: str) -> None:
     """Keep the record for ever, never applied."""
     held = await _held(tx, txn_id)
-    await tx.run("UPDATE transactions SET state = 'rejected' WHERE txn_id = $1", txn_id)
+    if not await _applied(tx, txn_id):  # an applied record the audit held stays applied: undoing it is a refund
+        await tx.run("UPDATE transactions SET state = 'rejected' WHERE txn_id = $1", txn_id)
     await _decide(tx, txn_id, "rejected", actor, note, datetime.now(UTC))
     await audit(tx, actor, "quarantine-reject", txn_id, {"reason": held["reason"], "note": note})
+
+
+async def _applied(tx: Tx, txn_id: str) -> bool:
+    row = await tx.one("SELECT state FROM transactions WHERE txn_id = $1", txn_id)
+    return row is not None and row[0] == "applied"
 
 
 async def _held(tx: Tx, txn_id: str) -> dict[str, Any]:

@@ -42,9 +42,10 @@ class LedgerStore:
         self._ingest = ingest.GroupWriter(db, lambda: self.rules.shelf)
 
     @classmethod
-    async def open(cls, data_dir: Path, url: str | None = None) -> LedgerStore:
-        """PostgreSQL at ``url`` (``postgresql://…``), or the SQLite file in ``data_dir``."""
-        db = await open_database(data_dir, url)
+    async def open(cls, data_dir: Path, url: str | None = None, replica: str | None = None) -> LedgerStore:
+        """PostgreSQL at ``url`` (``postgresql://…``; ``replica``: a read replica of it), or the SQLite file in
+        ``data_dir``."""
+        db = await open_database(data_dir, url, replica)
         try:
             await db.write(postings.upgrade_kinds)  # books from before postings said what moved (once)
         except BaseException:
@@ -90,7 +91,7 @@ class LedgerStore:
             rows = await tx.all("SELECT instance FROM revocation_log WHERE rev > $1 ORDER BY rev", after)
             return version, after, [str(i) for (i,) in rows]
 
-        return await self.db.read(read)
+        return await self.db.read(read, replica=True)
 
     async def revocations_version(self) -> int:
         return await self.db.read(_revocations_version)

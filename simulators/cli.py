@@ -126,7 +126,13 @@ def _fleet(args: argparse.Namespace) -> int:
         quiet_links()
     try:
         result, _ = asyncio.run(
-            run_fleet(args.ledger, codes, args.records, offline_share=args.offline_share, broker=broker)
+            run_fleet(
+                args.ledger or ["http://127.0.0.1:8780"],
+                codes,
+                args.records,
+                offline_share=args.offline_share,
+                broker=broker,
+            )
         )
     except FleetError as err:
         print(f"posgw-sim fleet: {err}", file=sys.stderr)
@@ -190,7 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the terminals and their enrolment codes, a line each (`posgw-ledger terminal add PREFIX --count N`)",
     )
     fl.add_argument("--records", type=int, default=20, help="sales per terminal")
-    fl.add_argument("--ledger", default="http://127.0.0.1:8780")
+    fl.add_argument(
+        "--ledger",
+        action="append",
+        metavar="URL",
+        help="a ledger node (default http://127.0.0.1:8780); again for more nodes: the terminals are shared out",
+    )
     fl.add_argument("--offline-share", type=float, default=0.2, help="share of terminals that go offline a while")
     fl.add_argument("--mqtt", metavar="HOST:PORT", help="the terminals on this broker too: status out, news in")
     fl.add_argument("--mall", default="demo", help="the mall's id in MQTT topics (default: demo)")

@@ -287,10 +287,12 @@ async def until(check: Callable[[], bool], within: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def ledger_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """An operator's ``posgw-ledger`` command, run as a process (``stdin``: what the operator types, a PIN)."""
+def ledger_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """An operator's ``posgw-ledger`` command, run as a process (``stdin``: what the operator types, a PIN;
+    ``env``: more of its environment, a secrets key)."""
     argv = [sys.executable, "-m", "ledger.cli", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, input=stdin)
+    environ = {**os.environ, **env} if env else None
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, input=stdin, env=environ)
 
 
 def add_staff(ledger: LedgerHandle, staff_id: str, pin: str, role: str = "cashier") -> None:

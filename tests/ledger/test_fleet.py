@@ -37,7 +37,7 @@ async def test_the_fleet_command(ledger: LedgerHandle, tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     (tmp_path / "codes").write_text(made.stdout)
     argv = [sys.executable, "-m", "simulators.cli", "fleet", "--codes", str(tmp_path / "codes"), "--records", "4"]
-    argv += ["--ledger", ledger.url]
+    argv += ["--ledger", ledger.url, "--ledger", ledger.url.replace("127.0.0.1", "localhost")]  # two nodes' URLs
     done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "5 terminals, 20 records" in done.stdout

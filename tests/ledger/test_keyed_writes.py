@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 
-from ledger.database import Tx
+from ledger.database import StorageError, Tx
+from ledger.engines import open_database
 from ledger.postgres_database import PostgresDatabase
 from tests.pg import fresh_schema
 
@@ -128,3 +131,42 @@ async def test_a_deadlock_the_database_breaks_is_run_again(db: PostgresDatabase)
     rows = await db.read(lambda tx: tx.all("SELECT k, n FROM tally ORDER BY k"))
     assert [(str(k), int(n)) for k, n in rows] == [("a", 1), ("b", 1)]
     assert db.retried >= 1
+
+
+async def test_reads_that_may_lag_go_to_the_replica_and_the_rest_to_the_primary() -> None:
+    async with fresh_schema("primary_") as primary, fresh_schema("replica_") as replica:
+        for url, where in ((primary, "primary"), (replica, "replica")):
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute("CREATE TABLE here (name TEXT)")
+                await conn.execute("INSERT INTO here VALUES ($1)", where)
+            finally:
+                await conn.close()
+        database = await PostgresDatabase.connect(primary, replica=replica)
+        try:
+            row = await database.read(lambda tx: tx.one("SELECT name FROM here"), replica=True)
+            assert row is not None
+            assert row[0] == "replica"
+            row = await database.read(lambda tx: tx.one("SELECT name FROM here"))
+            assert row is not None
+            assert row[0] == "primary"
+        finally:
+            await database.close()
+
+
+async def test_a_lease_has_one_holder_until_it_stops(db: PostgresDatabase) -> None:
+    first, other = await PostgresDatabase.connect(db._url), await PostgresDatabase.connect(db._url)
+    try:
+        assert await first.lease("notices")
+        assert not await other.lease("notices")  # another node: not while the first holds it
+        assert await first.lease("notices")  # held, still
+        assert await other.lease("audit")  # another duty: its own lease
+        await first.close()
+        assert await other.lease("notices")  # the holder gone: the next round takes it over
+    finally:
+        await other.close()
+
+
+async def test_a_replica_for_a_sqlite_ledger_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="read replica"):
+        await open_database(tmp_path, None, replica="postgresql://elsewhere/db")
