@@ -17,6 +17,9 @@ In one run, with the reference ledger as a real process, on each engine
   ``synchronous=FULL``; on PostgreSQL, a plain asyncpg ``COPY`` of 200 rows a
   transaction into the ledger's own ``transactions`` table layout.
 
+And on PostgreSQL, several nodes (``nodes_run``): 2,000 terminals selling over one
+node, then two, with the share of the nodes' sessions waiting for a lock.
+
 Targets (from the ledger issue): at least 5,000 records/s ingested with
 signature checks on this 2-core machine; fleet p99 lag under 2 s.
 """
@@ -42,6 +45,7 @@ from ledger import terminals
 from ledger.postgres_database import APPLICATION
 from ledger.secrets import KEY_ENV, new_secrets_key
 from ledger.store import LedgerStore
+from protocols.rulebook import MemberEntry
 from protocols.sync import MAX_BATCH, batch_to_wire
 from simulators import fleet
 from simulators.fleet import FleetTerminal, run_fleet
@@ -220,6 +224,18 @@ async def _run(
 
 
 NODES_PACE = 2.0  # seconds between one terminal's sales when 2,000 sell at once (offered ≈ 1,000 records/s)
+NODES_MEMBERS = 20_000  # a mall group's members shop everywhere: the sales are spread over this many
+
+
+async def seed_members(data: Path, database: str, count: int) -> list[str | None]:
+    """``count`` classic members in the books; the fleet's customers: each of them, or a walk-in (2 in 5)."""
+    store = await LedgerStore.open(data, database)
+    try:
+        ids = [f"B{i:06d}" for i in range(count)]
+        await store.members.upsert([MemberEntry(m, "classic") for m in ids])
+    finally:
+        await store.close()
+    return [*ids, *([None] * (count * 2 // 3))]
 
 
 async def lock_waits(stop: asyncio.Event, samples: list[tuple[int, int]]) -> None:
@@ -258,11 +274,12 @@ async def on_nodes(count: int, terminals: int, records_each: int, pace: float) -
                     node.start()
                     await node.wait_healthy()
                 codes_for = await codes(work / "n0", url, "T-NODES", terminals)
+                customers = await seed_members(work / "n0", url, NODES_MEMBERS)
                 stop, samples = asyncio.Event(), list[tuple[int, int]]()
                 sampler = asyncio.create_task(lock_waits(stop, samples))
                 result, _ = await run_fleet(
                     [f"http://127.0.0.1:{p}" for p in ports], codes_for, records_each,
-                    offline_share=0.0, pace_seconds=pace,
+                    offline_share=0.0, pace_seconds=pace, members=customers,
                 )  # fmt: skip
                 stop.set()
                 await sampler

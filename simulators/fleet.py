@@ -52,11 +52,12 @@ class FleetTerminal:
     outbox: list[tuple[TransactionRecord, float]] = field(default_factory=list)  # (record, made at)
     offline_until: float = 0.0
     status: dict[str, Any] = field(default_factory=lambda: {"queue_depth": 0, "offline": False})  # on MQTT
+    members: Sequence[str | None] = MEMBERS  # whom its sales are for (None: a walk-in customer)
 
     def sell(self, rng: random.Random) -> TransactionRecord:
         self.seq += 1
         price = rng.randrange(100, 50_000)
-        member = rng.choice(MEMBERS)
+        member = rng.choice(self.members)
         draft = TransactionRecord(
             txn_id=str(uuid.uuid4()), terminal_id=self.terminal_id, seq=self.seq, kind="sale",
             created_at=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), store_id=STORE,
@@ -101,6 +102,7 @@ async def run_fleet(
     pace_seconds: float = 0.0,
     broker: FleetBroker | None = None,
     enrolled: asyncio.Event | None = None,
+    members: Sequence[str | None] = MEMBERS,
 ) -> tuple[FleetResult, list[FleetTerminal]]:
     """Every terminal (``codes``: terminal id → its enrolment code) enrols, sells ``records_each`` and
     syncs them all; some go offline for a while. Several ledger URLs (nodes of one ledger behind no
@@ -109,10 +111,11 @@ async def run_fleet(
     With a ``broker`` the terminals are on MQTT as well (``fleet_news.py``):
     connected and holding the rules before they sell, and at the end the run
     waits until every one has heard of and fetched the last member revision.
-    ``enrolled`` is set once every terminal has enrolled and selling starts.
+    ``enrolled`` is set once every terminal has enrolled and selling starts;
+    ``members``: whom the sales are for (the demo mall's three, and walk-ins).
     """
     rng = random.Random(seed)
-    fleet = [FleetTerminal(terminal_id, code) for terminal_id, code in sorted(codes.items())]
+    fleet = [FleetTerminal(terminal_id, code, members=members) for terminal_id, code in sorted(codes.items())]
     result = FleetResult(len(fleet), len(fleet) * records_each)
     limit = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=limit) as http:
