@@ -74,6 +74,7 @@ class _Waiting:
     records: list[TransactionRecord]
     seals: asyncio.Future[Seals]  # decided in worker processes, perhaps still running
     answer: asyncio.Future[SyncReply]
+    keys: frozenset[str] = frozenset()  # what its records lock (``lock_keys``)
 
 
 class GroupWriter:
@@ -86,6 +87,12 @@ class GroupWriter:
     fails otherwise, each of its batches is applied again in a transaction of
     its own, so one batch that cannot be applied never costs the others
     their answer.
+
+    With several lanes (PostgreSQL), the groups in flight on this node never
+    share a key: a batch naming a key a running group holds waits for the
+    next group, and so does every later batch naming one of its keys (a
+    terminal's batches keep their order). The database's locks then only ever
+    make groups of different nodes wait for each other.
     """
 
     def __init__(self, db: Database, shelf: Callable[[], Shelf]) -> None:
@@ -93,6 +100,7 @@ class GroupWriter:
         self.shelf = shelf  # the rulebooks records are re-checked by, and the one in force
         self._waiting: list[_Waiting] = []
         self._writers: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()  # the keys of the groups in flight on this node
         self._lanes = LANES if db.engine == "postgres" else 1  # SQLite has one writer: a second lane only waits
 
     async def ingest(
@@ -103,7 +111,7 @@ class GroupWriter:
             known, seals = seals, loop.create_future()
             seals.set_result(known)
         answer: asyncio.Future[SyncReply] = loop.create_future()
-        self._waiting.append(_Waiting(terminal_id, records, seals, answer))
+        self._waiting.append(_Waiting(terminal_id, records, seals, answer, frozenset(lock_keys(records))))
         # A writer whose loop ended is done at once, but its done-callbacks run later: counted, it would leave
         # this batch waiting for a writer that is gone.
         self._writers = {w for w in self._writers if not w.done()}
@@ -114,24 +122,41 @@ class GroupWriter:
     async def _write(self) -> None:
         while self._waiting:
             group = self._next_group()
+            if not group:  # every batch waiting names a key a running group holds: that lane takes them next
+                return
+            keys = sorted(set().union(*(w.keys for w in group)))
+            self._busy.update(keys)
             try:
-                replies = await self._apply(group)
+                replies = await self._apply(group, keys)
             except Exception:  # noqa: BLE001 - each batch then succeeds or fails on its own
                 await self._one_by_one(group)
                 continue
-            for w, reply in zip(group, replies, strict=True):
-                _answer(w, reply)
+            else:
+                for w, reply in zip(group, replies, strict=True):
+                    _answer(w, reply)
+            finally:
+                self._busy.difference_update(keys)
 
     def _next_group(self) -> list[_Waiting]:
+        """The next batches in order, up to ``GROUP_RECORDS``, none naming a key a running group holds."""
         group: list[_Waiting] = []
         size = 0
-        while self._waiting and (not group or size + len(self._waiting[0].records) <= GROUP_RECORDS):
-            group.append(self._waiting.pop(0))
-            size += len(group[-1].records)
+        blocked = set(self._busy)  # keys no batch of this group may name: held, or named by a batch left waiting
+        left: list[_Waiting] = []
+        for i, w in enumerate(self._waiting):
+            if group and size + len(w.records) > GROUP_RECORDS:
+                left += self._waiting[i:]
+                break
+            if blocked.isdisjoint(w.keys):
+                group.append(w)
+                size += len(w.records)
+            else:
+                blocked |= w.keys
+                left.append(w)
+        self._waiting = left
         return group
 
-    async def _apply(self, group: list[_Waiting]) -> list[SyncReply]:
-        keys = lock_keys([r for w in group for r in w.records])
+    async def _apply(self, group: list[_Waiting], keys: list[str]) -> list[SyncReply]:
         try:
             return await self._db.write(_applying(group, self.shelf(), optimistic=True), _verdict(group), keys=keys)
         except GateClosedError:  # a seal failed: again, with every seal known
@@ -142,7 +167,7 @@ class GroupWriter:
         for w in group:
             try:
                 await w.seals
-                (reply,) = await self._db.write(_applying([w], self.shelf()), keys=lock_keys(w.records))
+                (reply,) = await self._db.write(_applying([w], self.shelf()), keys=sorted(w.keys))
             except Exception as err:  # noqa: BLE001 - handed to the batch's caller
                 _answer(w, error=err)
             else:
@@ -712,6 +737,10 @@ class Plan:
         if r.refund_of and (clawback or growth_back):
             held_points, held_growth = self.controls.take_back(r.refund_of, clawback, growth_back)
             clawback, growth_back = clawback - held_points, growth_back - held_growth
+        if (points, growth, clawback, growth_back) == (
+            r.points_earned, r.growth_earned, r.points_clawback, r.growth_clawback
+        ):  # fmt: skip
+            return r  # as earned: nothing held back (the common case; a copy costs more than the check)
         return dataclasses.replace(
             r, points_earned=points, growth_earned=growth, points_clawback=clawback, growth_clawback=growth_back
         )

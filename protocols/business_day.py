@@ -55,8 +55,12 @@ def is_zone(name: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_instant(text: str) -> datetime:
-    """A UTC instant as records carry it; anything else is a :class:`BusinessDayError`."""
+    """A UTC instant as records carry it; anything else is a :class:`BusinessDayError`.
+
+    Cached (datetimes are immutable): the ledger asks for each record's instant several times over.
+    """
     if not re.fullmatch(INSTANT_PATTERN, text):
         raise BusinessDayError(f"{text[:40]!r} is not a UTC instant (YYYY-MM-DDTHH:MM:SS[.fff]Z)")
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -64,7 +68,17 @@ def parse_instant(text: str) -> datetime:
 
 def business_day(instant: str | datetime, zone: str = DEFAULT_ZONE) -> date:
     """The mall's calendar day at ``instant`` (a UTC ISO string or an aware datetime)."""
-    at = parse_instant(instant) if isinstance(instant, str) else instant
+    if isinstance(instant, str):
+        return _day_of(instant, zone)
+    return _day_at(instant, zone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_of(instant: str, zone: str) -> date:
+    return _day_at(parse_instant(instant), zone)
+
+
+def _day_at(at: datetime, zone: str) -> date:
     if at.tzinfo is None:
         raise BusinessDayError("a naive datetime has no instant; pass an aware one")
     return at.astimezone(mall_zone(zone)).date()

@@ -9,6 +9,7 @@ placeholder so reading can go on.
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 import re
@@ -52,6 +53,11 @@ def _type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
 class Fields:
     """Typed getters over one mapping; unknown keys are reported by :meth:`done`."""
 
@@ -89,6 +95,13 @@ class Fields:
         pattern: str | None = None,
         choices: tuple[str, ...] | None = None,
     ) -> str:
+        value = self._data.get(key, MISSING)
+        if type(value) is str and len(value) <= max_len and choices is None:  # the common case, quickly
+            self._seen.add(key)
+            if pattern is None or _pattern(pattern).fullmatch(value):
+                return value
+            self.problems.add(self._key(key), f"{value!r} does not match {pattern}")
+            return value
         value = self._get(key, default, "a string")
         if isinstance(value, _Missing):
             return ""
@@ -99,7 +112,7 @@ class Fields:
             self.problems.add(self._key(key), f"longer than {max_len} characters")
         elif choices is not None and value not in choices:
             self.problems.add(self._key(key), f"expected one of {', '.join(choices)}; got {value!r}")
-        elif pattern is not None and not re.fullmatch(pattern, value):
+        elif pattern is not None and not _pattern(pattern).fullmatch(value):
             self.problems.add(self._key(key), f"{value!r} does not match {pattern}")
         return value
 
@@ -125,6 +138,14 @@ class Fields:
         minimum: int | None = None,
         maximum: int | None = None,
     ) -> int:
+        value = self._data.get(key, MISSING)
+        if (
+            type(value) is int  # not a bool, not a float: the common case, quickly
+            and (minimum is None or value >= minimum)
+            and (maximum is None or value <= maximum)
+        ):
+            self._seen.add(key)
+            return value
         value = self._get(key, default, "an integer")
         if isinstance(value, _Missing):
             return 0

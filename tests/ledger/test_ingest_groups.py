@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.ingest import GroupWriter, _Waiting, lock_keys
 from protocols.sync import SyncReply
 from tests.gateway.records import draft
 from tests.harness import books, sealed
@@ -58,5 +59,37 @@ async def test_two_batches_of_one_terminal_in_one_group_follow_each_other(
         assert second.high_seq == 4
         assert second.gaps == ()
         assert [r["seq"] for r in await store.reports.terminal_records("T-D")] == [1, 2, 3, 4]
+    finally:
+        await store.close()
+
+
+async def test_groups_in_flight_on_one_node_never_share_a_key_and_a_terminal_keeps_its_order(
+    tmp_path: Path, ledger_database: str | None
+) -> None:
+    """The lanes' grouping alone: a batch naming a key a running group holds waits, with every later batch
+    naming one of its keys; the rest go now."""
+    store = await books(tmp_path, ledger_database)
+    try:
+        writer = GroupWriter(store.db, lambda: store.rules.shelf)
+        loop = asyncio.get_running_loop()
+
+        def waiting(terminal: str, member: str) -> _Waiting:
+            (record,) = sealed([dataclasses.replace(draft(terminal, 100), member_id=member)])
+            done: asyncio.Future[list[str | None]] = loop.create_future()
+            done.set_result([None])
+            return _Waiting(terminal, [record], done, loop.create_future(), frozenset(lock_keys([record])))
+
+        first, second, third, fourth = (
+            waiting("T-1", "M0001"),  # shares M0001 with the group in flight: waits
+            waiting("T-1", "M0002"),  # T-1 again: after its first batch, so it waits too
+            waiting("T-2", "M0003"),  # nothing in common: goes now
+            waiting("T-3", "M0002"),  # shares M0002 with a batch left waiting: waits, in order behind it
+        )
+        writer._waiting = [first, second, third, fourth]
+        writer._busy = {"member:M0001", "terminal:T-9"}
+        assert writer._next_group() == [third]
+        assert writer._waiting == [first, second, fourth]
+        writer._busy = set()  # the running group committed
+        assert writer._next_group() == [first, second, fourth]
     finally:
         await store.close()
