@@ -33,6 +33,7 @@ from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.service import LedgerService
 from ledger.terminals import EnrolRefusedError
 from protocols import http_signature
+from protocols.chain import with_chain
 from protocols.enrolment import CODE_PATTERN
 from protocols.errors import GatewayError, SchemaError
 from protocols.money import format_cny
@@ -239,7 +240,9 @@ async def sync_batch(request: web.Request) -> web.Response:
     if seals is None:  # the schema accepted a batch seal_items could not read: a bug, not the terminal's
         raise SchemaError("sync batch", ["the batch could not be read for its seals"])
     started = time.perf_counter()
-    reply = await svc.store.ingest(terminal_id, records, seals)  # the books are written while workers verify
+    kept = [with_chain(body, prev, digest, signature) for prev, digest, signature, body in items or []]
+    # The books are written while workers verify; each record kept as the till signed it.
+    reply = await svc.store.ingest(terminal_id, records, seals, kept if len(kept) == len(records) else None)
     svc.metrics.ingested(reply, time.perf_counter() - started)
     accepted = sum(r.status == "accepted" for r in reply.results)
     if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now

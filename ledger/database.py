@@ -85,6 +85,10 @@ class Tx(Protocol):
 
     async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Many new rows at once: ``COPY`` on PostgreSQL (for more than a few), a prepared insert on SQLite."""
+        ...
+
     async def lock(self, keys: Sequence[str]) -> None:
         """In a keyed write, lock more keys (ones learnt from what it read); a no-op where writes are serialised."""
         ...

@@ -75,6 +75,7 @@ class _Waiting:
     seals: asyncio.Future[Seals]  # decided in worker processes, perhaps still running
     answer: asyncio.Future[SyncReply]
     keys: frozenset[str] = frozenset()  # what its records lock (``lock_keys``)
+    bodies: list[str] | None = None  # each record as received and signed (``chain.with_chain``), to keep
 
 
 class GroupWriter:
@@ -104,14 +105,18 @@ class GroupWriter:
         self._lanes = LANES if db.engine == "postgres" else 1  # SQLite has one writer: a second lane only waits
 
     async def ingest(
-        self, terminal_id: str, records: list[TransactionRecord], seals: Seals | asyncio.Future[Seals]
+        self,
+        terminal_id: str,
+        records: list[TransactionRecord],
+        seals: Seals | asyncio.Future[Seals],
+        bodies: list[str] | None = None,
     ) -> SyncReply:
         loop = asyncio.get_running_loop()
         if not isinstance(seals, asyncio.Future):
             known, seals = seals, loop.create_future()
             seals.set_result(known)
         answer: asyncio.Future[SyncReply] = loop.create_future()
-        self._waiting.append(_Waiting(terminal_id, records, seals, answer, frozenset(lock_keys(records))))
+        self._waiting.append(_Waiting(terminal_id, records, seals, answer, frozenset(lock_keys(records)), bodies))
         # A writer whose loop ended is done at once, but its done-callbacks run later: counted, it would leave
         # this batch waiting for a writer that is gone.
         self._writers = {w for w in self._writers if not w.done()}
@@ -230,8 +235,11 @@ def _applying(
     now = datetime.now(UTC)
     seals = [w.seals.result() if w.seals.done() or not optimistic else _holding(len(w.records)) for w in group]
 
+    kept = {id(r): b for w in group if w.bodies is not None for r, b in zip(w.records, w.bodies, strict=True)}
+
     async def apply(tx: Tx) -> list[SyncReply]:
-        return await batches(tx, [(w.terminal_id, w.records, s) for w, s in zip(group, seals, strict=True)], now, shelf)
+        batched = [(w.terminal_id, w.records, s) for w, s in zip(group, seals, strict=True)]
+        return await batches(tx, batched, now, shelf, kept)
 
     return apply
 
@@ -253,12 +261,17 @@ Batch = tuple[str, list[TransactionRecord], Seals]  # terminal, its records, the
 Chain = tuple[str, int]  # (terminal, epoch)
 
 
-async def batches(tx: Tx, group: list[Batch], now: datetime, shelf: Shelf) -> list[SyncReply]:
+async def batches(
+    tx: Tx, group: list[Batch], now: datetime, shelf: Shelf, bodies: dict[int, str] | None = None
+) -> list[SyncReply]:
     """Apply batches (each of one terminal and epoch) in the caller's transaction, in order; an answer for each.
 
     The whole group is read, decided and written at once: a few round trips however many batches.
+    ``bodies``: records as received (by the record object's ``id``), kept as they are; the others are
+    written from their fields.
     """
     plan = await Plan.load(tx, [r for _, records, _ in group for r in records], shelf, now)
+    plan.bodies = bodies or {}
     results = [
         [await plan.apply(tx, r, seal) for r, seal in zip(records, seals, strict=True)] for _, records, seals in group
     ]
@@ -358,6 +371,7 @@ class Plan:
     names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
     staff: staff_check.StaffBook = field(default_factory=staff_check.StaffBook)  # who did it; shifts closed
     asked: set[tuple[str, str]] = field(default_factory=set)  # (sale, terminal): returns at another till asked
+    bodies: dict[int, str] = field(default_factory=dict)  # id(record) -> the record as received, to keep
 
     @classmethod
     async def load(cls, tx: Tx, records: Sequence[TransactionRecord], shelf: Shelf, now: datetime) -> Plan:
@@ -633,7 +647,7 @@ class Plan:
         )
         state = "applied" if verdict.refusal is None else "quarantined"
         self.rows.append(
-            (r.txn_id, r.terminal_id, r.epoch, r.seq, json.dumps(r.to_wire()), self.now.isoformat(), r.prev_hash,
+            (r.txn_id, r.terminal_id, r.epoch, r.seq, self._body(r), self.now.isoformat(), r.prev_hash,
              r.hash, r.created_at, r.kind, state, r.refund_of, r.member_id, int(r.offline), r.cashier, r.shift)
         )  # fmt: skip
         if r.kind in ("sale", "topup"):  # a refund later in the group finds it
@@ -648,6 +662,12 @@ class Plan:
         # for review and a surge are said too.
         said = [f"conflict: {c}" for c in conflicts] + self.notes.get(r.txn_id, [])
         return SyncResult(r.txn_id, r.seq, "accepted", "; ".join(said) or None)
+
+    def _body(self, r: TransactionRecord) -> str:
+        """The record to keep: as the till sent and signed it (its canonical bytes, the chain fields put back),
+        else written from its fields."""
+        kept = self.bodies.get(id(r))
+        return kept if kept is not None else json.dumps(r.to_wire())
 
     async def effects(self, tx: Tx, r: TransactionRecord, offset_points: int) -> list[str]:
         """What a believed record moves: coupons, holds, points and stored value, growth; its conflicts."""
@@ -896,8 +916,8 @@ class Plan:
 
     async def write(self, tx: Tx) -> None:
         """Everything decided but the members' rows (:meth:`write_members`, the last write of a transaction)."""
-        await tx.many(INSERT_RECORD, self.rows)
-        await tx.many(postings.INSERT, self.postings)
+        await tx.insert("transactions", RECORD_COLUMNS, self.rows)
+        await tx.insert("postings", postings.COLUMNS, self.postings)
         await self.book.write(tx)
         await self.grants.write(tx)
         await self.paid.write(tx, self.now.isoformat())
@@ -933,11 +953,10 @@ class Plan:
         )
 
 
-INSERT_RECORD = (
-    "INSERT INTO transactions (txn_id, terminal_id, epoch, seq, body, received_at, prev_hash, hash, created_at, kind, "
-    "state, refund_of, member_id, offline, cashier, shift) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-)
+RECORD_COLUMNS = (
+    "txn_id", "terminal_id", "epoch", "seq", "body", "received_at", "prev_hash", "hash", "created_at", "kind",
+    "state", "refund_of", "member_id", "offline", "cashier", "shift",
+)  # fmt: skip
 
 
 def _pays_wallet(r: TransactionRecord) -> bool:

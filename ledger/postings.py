@@ -50,6 +50,7 @@ def member_account(member_id: str, unit: str) -> str:
     return f"member:{member_id}:{'points' if unit == 'points' else 'wallet'}"
 
 
+COLUMNS = ("txn_id", "ref", "account", "unit", "amount", "kind")
 INSERT = "INSERT INTO postings (txn_id, ref, account, unit, amount, kind) VALUES ($1, $2, $3, $4, $5, $6)"
 PostingRow = tuple[str, str | None, str, str, int, str]
 POINTS_CREDITS = ("earn", "return")  # applied before a record's debits, so netting never changes the floor

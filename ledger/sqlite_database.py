@@ -89,6 +89,13 @@ class SqliteTx:
     async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._conn.executemany(_dialect(sql), rows)
 
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
+                rows,
+            )
+
     async def lock(self, keys: Sequence[str]) -> None:
         return None  # one writer: nothing to lock
 

@@ -63,11 +63,16 @@ class LedgerStore:
     # -- sync ----------------------------------------------------------------
 
     async def ingest(
-        self, terminal_id: str, records: list[TransactionRecord], seals: ingest.Seals | asyncio.Future[ingest.Seals]
+        self,
+        terminal_id: str,
+        records: list[TransactionRecord],
+        seals: ingest.Seals | asyncio.Future[ingest.Seals],
+        bodies: list[str] | None = None,
     ) -> SyncReply:
         """Apply a batch whole (``ledger/ingest.py``); ``seals`` says, per record, why its own seal fails
-        (perhaps still being decided: the database work starts meanwhile)."""
-        return await self._ingest.ingest(terminal_id, records, seals)
+        (perhaps still being decided: the database work starts meanwhile); ``bodies``, the records as
+        received, to keep."""
+        return await self._ingest.ingest(terminal_id, records, seals, bodies)
 
     async def revoke_coupon(self, instance: str) -> int:
         """Withdraw a coupon copy; the revocation list's version with it in (the same again: no change)."""

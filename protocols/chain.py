@@ -35,6 +35,17 @@ def canonical(wire: dict[str, Any]) -> bytes:
     return canonical_json({k: v for k, v in wire.items() if k not in CHAIN_FIELDS})
 
 
+def with_chain(body: bytes, prev_hash: str, digest: str, signature: str) -> str:
+    """A record to keep, from its canonical bytes (:func:`canonical`) and its chain fields: the JSON object
+    with those three put back (after the others; JSON's keys have no order), so the bytes that were signed
+    are the stored record without them, exactly."""
+    if not body.startswith(b"{") or not body.endswith(b"}"):
+        raise ValueError("a canonical record is a JSON object")
+    chain = json.dumps({"prev_hash": prev_hash, "hash": digest, "signature": signature}, separators=(",", ":"))
+    joint = "," if body != b"{}" else ""
+    return body[:-1].decode("utf-8") + joint + chain[1:]
+
+
 def link(prev_hash: bytes, body: bytes) -> bytes:
     return hashlib.sha256(prev_hash + body).digest()
 

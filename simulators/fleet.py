@@ -117,10 +117,15 @@ async def run_fleet(
     rng = random.Random(seed)
     fleet = [FleetTerminal(terminal_id, code, members=members) for terminal_id, code in sorted(codes.items())]
     result = FleetResult(len(fleet), len(fleet) * records_each)
-    limit = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(connector=limit) as http:
-        urls = [ledger_url] if isinstance(ledger_url, str) else list(ledger_url)
-        await asyncio.gather(*(_enrol(http, urls[i % len(urls)], t) for i, t in enumerate(fleet)))
+    urls = [ledger_url] if isinstance(ledger_url, str) else list(ledger_url)
+    async with contextlib.AsyncExitStack() as clients:
+        # A client (and 64 connections) per node, as each node's load balancer sees its own share: one pool
+        # for all would keep idle connections to one node while requests for another wait.
+        https = [
+            await clients.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)))
+            for _ in urls
+        ]
+        await asyncio.gather(*(_enrol(https[i % len(urls)], urls[i % len(urls)], t) for i, t in enumerate(fleet)))
         if enrolled is not None:
             enrolled.set()
         async with contextlib.AsyncExitStack() as stack:

@@ -1,8 +1,9 @@
 import dataclasses
+import json
 
 import pytest
 
-from protocols.chain import canonical
+from protocols.chain import GENESIS, canonical, link, with_chain
 from protocols.errors import SchemaError
 from protocols.records import RecordLine, Tender, TransactionRecord
 from protocols.sync import SyncReply, SyncResult, batch_from_wire, batch_to_wire, seal_items
@@ -97,3 +98,18 @@ def test_seal_items_read_the_bytes_signed_before_the_schema_reads_the_batch() ->
     assert seal_items({"terminal_id": "T-1", "records": [7]}) == ("T-1", None)  # the schema says what is wrong
     assert seal_items({"terminal_id": "T-1", "records": [{}] * 201}) == ("T-1", None)
     assert seal_items([]) == (None, None)
+
+
+def test_a_record_kept_as_received_hashes_to_exactly_what_was_signed() -> None:
+    """The ledger keeps a record as its canonical bytes with the chain fields put back (``with_chain``): taking
+    them off again gives the very bytes that were hashed, whatever the till wrote (an integer as 25.0, text
+    beyond ASCII), so an auditor checks the signature on what is stored."""
+    wire = {"txn_id": "t-1", "total_due": 25.0, "lines": [{"name": "蛋挞", "qty": 1}], "member_id": None}
+    body = canonical(wire)
+    digest = link(GENESIS, body)
+    kept = json.loads(with_chain(body, GENESIS.hex(), digest.hex(), "ab" * 64))
+    assert canonical(kept) == body
+    assert (kept["prev_hash"], kept["hash"], kept["signature"]) == (GENESIS.hex(), digest.hex(), "ab" * 64)
+    assert json.loads(with_chain(b"{}", "p", "h", "s")) == {"prev_hash": "p", "hash": "h", "signature": "s"}
+    with pytest.raises(ValueError, match="JSON object"):
+        with_chain(b"[1]", "p", "h", "s")
