@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -87,8 +88,13 @@ def check(key: VerifyKey | None, before: str | None, rows: list[Row]) -> list[tu
     return failed
 
 
-async def audit_pass(db: Database, limit: int | None = None) -> AuditRun:
-    """Audit every chain from where it stopped up to its contiguous head (at most ``limit`` records)."""
+async def audit_pass(db: Database, limit: int | None = None, *, share: float = 1.0, chunk: int = CHUNK) -> AuditRun:
+    """Audit every chain from where it stopped up to its contiguous head (at most ``limit`` records).
+
+    ``share``: the part of the time it may take (after each chunk it pauses for the rest), so a node
+    auditing in the background keeps its CPU for the batches: checking a signature costs as much as
+    ingesting a record.
+    """
     run = AuditRun()
     chains = await db.read(
         lambda tx: tx.all(
@@ -100,13 +106,16 @@ async def audit_pass(db: Database, limit: int | None = None) -> AuditRun:
         key = _key(str(public_key))
         done = int(audited)
         while done < int(high) and (limit is None or run.checked < limit):
-            before, rows = await db.read(_reading(str(terminal_id), int(epoch), done, int(high)))
+            started = time.monotonic()
+            before, rows = await db.read(_reading(str(terminal_id), int(epoch), done, int(high), chunk))
             failed = await asyncio.to_thread(check, key, before, rows)  # libsodium lets the loop run meanwhile
             findings = [Finding(r[0], str(terminal_id), int(epoch), r[1], why) for r, why in failed]
             done = rows[-1][1] if rows else int(high)
             await db.write(_marking(str(terminal_id), int(epoch), done, findings))
             run.checked += len(rows)
             run.findings += findings
+            if share < 1.0:
+                await asyncio.sleep((time.monotonic() - started) * (1 / share - 1))
     return run
 
 
@@ -122,7 +131,7 @@ def _key(public_key: str) -> VerifyKey | None:
         return None
 
 
-def _reading(terminal_id: str, epoch: int, after: int, high: int) -> Work[tuple[str | None, list[Row]]]:
+def _reading(terminal_id: str, epoch: int, after: int, high: int, chunk: int) -> Work[tuple[str | None, list[Row]]]:
     async def read(tx: Tx) -> tuple[str | None, list[Row]]:
         before = GENESIS.hex() if after == 0 else None
         if after > 0:
@@ -134,7 +143,7 @@ def _reading(terminal_id: str, epoch: int, after: int, high: int) -> Work[tuple[
         rows = await tx.all(
             "SELECT txn_id, seq, prev_hash, hash, body FROM transactions "
             "WHERE terminal_id = $1 AND epoch = $2 AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5",
-            terminal_id, epoch, after, high, CHUNK,
+            terminal_id, epoch, after, high, chunk,
         )  # fmt: skip
         return before, [(str(t), int(s), str(p), str(h), str(b)) for t, s, p, h, b in rows]
 
