@@ -115,7 +115,8 @@ class PostgresDatabase:
     ) -> None:
         self._pool, self._loop, self._thread, self._url = pool, loop, thread, url
         self._replica = replica
-        self._leases: dict[str, asyncpg.Connection] = {}
+        self._leases: dict[str, asyncpg.Connection] = {}  # a session per lease, held or waiting to take it
+        self._held: set[str] = set()  # the leases this node holds
         self._waited = self._ran = 0.0  # keyed writes: seconds waiting for their locks, seconds in all
         self.retried = 0  # keyed writes run again after the database broke a deadlock
 
@@ -243,25 +244,25 @@ class PostgresDatabase:
         return await self._on(self._lease(name))
 
     async def _lease(self, name: str) -> bool:
-        held = self._leases.get(name)
-        if held is not None and not held.is_closed():
-            try:
-                await held.execute("SELECT 1")  # still ours while the session lives
-                return True
-            except UNAVAILABLE:
-                pass
-        self._leases.pop(name, None)
-        conn: asyncpg.Connection | None = None
+        """On the lease's own session: held while it lives (a lock taken twice by one session is still one)."""
+        conn = self._leases.get(name)
         try:
-            conn = await asyncpg.connect(self._url, server_settings={"application_name": APPLICATION})
+            if conn is None or conn.is_closed():
+                self._held.discard(name)  # a new session holds nothing yet
+                conn = await asyncpg.connect(self._url, server_settings={"application_name": APPLICATION})
+                self._leases[name] = conn  # kept, held or not: the next round asks again on it
+            if name in self._held:
+                await conn.execute("SELECT 1")  # still ours while the session lives
+                return True
             if await conn.fetchval(TAKE_LEASE, name):
-                self._leases[name] = conn
+                self._held.add(name)
                 return True
         except UNAVAILABLE:
-            pass
-        if conn is not None:
-            with contextlib.suppress(*UNAVAILABLE):
-                await conn.close()
+            self._held.discard(name)
+            if conn is not None:
+                self._leases.pop(name, None)
+                with contextlib.suppress(*UNAVAILABLE):
+                    await conn.close()
         return False
 
     def lock_stats(self) -> tuple[float, float]:

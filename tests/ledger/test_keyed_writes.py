@@ -170,3 +170,16 @@ async def test_a_lease_has_one_holder_until_it_stops(db: PostgresDatabase) -> No
 async def test_a_replica_for_a_sqlite_ledger_is_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="read replica"):
         await open_database(tmp_path, None, replica="postgresql://elsewhere/db")
+
+
+async def test_a_lease_whose_session_died_is_given_up_and_taken_by_another(db: PostgresDatabase) -> None:
+    first, other = await PostgresDatabase.connect(db._url), await PostgresDatabase.connect(db._url)
+    try:
+        assert await first.lease("notices")
+        pid = first._leases["notices"].get_server_pid()
+        await db.read(lambda tx: tx.one("SELECT pg_terminate_backend($1)", pid))  # the holder's session cut off
+        assert await other.lease("notices")  # free: the next node takes it
+        assert not await first.lease("notices")  # and the first, on a new session, knows it no longer holds it
+    finally:
+        await first.close()
+        await other.close()
