@@ -20,8 +20,10 @@ In one run, with the reference ledger as a real process, on each engine
 And on PostgreSQL, several nodes (``nodes_run``): 2,000 terminals selling over one
 node, then two, with the share of the nodes' sessions waiting for a lock.
 
-Targets (from the ledger issue): at least 5,000 records/s ingested with
-signature checks on this 2-core machine; fleet p99 lag under 2 s.
+Targets (the mall-group scale issue): the backlog at least 0.3× the peer of
+the same run; the burst's p99 lag under 1 s on both engines; the steady state
+on PostgreSQL under 300 ms; 2,000 terminals on two nodes under 1 s, with at
+most 10 % of the nodes' sessions waiting for a lock.
 """
 
 from __future__ import annotations
@@ -331,12 +333,12 @@ def report(r: dict[str, Any]) -> None:
 
     rate, plain, lag = r["backlog_ingest_per_s"], r["plain_insert_per_s"], r["fleet_lag"]
     backlog = f"one terminal, {r['backlog_records']:,} backlog (signatures, chain, postings)"
-    print(f"  {backlog} {rate:10,.0f} /s  ({verdict(rate >= 5000)} ≥ 5,000/s)")
     ratio = r["ratio_vs_plain_insert"]
+    print(f"  {backlog} {rate:10,.0f} /s")
     peer = (
         "plain asyncpg COPY of the same rows" if r["engine"] == "postgres" else "plain SQLite insert of the same rows"
     )
-    print(f"  peer: {peer}, 200 a commit {plain:10,.0f} /s  → ledger {ratio:.2f}×")
+    print(f"  peer: {peer}, 200 a commit {plain:10,.0f} /s  → ledger {ratio:.2f}× ({verdict(ratio >= 0.3)} ≥ 0.3×)")
     every = r["backlog_every_signature_per_s"]
     print(
         f"  the same backlog checking every record's own signature {every:10,.0f} /s"
@@ -345,10 +347,12 @@ def report(r: dict[str, Any]) -> None:
     fleet = f"fleet of {r['fleet_terminals']} terminals, {r['fleet_records']:,} records"
     print(f"  {fleet} {r['fleet_ingest_per_s']:10,.0f} /s")
     p50, p99 = lag["p50_ms"], lag["p99_ms"]
-    print(f"  fleet lag, made → answered  p50 {p50:.0f} ms, p99 {p99:.0f} ms  ({verdict(p99 < 2000)} p99 < 2 s)")
+    print(f"  fleet lag, made → answered  p50 {p50:.0f} ms, p99 {p99:.0f} ms  ({verdict(p99 < 1000)} p99 < 1 s)")
     steady = f"steady: {r['fleet_terminals']} terminals each selling and syncing every {PACE} s"
     paced = r["paced_lag"]
-    print(f"  {steady} {r['paced_per_s']:8,.0f} /s, lag p50 {paced['p50_ms']:.0f} ms, p99 {paced['p99_ms']:.0f} ms")
+    target = f" ({verdict(paced['p99_ms'] < 300)} p99 < 300 ms)" if r["engine"] == "postgres" else ""
+    lags = f"lag p50 {paced['p50_ms']:.0f} ms, p99 {paced['p99_ms']:.0f} ms"
+    print(f"  {steady} {r['paced_per_s']:8,.0f} /s, {lags}{target}")
     mqtt = r["mqtt_lag"]
     print(
         f"  the same, every terminal on MQTT too {r['mqtt_per_s']:8,.0f} /s, lag p50 {mqtt['p50_ms']:.0f} ms, "
