@@ -225,9 +225,9 @@ async def sync_batch(request: web.Request) -> web.Response:
     claimed, items = seal_items(data)
     if claimed is not None:
         own(request, claimed, "send records")
-    key_text = await svc.store.terminals.chain_key(who.name, who.epoch)
-    # Signatures are checked in worker processes while this one reads the records through the schema.
-    seals = _start_seal_checks(svc, b64url_decode(key_text), items) if key_text and items is not None else None
+    # The key that signed the request is its epoch's, which seals the records (no second lookup). Signatures
+    # are checked in worker processes while this one reads the records through the schema.
+    seals = _start_seal_checks(svc, who.key, items) if who.key and items is not None else None
     try:
         terminal_id, records = batch_from_wire(data)
         own(request, terminal_id, "send records")
@@ -245,8 +245,8 @@ async def sync_batch(request: web.Request) -> web.Response:
     reply = await svc.store.ingest(terminal_id, records, seals, kept if len(kept) == len(records) else None)
     svc.metrics.ingested(reply, time.perf_counter() - started)
     accepted = sum(r.status == "accepted" for r in reply.results)
-    if accepted and svc.notices is not None:  # balances changed: terminals fetch the member delta now
-        svc.notices.members(await svc.store.members.revision())
+    if accepted and svc.notices is not None:  # balances changed: the duties announce the revision (one read)
+        svc.notices.news_due.set()
     _alert_conflicts(svc, terminal_id, reply)
     _alert_quarantine(svc, terminal_id, reply)
     rejected = [f"{r.seq}: {r.reason}" for r in reply.results if r.status == "rejected"]

@@ -51,6 +51,7 @@ class Principal:
     kind: str  # terminal | app | operator
     name: str  # the terminal id; "app"; "operator"
     epoch: int = 0  # a terminal's chain epoch
+    key: bytes = b""  # a terminal's public key for that epoch (raw), which seals its records too
 
 
 KeyLookup = Callable[[str], Awaitable[tuple[int, str] | None]]
@@ -102,7 +103,7 @@ class Authenticator:
         except SignatureRefusedError as err:
             raise AuthError(401, "signature-refused", str(err)) from err
         self._remember(f"{signed.keyid}/{signed.nonce}", now)
-        return Principal("terminal", signed.keyid, epoch)
+        return Principal("terminal", signed.keyid, epoch, key.public_bytes_raw())
 
     async def _key(self, terminal_id: str, now: float) -> tuple[int, Ed25519PublicKey] | None:
         cached = self._keys.get(terminal_id)

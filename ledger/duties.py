@@ -30,6 +30,7 @@ from ledger.store import LedgerStore
 log = structlog.get_logger("posgw.ledger.duties")
 
 ROUND_SECONDS = 1.0  # how often the news is read (and a lease a stopped node left is taken)
+NEWS_GAP = 0.2  # seconds at least between two reads of the news, however many batches ask
 AUDIT_EVERY = 30.0  # seconds between two audit passes on the node that audits
 AUDIT_PASS = 20_000  # records one pass checks at most (the rest the next pass)
 AUDIT_SHARE = 0.1  # of the node's time the background audit may take (it pauses between chunks for the rest)
@@ -43,19 +44,42 @@ async def duties(
     audit_every: float = AUDIT_EVERY,
     round_seconds: float = ROUND_SECONDS,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    next_audit = loop.time() + min(audit_every, 5.0) if audit_every > 0 else None
+    """The news and the audit, each on its own loop (an audit pass, paced, takes seconds: the news goes on)."""
+    loops = []
+    if notices is not None:
+        loops.append(_news(store, notices, round_seconds))
+    if audit_every > 0:
+        loops.append(_audits(store, notices, audit_every))
+    await asyncio.gather(*loops)
+
+
+async def _news(store: LedgerStore, notices: NoticePublisher, round_seconds: float) -> None:
+    """Each round, or sooner when a batch changed members (``notices.news_due``), but never more often than
+    every ``NEWS_GAP``: a busy node's batches share one read of the revision."""
     while True:
         try:
-            if notices is not None:
-                await announce(store, notices)
-            if next_audit is not None and loop.time() >= next_audit:
-                run = await audit(store, notices)
-                behind = run is not None and run.checked >= AUDIT_PASS  # more is waiting: on at once
-                next_audit = loop.time() + (0.0 if behind else audit_every)
+            await announce(store, notices)
         except Exception as err:  # noqa: BLE001 - a duty's failure is a warning; the next round tries again
-            log.warning("duty_failed", error=f"{type(err).__name__}: {err}")
-        await asyncio.sleep(round_seconds)
+            log.warning("duty_failed", duty="news", error=f"{type(err).__name__}: {err}")
+        waiter = asyncio.ensure_future(notices.news_due.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=round_seconds)
+        finally:
+            waiter.cancel()
+        notices.news_due.clear()
+        await asyncio.sleep(NEWS_GAP)
+
+
+async def _audits(store: LedgerStore, notices: NoticePublisher | None, audit_every: float) -> None:
+    await asyncio.sleep(min(audit_every, 5.0))
+    while True:
+        behind = False
+        try:
+            run = await audit(store, notices)
+            behind = run is not None and run.checked >= AUDIT_PASS  # more is waiting: on at once
+        except Exception as err:  # noqa: BLE001 - a duty's failure is a warning; the next pass tries again
+            log.warning("duty_failed", duty="audit", error=f"{type(err).__name__}: {err}")
+        await asyncio.sleep(0.0 if behind else audit_every)
 
 
 async def announce(store: LedgerStore, notices: NoticePublisher) -> None:

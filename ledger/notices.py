@@ -100,6 +100,7 @@ class NoticePublisher:
         self.members_every = members_every
         self.node = node
         self.announcing = True  # set by the node's duties: whether this node announces the versions
+        self.news_due = asyncio.Event()  # set when a batch changed members: the duties read the revision soon
         self._announced: dict[str, int] = {}  # topic -> the newest version taken for publishing
         self._latest: dict[str, bytes] = {}  # topic -> retained payload still to publish
         self._wake = asyncio.Event()
