@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from ledger.chain_check import seal_refusal
 from ledger.database import Database, Tx, Work
-from protocols.chain import GENESIS, canonical, link
+from protocols.chain import GENESIS, canonical
 from protocols.tokens import b64url_decode
 
 CHUNK = 2_000  # records read, checked and marked at a time
@@ -57,24 +57,24 @@ Row = tuple[str, int, str, str, str]  # txn_id, seq, prev_hash, hash, body
 
 
 def refusal(key: VerifyKey | None, before: str | None, prev_hash: str, digest: str, body: str) -> str | None:
-    """Why a stored record's own seal fails (None: it holds). ``before``: the hash of the record before it."""
+    """Why a stored record's own seal fails (None: it holds). ``before``: the hash of the record before it.
+
+    The seal is checked as at ingest (``chain_check.seal_refusal``) on the stored record's canonical bytes.
+    """
     if before is not None and prev_hash != before:
         return "audit: chain broken: prev_hash is not the hash of the record before"
     try:
         wire = json.loads(body)
-        signature = bytes.fromhex(str(wire.get("signature", "")))
-        ok = link(bytes.fromhex(prev_hash), canonical(wire)) == bytes.fromhex(digest)
-    except (ValueError, TypeError, AttributeError):
+    except ValueError:
+        wire = None
+    if not isinstance(wire, dict):
         return "audit: unreadable: the stored record is not a sealed record"
-    if not ok or wire.get("hash") != digest or wire.get("prev_hash") != prev_hash:
-        return "audit: edited: the stored content does not match its hash"
+    if wire.get("hash") != digest or wire.get("prev_hash") != prev_hash:
+        return "audit: edited: the stored record and its chain columns disagree"
     if key is None:
         return "audit: no key: the chain epoch has no registered key"
-    try:
-        key.verify(bytes.fromhex(digest), signature)
-    except (BadSignatureError, ValueError):
-        return "audit: forged: the record's own signature is not its terminal's key"
-    return None
+    why = seal_refusal(key, prev_hash, digest, str(wire.get("signature", "")), canonical(wire))
+    return None if why is None else f"audit: {why}"
 
 
 def check(key: VerifyKey | None, before: str | None, rows: list[Row]) -> list[tuple[Row, str]]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import ingest, postings
+from ledger import group_writer, ingest, postings
 from ledger.database import Database, Tx
 from ledger.engines import open_database
 from ledger.holds import HoldBook
@@ -39,7 +39,7 @@ class LedgerStore:
         self.terminals = TerminalBook(db)
         self.quarantine = QuarantineBook(db)
         self.reports = ReportBook(db, lambda: self.rules.shelf)
-        self._ingest = ingest.GroupWriter(db, lambda: self.rules.shelf)
+        self._ingest = group_writer.GroupWriter(db, lambda: self.rules.shelf)
 
     @classmethod
     async def open(cls, data_dir: Path, url: str | None = None, replica: str | None = None) -> LedgerStore:

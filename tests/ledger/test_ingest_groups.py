@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.ingest import GroupWriter, _Waiting, lock_keys
+from ledger.group_writer import GroupWriter, _Waiting, lock_keys
 from protocols.sync import SyncReply
 from tests.gateway.records import draft
 from tests.harness import books, sealed
