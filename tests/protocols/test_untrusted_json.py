@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.chain import canonical_json
 from protocols.ecr import ACK, ETX, MAX_DATA, STX, BadFrame, Control, EcrDecoder, Frame, frame
@@ -47,6 +49,34 @@ def test_what_it_accepts_canonicalises_and_round_trips() -> None:
     value = read_json(text.encode(), "doc", max_bytes=1024)
     assert value["emoji"] == "\U0001f600"  # a surrogate pair is one character, and fine
     assert read_json(canonical_json(value), "again", max_bytes=1024) == value  # canonical encoding cannot fail
+
+
+_TRICKY_TEXT = st.text(alphabet=st.sampled_from('[]{}"\\/ab\u00e9\U0001f600\n'), max_size=12)
+_VALUES = st.recursive(
+    st.none() | st.integers(-(10**6), 10**6) | _TRICKY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY_TEXT, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES, ascii_only=st.booleans(), spaced=st.booleans())
+def test_the_depth_is_measured_exactly_whatever_the_strings_hold(value: object, ascii_only: bool, spaced: bool) -> None:
+    """Brackets, quotes and backslashes inside strings never count; the document's own nesting always does."""
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=1 if spaced else None).encode()
+    depth = _depth(value)
+    assert read_json(text, "doc", max_bytes=1 << 20, max_depth=depth) == value
+    if depth:
+        with pytest.raises(UntrustedJsonError, match=f"nested more than {depth - 1} deep"):
+            read_json(text, "doc", max_bytes=1 << 20, max_depth=depth - 1)
 
 
 def test_mqtt_payloads_nested_too_deep_are_a_typed_refusal_not_a_recursion_error() -> None:
