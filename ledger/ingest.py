@@ -90,20 +90,30 @@ async def batches(
 
 
 async def _advance(tx: Tx, chains: list[Chain]) -> dict[Chain, tuple[int, tuple[tuple[int, int], ...]]]:
-    """Each chain's new contiguous high ``seq`` (stored) and the runs still missing above it."""
-    where = " OR ".join(f"(terminal_id = ${2 * i + 1} AND epoch = ${2 * i + 2})" for i in range(len(chains)))
-    args = [v for chain in chains for v in chain]
+    """Each chain's new contiguous high ``seq`` (stored) and the runs still missing above it.
+
+    One read: each chain's stored high with every ``seq`` held above it (none: one row, ``seq`` null). A chain
+    with no row yet (records that came before its terminal's row) counts from 0, as the records show it."""
+    where = " OR ".join(f"(c.terminal_id = ${2 * i + 1} AND c.epoch = ${2 * i + 2})" for i in range(len(chains)))
     before: dict[Chain, int] = dict.fromkeys(chains, 0)
-    held = f"SELECT terminal_id, epoch, high_seq FROM terminal_chains WHERE {where}"  # noqa: S608
-    for t, epoch, high in await tx.all(held, *args):
-        before[(str(t), int(epoch))] = int(high)
-    ranges, range_args = _chain_ranges([(t, e, before[(t, e)] + 1, None) for t, e in chains])
     above: dict[Chain, list[int]] = {c: [] for c in chains}
-    for t, epoch, seq in await tx.all(
-        f"SELECT terminal_id, epoch, seq FROM transactions WHERE {ranges} ORDER BY seq",  # noqa: S608
-        *range_args,
+    stored: set[Chain] = set()
+    for t, epoch, high, seq in await tx.all(
+        "SELECT c.terminal_id, c.epoch, c.high_seq, t.seq FROM terminal_chains c LEFT JOIN transactions t "  # noqa: S608
+        f"ON t.terminal_id = c.terminal_id AND t.epoch = c.epoch AND t.seq > c.high_seq WHERE {where} ORDER BY t.seq",
+        *(v for chain in chains for v in chain),
     ):
-        above[(str(t), int(epoch))].append(int(seq))
+        stored.add(chain := (str(t), int(epoch)))
+        before[chain] = int(high)
+        if seq is not None:
+            above[chain].append(int(seq))
+    if rowless := [c for c in chains if c not in stored]:
+        ranges, range_args = _chain_ranges([(t, e, 1, None) for t, e in rowless])
+        for t, epoch, seq in await tx.all(
+            f"SELECT terminal_id, epoch, seq FROM transactions WHERE {ranges} ORDER BY seq",  # noqa: S608
+            *range_args,
+        ):
+            above[(str(t), int(epoch))].append(int(seq))
     progress = {c: chain_check.advance(before[c], above[c]) for c in chains}
     await tx.many(
         "UPDATE terminal_chains SET high_seq = $1 WHERE terminal_id = $2 AND epoch = $3",
@@ -112,12 +122,13 @@ async def _advance(tx: Tx, chains: list[Chain]) -> dict[Chain, tuple[int, tuple[
     return {c: (high, tuple(missing)) for c, (high, missing) in progress.items()}
 
 
-def _chain_ranges(ranges: list[tuple[str, int, int, int | None]]) -> tuple[str, list[Any]]:
-    """``(terminal_id = $a AND epoch = $b AND seq BETWEEN $c AND $d) OR …`` (no upper bound: ``seq >= $c``)."""
+def _chain_ranges(ranges: list[tuple[str, int, int, int | None]], first: int = 0) -> tuple[str, list[Any]]:
+    """``(terminal_id = $a AND epoch = $b AND seq BETWEEN $c AND $d) OR …`` (no upper bound: ``seq >= $c``),
+    its parameters numbered after ``first``."""
     parts: list[str] = []
     args: list[Any] = []
     for terminal_id, epoch, low, high in ranges:
-        n = len(args)
+        n = first + len(args)
         chain = f"terminal_id = ${n + 1} AND epoch = ${n + 2}"
         if high is None:
             parts.append(f"({chain} AND seq >= ${n + 3})")
@@ -183,18 +194,25 @@ class Plan:
         if not records:
             return plan
         ids = [r.txn_id for r in records]
-        held = await tx.all(f"SELECT txn_id FROM transactions WHERE txn_id IN ({marks(len(ids))})", *ids)  # noqa: S608
-        plan.txn_ids = {str(t) for (t,) in held}
         seqs: dict[Chain, list[int]] = {}
         for r in records:
             seqs.setdefault((r.terminal_id, r.epoch), []).append(r.seq)
-        where, args = _chain_ranges([(t, e, min(s) - 1, max(s) + 1) for (t, e), s in seqs.items()])
+        spans = {c: (min(s) - 1, max(s) + 1) for c, s in seqs.items()}
+        where, args = _chain_ranges([(t, e, low, high) for (t, e), (low, high) in spans.items()], len(ids))
         plan.links = {c: {} for c in seqs}
-        for t, epoch, seq, prev_hash, digest in await tx.all(
-            f"SELECT terminal_id, epoch, seq, prev_hash, hash FROM transactions WHERE {where}",  # noqa: S608
+        wanted = set(ids)
+        # One read: the records already held (a batch sent again) and the chain's records around the batch's.
+        for txn_id, t, epoch, seq, prev_hash, digest in await tx.all(
+            "SELECT txn_id, terminal_id, epoch, seq, prev_hash, hash FROM transactions "  # noqa: S608
+            f"WHERE txn_id IN ({marks(len(ids))}) OR {where}",
+            *ids,
             *args,
         ):
-            plan.links[(str(t), int(epoch))][int(seq)] = (prev_hash, digest)
+            if txn_id in wanted:
+                plan.txn_ids.add(str(txn_id))
+            chain = (str(t), int(epoch))
+            if chain in spans and spans[chain][0] <= seq <= spans[chain][1]:
+                plan.links[chain][int(seq)] = (prev_hash, digest)
         await shelf.load(tx, {r.rulebook_version for r in records})
         await plan.book.load_refunded(tx, records)
         await plan._load_members(tx, records)

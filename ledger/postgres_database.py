@@ -5,9 +5,9 @@ transaction-scoped advisory lock (one per schema) exclusively, which gives
 the same "one writer at a time" the SQLite engine has. A *keyed* write (a
 batch of terminal records, ``ledger/ingest.py``) takes that lock shared,
 then one advisory lock per key it names (its terminals, members, coupon
-copies, holds …), sorted by their 64-bit hash and taken in one statement:
-two keyed writes wait for each other only when they share a key, and never
-deadlock on those locks. The rest (a member an enrolment turns out to alias,
+copies, holds …), sorted by their 64-bit hash and taken in the round trip
+that opens the transaction: two keyed writes wait for each other only when
+they share a key, and never deadlock on those locks. The rest (a member an enrolment turns out to alias,
 a unique index two inserts race for) could still meet in another order; the
 database then breaks the deadlock and the transaction is run again.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import threading
 import time
@@ -49,12 +50,10 @@ UNAVAILABLE = (
 LOCK_CLASS = 7305  # advisory lock namespace: (LOCK_CLASS, hash of the schema)
 # One round trip: the transaction and the lock that makes it the only writer (released at its end).
 BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext(current_schema()))"
-# A keyed write: the ledger's lock shared (plain writes still exclude it), then its keys' locks in one order.
+# A keyed write: the ledger's lock shared (plain writes still exclude it), then its keys' locks in one order;
+# all in the one round trip that opens the transaction (the keys' numbers are made here: no text goes in).
 BEGIN_KEYED = f"BEGIN; SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, hashtext(current_schema()))"
-LOCK_KEYS = (
-    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtextextended(current_schema() || ':' || k, 0) "
-    "AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys"
-)
+LOCK_KEYS = "SELECT count(pg_advisory_xact_lock(h)) FROM unnest('{{{}}}'::bigint[]) AS h"  # in the array's order
 TAKE_LEASE = "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || ':lease:' || $1, 0))"
 RETRIES = 8  # a keyed write the database chose to break a deadlock with, run again (each time after a pause)
 COPY_FROM = 16  # rows from which an insert goes by COPY (below it, a prepared insert costs less)
@@ -71,9 +70,31 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def key_numbers(schema: str, keys: Iterable[str]) -> list[int]:
+    """The advisory lock numbers of a schema's keys, distinct and in the one order every writer takes them:
+    64 bits of BLAKE2b, signed as PostgreSQL's ``bigint``."""
+    numbers = {
+        int.from_bytes(hashlib.blake2b(f"{schema}:{k}".encode(), digest_size=8).digest(), "big", signed=True)
+        for k in keys
+    }
+    return sorted(numbers)
+
+
+def lock_keys_sql(numbers: Sequence[int]) -> str:
+    """The statement taking ``numbers``' locks in their order (integers only: nothing to quote)."""
+    return LOCK_KEYS.format(",".join(str(int(n)) for n in numbers))
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A connection back to the pool is kept as it is: the ledger sets nothing on its sessions (no ``SET``,
+    ``LISTEN``, cursor or session lock outlives its use), and asyncpg has already rolled back a transaction
+    left open. Its default reset would cost every transaction a round trip more."""
+
+
 class PostgresTx:
-    def __init__(self, conn: asyncpg.Connection | PoolConnectionProxy) -> None:
+    def __init__(self, conn: asyncpg.Connection | PoolConnectionProxy, schema: str = "") -> None:
         self._conn = conn
+        self._schema = schema
 
     async def one(self, sql: str, *args: Any) -> Row | None:
         row: Row | None = await self._conn.fetchrow(sql, *args)
@@ -99,7 +120,7 @@ class PostgresTx:
 
     async def lock(self, keys: Sequence[str]) -> None:
         if keys:  # out of the first order: a deadlock is possible here, and broken by the database (run again)
-            await self._conn.fetchval(LOCK_KEYS, sorted(set(keys)))
+            await self._conn.execute(lock_keys_sql(key_numbers(self._schema, keys)))
 
 
 class PostgresDatabase:
@@ -115,6 +136,7 @@ class PostgresDatabase:
     ) -> None:
         self._pool, self._loop, self._thread, self._url = pool, loop, thread, url
         self._replica = replica
+        self.schema = ""  # the schema the URL's connections write to: it names their key locks
         self._leases: dict[str, asyncpg.Connection] = {}  # a session per lease, held or waiting to take it
         self._held: set[str] = set()  # the leases this node holds
         self._waited = self._ran = 0.0  # keyed writes: seconds waiting for their locks, seconds in all
@@ -132,7 +154,7 @@ class PostgresDatabase:
 
         async def create(at: str) -> asyncpg.Pool:
             return await asyncpg.create_pool(
-                at, min_size=1, max_size=pool_size, command_timeout=60,
+                at, min_size=1, max_size=pool_size, command_timeout=60, reset=_keep_session,
                 server_settings={"application_name": APPLICATION},
             )  # fmt: skip
 
@@ -148,6 +170,7 @@ class PostgresDatabase:
         db = cls(pools[0], loop, thread, url, pools[1] if replica else None)
         try:
             await db._on(db.migrate())
+            db.schema = str(await db._on(db._pool.fetchval("SELECT current_schema()")))
         except BaseException:
             await db.close()
             raise
@@ -194,7 +217,7 @@ class PostgresDatabase:
             return await self._on(self._write(fn, gate, None))
         for attempt in range(RETRIES):
             try:
-                return await self._on(self._write(fn, gate, sorted(set(keys))))
+                return await self._on(self._write(fn, gate, list(keys)))
             except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError):
                 if attempt == RETRIES - 1:
                     raise
@@ -212,12 +235,11 @@ class PostgresDatabase:
                 if keys is None:
                     await conn.execute(BEGIN_WRITE)
                 else:
-                    await conn.execute(BEGIN_KEYED)
-                    if keys:
-                        await conn.fetchval(LOCK_KEYS, keys)
+                    numbers = key_numbers(self.schema, keys)
+                    await conn.execute(f"{BEGIN_KEYED}; {lock_keys_sql(numbers)}" if numbers else BEGIN_KEYED)
                     locked = time.perf_counter()
                 try:
-                    result = await fn(PostgresTx(conn))
+                    result = await fn(PostgresTx(conn, self.schema))
                     if gate is not None and not await asyncio.wrap_future(gate):
                         raise GateClosedError("the transaction's gate said no: rolled back")
                 except BaseException:

@@ -17,7 +17,7 @@ import pytest
 
 from ledger.database import StorageError, Tx
 from ledger.engines import open_database
-from ledger.postgres_database import PostgresDatabase
+from ledger.postgres_database import LOCK_KEYS, PostgresDatabase, key_numbers, lock_keys_sql
 from tests.pg import fresh_schema
 
 pytestmark = [pytest.mark.ledger, pytest.mark.postgres]
@@ -183,3 +183,26 @@ async def test_a_lease_whose_session_died_is_given_up_and_taken_by_another(db: P
     finally:
         await first.close()
         await other.close()
+
+
+def test_key_locks_are_numbers_made_by_the_node_in_one_order_and_per_schema() -> None:
+    hostile = ["member:x'); DROP TABLE members; --", "terminal:T-1", "member:M1", "member:M1"]
+    numbers = key_numbers("s1", hostile)
+    assert numbers == sorted(numbers)
+    assert len(numbers) == 3  # the same key twice is one lock
+    assert all(-(2**63) <= n < 2**63 for n in numbers)  # PostgreSQL's bigint
+    assert key_numbers("s1", reversed(hostile)) == numbers  # whatever order they were named in
+    assert set(key_numbers("s2", hostile)).isdisjoint(numbers)  # two ledgers in one database never meet
+    assert lock_keys_sql(numbers) == LOCK_KEYS.format(",".join(map(str, numbers)))  # integers, nothing else
+
+
+async def test_a_session_left_in_a_transaction_goes_back_to_the_pool_rolled_back(db: PostgresDatabase) -> None:
+    async def fails(tx: Tx) -> None:
+        await tx.run("INSERT INTO tally VALUES ('left', 1)")
+        raise RuntimeError("the work failed mid-transaction")
+
+    for _ in range(8):  # more than the pool holds: every session went back through the reset
+        with pytest.raises(RuntimeError):
+            await db.write(fails, keys=["left"])
+    assert await db.read(lambda tx: tx.one("SELECT count(*) FROM tally")) == (0,)
+    assert await db.write(lambda tx: tx.one("SELECT 1"), keys=["k"]) == (1,)
