@@ -8,7 +8,9 @@ In one run, with the reference ledger as a real process, on each engine
 * a fleet of 500 terminals sells and syncs at once (``simulators/fleet.py``),
   with the lag from a record made to the ledger's answer: a burst (all
   records made at once, 20 % of terminals with an offline spell), then a
-  steady state (each terminal selling and syncing every 0.5 s);
+  steady state (each terminal selling and syncing on its own clock every
+  0.5 s, its first sale at a random moment of the first interval: offered
+  1,000 records/s whatever the answers take);
 * the steady state again with every terminal on MQTT as gateways are
   (``simulators/fleet_news.py``): status with a last will, and a paced
   refresh over HTTP whenever the ledger announces a member revision;

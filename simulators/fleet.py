@@ -49,6 +49,7 @@ class FleetTerminal:
     seq: int = 0
     head: bytes = GENESIS
     made: list[TransactionRecord] = field(default_factory=list)
+    sold_at: list[float] = field(default_factory=list)  # when each of ``made`` was sold (monotonic seconds)
     outbox: list[tuple[TransactionRecord, float]] = field(default_factory=list)  # (record, made at)
     offline_until: float = 0.0
     status: dict[str, Any] = field(default_factory=lambda: {"queue_depth": 0, "offline": False})  # on MQTT
@@ -72,7 +73,8 @@ class FleetTerminal:
         record = dataclasses.replace(draft, prev_hash=self.head.hex(), hash=digest.hex(), signature=signature.hex())
         self.head = digest
         self.made.append(record)
-        self.outbox.append((record, time.monotonic()))
+        self.sold_at.append(now := time.monotonic())
+        self.outbox.append((record, now))
         self.status.update(queue_depth=len(self.outbox), offline=self.offline_until > 0)
         return record
 
@@ -112,7 +114,8 @@ async def run_fleet(
     connected and holding the rules before they sell, and at the end the run
     waits until every one has heard of and fetched the last member revision.
     ``enrolled`` is set once every terminal has enrolled and selling starts;
-    ``members``: whom the sales are for (the demo mall's three, and walk-ins).
+    ``members``: whom the sales are for (the demo mall's three, and walk-ins). With ``pace_seconds``
+    each terminal sells on its own clock, one sale an interval from a random start within the first.
     """
     rng = random.Random(seed)
     fleet = [FleetTerminal(terminal_id, code, members=members) for terminal_id, code in sorted(codes.items())]
@@ -206,7 +209,14 @@ async def _terminal(
 ) -> None:
     rng = random.Random(t.terminal_id)
     offline_at = rng.randrange(count) if goes_offline else -1
+    # Paced, a till sells on its own clock: the first sale somewhere in the first interval, then one each
+    # interval however long the last sync took (customers do not wait for the ledger). All starting at once
+    # and pausing after each answer, the fleet would sell in waves: a burst every interval, not a steady state.
+    loop = asyncio.get_running_loop()
+    start = loop.time() + rng.uniform(0, pace)
     for i in range(count):
+        if pace:
+            await asyncio.sleep(max(0.0, start + i * pace - loop.time()))
         if i == offline_at:
             t.offline_until = 1.0  # offline for a spell: what it sells now waits in its outbox
         t.sell(rng)
@@ -214,8 +224,6 @@ async def _terminal(
             t.offline_until = 0.0  # back online: the backlog goes out with the next sync
         if not t.offline_until and (len(t.outbox) >= 20 or pace):
             await _sync(t, result)
-        if pace:
-            await asyncio.sleep(pace)
     t.offline_until = 0.0
     while t.outbox:
         await _sync(t, result)

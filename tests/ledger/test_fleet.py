@@ -30,6 +30,19 @@ async def test_a_fleet_with_offline_spells_reconciles_to_the_fen(ledger: LedgerH
     assert sum(t.sales_due for t in made.values()) == sum(r.total_due for t in fleet for r in t.made)
 
 
+async def test_a_paced_fleet_sells_on_each_tills_clock_not_in_waves(ledger: LedgerHandle) -> None:
+    """Paced, each till's first sale falls somewhere in the first interval and the next ones an interval
+    apart, however long its syncs take: a steady state, not every till at once after every answer."""
+    pace = 0.4
+    result, fleet = await run_fleet(ledger.url, await ledger.fleet_codes(24), 3, offline_share=0, pace_seconds=pace)
+    assert result.accepted == 72
+    firsts = sorted(t.sold_at[0] for t in fleet)
+    assert firsts[-1] - firsts[0] > pace / 3  # 24 uniform draws over 0.4 s: spread, not one instant
+    for t in fleet:
+        gaps = [b - a for a, b in zip(t.sold_at, t.sold_at[1:], strict=False)]
+        assert all(gap > pace * 0.8 for gap in gaps), gaps
+
+
 async def test_the_fleet_command(ledger: LedgerHandle, tmp_path: Path) -> None:
     """The operator's codes for five terminals, then the fleet enrols them and sells."""
     add = ["terminal", "add", "T-CLI", "--count", "5", "--store", "S-FLEET", "--merchant", "M-BAKERY"]
