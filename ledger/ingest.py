@@ -92,21 +92,29 @@ async def batches(
 async def _advance(tx: Tx, chains: list[Chain]) -> dict[Chain, tuple[int, tuple[tuple[int, int], ...]]]:
     """Each chain's new contiguous high ``seq`` (stored) and the runs still missing above it.
 
-    One read: each chain's stored high with every ``seq`` held above it (none: one row, ``seq`` null). A chain
-    with no row yet (records that came before its terminal's row) counts from 0, as the records show it."""
-    where = " OR ".join(f"(c.terminal_id = ${2 * i + 1} AND c.epoch = ${2 * i + 2})" for i in range(len(chains)))
+    One read: each chain's stored high (``seq`` null), then every ``seq`` held above it (found by the index
+    from that high: a long chain is not walked). A chain with no row yet (records that came before its
+    terminal's row) counts from 0, as the records show it."""
+    chain = "terminal_id = ${} AND epoch = ${}"
+    highs = " OR ".join(f"({chain.format(2 * i + 1, 2 * i + 2)})" for i in range(len(chains)))
+    above_high = " OR ".join(
+        f"({chain.format(2 * i + 1, 2 * i + 2)} AND seq > (SELECT high_seq FROM terminal_chains "  # noqa: S608
+        f"WHERE {chain.format(2 * i + 1, 2 * i + 2)}))"
+        for i in range(len(chains))
+    )
     before: dict[Chain, int] = dict.fromkeys(chains, 0)
     above: dict[Chain, list[int]] = {c: [] for c in chains}
     stored: set[Chain] = set()
     for t, epoch, high, seq in await tx.all(
-        "SELECT c.terminal_id, c.epoch, c.high_seq, t.seq FROM terminal_chains c LEFT JOIN transactions t "  # noqa: S608
-        f"ON t.terminal_id = c.terminal_id AND t.epoch = c.epoch AND t.seq > c.high_seq WHERE {where} ORDER BY t.seq",
-        *(v for chain in chains for v in chain),
+        f"SELECT terminal_id, epoch, high_seq, NULL FROM terminal_chains WHERE {highs} UNION ALL "  # noqa: S608
+        f"SELECT terminal_id, epoch, NULL, seq FROM transactions WHERE {above_high} ORDER BY 4",
+        *(v for c in chains for v in c),
     ):
-        stored.add(chain := (str(t), int(epoch)))
-        before[chain] = int(high)
-        if seq is not None:
-            above[chain].append(int(seq))
+        if seq is None:
+            stored.add((str(t), int(epoch)))
+            before[(str(t), int(epoch))] = int(high)
+        else:
+            above[(str(t), int(epoch))].append(int(seq))
     if rowless := [c for c in chains if c not in stored]:
         ranges, range_args = _chain_ranges([(t, e, 1, None) for t, e in rowless])
         for t, epoch, seq in await tx.all(
