@@ -82,7 +82,7 @@ async def batches(
     await plan.write(tx)
     chains = sorted({(terminal_id, records[0].epoch if records else 1) for terminal_id, records, _ in group})
     progress = await _advance(tx, chains)
-    await plan.write_members(tx)  # last: it takes the next member revisions, one counter every writer shares
+    await plan.write_members(tx)  # last: on SQLite the member revision is one counter
     return [
         SyncReply(tuple(res), *progress[(t, records[0].epoch if records else 1)])
         for (t, records, _), res in zip(group, results, strict=True)
@@ -771,9 +771,8 @@ class Plan:
         )
 
     async def write_members(self, tx: Tx) -> None:
-        """The members' balances, growth and tiers. Each row changed takes the next member revision (the
-        deltas terminals fetch), whose one counter row stays locked until commit: written last, so that
-        lock is held for the commit alone and revisions commit in order."""
+        """The members' balances, growth and tiers; each row changed takes a new member revision (the deltas
+        terminals fetch: ``ledger/member_books.py``). Written last: on SQLite the revision is one counter."""
         await tx.many(
             "UPDATE members SET points = $1, wallet = $2, growth = growth + $3, tier = $4 WHERE member_id = $5",
             [

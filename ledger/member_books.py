@@ -17,6 +17,17 @@ from ledger.database import Database, Tx
 from ledger.rulebooks import Shelf
 from protocols.rulebook import MemberEntry
 
+# The member revision a reader may promise: every change at or below it is visible to it, and every change
+# still to come is above it. SQLite has one writer and a counter. On PostgreSQL a change's revision is the
+# base plus its transaction's id (migration 17): ids below the snapshot's xmin belong to transactions that
+# have all ended, so base + xmin - 1 is safe; capped at the newest revision there is, so an idle ledger's
+# revision stands still (news only when a member changed) while other transactions take ids.
+_REVISION = {
+    "sqlite": "SELECT n FROM member_rev",
+    "postgres": "SELECT LEAST(r.n + pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, "
+    "GREATEST(r.n, (SELECT max(rev) FROM members))) FROM member_rev r",
+}
+
 
 class MemberBook:
     def __init__(self, db: Database, shelf: Callable[[], Shelf]) -> None:
@@ -81,15 +92,19 @@ class MemberBook:
         ]
 
     async def revision(self) -> int:
-        row = await self.db.read(lambda tx: tx.one("SELECT n FROM member_rev"))
+        """The revision a delta read now would give: every member change up to it is in the books."""
+        return await self.db.read(self._revision)
+
+    async def _revision(self, tx: Tx) -> int:
+        row = await tx.one(_REVISION[self.db.engine])
         return int(row[0]) if row else 0
 
     async def since(self, since: int = 0) -> tuple[int, list[MemberEntry]]:
-        """The current revision and the members changed after ``since`` (0: all of them)."""
+        """The current revision and the members changed after ``since`` (0: all of them); a member may come
+        again in the next delta (at the same or a newer state), never be missed."""
 
         async def members(tx: Tx) -> tuple[int, list[MemberEntry]]:
-            row = await tx.one("SELECT n FROM member_rev")
-            return int(row[0]) if row else 0, await self._members(tx, None, since)
+            return await self._revision(tx), await self._members(tx, None, since)
 
         return await self.db.read(members, replica=True)  # a replica a moment behind: the next delta catches up
 

@@ -488,9 +488,32 @@ ALTER TABLE terminal_chains ADD COLUMN audited_seq {INT} NOT NULL DEFAULT 0;
 """,
 )
 
+MEMBER_REVISIONS = Migration(
+    17,
+    "member revisions without one counter row every writer locks (PostgreSQL)",
+    "",
+    # A changed member's revision is its transaction's id on top of the counter as it stood (now a fixed
+    # base): no row is shared, so writers of different members never wait for each other. Which revisions
+    # a reader may promise it holds is worked out from its snapshot (``ledger/member_books.py``). SQLite's
+    # one writer keeps the counter.
+    postgres="""
+CREATE OR REPLACE FUNCTION members_next_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.rev := (SELECT n FROM member_rev) + pg_current_xact_id()::text::bigint;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE FUNCTION identifiers_next_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE members SET rev = (SELECT n FROM member_rev) + pg_current_xact_id()::text::bigint
+        WHERE member_id = NEW.member_id;
+    RETURN NULL;
+END $$;
+""",
+)
+
 # Every migration after the baseline, oldest first; each written once for both engines.
 MIGRATIONS: list[Migration] = [
     BASELINE, USED_CODES, REVOCATION_LOG, MEMBER_ALIASES, WALLET_GRANTS, PAID_TIERS, CONTROLS, POINTS_MALL, GIFT_CARDS,
-    STAFF, RETURNS, COUNTERS, RECORD_AUDIT,
+    STAFF, RETURNS, COUNTERS, RECORD_AUDIT, MEMBER_REVISIONS,
 ]  # fmt: skip
 LATEST = MIGRATIONS[-1].version
