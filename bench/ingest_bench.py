@@ -263,7 +263,7 @@ async def lock_waits(stop: asyncio.Event, samples: list[tuple[int, int]], sellin
 
 
 async def on_nodes(count: int, terminals: int, records_each: int, pace: float) -> dict[str, Any]:
-    """``terminals`` selling and syncing every ``pace`` s over ``count`` ledger nodes on one PostgreSQL schema."""
+    """``terminals`` each selling on its own clock every ``pace`` s over ``count`` ledger nodes on one schema."""
     work = Path(tempfile.mkdtemp(prefix="posgw-nodes-bench-"))
     env = {**demo_env(*(secrets.token_urlsafe(24) for _ in range(3))), KEY_ENV: new_secrets_key()}
     try:
@@ -350,7 +350,7 @@ def report(r: dict[str, Any]) -> None:
     print(f"  {fleet} {r['fleet_ingest_per_s']:10,.0f} /s")
     p50, p99 = lag["p50_ms"], lag["p99_ms"]
     print(f"  fleet lag, made → answered  p50 {p50:.0f} ms, p99 {p99:.0f} ms  ({verdict(p99 < 1000)} p99 < 1 s)")
-    steady = f"steady: {r['fleet_terminals']} terminals each selling and syncing every {PACE} s"
+    steady = f"steady: {r['fleet_terminals']} terminals each selling on its own clock every {PACE} s"
     paced = r["paced_lag"]
     target = f" ({verdict(paced['p99_ms'] < 300)} p99 < 300 ms)" if r["engine"] == "postgres" else ""
     lags = f"lag p50 {paced['p50_ms']:.0f} ms, p99 {paced['p99_ms']:.0f} ms"
