@@ -7,9 +7,10 @@ batch of terminal records, ``ledger/ingest.py``) takes that lock shared,
 then one advisory lock per key it names (its terminals, members, coupon
 copies, holds …), sorted by their 64-bit hash and taken in the round trip
 that opens the transaction: two keyed writes wait for each other only when
-they share a key, and never deadlock on those locks. The rest (a member an enrolment turns out to alias,
-a unique index two inserts race for) could still meet in another order; the
-database then breaks the deadlock and the transaction is run again.
+they share a key, and never deadlock on those locks. The rest (a member an
+enrolment turns out to alias, a unique index two inserts race for) could
+still meet in another order; the database then breaks the deadlock and the
+transaction is run again.
 
 Reads run in repeatable-read snapshots beside the writers, on a read replica
 when one is configured and the reader accepts a moment's lag. A *lease* is
