@@ -32,6 +32,7 @@ import structlog
 
 from ledger import (
     chain_check,
+    chain_reads,
     controls,
     gift_cards,
     holds,
@@ -43,6 +44,7 @@ from ledger import (
     terminals,
     wallet_grants,
 )
+from ledger.chain_reads import Chain
 from ledger.database import Tx, marks
 from ledger.growth import GrowthBook
 from ledger.holds import Hold
@@ -62,7 +64,6 @@ Seals = list[str | None]  # per record, why its own seal fails (None: it holds)
 
 
 Batch = tuple[str, list[TransactionRecord], Seals]  # terminal, its records, their seals
-Chain = tuple[str, int]  # (terminal, epoch)
 
 
 async def batches(
@@ -81,70 +82,12 @@ async def batches(
     ]
     await plan.write(tx)
     chains = sorted({(terminal_id, records[0].epoch if records else 1) for terminal_id, records, _ in group})
-    progress = await _advance(tx, chains)
+    progress = await chain_reads.advance(tx, chains)
     await plan.write_members(tx)  # last: on SQLite the member revision is one counter
     return [
         SyncReply(tuple(res), *progress[(t, records[0].epoch if records else 1)])
         for (t, records, _), res in zip(group, results, strict=True)
     ]
-
-
-async def _advance(tx: Tx, chains: list[Chain]) -> dict[Chain, tuple[int, tuple[tuple[int, int], ...]]]:
-    """Each chain's new contiguous high ``seq`` (stored) and the runs still missing above it.
-
-    One read: each chain's stored high (``seq`` null), then every ``seq`` held above it (found by the index
-    from that high: a long chain is not walked). A chain with no row yet (records that came before its
-    terminal's row) counts from 0, as the records show it."""
-    chain = "terminal_id = ${} AND epoch = ${}"
-    highs = " OR ".join(f"({chain.format(2 * i + 1, 2 * i + 2)})" for i in range(len(chains)))
-    above_high = " OR ".join(
-        f"({chain.format(2 * i + 1, 2 * i + 2)} AND seq > (SELECT high_seq FROM terminal_chains "  # noqa: S608
-        f"WHERE {chain.format(2 * i + 1, 2 * i + 2)}))"
-        for i in range(len(chains))
-    )
-    before: dict[Chain, int] = dict.fromkeys(chains, 0)
-    above: dict[Chain, list[int]] = {c: [] for c in chains}
-    stored: set[Chain] = set()
-    for t, epoch, high, seq in await tx.all(
-        f"SELECT terminal_id, epoch, high_seq, NULL FROM terminal_chains WHERE {highs} UNION ALL "  # noqa: S608
-        f"SELECT terminal_id, epoch, NULL, seq FROM transactions WHERE {above_high} ORDER BY 4",
-        *(v for c in chains for v in c),
-    ):
-        if seq is None:
-            stored.add((str(t), int(epoch)))
-            before[(str(t), int(epoch))] = int(high)
-        else:
-            above[(str(t), int(epoch))].append(int(seq))
-    if rowless := [c for c in chains if c not in stored]:
-        ranges, range_args = _chain_ranges([(t, e, 1, None) for t, e in rowless])
-        for t, epoch, seq in await tx.all(
-            f"SELECT terminal_id, epoch, seq FROM transactions WHERE {ranges} ORDER BY seq",  # noqa: S608
-            *range_args,
-        ):
-            above[(str(t), int(epoch))].append(int(seq))
-    progress = {c: chain_check.advance(before[c], above[c]) for c in chains}
-    await tx.many(
-        "UPDATE terminal_chains SET high_seq = $1 WHERE terminal_id = $2 AND epoch = $3",
-        [(high, t, e) for (t, e), (high, _) in progress.items() if high != before[(t, e)]],
-    )
-    return {c: (high, tuple(missing)) for c, (high, missing) in progress.items()}
-
-
-def _chain_ranges(ranges: list[tuple[str, int, int, int | None]], first: int = 0) -> tuple[str, list[Any]]:
-    """``(terminal_id = $a AND epoch = $b AND seq BETWEEN $c AND $d) OR …`` (no upper bound: ``seq >= $c``),
-    its parameters numbered after ``first``."""
-    parts: list[str] = []
-    args: list[Any] = []
-    for terminal_id, epoch, low, high in ranges:
-        n = first + len(args)
-        chain = f"terminal_id = ${n + 1} AND epoch = ${n + 2}"
-        if high is None:
-            parts.append(f"({chain} AND seq >= ${n + 3})")
-            args += [terminal_id, epoch, low]
-        else:
-            parts.append(f"({chain} AND seq BETWEEN ${n + 3} AND ${n + 4})")
-            args += [terminal_id, epoch, low, high]
-    return " OR ".join(parts), args
 
 
 @dataclass
@@ -201,26 +144,7 @@ class Plan:
         plan = cls(shelf, now, set(), {}, {}, book=GrowthBook(shelf.ladder, shelf.zone))
         if not records:
             return plan
-        ids = [r.txn_id for r in records]
-        seqs: dict[Chain, list[int]] = {}
-        for r in records:
-            seqs.setdefault((r.terminal_id, r.epoch), []).append(r.seq)
-        spans = {c: (min(s) - 1, max(s) + 1) for c, s in seqs.items()}
-        where, args = _chain_ranges([(t, e, low, high) for (t, e), (low, high) in spans.items()], len(ids))
-        plan.links = {c: {} for c in seqs}
-        wanted = set(ids)
-        # One read: the records already held (a batch sent again) and the chain's records around the batch's.
-        for txn_id, t, epoch, seq, prev_hash, digest in await tx.all(
-            "SELECT txn_id, terminal_id, epoch, seq, prev_hash, hash FROM transactions "  # noqa: S608
-            f"WHERE txn_id IN ({marks(len(ids))}) OR {where}",
-            *ids,
-            *args,
-        ):
-            if txn_id in wanted:
-                plan.txn_ids.add(str(txn_id))
-            chain = (str(t), int(epoch))
-            if chain in spans and spans[chain][0] <= seq <= spans[chain][1]:
-                plan.links[chain][int(seq)] = (prev_hash, digest)
+        plan.txn_ids, plan.links = await chain_reads.near(tx, records)
         await shelf.load(tx, {r.rulebook_version for r in records})
         await plan.book.load_refunded(tx, records)
         await plan._load_members(tx, records)

@@ -10,6 +10,7 @@ commits late is still found by the next delta.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,9 +26,9 @@ pytestmark = [pytest.mark.ledger]
 MEMBERS = [MemberEntry(f"R{i}", "classic") for i in range(3)]
 
 
-@pytest.fixture
-async def store(ledger_database: str | None, tmp_path: Path) -> AsyncIterator[LedgerStore]:
-    opened = await LedgerStore.open(tmp_path, ledger_database)
+@contextlib.asynccontextmanager
+async def _with_members(data: Path, database: str | None) -> AsyncIterator[LedgerStore]:
+    opened = await LedgerStore.open(data, database)
     try:
         await opened.members.upsert(MEMBERS)
         yield opened
@@ -36,14 +37,15 @@ async def store(ledger_database: str | None, tmp_path: Path) -> AsyncIterator[Le
 
 
 @pytest.fixture
+async def store(ledger_database: str | None, tmp_path: Path) -> AsyncIterator[LedgerStore]:
+    async with _with_members(tmp_path, ledger_database) as opened:
+        yield opened
+
+
+@pytest.fixture
 async def pg_store(tmp_path: Path) -> AsyncIterator[LedgerStore]:
-    async with fresh_schema("revs_") as url:
-        opened = await LedgerStore.open(tmp_path, url)
-        try:
-            await opened.members.upsert(MEMBERS)
-            yield opened
-        finally:
-            await opened.close()
+    async with fresh_schema("revs_") as url, _with_members(tmp_path, url) as opened:
+        yield opened
 
 
 def _earn(member_id: str, points: int) -> str:
