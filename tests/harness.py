@@ -543,3 +543,15 @@ def tmpfs(mount: Path, size: str) -> Iterator[Path]:
         yield mount
     finally:
         _as_root("umount", "-l", str(mount))
+
+
+def member_news(delta: list[Any], held: list[Any], id_of: Callable[[Any], str], database: str | None) -> list[Any]:
+    """What a member delta brings that differs from the members a till holds. On PostgreSQL a delta may bring
+    a member again at the state already held (a transaction in flight anywhere in the cluster holds the
+    revision back: docs/protocols/sync.md, "Member revisions without a shared row"); never one changed
+    beyond what it says. SQLite's one counter brings exactly what changed."""
+    before = {id_of(m): m for m in held}
+    news = [m for m in delta if before.get(id_of(m)) != m]
+    if database is None:
+        assert news == delta, "SQLite's delta brought a member again"
+    return news

@@ -13,7 +13,7 @@ import pytest
 
 from protocols.rulebook import open_members
 from protocols.tokens import TokenClaims, key_id, sign_token
-from tests.harness import LedgerHandle, ledger_cli
+from tests.harness import LedgerHandle, ledger_cli, member_news
 
 pytestmark = [pytest.mark.ledger]
 
@@ -22,7 +22,8 @@ async def test_a_till_binds_an_unbound_card_once_and_every_till_learns_it(ledger
     till, other = await ledger.terminal("T-BIND-01"), await ledger.terminal("T-BIND-02")
     key = ledger.issuer_key().public_key()
     _, snapshot = await other.call("GET", "/v1/members")
-    before = open_members(snapshot, key).version
+    held = open_members(snapshot, key)
+    before = held.version
     body = {"member_id": "M0001", "identifier": "card:8600000777", "code": await ledger.member_qr("M0001")}
     status, answer = await till.call("POST", "/v1/cards", body)
     assert (status, answer["bound"]) == (201, "now")
@@ -31,7 +32,8 @@ async def test_a_till_binds_an_unbound_card_once_and_every_till_learns_it(ledger
     status, found = await other.call("GET", "/v1/identifiers/card:8600000777")
     assert (status, found["member_id"]) == (200, "M0001")
     _, delta = await other.call("GET", "/v1/members", params={"since": str(before)})
-    assert [m.member_id for m in open_members(delta, key).members] == ["M0001"]  # the caches hear of it
+    news = member_news(open_members(delta, key).members, held.members, lambda m: m.member_id, ledger.database)
+    assert [m.member_id for m in news] == ["M0001"]  # the caches hear of it
     trail = ledger_cli("audit", *ledger.store_args())
     assert "terminal:T-BIND-01" in trail.stdout
     assert "bind-card" in trail.stdout

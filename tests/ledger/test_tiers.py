@@ -17,7 +17,7 @@ from protocols.records import TransactionRecord
 from protocols.refunds import plan_refund
 from protocols.rulebook import MemberEntry, Rulebook, Tier
 from tests.gateway.records import draft
-from tests.harness import LedgerHandle, ledger_cli, post_batch, register_key, sealed
+from tests.harness import LedgerHandle, ledger_cli, member_news, post_batch, register_key, sealed
 
 pytestmark = [pytest.mark.ledger]
 
@@ -91,7 +91,7 @@ async def test_growth_moves_a_member_up_in_the_batch_that_reaches_the_tier(
 ) -> None:
     store = await stocked(tmp_path, ledger_database)
     try:
-        before = await store.members.revision()
+        before, held = await store.members.since(0)
         chain = grown("T-1", "A", [150, 40, 30, 400])
         first = await store.ingest("T-1", chain[:2], [None, None])
         assert [r.status for r in first.results] == ["accepted"] * 2
@@ -107,7 +107,8 @@ async def test_growth_moves_a_member_up_in_the_batch_that_reaches_the_tier(
         ]
         # Terminals hear of the new tier in the next member delta.
         _, changed = await store.members.since(before)
-        assert [(m.member_id, m.tier) for m in changed] == [("A", "gold")]
+        news = member_news(changed, held, lambda m: m.member_id, ledger_database)
+        assert [(m.member_id, m.tier) for m in news] == [("A", "gold")]
         assert await store.reports.check() == []
     finally:
         await store.close()
