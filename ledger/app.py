@@ -32,13 +32,14 @@ from ledger.member_desk import bind_card, code_of, wallet_statement
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.service import LedgerService
 from ledger.terminals import EnrolRefusedError
-from protocols import http_signature
+from protocols import fast_records, http_signature
 from protocols.chain import with_chain
 from protocols.enrolment import CODE_PATTERN
 from protocols.errors import GatewayError, SchemaError
+from protocols.fast_records import SealItem
 from protocols.money import format_cny
 from protocols.payer import payer_identifier
-from protocols.records import ID_PATTERN, MAX_POINTS
+from protocols.records import ID_PATTERN, MAX_POINTS, TransactionRecord
 from protocols.revocations import revocations_to_wire, sign_revocations
 from protocols.rulebook import sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
@@ -220,27 +221,10 @@ async def sync_batch(request: web.Request) -> web.Response:
     """A terminal's records, sealed with the key of its chain epoch: each accepted, a duplicate, rejected
     (chain or seal), or quarantined (the ledger cannot believe it: ``ledger/recheck.py``)."""
     svc = request.app[SERVICE]
-    who = me(request)
     data = await body_of(request)
-    claimed, items = seal_items(data)
-    if claimed is not None:
-        own(request, claimed, "send records")
-    # The key that signed the request is its epoch's, which seals the records (no second lookup). Signatures
-    # are checked in worker processes while this one reads the records through the schema.
-    seals = _start_seal_checks(svc, who.key, items) if who.key and items is not None else None
-    try:
-        terminal_id, records = batch_from_wire(data)
-        own(request, terminal_id, "send records")
-        if other := [r.seq for r in records if r.epoch != who.epoch]:
-            raise SchemaError("sync batch", [f"records {other[:5]} are not of chain epoch {who.epoch}, this key's"])
-    except BaseException:
-        if seals is not None:
-            seals.cancel()
-        raise
-    if seals is None:  # the schema accepted a batch seal_items could not read: a bug, not the terminal's
-        raise SchemaError("sync batch", ["the batch could not be read for its seals"])
+    terminal_id, records, items, seals = _read_batch(request, svc, data)
     started = time.perf_counter()
-    kept = [with_chain(body, prev, digest, signature) for prev, digest, signature, body in items or []]
+    kept = [with_chain(body, prev, digest, signature) for prev, digest, signature, body in items]
     # The books are written while workers verify; each record kept as the till signed it.
     reply = await svc.store.ingest(terminal_id, records, seals, kept if len(kept) == len(records) else None)
     svc.metrics.ingested(reply, time.perf_counter() - started)
@@ -254,6 +238,44 @@ async def sync_batch(request: web.Request) -> web.Response:
     if rejected or reply.gaps:
         log.warning("batch_problems", terminal=terminal_id, rejected=rejected, gaps=reply.gaps)
     return web.json_response(reply.to_wire())
+
+
+def _read_batch(
+    request: web.Request, svc: LedgerService, data: object
+) -> tuple[str, list[TransactionRecord], list[SealItem], asyncio.Future[list[str | None]]]:
+    """The batch's terminal, its records, what each seal covers, and the seals' check under way. An ordinary
+    batch is read in C (``protocols/fast_records.py``); any other by the reference readers, which name every
+    problem of every record."""
+    who = me(request)
+    if (fast := fast_records.read_batch(data)) is not None:
+        terminal_id, records, items = fast
+        own(request, terminal_id, "send records")
+        _of_epoch(records, who.epoch)
+        if not who.key:
+            raise SchemaError("sync batch", ["the batch could not be read for its seals"])
+        return terminal_id, records, items, _start_seal_checks(svc, who.key, items)
+    claimed, read = seal_items(data)
+    if claimed is not None:
+        own(request, claimed, "send records")
+    # The key that signed the request is its epoch's, which seals the records (no second lookup). Signatures
+    # are checked in worker processes while this one reads the records through the schema.
+    seals = _start_seal_checks(svc, who.key, read) if who.key and read is not None else None
+    try:
+        terminal_id, records = batch_from_wire(data)
+        own(request, terminal_id, "send records")
+        _of_epoch(records, who.epoch)
+    except BaseException:
+        if seals is not None:
+            seals.cancel()
+        raise
+    if seals is None or read is None:  # the schema accepted a batch seal_items could not read: a bug
+        raise SchemaError("sync batch", ["the batch could not be read for its seals"])
+    return terminal_id, records, read, seals
+
+
+def _of_epoch(records: list[TransactionRecord], epoch: int) -> None:
+    if other := [r.seq for r in records if r.epoch != epoch]:
+        raise SchemaError("sync batch", [f"records {other[:5]} are not of chain epoch {epoch}, this key's"])
 
 
 def _alert_quarantine(svc: LedgerService, terminal_id: str, reply: SyncReply) -> None:

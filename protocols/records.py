@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from protocols.business_day import INSTANT_PATTERN
 from protocols.gift_cards import GIFT_CARD_CATEGORY, NUMBER_PATTERN, loads
@@ -42,49 +44,71 @@ RECORD_VERSION = 2  # the format this posgw writes
 MAX_FEN = 10**15
 MAX_POINTS = 10**12
 MAX_SEQ = 2**53
+TXN_ID = r"[0-9a-f-]{36}"
+HASH, SIGNATURE = r"([0-9a-f]{64})?", r"([0-9a-f]{128})?"  # empty until the journal seals the record
+CODE_NONCE = r"[A-Za-z0-9_.:-]{1,128}"  # a member or wallet code's kid:nonce
+JOINED_PATTERN = r"phone:[0-9A-Za-z_-]{22}"  # a salted phone hash (``protocols/phone.py``)
+
+
+# The same bounds on the fields themselves, for the reader in C (``protocols/fast_records.py``); read_record
+# below is the reference, and a property test holds the two to one answer.
+def _exactly(pattern: str) -> Meta:
+    """``pattern`` as ``fullmatch`` reads it; msgspec searches, and ``$`` would let a trailing newline in."""
+    return Meta(pattern=f"^(?:{pattern})\\Z")
+
+
+def _choice(choices: tuple[str, ...]) -> Meta:
+    return _exactly("|".join(map(re.escape, choices)))
+
+
+Id = Annotated[str, _exactly(ID_PATTERN)]
+Fen = Annotated[int, Meta(ge=0, le=MAX_FEN)]
+Points = Annotated[int, Meta(ge=0, le=MAX_POINTS)]
+Price = Annotated[int, Meta(ge=0, le=10**10)]
 
 
 @dataclass(frozen=True, slots=True)
 class RecordLine:
-    sku: str
-    name: str
-    category: str
-    quantity: int
-    unit_price: int
-    gross: int
-    discount: int
-    net: int
-    refund_line: int = 0  # on a refund: which line of the sale (1-based) this gives back
+    sku: Annotated[str, Meta(max_length=64)]
+    name: Annotated[str, Meta(max_length=200)]
+    category: Annotated[str, Meta(max_length=64)]
+    quantity: Annotated[int, Meta(ge=1, le=100_000)]
+    unit_price: Price
+    gross: Fen
+    discount: Fen
+    net: Fen
+    # On a refund: which line of the sale (1-based) this gives back.
+    refund_line: Annotated[int, Meta(ge=0, le=MAX_LINES)] = 0
     # Version 2: the line's share of the benefits (a refund's line: what its units give back).
-    offset: int = 0  # fen of it paid with points (part of ``discount``)
-    points: int = 0  # points earned (a refund: clawed back)
-    growth: int = 0  # growth value earned (a refund: taken back)
-    points_spent: int = 0  # points consumed: offset share, exchange price (a refund: returned)
+    offset: Fen = 0  # fen of it paid with points (part of ``discount``)
+    points: Points = 0  # points earned (a refund: clawed back)
+    growth: Points = 0  # growth value earned (a refund: taken back)
+    points_spent: Points = 0  # points consumed: offset share, exchange price (a refund: returned)
     # A price changed by hand at the till (a supervisor approves it where the till holds staff): the price the
     # line was rung up at. 0: not changed (and not on the wire, so every earlier record keeps its signed form).
-    list_price: int = 0
+    list_price: Price = 0
     # A department store's central checkout: the counter (merchant) the line was sold for (only when set).
-    merchant: str | None = None
+    merchant: Id | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Tender:
-    kind: str
-    amount: int
-    ref: str | None = None  # the payment's reference at its provider (not for cash)
+    kind: Annotated[str, _choice(TENDER_KINDS)]
+    amount: Fen
+    ref: Id | None = None  # the payment's reference at its provider (not for cash)
     # A bank card: what the terminal reported and the gateway may keep. The PAN
     # is masked (first 6, last 4 at most); the record schema refuses anything else.
-    scheme: str | None = None
-    pan: str | None = None
-    auth: str | None = None
+    scheme: Annotated[str, _exactly(r"[A-Za-z0-9 _-]{1,32}")] | None = None
+    pan: Annotated[str, _exactly(MASKED_PAN)] | None = None
+    auth: Annotated[str, _exactly(r"[A-Za-z0-9]{1,12}")] | None = None
     # A stored-value tender: the wallet code's ``kid:nonce`` that paid it (a code pays once; the ledger
     # records a second use, even between two offline tills, as a conflict).
-    code: str | None = None
+    code: Annotated[str, _exactly(CODE_NONCE)] | None = None
     # A wallet's own id for the payment (WeChat Pay's transaction_id, Alipay's trade_no): what its
     # statement names, so a day can be reconciled line by line.
-    provider_txn: str | None = None
+    provider_txn: Annotated[str, _exactly(r"[0-9A-Za-z_-]{1,64}")] | None = None
     # A gift card tender: the card's number (``protocols/gift_cards.py``).
-    card: str | None = None
+    card: Annotated[str, _exactly(NUMBER_PATTERN)] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"kind": self.kind, "amount": self.amount}
@@ -101,9 +125,9 @@ class Benefit:
     name, promotion or coupon id, ``offset``) and the fen. A sale's benefits add up to its discount; they
     say who bears it (the tenant settlement) and the ledger re-derives the promotions'."""
 
-    kind: str
-    rule: str
-    amount: int
+    kind: Annotated[str, _choice(BENEFIT_KINDS)]
+    rule: Annotated[str, Meta(max_length=64)]
+    amount: Annotated[int, Meta(ge=1, le=MAX_FEN)]
 
     def to_wire(self) -> dict[str, Any]:
         return {"kind": self.kind, "rule": self.rule, "amount": self.amount}
@@ -111,64 +135,66 @@ class Benefit:
 
 @dataclass(frozen=True, slots=True)
 class TransactionRecord:
-    txn_id: str
-    terminal_id: str
-    seq: int
-    kind: str
-    created_at: str
-    store_id: str
-    merchant_id: str
-    currency: str
-    lines: tuple[RecordLine, ...]
-    total_gross: int
-    total_discount: int
-    total_due: int
-    tenders: tuple[Tender, ...]
-    change: int
-    member_id: str | None
-    member_via: str | None
-    points_earned: int
-    rulebook_version: int
+    txn_id: Annotated[str, _exactly(TXN_ID)]
+    terminal_id: Id
+    seq: Annotated[int, Meta(ge=1, le=MAX_SEQ)]
+    kind: Annotated[str, _choice(RECORD_KINDS)]
+    created_at: Annotated[str, _exactly(INSTANT_PATTERN)]
+    store_id: Id
+    merchant_id: Id
+    currency: Annotated[str, _exactly("[A-Z]{3}")]
+    lines: Annotated[tuple[RecordLine, ...], Meta(max_length=MAX_LINES)]
+    total_gross: Fen
+    total_discount: Fen
+    total_due: Fen
+    tenders: Annotated[tuple[Tender, ...], Meta(max_length=20)]
+    change: Fen
+    member_id: Id | None
+    member_via: Annotated[str, Meta(max_length=32)] | None
+    points_earned: Points
+    rulebook_version: Annotated[int, Meta(ge=0, le=MAX_SEQ)]
     offline: bool
     coupons: tuple[str, ...] = ()  # coupon instances redeemed by this sale
-    points_redeemed: int = 0
-    growth_earned: int = 0
+    points_redeemed: Points = 0
+    growth_earned: Points = 0
     # A refund names the sale it reverses and what it gives back or takes back.
-    refund_of: str | None = None
-    points_clawback: int = 0
-    points_returned: int = 0
+    refund_of: Annotated[str, _exactly(TXN_ID)] | None = None
+    points_clawback: Points = 0
+    points_returned: Points = 0
     coupons_restored: tuple[str, ...] = ()
-    reservation: str | None = None  # the ledger's hold on the points this sale spends, when it was online
-    growth_clawback: int = 0  # a refund: the growth value the refunded lines had earned, taken back
+    # The ledger's hold on the points this sale spends, when it was online.
+    reservation: Annotated[str, _exactly("[0-9a-f]{1,64}")] | None = None
+    growth_clawback: Points = 0  # a refund: the growth value the refunded lines had earned, taken back
     # The member or wallet code (its ``kid:nonce``) that named the member: good for one sale, so the ledger
     # notes one used at two tills (offline, neither could know).
-    member_code: str | None = None
-    version: int = 1  # the record format (see the module docstring)
-    member_tier: str | None = None  # version 2: the tier the sale was priced and earned at
-    epoch: int = 1  # the terminal's chain epoch: a replaced till starts the next one
+    member_code: Annotated[str, _exactly(CODE_NONCE)] | None = None
+    version: Annotated[int, Meta(ge=1, le=RECORD_VERSION)] = 1  # the record format (see the module docstring)
+    # Version 2: the tier the sale was priced and earned at.
+    member_tier: Annotated[str, _exactly("[A-Za-z0-9_-]{1,32}")] | None = None
+    epoch: Annotated[int, Meta(ge=1, le=10**6)] = 1  # the terminal's chain epoch: a replaced till starts the next one
     # A join (开卡): the identifier the customer joined with (``phone:<salted hash>``, never the number);
     # the record names the member the till made for them, ``J-<terminal>-<n>`` (``joined_member_id``).
-    joined: str | None = None
+    joined: Annotated[str, _exactly(JOINED_PATTERN)] | None = None
     # A top-up (充值): the bonus the rulebook gives it, in fen (``protocols/stored_value.py``), credited as a
     # separate grant that lapses.
-    bonus: int = 0
+    bonus: Fen = 0
     # A sale: its discount by rule (tier, promotions, coupons, offset), and the promo codes it was given.
-    benefits: tuple[Benefit, ...] = ()
+    benefits: Annotated[tuple[Benefit, ...], Meta(max_length=100)] = ()
     promo_codes: tuple[str, ...] = ()
     # Who did it (``protocols/staff.py``): the cashier signed in at the till, the supervisor who approved it
     # (a void, a refund above the policy's amount, a drawer opened without a sale, a price changed by hand),
     # and the shift it belongs to (``protocols/shifts.py``). A shift's open and close carry its report.
-    cashier: str | None = None
-    approved_by: str | None = None
-    shift: str | None = None
+    cashier: Annotated[str, _exactly(STAFF_ID)] | None = None
+    approved_by: Annotated[str, _exactly(STAFF_ID)] | None = None
+    shift: Id | None = None
     shift_report: ShiftReport | None = None
     # A return at another till (a refund or void of a sale this till did not make): the terminal that made it.
-    sale_terminal: str | None = None
+    sale_terminal: Id | None = None
     # Set by the journal when the record is committed (see protocols/chain.py):
     # hex SHA-256 of the previous record, hex hash of this one, hex Ed25519 signature.
-    prev_hash: str = ""
-    hash: str = ""
-    signature: str = ""
+    prev_hash: Annotated[str, _exactly(HASH)] = ""
+    hash: Annotated[str, _exactly(HASH)] = ""
+    signature: Annotated[str, _exactly(SIGNATURE)] = ""
 
     def to_wire(self) -> dict[str, Any]:
         """A JSON-ready dict (lists, not tuples). Hand-written: this is on the journal's hot path."""
@@ -228,10 +254,6 @@ def _line_wire(line: RecordLine, fields: tuple[str, ...]) -> dict[str, Any]:
     return wire
 
 
-CODE_NONCE = r"[A-Za-z0-9_.:-]{1,128}"  # a member or wallet code's kid:nonce
-JOINED_PATTERN = r"phone:[0-9A-Za-z_-]{22}"  # a salted phone hash (``protocols/phone.py``)
-
-
 def joined_member_id(terminal_id: str, n: int) -> str:
     """The id a till gives a member it enrols: its own namespace, so no till can name another's member."""
     return f"J-{terminal_id}-{n}"
@@ -256,7 +278,7 @@ def read_record(f: Fields) -> TransactionRecord:
         return f.integer(key, 0, minimum=0, maximum=MAX_POINTS)
 
     record = TransactionRecord(
-        txn_id=f.text("txn_id", pattern=r"[0-9a-f-]{36}"),
+        txn_id=f.text("txn_id", pattern=TXN_ID),
         terminal_id=f.text("terminal_id", pattern=ID_PATTERN),
         seq=f.integer("seq", minimum=1, maximum=MAX_SEQ),
         kind=f.text("kind", choices=RECORD_KINDS),
@@ -278,7 +300,7 @@ def read_record(f: Fields) -> TransactionRecord:
         coupons=tuple(f.texts("coupons")),
         points_redeemed=points("points_redeemed"),
         growth_earned=points("growth_earned"),
-        refund_of=f.optional_text("refund_of", pattern=r"[0-9a-f-]{36}"),
+        refund_of=f.optional_text("refund_of", pattern=TXN_ID),
         points_clawback=points("points_clawback"),
         points_returned=points("points_returned"),
         coupons_restored=tuple(f.texts("coupons_restored")),
@@ -297,17 +319,27 @@ def read_record(f: Fields) -> TransactionRecord:
         shift=f.optional_text("shift", pattern=ID_PATTERN),
         shift_report=None if (rf := f.optional_table("shift_report")) is None else read_report(rf),
         sale_terminal=f.optional_text("sale_terminal", pattern=ID_PATTERN),
-        prev_hash=f.text("prev_hash", "", pattern=r"([0-9a-f]{64})?"),
-        hash=f.text("hash", "", pattern=r"([0-9a-f]{64})?"),
-        signature=f.text("signature", "", pattern=r"([0-9a-f]{128})?"),
+        prev_hash=f.text("prev_hash", "", pattern=HASH),
+        hash=f.text("hash", "", pattern=HASH),
+        signature=f.text("signature", "", pattern=SIGNATURE),
     )
-    if len(record.coupons) > 20 or len(record.coupons_restored) > 20:
-        f.problems.add(f.path, "at most 20 coupons a record")
-    if len(record.promo_codes) > MAX_PROMO_CODES or not all(_is_code(c) for c in record.promo_codes):
-        f.problems.add(f"{f.path}.promo_codes", f"at most {MAX_PROMO_CODES} promo codes, each {CODE_PATTERN}")
     f.done()
-    _check_sums(record, f)
+    check_record(record, f.problems, f.path)
     return record
+
+
+def check_record(r: TransactionRecord, problems: Problems, path: str = "") -> None:
+    """What a record's fields say together (each field's own bounds read): its lists, lines, tenders, sums."""
+    if len(r.coupons) > 20 or len(r.coupons_restored) > 20:
+        problems.add(path, "at most 20 coupons a record")
+    if len(r.promo_codes) > MAX_PROMO_CODES or not all(_is_code(c) for c in r.promo_codes):
+        problems.add(f"{path}.promo_codes", f"at most {MAX_PROMO_CODES} promo codes, each {CODE_PATTERN}")
+    for i, line in enumerate(r.lines):
+        _check_line(line, problems, f"{path}.lines[{i}]")
+    for i, tender in enumerate(r.tenders):
+        if (tender.kind == "giftcard") != (tender.card is not None):
+            problems.add(f"{path}.tenders[{i}]", "a gift card tender names its card, and only a gift card tender does")
+    _check_sums(r, problems, path)
 
 
 def _is_code(text: str) -> bool:
@@ -337,8 +369,6 @@ def _read_tender(f: Fields) -> Tender:
         f.optional_text("card", pattern=NUMBER_PATTERN),
     )
     f.done()
-    if (tender.kind == "giftcard") != (tender.card is not None):
-        f.problems.add(f.path, "a gift card tender names its card, and only a gift card tender does")
     return tender
 
 
@@ -364,105 +394,108 @@ def _read_line(f: Fields, version: int) -> RecordLine:
         merchant=f.optional_text("merchant", pattern=ID_PATTERN),
     )
     f.done()
-    if line.gross != line.unit_price * line.quantity or line.net != line.gross - line.discount:
-        f.problems.add(f.path, "line amounts do not add up (gross = unit_price × quantity, net = gross − discount)")
-    if line.offset > line.discount:
-        f.problems.add(f.path, "the part paid with points (offset) is more than the line's discount")
     return line
 
 
-def _check_sums(r: TransactionRecord, f: Fields) -> None:
-    if f.problems.items:
+def _check_line(line: RecordLine, problems: Problems, path: str) -> None:
+    if line.gross != line.unit_price * line.quantity or line.net != line.gross - line.discount:
+        problems.add(path, "line amounts do not add up (gross = unit_price × quantity, net = gross − discount)")
+    if line.offset > line.discount:
+        problems.add(path, "the part paid with points (offset) is more than the line's discount")
+
+
+def _check_sums(r: TransactionRecord, problems: Problems, path: str) -> None:
+    if problems.items:
         return
     if r.total_gross != sum(x.gross for x in r.lines) or r.total_discount != sum(x.discount for x in r.lines):
-        f.problems.add(f.path, "totals do not equal the sum of the lines")
+        problems.add(path, "totals do not equal the sum of the lines")
     if r.total_due != r.total_gross - r.total_discount:
-        f.problems.add(f.path, "total_due is not total_gross − total_discount")
+        problems.add(path, "total_due is not total_gross − total_discount")
     if sum(t.amount for t in r.tenders) - r.change != r.total_due:
-        f.problems.add(f.path, "tenders minus change do not equal total_due")
+        problems.add(path, "tenders minus change do not equal total_due")
     if r.change > sum(t.amount for t in r.tenders if t.kind == "cash"):
-        f.problems.add(f.path, "change is more than the cash tendered (only cash gives change)")
+        problems.add(path, "change is more than the cash tendered (only cash gives change)")
     if r.sale_terminal is not None and r.kind not in ("refund", "void"):
-        f.problems.add(f.path, "only a refund or void names the terminal of the sale it gives back (sale_terminal)")
+        problems.add(path, "only a refund or void names the terminal of the sale it gives back (sale_terminal)")
     if (r.kind in ("refund", "void")) != (r.refund_of is not None):
-        f.problems.add(f.path, "a refund or void names the sale it reverses (refund_of), and only they do")
+        problems.add(path, "a refund or void names the sale it reverses (refund_of), and only they do")
     if (r.kind == "join") != (r.joined is not None):
-        f.problems.add(f.path, "a join names the identifier the member joined with (joined), and only a join does")
+        problems.add(path, "a join names the identifier the member joined with (joined), and only a join does")
     if r.kind in EVENT_KINDS:
-        _check_event(r, f)
+        _check_event(r, problems, path)
     elif r.shift_report is not None:
-        f.problems.add(f.path, "only a shift's open and close carry a shift report")
+        problems.add(path, "only a shift's open and close carry a shift report")
     if r.kind == "join" and (r.lines or r.tenders or r.member_id is None or r.version < 2 or r.coupons):
-        f.problems.add(f.path, "a join names its member and nothing else: no lines, tenders or coupons")
+        problems.add(path, "a join names its member and nothing else: no lines, tenders or coupons")
     if r.kind == "sale" and any(x.category == PAID_TIER_CATEGORY for x in r.lines):
-        _check_paid_tier(r, f)
+        _check_paid_tier(r, problems, path)
     if cards := loads(r.lines):
-        _check_gift_card_loads(r, f, len(cards))
+        _check_gift_card_loads(r, problems, path, len(cards))
     if r.kind == "topup":
-        _check_topup(r, f)
+        _check_topup(r, problems, path)
     elif r.bonus:
-        f.problems.add(f.path, "only a top-up is given a bonus")
+        problems.add(path, "only a top-up is given a bonus")
     if r.version >= 2:
-        _check_benefits(r, f)
+        _check_benefits(r, problems, path)
     if (r.benefits or r.promo_codes) and r.kind != "sale":
-        f.problems.add(f.path, "only a sale names its benefits and promo codes")
+        problems.add(path, "only a sale names its benefits and promo codes")
     elif r.benefits and sum(b.amount for b in r.benefits) != r.total_discount:
-        f.problems.add(f.path, "the benefits do not add up to the sale's discount")
+        problems.add(path, "the benefits do not add up to the sale's discount")
 
 
-def _check_event(r: TransactionRecord, f: Fields) -> None:
+def _check_event(r: TransactionRecord, problems: Problems, path: str) -> None:
     """A shift's open or close, or a drawer opened without a sale: no money moves, a cashier did it."""
     if r.lines or r.tenders or r.total_gross or r.change or r.member_id or r.coupons or r.version < 2:
-        f.problems.add(f.path, f"a {r.kind} moves nothing: no lines, tenders or member")
+        problems.add(path, f"a {r.kind} moves nothing: no lines, tenders or member")
     if r.cashier is None and r.kind != "no_sale":  # a drawer opened where the till holds no staff names nobody
-        f.problems.add(f.path, f"a {r.kind} names the cashier who did it")
+        problems.add(path, f"a {r.kind} names the cashier who did it")
     if r.kind != "no_sale" and (r.shift is None or r.shift_report is None):
-        f.problems.add(f.path, f"a {r.kind} names its shift and carries the shift's report")
+        problems.add(path, f"a {r.kind} names its shift and carries the shift's report")
     elif r.kind == "no_sale" and r.shift_report is not None:
-        f.problems.add(f.path, "a no_sale carries no shift report")
+        problems.add(path, "a no_sale carries no shift report")
     elif r.shift_report is not None and (r.shift_report.totals is None) != (r.kind == "shift_open"):
-        f.problems.add(f.path, "a shift_open carries the float only, a shift_close its totals and count too")
+        problems.add(path, "a shift_open carries the float only, a shift_close its totals and count too")
     if r.points_earned or r.points_redeemed or r.points_clawback or r.points_returned or r.reservation:
-        f.problems.add(f.path, f"a {r.kind} earns and spends nothing")
+        problems.add(path, f"a {r.kind} earns and spends nothing")
 
 
-def _check_paid_tier(r: TransactionRecord, f: Fields) -> None:
+def _check_paid_tier(r: TransactionRecord, problems: Problems, path: str) -> None:
     """A paid tier is sold to its member on its own: one line ``tier:<name>``, quantity 1, at full price,
     earning and spending nothing (``protocols/paid_tiers.py``)."""
     if tier_sold(r) is None or r.lines[0].quantity != 1 or r.total_discount:
-        f.problems.add(f.path, f"a paid tier is one line tier:<name> in {PAID_TIER_CATEGORY}, quantity 1, full price")
+        problems.add(path, f"a paid tier is one line tier:<name> in {PAID_TIER_CATEGORY}, quantity 1, full price")
     if r.member_id is None or r.version < 2:
-        f.problems.add(f.path, "a paid tier names the member it is sold to")
+        problems.add(path, "a paid tier names the member it is sold to")
     if r.coupons or r.promo_codes or r.reservation or r.points_earned or r.points_redeemed or r.growth_earned:
-        f.problems.add(f.path, "a paid tier earns and spends nothing: no coupons, promo codes, points or growth")
+        problems.add(path, "a paid tier earns and spends nothing: no coupons, promo codes, points or growth")
 
 
-def _check_gift_card_loads(r: TransactionRecord, f: Fields, n: int) -> None:
+def _check_gift_card_loads(r: TransactionRecord, problems: Problems, path: str, n: int) -> None:
     """Gift card loads: one card a line, quantity 1, at face value; never paid with stored value or a gift card."""
     lines = [x for x in r.lines if x.category == GIFT_CARD_CATEGORY]
     if len(lines) != n or any(x.quantity != 1 or x.discount for x in lines) or r.kind not in ("sale", "refund"):
-        f.problems.add(f.path, f"a gift card load is a line giftcard:<number> ({GIFT_CARD_CATEGORY}), quantity 1, full")
+        problems.add(path, f"a gift card load is a line giftcard:<number> ({GIFT_CARD_CATEGORY}), quantity 1, full")
     if len({card for card, _ in loads(r.lines)}) != n:
-        f.problems.add(f.path, "a card is loaded once a sale")
+        problems.add(path, "a card is loaded once a sale")
     if r.kind == "sale" and any(t.kind in ("wallet", "giftcard") for t in r.tenders):
-        f.problems.add(f.path, "stored value and gift cards do not buy gift card value")
+        problems.add(path, "stored value and gift cards do not buy gift card value")
 
 
-def _check_topup(r: TransactionRecord, f: Fields) -> None:
+def _check_topup(r: TransactionRecord, problems: Problems, path: str) -> None:
     """A top-up sells stored value to its member: one line of it at full price, paid with anything but stored
     value, earning and spending nothing."""
     one = len(r.lines) == 1 and r.lines[0].sku == r.lines[0].category == TOPUP_SKU
     if not one or r.lines[0].quantity != 1 or r.total_discount:
-        f.problems.add(f.path, f"a top-up is one line of {TOPUP_SKU}, quantity 1, at full price")
+        problems.add(path, f"a top-up is one line of {TOPUP_SKU}, quantity 1, at full price")
     if r.member_id is None or r.version < 2:
-        f.problems.add(f.path, "a top-up names the member whose stored value it is")
+        problems.add(path, "a top-up names the member whose stored value it is")
     if any(t.kind == "wallet" for t in r.tenders):
-        f.problems.add(f.path, "stored value does not buy stored value")
+        problems.add(path, "stored value does not buy stored value")
     if r.coupons or r.reservation or r.points_earned or r.points_redeemed or r.growth_earned:
-        f.problems.add(f.path, "a top-up earns and spends nothing: no coupons, points or growth")
+        problems.add(path, "a top-up earns and spends nothing: no coupons, points or growth")
 
 
-def _check_benefits(r: TransactionRecord, f: Fields) -> None:
+def _check_benefits(r: TransactionRecord, problems: Problems, path: str) -> None:
     """Version 2: the lines' benefits add up to the record's, which say what a sale earns or a refund gives back."""
     sale = r.kind == "sale"
     totals = (
@@ -473,11 +506,11 @@ def _check_benefits(r: TransactionRecord, f: Fields) -> None:
     lines = (sum(x.points for x in r.lines), sum(x.growth for x in r.lines), sum(x.points_spent for x in r.lines))
     if lines != totals:
         what = "earned, growth and spent" if sale else "clawed back, growth taken back and returned"
-        f.problems.add(f.path, f"the lines' points {what} {lines} do not add up to the record's {totals}")
+        problems.add(path, f"the lines' points {what} {lines} do not add up to the record's {totals}")
     other = (
         (r.points_clawback, r.growth_clawback, r.points_returned)
         if sale
         else (r.points_earned, r.growth_earned, r.points_redeemed)
     )
     if any(other):
-        f.problems.add(f.path, "a sale gives nothing back and a refund earns and spends nothing")
+        problems.add(path, "a sale gives nothing back and a refund earns and spends nothing")
