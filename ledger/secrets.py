@@ -15,6 +15,7 @@ with one clear line, rather than sign with a key every till would refuse.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,11 +58,25 @@ def secrets_key(data_dir: Path, key_file: Path | None = None, env: dict[str, str
         return _read_key(env[KEY_ENV].strip(), f"${KEY_ENV}")
     path = data_dir / KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _make_key_file(path)
+    return _read_key(path.read_text().strip(), str(path))
+
+
+def _make_key_file(path: Path) -> None:
+    """A new key, whole or not at all: written aside and linked into place, so a node (or ``--workers``
+    worker) starting at the same moment reads either none or this one, never half; the first link wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "w") as fh:
             fh.write(b64url_encode(AESGCM.generate_key(bit_length=256)) + "\n")
-    return _read_key(path.read_text().strip(), str(path))
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # another made it first: that one is the key
+            os.link(aside, path)
+    finally:
+        aside.unlink()
 
 
 def _read_key(text: str, where: str) -> bytes:
