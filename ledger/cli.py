@@ -18,7 +18,7 @@ import aiomqtt
 import structlog
 from aiohttp import web
 
-from ledger import admin, rulebooks, secrets
+from ledger import admin, rulebooks, secrets, workers
 from ledger.app import VERIFY_WORKERS, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
@@ -40,6 +40,7 @@ log = structlog.get_logger("posgw.ledger")
 def _configure_logging() -> None:
     structlog.configure(
         processors=[
+            structlog.contextvars.merge_contextvars,  # the node, when it has a name
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -94,7 +95,11 @@ async def serve(args: argparse.Namespace) -> None:
     if args.mqtt:
         node = args.node or f"{socket.gethostname()}-{os.getpid()}"
         svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0), node)
-    await run(svc, args.host, args.port, tls_context(args.tls_cert, args.tls_key), audit_every=args.audit_every)
+    listening = socket.socket(fileno=args.listen_fd) if args.listen_fd is not None else None
+    await run(
+        svc, args.host, args.port, tls_context(args.tls_cert, args.tls_key), audit_every=args.audit_every,
+        sock=listening, parent=args.worker_of,
+    )  # fmt: skip
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -110,11 +115,21 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 
 async def run(
-    svc: LedgerService, host: str, port: int, tls: ssl.SSLContext | None = None, *, audit_every: float = AUDIT_EVERY
+    svc: LedgerService,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    *,
+    audit_every: float = AUDIT_EVERY,
+    sock: socket.socket | None = None,
+    parent: int | None = None,
 ) -> None:
+    """Serve until SIGTERM or SIGINT; ``sock``: a listening socket shared with other workers (``--workers``),
+    ``parent``: their supervisor, without which this worker stops."""
     runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port, ssl_context=tls).start()
+    site = web.SockSite(runner, sock, ssl_context=tls) if sock else web.TCPSite(runner, host, port, ssl_context=tls)
+    await site.start()
     scheme = "https" if tls else "http"
     log.info("ledger_started", address=f"{scheme}://{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
     # forkserver: worker processes are not forked from this (threaded) process.
@@ -130,9 +145,12 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    orphaned = asyncio.create_task(_orphaned(parent, stop), name="supervisor-watch") if parent else None
     try:
         await stop.wait()
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         following.cancel()
         duty.cancel()
         if publisher is not None:
@@ -141,6 +159,14 @@ async def run(
         svc.verifier.shutdown(cancel_futures=True)
         await svc.store.close()
         log.info("ledger_stopped")
+
+
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor is gone (killed outright) stops: nothing would start it again."""
+    while os.getppid() == parent:  # noqa: ASYNC110 - a parent's end is no event this process can await
+        await asyncio.sleep(1.0)
+    log.error("ledger_worker_orphaned", detail="the supervisor is gone: this worker stops")
+    stop.set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8780)
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N ledger processes on one port, each a node (PostgreSQL only; default 1): use the machine's cores",
+    )
+    run.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker's inherited socket
+    run.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)  # ... and its supervisor
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
     run.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM, with its chain)")
     run.add_argument("--tls-key", type=Path, help="… and this private key (PEM)")
@@ -199,6 +234,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"posgw-ledger: {name} must be 16 characters or more", file=sys.stderr)
             return 78  # EX_CONFIG
     _configure_logging()
+    if args.node:
+        structlog.contextvars.bind_contextvars(node=args.node)
+    if args.workers != 1:
+        if args.workers < 1 or args.workers > 64:
+            print("posgw-ledger: --workers is 1 to 64", file=sys.stderr)
+            return 78
+        if not (args.database or "").startswith(("postgresql://", "postgres://")):
+            print("posgw-ledger: --workers needs PostgreSQL (--database): SQLite has one writer", file=sys.stderr)
+            return 78  # EX_CONFIG
+        node = args.node or f"{socket.gethostname()}-{os.getpid()}"
+        try:
+            return workers.supervise(workers.child_argv(sys.argv[1:] if argv is None else argv), args.workers,
+                                     args.host, args.port, node)  # fmt: skip
+        except OSError as err:  # the port taken, the address not this machine's
+            print(f"posgw-ledger: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+            return 69  # EX_UNAVAILABLE
     try:
         asyncio.run(serve(args))
     except StorageError as err:
