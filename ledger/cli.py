@@ -23,6 +23,7 @@ from ledger.app import VERIFY_WORKERS, build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.duties import AUDIT_EVERY, announce, duties
+from ledger.group_writer import LANES, MAX_LANES
 from ledger.notices import MEMBERS_EVERY, NoticePublisher, add_broker_options, broker_from, send_command
 from ledger.rulebooks import RulebookRefusedError
 from ledger.service import LedgerService, follow
@@ -60,8 +61,9 @@ async def open_service(
     operator_token: str | None = None,
     secrets_key_file: Path | None = None,
     replica: str | None = None,
+    lanes: int = LANES,
 ) -> LedgerService:
-    store = await LedgerStore.open(data_dir, database, replica)
+    store = await LedgerStore.open(data_dir, database, replica, lanes)
     try:
         issuer = await secrets.issuer_key(store.db, data_dir, secrets.secrets_key(data_dir, secrets_key_file))
     except BaseException:
@@ -91,6 +93,7 @@ async def serve(args: argparse.Namespace) -> None:
         app_token=os.environ.get("POSGW_LEDGER_APP_TOKEN") or None,
         operator_token=os.environ.get("POSGW_LEDGER_OPERATOR_TOKEN") or None,
         secrets_key_file=args.secrets_key_file,
+        lanes=args.lanes,
     )
     if args.mqtt:
         node = args.node or f"{socket.gethostname()}-{os.getpid()}"
@@ -199,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="N ledger processes on one port, each a node (PostgreSQL only; default 1): use the machine's cores",
     )
+    run.add_argument(
+        "--lanes",
+        type=int,
+        default=LANES,
+        metavar="N",
+        help=f"groups of batches in flight at once in each process (PostgreSQL; default {LANES}; "
+        "more for a database far away)",
+    )
     run.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker's inherited socket
     run.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)  # ... and its supervisor
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
@@ -236,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     if args.node:
         structlog.contextvars.bind_contextvars(node=args.node)
+    if not 1 <= args.lanes <= MAX_LANES:
+        print(f"posgw-ledger: --lanes is 1 to {MAX_LANES}", file=sys.stderr)
+        return 78
     if args.workers != 1:
         if args.workers < 1 or args.workers > 64:
             print("posgw-ledger: --workers is 1 to 64", file=sys.stderr)

@@ -31,7 +31,7 @@ from protocols.sync import SyncReply
 
 
 class LedgerStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lanes: int = group_writer.LANES) -> None:
         self.db = db
         self.rules = RuleBook(db)
         self.members = MemberBook(db, lambda: self.rules.shelf)
@@ -39,19 +39,21 @@ class LedgerStore:
         self.terminals = TerminalBook(db)
         self.quarantine = QuarantineBook(db)
         self.reports = ReportBook(db, lambda: self.rules.shelf)
-        self._ingest = group_writer.GroupWriter(db, lambda: self.rules.shelf)
+        self._ingest = group_writer.GroupWriter(db, lambda: self.rules.shelf, lanes)
 
     @classmethod
-    async def open(cls, data_dir: Path, url: str | None = None, replica: str | None = None) -> LedgerStore:
+    async def open(
+        cls, data_dir: Path, url: str | None = None, replica: str | None = None, lanes: int = group_writer.LANES
+    ) -> LedgerStore:
         """PostgreSQL at ``url`` (``postgresql://…``; ``replica``: a read replica of it), or the SQLite file in
-        ``data_dir``."""
+        ``data_dir``; ``lanes``: groups of batches in flight at once (``group_writer.LANES``)."""
         db = await open_database(data_dir, url, replica)
         try:
             await db.write(postings.upgrade_kinds)  # books from before postings said what moved (once)
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return cls(db, lanes)
 
     async def close(self) -> None:
         await self.db.close()

@@ -69,10 +69,13 @@ def test_a_secrets_key_made_by_many_processes_at_once_is_one_key(tmp_path: Path)
         assert sorted(p.name for p in data.iterdir()) == [secrets.KEY_FILE]  # nothing left aside
 
 
-def test_workers_need_postgresql(tmp_path: Path) -> None:
+def test_workers_need_postgresql_and_lanes_are_bounded(tmp_path: Path) -> None:
     done = ledger_cli("serve", "--data", str(tmp_path), "--port", "0", "--workers", "2")
     assert done.returncode == 78
     assert "--workers needs PostgreSQL" in done.stderr
+    done = ledger_cli("serve", "--data", str(tmp_path), "--port", "0", "--lanes", "4")
+    assert done.returncode == 78
+    assert "--lanes is 1 to 3" in done.stderr
 
 
 @pytest.mark.ledger
@@ -80,9 +83,10 @@ def test_workers_need_postgresql(tmp_path: Path) -> None:
 async def test_workers_on_one_port_share_a_fleet_and_one_killed_is_started_again(
     tmp_path: Path, tokens: dict[str, str]
 ) -> None:
+    """Two workers, two lanes each (groups of batches side by side in each process)."""
     async with fresh_schema() as url:
         ledger = LedgerHandle(
-            tmp_path / "ledger", tokens, ("--workers", "2", "--node", "tw"), database=url,
+            tmp_path / "ledger", tokens, ("--workers", "2", "--lanes", "2", "--node", "tw"), database=url,
             env={secrets.KEY_ENV: secrets.new_secrets_key()},
         )  # fmt: skip
         await ledger.start()
