@@ -19,7 +19,8 @@ In one run, with the reference ledger as a real process, on each engine
   ``synchronous=FULL``; on PostgreSQL, a plain asyncpg ``COPY`` of 200 rows a
   transaction into the ledger's own ``transactions`` table layout.
 
-And on PostgreSQL, several nodes (``nodes_run``): 2,000 terminals selling over one
+And on PostgreSQL, the burst and the steady state again on one node of two worker processes
+(``serve --workers 2``, one port), and several nodes (``nodes_run``): 2,000 terminals selling over one
 node, then two, with the share of the nodes' sessions waiting for a lock.
 
 Targets (the mall-group scale issue): the backlog at least 0.3× the peer of
@@ -204,8 +205,10 @@ async def _run(
         assert on_mqtt.news is not None
     finally:
         ledger.stop()
+    workers = await on_workers(work, terminals, records_each) if database else None
     lag = summary(burst.lags)
     return {
+        "on_workers": workers,
         "engine": engine,
         "backlog_records": backlog_n,
         "backlog_ingest_per_s": backlog_rate,
@@ -225,6 +228,31 @@ async def _run(
         "mqtt_settled_s": on_mqtt.news_settled,
         "fleet_rejected": burst.rejected,
     }
+
+
+WORKERS = 2
+
+
+async def on_workers(work: Path, terminals: int, records_each: int) -> dict[str, Any]:
+    """The burst and the steady state at one node of ``WORKERS`` processes on one port (PostgreSQL)."""
+    tokens = [secrets.token_urlsafe(24) for _ in range(3)]
+    env = {**demo_env(*tokens), KEY_ENV: new_secrets_key()}
+    port = free_port()
+    async with fresh_schema("bench_workers_") as url:
+        extra = ("--database", url, "--workers", str(WORKERS))
+        ledger = ledger_proc(work / "workers", port, env, work / "workers.log", extra)
+        ledger.start()
+        try:
+            await ledger.wait_healthy()
+            burst, _ = await run_fleet(
+                f"http://127.0.0.1:{port}", await codes(work / "workers", url, "T-FLEET", terminals), records_each
+            )
+            steady = await codes(work / "workers", url, "T-STEADY", terminals)
+            paced, _ = await run_fleet(f"http://127.0.0.1:{port}", steady, 10, offline_share=0.0, pace_seconds=PACE)
+        finally:
+            ledger.stop()
+    return {"workers": WORKERS, "burst_lag": summary(burst.lags), "paced_per_s": paced.records / paced.seconds,
+            "paced_lag": summary(paced.lags)}  # fmt: skip
 
 
 NODES_PACE = 2.0  # seconds between one terminal's sales when 2,000 sell at once (offered ≈ 1,000 records/s)
@@ -361,6 +389,13 @@ def report(r: dict[str, Any]) -> None:
         f"p99 {mqtt['p99_ms']:.0f} ms; {r['mqtt_refreshes_per_s']:,.0f} refreshes/s on news "
         f"(p50 {r['mqtt_refresh']['p50_ms']:.0f} ms), every terminal current {r['mqtt_settled_s']:.1f} s after the last"
     )
+    if (w := r["on_workers"]) is not None:
+        burst, paced = w["burst_lag"], w["paced_lag"]
+        print(
+            f"  on one node of {w['workers']} worker processes (serve --workers): burst p99 {burst['p99_ms']:.0f} ms "
+            f"({verdict(burst['p99_ms'] < 1000)} p99 < 1 s); steady {w['paced_per_s']:,.0f} /s, "
+            f"p99 {paced['p99_ms']:.0f} ms ({verdict(paced['p99_ms'] < 300)} p99 < 300 ms)"
+        )
 
 
 if __name__ == "__main__":
