@@ -41,6 +41,9 @@ def _sealed(**fields: Any) -> TransactionRecord:
 V2_LINE = RecordLine(
     "SKU-9", "Coat 大衣", "fashion", 1, 120_000, 120_000, 13_000, 107_000, 0, 3_000, 1_070, 1_070, 3_000
 )  # fmt: skip
+NOTHING_MOVES: dict[str, Any] = {
+    "lines": (), "total_gross": 0, "total_discount": 0, "total_due": 0, "tenders": (), "change": 0,
+}  # fmt: skip
 SAMPLES = [
     _sealed(),  # version 1, the form the fleet simulator sells
     _sealed(  # version 2: benefits per line, a tier, promo codes, a bank card, a price changed by hand
@@ -83,12 +86,7 @@ SAMPLES = [
     _sealed(  # a join: its member and nothing else
         version=2,
         kind="join",
-        lines=(),
-        total_gross=0,
-        total_discount=0,
-        total_due=0,
-        tenders=(),
-        change=0,
+        **NOTHING_MOVES,
         member_id="J-T-1-4",
         joined="phone:" + "A" * 22,
     ),
@@ -107,12 +105,7 @@ SAMPLES = [
     _sealed(  # a shift's open: the reference reads it (shift reports are rare)
         version=2,
         kind="shift_open",
-        lines=(),
-        total_gross=0,
-        total_discount=0,
-        total_due=0,
-        tenders=(),
-        change=0,
+        **NOTHING_MOVES,
         member_id=None,
         member_via=None,
         cashier="C1",
