@@ -259,11 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             return 78  # EX_CONFIG
         node = args.node or f"{socket.gethostname()}-{os.getpid()}"
         try:
-            return workers.supervise(workers.child_argv(sys.argv[1:] if argv is None else argv), args.workers,
-                                     args.host, args.port, node)  # fmt: skip
+            sock = workers.listen(args.host, args.port)
         except OSError as err:  # the port taken, the address not this machine's
             print(f"posgw-ledger: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
             return 69  # EX_UNAVAILABLE
+        child = workers.child_argv(sys.argv[1:] if argv is None else argv)
+        return workers.supervise(child, args.workers, sock, node)
     try:
         asyncio.run(serve(args))
     except StorageError as err:

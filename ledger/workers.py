@@ -53,9 +53,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def supervise(argv: list[str], workers: int, host: str, port: int, node: str) -> int:
-    """Run ``workers`` copies of ``posgw-ledger serve`` (``argv``: its arguments, without ``--workers``)."""
-    sock = listen(host, port)
+def supervise(argv: list[str], workers: int, sock: socket.socket, node: str) -> int:
+    """Run ``workers`` copies of ``posgw-ledger serve`` (``argv``: its arguments, without ``--workers``) on
+    ``sock`` (:func:`listen`), until SIGTERM or SIGINT."""
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -64,7 +64,7 @@ def supervise(argv: list[str], workers: int, host: str, port: int, node: str) ->
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    bound = sock.getsockname()[1]
+    host, bound = sock.getsockname()[:2]
     log.info("ledger_workers_started", address=f"{host}:{bound}", workers=workers, node=node)
     pool = [_Worker(i) for i in range(1, workers + 1)]
     try:
@@ -72,7 +72,13 @@ def supervise(argv: list[str], workers: int, host: str, port: int, node: str) ->
             now = time.monotonic()
             for w in pool:
                 if w.popen is None and now >= w.due:
-                    w.popen = _start(argv, sock, f"{node}-w{w.index}")
+                    try:
+                        w.popen = _start(argv, sock, f"{node}-w{w.index}")
+                    except OSError as err:  # no process to be had now (limits, memory): later, as for a death
+                        w.delay = min(w.delay * 2, MAX_DELAY)
+                        w.due = now + w.delay
+                        log.error("ledger_worker_not_started", worker=w.index, error=str(err), again_in_s=w.delay)
+                        continue
                     w.started = now
                 elif w.popen is not None and (code := w.popen.poll()) is not None:
                     w.popen = None

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,17 @@ def test_workers_need_postgresql_and_lanes_are_bounded(tmp_path: Path) -> None:
     done = ledger_cli("serve", "--data", str(tmp_path), "--port", "0", "--lanes", "4")
     assert done.returncode == 78
     assert "--lanes is 1 to 3" in done.stderr
+
+
+def test_workers_on_a_port_taken_say_so(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = ledger_cli(
+            "serve", "--data", str(tmp_path), "--port", str(port), "--workers", "2",
+            "--database", "postgresql://posgw@127.0.0.1:5432/never-reached",
+        )  # fmt: skip
+    assert done.returncode == 69
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
 @pytest.mark.ledger
