@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -43,7 +43,7 @@ class _Worker:
     delay: float = FIRST_DELAY
     due: float = 0.0  # when to start it again (monotonic)
     served: bool = False  # lived past YOUNG_SECONDS at least once
-    exits: list[int] = field(default_factory=list)
+    first_exit: int | None = None  # its status the first time it ended
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -85,12 +85,13 @@ def supervise(argv: list[str], workers: int, sock: socket.socket, node: str) -> 
                     lived = now - w.started
                     w.served = w.served or lived >= YOUNG_SECONDS
                     w.delay = FIRST_DELAY if lived >= YOUNG_SECONDS else min(w.delay * 2, MAX_DELAY)
-                    w.due, w.exits = now + w.delay, [*w.exits, code]
+                    w.due = now + w.delay
+                    w.first_exit = code if w.first_exit is None else w.first_exit
                     log.error(
                         "ledger_worker_died", worker=w.index, code=code, lived_s=round(lived, 1), again_in_s=w.delay
                     )
-            if all(w.popen is None and w.exits and not w.served for w in pool):  # none came up: a fault
-                first = pool[0].exits[0]
+            if all(w.popen is None and w.first_exit is not None and not w.served for w in pool):  # a fault
+                first = pool[0].first_exit
                 log.error("ledger_workers_failed", code=first, detail="every worker failed while starting")
                 return first or 70
             time.sleep(0.2)

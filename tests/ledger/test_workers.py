@@ -59,15 +59,15 @@ def _key_of(data_dir: str, start: Any) -> bytes:  # a manager's Barrier: every p
 
 def test_a_secrets_key_made_by_many_processes_at_once_is_one_key(tmp_path: Path) -> None:
     """Workers (or nodes) starting on a fresh data directory together: each reads the one key, never half."""
-    for round_ in range(5):
-        data = tmp_path / f"d{round_}"
-        context = multiprocessing.get_context("forkserver")
-        start = context.Manager().Barrier(8)
-        with context.Pool(8) as pool:
+    context = multiprocessing.get_context("forkserver")
+    with context.Manager() as manager, context.Pool(8) as pool:
+        start = manager.Barrier(8)  # the eight ask at once, round after round
+        for round_ in range(5):
+            data = tmp_path / f"d{round_}"
             keys = pool.starmap(_key_of, [(str(data), start)] * 8)
-        assert len(set(keys)) == 1
-        assert len(keys[0]) == 32
-        assert sorted(p.name for p in data.iterdir()) == [secrets.KEY_FILE]  # nothing left aside
+            assert len(set(keys)) == 1
+            assert len(keys[0]) == 32
+            assert sorted(p.name for p in data.iterdir()) == [secrets.KEY_FILE]  # nothing left aside
 
 
 def test_workers_need_postgresql_and_lanes_are_bounded(tmp_path: Path) -> None:
