@@ -48,7 +48,9 @@ def _configure_logging() -> None:
             mask_processor,
             structlog.processors.JSONRenderer(),
         ],
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write a line: the workers of ``--workers`` share stderr, and print's two writes (the line, then
+        # its newline) let two processes' lines run into one.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
     )
 
 
@@ -98,10 +100,9 @@ async def serve(args: argparse.Namespace) -> None:
     if args.mqtt:
         node = args.node or f"{socket.gethostname()}-{os.getpid()}"
         svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0), node)
-    listening = socket.socket(fileno=args.listen_fd) if args.listen_fd is not None else None
     await run(
         svc, args.host, args.port, tls_context(args.tls_cert, args.tls_key), audit_every=args.audit_every,
-        sock=listening, parent=args.worker_of,
+        reuse_port=args.reuse_port, parent=args.worker_of,
     )  # fmt: skip
 
 
@@ -124,15 +125,14 @@ async def run(
     tls: ssl.SSLContext | None = None,
     *,
     audit_every: float = AUDIT_EVERY,
-    sock: socket.socket | None = None,
+    reuse_port: bool = False,
     parent: int | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT; ``sock``: a listening socket shared with other workers (``--workers``),
+    """Serve until SIGTERM or SIGINT; ``reuse_port``: the port shared with the other workers (``--workers``),
     ``parent``: their supervisor, without which this worker stops."""
     runner = web.AppRunner(build_app(svc), handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.SockSite(runner, sock, ssl_context=tls) if sock else web.TCPSite(runner, host, port, ssl_context=tls)
-    await site.start()
+    await web.TCPSite(runner, host, port, ssl_context=tls, reuse_port=reuse_port or None).start()
     scheme = "https" if tls else "http"
     log.info("ledger_started", address=f"{scheme}://{host}:{runner.addresses[0][1]}", rulebook=svc.rulebook.version)
     # forkserver: worker processes are not forked from this (threaded) process.
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"groups of batches in flight at once in each process (PostgreSQL; default {LANES}; "
         "more for a database far away)",
     )
-    run.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker's inherited socket
+    run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker: the port is shared
     run.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)  # ... and its supervisor
     run.add_argument("--demo-data", action="store_true", help="seed the demo mall's tiers and members when empty")
     run.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM, with its chain)")
@@ -259,12 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             return 78  # EX_CONFIG
         node = args.node or f"{socket.gethostname()}-{os.getpid()}"
         try:
-            sock = workers.listen(args.host, args.port)
+            port = workers.free_port(args.host, args.port)
         except OSError as err:  # the port taken, the address not this machine's
             print(f"posgw-ledger: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
             return 69  # EX_UNAVAILABLE
         child = workers.child_argv(sys.argv[1:] if argv is None else argv)
-        return workers.supervise(child, args.workers, sock, node)
+        return workers.supervise(child, args.workers, args.host, port, node)
     try:
         asyncio.run(serve(args))
     except StorageError as err:

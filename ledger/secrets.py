@@ -77,6 +77,11 @@ def _make_key_file(path: Path) -> None:
             os.link(aside, path)
     finally:
         aside.unlink()
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:  # the name on disk too: a key lost to a power cut would leave the ledger's sealed issuer key unopenable
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _read_key(text: str, where: str) -> bytes:

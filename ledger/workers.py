@@ -1,9 +1,12 @@
-"""``posgw-ledger serve --workers N``: one listening socket, N ledger processes accepting on it.
+"""``posgw-ledger serve --workers N``: N ledger processes listening on one port, the kernel spreading them.
 
 One ledger process spends most of a request in Python under one interpreter lock (``docs/protocols/sync.md``,
 the figures): on a machine with more cores, more processes serve more. Each worker is a node of its own (the
-many-nodes design: keyed writes, duties under leases, notices announced once), named ``<node>-w<i>``; this
-process only holds the socket, starts the workers and watches them:
+many-nodes design: keyed writes, duties under leases, notices announced once), named ``<node>-w<i>``, and
+listens on the port with ``SO_REUSEPORT``: the kernel gives each new connection to one of them by its
+address, so a fleet's kept-alive connections spread evenly (one socket shared by all would go to whichever
+worker woke first, which can be the same one every time). This process only finds the port (free, or the
+system's choice for 0), starts the workers and watches them:
 
 * a worker that dies is started again (after 1 s, doubling to 30 s while it keeps dying young), with an
   error in the log; the others serve meanwhile, and what the dead one held was never answered, so the
@@ -46,16 +49,17 @@ class _Worker:
     first_exit: int | None = None  # its status the first time it ended
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The socket every worker accepts on (inherited; port 0: the system's choice, the same for all)."""
-    sock = socket.create_server((host, port), backlog=1024)
-    sock.set_inheritable(True)
-    return sock
+def free_port(host: str, port: int) -> int:
+    """``port`` if nothing listens on it yet (else the ``OSError`` saying why), or the system's choice for 0.
+
+    Bound without ``SO_REUSEPORT`` and let go: a port another program holds is refused here, not shared."""
+    with socket.create_server((host, port)) as probe:
+        return int(probe.getsockname()[1])
 
 
-def supervise(argv: list[str], workers: int, sock: socket.socket, node: str) -> int:
-    """Run ``workers`` copies of ``posgw-ledger serve`` (``argv``: its arguments, without ``--workers``) on
-    ``sock`` (:func:`listen`), until SIGTERM or SIGINT."""
+def supervise(argv: list[str], workers: int, host: str, port: int, node: str) -> int:
+    """Run ``workers`` copies of ``posgw-ledger serve`` (``argv``: its arguments, without ``--workers`` and
+    ``--port``) on ``port`` (:func:`free_port`), until SIGTERM or SIGINT."""
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -64,8 +68,7 @@ def supervise(argv: list[str], workers: int, sock: socket.socket, node: str) -> 
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    host, bound = sock.getsockname()[:2]
-    log.info("ledger_workers_started", address=f"{host}:{bound}", workers=workers, node=node)
+    log.info("ledger_workers_started", address=f"{host}:{port}", workers=workers, node=node)
     pool = [_Worker(i) for i in range(1, workers + 1)]
     try:
         while not stopping:
@@ -73,7 +76,7 @@ def supervise(argv: list[str], workers: int, sock: socket.socket, node: str) -> 
             for w in pool:
                 if w.popen is None and now >= w.due:
                     try:
-                        w.popen = _start(argv, sock, f"{node}-w{w.index}")
+                        w.popen = _start(argv, port, f"{node}-w{w.index}")
                     except OSError as err:  # no process to be had now (limits, memory): later, as for a death
                         w.delay = min(w.delay * 2, MAX_DELAY)
                         w.due = now + w.delay
@@ -98,14 +101,12 @@ def supervise(argv: list[str], workers: int, sock: socket.socket, node: str) -> 
         return 0
     finally:
         _stop_all(pool)
-        sock.close()
         log.info("ledger_workers_stopped")
 
 
-def _start(argv: list[str], sock: socket.socket, name: str) -> subprocess.Popen[bytes]:
-    fd = sock.fileno()
-    extra = ["--listen-fd", str(fd), "--node", name, "--worker-of", str(os.getpid())]
-    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *argv, *extra], pass_fds=(fd,))  # noqa: S603 - its own
+def _start(argv: list[str], port: int, name: str) -> subprocess.Popen[bytes]:
+    extra = ["--port", str(port), "--reuse-port", "--node", name, "--worker-of", str(os.getpid())]
+    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *argv, *extra])  # noqa: S603 - its own command
 
 
 def _stop_all(pool: list[_Worker]) -> None:
@@ -122,14 +123,15 @@ def _stop_all(pool: list[_Worker]) -> None:
 
 
 def child_argv(argv: list[str]) -> list[str]:
-    """``argv`` without ``--workers N`` / ``--workers=N`` (the workers' own command line)."""
+    """``argv`` without ``--workers N`` and ``--port P`` (either also as ``--x=v``): the workers' own command
+    line, their port given apart."""
     out: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--workers":
+        elif arg in ("--workers", "--port"):
             skip = True
-        elif not arg.startswith("--workers="):
+        elif not arg.startswith(("--workers=", "--port=")):
             out.append(arg)
     return out
