@@ -98,12 +98,16 @@ async def serve(args: argparse.Namespace) -> None:
         lanes=args.lanes,
     )
     if args.mqtt:
-        node = args.node or f"{socket.gethostname()}-{os.getpid()}"
-        svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0), node)
+        svc.notices = NoticePublisher(broker_from(args), args.mall, max(args.member_notices_every, 0.0), _node(args))
     await run(
         svc, args.host, args.port, tls_context(args.tls_cert, args.tls_key), audit_every=args.audit_every,
         reuse_port=args.reuse_port, parent=args.worker_of,
     )  # fmt: skip
+
+
+def _node(args: argparse.Namespace) -> str:
+    """This node's name among several: ``--node``, else host name and pid."""
+    return str(args.node or f"{socket.gethostname()}-{os.getpid()}")
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -257,14 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.database or "").startswith(("postgresql://", "postgres://")):
             print("posgw-ledger: --workers needs PostgreSQL (--database): SQLite has one writer", file=sys.stderr)
             return 78  # EX_CONFIG
-        node = args.node or f"{socket.gethostname()}-{os.getpid()}"
         try:
             port = workers.free_port(args.host, args.port)
         except OSError as err:  # the port taken, the address not this machine's
             print(f"posgw-ledger: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
             return 69  # EX_UNAVAILABLE
         child = workers.child_argv(sys.argv[1:] if argv is None else argv)
-        return workers.supervise(child, args.workers, args.host, port, node)
+        return workers.supervise(child, args.workers, args.host, port, _node(args))
     try:
         asyncio.run(serve(args))
     except StorageError as err:

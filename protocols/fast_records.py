@@ -25,6 +25,8 @@ import msgspec
 from protocols.chain import CHAIN_FIELDS
 from protocols.records import (
     ID_PATTERN,
+    V2_LINE_KEYS,
+    V2_RECORD_KEYS,
     Benefit,
     RecordLine,
     Tender,
@@ -36,11 +38,10 @@ from protocols.sync import MAX_BATCH
 
 SealItem = tuple[str, str, str, bytes]  # prev_hash, hash, signature, the bytes they seal
 
-_RECORD_KEYS: Final = frozenset(TransactionRecord.__dataclass_fields__) - {"member_tier"}
-_V2_RECORD_KEYS: Final = _RECORD_KEYS | {"member_tier"}
-_V2_LINE_ONLY: Final = frozenset({"offset", "points", "growth", "points_spent"})
+_V2_RECORD_KEYS: Final = frozenset(TransactionRecord.__dataclass_fields__)
+_RECORD_KEYS: Final = _V2_RECORD_KEYS - V2_RECORD_KEYS
 _V2_LINE_KEYS: Final = frozenset(RecordLine.__dataclass_fields__)
-_LINE_KEYS: Final = _V2_LINE_KEYS - _V2_LINE_ONLY
+_LINE_KEYS: Final = _V2_LINE_KEYS - V2_LINE_KEYS
 _TENDER_KEYS: Final = frozenset(Tender.__dataclass_fields__)
 _BENEFIT_KEYS: Final = frozenset(Benefit.__dataclass_fields__)
 _ID: Final = re.compile(ID_PATTERN)
@@ -79,16 +80,14 @@ def _plain(wire: object) -> bool:
     if not wire.keys() <= (_V2_RECORD_KEYS if v2 else _RECORD_KEYS) or wire.get("shift_report") is not None:
         return False
     return (
-        _objects(wire.get("lines", ()), _V2_LINE_KEYS if v2 else _LINE_KEYS)
-        and _objects(wire.get("tenders", ()), _TENDER_KEYS)
-        and _objects(wire.get("benefits", ()), _BENEFIT_KEYS)
+        _objects(wire.get("lines", []), _V2_LINE_KEYS if v2 else _LINE_KEYS)
+        and _objects(wire.get("tenders", []), _TENDER_KEYS)
+        and _objects(wire.get("benefits", []), _BENEFIT_KEYS)
     )
 
 
 def _objects(items: object, keys: frozenset[str]) -> bool:
-    if type(items) is not list and type(items) is not tuple:
-        return False
-    return all(type(item) is dict and item.keys() <= keys for item in items)
+    return type(items) is list and all(type(item) is dict and item.keys() <= keys for item in items)
 
 
 def _seal_item(wire: dict[str, Any]) -> SealItem:

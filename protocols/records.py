@@ -243,6 +243,9 @@ _STAFF_FIELDS = ("cashier", "approved_by", "shift", "shift_report", "sale_termin
 _V1_FIELDS = tuple(f for f in _V2_FIELDS if f not in ("version", "member_tier"))
 _LINE_FIELDS = tuple(f.name for f in dataclasses.fields(RecordLine) if f.name not in ("list_price", "merchant"))
 _V1_LINE_FIELDS = _LINE_FIELDS[: _LINE_FIELDS.index("refund_line") + 1]
+# What only a version 2 record and its lines hold (read_record reads these from no other).
+V2_RECORD_KEYS = frozenset({"member_tier"})
+V2_LINE_KEYS = frozenset(_LINE_FIELDS) - frozenset(_V1_LINE_FIELDS)
 
 
 def _line_wire(line: RecordLine, fields: tuple[str, ...]) -> dict[str, Any]:

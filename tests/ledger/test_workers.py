@@ -48,6 +48,15 @@ def _started(data_dir: Path) -> int:
     return sum(e["event"] == "ledger_started" for e in _events(data_dir / "ledger.log"))
 
 
+async def _serving(ledger: LedgerHandle) -> tuple[int, list[int]]:
+    """Start ``ledger`` (``--workers 2``): its supervisor's pid and its two workers'."""
+    await ledger.start()
+    assert ledger.proc.popen is not None
+    workers = _workers(ledger.proc.popen.pid)
+    assert len(workers) == 2
+    return ledger.proc.popen.pid, workers
+
+
 def _events(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
@@ -101,12 +110,8 @@ async def test_workers_on_one_port_share_a_fleet_and_one_killed_is_started_again
             tmp_path / "ledger", tokens, ("--workers", "2", "--lanes", "2", "--node", "tw"), database=url,
             env={secrets.KEY_ENV: secrets.new_secrets_key()},
         )  # fmt: skip
-        await ledger.start()
+        supervisor, workers = await _serving(ledger)
         try:
-            assert ledger.proc.popen is not None
-            supervisor = ledger.proc.popen.pid
-            workers = _workers(supervisor)
-            assert len(workers) == 2
             enrolled = asyncio.Event()
             codes = await ledger.fleet_codes(40)
             fleet_run = asyncio.create_task(run_fleet(ledger.url, codes, 20, pace_seconds=0.03, enrolled=enrolled))
@@ -136,10 +141,7 @@ async def test_workers_of_a_supervisor_killed_outright_stop_by_themselves(
 ) -> None:
     async with fresh_schema() as url:
         ledger = LedgerHandle(tmp_path / "ledger", tokens, ("--workers", "2"), database=url)
-        await ledger.start()
-        assert ledger.proc.popen is not None
-        workers = _workers(ledger.proc.popen.pid)
-        assert len(workers) == 2
+        _, workers = await _serving(ledger)
         ledger.proc.stop(signal.SIGKILL)
         assert await _gone(workers)
         assert any(e["event"] == "ledger_worker_orphaned" for e in _events(ledger.data_dir / "ledger.log"))
