@@ -14,7 +14,10 @@ system's choice for 0), starts the workers and watches them:
 * SIGTERM or SIGINT stops every worker (SIGTERM, then SIGKILL after 30 s) and then this process;
 * a worker whose supervisor is gone (SIGKILLed) stops by itself (``--worker-of``: it watches its parent);
 * if every worker fails while starting (a bad flag, the database refusing), this process stops with the
-  first one's exit status rather than starting them for ever.
+  first one's exit status rather than starting them for ever;
+* the workers keep their metrics in one directory of this process's (``ledger/metrics.py``): a scrape of
+  ``/metrics``, whichever worker answers it, counts them all, a dead worker's counts included (its gauges
+  not); the directory goes when this process stops.
 
 PostgreSQL only: SQLite has one writer, a second process would only wait for it.
 """
@@ -22,14 +25,19 @@ PostgreSQL only: SQLite has one writer, a second process would only wait for it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
 import structlog
+from prometheus_client.multiprocess import mark_process_dead
+
+from ledger.metrics import MULTIPROC_ENV
 
 log = structlog.get_logger("posgw.ledger.workers")
 
@@ -70,13 +78,14 @@ def supervise(argv: list[str], workers: int, host: str, port: int, node: str) ->
     signal.signal(signal.SIGINT, stop)
     log.info("ledger_workers_started", address=f"{host}:{port}", workers=workers, node=node)
     pool = [_Worker(i) for i in range(1, workers + 1)]
+    metrics = tempfile.mkdtemp(prefix="posgw-ledger-metrics-")
     try:
         while not stopping:
             now = time.monotonic()
             for w in pool:
                 if w.popen is None and now >= w.due:
                     try:
-                        w.popen = _start(argv, port, f"{node}-w{w.index}")
+                        w.popen = _start(argv, port, f"{node}-w{w.index}", metrics)
                     except OSError as err:  # no process to be had now (limits, memory): later, as for a death
                         w.delay = min(w.delay * 2, MAX_DELAY)
                         w.due = now + w.delay
@@ -84,6 +93,7 @@ def supervise(argv: list[str], workers: int, host: str, port: int, node: str) ->
                         continue
                     w.started = now
                 elif w.popen is not None and (code := w.popen.poll()) is not None:
+                    mark_process_dead(w.popen.pid, metrics)  # type: ignore[no-untyped-call]  # its live gauges go
                     w.popen = None
                     lived = now - w.started
                     w.served = w.served or lived >= YOUNG_SECONDS
@@ -101,12 +111,14 @@ def supervise(argv: list[str], workers: int, host: str, port: int, node: str) ->
         return 0
     finally:
         _stop_all(pool)
+        shutil.rmtree(metrics, ignore_errors=True)
         log.info("ledger_workers_stopped")
 
 
-def _start(argv: list[str], port: int, name: str) -> subprocess.Popen[bytes]:
+def _start(argv: list[str], port: int, name: str, metrics: str) -> subprocess.Popen[bytes]:
     extra = ["--port", str(port), "--reuse-port", "--node", name, "--worker-of", str(os.getpid())]
-    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *argv, *extra])  # noqa: S603 - its own command
+    env = {**os.environ, MULTIPROC_ENV: metrics}
+    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *argv, *extra], env=env)  # noqa: S603 - its own command
 
 
 def _stop_all(pool: list[_Worker]) -> None:

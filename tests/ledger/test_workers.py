@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from ledger import secrets
@@ -132,6 +133,56 @@ async def test_workers_on_one_port_share_a_fleet_and_one_killed_is_started_again
         finally:
             ledger.stop()  # SIGTERM: the supervisor stops its workers, then itself
         assert await _gone([supervisor, *again])
+
+
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """A GET on a connection of its own (so the kernel may give each to another worker)."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http, http.get(url, headers=headers) as r:
+        return r.status, await r.text()
+
+
+async def _refusals(ledger: LedgerHandle) -> list[float]:
+    """What three scrapes of ``/metrics`` say of refused requests."""
+    said = []
+    for _ in range(3):
+        _, text = await _get(f"{ledger.url}/metrics", {"Authorization": f"Bearer {ledger.tokens['operator']}"})
+        line = next(x for x in text.splitlines() if x.startswith('posgw_ledger_refused_total{reason="unauthorized"}'))
+        said.append(float(line.rsplit(" ", 1)[1]))
+    return said
+
+
+def _metrics_dir(worker: int) -> Path:
+    """Where a worker keeps its metrics: what its supervisor gave it."""
+    env = dict(v.split("=", 1) for v in Path(f"/proc/{worker}/environ").read_text().split("\0") if "=" in v)
+    return Path(env["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+@pytest.mark.ledger
+@pytest.mark.postgres
+async def test_a_scrape_counts_every_worker_and_a_dead_ones_counts_stay(tmp_path: Path, tokens: dict[str, str]) -> None:
+    """Whichever worker answers ``/metrics`` counts for the node: a counter never goes back between scrapes."""
+    async with fresh_schema() as url:
+        ledger = LedgerHandle(tmp_path / "ledger", tokens, ("--workers", "2"), database=url)
+        supervisor, workers = await _serving(ledger)
+        shared = _metrics_dir(workers[0])
+        try:
+            for _ in range(24):  # refused (no token), each on a new connection: both workers refuse some
+                assert (await _get(f"{ledger.url}/metrics"))[0] == 401
+            assert await _refusals(ledger) == [24.0] * 3
+            os.kill(workers[0], signal.SIGKILL)
+            await until(lambda: len(_workers(supervisor)) == 2 and workers[0] not in _workers(supervisor))
+            await ledger.proc.wait_healthy()
+            assert await _refusals(ledger) == [24.0] * 3  # what the dead worker counted is still counted
+            assert _exists(shared)
+        finally:
+            ledger.stop()
+        assert await _gone([supervisor])
+        assert not _exists(shared)  # the supervisor's directory goes with it
 
 
 @pytest.mark.ledger
