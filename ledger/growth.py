@@ -1,6 +1,6 @@
 """Growth value as a group of batches earns it and refunds take it back (the rules: ``ledger/tiers.py``).
 
-Part of a group's plan (``ledger/ingest.py``): read with the members' balances,
+Part of a group's plan (``ledger/plan_state.py``): read with the members' balances,
 decided in memory record by record, written with the rest. Growth is tier
 progress, not money: no postings.
 """

@@ -9,10 +9,10 @@ a compensating posting and a recorded conflict, never dropped.
 
 Set-wise, so a group costs a handful of round trips to the database rather
 than several per record or per batch (it matters on PostgreSQL over a
-network): what the group needs to know is read first (held records near
-each terminal's ``seq`` range, the members' balances), each record is
-decided against that in memory, and the new rows are written together at
-the end. Coupons, the rare case, are read and written as each record comes.
+network): what the group needs to know is read first (``ledger/plan_reads.py``,
+into a ``ledger/plan_state.py``), each record is decided against that in
+memory (here), and the new rows are written together at the end. Coupons,
+the rare case, are read and written as each record comes.
 
 No lock is global (``docs/protocols/sync.md``, "Many nodes"): a group's
 transaction names what it reads and changes (``group_writer.lock_keys``) and
@@ -23,38 +23,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from ledger import (
     chain_check,
     chain_reads,
-    controls,
     gift_cards,
     holds,
     joins,
     paid_tiers,
     postings,
     recheck,
-    staff_check,
-    terminals,
-    wallet_grants,
 )
-from ledger.chain_reads import Chain
-from ledger.database import Tx, marks
-from ledger.growth import GrowthBook
-from ledger.holds import Hold
+from ledger.database import Tx
+from ledger.plan_reads import PlanReads
+from ledger.plan_state import Spend, seconds
 from ledger.rulebooks import Shelf
-from ledger.tiers import Ladder
-from protocols.business_day import business_day, business_year, day_bounds, parse_instant
+from protocols.business_day import business_day, business_year
 from protocols.gift_cards import loads
 from protocols.money import format_cny
 from protocols.paid_tiers import tier_sold
-from protocols.records import Tender, TransactionRecord
+from protocols.records import TransactionRecord
 from protocols.shifts import EVENT_KINDS
 from protocols.sync import SyncReply, SyncResult
 
@@ -90,296 +81,8 @@ async def batches(
     ]
 
 
-@dataclass
-class Spend:
-    """A spend without a hold, for the offline limits: when made (terminal's clock) and received."""
-
-    terminal_id: str
-    member_id: str
-    unit: str
-    amount: int
-    made: float
-    received: float
-
-
-@dataclass
-class Plan:
-    """What a group of batches reads first, decides in memory, and writes at the end."""
-
-    shelf: Shelf
-    now: datetime
-    txn_ids: set[str]  # every txn_id held, of those the group carries
-    links: dict[Chain, dict[int, tuple[str, str]]]  # chain -> seq -> (prev_hash, hash) held near its records
-    balances: dict[tuple[str, str], int]  # (member, unit) -> balance, for the batch's known members
-    members: dict[str, set[str]] = field(default_factory=dict)  # member -> tiers held now and before
-    shops: dict[str, recheck.Shop] = field(default_factory=dict)
-    holds: dict[str, Hold] = field(default_factory=dict)
-    sales: dict[str, tuple[TransactionRecord, str]] = field(default_factory=dict)  # refunded sales, and state
-    refunds: dict[str, list[TransactionRecord]] = field(default_factory=dict)  # sale -> its refunds applied
-    unheld: list[Spend] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    postings: list[postings.PostingRow] = field(default_factory=list)
-    conflicts: list[tuple[str, str, str]] = field(default_factory=list)
-    quarantined: list[tuple[Any, ...]] = field(default_factory=list)
-    posted: list[tuple[str, str]] = field(default_factory=list)  # holds their records consumed
-    changed: set[str] = field(default_factory=set)
-    growth: dict[str, int] = field(default_factory=dict)  # member -> lifetime growth value changed here
-    book: GrowthBook = field(default_factory=lambda: GrowthBook(Ladder()))  # growth by year, and tiers
-    aliases: dict[str, str] = field(default_factory=dict)  # a till's member for one already a member -> that one
-    grants: wallet_grants.GrantBook = field(default_factory=wallet_grants.GrantBook)  # top-up bonuses
-    topups: dict[tuple[str, str], int] = field(default_factory=dict)  # (terminal, business day) -> fen sold
-    paid: paid_tiers.PaidTierBook = field(default_factory=paid_tiers.PaidTierBook)  # tiers bought and refunded
-    controls: controls.ControlBook = field(default_factory=controls.ControlBook)  # caps, holds for review, surges
-    statuses: dict[str, str] = field(default_factory=dict)  # member -> active | frozen | blacklisted
-    cards: gift_cards.CardBook = field(default_factory=gift_cards.CardBook)  # gift cards loaded and spent
-    notes: dict[str, list[str]] = field(default_factory=dict)  # txn -> what the answer says besides conflicts
-    years: list[str] = field(default_factory=list)  # the years whose growth the group touches
-    names_tiers: bool = False  # a record names the tier it was priced at: the members' past tiers are read
-    staff: staff_check.StaffBook = field(default_factory=staff_check.StaffBook)  # who did it; shifts closed
-    asked: set[tuple[str, str]] = field(default_factory=set)  # (sale, terminal): returns at another till asked
-    bodies: dict[int, str] = field(default_factory=dict)  # id(record) -> the record as received, to keep
-
-    @classmethod
-    async def load(cls, tx: Tx, records: Sequence[TransactionRecord], shelf: Shelf, now: datetime) -> Plan:
-        plan = cls(shelf, now, set(), {}, {}, book=GrowthBook(shelf.ladder, shelf.zone))
-        if not records:
-            return plan
-        plan.txn_ids, plan.links = await chain_reads.near(tx, records)
-        await shelf.load(tx, {r.rulebook_version for r in records})
-        await plan.book.load_refunded(tx, records)
-        await plan._load_members(tx, records)
-        await plan._load_context(tx, records)
-        await plan.staff.load(tx, records)
-        return plan
-
-    async def _load_members(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        named = {r.member_id for r in records if r.member_id}
-        self.aliases = await joins.aliases(tx, named)
-        await tx.lock([f"member:{m}" for m in self.aliases.values()])
-        self.years = self.book.years(records)
-        self.names_tiers = any(r.member_tier for r in records)  # only version 2 records name their tier
-        await self._read_members(tx, sorted({self.aliases.get(m, m) for m in named}))
-
-    async def _read_members(self, tx: Tx, members: list[str]) -> None:
-        """Balances, tiers and growth (one row per member and year the group's growth touches)."""
-        if not members:
-            return
-        years = self.years
-        n = len(members)
-        for member_id, points, wallet, tier, status, year, growth in await tx.all(
-            "SELECT m.member_id, m.points, m.wallet, m.tier, m.status, g.year, g.growth FROM members m "  # noqa: S608
-            f"LEFT JOIN member_growth g ON g.member_id = m.member_id AND g.year IN ({marks(len(years), n)}) "
-            f"WHERE m.member_id IN ({marks(n)})",
-            *members,
-            *years,
-        ):
-            self.balances[(member_id, "points")] = int(points)
-            self.balances[(member_id, "fen")] = int(wallet)
-            self.statuses[member_id] = str(status)
-            self.members.setdefault(member_id, {tier})
-            self.book.hold(member_id, tier, year, int(growth or 0))
-        if self.names_tiers:
-            for member_id, from_tier, to_tier in await tx.all(
-                f"SELECT member_id, from_tier, to_tier FROM tier_changes WHERE member_id IN ({marks(n)})",  # noqa: S608
-                *members,
-            ):
-                self.members.get(member_id, set()).update((from_tier, to_tier))
-
-    async def _load_context(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        """What the re-checks need: the terminals' shops, holds, refunded sales, spends without a hold."""
-        named = sorted({r.terminal_id for r in records})
-        for t, store, merchant in await tx.all(
-            f"SELECT terminal_id, store_id, merchant_id FROM terminals WHERE terminal_id IN ({marks(len(named))})",  # noqa: S608
-            *named,
-        ):
-            self.shops[str(t)] = recheck.Shop(store, merchant)
-        if any(x.merchant for r in records for x in r.lines):  # a central checkout's lines: its counters
-            for t, counters in (await terminals.counters_of(tx, named)).items():
-                self.shops[t] = dataclasses.replace(self.shops.get(t, recheck.Shop(None, None)), counters=counters)
-        refs = sorted(
-            {r.reservation for r in records if r.reservation}
-            | {t.ref for r in records for t in r.tenders if t.kind in ("wallet", "giftcard") and t.ref}
-        )
-        self.holds = await holds.of_refs(tx, refs)
-        sales = sorted({r.refund_of for r in records if r.refund_of})
-        if sales:
-            ids = marks(len(sales))
-            for txn_id, body, state in await tx.all(
-                f"SELECT txn_id, body, state FROM transactions WHERE txn_id IN ({ids})",  # noqa: S608
-                *sales,
-            ):
-                self.sales[str(txn_id)] = (TransactionRecord.from_wire(json.loads(body)), str(state))
-            for refund_of, body in await tx.all(
-                f"SELECT refund_of, body FROM transactions WHERE refund_of IN ({ids}) AND state = 'applied' "  # noqa: S608
-                "ORDER BY epoch, seq",
-                *sales,
-            ):
-                self.refunds.setdefault(str(refund_of), []).append(TransactionRecord.from_wire(json.loads(body)))
-        returns = sorted({(str(r.refund_of), r.terminal_id) for r in records if r.sale_terminal and r.refund_of})
-        for txn_id, terminal_id in returns:
-            if await tx.one("SELECT 1 FROM sale_lookups WHERE txn_id = $1 AND terminal_id = $2", txn_id, terminal_id):
-                self.asked.add((txn_id, terminal_id))
-        await self._load_stored_value(tx, records)
-        await self._load_paid_tiers(tx, records)
-        await self._load_controls(tx, records)
-        await self._load_cards(tx, records)
-        spending = [self.resolved(r) for r in records if r.member_id and r.kind == "sale" and _spends(r)]
-        paying_cards = [r for r in records if r.kind == "sale" and _card_tenders(r)]
-        pairs = sorted(
-            {(r.terminal_id, str(r.member_id)) for r in spending}
-            | {(r.terminal_id, gift_cards.holder(card)) for r in paying_cards for card, _ in _card_tenders(r)}
-        )
-        if pairs:
-            since = min(_seconds(r.created_at) for r in [*spending, *paying_cards]) - 7 * 86_400
-            where = " OR ".join(f"(terminal_id = ${2 * i + 2} AND member_id = ${2 * i + 3})" for i in range(len(pairs)))
-            for t, m, unit, amount, made, received in await tx.all(
-                "SELECT terminal_id, member_id, unit, amount, made_at, received_at FROM unheld_spends "  # noqa: S608
-                f"WHERE received_at > $1 AND ({where})",
-                since,
-                *(v for pair in pairs for v in pair),
-            ):
-                self.unheld.append(Spend(str(t), str(m), str(unit), int(amount), float(made), float(received)))
-
-    async def _load_cards(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        """The gift cards the group loads or spends, and what its tills loaded on its days."""
-        numbers = {n for r in records for n, _ in loads(r.lines)} | {
-            str(t.card) for r in records for t in r.tenders if t.kind == "giftcard" and t.card
-        }
-        days = {
-            (r.terminal_id, business_day(r.created_at, book.zone).isoformat())
-            for r in records
-            if r.kind == "sale" and loads(r.lines) and (book := self.shelf.get(r.rulebook_version)) is not None
-        }
-        await self.cards.load(tx, sorted(numbers), days)
-
-    async def _load_controls(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        """The day's counters of the members and tills whose sales earn under a rulebook with controls, and what
-        the sales refunded here still hold for review (``ledger/controls.py``)."""
-        keys: set[controls.Key] = set()
-        for r in records:
-            book = self.shelf.get(r.rulebook_version)
-            if r.kind == "sale" and r.member_id and book is not None and book.controls is not None:
-                day = business_day(r.created_at, book.zone).isoformat()
-                keys |= {(f"member:{self.resolved(r).member_id}", day), (f"terminal:{r.terminal_id}", day)}
-        refunded = sorted(
-            {str(r.refund_of) for r in records if r.refund_of and (r.points_clawback or r.growth_clawback)}
-        )
-        await self.controls.load(tx, keys, refunded)
-
-    async def _load_paid_tiers(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        """The running paid tiers of the members who buy one here, and the rows of tier sales refunded here."""
-        buying = sorted({str(self.resolved(r).member_id) for r in records if tier_sold(r) and r.member_id})
-        days = {
-            (r.terminal_id, business_day(r.created_at, book.zone).isoformat())
-            for r in records
-            if tier_sold(r) and (book := self.shelf.get(r.rulebook_version)) is not None
-        }
-        refunded = sorted(
-            {s for r in records if (s := r.refund_of) and s in self.sales and tier_sold(self.sales[s][0])}
-        )
-        await self.paid.load(tx, buying, refunded, days)
-
-    async def _load_stored_value(self, tx: Tx, records: Sequence[TransactionRecord]) -> None:
-        """The grants the group's stored-value records may spend or give back, and what each terminal sold in
-        top-ups on the business days of the group's top-ups (their daily cap)."""
-        moving = [self.resolved(r) for r in records if r.member_id]
-        members = sorted(
-            {str(r.member_id) for r in moving if r.kind == "topup" or _pays_wallet(r) or self._of_topup(r)}
-        )
-        refunded = sorted({str(r.refund_of) for r in moving if r.refund_of and _pays_wallet(r)})
-        await self.grants.load(tx, members, refunded)
-        for r in records:
-            if r.kind != "topup" or (book := self.shelf.get(r.rulebook_version)) is None:
-                continue
-            day = business_day(r.created_at, book.zone)
-            if (r.terminal_id, day.isoformat()) in self.topups:
-                continue
-            start, end = day_bounds(day, book.zone)
-            row = await tx.one(
-                "SELECT CAST(COALESCE(-SUM(p.amount), 0) AS BIGINT) FROM postings p JOIN transactions t USING (txn_id) "
-                "WHERE t.terminal_id = $1 AND t.kind = 'topup' AND t.created_at >= $2 AND t.created_at < $3 "
-                "AND p.kind = 'topup' AND p.account = 'mall:wallet'",
-                r.terminal_id,
-                start,
-                end,
-            )
-            self.topups[(r.terminal_id, day.isoformat())] = int(row[0]) if row else 0
-
-    def _of_topup(self, r: TransactionRecord) -> TransactionRecord | None:
-        """The top-up ``r`` gives back, if it is a refund of one."""
-        sale = self.sales.get(r.refund_of or "")
-        return sale[0] if sale is not None and sale[0].kind == "topup" else None
-
-    def resolved(self, r: TransactionRecord) -> TransactionRecord:
-        """``r`` as it moves balances: a member a till enrolled who was a member already is that member
-        (``ledger/joins.py``); the record as signed is kept unchanged."""
-        if r.member_id is None or r.member_id not in self.aliases:
-            return r
-        return dataclasses.replace(r, member_id=self.aliases[r.member_id])
-
-    def _context(self, r: TransactionRecord, *, aliased: bool = False) -> recheck.Context:
-        member = None
-        if r.member_id and (r.member_id, "points") in self.balances:
-            current = self.book.tiers.get(r.member_id, "")
-            held = self.members.get(r.member_id, set()) | {current}
-            if aliased and (book := self.shelf.get(r.rulebook_version)) is not None:
-                held.add(book.joining_tier)  # the till priced its new member at the joining tier: believable
-            member = recheck.MemberView(current, frozenset(held))
-        sale, state = self.sales.get(r.refund_of or "", (None, None))
-        made = _seconds(r.created_at)
-        mine = [
-            s
-            for s in self.unheld
-            if s.terminal_id == r.terminal_id and s.member_id == r.member_id and s.made <= made < s.received
-        ]
-        unheld = recheck.Unheld(
-            points=sum(s.amount for s in mine if s.unit == "points"),
-            point_sales=sum(1 for s in mine if s.unit == "points"),
-            fen=sum(s.amount for s in mine if s.unit == "fen"),
-        )
-        cards_unheld = {
-            card: sum(
-                s.amount
-                for s in self.unheld
-                if s.terminal_id == r.terminal_id
-                and s.member_id == gift_cards.holder(card)
-                and s.made <= made < s.received
-            )
-            for card, _ in _card_tenders(r)
-        }
-        topped_up = 0
-        if r.kind == "topup" and (book := self.shelf.get(r.rulebook_version)) is not None:
-            topped_up = self.topups.get((r.terminal_id, business_day(r.created_at, book.zone).isoformat()), 0)
-        wallet_own = 0
-        if r.member_id and self._of_topup(r) is not None:
-            bonus_left = sum(g.remaining for g in self.grants.live.get(r.member_id, []))
-            wallet_own = self.balances.get((r.member_id, "fen"), 0) - bonus_left
-        numbers = {n for n, _ in loads(r.lines)} | {str(t.card) for t in r.tenders if t.card}
-        cards = {n: c for n in numbers if (c := self.cards.cards.get(n)) is not None}
-        cards_loaded = 0
-        if loads(r.lines) and (book := self.shelf.get(r.rulebook_version)) is not None:
-            cards_loaded = self.cards.loaded.get((r.terminal_id, business_day(r.created_at, book.zone).isoformat()), 0)
-        tiers_sold = 0
-        if (tier := tier_sold(r)) is not None and (book := self.shelf.get(r.rulebook_version)) is not None:
-            tiers_sold = self.paid.sold_before(r.terminal_id, business_day(r.created_at, book.zone), tier)
-        return recheck.Context(
-            cards=cards,
-            cards_unheld=cards_unheld,
-            cards_loaded=cards_loaded,
-            tiers_sold=tiers_sold,
-            topped_up=topped_up,
-            wallet_own=wallet_own,
-            received=self.now.timestamp(),
-            shop=self.shops.get(r.terminal_id, recheck.Shop(None, None)),
-            rules=self.shelf.get,
-            member=member,
-            holds=self.holds,
-            unheld=unheld,
-            sale=sale,
-            sale_state=state,
-            asked_for_sale=(r.refund_of or "", r.terminal_id) in self.asked,
-            earlier=list(self.refunds.get(r.refund_of or "", [])),
-        )
+class Plan(PlanReads):
+    """Decides each record of a group against what the group read, then writes it all."""
 
     async def apply(self, tx: Tx, r: TransactionRecord, seal: str | None) -> SyncResult:
         if r.txn_id in self.txn_ids:
@@ -485,7 +188,7 @@ class Plan:
                     gift_cards.holder(t.card),
                     "fen",
                     t.amount,
-                    _seconds(r.created_at),
+                    seconds(r.created_at),
                     self.now.timestamp(),
                 )
                 self.unheld.append(spend)
@@ -653,9 +356,7 @@ class Plan:
 
     def _spend_unheld(self, r: TransactionRecord, unit: str, amount: int) -> None:
         assert r.member_id is not None
-        self.unheld.append(
-            Spend(r.terminal_id, r.member_id, unit, amount, _seconds(r.created_at), self.now.timestamp())
-        )
+        self.unheld.append(Spend(r.terminal_id, r.member_id, unit, amount, seconds(r.created_at), self.now.timestamp()))
 
     def _move(self, txn_id: str, member_id: str, unit: str, delta: int, kind: str, ref: str | None = None) -> int:
         """Post a change to a known member's balance; the shortfall sent to overdraft (0 for unknown members)."""
@@ -712,19 +413,6 @@ RECORD_COLUMNS = (
 )  # fmt: skip
 
 
-def _pays_wallet(r: TransactionRecord) -> bool:
-    return any(t.kind == "wallet" for t in r.tenders)
-
-
-def _spends(r: TransactionRecord) -> bool:
-    """Whether a sale spends points or stored value (the offline limits look at what it spent before)."""
-    return bool(r.points_redeemed) or any(t.kind == "wallet" for t in r.tenders)
-
-
-def _seconds(instant: str) -> float:
-    return parse_instant(instant).timestamp()
-
-
 async def redeem(tx: Tx, r: TransactionRecord, instance: str) -> str | None:
     """Mark a coupon copy used by this record; the conflict text when it was used before or revoked."""
     row = await tx.one("SELECT txn_id, terminal_id FROM coupon_redemptions WHERE instance = $1", instance)
@@ -738,8 +426,3 @@ async def redeem(tx: Tx, r: TransactionRecord, instance: str) -> str | None:
     )
     revoked = await tx.one("SELECT 1 FROM revoked_coupons WHERE instance = $1", instance)
     return f"coupon {instance} was redeemed after the mall revoked it" if revoked else None
-
-
-def _card_tenders(r: TransactionRecord) -> list[tuple[str, Tender]]:
-    """The gift card tenders of a record, each with the card it names."""
-    return [(t.card, t) for t in r.tenders if t.kind == "giftcard" and t.card]
