@@ -1,5 +1,6 @@
-"""The ledger's HTTP API: enrolment, rules and members for terminals, batch sync, holds, the member app's
-codes and bindings, the operators' views.
+"""The ledger's HTTP API: enrolment, rules and members for terminals, the member app's codes and bindings, the
+operators' views; and the routes of its desks gathered (a terminal's batch sync: ``ledger/sync_desk.py``; its
+holds: ``ledger/hold_desk.py``; a member at the counter, returns, staff, orders, gift cards).
 
 Each route belongs to one principal (``ledger/auth.py``): a terminal, which
 signs every request with its own key and may touch only its own records
@@ -9,56 +10,39 @@ and holds; the member app's backend; or an operator. Errors are
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import BrokenExecutor
 
 import structlog
 from aiohttp import web
 
-from ledger import card_desk, holds, order_desk, returns_desk, staff_desk
+from ledger import card_desk, hold_desk, order_desk, returns_desk, staff_desk, sync_desk
 from ledger.auth import AuthError, Principal
-from ledger.chain_check import seal_refusals, vouched_refusals
 from ledger.database import StorageUnavailableError
 from ledger.http import MAX_BATCH_BYTES, PRINCIPAL, SERVICE, body_of, me, one_field, own, param, problem
 from ledger.identity import IdentifierOwnedError
 from ledger.issuer import issue_coupon
-from ledger.member_desk import bind_card, code_of, wallet_statement
+from ledger.member_desk import bind_card, wallet_statement
 from ledger.openapi import DOCUMENT as OPENAPI
 from ledger.service import LedgerService
 from ledger.terminals import EnrolRefusedError
-from protocols import fast_records, http_signature
-from protocols.chain import with_chain
+from protocols import http_signature
 from protocols.enrolment import CODE_PATTERN
 from protocols.errors import GatewayError, SchemaError
-from protocols.fast_records import SealItem
-from protocols.money import format_cny
 from protocols.payer import payer_identifier
-from protocols.records import ID_PATTERN, MAX_POINTS, TransactionRecord
+from protocols.records import ID_PATTERN
 from protocols.revocations import revocations_to_wire, sign_revocations
 from protocols.rulebook import sign_members, sign_rulebook
 from protocols.schema import Fields, Problems
-from protocols.sync import SyncReply, batch_from_wire, seal_items
 from protocols.tokens import TokenClaims, b64url_decode, key_id, public_key_text, sign_token
 
 log = structlog.get_logger("posgw.ledger")
 
 QR_TOKEN_LIFETIME = 60
-WALLET_CODE_LEEWAY = 30  # seconds a wallet code is still taken past its expiry (the two clocks differ)
-MAX_POINTS_HOLD = 10**9
-MAX_FEN_HOLD = 10**10
-assert MAX_POINTS_HOLD <= MAX_POINTS
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-VERIFY_WORKERS = int(os.environ.get("POSGW_LEDGER_VERIFY_WORKERS", 0)) or os.cpu_count() or 2
-# "chain" (the default): every hash link, one signature vouching for a run; "every": each record's signature.
-SEAL_CHECK = os.environ.get("POSGW_LEDGER_SEAL_CHECK", "chain")
 
 
 _CHALLENGE = {
@@ -217,124 +201,6 @@ async def members(request: web.Request) -> web.Response:
     return web.json_response(sign_members(snapshot, svc.issuer))
 
 
-async def sync_batch(request: web.Request) -> web.Response:
-    """A terminal's records, sealed with the key of its chain epoch: each accepted, a duplicate, rejected
-    (chain or seal), or quarantined (the ledger cannot believe it: ``ledger/recheck.py``)."""
-    svc = request.app[SERVICE]
-    data = await body_of(request)
-    terminal_id, records, items, seals = _read_batch(request, svc, data)
-    started = time.perf_counter()
-    kept = [with_chain(body, prev, digest, signature) for prev, digest, signature, body in items]
-    # The books are written while workers verify; each record kept as the till signed it.
-    reply = await svc.store.ingest(terminal_id, records, seals, kept if len(kept) == len(records) else None)
-    svc.metrics.ingested(reply, time.perf_counter() - started)
-    accepted = sum(r.status == "accepted" for r in reply.results)
-    if accepted and svc.notices is not None:  # balances changed: the duties announce the revision (one read)
-        svc.notices.news_due.set()
-    _alert_conflicts(svc, terminal_id, reply)
-    _alert_quarantine(svc, terminal_id, reply)
-    rejected = [f"{r.seq}: {r.reason}" for r in reply.results if r.status == "rejected"]
-    log.info("batch_ingested", terminal=terminal_id, records=len(records), accepted=accepted, high_seq=reply.high_seq)
-    if rejected or reply.gaps:
-        log.warning("batch_problems", terminal=terminal_id, rejected=rejected, gaps=reply.gaps)
-    return web.json_response(reply.to_wire())
-
-
-def _read_batch(
-    request: web.Request, svc: LedgerService, data: object
-) -> tuple[str, list[TransactionRecord], list[SealItem], asyncio.Future[list[str | None]]]:
-    """The batch's terminal, its records, what each seal covers, and the seals' check under way. An ordinary
-    batch is read in C (``protocols/fast_records.py``); any other by the reference readers, which name every
-    problem of every record."""
-    who = me(request)
-    if (fast := fast_records.read_batch(data)) is not None:
-        terminal_id, records, items = fast
-        own(request, terminal_id, "send records")
-        _of_epoch(records, who.epoch)
-        if not who.key:
-            raise SchemaError("sync batch", ["the batch could not be read for its seals"])
-        return terminal_id, records, items, _start_seal_checks(svc, who.key, items)
-    claimed, read = seal_items(data)
-    if claimed is not None:
-        own(request, claimed, "send records")
-    # The key that signed the request is its epoch's, which seals the records (no second lookup). Signatures
-    # are checked in worker processes while this one reads the records through the schema.
-    seals = _start_seal_checks(svc, who.key, read) if who.key and read is not None else None
-    try:
-        terminal_id, records = batch_from_wire(data)
-        own(request, terminal_id, "send records")
-        _of_epoch(records, who.epoch)
-    except BaseException:
-        if seals is not None:
-            seals.cancel()
-        raise
-    if seals is None or read is None:  # the schema accepted a batch seal_items could not read: a bug
-        raise SchemaError("sync batch", ["the batch could not be read for its seals"])
-    return terminal_id, records, read, seals
-
-
-def _of_epoch(records: list[TransactionRecord], epoch: int) -> None:
-    if other := [r.seq for r in records if r.epoch != epoch]:
-        raise SchemaError("sync batch", [f"records {other[:5]} are not of chain epoch {epoch}, this key's"])
-
-
-def _alert_quarantine(svc: LedgerService, terminal_id: str, reply: SyncReply) -> None:
-    """A record the ledger cannot believe: an alert now, and it waits for an operator (never applied, never lost)."""
-    for r in reply.results:
-        if r.status == "quarantined":
-            log.error("record_quarantined", terminal=terminal_id, txn_id=r.txn_id, seq=r.seq, reason=r.reason)
-            if svc.notices is not None:
-                alert = {"kind": "quarantine", "terminal_id": terminal_id, "txn_id": r.txn_id, "detail": r.reason}
-                svc.notices.alert(alert)
-
-
-_NOTED = re.compile(r"(?:^|; )(conflict|held|surge): ")  # what an accepted record's answer may say
-
-
-def _alert_conflicts(svc: LedgerService, terminal_id: str, reply: SyncReply) -> None:
-    """Records accepted with something for the mall to look at — a conflict to settle, earnings held for review
-    (``ledger/controls.py``), a surge — in the log and on MQTT, each its own alert, never silent."""
-    for r in reply.results:
-        if r.status != "accepted" or not r.reason:
-            continue
-        parts = _NOTED.split(r.reason)[1:]  # kind, detail, kind, detail …
-        for kind, text in zip(parts[::2], parts[1::2], strict=True):
-            detail = f"{kind}: {text}"
-            log.warning(f"{kind}_recorded", terminal=terminal_id, txn_id=r.txn_id, seq=r.seq, detail=detail)
-            if svc.notices is not None:
-                svc.notices.alert({"kind": kind, "terminal_id": terminal_id, "txn_id": r.txn_id, "detail": detail})
-
-
-def _start_seal_checks(
-    svc: LedgerService, key: bytes, items: list[tuple[str, str, str, bytes]]
-) -> asyncio.Future[list[str | None]]:
-    """Every record's seal. By default the chain vouches (``chain_check.vouched_refusals``: every hash,
-    one signature a run), inline; with ``POSGW_LEDGER_SEAL_CHECK=every``, every record's signature, in
-    worker processes for a batch worth it."""
-    loop = asyncio.get_running_loop()
-    if SEAL_CHECK != "every" or svc.verifier is None or len(items) < 32:
-        check = vouched_refusals if SEAL_CHECK != "every" else seal_refusals
-        done: asyncio.Future[list[str | None]] = loop.create_future()
-        done.set_result(check(key, items))
-        return done
-    size = -(-len(items) // VERIFY_WORKERS)
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    try:
-        parts = [loop.run_in_executor(svc.verifier, seal_refusals, key, chunk) for chunk in chunks]
-    except BrokenExecutor:  # a worker died: the batches it held failed (terminals resend), new workers now
-        if svc.new_verifier is None:
-            raise
-        log.error("verifier_restarted", reason="a signature-checking worker process died")
-        svc.verifier.shutdown(wait=False)
-        svc.verifier = svc.new_verifier()
-        parts = [loop.run_in_executor(svc.verifier, seal_refusals, key, chunk) for chunk in chunks]
-
-    async def joined() -> list[str | None]:
-        return [reason for part in await asyncio.gather(*parts) for reason in part]
-
-    return asyncio.ensure_future(joined())
-
-
 async def hello(request: web.Request) -> web.Response:
     """A terminal's cheap probe: the ledger accepts its key now, says its clock (for a till's skew) and what it
     holds of the terminal's chain (contiguous to ``high_seq``, the ``gaps`` above, up to ``held_to``)."""
@@ -433,93 +299,6 @@ async def member_coupon(request: web.Request) -> web.Response:
     return web.json_response(issue_coupon(svc.issuer, svc.rulebook, coupon_id, member_id, int(time.time())), status=201)
 
 
-async def _hold_request(request: web.Request, what: str, amount: str, maximum: int) -> tuple[str, int, str, str | None]:
-    """``member_id``, the amount, the ref and (stored value) the wallet code of a hold request; a
-    ``terminal_id`` in it must be the caller's."""
-    problems = Problems(what)
-    f = Fields(await body_of(request), problems)
-    member_id = f.text("member_id", pattern=ID_PATTERN)
-    value = f.integer(amount, minimum=1, maximum=maximum)
-    wallet = amount == "amount"
-    ref = f.text("ref", pattern=ID_PATTERN) if wallet else f.text("txn_id", pattern=r"[0-9a-f-]{36}")
-    code = f.text("code", max_len=512, pattern=r"PW1\.[A-Za-z0-9_.-]+") if wallet else None
-    terminal_id = f.optional_text("terminal_id", pattern=ID_PATTERN)
-    f.done()
-    problems.raise_if_any()
-    if terminal_id is not None:
-        own(request, terminal_id, "hold a balance")
-    return member_id, value, ref, code
-
-
-async def reserve(request: web.Request) -> web.Response:
-    """Hold a member's points for a sale about to be made (two-phase: the sale record posts the hold)."""
-    svc = request.app[SERVICE]
-    member_id, points, txn_id, _ = await _hold_request(request, "reservation", "points", MAX_POINTS_HOLD)
-    held = await svc.store.holds.reserve_points(member_id, points, txn_id, me(request).name)
-    if held is None:
-        available = await svc.store.holds.available(member_id, "points")
-        return problem(409, "insufficient-points", f"the member has {available} points available, not {points}")
-    svc.metrics.held("points")
-    return web.json_response({"reservation": held, "expires_in": holds.TTL["points"]}, status=201)
-
-
-async def release(request: web.Request) -> web.Response:
-    """Give up a points hold of this terminal's (a sale that was not made)."""
-    await _void(request, "reservation", "points")
-    return web.json_response({"released": True})
-
-
-async def _void(request: web.Request, name: str, unit: str) -> None:
-    svc = request.app[SERVICE]
-    ref = param(request, name) if name == "ref" else request.match_info[name]
-    if not re.fullmatch(ID_PATTERN, ref):
-        raise SchemaError(f"path {name}", [f"{name}: not an id"])
-    hold = await svc.store.holds.get(ref)
-    if hold is not None:
-        if hold.unit != unit:
-            raise AuthError(403, "not-your-hold", "no such hold of this terminal's")
-        own(request, hold.terminal_id, "release a hold")
-        await svc.store.holds.void(ref, me(request).name)
-
-
-async def wallet_hold(request: web.Request) -> web.Response:
-    """Hold stored value for a payment about to be made: ``{"member_id", "amount", "ref", "code"}``.
-
-    ``code`` is the member's ``PW1.`` wallet code itself: the ledger checks it
-    (its own signature, not expired, this member's) rather than believe the
-    till, and lets it pay one payment only.
-    """
-    svc = request.app[SERVICE]
-    member_id, amount, ref, code = await _hold_request(request, "wallet hold", "amount", MAX_FEN_HOLD)
-    assert code is not None
-    claims = code_of(svc, code, member_id, WALLET_CODE_LEEWAY, "PW1.")
-    if isinstance(claims, str):
-        return problem(422, "wallet-code-refused", f"the wallet code {claims}")
-    nonce = f"{claims.kid}:{claims.nonce}"
-    held, left, earlier = await svc.store.holds.hold_wallet(member_id, amount, ref, me(request).name, nonce)
-    if earlier is not None:
-        return problem(409, "code-used", f"this wallet code already paid ({earlier}): ask for a fresh code")
-    if not held:
-        return problem(409, "insufficient-funds", f"the member's wallet has {format_cny(left)} available")
-    svc.metrics.held("fen")
-    return web.json_response({"ref": ref, "available": left, "expires_in": holds.TTL["fen"]}, status=201)
-
-
-async def wallet_hold_state(request: web.Request) -> web.Response:
-    """``held``, ``spent`` (its sale arrived) or ``none``: of this terminal's holds only."""
-    svc = request.app[SERVICE]
-    ref = param(request, "ref")
-    hold = await svc.store.holds.get(ref)
-    if hold is not None and hold.terminal_id != me(request).name:
-        return web.json_response({"state": "none"})  # not theirs: as if unknown (nothing to learn)
-    return web.json_response({"state": await svc.store.holds.state(ref)})
-
-
-async def wallet_release(request: web.Request) -> web.Response:
-    await _void(request, "ref", "fen")
-    return web.json_response({"released": True})
-
-
 async def revoke_coupon(request: web.Request) -> web.Response:
     """Withdraw one copy of a coupon (``<coupon id>:<instance>``); terminals hear of it over MQTT."""
     svc = request.app[SERVICE]
@@ -574,14 +353,14 @@ ROLE: dict[Callable[..., object], str] = {
     revocations: "terminal",
     staff_desk.serve: "terminal",
     returns_desk.sale_for_return: "terminal",
-    sync_batch: "terminal",
+    sync_desk.sync_batch: "terminal",
     identifier: "terminal",
     terminal_records: "terminal|operator",
-    reserve: "terminal",
-    release: "terminal",
-    wallet_hold: "terminal",
-    wallet_hold_state: "terminal",
-    wallet_release: "terminal",
+    hold_desk.reserve: "terminal",
+    hold_desk.release: "terminal",
+    hold_desk.wallet_hold: "terminal",
+    hold_desk.wallet_hold_state: "terminal",
+    hold_desk.wallet_release: "terminal",
     member_qr: "app",
     bind_card: "terminal",
     wallet_statement: "terminal",
@@ -617,14 +396,14 @@ def build_app(svc: LedgerService) -> web.Application:
     app.router.add_get("/v1/revocations", revocations)
     app.router.add_get("/v1/staff", staff_desk.serve)
     app.router.add_get("/v1/sales/{txn_id}", returns_desk.sale_for_return)
-    app.router.add_post("/v1/sync/batch", sync_batch)
+    app.router.add_post("/v1/sync/batch", sync_desk.sync_batch)
     app.router.add_get("/v1/identifiers/{identifier}", identifier)
     app.router.add_get("/v1/terminals/{terminal_id}/transactions", terminal_records)
-    app.router.add_post("/v1/reservations", reserve)
-    app.router.add_delete("/v1/reservations/{reservation}", release)
-    app.router.add_post("/v1/wallet/holds", wallet_hold)
-    app.router.add_get("/v1/wallet/holds/{ref}", wallet_hold_state)
-    app.router.add_delete("/v1/wallet/holds/{ref}", wallet_release)
+    app.router.add_post("/v1/reservations", hold_desk.reserve)
+    app.router.add_delete("/v1/reservations/{reservation}", hold_desk.release)
+    app.router.add_post("/v1/wallet/holds", hold_desk.wallet_hold)
+    app.router.add_get("/v1/wallet/holds/{ref}", hold_desk.wallet_hold_state)
+    app.router.add_delete("/v1/wallet/holds/{ref}", hold_desk.wallet_release)
     app.router.add_post("/v1/members/{member_id}/qr", member_qr)
     app.router.add_get("/v1/members/{member_id}", member_account)
     app.router.add_post("/v1/members/{member_id}/identifiers", add_identifier)

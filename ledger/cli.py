@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from ledger import admin, rulebooks, secrets, workers
-from ledger.app import VERIFY_WORKERS, build_app
+from ledger.app import build_app
 from ledger.database import DATABASE_HELP, StorageError
 from ledger.demo_data import DEMO_BENEFITS, DEMO_EXCLUDED, DEMO_MEMBERS, DEMO_PHONES, DEMO_TIERS
 from ledger.duties import AUDIT_EVERY, announce, duties
@@ -28,6 +28,7 @@ from ledger.notices import MEMBERS_EVERY, NoticePublisher, add_broker_options, b
 from ledger.rulebooks import RulebookRefusedError
 from ledger.service import LedgerService, follow
 from ledger.store import LedgerStore
+from ledger.sync_desk import VERIFY_WORKERS
 from protocols.errors import GatewayError
 from protocols.masking import mask_processor
 from protocols.mqtt_topics import COMMANDS

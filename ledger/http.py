@@ -1,6 +1,7 @@
 """What every route of the ledger's API shares: its service, the caller, problem documents, reading requests.
 
-Kept apart from the routes (``ledger/app.py``, ``ledger/member_desk.py``) so that a room of routes imports
+Kept apart from the routes (``ledger/app.py`` and its desks: ``ledger/sync_desk.py``, ``ledger/hold_desk.py``,
+``ledger/member_desk.py`` …) so that a room of routes imports
 these and not the app that gathers them.
 """
 
