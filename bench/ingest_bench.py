@@ -50,6 +50,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from bench import machine
 from bench.stats import summary
 from ledger import terminals
 from ledger.postgres_database import APPLICATION
@@ -71,6 +72,11 @@ def cpu_seconds(proc: Proc) -> float:
     assert proc.popen is not None
     fields = Path(f"/proc/{proc.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pid(proc: Proc) -> int:
+    assert proc.popen is not None
+    return proc.popen.pid
 
 
 async def _first(event: asyncio.Event, task: asyncio.Task[Any]) -> None:
@@ -226,8 +232,10 @@ async def _run(
         )
         await _first(selling, fleet_run)
         spent = cpu_seconds(ledger)  # once every till has enrolled (an enrolment checks a slow code hash)
+        shared = machine.sample([_pid(ledger)])
         paced, _ = await fleet_run
         paced_cpu = cpu_seconds(ledger) - spent
+        paced_machine = machine.shares(shared, machine.sample([_pid(ledger)]))
         quiet_links()
         on_mqtt, _ = await run_fleet(
             url, await codes(data, database, "T-MQTT", terminals), 10, offline_share=0.0, pace_seconds=PACE,
@@ -254,6 +262,7 @@ async def _run(
         "paced_per_s": paced.records / paced.seconds,
         "paced_lag": summary(paced.lags),
         "paced_cpu_us_per_record": paced_cpu / paced.records * 1e6,
+        "paced_machine": paced_machine,
         "mqtt_per_s": on_mqtt.records / on_mqtt.seconds,
         "mqtt_lag": summary(on_mqtt.lags),
         "mqtt_refreshes_per_s": on_mqtt.news.refreshes / (on_mqtt.seconds + on_mqtt.news_settled),
@@ -281,11 +290,19 @@ async def on_workers(work: Path, terminals: int, records_each: int) -> dict[str,
                 f"http://127.0.0.1:{port}", await codes(work / "workers", url, "T-FLEET", terminals), records_each
             )
             steady = await codes(work / "workers", url, "T-STEADY", terminals)
-            paced, _ = await run_fleet(f"http://127.0.0.1:{port}", steady, 10, offline_share=0.0, pace_seconds=PACE)
+            selling = asyncio.Event()
+            at = f"http://127.0.0.1:{port}"
+            fleet_run = asyncio.create_task(
+                run_fleet(at, steady, 10, offline_share=0.0, pace_seconds=PACE, enrolled=selling)
+            )
+            await _first(selling, fleet_run)
+            shared = machine.sample([_pid(ledger)])  # the supervisor: its workers are the ledger too
+            paced, _ = await fleet_run
+            paced_machine = machine.shares(shared, machine.sample([_pid(ledger)]))
         finally:
             ledger.stop()
     return {"workers": WORKERS, "burst_lag": summary(burst.lags), "paced_per_s": paced.records / paced.seconds,
-            "paced_lag": summary(paced.lags)}  # fmt: skip
+            "paced_lag": summary(paced.lags), "paced_machine": paced_machine}  # fmt: skip
 
 
 NODES_PACE = 2.0  # seconds between one terminal's sales when 2,000 sell at once (offered ≈ 1,000 records/s)
@@ -344,10 +361,14 @@ async def on_nodes(count: int, terminals: int, records_each: int, pace: float) -
                 customers = await seed_members(work / "n0", url, NODES_MEMBERS)
                 stop, samples, selling = asyncio.Event(), list[tuple[int, int]](), asyncio.Event()
                 sampler = asyncio.create_task(lock_waits(stop, samples, selling))
-                result, _ = await run_fleet(
+                fleet_run = asyncio.create_task(run_fleet(
                     [f"http://127.0.0.1:{p}" for p in ports], codes_for, records_each,
                     offline_share=0.0, pace_seconds=pace, members=customers, enrolled=selling,
-                )  # fmt: skip
+                ))  # fmt: skip
+                await _first(selling, fleet_run)
+                shared = machine.sample(_pid(node) for node in nodes)
+                result, _ = await fleet_run
+                used = machine.shares(shared, machine.sample(_pid(node) for node in nodes))
                 stop.set()
                 await sampler
             finally:
@@ -364,6 +385,7 @@ async def on_nodes(count: int, terminals: int, records_each: int, pace: float) -
         "lag": summary(result.lags),
         "lock_wait_share": (sum(w for _, w in samples) / active) if active else 0.0,
         "failed_posts": result.failed_posts,  # answered 5xx or not at all, and sent again
+        "machine": used,
     }
 
 
@@ -387,6 +409,7 @@ def report_nodes(r: dict[str, Any]) -> None:
             f"sessions waiting for a lock {share:.1%} ({'meets' if share <= 0.1 else 'MISSES'} ≤ 10 %); "
             f"{n['failed_posts']} posts sent again"
         )
+        print(f"    the machine meanwhile: {machine.line(n['machine'])}")
     print(f"  two nodes / one: {r['two']['per_s'] / max(r['one']['per_s'], 1e-9):.2f}× the records a second")
 
 
@@ -420,6 +443,7 @@ def report(r: dict[str, Any]) -> None:
         f"    the ledger's CPU once the tills sell: {r['paced_cpu_us_per_record']:,.0f} µs a record (each its own "
         "signed request; less per request the busier the ledger, as wake-ups are shared)"
     )
+    print(f"    the machine meanwhile: {machine.line(r['paced_machine'])}")
     mqtt = r["mqtt_lag"]
     print(
         f"  the same, every terminal on MQTT too {r['mqtt_per_s']:8,.0f} /s, lag p50 {mqtt['p50_ms']:.0f} ms, "
@@ -433,6 +457,7 @@ def report(r: dict[str, Any]) -> None:
             f"({verdict(burst['p99_ms'] < 1000)} p99 < 1 s); steady {w['paced_per_s']:,.0f} /s, "
             f"p99 {paced['p99_ms']:.0f} ms ({verdict(paced['p99_ms'] < 300)} p99 < 300 ms)"
         )
+        print(f"    the machine meanwhile: {machine.line(w['paced_machine'])}")
 
 
 if __name__ == "__main__":

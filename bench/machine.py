@@ -1,0 +1,81 @@
+"""Where the machine's CPU went during a phase of a benchmark: the ledger, the load generator, PostgreSQL, the
+rest of the machine (the kernel's networking, other programs), and what stayed idle. From Linux ``/proc``.
+
+A latency figure on a machine whose cores are all busy says how the machine was shared as much as how fast the
+ledger is: the bench's fleets (hundreds of tills signing every record and request) run on the same cores as the
+ledger and PostgreSQL. So the figures come with this account, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # monotonic seconds
+    busy: float  # CPU seconds the whole machine spent on anything but idling (all cores)
+    idle: float  # CPU seconds idle or waiting for a disk (all cores)
+    ledger: float  # the ledger's processes: the ones named and their children (``serve --workers``)
+    generator: float  # this process: the load generator
+    postgres: float  # every process named postgres
+
+
+def _stat(pid: int | str) -> tuple[str, int, float] | None:
+    """(name, parent pid, CPU seconds, user and system) of a process, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text.rsplit(")", 1)[1].split()
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def sample(ledger: Iterable[int]) -> Sample:
+    """The machine now, with ``ledger``'s processes and their descendants counted as the ledger."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = (ticks[3] + ticks[4]) / _TICK
+    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(p)) is not None}
+    family = set(ledger)
+    while grown := {pid for pid, (_, parent, _) in stats.items() if parent in family} - family:
+        family |= grown  # children, then theirs (a worker's pool of signature checkers)
+    ours = sum(stats[pid][2] for pid in family if pid in stats)
+    postgres = sum(cpu for name, _, cpu in stats.values() if name == "postgres")
+    own = stats.get(os.getpid(), ("", 0, 0.0))[2]
+    return Sample(time.monotonic(), sum(ticks) / _TICK - idle, idle, ours, own, postgres)
+
+
+def shares(before: Sample, after: Sample) -> dict[str, float]:
+    """Cores used on average between two samples: by the ledger, the generator, PostgreSQL, the rest; and idle.
+
+    The five add up to the machine's cores (what a process spent before ``before`` and exited since is lost
+    to "rest"; a process started since counts whole).
+    """
+    wall = max(after.at - before.at, 1e-9)
+    ledger = (after.ledger - before.ledger) / wall
+    generator = (after.generator - before.generator) / wall
+    postgres = (after.postgres - before.postgres) / wall
+    busy = (after.busy - before.busy) / wall
+    return {
+        "ledger": ledger,
+        "generator": generator,
+        "postgres": postgres,
+        "rest": max(busy - ledger - generator - postgres, 0.0),
+        "idle": (after.idle - before.idle) / wall,
+    }
+
+
+def line(s: dict[str, float]) -> str:
+    """The account in one line, in cores."""
+    return (
+        f"ledger {s['ledger']:.2f}, load generator {s['generator']:.2f}, PostgreSQL {s['postgres']:.2f}, "
+        f"the rest {s['rest']:.2f}, idle {s['idle']:.2f} of {os.cpu_count()} cores"
+    )
