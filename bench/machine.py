@@ -22,9 +22,9 @@ class Sample:
     at: float  # monotonic seconds
     busy: float  # CPU seconds the whole machine spent on anything but idling (all cores)
     idle: float  # CPU seconds idle or waiting for a disk (all cores)
-    ledger: float  # the ledger's processes: the ones named and their children (``serve --workers``)
+    ledger: dict[int, float]  # CPU seconds by pid: the ledger's processes, the ones named and their descendants
     generator: float  # this process: the load generator
-    postgres: float  # every process named postgres
+    postgres: dict[int, float]  # CPU seconds by pid: every process named postgres
 
 
 def _stat(pid: int | str) -> tuple[str, int, float] | None:
@@ -47,29 +47,35 @@ def sample(ledger: Iterable[int]) -> Sample:
     family = set(ledger)
     while grown := {pid for pid, (_, parent, _) in stats.items() if parent in family} - family:
         family |= grown  # children, then theirs (a worker's pool of signature checkers)
-    ours = sum(stats[pid][2] for pid in family if pid in stats)
-    postgres = sum(cpu for name, _, cpu in stats.values() if name == "postgres")
+    ours = {pid: stats[pid][2] for pid in family if pid in stats}
+    postgres = {pid: cpu for pid, (name, _, cpu) in stats.items() if name == "postgres"}
     own = stats.get(os.getpid(), ("", 0, 0.0))[2]
     return Sample(time.monotonic(), sum(ticks) / _TICK - idle, idle, ours, own, postgres)
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two samples by the processes alive at the second (one started since counts
+    whole; one that ended since is not counted: its last moments are lost to "the rest")."""
+    return sum(max(cpu - before.get(pid, 0.0), 0.0) for pid, cpu in after.items())
 
 
 def shares(before: Sample, after: Sample) -> dict[str, float]:
     """Cores used on average between two samples: by the ledger, the generator, PostgreSQL, the rest; and idle.
 
-    The five add up to the machine's cores (what a process spent before ``before`` and exited since is lost
-    to "rest"; a process started since counts whole).
+    The five add up to the machine's cores (what a process spent and exited before ``after`` is in "the
+    rest"; the machine's idle count may step back a little, as Linux's iowait can: never below 0).
     """
     wall = max(after.at - before.at, 1e-9)
-    ledger = (after.ledger - before.ledger) / wall
-    generator = (after.generator - before.generator) / wall
-    postgres = (after.postgres - before.postgres) / wall
+    ledger = _spent(before.ledger, after.ledger) / wall
+    generator = max(after.generator - before.generator, 0.0) / wall
+    postgres = _spent(before.postgres, after.postgres) / wall
     busy = (after.busy - before.busy) / wall
     return {
         "ledger": ledger,
         "generator": generator,
         "postgres": postgres,
         "rest": max(busy - ledger - generator - postgres, 0.0),
-        "idle": (after.idle - before.idle) / wall,
+        "idle": max(after.idle - before.idle, 0.0) / wall,
     }
 
 

@@ -196,6 +196,16 @@ async def show_receipt(printer: PtyPrinter, count: int) -> None:
     say(f"    | [QR {page.qr[0]}]" if page.qr else "    | (no QR)")
 
 
+async def drawer_kicked(printer: PtyPrinter, count: int) -> None:
+    """Until the printer has had ``count`` drawer kicks: the gateway kicks after the receipt is cut, so a look
+    at the drawer the moment the receipt is out can come before the kick does."""
+    for _ in range(200):
+        if printer.kicks >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the cash drawer was never kicked")
+
+
 def wallet_proc(name: str, creds: Credentials, env: dict[str, str], demo_dir: Path) -> Proc:
     """``posgw-sim wechatpay`` or ``alipay`` on a free port, over TLS with the demo's CA."""
     port = free_port()
@@ -294,6 +304,7 @@ async def run_demo(repo: Path) -> int:
         say(f"  scanned the member's coupon from the app → {coupon.get('name') or coupon['error']['message']}")
         first_sale = await sell(pos, basket["basket_id"])
         await show_receipt(printer, 1)
+        await drawer_kicked(printer, 1)
         say(f"  the cash drawer opened (kicked through the printer): {printer.drawer_open}")
         printer.close_drawer()
         st = await pos.wait_status(lambda s: s["journal"]["pending"] == 0)
