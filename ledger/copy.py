@@ -97,7 +97,7 @@ async def copy_to_postgres(data_dir: Path, url: str, progress: Callable[[str], N
     if not url.startswith(("postgresql://", "postgres://")):
         raise CopyRefusedError("--to must be a postgresql:// URL")
     await (await LedgerStore.open(data_dir)).close()  # the in-place upgrade, so every column is there
-    # Read on the PostgreSQL side's own thread, where the copy runs.
+    # Read where the copy runs, inside the PostgreSQL transaction (the command's own loop: nothing else waits).
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     target = await open_database(data_dir, url)
     try:

@@ -93,6 +93,11 @@ class Tx(Protocol):
         """In a keyed write, lock more keys (ones learnt from what it read); a no-op where writes are serialised."""
         ...
 
+    async def pause(self) -> None:
+        """Let the event loop's other work run a moment, where the transaction shares it (PostgreSQL); a no-op
+        where it runs on a thread of its own (SQLite)."""
+        ...
+
 
 Work = Callable[[Tx], Awaitable[T]]
 

@@ -12,6 +12,13 @@ enrolment turns out to alias, a unique index two inserts race for) could
 still meet in another order; the database then breaks the deadlock and the
 transaction is run again.
 
+Everything runs on the caller's event loop, the API's: a thread of its own
+for the database (and its own loop) made each request cost 10 – 12 % more
+CPU, the two threads taking turns under one interpreter lock
+(``docs/protocols/sync.md``, "2026-12-04"); a group of batches gives the
+loop back every ``ingest.YIELD_EVERY`` records, so a long one does not hold
+up the requests meanwhile.
+
 Reads run in repeatable-read snapshots beside the writers, on a read replica
 when one is configured and the reader accepts a moment's lag. A *lease* is
 a session-level advisory lock held on a connection of its own: one node of
@@ -24,9 +31,8 @@ import asyncio
 import contextlib
 import hashlib
 import random
-import threading
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -119,6 +125,9 @@ class PostgresTx:
             marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
             await self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
 
+    async def pause(self) -> None:
+        await asyncio.sleep(0)  # the API's requests share this loop
+
     async def lock(self, keys: Sequence[str]) -> None:
         if keys:  # out of the first order: a deadlock is possible here, and broken by the database (run again)
             await self._conn.execute(lock_keys_sql(key_numbers(self._schema, keys)))
@@ -127,15 +136,8 @@ class PostgresTx:
 class PostgresDatabase:
     engine = "postgres"
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        loop: asyncio.AbstractEventLoop,
-        thread: threading.Thread,
-        url: str,
-        replica: asyncpg.Pool | None = None,
-    ) -> None:
-        self._pool, self._loop, self._thread, self._url = pool, loop, thread, url
+    def __init__(self, pool: asyncpg.Pool, url: str, replica: asyncpg.Pool | None = None) -> None:
+        self._pool, self._url = pool, url
         self._replica = replica
         self.schema = ""  # the schema the URL's connections write to: it names their key locks
         self._leases: dict[str, asyncpg.Connection] = {}  # a session per lease, held or waiting to take it
@@ -149,9 +151,6 @@ class PostgresDatabase:
 
         ``replica``: a read replica's URL, for the reads that may lag a moment (snapshots, deltas, lookups).
         """
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="ledger-postgres", daemon=True)
-        thread.start()
 
         async def create(at: str) -> asyncpg.Pool:
             return await asyncpg.create_pool(
@@ -162,24 +161,19 @@ class PostgresDatabase:
         pools: list[asyncpg.Pool] = []
         try:
             for at in (url, replica) if replica else (url,):
-                pools.append(await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(create(at), loop)))
+                pools.append(await create(at))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             for pool in pools:
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(pool.close(), loop))
-            _stop(loop, thread)
+                await pool.close()
             raise StorageError(f"ledger database {redacted(at)}: cannot connect: {err}") from err
-        db = cls(pools[0], loop, thread, url, pools[1] if replica else None)
+        db = cls(pools[0], url, pools[1] if replica else None)
         try:
-            await db._on(db.migrate())
-            db.schema = str(await db._on(db._pool.fetchval("SELECT current_schema()")))
+            await db.migrate()
+            db.schema = str(await db._pool.fetchval("SELECT current_schema()"))
         except BaseException:
             await db.close()
             raise
         return db
-
-    async def _on(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run on the database's own thread and loop: a transaction's round trips never wait for a busy API loop."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
 
     async def migrate(self) -> int:
         """Apply the migrations this database lacks; return how many were applied."""
@@ -215,10 +209,10 @@ class PostgresDatabase:
 
     async def write(self, fn: Work[T], gate: Gate | None = None, *, keys: Sequence[str] | None = None) -> T:
         if keys is None:
-            return await self._on(self._write(fn, gate, None))
+            return await self._write(fn, gate, None)
         for attempt in range(RETRIES):
             try:
-                return await self._on(self._write(fn, gate, list(keys)))
+                return await self._write(fn, gate, list(keys))
             except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError):
                 if attempt == RETRIES - 1:
                     raise
@@ -227,7 +221,7 @@ class PostgresDatabase:
         raise AssertionError("unreachable")
 
     async def read(self, fn: Work[T], *, replica: bool = False) -> T:
-        return await self._on(self._read(fn, self._replica if replica and self._replica is not None else self._pool))
+        return await self._read(fn, self._replica if replica and self._replica is not None else self._pool)
 
     async def _write(self, fn: Work[T], gate: Gate | None, keys: list[str] | None) -> T:
         try:
@@ -264,9 +258,6 @@ class PostgresDatabase:
             raise StorageUnavailableError(f"the ledger's database did not answer: {type(err).__name__}: {err}") from err
 
     async def lease(self, name: str) -> bool:
-        return await self._on(self._lease(name))
-
-    async def _lease(self, name: str) -> bool:
         """On the lease's own session: held while it lives (a lock taken twice by one session is still one)."""
         conn = self._leases.get(name)
         try:
@@ -295,19 +286,9 @@ class PostgresDatabase:
         return self._pool.get_size(), self._pool.get_idle_size()
 
     async def close(self) -> None:
-        async def closing() -> None:
-            for conn in self._leases.values():
-                with contextlib.suppress(*UNAVAILABLE):
-                    await conn.close()
-            if self._replica is not None:
-                await self._replica.close()
-            await self._pool.close()
-
-        await self._on(closing())
-        _stop(self._loop, self._thread)
-
-
-def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.close()
+        for conn in self._leases.values():
+            with contextlib.suppress(*UNAVAILABLE):
+                await conn.close()
+        if self._replica is not None:
+            await self._replica.close()
+        await self._pool.close()

@@ -99,6 +99,9 @@ class SqliteTx:
     async def lock(self, keys: Sequence[str]) -> None:
         return None  # one writer: nothing to lock
 
+    async def pause(self) -> None:
+        return None  # stepped on its own thread: it never suspends (``_step``)
+
 
 def _step(work: Awaitable[T]) -> T:
     """Run a coroutine that never suspends (SQLite calls are synchronous) to its result."""

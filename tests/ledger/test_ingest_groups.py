@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ledger.database import Tx
 from ledger.group_writer import GroupWriter, _Waiting, lock_keys
+from ledger.ingest import YIELD_EVERY, batches
 from protocols.sync import SyncReply
 from tests.gateway.records import draft
 from tests.harness import books, sealed
@@ -91,5 +95,46 @@ async def test_groups_in_flight_on_one_node_never_share_a_key_and_a_terminal_kee
         assert writer._waiting == [first, second, fourth]
         writer._busy = set()  # the running group committed
         assert writer._next_group() == [first, second, fourth]
+    finally:
+        await store.close()
+
+
+async def test_a_long_group_gives_the_loop_back_as_it_goes_and_is_applied_whole(
+    tmp_path: Path, ledger_database: str | None
+) -> None:
+    """On PostgreSQL the API's requests share the loop a group runs on: the group pauses for them every
+    ``YIELD_EVERY`` records it decides. On SQLite it is stepped on a thread of its own and must never
+    suspend (a pause there is nothing). Either way every record is applied once."""
+    store = await books(tmp_path, ledger_database)
+    try:
+        records = sealed([draft("T-LONG", 100 + i, "M0001") for i in range(2 * YIELD_EVERY + 50)])
+        half = len(records) // 2
+        reply = await store.ingest("T-LONG", records[:half], [None] * half)  # through the group writer
+        assert [r.status for r in reply.results] == ["accepted"] * half
+        pauses = 0
+
+        class Counted:
+            def __init__(self, tx: Tx) -> None:
+                self._tx = tx
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._tx, name)
+
+            async def pause(self) -> None:
+                nonlocal pauses
+                pauses += 1
+                await self._tx.pause()
+
+        rest = records[half:]
+        group = [("T-LONG", rest[:YIELD_EVERY]), ("T-LONG", rest[YIELD_EVERY:])]  # two batches, one group
+        now = datetime.now(UTC)
+        replies = await store.db.write(
+            lambda tx: batches(Counted(tx), [(t, rs, [None] * len(rs)) for t, rs in group], now, store.rules.shelf),
+            keys=lock_keys(rest),
+        )
+        assert [r.status for reply in replies for r in reply.results] == ["accepted"] * len(rest)
+        assert pauses == len(rest) // YIELD_EVERY  # counted across its batches
+        assert replies[-1].high_seq == len(records)
+        assert await store.reports.check() == []
     finally:
         await store.close()
