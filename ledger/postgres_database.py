@@ -12,10 +12,10 @@ enrolment turns out to alias, a unique index two inserts race for) could
 still meet in another order; the database then breaks the deadlock and the
 transaction is run again.
 
-Everything runs on the caller's event loop, the API's: a thread of its own
-for the database (and its own loop) made each request cost 10 – 12 % more
-CPU, the two threads taking turns under one interpreter lock
-(``docs/protocols/sync.md``, "2026-12-04"); a group of batches gives the
+Everything runs on the caller's event loop, the API's: with a thread (and a
+loop) of its own for the database, a record cost 12 – 30 % more CPU, the two
+threads taking turns under one interpreter lock
+(``docs/protocols/sync.md``, "2026-12-04, later"); a group of batches gives the
 loop back every ``ingest.YIELD_EVERY`` records, so a long one does not hold
 up the requests meanwhile.
 

@@ -35,11 +35,9 @@ async def db() -> AsyncIterator[PostgresDatabase]:
 
 
 async def _held_open(db: PostgresDatabase, keys: list[str] | None, entered: asyncio.Event, go: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-
     async def hold(tx: Tx) -> None:
-        loop.call_soon_threadsafe(entered.set)  # the database's own thread runs the transaction
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(go.wait(), loop))
+        entered.set()  # the transaction runs on the test's loop, as on the API's
+        await go.wait()
 
     await db.write(hold, keys=keys)
 
@@ -178,6 +176,10 @@ async def test_a_lease_whose_session_died_is_given_up_and_taken_by_another(db: P
         assert await first.lease("notices")
         pid = first._leases["notices"].get_server_pid()
         await db.read(lambda tx: tx.one("SELECT pg_terminate_backend($1)", pid))  # the holder's session cut off
+        for _ in range(200):  # the backend lets go of its locks as it exits, a moment after it is told to
+            if not await db.read(lambda tx: tx.one("SELECT 1 FROM pg_locks WHERE pid = $1", pid)):
+                break
+            await asyncio.sleep(0.05)
         assert await other.lease("notices")  # free: the next node takes it
         assert not await first.lease("notices")  # and the first, on a new session, knows it no longer holds it
     finally:

@@ -54,12 +54,11 @@ def _earn(member_id: str, points: int) -> str:
 
 async def _open_change(store: LedgerStore, member_id: str, entered: asyncio.Event, go: asyncio.Event) -> None:
     """Change a member and keep the transaction open until ``go``: a batch still being written."""
-    loop = asyncio.get_running_loop()
 
     async def hold(tx: Tx) -> None:
         await tx.run(_earn(member_id, 7))
-        loop.call_soon_threadsafe(entered.set)  # the database's own thread runs the transaction
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(go.wait(), loop))
+        entered.set()  # the transaction runs on the test's loop, as on the API's
+        await go.wait()
 
     await store.db.write(hold, keys=[f"member:{member_id}"])
 
