@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import secrets
 import shutil
@@ -67,11 +66,8 @@ from simulators.processes import Proc, demo_env, free_port, ledger_proc
 
 
 def cpu_seconds(proc: Proc) -> float:
-    """The CPU a running process has spent, user and system (Linux ``/proc``): the ledger's own cost of a
-    phase, whatever else shares the machine."""
-    assert proc.popen is not None
-    fields = Path(f"/proc/{proc.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The ledger process's own CPU so far (``bench/machine.py``)."""
+    return machine.process_cpu(_pid(proc))
 
 
 def _pid(proc: Proc) -> int:
@@ -232,10 +228,8 @@ async def _run(
         )
         await _first(selling, fleet_run)
         spent = cpu_seconds(ledger)  # once every till has enrolled (an enrolment checks a slow code hash)
-        shared = machine.sample([_pid(ledger)])
-        paced, _ = await fleet_run
+        (paced, _), paced_machine = await machine.during([_pid(ledger)], fleet_run)
         paced_cpu = cpu_seconds(ledger) - spent
-        paced_machine = machine.shares(shared, machine.sample([_pid(ledger)]))
         quiet_links()
         on_mqtt, _ = await run_fleet(
             url, await codes(data, database, "T-MQTT", terminals), 10, offline_share=0.0, pace_seconds=PACE,
@@ -296,9 +290,8 @@ async def on_workers(work: Path, terminals: int, records_each: int) -> dict[str,
                 run_fleet(at, steady, 10, offline_share=0.0, pace_seconds=PACE, enrolled=selling)
             )
             await _first(selling, fleet_run)
-            shared = machine.sample([_pid(ledger)])  # the supervisor: its workers are the ledger too
-            paced, _ = await fleet_run
-            paced_machine = machine.shares(shared, machine.sample([_pid(ledger)]))
+            # The supervisor: its workers, its children, are the ledger too.
+            (paced, _), paced_machine = await machine.during([_pid(ledger)], fleet_run)
         finally:
             ledger.stop()
     return {"workers": WORKERS, "burst_lag": summary(burst.lags), "paced_per_s": paced.records / paced.seconds,
@@ -366,9 +359,7 @@ async def on_nodes(count: int, terminals: int, records_each: int, pace: float) -
                     offline_share=0.0, pace_seconds=pace, members=customers, enrolled=selling,
                 ))  # fmt: skip
                 await _first(selling, fleet_run)
-                shared = machine.sample(_pid(node) for node in nodes)
-                result, _ = await fleet_run
-                used = machine.shares(shared, machine.sample(_pid(node) for node in nodes))
+                (result, _), used = await machine.during([_pid(node) for node in nodes], fleet_run)
                 stop.set()
                 await sampler
             finally:

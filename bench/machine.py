@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 _TICK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,21 @@ def _stat(pid: int | str) -> tuple[str, int, float] | None:
     name = text[text.index("(") + 1 : text.rindex(")")]
     fields = text.rsplit(")", 1)[1].split()
     return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def process_cpu(pid: int) -> float:
+    """The CPU a running process has spent, user and system: its own cost of a phase, whatever shares the
+    machine (0 if it is gone)."""
+    found = _stat(pid)
+    return found[2] if found is not None else 0.0
+
+
+async def during(ledger: Iterable[int], work: Awaitable[T]) -> tuple[T, dict[str, float]]:
+    """``work``'s result, and where the machine's CPU went while it ran (:func:`shares`)."""
+    pids = list(ledger)
+    before = sample(pids)
+    result = await work
+    return result, shares(before, sample(pids))
 
 
 def sample(ledger: Iterable[int]) -> Sample:

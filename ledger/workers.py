@@ -93,7 +93,10 @@ def supervise(argv: list[str], workers: int, host: str, port: int, node: str) ->
                         continue
                     w.started = now
                 elif w.popen is not None and (code := w.popen.poll()) is not None:
-                    mark_process_dead(w.popen.pid, metrics)  # type: ignore[no-untyped-call]  # its live gauges go
+                    try:  # its live gauges go; a file that will not, stays (the supervisor goes on)
+                        mark_process_dead(w.popen.pid, metrics)  # type: ignore[no-untyped-call]
+                    except OSError as err:
+                        log.warning("ledger_worker_metrics_kept", worker=w.index, error=str(err))
                     w.popen = None
                     lived = now - w.started
                     w.served = w.served or lived >= YOUNG_SECONDS

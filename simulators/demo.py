@@ -18,6 +18,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,14 +183,18 @@ async def ledger_command(demo_dir: Path, env: dict[str, str], *args: str, stdin:
     return done.stdout
 
 
+async def _printer_until(ready: Callable[[], bool], failure: str) -> None:
+    """Until ``ready()`` says the printer simulator has done it (10 s), else ``failure`` raised."""
+    for _ in range(200):
+        if ready():
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(failure)
+
+
 async def show_receipt(printer: PtyPrinter, count: int) -> None:
     """The receipt the printer simulator cut, as it came out."""
-    for _ in range(200):
-        if len(printer.printed) >= count:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise RuntimeError("the receipt printer printed nothing")
+    await _printer_until(lambda: len(printer.printed) >= count, "the receipt printer printed nothing")
     page = printer.printed[count - 1]
     say("  receipt printed (decoded from the ESC/POS the printer was sent):")
     say("\n".join(f"    | {line}" for line in page.lines if line))
@@ -199,11 +204,7 @@ async def show_receipt(printer: PtyPrinter, count: int) -> None:
 async def drawer_kicked(printer: PtyPrinter, count: int) -> None:
     """Until the printer has had ``count`` drawer kicks: the gateway kicks after the receipt is cut, so a look
     at the drawer the moment the receipt is out can come before the kick does."""
-    for _ in range(200):
-        if printer.kicks >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError("the cash drawer was never kicked")
+    await _printer_until(lambda: printer.kicks >= count, "the cash drawer was never kicked")
 
 
 def wallet_proc(name: str, creds: Credentials, env: dict[str, str], demo_dir: Path) -> Proc:
